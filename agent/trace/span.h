@@ -1,0 +1,108 @@
+#pragma once
+// The agent's span model (architecture.md "Spans and correlation"). Every
+// producer (system spans from syscalls, network spans from packets, app spans
+// from OTLP) fills this one struct; the exporter converts it to sonde.v1.Span.
+#include <array>
+#include <cstdint>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "agent/protocols/l7_protocol.h"
+#include "agent/protocols/record.h"
+
+namespace sonde::trace {
+
+using TraceId = std::array<uint8_t, 16>;
+using SpanId = std::array<uint8_t, 8>;
+
+// Where a span came from.
+enum class SpanSource : char {
+  kApplication = 'A',  // OTLP from an instrumented process
+  kSystem = 'S',       // reconstructed from socket syscalls
+  kNetwork = 'N',      // reconstructed from packets on an interface
+};
+
+// OTel SpanKind values.
+enum class SpanKind : uint8_t { kUnspecified = 0, kInternal = 1, kServer = 2, kClient = 3,
+                                kProducer = 4, kConsumer = 5 };
+
+// OTel status codes.
+enum class StatusCode : uint8_t { kUnset = 0, kOk = 1, kError = 2 };
+
+// How a span's parent edge was derived, strongest evidence first.
+enum class LinkReason : uint8_t {
+  kNone = 0,
+  kTraceparent = 1,      // W3C traceparent / B3 parent id
+  kKongRequestId = 2,    // X-Kong-Request-Id echoed upstream
+  kRequestId = 3,        // x-request-id
+  kTimeNesting = 4,      // same worker, egress inside ingress lifetime, path/host similar
+  kTcpSequence = 5,      // same bytes seen at two points (client/server, syscall/packet)
+  kOtlpParent = 6,       // parent id carried by an OTLP span
+  kThread = 7,           // same thread, ingress followed by egress
+};
+
+using AttributeValue = std::variant<std::string, int64_t, double, bool>;
+struct Attribute {
+  std::string key;
+  AttributeValue value;
+};
+
+struct Endpoint {
+  std::string address;  // IP text
+  uint16_t port = 0;
+};
+
+struct Span {
+  TraceId trace_id{};
+  SpanId span_id{};
+  SpanId parent_span_id{};  // all zero: root
+  LinkReason parent_reason = LinkReason::kNone;
+
+  SpanSource source = SpanSource::kSystem;
+  SpanKind kind = SpanKind::kUnspecified;
+  std::string name;  // "GET /users/{id}", "grpc.health.v1.Health/Check"
+  std::string service_name;
+  uint64_t start_unix_ns = 0;
+  uint64_t end_unix_ns = 0;
+  StatusCode status = StatusCode::kUnset;
+  std::string status_message;
+
+  // Who produced it.
+  uint32_t pid = 0;
+  uint32_t tid = 0;
+  std::string comm;
+  std::string container_id;
+  uint64_t sock_id = 0;
+
+  // Where it went.
+  Endpoint local;
+  Endpoint peer;
+  Endpoint client;  // the client side of the connection
+  Endpoint server;  // the server side of the connection
+  protocols::L7Protocol protocol = protocols::L7Protocol::kUnknown;
+  std::string endpoint;  // "GET /users/{id}" or "pkg.Service/Method"
+  int http_status = 0;
+  int grpc_status = -1;
+  uint64_t request_bytes = 0;
+  uint64_t response_bytes = 0;
+  uint32_t request_tcp_seq = 0;
+  uint32_t response_tcp_seq = 0;
+  bool request_seq_valid = false;
+  bool response_seq_valid = false;
+
+  std::vector<Attribute> attributes;
+  std::vector<protocols::HeaderField> request_headers;
+  std::vector<protocols::HeaderField> response_headers;
+
+  uint64_t duration_ns() const { return end_unix_ns > start_unix_ns ? end_unix_ns - start_unix_ns : 0; }
+};
+
+// Anything that wants finished spans (JSON printer, RED aggregator, exporter).
+class SpanSink {
+ public:
+  virtual ~SpanSink() = default;
+  virtual void OnSpan(const Span& span) = 0;
+};
+
+}  // namespace sonde::trace

@@ -1,0 +1,162 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Every struct and enum that crosses the kernel/user boundary, and nothing else.
+ * Plain C with fixed-width types and explicit padding, included by the BPF
+ * programs (with vmlinux.h) and by user space (with <linux/types.h>). Enum
+ * values are fixed and never reused. User space adds static_asserts on sizes;
+ * nothing here is mirrored anywhere.
+ */
+#ifndef SONDE_ABI_H
+#define SONDE_ABI_H
+
+#ifndef __VMLINUX_H__
+#include <linux/types.h>
+#endif
+
+#define SONDE_COMM_LEN 16
+#define SONDE_ADDR_LEN 16 /* IPv4 in the first 4 bytes, IPv6 uses all 16 */
+
+/* Payload capture: first N bytes of each call. N is set at load time. */
+#define SONDE_PAYLOAD_DEFAULT 4096
+#define SONDE_PAYLOAD_MAX 16384 /* power of two: the BPF side masks offsets with MAX-1 */
+#define SONDE_MAX_IOVECS 16     /* iovecs read per readv/writev/sendmsg/recvmsg */
+
+enum sonde_event_type {
+  SONDE_EVENT_DATA = 1,       /* bytes moved by a socket syscall */
+  SONDE_EVENT_CONN_OPEN = 2,  /* connect()/accept() returned, or a TCP state change opened it */
+  SONDE_EVENT_CONN_CLOSE = 3, /* close() on a socket fd or TCP_CLOSE state */
+};
+
+enum sonde_direction {
+  SONDE_DIR_UNKNOWN = 0,
+  SONDE_DIR_EGRESS = 1,  /* this process sent the bytes */
+  SONDE_DIR_INGRESS = 2, /* this process received the bytes */
+};
+
+enum sonde_role {
+  SONDE_ROLE_UNKNOWN = 0, /* socket seen first mid-life (late join) */
+  SONDE_ROLE_CLIENT = 1,  /* connect() */
+  SONDE_ROLE_SERVER = 2,  /* accept() */
+};
+
+enum sonde_syscall {
+  SONDE_SYS_UNKNOWN = 0,
+  SONDE_SYS_READ = 1,
+  SONDE_SYS_WRITE = 2,
+  SONDE_SYS_READV = 3,
+  SONDE_SYS_WRITEV = 4,
+  SONDE_SYS_SENDTO = 5,
+  SONDE_SYS_RECVFROM = 6,
+  SONDE_SYS_SENDMSG = 7,
+  SONDE_SYS_RECVMSG = 8,
+  SONDE_SYS_SENDMMSG = 9,
+  SONDE_SYS_RECVMMSG = 10,
+  SONDE_SYS_SENDFILE = 11,
+  SONDE_SYS_CONNECT = 12,
+  SONDE_SYS_ACCEPT = 13,
+  SONDE_SYS_ACCEPT4 = 14,
+  SONDE_SYS_CLOSE = 15,
+  SONDE_SYS_STATE_CHANGE = 16, /* sock:inet_sock_set_state, not a syscall */
+};
+
+/* Bits of sonde_data_event.flags */
+enum sonde_data_flags {
+  SONDE_DATA_TRUNCATED = 1 << 0,     /* payload_len < bytes: only a prefix was captured */
+  SONDE_DATA_NO_PAYLOAD = 1 << 1,    /* bytes counted, payload not readable (sendfile) */
+  SONDE_DATA_SEQ_VALID = 1 << 2,     /* tcp_seq holds the TCP sequence of the first byte */
+  SONDE_DATA_MULTI_MSG = 1 << 3,     /* sendmmsg/recvmmsg: payload/bytes of the first message */
+};
+
+/* Why an event or part of one was not delivered (index into the lost-events map). */
+enum sonde_drop_reason {
+  SONDE_DROP_RINGBUF_FULL = 0,   /* bpf_ringbuf_output failed */
+  SONDE_DROP_STASH_FULL = 1,     /* no room to stash syscall args at entry */
+  SONDE_DROP_SCRATCH = 2,        /* per-CPU scratch buffer unavailable */
+  SONDE_DROP_PAYLOAD_READ = 3,   /* bpf_probe_read_user of the payload failed */
+  SONDE_DROP_CONN_MAP_FULL = 4,  /* connection-info map insert failed */
+  SONDE_DROP_REASON_COUNT = 5,
+};
+
+/* Counters of things seen but not turned into events (index into the stats map). */
+enum sonde_stat {
+  SONDE_STAT_EVENTS = 0,         /* events submitted */
+  SONDE_STAT_MMSG_CALLS = 1,     /* sendmmsg/recvmmsg calls seen */
+  SONDE_STAT_SENDFILE_CALLS = 2, /* sendfile calls on sockets */
+  SONDE_STAT_WAKEUPS = 3,        /* forced ring-buffer wake-ups */
+  SONDE_STAT_FILTERED = 4,       /* calls dropped by the pid/port/cgroup filters */
+  SONDE_STAT_COUNT = 5,
+};
+
+/* Filter map values (pid/port/cgroup filter maps). */
+enum sonde_filter_action {
+  SONDE_FILTER_INCLUDE = 1,
+  SONDE_FILTER_EXCLUDE = 2,
+};
+
+/* Bits of sonde_filter_config.mode: which include lists are active. An include
+ * list that is active means "only these"; exclude entries always apply. */
+enum sonde_filter_mode {
+  SONDE_FILTER_PIDS_INCLUDE_ONLY = 1 << 0,
+  SONDE_FILTER_PORTS_INCLUDE_ONLY = 1 << 1,
+  SONDE_FILTER_CGROUPS_INCLUDE_ONLY = 1 << 2,
+};
+
+/* Single-entry array map set from user space. */
+struct sonde_filter_config {
+  __u32 mode;       /* enum sonde_filter_mode bits */
+  __u32 agent_tgid; /* never traced */
+};
+
+/* Connection 4/5-tuple as seen from the traced process: local = s*, remote = d*. */
+struct sonde_tuple {
+  __u8 saddr[SONDE_ADDR_LEN];
+  __u8 daddr[SONDE_ADDR_LEN];
+  __u16 sport;  /* host byte order */
+  __u16 dport;  /* host byte order */
+  __u16 family; /* AF_INET / AF_INET6 */
+  __u8 l4_protocol; /* IPPROTO_TCP / IPPROTO_UDP */
+  __u8 _pad;
+};
+
+/* Common prefix of every ring-buffer record. */
+struct sonde_event_header {
+  __u32 type; /* enum sonde_event_type */
+  __u32 size; /* bytes of this record including the header and payload */
+  __u64 ts_enter_ns; /* CLOCK_MONOTONIC (bpf_ktime_get_ns) at syscall entry */
+  __u64 ts_exit_ns;  /* CLOCK_MONOTONIC at syscall exit / event */
+  __u32 pid;  /* tgid */
+  __u32 tid;
+  char comm[SONDE_COMM_LEN];
+};
+
+/* SONDE_EVENT_DATA: followed by payload_len bytes of payload. */
+struct sonde_data_event {
+  struct sonde_event_header hdr;
+  __u64 sock_id;   /* socket inode number: unique for the life of the socket */
+  struct sonde_tuple tuple;
+  __s32 fd;
+  __u8 direction;  /* enum sonde_direction */
+  __u8 role;       /* enum sonde_role */
+  __u8 syscall;    /* enum sonde_syscall */
+  __u8 flags;      /* enum sonde_data_flags bits */
+  __u64 bytes;     /* bytes the call moved (its return value) */
+  __u32 tcp_seq;   /* TCP sequence number of the first byte (write_seq/copied_seq) */
+  __u32 payload_len; /* bytes of payload that follow, <= configured capture size */
+  __u8 payload[];
+};
+
+/* SONDE_EVENT_CONN_OPEN / SONDE_EVENT_CONN_CLOSE */
+struct sonde_conn_event {
+  struct sonde_event_header hdr;
+  __u64 sock_id;
+  struct sonde_tuple tuple;
+  __s32 fd;       /* -1 when the event comes from a state change */
+  __s32 retval;   /* syscall return value (0 / -errno), or new state for state changes */
+  __u8 role;      /* enum sonde_role */
+  __u8 syscall;   /* enum sonde_syscall */
+  __u8 _pad[6];
+  __u64 bytes_sent;     /* TCP bytes_sent/bytes_received at close, 0 if unknown */
+  __u64 bytes_received;
+};
+
+#endif /* SONDE_ABI_H */
