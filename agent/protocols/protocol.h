@@ -98,6 +98,10 @@ struct ProtocolDefinition {
   InferResult (*infer)(std::string_view first_bytes, Direction dir, Role role);
   // `late_join`: the connection was not seen from its start.
   std::unique_ptr<ProtocolSession> (*make_session)(Role role, bool late_join);
+  // Optional: who is the client, judged from the bytes that made `infer` say
+  // yes (a request seen in egress means this process is the client). Used
+  // when the socket was joined mid-life and its role is unknown.
+  Role (*infer_role)(std::string_view first_bytes, Direction dir) = nullptr;
 };
 
 }  // namespace sonde::protocols

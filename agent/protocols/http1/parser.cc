@@ -1,0 +1,361 @@
+#include "agent/protocols/http1/parser.h"
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+
+namespace sonde::protocols::http1 {
+namespace {
+
+constexpr std::string_view kMethods[] = {"GET",     "POST",  "PUT",   "DELETE", "HEAD",
+                                         "OPTIONS", "PATCH", "TRACE", "CONNECT"};
+
+inline char Lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
+
+inline bool EqualsLower(std::string_view s, std::string_view lower) {
+  if (s.size() != lower.size()) return false;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (Lower(s[i]) != lower[i]) return false;
+  }
+  return true;
+}
+
+// True when the comma-separated token list `value` contains `token` (lowercase).
+bool HasToken(std::string_view value, std::string_view token) {
+  size_t pos = 0;
+  while (pos <= value.size()) {
+    size_t comma = value.find(',', pos);
+    if (comma == std::string_view::npos) comma = value.size();
+    std::string_view t = value.substr(pos, comma - pos);
+    while (!t.empty() && (t.front() == ' ' || t.front() == '\t')) t.remove_prefix(1);
+    while (!t.empty() && (t.back() == ' ' || t.back() == '\t')) t.remove_suffix(1);
+    if (EqualsLower(t, token)) return true;
+    pos = comma + 1;
+  }
+  return false;
+}
+
+// RFC 9110 tchar.
+inline bool IsTchar(unsigned char c) {
+  static constexpr auto kTable = [] {
+    std::array<bool, 256> t{};
+    for (int ch = '0'; ch <= '9'; ++ch) t[ch] = true;
+    for (int ch = 'a'; ch <= 'z'; ++ch) t[ch] = true;
+    for (int ch = 'A'; ch <= 'Z'; ++ch) t[ch] = true;
+    for (char ch : std::string_view("!#$%&'*+-.^_`|~")) t[static_cast<unsigned char>(ch)] = true;
+    return t;
+  }();
+  return kTable[c];
+}
+
+// Next line of `buf` starting at `pos`: returns the line without CR/LF and
+// advances `pos` past the LF; false when no complete line is available.
+inline bool NextLine(std::string_view buf, size_t* pos, std::string_view* line) {
+  const char* start = buf.data() + *pos;
+  const void* lf = std::memchr(start, '\n', buf.size() - *pos);
+  if (lf == nullptr) return false;
+  size_t len = static_cast<const char*>(lf) - start;
+  *pos += len + 1;
+  if (len > 0 && start[len - 1] == '\r') --len;
+  *line = std::string_view(start, len);
+  return true;
+}
+
+bool ParseVersion(std::string_view v, int* minor) {
+  if (v.size() != 8 || v.substr(0, 7) != "HTTP/1.") return false;
+  if (v[7] < '0' || v[7] > '9') return false;
+  *minor = v[7] - '0';
+  return true;
+}
+
+bool ParseDecimal(std::string_view s, uint64_t* out) {
+  if (s.empty() || s.size() > 18) return false;
+  uint64_t v = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') return false;
+    v = v * 10 + static_cast<uint64_t>(c - '0');
+  }
+  *out = v;
+  return true;
+}
+
+// Parses header lines from `pos` until the blank line.
+ParseStatus ParseHeaders(std::string_view buf, size_t pos, MessageHead* out) {
+  std::string_view line;
+  while (true) {
+    if (!NextLine(buf, &pos, &line)) {
+      return buf.size() > kMaxHeadBytes ? ParseStatus::kInvalid : ParseStatus::kNeedMoreData;
+    }
+    if (line.empty()) break;
+    if (line[0] == ' ' || line[0] == '\t') continue;  // obsolete line folding: ignored
+    size_t colon = 0;
+    while (colon < line.size() && IsTchar(static_cast<unsigned char>(line[colon]))) ++colon;
+    if (colon == 0 || colon >= line.size() || line[colon] != ':') return ParseStatus::kInvalid;
+    std::string_view name = line.substr(0, colon);
+    std::string_view value = line.substr(colon + 1);
+    while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
+    while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
+    if (out->headers.size() >= kMaxHeaders) return ParseStatus::kInvalid;
+    out->headers.push_back({name, value});
+    switch (name.size()) {
+      case 4:
+        if (EqualsLower(name, "host")) out->host = value;
+        break;
+      case 6:
+        if (EqualsLower(name, "expect") && HasToken(value, "100-continue")) {
+          out->expect_continue = true;
+        }
+        break;
+      case 10:
+        if (EqualsLower(name, "connection")) {
+          if (HasToken(value, "close")) out->connection_close = true;
+          if (HasToken(value, "keep-alive")) out->connection_keep_alive = true;
+        }
+        break;
+      case 14:
+        if (EqualsLower(name, "content-length")) {
+          uint64_t len = 0;
+          if (!ParseDecimal(value, &len)) return ParseStatus::kInvalid;
+          if (out->has_content_length && len != out->content_length) return ParseStatus::kInvalid;
+          out->has_content_length = true;
+          out->content_length = len;
+        }
+        break;
+      case 17:
+        if (EqualsLower(name, "transfer-encoding")) {
+          // chunked must be the final coding; anything else is not chunked.
+          size_t last = value.rfind(',');
+          std::string_view final_coding = last == std::string_view::npos ? value : value.substr(last + 1);
+          while (!final_coding.empty() && final_coding.front() == ' ') final_coding.remove_prefix(1);
+          out->chunked = EqualsLower(final_coding, "chunked");
+          if (!out->chunked) out->connection_close = true;  // body runs to close
+        }
+        break;
+      default:
+        break;
+    }
+  }
+  out->head_len = pos;
+  return ParseStatus::kOk;
+}
+
+}  // namespace
+
+int LooksLikeRequestStart(std::string_view s) {
+  for (std::string_view m : kMethods) {
+    size_t n = std::min(s.size(), m.size() + 1);
+    std::string_view want = m;
+    bool match = true;
+    for (size_t i = 0; i < n; ++i) {
+      char expect = i < want.size() ? want[i] : ' ';
+      if (s[i] != expect) {
+        match = false;
+        break;
+      }
+    }
+    if (match) return n == m.size() + 1 ? 1 : -1;
+  }
+  return 0;
+}
+
+int LooksLikeResponseStart(std::string_view s) {
+  static constexpr std::string_view kPrefix = "HTTP/1.";
+  size_t n = std::min(s.size(), kPrefix.size());
+  if (s.substr(0, n) != kPrefix.substr(0, n)) return 0;
+  if (s.size() < 13) {
+    // "HTTP/1.x NNN " — check what we have.
+    for (size_t i = kPrefix.size(); i < s.size(); ++i) {
+      char c = s[i];
+      bool ok = (i == 7 || (i >= 9 && i <= 11)) ? (c >= '0' && c <= '9') : c == ' ';
+      if (!ok) return 0;
+    }
+    return -1;
+  }
+  if (s[7] < '0' || s[7] > '9' || s[8] != ' ') return 0;
+  for (int i = 9; i < 12; ++i) {
+    if (s[i] < '0' || s[i] > '9') return 0;
+  }
+  return (s[12] == ' ' || s[12] == '\r' || s[12] == '\n') ? 1 : 0;
+}
+
+bool StartsWithMethod(std::string_view s) { return LooksLikeRequestStart(s) == 1; }
+
+ParseStatus ParseRequestHead(std::string_view buf, MessageHead* out) {
+  out->headers.clear();
+  out->is_request = true;
+  size_t pos = 0;
+  std::string_view line;
+  if (!NextLine(buf, &pos, &line)) {
+    if (LooksLikeRequestStart(buf) == 0) return ParseStatus::kInvalid;
+    return buf.size() > kMaxHeadBytes ? ParseStatus::kInvalid : ParseStatus::kNeedMoreData;
+  }
+  size_t sp1 = line.find(' ');
+  if (sp1 == std::string_view::npos || sp1 == 0) return ParseStatus::kInvalid;
+  size_t sp2 = line.rfind(' ');
+  if (sp2 == sp1) return ParseStatus::kInvalid;
+  out->method = line.substr(0, sp1);
+  for (char c : out->method) {
+    if (!IsTchar(static_cast<unsigned char>(c))) return ParseStatus::kInvalid;
+  }
+  out->target = line.substr(sp1 + 1, sp2 - sp1 - 1);
+  if (out->target.empty() || out->target.find(' ') != std::string_view::npos) {
+    return ParseStatus::kInvalid;
+  }
+  if (!ParseVersion(line.substr(sp2 + 1), &out->version_minor)) return ParseStatus::kInvalid;
+  out->has_content_length = out->chunked = out->connection_close = false;
+  out->connection_keep_alive = out->expect_continue = false;
+  out->content_length = 0;
+  out->host = {};
+  return ParseHeaders(buf, pos, out);
+}
+
+ParseStatus ParseResponseHead(std::string_view buf, MessageHead* out) {
+  out->headers.clear();
+  out->is_request = false;
+  if (LooksLikeResponseStart(buf) == 0) return ParseStatus::kInvalid;
+  size_t pos = 0;
+  std::string_view line;
+  if (!NextLine(buf, &pos, &line)) {
+    return buf.size() > kMaxHeadBytes ? ParseStatus::kInvalid : ParseStatus::kNeedMoreData;
+  }
+  if (line.size() < 12 || !ParseVersion(line.substr(0, 8), &out->version_minor)) {
+    return ParseStatus::kInvalid;
+  }
+  out->status = (line[9] - '0') * 100 + (line[10] - '0') * 10 + (line[11] - '0');
+  out->has_content_length = out->chunked = out->connection_close = false;
+  out->connection_keep_alive = out->expect_continue = false;
+  out->content_length = 0;
+  out->host = {};
+  return ParseHeaders(buf, pos, out);
+}
+
+BodyFraming RequestFraming(const MessageHead& req) {
+  if (req.chunked) return BodyFraming::kChunked;
+  if (req.has_content_length && req.content_length > 0) return BodyFraming::kContentLength;
+  if (req.method == "CONNECT") return BodyFraming::kTunnel;
+  return BodyFraming::kNone;
+}
+
+BodyFraming ResponseFraming(const MessageHead& resp, std::string_view request_method) {
+  if (resp.status == 101) return BodyFraming::kTunnel;
+  if (request_method == "CONNECT" && resp.status >= 200 && resp.status < 300) {
+    return BodyFraming::kTunnel;
+  }
+  if (request_method == "HEAD" || (resp.status >= 100 && resp.status < 200) ||
+      resp.status == 204 || resp.status == 304) {
+    return BodyFraming::kNone;
+  }
+  if (resp.chunked) return BodyFraming::kChunked;
+  if (resp.has_content_length) {
+    return resp.content_length > 0 ? BodyFraming::kContentLength : BodyFraming::kNone;
+  }
+  return BodyFraming::kUntilClose;
+}
+
+size_t FindMessageStart(std::string_view buf, size_t from, bool request) {
+  size_t pos = from;
+  while (pos < buf.size()) {
+    if (pos == 0 || buf[pos - 1] == '\n') {
+      std::string_view rest = buf.substr(pos);
+      int look = request ? LooksLikeRequestStart(rest) : LooksLikeResponseStart(rest);
+      if (look != 0) return pos;
+    }
+    const void* lf = std::memchr(buf.data() + pos, '\n', buf.size() - pos);
+    if (lf == nullptr) break;
+    pos = static_cast<size_t>(static_cast<const char*>(lf) - buf.data()) + 1;
+  }
+  return std::string_view::npos;
+}
+
+ChunkedDecoder::Result ChunkedDecoder::Feed(std::string_view buf, size_t* consumed) {
+  size_t pos = 0;
+  while (true) {
+    switch (state_) {
+      case State::kData: {
+        uint64_t take = std::min<uint64_t>(remaining_, buf.size() - pos);
+        pos += take;
+        remaining_ -= take;
+        data_bytes_ += take;
+        if (remaining_ > 0) {
+          *consumed = pos;
+          return Result::kNeedMore;
+        }
+        state_ = State::kDataEnd;
+        break;
+      }
+      case State::kDataEnd: {
+        if (pos >= buf.size()) {
+          *consumed = pos;
+          return Result::kNeedMore;
+        }
+        if (buf[pos] == '\n') {
+          pos += 1;
+        } else if (buf[pos] == '\r') {
+          if (pos + 1 >= buf.size()) {
+            *consumed = pos;
+            return Result::kNeedMore;
+          }
+          if (buf[pos + 1] != '\n') return Result::kInvalid;
+          pos += 2;
+        } else {
+          return Result::kInvalid;
+        }
+        state_ = State::kSize;
+        break;
+      }
+      case State::kSize: {
+        size_t line_start = pos;
+        std::string_view line;
+        if (!NextLine(buf, &pos, &line)) {
+          *consumed = line_start;
+          return buf.size() - line_start > 1024 ? Result::kInvalid : Result::kNeedMore;
+        }
+        uint64_t size = 0;
+        size_t digits = 0;
+        for (char c : line) {
+          int d;
+          if (c >= '0' && c <= '9') d = c - '0';
+          else if (c >= 'a' && c <= 'f') d = c - 'a' + 10;
+          else if (c >= 'A' && c <= 'F') d = c - 'A' + 10;
+          else break;
+          if (++digits > 15) return Result::kInvalid;
+          size = size * 16 + static_cast<uint64_t>(d);
+        }
+        if (digits == 0) return Result::kInvalid;
+        if (digits < line.size() && line[digits] != ';' && line[digits] != ' ' &&
+            line[digits] != '\t') {
+          return Result::kInvalid;
+        }
+        if (size == 0) {
+          state_ = State::kTrailer;
+        } else {
+          remaining_ = size;
+          state_ = State::kData;
+        }
+        break;
+      }
+      case State::kTrailer: {
+        size_t line_start = pos;
+        std::string_view line;
+        if (!NextLine(buf, &pos, &line)) {
+          *consumed = line_start;
+          return buf.size() - line_start > kMaxHeadBytes ? Result::kInvalid : Result::kNeedMore;
+        }
+        if (line.empty()) {
+          *consumed = pos;
+          return Result::kDone;
+        }
+        break;
+      }
+    }
+  }
+}
+
+bool ChunkedDecoder::SkipGap(uint64_t n) {
+  if (state_ != State::kData || n > remaining_) return false;
+  remaining_ -= n;
+  data_bytes_ += n;
+  return true;
+}
+
+}  // namespace sonde::protocols::http1

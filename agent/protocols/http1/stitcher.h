@@ -1,0 +1,81 @@
+#pragma once
+// HTTP/1.x ProtocolSession: one incremental parser per direction (heads,
+// Content-Length / chunked / close-delimited bodies, gaps inside bodies
+// absorbed by byte count) and a stitcher pairing requests with responses in
+// order (keep-alive and pipelining). Pairs that would violate causality (a
+// response that started before its request) are never made: after lost
+// bytes the orphan response is dropped and counted instead.
+#include <deque>
+#include <string>
+#include <vector>
+
+#include "agent/protocols/http1/parser.h"
+#include "agent/protocols/protocol.h"
+
+namespace sonde::protocols::http1 {
+
+// One parsed request or response, before pairing.
+struct Http1Message {
+  L7Message wire;
+  std::string method;     // requests
+  std::string target;     // requests: raw request-target
+  std::string authority;  // requests: Host
+  int status = 0;         // responses
+  int version_minor = 1;
+  uint64_t interim_bytes = 0;  // responses: bytes of 1xx heads before the final one
+  bool truncated = false;      // a capture gap broke this message
+  bool late_join = false;      // first message after joining a connection mid-way
+};
+
+class Http1Session final : public ProtocolSession {
+ public:
+  // Bounds on queued unpaired messages per direction.
+  static constexpr size_t kMaxPending = 256;
+
+  Http1Session(Role role, bool late_join);
+
+  size_t OnBytes(Direction dir, const StreamView& view) override;
+  void OnGap(Direction dir, uint64_t bytes) override;
+  void TakeRecords(uint64_t now_ns, bool closing, std::vector<L7Record>& out) override;
+  const ProtocolCounters& counters() const override { return counters_; }
+
+  Role role() const { return role_; }
+
+ private:
+  enum class Phase : uint8_t { kHead, kBody, kChunked, kUntilClose, kTunnel, kResync };
+
+  struct DirState {
+    Phase phase = Phase::kHead;
+    uint64_t body_remaining = 0;
+    ChunkedDecoder chunked;
+    Http1Message current;          // message whose body is being read
+    uint64_t interim_bytes = 0;    // 1xx bytes waiting for the final response
+    uint64_t last_exit_ns = 0;     // exit time of the newest call seen
+    bool after_desync = false;     // next message follows a resync
+  };
+
+  bool IsRequestDir(Direction dir) const;
+  void ResolveRole(Direction dir, std::string_view bytes);
+  DirState& State(Direction dir) { return dir == Direction::kEgress ? egress_ : ingress_; }
+  // Parses one head at `pos`; returns bytes consumed or 0 when more data is needed.
+  size_t ParseHead(Direction dir, const StreamView& view, size_t pos, bool* need_more);
+  void StartMessage(Direction dir, const StreamView& view, size_t pos, const MessageHead& head,
+                    Http1Message* msg);
+  void Finish(Direction dir, DirState& st, uint64_t last_byte_ns);
+  void Desync(Direction dir, DirState& st);
+  std::string_view NextResponseMethod() const;
+  void Pair();
+  void Emit(Http1Message&& req, Http1Message* resp);
+
+  Role role_;
+  bool late_join_;
+  DirState egress_;
+  DirState ingress_;
+  std::deque<Http1Message> requests_;
+  std::deque<Http1Message> responses_;
+  std::vector<L7Record> ready_;
+  ProtocolCounters counters_;
+  MessageHead scratch_;  // reused to avoid reallocating the header vector
+};
+
+}  // namespace sonde::protocols::http1
