@@ -159,4 +159,72 @@ struct sonde_conn_event {
   __u64 bytes_received;
 };
 
+/* ------------------------------------------------------------------------
+ * TCP health (bpf/tcp_health.bpf.c -> agent/tcp). Per-socket counters kept in
+ * an LRU hash keyed by the socket cookie (never reused); user space reads them
+ * periodically, computes deltas and deletes entries of closed sockets. No
+ * per-packet or per-retransmission events cross the boundary.
+ * ------------------------------------------------------------------------ */
+
+enum sonde_tcp_sock_flags {
+  SONDE_TCP_ESTABLISHED = 1 << 0,    /* reached ESTABLISHED (handshake_ns valid) */
+  SONDE_TCP_CLOSED = 1 << 1,         /* reached TCP_CLOSE: final values, delete after reading */
+  SONDE_TCP_FAILED_REFUSED = 1 << 2, /* SYN_SENT -> CLOSE after an RST (ECONNREFUSED) */
+  SONDE_TCP_FAILED_TIMEOUT = 1 << 3, /* SYN_SENT -> CLOSE after SYN retries ran out (ETIMEDOUT) */
+  SONDE_TCP_FAILED_OTHER = 1 << 4,   /* SYN_SENT -> CLOSE for another reason (ICMP, abort) */
+  SONDE_TCP_ZERO_WINDOW = 1 << 5,    /* peer's window is currently zero */
+  SONDE_TCP_LATE_JOIN = 1 << 6,      /* first seen after the handshake (role guessed) */
+};
+
+/* Value of the per-socket map. All counters are cumulative for the socket. */
+struct sonde_tcp_sock_stats {
+  struct sonde_tuple tuple; /* local = s*, remote = d* */
+  __u64 sock_inode;         /* socket inode (joins sonde_data_event.sock_id), 0 if unknown */
+  __u64 start_ns;           /* CLOCK_MONOTONIC: SYN_SENT (client) / SYN_RECV (server) / first seen */
+  __u64 established_ns;     /* CLOCK_MONOTONIC when ESTABLISHED was reached, 0 if never */
+  __u64 closed_ns;          /* CLOCK_MONOTONIC when TCP_CLOSE was reached, 0 if open */
+  __u64 last_sample_ns;     /* CLOCK_MONOTONIC of the last srtt/cwnd/bytes sample */
+  __u64 handshake_ns;       /* client: SYN_SENT -> ESTABLISHED; server: SYN/ACK RTT (srtt at accept) */
+  __u64 bytes_acked;        /* tcp_sock.bytes_acked at the last sample (bytes sent and acked) */
+  __u64 bytes_received;     /* tcp_sock.bytes_received at the last sample */
+  __u32 srtt_us;            /* smoothed RTT at the last sample, us (tcp_sock.srtt_us >> 3) */
+  __u32 rttvar_us;          /* tcp_sock.mdev_us >> 2 at the last sample, us */
+  __u32 snd_cwnd;           /* congestion window at the last sample, segments */
+  __u32 retrans_segs;       /* segments retransmitted (tcp:tcp_retransmit_skb, err == 0) */
+  __u32 syn_retrans;        /* of which SYN retransmissions (state SYN_SENT) */
+  __u32 zero_window_events; /* peer window went from non-zero to zero (tcp:tcp_probe) */
+  __u32 resets_sent;        /* tcp:tcp_send_reset on this socket */
+  __u32 resets_received;    /* tcp:tcp_receive_reset on this socket */
+  __u32 pid;                /* tgid that connected / first moved data, 0 if unknown */
+  __u32 flags;              /* enum sonde_tcp_sock_flags bits */
+  __u8 role;                /* enum sonde_role */
+  __u8 state;               /* last TCP state (TCP_ESTABLISHED = 1 ...) */
+  __u8 _pad[6];
+  char comm[SONDE_COMM_LEN];
+};
+
+/* Events not attributable to a full socket (RST for a closed port, SYN/ACK
+ * retransmissions of a request socket) are counted per 4-tuple. */
+struct sonde_tcp_pair_key {
+  __u8 laddr[SONDE_ADDR_LEN]; /* local address */
+  __u8 raddr[SONDE_ADDR_LEN]; /* remote address */
+  __u16 lport;                /* host byte order */
+  __u16 rport;                /* host byte order */
+  __u16 family;
+  __u16 _pad;
+};
+
+struct sonde_tcp_pair_stats {
+  __u64 resets_sent;    /* RSTs sent without a socket (connect to a closed port) */
+  __u64 synack_retrans; /* SYN/ACK retransmissions (tcp:tcp_retransmit_synack) */
+};
+
+/* Index into the tcp_health stats array. */
+enum sonde_tcp_stat {
+  SONDE_TCP_STAT_SOCK_MAP_FULL = 0, /* socket map insert failed */
+  SONDE_TCP_STAT_PAIR_MAP_FULL = 1, /* pair map insert failed */
+  SONDE_TCP_STAT_SAMPLES = 2,       /* srtt/cwnd samples taken */
+  SONDE_TCP_STAT_COUNT = 3,
+};
+
 #endif /* SONDE_ABI_H */

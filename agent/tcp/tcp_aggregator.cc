@@ -1,0 +1,253 @@
+#include "agent/tcp/tcp_aggregator.h"
+
+#include <arpa/inet.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "absl/strings/str_format.h"
+
+namespace sonde::tcp {
+
+std::string_view SideName(Side side) {
+  switch (side) {
+    case Side::kClient: return "client";
+    case Side::kServer: return "server";
+    default: return "unknown";
+  }
+}
+
+std::string AddressText(const uint8_t* addr, uint16_t family) {
+  char buf[INET6_ADDRSTRLEN] = {};
+  if (family == AF_INET6) {
+    // IPv4-mapped addresses read as IPv4 so dual-stack sockets group with v4 peers.
+    static constexpr uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    if (std::memcmp(addr, kMapped, 12) == 0) return AddressText(addr + 12, AF_INET);
+    inet_ntop(AF_INET6, addr, buf, sizeof(buf));
+  } else {
+    inet_ntop(AF_INET, addr, buf, sizeof(buf));
+  }
+  return buf;
+}
+
+void HandshakeHistogram::Observe(uint64_t ns) {
+  const double seconds = static_cast<double>(ns) / 1e9;
+  size_t i = 0;
+  while (i < kHandshakeBucketsSeconds.size() && seconds > kHandshakeBucketsSeconds[i]) ++i;
+  ++counts[i];
+  ++count;
+  sum_ns += ns;
+}
+
+void HandshakeHistogram::Merge(const HandshakeHistogram& other) {
+  for (size_t i = 0; i < counts.size(); ++i) counts[i] += other.counts[i];
+  count += other.count;
+  sum_ns += other.sum_ns;
+}
+
+void PairCounters::Add(const PairCounters& o) {
+  connections_opened += o.connections_opened;
+  connections_closed += o.connections_closed;
+  failed_refused += o.failed_refused;
+  failed_timeout += o.failed_timeout;
+  failed_other += o.failed_other;
+  retrans_segs += o.retrans_segs;
+  syn_retrans += o.syn_retrans;
+  synack_retrans += o.synack_retrans;
+  zero_window_events += o.zero_window_events;
+  resets_sent += o.resets_sent;
+  resets_received += o.resets_received;
+  bytes_client_to_server += o.bytes_client_to_server;
+  bytes_server_to_client += o.bytes_server_to_client;
+  handshake.Merge(o.handshake);
+}
+
+PairKey PairKeyOf(const sonde_tcp_sock_stats& s, const std::string& process) {
+  const auto& t = s.tuple;
+  Side side = s.role == SONDE_ROLE_CLIENT   ? Side::kClient
+              : s.role == SONDE_ROLE_SERVER ? Side::kServer
+                                            : Side::kUnknown;
+  // Late join: the lower port is taken for the server's.
+  bool local_is_client = side == Side::kClient || (side == Side::kUnknown && t.sport >= t.dport);
+  PairKey key;
+  key.side = side;
+  key.process = process;
+  if (local_is_client) {
+    key.client = AddressText(t.saddr, t.family);
+    key.server = AddressText(t.daddr, t.family);
+    key.server_port = t.dport;
+  } else {
+    key.client = AddressText(t.daddr, t.family);
+    key.server = AddressText(t.saddr, t.family);
+    key.server_port = t.sport;
+  }
+  return key;
+}
+
+namespace {
+
+std::string CommOf(const sonde_tcp_sock_stats& s) {
+  return std::string(s.comm, strnlen(s.comm, sizeof(s.comm)));
+}
+
+uint64_t Delta(uint64_t now, uint64_t before) { return now >= before ? now - before : 0; }
+
+bool NewlySet(uint32_t now, uint32_t before, uint32_t bit) {
+  return (now & bit) && !(before & bit);
+}
+
+// Counter deltas of one socket between two reads.
+PairCounters SocketDelta(const sonde_tcp_sock_stats& cur, const sonde_tcp_sock_stats& prev,
+                         bool local_is_client) {
+  PairCounters d;
+  if (NewlySet(cur.flags, prev.flags, SONDE_TCP_ESTABLISHED) && !(cur.flags & SONDE_TCP_LATE_JOIN)) {
+    d.connections_opened = 1;
+    if (cur.handshake_ns > 0) d.handshake.Observe(cur.handshake_ns);
+  }
+  if (NewlySet(cur.flags, prev.flags, SONDE_TCP_CLOSED) && (cur.flags & SONDE_TCP_ESTABLISHED))
+    d.connections_closed = 1;
+  if (NewlySet(cur.flags, prev.flags, SONDE_TCP_FAILED_REFUSED)) d.failed_refused = 1;
+  if (NewlySet(cur.flags, prev.flags, SONDE_TCP_FAILED_TIMEOUT)) d.failed_timeout = 1;
+  if (NewlySet(cur.flags, prev.flags, SONDE_TCP_FAILED_OTHER)) d.failed_other = 1;
+  d.retrans_segs = Delta(cur.retrans_segs, prev.retrans_segs);
+  d.syn_retrans = Delta(cur.syn_retrans, prev.syn_retrans);
+  d.zero_window_events = Delta(cur.zero_window_events, prev.zero_window_events);
+  d.resets_sent = Delta(cur.resets_sent, prev.resets_sent);
+  d.resets_received = Delta(cur.resets_received, prev.resets_received);
+  const uint64_t sent = Delta(cur.bytes_acked, prev.bytes_acked);
+  const uint64_t received = Delta(cur.bytes_received, prev.bytes_received);
+  d.bytes_client_to_server = local_is_client ? sent : received;
+  d.bytes_server_to_client = local_is_client ? received : sent;
+  return d;
+}
+
+std::string PairKeyBytes(const sonde_tcp_pair_key& k) {
+  return std::string(reinterpret_cast<const char*>(&k), sizeof(k));
+}
+
+}  // namespace
+
+TcpWindow TcpAggregator::Update(std::span<const SocketSnapshot> sockets,
+                                std::span<const PairSnapshot> pairs, uint64_t now_ns) {
+  std::lock_guard lock(mu_);
+  TcpWindow window;
+  window.start_ns = last_now_ns_ ? last_now_ns_ : now_ns;
+  window.end_ns = now_ns;
+  last_now_ns_ = now_ns;
+  ++counters_.snapshots;
+
+  std::map<PairKey, PairWindow> by_pair;
+  std::unordered_map<uint64_t, sonde_tcp_sock_stats> next;
+  next.reserve(sockets.size());
+  for (const auto& snap : sockets) {
+    const auto& cur = snap.stats;
+    sonde_tcp_sock_stats prev{};
+    auto it = previous_.find(snap.cookie);
+    if (it != previous_.end()) {
+      prev = it->second;
+    } else {
+      ++counters_.sockets_seen;
+      if (cur.flags & SONDE_TCP_LATE_JOIN) {
+        // Bytes moved before the agent started are not this window's.
+        prev.bytes_acked = cur.bytes_acked;
+        prev.bytes_received = cur.bytes_received;
+      }
+    }
+    // A late-joined socket's first byte sample happens after it was first seen.
+    if ((cur.flags & SONDE_TCP_LATE_JOIN) && prev.last_sample_ns == 0 && cur.last_sample_ns != 0) {
+      prev.bytes_acked = cur.bytes_acked;
+      prev.bytes_received = cur.bytes_received;
+    }
+    const PairKey key = PairKeyOf(cur, CommOf(cur));
+    const bool local_is_client =
+        key.side == Side::kClient || (key.side == Side::kUnknown && cur.tuple.sport >= cur.tuple.dport);
+    PairWindow& pw = by_pair[key];
+    pw.key = key;
+    pw.delta.Add(SocketDelta(cur, prev, local_is_client));
+    const bool open = (cur.flags & SONDE_TCP_ESTABLISHED) && !(cur.flags & SONDE_TCP_CLOSED);
+    if (open) ++pw.active_connections;
+    if (cur.srtt_us > 0 && (open || NewlySet(cur.flags, prev.flags, SONDE_TCP_CLOSED))) {
+      pw.srtt_min_us = pw.srtt_samples ? std::min(pw.srtt_min_us, cur.srtt_us) : cur.srtt_us;
+      pw.srtt_max_us = std::max(pw.srtt_max_us, cur.srtt_us);
+      pw.srtt_sum_us += cur.srtt_us;
+      ++pw.srtt_samples;
+      pw.cwnd_last = cur.snd_cwnd;
+    }
+    if (!(cur.flags & SONDE_TCP_CLOSED)) next.emplace(snap.cookie, cur);
+  }
+  previous_ = std::move(next);
+
+  // Events without a full socket: RSTs for closed ports, SYN/ACK retransmissions.
+  std::map<std::string, sonde_tcp_pair_stats> next_pairs;
+  for (const auto& p : pairs) {
+    const std::string raw = PairKeyBytes(p.key);
+    sonde_tcp_pair_stats prev{};
+    if (auto it = previous_pairs_.find(raw); it != previous_pairs_.end()) prev = it->second;
+    next_pairs.emplace(raw, p.stats);
+    PairCounters d;
+    d.resets_sent = Delta(p.stats.resets_sent, prev.resets_sent);
+    d.synack_retrans = Delta(p.stats.synack_retrans, prev.synack_retrans);
+    if (d.resets_sent == 0 && d.synack_retrans == 0) continue;
+    PairKey key;
+    key.client = AddressText(p.key.raddr, p.key.family);
+    key.server = AddressText(p.key.laddr, p.key.family);
+    key.server_port = p.key.lport;
+    key.side = Side::kServer;
+    PairWindow& pw = by_pair[key];
+    pw.key = key;
+    pw.delta.Add(d);
+  }
+  previous_pairs_ = std::move(next_pairs);
+
+  // Fold into the cumulative series; pairs with no socket left read 0 active.
+  for (auto& [key, s] : series_) {
+    s.active = 0;
+  }
+  for (auto& [key, pw] : by_pair) {
+    Series& s = series_[key];
+    s.totals.Add(pw.delta);
+    s.active = pw.active_connections;
+    if (pw.srtt_samples) s.srtt_mean_us = pw.srtt_mean_us();
+    s.last_update_ns = now_ns;
+    window.pairs.push_back(pw);
+  }
+  EvictIfNeeded();
+  return window;
+}
+
+void TcpAggregator::EvictIfNeeded() {
+  while (series_.size() > options_.max_pairs) {
+    auto victim = series_.end();
+    for (auto it = series_.begin(); it != series_.end(); ++it) {
+      if (it->second.active) continue;
+      if (victim == series_.end() || it->second.last_update_ns < victim->second.last_update_ns)
+        victim = it;
+    }
+    if (victim == series_.end()) victim = series_.begin();
+    series_.erase(victim);
+    ++counters_.pairs_evicted;
+  }
+}
+
+bool TcpAggregator::Totals(const PairKey& key, PairCounters* out) const {
+  std::lock_guard lock(mu_);
+  auto it = series_.find(key);
+  if (it == series_.end()) return false;
+  *out = it->second.totals;
+  return true;
+}
+
+std::map<PairKey, PairCounters> TcpAggregator::AllTotals() const {
+  std::lock_guard lock(mu_);
+  std::map<PairKey, PairCounters> out;
+  for (const auto& [k, s] : series_) out.emplace(k, s.totals);
+  return out;
+}
+
+AggregatorCounters TcpAggregator::counters() const {
+  std::lock_guard lock(mu_);
+  return counters_;
+}
+
+}  // namespace sonde::tcp

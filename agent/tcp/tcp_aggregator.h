@@ -1,0 +1,65 @@
+#pragma once
+// Turns periodic snapshots of the kernel's cumulative per-socket counters into
+// per-pair deltas (1 s windows by default) and cumulative per-pair totals for
+// Prometheus. Pure user space: tests feed it hand-made snapshots.
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <span>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "agent/tcp/tcp_types.h"
+
+namespace sonde::tcp {
+
+struct AggregatorOptions {
+  size_t max_pairs = 4096;  // cumulative series kept; idle ones are evicted first
+};
+
+struct AggregatorCounters {
+  uint64_t snapshots = 0;
+  uint64_t sockets_seen = 0;
+  uint64_t pairs_evicted = 0;
+};
+
+class TcpAggregator {
+ public:
+  explicit TcpAggregator(AggregatorOptions options = {}) : options_(options) {}
+
+  // One read of the kernel maps, taken at `now_ns` (CLOCK_MONOTONIC). Sockets
+  // absent from `sockets` are forgotten (closed and deleted, or evicted).
+  TcpWindow Update(std::span<const SocketSnapshot> sockets, std::span<const PairSnapshot> pairs,
+                   uint64_t now_ns);
+
+  // Appends the cumulative metrics in Prometheus text format (0.0.4).
+  void AppendPrometheus(std::string& out) const;
+
+  // Cumulative totals of one pair (tests, JSON output).
+  bool Totals(const PairKey& key, PairCounters* out) const;
+  std::map<PairKey, PairCounters> AllTotals() const;
+  AggregatorCounters counters() const;
+
+ private:
+  struct Series {
+    PairCounters totals;
+    uint32_t active = 0;
+    double srtt_mean_us = 0;
+    uint64_t last_update_ns = 0;
+  };
+  void EvictIfNeeded();
+
+  AggregatorOptions options_;
+  mutable std::mutex mu_;
+  std::unordered_map<uint64_t, sonde_tcp_sock_stats> previous_;   // by cookie
+  std::map<std::string, sonde_tcp_pair_stats> previous_pairs_;   // by raw key bytes
+  std::map<PairKey, Series> series_;
+  uint64_t last_now_ns_ = 0;
+  AggregatorCounters counters_;
+};
+
+// Pair key of a socket from its stats (role decides which end is the client).
+PairKey PairKeyOf(const sonde_tcp_sock_stats& stats, const std::string& process);
+
+}  // namespace sonde::tcp

@@ -1,0 +1,83 @@
+#include "agent/tcp/tcp_health_source.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "tcp_health.skel.h"
+
+namespace sonde::tcp {
+namespace {
+absl::Status Errno(std::string_view what, int err) {
+  return absl::InternalError(std::string(what) + ": " + std::strerror(err < 0 ? -err : err));
+}
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<TcpHealthSource>> TcpHealthSource::Open(
+    const TcpHealthOptions& options) {
+  std::unique_ptr<tcp_health, decltype(&tcp_health__destroy)> skel(tcp_health__open(),
+                                                                   &tcp_health__destroy);
+  if (!skel) return Errno("tcp_health__open", errno);
+  skel->rodata->sample_interval_ns = options.sample_interval_ns;
+  if (int err = bpf_map__set_max_entries(skel->maps.tcp_socks, options.max_sockets); err != 0)
+    return Errno("resize tcp_socks", err);
+  if (int err = tcp_health__load(skel.get()); err != 0) return Errno("tcp_health__load", err);
+  if (int err = tcp_health__attach(skel.get()); err != 0) return Errno("tcp_health__attach", err);
+  return std::unique_ptr<TcpHealthSource>(new TcpHealthSource(skel.release()));
+}
+
+TcpHealthSource::~TcpHealthSource() { tcp_health__destroy(skel_); }
+
+absl::Status TcpHealthSource::Read(std::vector<SocketSnapshot>& sockets,
+                                   std::vector<PairSnapshot>& pairs) {
+  sockets.clear();
+  pairs.clear();
+  const int socks_fd = bpf_map__fd(skel_->maps.tcp_socks);
+  std::vector<uint64_t> closed;
+  uint64_t key = 0, next = 0;
+  const void* prev = nullptr;
+  while (bpf_map_get_next_key(socks_fd, prev, &next) == 0) {
+    SocketSnapshot snap;
+    snap.cookie = next;
+    if (bpf_map_lookup_elem(socks_fd, &next, &snap.stats) == 0) {
+      if (snap.stats.flags & SONDE_TCP_CLOSED) closed.push_back(next);
+      sockets.push_back(snap);
+    }
+    key = next;
+    prev = &key;
+  }
+  for (uint64_t cookie : closed) bpf_map_delete_elem(socks_fd, &cookie);
+
+  const int pairs_fd = bpf_map__fd(skel_->maps.tcp_pairs);
+  sonde_tcp_pair_key pkey{}, pnext{};
+  const void* pprev = nullptr;
+  while (bpf_map_get_next_key(pairs_fd, pprev, &pnext) == 0) {
+    PairSnapshot snap;
+    snap.key = pnext;
+    if (bpf_map_lookup_elem(pairs_fd, &pnext, &snap.stats) == 0) pairs.push_back(snap);
+    pkey = pnext;
+    pprev = &pkey;
+  }
+  return absl::OkStatus();
+}
+
+KernelCounters TcpHealthSource::kernel_counters() const {
+  KernelCounters c;
+  const int fd = bpf_map__fd(skel_->maps.tcp_stats);
+  const int ncpu = libbpf_num_possible_cpus();
+  if (ncpu <= 0) return c;
+  std::vector<uint64_t> values(static_cast<size_t>(ncpu));
+  uint64_t* out[] = {&c.sock_map_full, &c.pair_map_full, &c.samples};
+  for (uint32_t i = 0; i < SONDE_TCP_STAT_COUNT; ++i) {
+    if (bpf_map_lookup_elem(fd, &i, values.data()) != 0) continue;
+    for (uint64_t v : values) *out[i] += v;
+  }
+  return c;
+}
+
+}  // namespace sonde::tcp

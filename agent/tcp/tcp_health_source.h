@@ -1,0 +1,44 @@
+#pragma once
+// Loads bpf/tcp_health.bpf.c, attaches its tracepoints and reads the per-socket
+// and per-pair maps. One object owns the skeleton (and so every link and map);
+// the destructor detaches everything.
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "agent/tcp/tcp_types.h"
+
+struct tcp_health;  // generated skeleton
+
+namespace sonde::tcp {
+
+struct TcpHealthOptions {
+  uint32_t max_sockets = 65536;          // per-socket LRU map size
+  uint64_t sample_interval_ns = 100'000'000;  // srtt/cwnd sampling per socket, at most
+};
+
+struct KernelCounters {
+  uint64_t sock_map_full = 0;
+  uint64_t pair_map_full = 0;
+  uint64_t samples = 0;
+};
+
+class TcpHealthSource {
+ public:
+  static absl::StatusOr<std::unique_ptr<TcpHealthSource>> Open(const TcpHealthOptions& options);
+  ~TcpHealthSource();
+  TcpHealthSource(const TcpHealthSource&) = delete;
+  TcpHealthSource& operator=(const TcpHealthSource&) = delete;
+
+  // Reads every socket and pair entry; entries of closed sockets are deleted
+  // after being read (their values are final).
+  absl::Status Read(std::vector<SocketSnapshot>& sockets, std::vector<PairSnapshot>& pairs);
+  KernelCounters kernel_counters() const;
+
+ private:
+  explicit TcpHealthSource(tcp_health* skel) : skel_(skel) {}
+  tcp_health* skel_;
+};
+
+}  // namespace sonde::tcp
