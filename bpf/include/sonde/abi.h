@@ -159,6 +159,68 @@ struct sonde_conn_event {
   __u64 bytes_received;
 };
 
+/* ------------------------------------------------------------------------- */
+/* profiler (bpf/profile.bpf.c <-> agent/profile/). Counts live in kernel     */
+/* maps, drained by user space; only "new process" notices use a ring buffer. */
+/* ------------------------------------------------------------------------- */
+
+#define SONDE_PROFILE_MAX_DEPTH 127 /* frames per stack (PERF_MAX_STACK_DEPTH) */
+
+/* Bits of sonde_profile_config.flags */
+enum sonde_profile_flags {
+  SONDE_PROFILE_PIDS_INCLUDE_ONLY = 1 << 0, /* only tgids in the pid filter map */
+  SONDE_PROFILE_OFFCPU_PREEMPTED = 1 << 1,  /* also count runnable (preempted) waits */
+  SONDE_PROFILE_INCLUDE_IDLE = 1 << 2,      /* on-CPU: keep samples of the idle task */
+};
+
+/* Read-only config (.rodata of profile.bpf.c), set by user space before load. */
+struct sonde_profile_config {
+  __u32 flags;        /* enum sonde_profile_flags bits */
+  __u32 agent_tgid;   /* never profiled */
+  __u64 min_block_ns; /* off-CPU: shorter blocks are not counted */
+  __u64 slot_ns;      /* time resolution of the counts (key.slot = ktime / slot_ns) */
+};
+
+/* Key of the on-CPU and off-CPU count maps. The stack ids index the stack map
+ * of generation stack_gen (two map sets alternate; see profile.bpf.c). */
+struct sonde_profile_key {
+  __u32 pid; /* tgid */
+  __u32 tid;
+  __s32 user_stack_id;   /* < 0: none (kernel thread) or -errno of bpf_get_stackid */
+  __s32 kernel_stack_id; /* < 0: none or -errno */
+  __u32 stack_gen;       /* generation whose stack map holds the ids */
+  __u32 slot;            /* CLOCK_MONOTONIC ns / config.slot_ns at sample (on) or wake (off) */
+  char comm[SONDE_COMM_LEN]; /* thread name */
+};
+/* Count values: __u64 samples (on-CPU map) or __u64 ns blocked (off-CPU map). */
+
+/* The active generation (.bss of profile.bpf.c, written by user space through
+ * the mmapped skeleton). The BPF side writes to map set (gen & 1). */
+struct sonde_profile_epoch {
+  __u32 gen;
+  __u32 _pad;
+};
+
+/* Ring-buffer notice, once per process (tgid + start time): lets user space
+ * snapshot /proc/PID/maps before a short-lived process exits. */
+struct sonde_profile_new_process {
+  __u32 pid;
+  __u32 _pad;
+  __u64 start_time_ns; /* task start (CLOCK_MONOTONIC ns) */
+};
+
+/* Counters (index into the per-CPU profile stats map). */
+enum sonde_profile_stat {
+  SONDE_PROFILE_STAT_SAMPLES = 0,         /* on-CPU samples counted */
+  SONDE_PROFILE_STAT_SWITCHES = 1,        /* off-CPU blocks counted */
+  SONDE_PROFILE_STAT_COUNT_MAP_FULL = 2,  /* count map insert failed */
+  SONDE_PROFILE_STAT_STACK_ERRORS = 3,    /* bpf_get_stackid failed (map full / collision) */
+  SONDE_PROFILE_STAT_START_MAP_FULL = 4,  /* off-CPU start map insert failed */
+  SONDE_PROFILE_STAT_NOTICE_DROPPED = 5,  /* new-process notice lost (ring buffer full) */
+  SONDE_PROFILE_STAT_SHORT_BLOCKS = 6,    /* off-CPU blocks under min_block_ns */
+  SONDE_PROFILE_STAT_COUNT = 7,
+};
+
 /* ------------------------------------------------------------------------
  * TCP health (bpf/tcp_health.bpf.c -> agent/tcp). Per-socket counters kept in
  * an LRU hash keyed by the socket cookie (never reused); user space reads them
