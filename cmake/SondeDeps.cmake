@@ -8,6 +8,7 @@ pkg_check_modules(LIBPCAP REQUIRED IMPORTED_TARGET libpcap)
 pkg_check_modules(NGHTTP2 REQUIRED IMPORTED_TARGET libnghttp2)
 pkg_check_modules(SQLITE3 REQUIRED IMPORTED_TARGET sqlite3)
 pkg_check_modules(HTTPLIB REQUIRED IMPORTED_TARGET cpp-httplib)
+find_package(ZLIB REQUIRED)  # gRPC's CMake config links ZLIB::ZLIB
 find_package(Protobuf REQUIRED)
 find_package(gRPC CONFIG REQUIRED)
 find_package(absl CONFIG REQUIRED)

@@ -142,7 +142,14 @@ struct sonde_data_event {
   __u64 bytes;     /* bytes the call moved (its return value) */
   __u32 tcp_seq;   /* TCP sequence number of the first byte (write_seq/copied_seq) */
   __u32 payload_len; /* bytes of payload that follow, <= configured capture size */
+#if defined(__cplusplus)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wpedantic" /* flexible array member: C99, a GNU extension in C++ */
+#endif
   __u8 payload[];
+#if defined(__cplusplus)
+#pragma GCC diagnostic pop
+#endif
 };
 
 /* SONDE_EVENT_CONN_OPEN / SONDE_EVENT_CONN_CLOSE */

@@ -1,0 +1,73 @@
+#include "agent/bpf/feature_probe.h"
+
+#include <bpf/libbpf.h>
+#include <spdlog/spdlog.h>
+#include <sys/mount.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+namespace sonde::bpf {
+namespace fs = std::filesystem;
+namespace {
+
+std::string FindTracefs() {
+  for (const char* p : {"/sys/kernel/tracing", "/sys/kernel/debug/tracing"}) {
+    std::error_code ec;
+    if (fs::exists(fs::path(p) / "events", ec)) return p;
+  }
+  return {};
+}
+
+}  // namespace
+
+KernelFeatures ProbeKernelFeatures(bool mount_tracefs_if_missing) {
+  KernelFeatures f;
+  std::error_code ec;
+  f.btf = fs::exists("/sys/kernel/btf/vmlinux", ec);
+  if (!f.btf) f.problems.push_back("kernel BTF (/sys/kernel/btf/vmlinux) missing: CO-RE programs cannot load");
+
+  f.tracefs_path = FindTracefs();
+  if (f.tracefs_path.empty() && mount_tracefs_if_missing && geteuid() == 0) {
+    fs::create_directories("/sys/kernel/tracing", ec);
+    if (mount("tracefs", "/sys/kernel/tracing", "tracefs", 0, nullptr) == 0) {
+      f.tracefs_mounted_by_us = true;
+      f.tracefs_path = FindTracefs();
+    }
+  }
+  f.tracefs = !f.tracefs_path.empty();
+  if (!f.tracefs) {
+    f.problems.push_back("tracefs not mounted and could not be mounted at /sys/kernel/tracing");
+  } else {
+    const fs::path events = fs::path(f.tracefs_path) / "events";
+    f.syscall_tracepoints = fs::exists(events / "syscalls" / "sys_enter_read", ec) &&
+                            fs::exists(events / "syscalls" / "sys_exit_read", ec);
+    f.sock_tracepoints = fs::exists(events / "sock" / "inet_sock_set_state", ec);
+    f.tcp_tracepoints = fs::exists(events / "tcp" / "tcp_retransmit_skb", ec);
+    if (!f.syscall_tracepoints)
+      f.problems.push_back("syscall tracepoints (CONFIG_FTRACE_SYSCALLS) missing: no socket capture");
+    if (!f.sock_tracepoints)
+      f.problems.push_back("sock:inet_sock_set_state missing: connection state events disabled");
+    if (!f.tcp_tracepoints)
+      f.problems.push_back("tcp: tracepoints missing: retransmission/reset metrics disabled");
+  }
+
+  f.ringbuf = libbpf_probe_bpf_map_type(BPF_MAP_TYPE_RINGBUF, nullptr) == 1;
+  if (!f.ringbuf) f.problems.push_back("BPF ring buffer unsupported (kernel < 5.8?)");
+  f.perf_event = libbpf_probe_bpf_prog_type(BPF_PROG_TYPE_PERF_EVENT, nullptr) == 1;
+  if (!f.perf_event) f.problems.push_back("perf_event BPF programs unsupported: CPU profiling disabled");
+  f.kprobes = fs::exists("/sys/kernel/tracing/kprobe_events", ec) ||
+              fs::exists("/sys/kernel/debug/tracing/kprobe_events", ec);
+  return f;
+}
+
+void LogKernelFeatures(const KernelFeatures& f) {
+  spdlog::info("kernel features: btf={} tracefs={}{} ringbuf={} syscall_tp={} sock_tp={} tcp_tp={} "
+               "perf_event={} kprobes={}",
+               f.btf, f.tracefs, f.tracefs_mounted_by_us ? " (mounted by sonde)" : "", f.ringbuf,
+               f.syscall_tracepoints, f.sock_tracepoints, f.tcp_tracepoints, f.perf_event, f.kprobes);
+  for (const auto& p : f.problems) spdlog::warn("feature missing: {}", p);
+  if (!f.kprobes) spdlog::info("kprobes unavailable: using tracepoints only (by design, no loss)");
+}
+
+}  // namespace sonde::bpf

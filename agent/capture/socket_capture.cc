@@ -1,0 +1,162 @@
+#include "agent/capture/socket_capture.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "agent/bpf/libbpf_raii.h"
+#include "agent/capture/abi_checks.h"
+#include "socket_trace.skel.h"
+
+namespace sonde::capture {
+namespace {
+
+using SocketTraceSkeleton = bpf::Skeleton<socket_trace, socket_trace__open, socket_trace__load,
+                                          socket_trace__attach, socket_trace__destroy>;
+
+bool IsPowerOfTwo(uint32_t v) { return v != 0 && (v & (v - 1)) == 0; }
+
+template <typename Key>
+absl::Status PutFilter(int map_fd, Key key, uint8_t action, const char* what) {
+  if (bpf_map_update_elem(map_fd, &key, &action, BPF_ANY) != 0) {
+    return absl::InternalError(absl::StrCat("setting ", what, " filter failed: ", std::strerror(errno)));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+struct SocketCapture::Impl {
+  SocketTraceSkeleton skel;
+  bpf::RingBuffer ring;
+  const EventCallback* callback = nullptr;  // valid during Poll only
+  SourceCounters counters;
+
+  explicit Impl(SocketTraceSkeleton s) : skel(std::move(s)) {}
+
+  static int OnRecord(void* ctx, void* data, size_t size) {
+    auto* self = static_cast<Impl*>(ctx);
+    RawEvent ev(static_cast<const uint8_t*>(data), size);
+    if (AsHeader(ev) == nullptr) {
+      ++self->counters.malformed;
+      return 0;
+    }
+    ++self->counters.events;
+    (*self->callback)(ev);
+    return 0;
+  }
+};
+
+SocketCapture::SocketCapture(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+SocketCapture::~SocketCapture() = default;
+
+absl::StatusOr<std::unique_ptr<SocketCapture>> SocketCapture::Create(const SocketCaptureOptions& o) {
+  if (o.capture_bytes == 0 || o.capture_bytes > SONDE_PAYLOAD_MAX) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("capture size must be 1..", SONDE_PAYLOAD_MAX, " bytes, got ", o.capture_bytes));
+  }
+  if (!IsPowerOfTwo(o.ringbuf_bytes) || o.ringbuf_bytes < static_cast<uint32_t>(getpagesize())) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("ring buffer size must be a power of two >= page size, got ", o.ringbuf_bytes));
+  }
+  auto skel_or = SocketTraceSkeleton::Open();
+  if (!skel_or.ok()) return skel_or.status();
+  auto impl = std::make_unique<Impl>(std::move(*skel_or));
+  socket_trace* s = impl->skel.get();
+
+  s->rodata->capture_bytes = o.capture_bytes;
+  s->rodata->wakeup_threshold_bytes =
+      static_cast<uint64_t>(o.ringbuf_bytes) * std::min<uint32_t>(o.wakeup_fill_percent, 100) / 100;
+  bpf_map__set_max_entries(s->maps.events, o.ringbuf_bytes);
+  const int ncpus = libbpf_num_possible_cpus();
+  if (ncpus <= 0) return absl::InternalError("cannot determine the number of CPUs");
+  bpf_map__set_max_entries(s->maps.scratch, static_cast<uint32_t>(ncpus));
+
+  if (auto st = impl->skel.Load(); !st.ok()) return st;
+
+  // Filters before attach, so the agent never sees its own traffic.
+  sonde_filter_config cfg{};
+  cfg.agent_tgid = static_cast<uint32_t>(getpid());
+  const auto& f = o.filter;
+  if (!f.include_pids.empty()) cfg.mode |= SONDE_FILTER_PIDS_INCLUDE_ONLY;
+  if (!f.include_ports.empty()) cfg.mode |= SONDE_FILTER_PORTS_INCLUDE_ONLY;
+  if (!f.include_cgroups.empty()) cfg.mode |= SONDE_FILTER_CGROUPS_INCLUDE_ONLY;
+  const uint32_t zero = 0;
+  if (bpf_map_update_elem(bpf_map__fd(s->maps.filter_config), &zero, &cfg, BPF_ANY) != 0) {
+    return absl::InternalError(absl::StrCat("setting filter config failed: ", std::strerror(errno)));
+  }
+  const int pid_fd = bpf_map__fd(s->maps.pid_filter);
+  const int port_fd = bpf_map__fd(s->maps.port_filter);
+  const int cg_fd = bpf_map__fd(s->maps.cgroup_filter);
+  for (uint32_t p : f.include_pids)
+    if (auto st = PutFilter(pid_fd, p, SONDE_FILTER_INCLUDE, "pid"); !st.ok()) return st;
+  for (uint32_t p : f.exclude_pids)
+    if (auto st = PutFilter(pid_fd, p, SONDE_FILTER_EXCLUDE, "pid"); !st.ok()) return st;
+  for (uint16_t p : f.include_ports)
+    if (auto st = PutFilter(port_fd, p, SONDE_FILTER_INCLUDE, "port"); !st.ok()) return st;
+  for (uint16_t p : f.exclude_ports)
+    if (auto st = PutFilter(port_fd, p, SONDE_FILTER_EXCLUDE, "port"); !st.ok()) return st;
+  for (uint64_t c : f.include_cgroups)
+    if (auto st = PutFilter(cg_fd, c, SONDE_FILTER_INCLUDE, "cgroup"); !st.ok()) return st;
+  for (uint64_t c : f.exclude_cgroups)
+    if (auto st = PutFilter(cg_fd, c, SONDE_FILTER_EXCLUDE, "cgroup"); !st.ok()) return st;
+
+  if (auto st = impl->skel.Attach(); !st.ok()) return st;
+
+  impl->ring.reset(ring_buffer__new(bpf_map__fd(s->maps.events), &Impl::OnRecord, impl.get(), nullptr));
+  if (!impl->ring) {
+    return absl::InternalError(absl::StrCat("creating ring buffer reader failed: ", std::strerror(errno)));
+  }
+  spdlog::info("socket capture attached: payload prefix {} B, ring buffer {} MiB, wake-up at {}% fill",
+               o.capture_bytes, o.ringbuf_bytes >> 20, o.wakeup_fill_percent);
+  return std::unique_ptr<SocketCapture>(new SocketCapture(std::move(impl)));
+}
+
+absl::Status SocketCapture::Poll(int timeout_ms, const EventCallback& on_event) {
+  impl_->callback = &on_event;
+  // Records are submitted without wake-ups, so epoll usually times out: the
+  // unconditional consume afterwards is the periodic drain.
+  int n = ring_buffer__poll(impl_->ring.get(), timeout_ms);
+  if (n >= 0) n = ring_buffer__consume(impl_->ring.get());
+  impl_->callback = nullptr;
+  if (n < 0 && n != -EINTR) {
+    return absl::InternalError(absl::StrCat("ring buffer poll failed: ", std::strerror(-n)));
+  }
+  return absl::OkStatus();
+}
+
+SourceCounters SocketCapture::counters() const {
+  SourceCounters c = impl_->counters;
+  c.kernel_lost = ReadKernelCounters().total_drops();
+  return c;
+}
+
+KernelCounters SocketCapture::ReadKernelCounters() const {
+  KernelCounters out;
+  const int ncpus = libbpf_num_possible_cpus();
+  std::vector<uint64_t> per_cpu(static_cast<size_t>(ncpus > 0 ? ncpus : 1));
+  auto sum_map = [&](bpf_map* map, uint32_t count, uint64_t* dst) {
+    for (uint32_t i = 0; i < count; ++i) {
+      if (bpf_map_lookup_elem(bpf_map__fd(map), &i, per_cpu.data()) != 0) continue;
+      for (uint64_t v : per_cpu) dst[i] += v;
+    }
+  };
+  sum_map(impl_->skel->maps.drops, SONDE_DROP_REASON_COUNT, out.drops);
+  sum_map(impl_->skel->maps.stats, SONDE_STAT_COUNT, out.stats);
+  return out;
+}
+
+absl::Status SocketCapture::ExcludePort(uint16_t port) {
+  return PutFilter(bpf_map__fd(impl_->skel->maps.port_filter), port, SONDE_FILTER_EXCLUDE, "port");
+}
+
+absl::Status SocketCapture::ExcludePid(uint32_t pid) {
+  return PutFilter(bpf_map__fd(impl_->skel->maps.pid_filter), pid, SONDE_FILTER_EXCLUDE, "pid");
+}
+
+}  // namespace sonde::capture

@@ -1,0 +1,60 @@
+#pragma once
+// Live socket capture: loads bpf/socket_trace.bpf.c, sets its filters and
+// drains its ring buffer on a timer (the kernel side submits without wake-ups).
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "agent/capture/event_source.h"
+
+namespace sonde::capture {
+
+struct FilterOptions {
+  std::vector<uint32_t> include_pids;   // empty: all processes
+  std::vector<uint32_t> exclude_pids;
+  std::vector<uint16_t> include_ports;  // empty: all ports
+  std::vector<uint16_t> exclude_ports;
+  std::vector<uint64_t> include_cgroups;  // cgroup v2 ids; empty: all
+  std::vector<uint64_t> exclude_cgroups;
+};
+
+struct SocketCaptureOptions {
+  uint32_t capture_bytes = SONDE_PAYLOAD_DEFAULT;  // payload prefix per call, <= SONDE_PAYLOAD_MAX
+  uint32_t ringbuf_bytes = 16u << 20;              // power of two, >= page size
+  uint32_t wakeup_fill_percent = 25;  // force a wake-up past this fill level
+  FilterOptions filter;
+};
+
+struct KernelCounters {
+  uint64_t drops[SONDE_DROP_REASON_COUNT] = {};
+  uint64_t stats[SONDE_STAT_COUNT] = {};
+  uint64_t total_drops() const {
+    uint64_t sum = 0;
+    for (auto d : drops) sum += d;
+    return sum;
+  }
+};
+
+class SocketCapture final : public EventSource {
+ public:
+  // Loads and attaches the programs. Fails with a clear message when the
+  // kernel cannot do socket capture (run the feature probe first for detail).
+  static absl::StatusOr<std::unique_ptr<SocketCapture>> Create(const SocketCaptureOptions& options);
+  ~SocketCapture() override;
+
+  absl::Status Poll(int timeout_ms, const EventCallback& on_event) override;
+  SourceCounters counters() const override;
+  KernelCounters ReadKernelCounters() const;
+
+  // Runtime filter changes (e.g. exclude a receiver port once it is bound).
+  absl::Status ExcludePort(uint16_t port);
+  absl::Status ExcludePid(uint32_t pid);
+
+ private:
+  struct Impl;
+  explicit SocketCapture(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace sonde::capture

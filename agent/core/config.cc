@@ -1,0 +1,132 @@
+#include "agent/core/config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <CLI/CLI.hpp>
+#include <set>
+
+#include "absl/strings/str_cat.h"
+
+namespace sonde::core {
+namespace {
+
+absl::Status CheckKeys(const YAML::Node& node, const std::string& where,
+                       const std::set<std::string>& allowed) {
+  if (!node.IsMap()) return absl::InvalidArgumentError(absl::StrCat(where, ": expected a mapping"));
+  for (const auto& kv : node) {
+    const auto key = kv.first.as<std::string>();
+    if (!allowed.contains(key)) {
+      return absl::InvalidArgumentError(absl::StrCat(where, ": unknown key '", key, "'"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+template <typename T>
+absl::Status Read(const YAML::Node& parent, const char* key, const std::string& where, T& out) {
+  const YAML::Node n = parent[key];
+  if (!n) return absl::OkStatus();
+  try {
+    out = n.as<T>();
+  } catch (const YAML::Exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat(where, ".", key, ": ", e.what()));
+  }
+  return absl::OkStatus();
+}
+
+#define SONDE_RETURN_IF_ERROR(expr)   \
+  do {                                \
+    absl::Status _st = (expr);        \
+    if (!_st.ok()) return _st;        \
+  } while (0)
+
+}  // namespace
+
+absl::Status LoadYamlConfig(const std::string& path, AgentConfig& c) {
+  YAML::Node root;
+  try {
+    root = YAML::LoadFile(path);
+  } catch (const YAML::Exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat("config ", path, ": ", e.what()));
+  }
+  if (root.IsNull()) return absl::OkStatus();
+  SONDE_RETURN_IF_ERROR(CheckKeys(root, path, {"log_level", "node_name", "capture", "server", "metrics"}));
+  SONDE_RETURN_IF_ERROR(Read(root, "log_level", path, c.log_level));
+  SONDE_RETURN_IF_ERROR(Read(root, "node_name", path, c.node_name));
+  if (const auto cap = root["capture"]) {
+    const std::string w = path + ": capture";
+    SONDE_RETURN_IF_ERROR(CheckKeys(cap, w,
+                                    {"payload_bytes", "ringbuf_mb", "wakeup_fill_percent",
+                                     "drain_interval_ms", "include_pids", "exclude_pids",
+                                     "include_ports", "exclude_ports", "include_cgroups",
+                                     "exclude_cgroups"}));
+    auto& k = c.capture;
+    SONDE_RETURN_IF_ERROR(Read(cap, "payload_bytes", w, k.payload_bytes));
+    SONDE_RETURN_IF_ERROR(Read(cap, "ringbuf_mb", w, k.ringbuf_mb));
+    SONDE_RETURN_IF_ERROR(Read(cap, "wakeup_fill_percent", w, k.wakeup_fill_percent));
+    SONDE_RETURN_IF_ERROR(Read(cap, "drain_interval_ms", w, k.drain_interval_ms));
+    SONDE_RETURN_IF_ERROR(Read(cap, "include_pids", w, k.include_pids));
+    SONDE_RETURN_IF_ERROR(Read(cap, "exclude_pids", w, k.exclude_pids));
+    SONDE_RETURN_IF_ERROR(Read(cap, "include_ports", w, k.include_ports));
+    SONDE_RETURN_IF_ERROR(Read(cap, "exclude_ports", w, k.exclude_ports));
+    SONDE_RETURN_IF_ERROR(Read(cap, "include_cgroups", w, k.include_cgroups));
+    SONDE_RETURN_IF_ERROR(Read(cap, "exclude_cgroups", w, k.exclude_cgroups));
+  }
+  if (const auto srv = root["server"]) {
+    const std::string w = path + ": server";
+    SONDE_RETURN_IF_ERROR(CheckKeys(srv, w, {"address", "token"}));
+    SONDE_RETURN_IF_ERROR(Read(srv, "address", w, c.server_address));
+    SONDE_RETURN_IF_ERROR(Read(srv, "token", w, c.server_token));
+  }
+  if (const auto m = root["metrics"]) {
+    const std::string w = path + ": metrics";
+    SONDE_RETURN_IF_ERROR(CheckKeys(m, w, {"listen"}));
+    SONDE_RETURN_IF_ERROR(Read(m, "listen", w, c.metrics_listen));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateConfig(const AgentConfig& c) {
+  const auto& k = c.capture;
+  if (k.payload_bytes == 0 || k.payload_bytes > 16384) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("capture.payload_bytes must be 1..16384, got ", k.payload_bytes));
+  }
+  if (k.ringbuf_mb == 0 || (k.ringbuf_mb & (k.ringbuf_mb - 1)) != 0 || k.ringbuf_mb > 1024) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("capture.ringbuf_mb must be a power of two in 1..1024, got ", k.ringbuf_mb));
+  }
+  if (k.wakeup_fill_percent == 0 || k.wakeup_fill_percent > 100) {
+    return absl::InvalidArgumentError("capture.wakeup_fill_percent must be 1..100");
+  }
+  if (k.drain_interval_ms == 0 || k.drain_interval_ms > 1000) {
+    return absl::InvalidArgumentError("capture.drain_interval_ms must be 1..1000");
+  }
+  if (!k.include_pids.empty() && !k.exclude_pids.empty()) {
+    for (auto p : k.include_pids)
+      for (auto q : k.exclude_pids)
+        if (p == q) return absl::InvalidArgumentError(absl::StrCat("pid ", p, " both included and excluded"));
+  }
+  return absl::OkStatus();
+}
+
+void AddCaptureFlags(CLI::App& app, AgentConfig& c) {
+  auto& k = c.capture;
+  app.add_option("--payload-bytes", k.payload_bytes, "Payload prefix captured per syscall (1..16384)")
+      ->capture_default_str();
+  app.add_option("--ringbuf-mb", k.ringbuf_mb, "Ring buffer size in MiB (power of two)")
+      ->capture_default_str();
+  app.add_option("--wakeup-fill-percent", k.wakeup_fill_percent,
+                 "Kernel wakes the reader only past this ring-buffer fill level")
+      ->capture_default_str();
+  app.add_option("--drain-interval-ms", k.drain_interval_ms, "Periodic ring-buffer drain interval")
+      ->capture_default_str();
+  app.add_option("--pid", k.include_pids, "Trace only these pids (repeatable)");
+  app.add_option("--exclude-pid", k.exclude_pids, "Never trace these pids (repeatable)");
+  app.add_option("--port", k.include_ports, "Trace only sockets with these local/remote ports");
+  app.add_option("--exclude-port", k.exclude_ports, "Never trace sockets with these ports");
+  app.add_option("--cgroup", k.include_cgroups, "Trace only these cgroup v2 ids");
+  app.add_option("--exclude-cgroup", k.exclude_cgroups, "Never trace these cgroup v2 ids");
+}
+
+}  // namespace sonde::core

@@ -1,0 +1,45 @@
+#pragma once
+// Agent configuration: defaults here, overridden by a YAML file (--config),
+// overridden by command-line flags. docs/configuration.md lists every key.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+
+namespace CLI {
+class App;
+}
+
+namespace sonde::core {
+
+struct CaptureConfig {
+  uint32_t payload_bytes = 4096;     // payload prefix captured per syscall (max 16384)
+  uint32_t ringbuf_mb = 16;          // ring buffer size, power of two
+  uint32_t wakeup_fill_percent = 25; // kernel wakes the reader only past this fill level
+  uint32_t drain_interval_ms = 20;   // periodic drain of the ring buffer
+  std::vector<uint32_t> include_pids, exclude_pids;
+  std::vector<uint16_t> include_ports, exclude_ports;
+  std::vector<uint64_t> include_cgroups, exclude_cgroups;
+};
+
+struct AgentConfig {
+  std::string log_level = "info";
+  std::string node_name;  // default: hostname
+  CaptureConfig capture;
+  std::string server_address;  // host:port of sonde-server ingest; empty: JSON lines to stdout
+  std::string server_token;
+  std::string metrics_listen = "0.0.0.0:9464";  // Prometheus /metrics and /healthz
+};
+
+// Loads `path` into `config`, keeping defaults for absent keys. Unknown keys
+// and wrong types are errors that name the key.
+absl::Status LoadYamlConfig(const std::string& path, AgentConfig& config);
+
+// Checks ranges and combinations; the message names the offending setting.
+absl::Status ValidateConfig(const AgentConfig& config);
+
+// Flags shared by every subcommand that captures (bound to `config` fields).
+void AddCaptureFlags(CLI::App& app, AgentConfig& config);
+
+}  // namespace sonde::core

@@ -1,0 +1,219 @@
+// sonde-agent: the node agent.
+//   sonde-agent probe                      kernel feature report
+//   sonde-agent capture --json|--record F  raw socket events
+//   sonde-agent run                        the full pipeline (spans, metrics, export)
+#include <signal.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <memory>
+
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "agent/bpf/feature_probe.h"
+#include "agent/bpf/libbpf_logging.h"
+#include "agent/capture/event_json.h"
+#include "agent/capture/recording.h"
+#include "agent/capture/socket_capture.h"
+#include "agent/core/clock.h"
+#include "agent/core/config.h"
+#include "agent/core/logging.h"
+
+namespace {
+
+std::atomic<bool> g_stop{false};
+
+void OnSignal(int) { g_stop.store(true); }
+
+void InstallSignalHandlers() {
+  struct sigaction sa {};
+  sa.sa_handler = OnSignal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+}
+
+sonde::capture::SocketCaptureOptions CaptureOptionsFrom(const sonde::core::AgentConfig& c) {
+  sonde::capture::SocketCaptureOptions o;
+  o.capture_bytes = c.capture.payload_bytes;
+  o.ringbuf_bytes = c.capture.ringbuf_mb << 20;
+  o.wakeup_fill_percent = c.capture.wakeup_fill_percent;
+  o.filter.include_pids = c.capture.include_pids;
+  o.filter.exclude_pids = c.capture.exclude_pids;
+  o.filter.include_ports = c.capture.include_ports;
+  o.filter.exclude_ports = c.capture.exclude_ports;
+  o.filter.include_cgroups = c.capture.include_cgroups;
+  o.filter.exclude_cgroups = c.capture.exclude_cgroups;
+  return o;
+}
+
+// Probe, then load the socket capture; nullptr (after logging why) when impossible.
+std::unique_ptr<sonde::capture::SocketCapture> StartSocketCapture(const sonde::core::AgentConfig& c) {
+  const auto features = sonde::bpf::ProbeKernelFeatures();
+  sonde::bpf::LogKernelFeatures(features);
+  if (!features.CanCaptureSockets()) {
+    spdlog::error("socket capture impossible on this kernel (see the missing features above)");
+    return nullptr;
+  }
+  auto capture = sonde::capture::SocketCapture::Create(CaptureOptionsFrom(c));
+  if (!capture.ok()) {
+    spdlog::error("socket capture failed to start: {}", capture.status().ToString());
+    return nullptr;
+  }
+  return std::move(*capture);
+}
+
+int RunProbe() {
+  const auto f = sonde::bpf::ProbeKernelFeatures();
+  nlohmann::json j = {{"btf", f.btf},
+                      {"tracefs", f.tracefs},
+                      {"tracefs_path", f.tracefs_path},
+                      {"tracefs_mounted_by_sonde", f.tracefs_mounted_by_us},
+                      {"ringbuf", f.ringbuf},
+                      {"syscall_tracepoints", f.syscall_tracepoints},
+                      {"sock_tracepoints", f.sock_tracepoints},
+                      {"tcp_tracepoints", f.tcp_tracepoints},
+                      {"perf_event", f.perf_event},
+                      {"kprobes", f.kprobes},
+                      {"socket_capture_possible", f.CanCaptureSockets()},
+                      {"problems", f.problems}};
+  std::cout << j.dump(2) << std::endl;
+  return f.CanCaptureSockets() ? 0 : 1;
+}
+
+struct CaptureCommand {
+  bool json = false;
+  std::string record_path;
+  double duration_s = 0;
+  uint64_t max_events = 0;
+  std::string ready_file;  // touched once the programs are attached (for tests/scripts)
+};
+
+int RunCapture(const sonde::core::AgentConfig& config, const CaptureCommand& cmd) {
+  if (!cmd.json && cmd.record_path.empty()) {
+    spdlog::error("capture: give --json and/or --record FILE");
+    return 2;
+  }
+  auto capture = StartSocketCapture(config);
+  if (!capture) return 1;
+
+  sonde::core::MonotonicToRealtime clock;
+  std::unique_ptr<sonde::capture::RecordingWriter> writer;
+  if (!cmd.record_path.empty()) {
+    auto w = sonde::capture::RecordingWriter::Create(
+        cmd.record_path, {.monotonic_to_realtime_ns = static_cast<uint64_t>(clock.offset_ns()),
+                          .capture_bytes = config.capture.payload_bytes});
+    if (!w.ok()) {
+      spdlog::error("{}", w.status().ToString());
+      return 1;
+    }
+    writer = std::move(*w);
+  }
+  if (!cmd.ready_file.empty()) {
+    if (std::FILE* f = std::fopen(cmd.ready_file.c_str(), "w")) std::fclose(f);
+  }
+
+  uint64_t events = 0;
+  absl::Status write_status;
+  const bool has_deadline = cmd.duration_s > 0;
+  const auto deadline = std::chrono::steady_clock::now() +
+                        std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                            std::chrono::duration<double>(cmd.duration_s));
+  auto on_event = [&](sonde::capture::RawEvent ev) {
+    ++events;
+    if (writer && write_status.ok()) write_status = writer->Write(ev);
+    if (cmd.json) {
+      std::cout << sonde::capture::EventToJson(ev, static_cast<uint64_t>(clock.offset_ns()))
+                       .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)
+                << '\n';
+    }
+  };
+  while (!g_stop.load()) {
+    if (auto st = capture->Poll(static_cast<int>(config.capture.drain_interval_ms), on_event); !st.ok()) {
+      spdlog::error("{}", st.ToString());
+      return 1;
+    }
+    if (!write_status.ok()) {
+      spdlog::error("recording failed: {}", write_status.ToString());
+      return 1;
+    }
+    if (cmd.max_events != 0 && events >= cmd.max_events) break;
+    if (has_deadline && std::chrono::steady_clock::now() >= deadline) break;
+  }
+  // Final drain so nothing already in the ring buffer is lost on exit.
+  (void)capture->Poll(0, on_event);
+  std::cout.flush();
+  if (writer) (void)writer->Flush();
+  const auto k = capture->ReadKernelCounters();
+  spdlog::info("capture done: {} events, kernel drops {} (ringbuf_full={} stash_full={} payload_read={}), "
+               "forced wake-ups {}",
+               events, k.total_drops(), k.drops[SONDE_DROP_RINGBUF_FULL], k.drops[SONDE_DROP_STASH_FULL],
+               k.drops[SONDE_DROP_PAYLOAD_READ], k.stats[SONDE_STAT_WAKEUPS]);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"sonde-agent: zero-code eBPF observability for API gateway nodes"};
+  app.require_subcommand(1);
+  sonde::core::AgentConfig config;
+  std::string config_path;
+  std::string log_level;
+  bool verbose_bpf = false;
+  app.add_option("-c,--config", config_path, "YAML configuration file")->check(CLI::ExistingFile);
+  app.add_option("--log-level", log_level, "trace|debug|info|warn|error (default info)");
+  app.add_flag("--verbose-bpf", verbose_bpf, "Show libbpf debug output");
+
+  auto* probe = app.add_subcommand("probe", "Report kernel features and exit (0: capture possible)");
+
+  CaptureCommand capture_cmd;
+  auto* capture = app.add_subcommand("capture", "Print or record raw socket events");
+  capture->add_flag("--json", capture_cmd.json, "Print events as JSON lines on stdout");
+  capture->add_option("--record", capture_cmd.record_path, "Write events to a recording file");
+  capture->add_option("--duration", capture_cmd.duration_s, "Stop after this many seconds");
+  capture->add_option("--max-events", capture_cmd.max_events, "Stop after this many events");
+  capture->add_option("--ready-file", capture_cmd.ready_file, "Create this file once attached");
+  sonde::core::AddCaptureFlags(*capture, config);
+
+  // The YAML file is applied before flags, so flags win: parse once to find
+  // --config, load it, then parse again over the loaded values.
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  if (!config_path.empty()) {
+    sonde::core::AgentConfig from_file;
+    if (auto st = sonde::core::LoadYamlConfig(config_path, from_file); !st.ok()) {
+      std::cerr << "sonde-agent: " << st.message() << std::endl;
+      return 2;
+    }
+    config = from_file;
+    try {
+      app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+      return app.exit(e);
+    }
+  }
+  if (!log_level.empty()) config.log_level = log_level;
+  if (!sonde::core::SetupLogging(config.log_level)) {
+    spdlog::warn("unknown log level '{}', using info", config.log_level);
+  }
+  sonde::bpf::RouteLibbpfLogsToSpdlog(verbose_bpf);
+  if (auto st = sonde::core::ValidateConfig(config); !st.ok()) {
+    spdlog::error("invalid configuration: {}", std::string(st.message()));
+    return 2;
+  }
+  InstallSignalHandlers();
+
+  if (*probe) return RunProbe();
+  if (*capture) return RunCapture(config, capture_cmd);
+  return 2;
+}

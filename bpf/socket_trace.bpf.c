@@ -1,0 +1,522 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Socket capture: every read/write-family syscall on a TCP/UDP socket becomes
+ * a data event with timing, identity, tuple, TCP sequence and a payload
+ * prefix; connect/accept/close and TCP state changes become connection
+ * events. Only classic syscall tracepoints and sock:inet_sock_set_state are
+ * used, so no kprobe or fentry support is needed.
+ *
+ * Every probe has the same shape: enter stashes arguments keyed by pid_tgid;
+ * exit filters early, resolves fd -> socket, fills the per-CPU scratch event
+ * and submits it to the ring buffer without waking user space (user space
+ * drains on a timer; a wake-up is forced only past a fill threshold).
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+
+#include "lib/sock.bpf.h"
+#include "sonde/abi.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+/* Set by user space before load. */
+const volatile __u32 capture_bytes = SONDE_PAYLOAD_DEFAULT; /* <= SONDE_PAYLOAD_MAX */
+const volatile __u64 wakeup_threshold_bytes = 1 << 20;
+
+#define SONDE_EAGAIN 11
+#define SONDE_EINPROGRESS 115
+
+/* Arguments stashed at syscall entry (kernel-internal: never crosses to user space). */
+struct io_args {
+  __u64 ts_enter_ns;
+  __u64 buf;    /* buffer, iovec array, msghdr or mmsghdr pointer */
+  __u64 count;  /* buffer length or iovec count */
+  __s32 fd;
+  __u8 syscall; /* enum sonde_syscall */
+  __u8 _pad[3];
+};
+
+/* Per-CPU scratch: the event under construction. Twice the max payload so
+ * that (masked offset + bounded length) always stays inside for the verifier. */
+#pragma clang diagnostic push
+#pragma clang diagnostic ignored "-Wgnu-variable-sized-type-not-at-end"
+struct scratch_event {
+  struct sonde_data_event ev; /* ev.payload[] aliases payload[] below */
+  __u8 payload[2 * SONDE_PAYLOAD_MAX];
+};
+#pragma clang diagnostic pop
+
+struct {
+  __uint(type, BPF_MAP_TYPE_RINGBUF);
+  __uint(max_entries, 16 << 20); /* resized by user space */
+} events SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 65536);
+  __type(key, __u64); /* pid_tgid */
+  __type(value, struct io_args);
+} active_io SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_LRU_HASH);
+  __uint(max_entries, 262144);
+  __type(key, __u64);  /* socket inode */
+  __type(value, __u8); /* enum sonde_role */
+} sock_roles SEC(".maps");
+
+/* Array (not per-CPU: per-CPU values are capped at 32 KiB) indexed by CPU. */
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, 1); /* set to the number of possible CPUs by user space */
+  __type(key, __u32);
+  __type(value, struct scratch_event);
+} scratch SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, SONDE_DROP_REASON_COUNT);
+  __type(key, __u32);
+  __type(value, __u64);
+} drops SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, SONDE_STAT_COUNT);
+  __type(key, __u32);
+  __type(value, __u64);
+} stats SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, struct sonde_filter_config);
+} filter_config SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 4096);
+  __type(key, __u32); /* tgid */
+  __type(value, __u8); /* enum sonde_filter_action */
+} pid_filter SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 4096);
+  __type(key, __u16); /* port, host order */
+  __type(value, __u8);
+} port_filter SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 4096);
+  __type(key, __u64); /* cgroup v2 id */
+  __type(value, __u8);
+} cgroup_filter SEC(".maps");
+
+static __always_inline void count(void *map, __u32 index) {
+  __u64 *value = bpf_map_lookup_elem(map, &index);
+  if (value) *value += 1;
+}
+#define count_drop(reason) count(&drops, reason)
+#define count_stat(stat) count(&stats, stat)
+
+static __always_inline struct sonde_filter_config *filter_cfg(void) {
+  __u32 zero = 0;
+  return bpf_map_lookup_elem(&filter_config, &zero);
+}
+
+/* Process-level filter, applied at syscall entry before any work. */
+static __always_inline bool process_traced(__u32 tgid) {
+  struct sonde_filter_config *cfg = filter_cfg();
+  if (!cfg) return false;
+  if (tgid == cfg->agent_tgid) return false;
+  __u8 *action = bpf_map_lookup_elem(&pid_filter, &tgid);
+  if (action && *action == SONDE_FILTER_EXCLUDE) goto filtered;
+  if ((cfg->mode & SONDE_FILTER_PIDS_INCLUDE_ONLY) && !(action && *action == SONDE_FILTER_INCLUDE))
+    goto filtered;
+  __u64 cgid = bpf_get_current_cgroup_id();
+  __u8 *cg_action = bpf_map_lookup_elem(&cgroup_filter, &cgid);
+  if (cg_action && *cg_action == SONDE_FILTER_EXCLUDE) goto filtered;
+  if ((cfg->mode & SONDE_FILTER_CGROUPS_INCLUDE_ONLY) &&
+      !(cg_action && *cg_action == SONDE_FILTER_INCLUDE))
+    goto filtered;
+  return true;
+filtered:
+  count_stat(SONDE_STAT_FILTERED);
+  return false;
+}
+
+/* Port-level filter, applied once the tuple is known. */
+static __always_inline bool ports_traced(const struct sonde_tuple *t) {
+  struct sonde_filter_config *cfg = filter_cfg();
+  if (!cfg) return false;
+  __u16 sport = t->sport, dport = t->dport;
+  __u8 *a = bpf_map_lookup_elem(&port_filter, &sport);
+  __u8 *b = bpf_map_lookup_elem(&port_filter, &dport);
+  if ((a && *a == SONDE_FILTER_EXCLUDE) || (b && *b == SONDE_FILTER_EXCLUDE)) goto filtered;
+  if ((cfg->mode & SONDE_FILTER_PORTS_INCLUDE_ONLY) &&
+      !((a && *a == SONDE_FILTER_INCLUDE) || (b && *b == SONDE_FILTER_INCLUDE)))
+    goto filtered;
+  return true;
+filtered:
+  count_stat(SONDE_STAT_FILTERED);
+  return false;
+}
+
+static __always_inline void fill_header(struct sonde_event_header *h, __u32 type, __u64 ts_enter,
+                                        __u64 pid_tgid) {
+  h->type = type;
+  h->ts_enter_ns = ts_enter;
+  h->ts_exit_ns = bpf_ktime_get_ns();
+  h->pid = pid_tgid >> 32;
+  h->tid = (__u32)pid_tgid;
+  bpf_get_current_comm(&h->comm, sizeof(h->comm));
+}
+
+/* Submit without waking the reader unless the buffer is filling up. */
+static __always_inline void submit(void *data, __u64 size) {
+  __u64 flags = BPF_RB_NO_WAKEUP;
+  if (bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_threshold_bytes) {
+    flags = BPF_RB_FORCE_WAKEUP;
+    count_stat(SONDE_STAT_WAKEUPS);
+  }
+  if (bpf_ringbuf_output(&events, data, size, flags) != 0) {
+    count_drop(SONDE_DROP_RINGBUF_FULL);
+    return;
+  }
+  count_stat(SONDE_STAT_EVENTS);
+}
+
+/* ---------------------------------------------------------------- entry -- */
+
+static __always_inline int stash_args(__u8 syscall, __s32 fd, __u64 buf, __u64 count_arg) {
+  __u64 pid_tgid = bpf_get_current_pid_tgid();
+  if (!process_traced(pid_tgid >> 32)) return 0;
+  struct io_args args = {
+      .ts_enter_ns = bpf_ktime_get_ns(), .buf = buf, .count = count_arg, .fd = fd, .syscall = syscall};
+  if (bpf_map_update_elem(&active_io, &pid_tgid, &args, BPF_ANY) != 0)
+    count_drop(SONDE_DROP_STASH_FULL);
+  return 0;
+}
+
+/* Every stashing probe reads (fd, buffer-ish pointer, count-ish) from args. */
+#define ENTER_PROBE(name, sys, fd_arg, buf_arg, count_arg)                                       \
+  SEC("tracepoint/syscalls/sys_enter_" #name)                                                    \
+  int enter_##name(struct trace_event_raw_sys_enter *ctx) {                                      \
+    return stash_args(sys, (__s32)ctx->args[fd_arg], ctx->args[buf_arg], ctx->args[count_arg]); \
+  }
+
+ENTER_PROBE(read, SONDE_SYS_READ, 0, 1, 2)
+ENTER_PROBE(write, SONDE_SYS_WRITE, 0, 1, 2)
+ENTER_PROBE(readv, SONDE_SYS_READV, 0, 1, 2)
+ENTER_PROBE(writev, SONDE_SYS_WRITEV, 0, 1, 2)
+ENTER_PROBE(sendto, SONDE_SYS_SENDTO, 0, 1, 2)
+ENTER_PROBE(recvfrom, SONDE_SYS_RECVFROM, 0, 1, 2)
+ENTER_PROBE(sendmsg, SONDE_SYS_SENDMSG, 0, 1, 2) /* count = flags, unused */
+ENTER_PROBE(recvmsg, SONDE_SYS_RECVMSG, 0, 1, 2) /* count = flags, unused */
+ENTER_PROBE(sendmmsg, SONDE_SYS_SENDMMSG, 0, 1, 2)
+ENTER_PROBE(recvmmsg, SONDE_SYS_RECVMMSG, 0, 1, 2)
+ENTER_PROBE(sendfile64, SONDE_SYS_SENDFILE, 0, 2, 3) /* out_fd, in_fd, offset, count */
+ENTER_PROBE(connect, SONDE_SYS_CONNECT, 0, 1, 2)
+ENTER_PROBE(accept, SONDE_SYS_ACCEPT, 0, 1, 2)
+ENTER_PROBE(accept4, SONDE_SYS_ACCEPT4, 0, 1, 2)
+
+/* ------------------------------------------------------------- payloads -- */
+
+static __always_inline __u8 direction_of(__u8 syscall) {
+  switch (syscall) {
+    case SONDE_SYS_READ:
+    case SONDE_SYS_READV:
+    case SONDE_SYS_RECVFROM:
+    case SONDE_SYS_RECVMSG:
+    case SONDE_SYS_RECVMMSG:
+      return SONDE_DIR_INGRESS;
+    default:
+      return SONDE_DIR_EGRESS;
+  }
+}
+
+/* Copies up to `len` user bytes to payload[off..]; returns bytes copied. */
+static __always_inline __u32 copy_user(struct scratch_event *s, __u32 off, __u64 src, __u64 len) {
+  __u32 limit = capture_bytes;
+  if (limit > SONDE_PAYLOAD_MAX) limit = SONDE_PAYLOAD_MAX;
+  if (off >= limit) return 0;
+  __u64 room = limit - off;
+  if (len > room) len = room;
+  off &= SONDE_PAYLOAD_MAX - 1;
+  if (len > SONDE_PAYLOAD_MAX) len = SONDE_PAYLOAD_MAX;
+  if (len == 0) return 0;
+  if (bpf_probe_read_user(&s->payload[off], len, (const void *)src) != 0) {
+    count_drop(SONDE_DROP_PAYLOAD_READ);
+    return 0;
+  }
+  return len;
+}
+
+/* State of one iovec walk; bpf_loop verifies the callback once instead of
+ * unrolling SONDE_MAX_IOVECS copies per call site. */
+struct iovec_walk {
+  __u64 iov_ptr;
+  __u64 iovcnt;
+  __u64 remaining; /* bytes the call moved that are not yet attributed */
+  __u32 copied;
+};
+
+static long copy_one_iovec(__u32 i, void *data) {
+  struct iovec_walk *w = data;
+  if (i >= w->iovcnt || w->remaining == 0) return 1;
+  __u32 cpu = bpf_get_smp_processor_id();
+  struct scratch_event *s = bpf_map_lookup_elem(&scratch, &cpu);
+  if (!s) return 1;
+  struct iovec iov = {};
+  if (bpf_probe_read_user(&iov, sizeof(iov), (const void *)(w->iov_ptr + i * sizeof(iov))) != 0)
+    return 1;
+  __u64 take = iov.iov_len < w->remaining ? iov.iov_len : w->remaining;
+  __u32 got = copy_user(s, w->copied, (__u64)iov.iov_base, take);
+  w->copied += got;
+  w->remaining -= take;
+  return got < take ? 1 : 0; /* stop once the capture limit is reached */
+}
+
+/* Copies the first `total` bytes spread over an iovec array. */
+static __always_inline __u32 copy_iovecs(__u64 iov_ptr, __u64 iovcnt, __u64 total) {
+  struct iovec_walk w = {.iov_ptr = iov_ptr, .iovcnt = iovcnt, .remaining = total, .copied = 0};
+  bpf_loop(SONDE_MAX_IOVECS, copy_one_iovec, &w, 0);
+  return w.copied;
+}
+
+/* iovec pointer/count of a user msghdr. */
+static __always_inline int read_msghdr(__u64 msg_ptr, __u64 *iov, __u64 *iovcnt) {
+  struct user_msghdr msg = {};
+  if (bpf_probe_read_user(&msg, sizeof(msg), (const void *)msg_ptr) != 0) return -1;
+  *iov = (__u64)msg.msg_iov;
+  *iovcnt = msg.msg_iovlen;
+  return 0;
+}
+
+/* ----------------------------------------------------------------- exit -- */
+
+static __always_inline int emit_data(long ret) {
+  __u64 pid_tgid = bpf_get_current_pid_tgid();
+  struct io_args *args = bpf_map_lookup_elem(&active_io, &pid_tgid);
+  if (!args) return 0;
+  struct io_args a = *args;
+  bpf_map_delete_elem(&active_io, &pid_tgid);
+  if (ret <= 0) return 0;
+
+  __u64 inode = 0;
+  struct sock *sk = sonde_sock_from_fd(a.fd, &inode);
+  if (!sk) return 0;
+
+  __u32 cpu = bpf_get_smp_processor_id();
+  struct scratch_event *s = bpf_map_lookup_elem(&scratch, &cpu);
+  if (!s) {
+    count_drop(SONDE_DROP_SCRATCH);
+    return 0;
+  }
+  struct sonde_data_event *ev = &s->ev;
+  if (sonde_fill_tuple(sk, &ev->tuple) != 0) return 0;
+  if (!ports_traced(&ev->tuple)) return 0;
+
+  fill_header(&ev->hdr, SONDE_EVENT_DATA, a.ts_enter_ns, pid_tgid);
+  ev->sock_id = inode;
+  ev->fd = a.fd;
+  ev->syscall = a.syscall;
+  ev->direction = direction_of(a.syscall);
+  ev->flags = 0;
+  ev->bytes = (__u64)ret;
+  __u8 *role = bpf_map_lookup_elem(&sock_roles, &inode);
+  ev->role = role ? *role : SONDE_ROLE_UNKNOWN;
+
+  /* Resolve where the bytes are, then copy them at one call site. */
+  __u64 plain_buf = 0, iov = 0, iovcnt = 0;
+  switch (a.syscall) {
+    case SONDE_SYS_READ:
+    case SONDE_SYS_WRITE:
+    case SONDE_SYS_SENDTO:
+    case SONDE_SYS_RECVFROM:
+      plain_buf = a.buf;
+      break;
+    case SONDE_SYS_READV:
+    case SONDE_SYS_WRITEV:
+      iov = a.buf;
+      iovcnt = a.count;
+      break;
+    case SONDE_SYS_SENDMSG:
+    case SONDE_SYS_RECVMSG:
+      if (read_msghdr(a.buf, &iov, &iovcnt) != 0) iov = 0;
+      break;
+    case SONDE_SYS_SENDMMSG:
+    case SONDE_SYS_RECVMMSG: {
+      /* ret is a message count: report the first message only. */
+      count_stat(SONDE_STAT_MMSG_CALLS);
+      struct mmsghdr first = {};
+      if (bpf_probe_read_user(&first, sizeof(first), (const void *)a.buf) != 0) return 0;
+      ev->bytes = first.msg_len;
+      ev->flags |= SONDE_DATA_MULTI_MSG;
+      if (ev->bytes == 0) return 0;
+      iov = (__u64)first.msg_hdr.msg_iov;
+      iovcnt = first.msg_hdr.msg_iovlen;
+      break;
+    }
+    case SONDE_SYS_SENDFILE:
+      count_stat(SONDE_STAT_SENDFILE_CALLS);
+      ev->flags |= SONDE_DATA_NO_PAYLOAD;
+      break;
+    default:
+      return 0;
+  }
+  __u32 captured = 0;
+  if (plain_buf) {
+    captured = copy_user(s, 0, plain_buf, ev->bytes);
+  } else if (iov) {
+    captured = copy_iovecs(iov, iovcnt, ev->bytes);
+  }
+  if (captured < ev->bytes) ev->flags |= SONDE_DATA_TRUNCATED;
+  ev->payload_len = captured;
+
+  if (ev->tuple.l4_protocol == SONDE_IPPROTO_TCP && !(ev->flags & SONDE_DATA_MULTI_MSG)) {
+    /* The call has already advanced write_seq/copied_seq by ret bytes. */
+    ev->tcp_seq = sonde_tcp_seq_after(sk, ev->direction) - (__u32)ret;
+    ev->flags |= SONDE_DATA_SEQ_VALID;
+  } else {
+    ev->tcp_seq = 0;
+  }
+
+  __u64 size = sizeof(struct sonde_data_event) + captured;
+  if (size > sizeof(struct sonde_data_event) + SONDE_PAYLOAD_MAX)
+    size = sizeof(struct sonde_data_event) + SONDE_PAYLOAD_MAX;
+  ev->hdr.size = size;
+  submit(s, size);
+  return 0;
+}
+
+#define EXIT_DATA_PROBE(name)                                    \
+  SEC("tracepoint/syscalls/sys_exit_" #name)                     \
+  int exit_##name(struct trace_event_raw_sys_exit *ctx) {        \
+    return emit_data(ctx->ret);                                  \
+  }
+
+EXIT_DATA_PROBE(read)
+EXIT_DATA_PROBE(write)
+EXIT_DATA_PROBE(readv)
+EXIT_DATA_PROBE(writev)
+EXIT_DATA_PROBE(sendto)
+EXIT_DATA_PROBE(recvfrom)
+EXIT_DATA_PROBE(sendmsg)
+EXIT_DATA_PROBE(recvmsg)
+EXIT_DATA_PROBE(sendmmsg)
+EXIT_DATA_PROBE(recvmmsg)
+EXIT_DATA_PROBE(sendfile64)
+
+/* ---------------------------------------------------------- connections -- */
+
+static __always_inline void emit_conn(__u32 type, struct sock *sk, __u64 inode, __s32 fd,
+                                      __s32 retval, __u8 role, __u8 syscall, __u64 ts_enter,
+                                      __u64 pid_tgid) {
+  struct sonde_conn_event ev = {};
+  if (sonde_fill_tuple(sk, &ev.tuple) != 0) return;
+  if (!ports_traced(&ev.tuple)) return;
+  fill_header(&ev.hdr, type, ts_enter, pid_tgid);
+  ev.hdr.size = sizeof(ev);
+  ev.sock_id = inode;
+  ev.fd = fd;
+  ev.retval = retval;
+  ev.role = role;
+  ev.syscall = syscall;
+  if (ev.tuple.l4_protocol == SONDE_IPPROTO_TCP) {
+    struct tcp_sock *tp = (struct tcp_sock *)sk;
+    ev.bytes_sent = BPF_CORE_READ(tp, bytes_sent);
+    ev.bytes_received = BPF_CORE_READ(tp, bytes_received);
+  }
+  submit(&ev, sizeof(ev));
+}
+
+static __always_inline int exit_connection(long ret) {
+  __u64 pid_tgid = bpf_get_current_pid_tgid();
+  struct io_args *args = bpf_map_lookup_elem(&active_io, &pid_tgid);
+  if (!args) return 0;
+  struct io_args a = *args;
+  bpf_map_delete_elem(&active_io, &pid_tgid);
+
+  __u8 role;
+  __s32 fd;
+  if (a.syscall == SONDE_SYS_CONNECT) {
+    /* Non-blocking connects return -EINPROGRESS and complete later. */
+    role = SONDE_ROLE_CLIENT;
+    fd = a.fd;
+  } else {
+    if (ret < 0) return 0;
+    role = SONDE_ROLE_SERVER;
+    fd = (__s32)ret;
+  }
+  __u64 inode = 0;
+  struct sock *sk = sonde_sock_from_fd(fd, &inode);
+  if (!sk) return 0;
+  if (a.syscall != SONDE_SYS_CONNECT || ret == 0 || ret == -SONDE_EINPROGRESS) {
+    if (bpf_map_update_elem(&sock_roles, &inode, &role, BPF_ANY) != 0)
+      count_drop(SONDE_DROP_CONN_MAP_FULL);
+  }
+  emit_conn(SONDE_EVENT_CONN_OPEN, sk, inode, fd, (__s32)ret, role, a.syscall, a.ts_enter_ns,
+            pid_tgid);
+  return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_connect")
+int exit_connect(struct trace_event_raw_sys_exit *ctx) { return exit_connection(ctx->ret); }
+
+SEC("tracepoint/syscalls/sys_exit_accept")
+int exit_accept(struct trace_event_raw_sys_exit *ctx) { return exit_connection(ctx->ret); }
+
+SEC("tracepoint/syscalls/sys_exit_accept4")
+int exit_accept4(struct trace_event_raw_sys_exit *ctx) { return exit_connection(ctx->ret); }
+
+/* close() is reported at entry: the fd no longer resolves at exit. */
+SEC("tracepoint/syscalls/sys_enter_close")
+int enter_close(struct trace_event_raw_sys_enter *ctx) {
+  __u64 pid_tgid = bpf_get_current_pid_tgid();
+  if (!process_traced(pid_tgid >> 32)) return 0;
+  __s32 fd = (__s32)ctx->args[0];
+  __u64 inode = 0;
+  struct sock *sk = sonde_sock_from_fd(fd, &inode);
+  if (!sk) return 0;
+  __u8 *role_ptr = bpf_map_lookup_elem(&sock_roles, &inode);
+  __u8 role = role_ptr ? *role_ptr : SONDE_ROLE_UNKNOWN;
+  emit_conn(SONDE_EVENT_CONN_CLOSE, sk, inode, fd, 0, role, SONDE_SYS_CLOSE, bpf_ktime_get_ns(),
+            pid_tgid);
+  bpf_map_delete_elem(&sock_roles, &inode);
+  return 0;
+}
+
+/* TCP_CLOSE while the process still holds the socket (peer reset, timeout):
+ * lets user space expire state before the fd is closed. Runs in softirq
+ * context, so the pid is not meaningful and no process filter applies. */
+SEC("tracepoint/sock/inet_sock_set_state")
+int on_state_change(struct trace_event_raw_inet_sock_set_state *ctx) {
+  if (ctx->protocol != SONDE_IPPROTO_TCP || ctx->newstate != 7 /* TCP_CLOSE */) return 0;
+  struct sock *sk = (struct sock *)ctx->skaddr;
+  __u64 inode = sonde_sock_inode(sk);
+  if (inode == 0) return 0; /* orphaned: close() already reported it */
+  __u8 *role_ptr = bpf_map_lookup_elem(&sock_roles, &inode);
+  __u8 role = role_ptr ? *role_ptr : SONDE_ROLE_UNKNOWN;
+  struct sonde_conn_event ev = {};
+  if (sonde_fill_tuple(sk, &ev.tuple) != 0) return 0;
+  if (!ports_traced(&ev.tuple)) return 0;
+  ev.hdr.type = SONDE_EVENT_CONN_CLOSE;
+  ev.hdr.size = sizeof(ev);
+  ev.hdr.ts_enter_ns = ev.hdr.ts_exit_ns = bpf_ktime_get_ns();
+  ev.sock_id = inode;
+  ev.fd = -1;
+  ev.retval = ctx->newstate;
+  ev.role = role;
+  ev.syscall = SONDE_SYS_STATE_CHANGE;
+  struct tcp_sock *tp = (struct tcp_sock *)sk;
+  ev.bytes_sent = BPF_CORE_READ(tp, bytes_sent);
+  ev.bytes_received = BPF_CORE_READ(tp, bytes_received);
+  submit(&ev, sizeof(ev));
+  return 0;
+}
