@@ -1,0 +1,145 @@
+#include "agent/protocols/http2/hpack.h"
+
+#include <algorithm>
+#include <string>
+
+namespace sonde::protocols::http2 {
+namespace {
+// Ceiling for size updates accepted from an encoder, whatever SETTINGS said.
+constexpr uint32_t kMinAllowedTableSize = 65536;
+constexpr uint32_t kMaxAllowedTableSize = 1u << 20;
+
+void AppendInteger(std::string& out, uint8_t first_bits, int prefix_bits, uint64_t value) {
+  const uint64_t mask = (1u << prefix_bits) - 1;
+  if (value < mask) {
+    out.push_back(static_cast<char>(first_bits | value));
+    return;
+  }
+  out.push_back(static_cast<char>(first_bits | mask));
+  value -= mask;
+  while (value >= 128) {
+    out.push_back(static_cast<char>(0x80 | (value & 0x7f)));
+    value >>= 7;
+  }
+  out.push_back(static_cast<char>(value));
+}
+}  // namespace
+
+HpackDecoder::HpackDecoder() : allowed_size_(kMinAllowedTableSize) {
+  inflater_ = NewInflater();
+  degraded_ = inflater_ == nullptr;  // out of memory: the tolerant decoder still works
+}
+
+HpackDecoder::Inflater HpackDecoder::NewInflater() const {
+  nghttp2_hd_inflater* raw = nullptr;
+  if (nghttp2_hd_inflate_new(&raw) != 0) return nullptr;
+  Inflater inflater(raw);
+  // Raising the ceiling does not change the table (4096 until the encoder
+  // sends a size update) and does not make nghttp2 demand an update.
+  if (nghttp2_hd_inflate_change_table_size(inflater.get(), allowed_size_) != 0) return nullptr;
+  return inflater;
+}
+
+void HpackDecoder::AllowTableSize(uint32_t size) {
+  size = std::min(size, kMaxAllowedTableSize);
+  if (size <= allowed_size_) return;
+  allowed_size_ = size;
+  if (inflater_ != nullptr) nghttp2_hd_inflate_change_table_size(inflater_.get(), size);
+}
+
+void HpackDecoder::LoseState() {
+  ++counters_.state_losses;
+  if (!degraded_) {
+    // Keep the table size the exact decoder had reached: the best guess.
+    tolerant_ = TolerantHpackDecoder(
+        inflater_ != nullptr
+            ? static_cast<uint32_t>(nghttp2_hd_inflate_get_max_dynamic_table_size(inflater_.get()))
+            : kDefaultHeaderTableSize);
+  }
+  tolerant_.LoseState();
+  inflater_.reset();
+  degraded_ = true;
+}
+
+absl::Status HpackDecoder::DecodeExact(std::string_view block, HeaderList& out) {
+  auto* in = reinterpret_cast<uint8_t*>(const_cast<char*>(block.data()));
+  size_t left = block.size();
+  for (;;) {
+    nghttp2_nv nv;
+    int flags = 0;
+    const ssize_t rv = nghttp2_hd_inflate_hd2(inflater_.get(), &nv, &flags, in, left, 1);
+    if (rv < 0) return absl::DataLossError(nghttp2_strerror(static_cast<int>(rv)));
+    in += rv;
+    left -= static_cast<size_t>(rv);
+    if (flags & NGHTTP2_HD_INFLATE_EMIT) {
+      DecodedField& f = out.Add();
+      f.name.assign(reinterpret_cast<const char*>(nv.name), nv.namelen);
+      f.value.assign(reinterpret_cast<const char*>(nv.value), nv.valuelen);
+    }
+    if (flags & NGHTTP2_HD_INFLATE_FINAL) {
+      nghttp2_hd_inflate_end_headers(inflater_.get());
+      return absl::OkStatus();
+    }
+    if (rv == 0 && (flags & NGHTTP2_HD_INFLATE_EMIT) == 0) {
+      return absl::DataLossError("hpack: inflater made no progress");
+    }
+  }
+}
+
+absl::Status HpackDecoder::Decode(std::string_view block, HeaderList& out) {
+  out.Clear();
+  if (!degraded_) {
+    const absl::Status st = DecodeExact(block, out);
+    if (st.ok()) {
+      ++counters_.blocks_exact;
+      return st;
+    }
+    // nghttp2 refuses to continue after an error; whatever it applied to its
+    // table before failing is unknowable, so the table is lost.
+    ++counters_.exact_failures;
+    out.Clear();
+    LoseState();
+  }
+  ++counters_.blocks_degraded;
+  const absl::Status st = tolerant_.Decode(block, out);
+  for (const DecodedField& f : out) {
+    if (f.unknown()) ++counters_.unknown_fields;
+  }
+  if (!st.ok()) {
+    ++counters_.malformed;
+    tolerant_.LoseState();
+    ++counters_.state_losses;
+    return st;
+  }
+  TryRecover();
+  return absl::OkStatus();
+}
+
+void HpackDecoder::TryRecover() {
+  if (!tolerant_.fully_known()) return;
+  // Replay the known table into a fresh nghttp2 inflater: a size update to
+  // the current capacity, then every entry oldest first as a literal with
+  // incremental indexing.
+  Inflater fresh = NewInflater();
+  if (fresh == nullptr) return;
+  std::string block;
+  AppendInteger(block, 0x20, 5, tolerant_.max_table_size());
+  const auto& entries = tolerant_.entries();
+  for (auto it = entries.rbegin(); it != entries.rend(); ++it) {
+    block.push_back(0x40);
+    AppendInteger(block, 0x00, 7, it->name.size());
+    block += it->name;
+    AppendInteger(block, 0x00, 7, it->value.size());
+    block += it->value;
+  }
+  std::swap(inflater_, fresh);
+  HeaderList scratch;
+  if (!DecodeExact(block, scratch).ok()) {
+    inflater_.reset();  // stay degraded; the tolerant decoder is still exact
+    return;
+  }
+  degraded_ = false;
+  ++counters_.recoveries;
+}
+
+}  // namespace sonde::protocols::http2

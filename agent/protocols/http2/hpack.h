@@ -1,0 +1,66 @@
+#pragma once
+// Per-direction HPACK decoding: nghttp2's inflater while the dynamic table is
+// known exactly, the tolerant decoder while it is not (lost frames, late
+// join), and back to nghttp2 once the tolerant decoder has rebuilt a fully
+// known table from new literal-with-indexing entries.
+#include <cstdint>
+#include <memory>
+#include <string_view>
+
+#include <nghttp2/nghttp2.h>
+
+#include "absl/status/status.h"
+#include "agent/protocols/http2/tolerant_hpack.h"
+
+namespace sonde::protocols::http2 {
+
+struct HpackCounters {
+  uint64_t blocks_exact = 0;     // blocks decoded by nghttp2
+  uint64_t blocks_degraded = 0;  // blocks decoded while the table was not fully known
+  uint64_t state_losses = 0;     // times the dynamic table was declared lost
+  uint64_t exact_failures = 0;   // nghttp2 rejected a block (then decoded tolerantly)
+  uint64_t malformed = 0;        // blocks even the tolerant decoder could not finish
+  uint64_t unknown_fields = 0;   // fields that referenced lost dynamic entries
+  uint64_t recoveries = 0;       // returns to exact decoding after a loss
+};
+
+class HpackDecoder {
+ public:
+  HpackDecoder();
+  HpackDecoder(HpackDecoder&&) noexcept = default;
+  HpackDecoder& operator=(HpackDecoder&&) noexcept = default;
+
+  // Decodes one complete header block into `out` (cleared first). Always
+  // leaves every decodable field in `out`; the status reports malformed
+  // input, after which the table is treated as lost.
+  absl::Status Decode(std::string_view block, HeaderList& out);
+
+  // The encoder's dynamic table is no longer known (bytes were lost).
+  void LoseState();
+
+  // SETTINGS_HEADER_TABLE_SIZE announced by the decoding side: the encoder
+  // may grow its table up to this size. Limits are only ever raised: a
+  // passive observer must accept whatever the encoder actually did.
+  void AllowTableSize(uint32_t size);
+
+  bool degraded() const { return degraded_; }
+  const HpackCounters& counters() const { return counters_; }
+
+ private:
+  struct InflaterDeleter {
+    void operator()(nghttp2_hd_inflater* p) const { nghttp2_hd_inflate_del(p); }
+  };
+  using Inflater = std::unique_ptr<nghttp2_hd_inflater, InflaterDeleter>;
+
+  Inflater NewInflater() const;
+  absl::Status DecodeExact(std::string_view block, HeaderList& out);
+  void TryRecover();
+
+  Inflater inflater_;
+  TolerantHpackDecoder tolerant_;
+  uint32_t allowed_size_;
+  bool degraded_ = false;
+  HpackCounters counters_;
+};
+
+}  // namespace sonde::protocols::http2
