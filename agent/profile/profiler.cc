@@ -128,6 +128,22 @@ std::unordered_map<uint32_t, std::vector<uint64_t>> DrainStacks(int fd) {
   return out;
 }
 
+// Off-CPU kernel stacks are taken inside the sched_switch tracepoint: their
+// innermost frames are the BPF program and the tracepoint glue, not the
+// blocked code. Drop them, up to the last glue frame.
+void TrimTracepointFrames(std::vector<std::string>& kernel_innermost_first) {
+  size_t cut = 0;
+  for (size_t i = 0; i < kernel_innermost_first.size() && i < 8; ++i) {
+    const std::string& f = kernel_innermost_first[i];
+    if (f.rfind("bpf_trace_run", 0) == 0 || f.rfind("__bpf_trace_", 0) == 0 ||
+        f.rfind("__traceiter_", 0) == 0 || f.rfind("bpf_prog_", 0) == 0) {
+      cut = i + 1;
+    }
+  }
+  kernel_innermost_first.erase(kernel_innermost_first.begin(),
+                               kernel_innermost_first.begin() + static_cast<long>(cut));
+}
+
 }  // namespace
 
 void Profiler::SkeletonDeleter::operator()(::profile* skel) const { profile__destroy(skel); }
@@ -321,6 +337,7 @@ absl::StatusOr<std::vector<ProfileWindow>> Profiler::Drain() {
         };
         frames(k.user_stack_id, true);
         frames(k.kernel_stack_id, false);
+        if (kind == ProfileKind::kOffCpu) TrimTracepointFrames(kernel);
       }
       auto [it, inserted] = index.emplace(k.pid, w.processes.size());
       if (inserted) {
