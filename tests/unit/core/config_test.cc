@@ -1,0 +1,80 @@
+#include "agent/core/config.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+namespace sonde::core {
+namespace {
+
+class ConfigTest : public ::testing::Test {
+ protected:
+  std::string Write(const std::string& yaml) {
+    path_ = (std::filesystem::temp_directory_path() / ("sonde_cfg_" + std::to_string(getpid()) + ".yaml")).string();
+    std::ofstream(path_) << yaml;
+    return path_;
+  }
+  void TearDown() override { std::filesystem::remove(path_); }
+  std::string path_;
+};
+
+TEST_F(ConfigTest, DefaultsAreValid) { EXPECT_TRUE(ValidateConfig(AgentConfig{}).ok()); }
+
+TEST_F(ConfigTest, YamlOverridesDefaults) {
+  AgentConfig c;
+  auto st = LoadYamlConfig(Write(R"(
+log_level: debug
+capture:
+  payload_bytes: 8192
+  exclude_ports: [22, 7070]
+  include_pids: [1, 2]
+server:
+  address: sonde-server:7070
+)"),
+                           c);
+  ASSERT_TRUE(st.ok()) << st;
+  EXPECT_EQ(c.log_level, "debug");
+  EXPECT_EQ(c.capture.payload_bytes, 8192u);
+  EXPECT_EQ(c.capture.exclude_ports, (std::vector<uint16_t>{22, 7070}));
+  EXPECT_EQ(c.capture.include_pids, (std::vector<uint32_t>{1, 2}));
+  EXPECT_EQ(c.server_address, "sonde-server:7070");
+  EXPECT_EQ(c.capture.ringbuf_mb, 16u);  // untouched default
+  EXPECT_TRUE(ValidateConfig(c).ok());
+}
+
+TEST_F(ConfigTest, UnknownKeyIsNamed) {
+  AgentConfig c;
+  auto st = LoadYamlConfig(Write("capture:\n  payload_byts: 10\n"), c);
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.message().find("payload_byts"), absl::string_view::npos) << st;
+}
+
+TEST_F(ConfigTest, WrongTypeIsNamed) {
+  AgentConfig c;
+  auto st = LoadYamlConfig(Write("capture:\n  payload_bytes: lots\n"), c);
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.message().find("payload_bytes"), absl::string_view::npos) << st;
+}
+
+TEST_F(ConfigTest, SyntaxErrorIsReported) {
+  AgentConfig c;
+  EXPECT_FALSE(LoadYamlConfig(Write("capture: [unclosed\n"), c).ok());
+}
+
+TEST_F(ConfigTest, RangesAreValidated) {
+  AgentConfig c;
+  c.capture.payload_bytes = 20000;
+  EXPECT_FALSE(ValidateConfig(c).ok());
+  c = AgentConfig{};
+  c.capture.ringbuf_mb = 12;  // not a power of two
+  EXPECT_FALSE(ValidateConfig(c).ok());
+  c = AgentConfig{};
+  c.capture.include_pids = {5};
+  c.capture.exclude_pids = {5};
+  EXPECT_FALSE(ValidateConfig(c).ok());
+}
+
+}  // namespace
+}  // namespace sonde::core
