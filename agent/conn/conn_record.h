@@ -1,0 +1,28 @@
+#pragma once
+// What the connection tracker hands downstream: a protocol record plus the
+// connection it was seen on.
+#include <cstdint>
+#include <string>
+
+#include "agent/protocols/protocol.h"
+#include "agent/protocols/record.h"
+#include "sonde/abi.h"
+
+namespace sonde::conn {
+
+struct ConnContext {
+  uint32_t pid = 0;
+  uint32_t tid = 0;  // thread that moved the request's first byte
+  std::string comm;
+  sonde_tuple tuple{};  // local = s*, remote = d*
+  protocols::Role role = protocols::Role::kUnknown;
+  uint64_t sock_id = 0;
+  int32_t fd = -1;
+};
+
+struct ConnRecord {
+  protocols::L7Record record;
+  ConnContext conn;
+};
+
+}  // namespace sonde::conn

@@ -1,0 +1,83 @@
+#include "agent/conn/connection.h"
+
+#include <algorithm>
+
+#include "agent/conn/tracker.h"
+#include "agent/protocols/registry.h"
+
+namespace sonde::conn {
+
+using protocols::Direction;
+using protocols::InferResult;
+using protocols::Role;
+
+Connection::Connection(ConnContext ctx, bool late_join, const TrackerOptions& options,
+                       MemoryBudget* budget)
+    : ctx_(std::move(ctx)),
+      late_join_(late_join),
+      options_(options),
+      egress_(Direction::kEgress, options.stream, budget),
+      ingress_(Direction::kIngress, options.stream, budget) {}
+
+void Connection::AddData(Direction dir, const DataChunk& chunk) {
+  last_activity_ns_ = std::max(last_activity_ns_, chunk.ts_exit_ns);
+  (dir == Direction::kEgress ? egress_ : ingress_).Add(chunk, *this);
+}
+
+void Connection::FlushExpired(uint64_t now_ns) {
+  egress_.FlushExpired(now_ns, *this);
+  ingress_.FlushExpired(now_ns, *this);
+}
+
+void Connection::Close() {
+  egress_.Close(*this);
+  ingress_.Close(*this);
+}
+
+size_t Connection::OnBytes(Direction dir, const protocols::StreamView& view) {
+  if (session_) return session_->OnBytes(dir, view);
+  if (gave_up_) return view.bytes.size();
+  if (view.bytes.empty()) return 0;
+  ++infer_calls_;
+  bool maybe = false;
+  for (const auto& def : protocols::AllProtocols()) {
+    InferResult r = def.infer(view.bytes, dir, ctx_.role);
+    if (r == InferResult::kYes) {
+      protocol_ = def.protocol;
+      if (ctx_.role == Role::kUnknown && def.infer_role != nullptr) {
+        ctx_.role = def.infer_role(view.bytes, dir);
+      }
+      session_ = def.make_session(ctx_.role, late_join_);
+      return session_->OnBytes(dir, view);
+    }
+    maybe = maybe || r == InferResult::kMaybeNeedMore;
+  }
+  if (maybe && view.bytes.size() < options_.max_infer_bytes) return 0;
+  // Mid-stream bytes of a late-joined connection may not look like anything:
+  // try the next few calls' first bytes before giving up.
+  late_join_ = true;
+  if (infer_calls_ >= options_.max_infer_calls) gave_up_ = true;
+  return view.bytes.size();
+}
+
+void Connection::OnGap(Direction dir, uint64_t bytes) {
+  if (session_) {
+    session_->OnGap(dir, bytes);
+  } else {
+    late_join_ = true;  // the connection's start is gone
+  }
+}
+
+void Connection::TakeRecords(uint64_t now_ns, bool closing, std::vector<ConnRecord>& out) {
+  if (!session_) return;
+  scratch_.clear();
+  session_->TakeRecords(now_ns, closing, scratch_);
+  for (auto& r : scratch_) {
+    ConnRecord& cr = out.emplace_back();
+    cr.conn = ctx_;
+    cr.conn.tid = r.request.thread_id != 0 ? r.request.thread_id : r.response.thread_id;
+    cr.record = std::move(r);
+  }
+}
+
+}  // namespace sonde::conn

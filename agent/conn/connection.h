@@ -1,0 +1,54 @@
+#pragma once
+// One tracked socket: two ordered streams, the inferred protocol and its
+// session. Internal to the tracker (agent/conn/tracker.h).
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "agent/conn/conn_record.h"
+#include "agent/conn/data_stream.h"
+#include "agent/protocols/protocol.h"
+
+namespace sonde::conn {
+
+struct TrackerOptions;
+
+class Connection final : public StreamConsumer {
+ public:
+  Connection(ConnContext ctx, bool late_join, const TrackerOptions& options, MemoryBudget* budget);
+
+  void AddData(protocols::Direction dir, const DataChunk& chunk);
+  void FlushExpired(uint64_t now_ns);
+  // Both directions ended: deliver what is left and flush the session.
+  void Close();
+  void TakeRecords(uint64_t now_ns, bool closing, std::vector<ConnRecord>& out);
+
+  size_t OnBytes(protocols::Direction dir, const protocols::StreamView& view) override;
+  void OnGap(protocols::Direction dir, uint64_t bytes) override;
+
+  ConnContext& context() { return ctx_; }
+  const ConnContext& context() const { return ctx_; }
+  protocols::L7Protocol protocol() const { return protocol_; }
+  bool gave_up() const { return gave_up_; }
+  uint64_t last_activity_ns() const { return last_activity_ns_; }
+  const DataStream& egress() const { return egress_; }
+  const DataStream& ingress() const { return ingress_; }
+  const protocols::ProtocolCounters* protocol_counters() const {
+    return session_ ? &session_->counters() : nullptr;
+  }
+
+ private:
+  ConnContext ctx_;
+  bool late_join_;
+  const TrackerOptions& options_;
+  DataStream egress_;
+  DataStream ingress_;
+  std::unique_ptr<protocols::ProtocolSession> session_;
+  protocols::L7Protocol protocol_ = protocols::L7Protocol::kUnknown;
+  bool gave_up_ = false;
+  uint32_t infer_calls_ = 0;
+  uint64_t last_activity_ns_ = 0;
+  std::vector<protocols::L7Record> scratch_;
+};
+
+}  // namespace sonde::conn

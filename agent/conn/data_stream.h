@@ -1,0 +1,105 @@
+#pragma once
+// One direction of one connection: captured calls in TCP-sequence order,
+// holes reported as gaps, bytes the protocol did not consume yet kept for the
+// next call. Chunks that arrive ahead of a hole wait (bounded in count and
+// time) for the hole to fill, then the hole becomes a gap.
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "agent/protocols/protocol.h"
+
+namespace sonde::conn {
+
+// Shared byte budget of all streams of a tracker.
+struct MemoryBudget {
+  size_t limit = 64u << 20;
+  size_t used = 0;
+  uint64_t drops = 0;  // chunks / buffers dropped because the budget was full
+};
+
+// One captured call's contribution to a stream.
+struct DataChunk {
+  uint64_t ts_enter_ns = 0;
+  uint64_t ts_exit_ns = 0;
+  std::optional<uint32_t> tcp_seq;  // sequence of the first byte, when known
+  uint32_t thread_id = 0;
+  uint64_t bytes = 0;         // bytes the call moved
+  std::string_view payload;   // captured prefix (payload.size() <= bytes)
+};
+
+// Receives the stream's contents in order.
+class StreamConsumer {
+ public:
+  virtual ~StreamConsumer() = default;
+  virtual size_t OnBytes(protocols::Direction dir, const protocols::StreamView& view) = 0;
+  virtual void OnGap(protocols::Direction dir, uint64_t bytes) = 0;
+};
+
+struct StreamCounters {
+  uint64_t chunks = 0;
+  uint64_t bytes = 0;            // bytes moved by the calls
+  uint64_t captured_bytes = 0;   // payload bytes captured
+  uint64_t gap_bytes = 0;        // bytes reported as gaps (truncation + holes + drops)
+  uint64_t reordered = 0;        // chunks that waited for an earlier one
+  uint64_t duplicate_bytes = 0;  // bytes seen twice (overlapping sequence ranges)
+  uint64_t overflow_drops = 0;   // buffers dropped at the per-stream bound
+};
+
+class DataStream {
+ public:
+  struct Options {
+    size_t max_buffer_bytes = 256u << 10;  // unconsumed bytes kept per stream
+    size_t max_reorder_chunks = 32;        // chunks waiting for a hole to fill
+    uint64_t reorder_window_ns = 100'000'000;
+  };
+
+  DataStream(protocols::Direction dir, const Options& options, MemoryBudget* budget)
+      : dir_(dir), options_(options), budget_(budget) {}
+  ~DataStream();
+  DataStream(const DataStream&) = delete;
+  DataStream& operator=(const DataStream&) = delete;
+
+  // Adds one call's bytes and delivers whatever is now in order.
+  void Add(const DataChunk& chunk, StreamConsumer& consumer);
+  // Holes older than the reorder window become gaps.
+  void FlushExpired(uint64_t now_ns, StreamConsumer& consumer);
+  // No more bytes will come: deliver everything, holes as gaps, and present
+  // the remainder once more with connection_closed set.
+  void Close(StreamConsumer& consumer);
+
+  size_t buffered_bytes() const { return buf_.size() + waiting_bytes_; }
+  const StreamCounters& counters() const { return counters_; }
+
+ private:
+  struct Waiting {
+    DataChunk chunk;
+    std::string payload;  // owned copy
+  };
+  void Place(DataChunk chunk, StreamConsumer& consumer);
+  void Deliver(const DataChunk& chunk, StreamConsumer& consumer);
+  void Gap(uint64_t bytes, StreamConsumer& consumer);
+  void DrainWaiting(StreamConsumer& consumer);
+  void ReleaseOldest(StreamConsumer& consumer);
+  void ForceWaiting(StreamConsumer& consumer);
+  void KeepRemainder(std::string_view bytes, const std::vector<protocols::ChunkInfo>& chunks,
+                     size_t used, StreamConsumer& consumer);
+
+  protocols::Direction dir_;
+  Options options_;
+  MemoryBudget* budget_;
+  std::string buf_;  // unconsumed bytes, buf_[0] is the next byte the protocol sees
+  std::vector<protocols::ChunkInfo> chunks_;  // calls covering buf_
+  std::optional<uint32_t> next_seq_;          // sequence of the next expected byte
+  uint64_t next_offset_ = 0;                  // stream offset of the next expected byte
+  std::map<uint64_t, Waiting> waiting_;       // ahead of a hole, keyed by stream offset
+  uint64_t waiting_bytes_ = 0;
+  uint64_t oldest_wait_ns_ = 0;
+  StreamCounters counters_;
+  std::vector<protocols::ChunkInfo> scratch_chunks_;
+};
+
+}  // namespace sonde::conn
