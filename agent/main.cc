@@ -93,6 +93,7 @@ struct CaptureCommand {
   double duration_s = 0;
   uint64_t max_events = 0;
   std::string ready_file;  // touched once the programs are attached (for tests/scripts)
+  std::string stats_file;  // final counters as JSON (for tests/scripts)
 };
 
 int RunCapture(const sonde::core::AgentConfig& config, const CaptureCommand& cmd) {
@@ -151,6 +152,25 @@ int RunCapture(const sonde::core::AgentConfig& config, const CaptureCommand& cmd
   std::cout.flush();
   if (writer) (void)writer->Flush();
   const auto k = capture->ReadKernelCounters();
+  if (!cmd.stats_file.empty()) {
+    const auto src = capture->counters();
+    nlohmann::json stats = {{"events", events},
+                            {"malformed", src.malformed},
+                            {"kernel_drops", k.total_drops()},
+                            {"ringbuf_full", k.drops[SONDE_DROP_RINGBUF_FULL]},
+                            {"stash_full", k.drops[SONDE_DROP_STASH_FULL]},
+                            {"payload_read_failed", k.drops[SONDE_DROP_PAYLOAD_READ]},
+                            {"kernel_events", k.stats[SONDE_STAT_EVENTS]},
+                            {"forced_wakeups", k.stats[SONDE_STAT_WAKEUPS]},
+                            {"sendfile_calls", k.stats[SONDE_STAT_SENDFILE_CALLS]},
+                            {"mmsg_calls", k.stats[SONDE_STAT_MMSG_CALLS]},
+                            {"filtered", k.stats[SONDE_STAT_FILTERED]}};
+    if (std::FILE* f = std::fopen(cmd.stats_file.c_str(), "w")) {
+      const std::string text = stats.dump(2);
+      std::fwrite(text.data(), 1, text.size(), f);
+      std::fclose(f);
+    }
+  }
   spdlog::info("capture done: {} events, kernel drops {} (ringbuf_full={} stash_full={} payload_read={}), "
                "forced wake-ups {}",
                events, k.total_drops(), k.drops[SONDE_DROP_RINGBUF_FULL], k.drops[SONDE_DROP_STASH_FULL],
@@ -180,6 +200,7 @@ int main(int argc, char** argv) {
   capture->add_option("--duration", capture_cmd.duration_s, "Stop after this many seconds");
   capture->add_option("--max-events", capture_cmd.max_events, "Stop after this many events");
   capture->add_option("--ready-file", capture_cmd.ready_file, "Create this file once attached");
+  capture->add_option("--stats-file", capture_cmd.stats_file, "Write final counters as JSON here");
   sonde::core::AddCaptureFlags(*capture, config);
 
   // The YAML file is applied before flags, so flags win: parse once to find
