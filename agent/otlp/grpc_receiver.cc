@@ -1,0 +1,198 @@
+#include "agent/otlp/grpc_receiver.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include <charconv>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+#include "agent/otlp/auth.h"
+#include "agent/otlp/rpc_status.h"
+#include "opentelemetry/proto/collector/logs/v1/logs_service.grpc.pb.h"
+#include "opentelemetry/proto/collector/metrics/v1/metrics_service.grpc.pb.h"
+#include "opentelemetry/proto/collector/trace/v1/trace_service.grpc.pb.h"
+
+namespace sonde::otlp {
+namespace {
+
+namespace collector = opentelemetry::proto::collector;
+
+std::string BindTarget(const std::string& address, int port) {
+  return address.find(':') != std::string::npos ? absl::StrCat("[", address, "]:", port)
+                                                : absl::StrCat(address, ":", port);
+}
+
+// Shared front half of every Export: authentication and admission.
+class Gate {
+ public:
+  Gate(Ingestor* ingestor, std::string token, int* port)
+      : ingestor_(ingestor), token_(std::move(token)), port_(port) {}
+
+  grpc::Status Check(grpc::ServerContext* ctx, std::optional<Ingestor::Ticket>* ticket,
+                     PeerInfo* peer) const {
+    if (!token_.empty()) {
+      auto it = ctx->client_metadata().find("authorization");
+      std::string_view value;
+      if (it != ctx->client_metadata().end()) value = std::string_view(it->second.data(), it->second.size());
+      if (!BearerTokenMatches(token_, value)) {
+        ingestor_->stats().CountReject(RejectReason::kUnauthenticated);
+        return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "missing or wrong bearer token");
+      }
+    }
+    if (auto admitted = ingestor_->Admit(0)) ticket->emplace(std::move(*admitted));
+    if (!*ticket) {
+      const int retry = ingestor_->options().retry_after_s;
+      const std::string message = "agent overloaded, retry later";
+      return grpc::Status(grpc::StatusCode::UNAVAILABLE, message,
+                          EncodeRpcStatusProto(RpcCode::kUnavailable, message, retry));
+    }
+    peer->transport = Transport::kGrpc;
+    peer->receiver_port = static_cast<uint16_t>(*port_);
+    ParseGrpcPeer(ctx->peer(), &peer->address, &peer->port);
+    return grpc::Status::OK;
+  }
+  Ingestor* ingestor() const { return ingestor_; }
+
+ private:
+  Ingestor* ingestor_;
+  std::string token_;
+  const int* port_;
+};
+
+class TraceService final : public collector::trace::v1::TraceService::Service {
+ public:
+  explicit TraceService(const Gate* gate) : gate_(gate) {}
+  grpc::Status Export(grpc::ServerContext* ctx,
+                      const collector::trace::v1::ExportTraceServiceRequest* request,
+                      collector::trace::v1::ExportTraceServiceResponse* response) override {
+    std::optional<Ingestor::Ticket> ticket;
+    PeerInfo peer;
+    if (grpc::Status st = gate_->Check(ctx, &ticket, &peer); !st.ok()) return st;
+    ExportResult r = gate_->ingestor()->ExportTraces(*request, peer);
+    if (r.rejected > 0 || !r.error_message.empty()) {
+      response->mutable_partial_success()->set_rejected_spans(r.rejected);
+      response->mutable_partial_success()->set_error_message(r.error_message);
+    }
+    return grpc::Status::OK;
+  }
+
+ private:
+  const Gate* gate_;
+};
+
+class MetricsService final : public collector::metrics::v1::MetricsService::Service {
+ public:
+  explicit MetricsService(const Gate* gate) : gate_(gate) {}
+  grpc::Status Export(grpc::ServerContext* ctx,
+                      const collector::metrics::v1::ExportMetricsServiceRequest* request,
+                      collector::metrics::v1::ExportMetricsServiceResponse* response) override {
+    std::optional<Ingestor::Ticket> ticket;
+    PeerInfo peer;
+    if (grpc::Status st = gate_->Check(ctx, &ticket, &peer); !st.ok()) return st;
+    // Sinks keep metrics beyond this call: they get their own copy.
+    auto owned = std::make_shared<ExportMetricsRequest>(*request);
+    ExportResult r = gate_->ingestor()->ExportMetrics(std::move(owned), peer);
+    if (r.rejected > 0 || !r.error_message.empty()) {
+      response->mutable_partial_success()->set_rejected_data_points(r.rejected);
+      response->mutable_partial_success()->set_error_message(r.error_message);
+    }
+    return grpc::Status::OK;
+  }
+
+ private:
+  const Gate* gate_;
+};
+
+class LogsService final : public collector::logs::v1::LogsService::Service {
+ public:
+  explicit LogsService(const Gate* gate) : gate_(gate) {}
+  grpc::Status Export(grpc::ServerContext* ctx,
+                      const collector::logs::v1::ExportLogsServiceRequest* request,
+                      collector::logs::v1::ExportLogsServiceResponse* response) override {
+    std::optional<Ingestor::Ticket> ticket;
+    PeerInfo peer;
+    if (grpc::Status st = gate_->Check(ctx, &ticket, &peer); !st.ok()) return st;
+    auto owned = std::make_shared<ExportLogsRequest>(*request);
+    ExportResult r = gate_->ingestor()->ExportLogs(std::move(owned), peer);
+    if (r.rejected > 0 || !r.error_message.empty()) {
+      response->mutable_partial_success()->set_rejected_log_records(r.rejected);
+      response->mutable_partial_success()->set_error_message(r.error_message);
+    }
+    return grpc::Status::OK;
+  }
+
+ private:
+  const Gate* gate_;
+};
+
+}  // namespace
+
+struct GrpcReceiver::Services {
+  Services(Ingestor* ingestor, std::string token, int* port)
+      : gate(ingestor, std::move(token), port), traces(&gate), metrics(&gate), logs(&gate) {}
+  Gate gate;
+  TraceService traces;
+  MetricsService metrics;
+  LogsService logs;
+};
+
+bool ParseGrpcPeer(std::string_view peer, std::string* address, uint16_t* port) {
+  std::string text = absl::StrReplaceAll(std::string(peer), {{"%5B", "["}, {"%5D", "]"}, {"%25", "%"}});
+  std::string_view v = text;
+  if (v.rfind("ipv4:", 0) == 0 || v.rfind("ipv6:", 0) == 0) v.remove_prefix(5);
+  else return false;
+  size_t colon = v.rfind(':');
+  if (colon == std::string_view::npos) return false;
+  std::string_view host = v.substr(0, colon), port_text = v.substr(colon + 1);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  unsigned value = 0;
+  auto [ptr, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), value);
+  if (ec != std::errc() || value > 65535) return false;
+  *address = std::string(host);
+  *port = static_cast<uint16_t>(value);
+  return true;
+}
+
+absl::StatusOr<std::unique_ptr<GrpcReceiver>> GrpcReceiver::Start(const GrpcReceiverOptions& options,
+                                                                  Ingestor* ingestor) {
+  if (options.bind_addresses.empty()) return absl::InvalidArgumentError("no bind address");
+  std::unique_ptr<GrpcReceiver> receiver(new GrpcReceiver());
+  receiver->services_ = std::make_unique<Services>(ingestor, options.bearer_token, &receiver->port_);
+
+  grpc::ServerBuilder builder;
+  std::vector<int> selected(options.bind_addresses.size(), 0);
+  for (size_t i = 0; i < options.bind_addresses.size(); ++i) {
+    builder.AddListeningPort(BindTarget(options.bind_addresses[i], options.port),
+                             grpc::InsecureServerCredentials(), &selected[i]);
+  }
+  // gRPC enforces this after decompression as well (RESOURCE_EXHAUSTED).
+  builder.SetMaxReceiveMessageSize(static_cast<int>(
+      std::min<size_t>(ingestor->options().max_body_bytes, std::numeric_limits<int>::max())));
+  builder.RegisterService(&receiver->services_->traces);
+  builder.RegisterService(&receiver->services_->metrics);
+  builder.RegisterService(&receiver->services_->logs);
+  receiver->server_ = builder.BuildAndStart();
+  if (!receiver->server_) {
+    return absl::UnavailableError(absl::StrCat("OTLP/gRPC: cannot listen on port ", options.port));
+  }
+  for (size_t i = 0; i < selected.size(); ++i) {
+    if (selected[i] == 0) {
+      return absl::UnavailableError(absl::StrCat("OTLP/gRPC: cannot bind ",
+                                                 BindTarget(options.bind_addresses[i], options.port)));
+    }
+  }
+  receiver->port_ = selected[0];
+  return receiver;
+}
+
+void GrpcReceiver::Shutdown() {
+  if (server_) {
+    server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+    server_->Wait();
+    server_.reset();
+  }
+}
+
+GrpcReceiver::~GrpcReceiver() { Shutdown(); }
+
+}  // namespace sonde::otlp

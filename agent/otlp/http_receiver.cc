@@ -1,0 +1,242 @@
+#include "agent/otlp/http_receiver.h"
+
+#include <httplib.h>
+
+#include <chrono>
+
+#include "absl/strings/str_cat.h"
+#include "agent/otlp/auth.h"
+#include "agent/otlp/rpc_status.h"
+#include "agent/otlp/text_util.h"
+#include "google/protobuf/arena.h"
+
+namespace sonde::otlp {
+namespace {
+
+using collector_trace_response = opentelemetry::proto::collector::trace::v1::ExportTraceServiceResponse;
+using collector_metrics_response =
+    opentelemetry::proto::collector::metrics::v1::ExportMetricsServiceResponse;
+using collector_logs_response = opentelemetry::proto::collector::logs::v1::ExportLogsServiceResponse;
+
+void Reply(httplib::Response& res, int http_status, BodyFormat format, std::string body) {
+  res.status = http_status;
+  res.set_content(std::move(body), std::string(ContentTypeOf(format)).c_str());
+}
+
+void ReplyStatus(httplib::Response& res, int http_status, BodyFormat format, RpcCode code,
+                 std::string_view message, int retry_after_s = 0) {
+  Reply(res, http_status, format,
+        format == BodyFormat::kJson ? EncodeRpcStatusJson(code, message, retry_after_s)
+                                    : EncodeRpcStatusProto(code, message, retry_after_s));
+}
+
+bool SupportedEncoding(std::string_view encoding) {
+  // httplib inflates gzip/deflate/br while reading (bounded by our receiver callback).
+  std::string e(StripWhitespace(encoding));
+  for (char& c : e) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return e.empty() || e == "identity" || e == "gzip" || e == "x-gzip" || e == "deflate" || e == "br";
+}
+
+template <typename Response>
+std::string EncodeResult(const ExportResult& r, BodyFormat format,
+                         void (*fill)(Response*, const ExportResult&)) {
+  Response response;
+  if (r.rejected > 0 || !r.error_message.empty()) fill(&response, r);
+  return EncodeBody(response, format);
+}
+
+}  // namespace
+
+HttpReceiver::HttpReceiver(HttpReceiverOptions options, Ingestor* ingestor)
+    : options_(std::move(options)), ingestor_(ingestor) {}
+
+void HttpReceiver::Install(httplib::Server& server) {
+  const size_t max_body = ingestor_->options().max_body_bytes;
+  server.set_payload_max_length(max_body);  // wire bytes; decoded bytes are capped below
+  server.set_keep_alive_max_count(100000);
+  server.set_keep_alive_timeout(10);
+  server.set_read_timeout(30, 0);
+  const int threads = options_.threads;
+  // httplib's API takes ownership of a raw TaskQueue pointer.
+  server.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
+
+  auto handle = [this, max_body](Signal signal, const httplib::Request& req, httplib::Response& res,
+                                 const httplib::ContentReader& reader) {
+    auto format_or = ParseContentType(req.get_header_value("Content-Type"));
+    // Errors about the content type itself are answered in JSON (no usable request type).
+    const BodyFormat format = format_or.ok() ? *format_or : BodyFormat::kJson;
+    if (!BearerTokenMatches(options_.bearer_token, req.get_header_value("Authorization"))) {
+      ingestor_->stats().CountReject(RejectReason::kUnauthenticated);
+      res.set_header("WWW-Authenticate", "Bearer");
+      return ReplyStatus(res, 401, format, RpcCode::kUnauthenticated, "missing or wrong bearer token");
+    }
+    if (!format_or.ok()) {
+      ingestor_->stats().CountReject(RejectReason::kUnsupportedMedia);
+      return ReplyStatus(res, 415, format, RpcCode::kInvalidArgument, std::string(format_or.status().message()));
+    }
+    if (!SupportedEncoding(req.get_header_value("Content-Encoding"))) {
+      ingestor_->stats().CountReject(RejectReason::kUnsupportedMedia);
+      return ReplyStatus(res, 415, format, RpcCode::kInvalidArgument,
+                         absl::StrCat("unsupported Content-Encoding '",
+                                      req.get_header_value("Content-Encoding"), "'"));
+    }
+    const size_t declared = req.get_header_value<uint64_t>("Content-Length");
+    if (declared > max_body) {
+      ingestor_->stats().CountReject(RejectReason::kTooLarge);
+      res.set_header("Connection", "close");  // the body is not read
+      return ReplyStatus(res, 413, format, RpcCode::kResourceExhausted,
+                         absl::StrCat("body exceeds ", max_body, " bytes"));
+    }
+    std::optional<Ingestor::Ticket> ticket = ingestor_->Admit(declared);
+    if (!ticket) {
+      const int retry = ingestor_->options().retry_after_s;
+      res.set_header("Retry-After", std::to_string(retry));
+      res.set_header("Connection", "close");
+      return ReplyStatus(res, 503, format, RpcCode::kUnavailable, "agent overloaded, retry later",
+                         retry);
+    }
+
+    std::string body;
+    body.reserve(std::min(declared, max_body));
+    bool too_large = false;
+    bool overloaded = false;
+    size_t accounted = declared;
+    const bool complete = reader([&](const char* data, size_t n) {
+      if (body.size() + n > max_body) {
+        too_large = true;
+        return false;  // stops httplib's inflater at the bound
+      }
+      body.append(data, n);
+      if (body.size() > accounted) {  // decompressed/chunked bodies grow past Content-Length
+        overloaded = !ticket->Grow(body.size() - accounted);
+        accounted = body.size();
+        if (overloaded) return false;
+      }
+      return true;
+    });
+    if (too_large || res.status == 413) {
+      ingestor_->stats().CountReject(RejectReason::kTooLarge);
+      res.set_header("Connection", "close");
+      return ReplyStatus(res, 413, format, RpcCode::kResourceExhausted,
+                         absl::StrCat("body exceeds ", max_body, " bytes after decompression"));
+    }
+    if (overloaded) {
+      ingestor_->stats().CountReject(RejectReason::kOverloaded);
+      res.set_header("Retry-After", std::to_string(ingestor_->options().retry_after_s));
+      res.set_header("Connection", "close");
+      return ReplyStatus(res, 503, format, RpcCode::kUnavailable, "agent overloaded, retry later",
+                         ingestor_->options().retry_after_s);
+    }
+    if (!complete) {
+      ingestor_->stats().CountReject(RejectReason::kBadPayload);
+      res.set_header("Connection", "close");
+      return ReplyStatus(res, 400, format, RpcCode::kInvalidArgument,
+                         "unreadable body (truncated or corrupt compression)");
+    }
+
+    PeerInfo peer{req.remote_addr, static_cast<uint16_t>(req.remote_port),
+                  static_cast<uint16_t>(port_), Transport::kHttp};
+    ExportResult result;
+    std::string response;
+    absl::Status decoded;
+    switch (signal) {
+      case Signal::kTraces: {
+        google::protobuf::Arena arena;  // one allocation region per request: faster parse + free
+        auto* request = google::protobuf::Arena::CreateMessage<ExportTraceRequest>(&arena);
+        decoded = DecodeBody(body, format, request);
+        if (!decoded.ok()) break;
+        result = ingestor_->ExportTraces(*request, peer);
+        response = EncodeResult<collector_trace_response>(
+            result, format, [](collector_trace_response* r, const ExportResult& e) {
+              r->mutable_partial_success()->set_rejected_spans(e.rejected);
+              r->mutable_partial_success()->set_error_message(e.error_message);
+            });
+        break;
+      }
+      case Signal::kMetrics: {
+        auto request = std::make_shared<ExportMetricsRequest>();
+        decoded = DecodeBody(body, format, request.get());
+        if (!decoded.ok()) break;
+        result = ingestor_->ExportMetrics(std::move(request), peer);
+        response = EncodeResult<collector_metrics_response>(
+            result, format, [](collector_metrics_response* r, const ExportResult& e) {
+              r->mutable_partial_success()->set_rejected_data_points(e.rejected);
+              r->mutable_partial_success()->set_error_message(e.error_message);
+            });
+        break;
+      }
+      case Signal::kLogs: {
+        auto request = std::make_shared<ExportLogsRequest>();
+        decoded = DecodeBody(body, format, request.get());
+        if (!decoded.ok()) break;
+        result = ingestor_->ExportLogs(std::move(request), peer);
+        response = EncodeResult<collector_logs_response>(
+            result, format, [](collector_logs_response* r, const ExportResult& e) {
+              r->mutable_partial_success()->set_rejected_log_records(e.rejected);
+              r->mutable_partial_success()->set_error_message(e.error_message);
+            });
+        break;
+      }
+    }
+    if (!decoded.ok()) {
+      ingestor_->stats().CountReject(RejectReason::kBadPayload);
+      return ReplyStatus(res, 400, format, RpcCode::kInvalidArgument, std::string(decoded.message()));
+    }
+    Reply(res, 200, format, std::move(response));
+  };
+
+  server.Post("/v1/traces", [handle](const httplib::Request& req, httplib::Response& res,
+                                     const httplib::ContentReader& reader) {
+    handle(Signal::kTraces, req, res, reader);
+  });
+  server.Post("/v1/metrics", [handle](const httplib::Request& req, httplib::Response& res,
+                                      const httplib::ContentReader& reader) {
+    handle(Signal::kMetrics, req, res, reader);
+  });
+  server.Post("/v1/logs", [handle](const httplib::Request& req, httplib::Response& res,
+                                   const httplib::ContentReader& reader) {
+    handle(Signal::kLogs, req, res, reader);
+  });
+}
+
+absl::StatusOr<std::unique_ptr<HttpReceiver>> HttpReceiver::Start(const HttpReceiverOptions& options,
+                                                                  Ingestor* ingestor) {
+  if (options.bind_addresses.empty()) return absl::InvalidArgumentError("no bind address");
+  std::unique_ptr<HttpReceiver> receiver(new HttpReceiver(options, ingestor));
+  int port = options.port;
+  for (const std::string& address : options.bind_addresses) {
+    auto server = std::make_unique<httplib::Server>();
+    receiver->Install(*server);
+    if (port == 0) {
+      port = server->bind_to_any_port(address.c_str());
+      if (port <= 0) return absl::UnavailableError(absl::StrCat("OTLP/HTTP: cannot bind ", address));
+    } else if (!server->bind_to_port(address.c_str(), port)) {
+      return absl::UnavailableError(absl::StrCat("OTLP/HTTP: cannot bind ", address, ":", port));
+    }
+    receiver->servers_.push_back(std::move(server));
+  }
+  receiver->port_ = port;
+  for (auto& server : receiver->servers_) {
+    httplib::Server* s = server.get();
+    receiver->threads_.emplace_back([s] { s->listen_after_bind(); });
+  }
+  // stop() before the accept loop runs would be lost (and join() would hang).
+  for (auto& server : receiver->servers_) {
+    for (int i = 0; i < 2000 && !server->is_running(); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  }
+  return receiver;
+}
+
+void HttpReceiver::Shutdown() {
+  for (auto& server : servers_) server->stop();
+  for (auto& t : threads_) {
+    if (t.joinable()) t.join();
+  }
+  threads_.clear();
+}
+
+HttpReceiver::~HttpReceiver() { Shutdown(); }
+
+}  // namespace sonde::otlp

@@ -1,0 +1,215 @@
+#include "agent/otlp/ingestor.h"
+
+#include "absl/strings/str_cat.h"
+#include "agent/otlp/semconv.h"
+#include "agent/otlp/span_convert.h"
+
+namespace sonde::otlp {
+namespace {
+
+using opentelemetry::proto::common::v1::KeyValue;
+using opentelemetry::proto::resource::v1::Resource;
+
+constexpr const char* kSignalNames[] = {"traces", "metrics", "logs"};
+constexpr const char* kTransportNames[] = {"grpc", "http"};
+constexpr const char* kReasonNames[] = {"bad_payload", "too_large", "overloaded",
+                                        "unauthenticated", "unsupported_media_type"};
+
+bool HasAttribute(const Resource& r, std::string_view key) {
+  for (const KeyValue& kv : r.attributes()) {
+    if (kv.key() == key) return true;
+  }
+  return false;
+}
+
+void AddString(Resource* r, std::string_view key, std::string_view value) {
+  if (value.empty() || HasAttribute(*r, key)) return;
+  KeyValue* kv = r->add_attributes();
+  kv->set_key(std::string(key));
+  kv->mutable_value()->set_string_value(std::string(value));
+}
+
+void AddInt(Resource* r, std::string_view key, int64_t value) {
+  if (HasAttribute(*r, key)) return;
+  KeyValue* kv = r->add_attributes();
+  kv->set_key(std::string(key));
+  kv->mutable_value()->set_int_value(value);
+}
+
+int64_t ResourcePid(const Resource& r) {
+  for (const KeyValue& kv : r.attributes()) {
+    if (kv.key() == "process.pid" && kv.value().has_int_value()) return kv.value().int_value();
+  }
+  return 0;
+}
+
+uint64_t CountDataPoints(const ExportMetricsRequest& request) {
+  uint64_t n = 0;
+  for (const auto& rm : request.resource_metrics()) {
+    for (const auto& sm : rm.scope_metrics()) {
+      for (const auto& m : sm.metrics()) {
+        n += static_cast<uint64_t>(m.gauge().data_points_size() + m.sum().data_points_size() +
+                                   m.histogram().data_points_size() +
+                                   m.exponential_histogram().data_points_size() +
+                                   m.summary().data_points_size());
+      }
+    }
+  }
+  return n;
+}
+
+}  // namespace
+
+std::vector<std::pair<std::string, uint64_t>> IngestStats::Snapshot() const {
+  std::vector<std::pair<std::string, uint64_t>> out;
+  for (size_t t = 0; t < 2; ++t) {
+    for (size_t s = 0; s < 3; ++s) {
+      out.emplace_back(absl::StrCat("sonde_otlp_requests_total{transport=\"", kTransportNames[t],
+                                    "\",signal=\"", kSignalNames[s], "\"}"),
+                       requests_[t * 3 + s].load(kRelaxed));
+    }
+  }
+  for (size_t s = 0; s < 3; ++s) {
+    out.emplace_back(absl::StrCat("sonde_otlp_items_accepted_total{signal=\"", kSignalNames[s], "\"}"),
+                     accepted_[s].load(kRelaxed));
+    out.emplace_back(absl::StrCat("sonde_otlp_items_rejected_total{signal=\"", kSignalNames[s], "\"}"),
+                     rejected_[s].load(kRelaxed));
+  }
+  for (size_t r = 0; r < static_cast<size_t>(RejectReason::kCount); ++r) {
+    out.emplace_back(absl::StrCat("sonde_otlp_requests_rejected_total{reason=\"", kReasonNames[r], "\"}"),
+                     rejects_[r].load(kRelaxed));
+  }
+  return out;
+}
+
+Ingestor::Ingestor(IngestOptions options, NodeInfo node)
+    : options_(std::move(options)), node_(std::move(node)) {}
+
+Ingestor::Ticket::~Ticket() {
+  if (owner_ == nullptr) return;
+  owner_->inflight_requests_.fetch_sub(1, std::memory_order_relaxed);
+  owner_->inflight_bytes_.fetch_sub(bytes_, std::memory_order_relaxed);
+}
+
+bool Ingestor::Ticket::Grow(size_t more) {
+  size_t now = owner_->inflight_bytes_.fetch_add(more, std::memory_order_relaxed) + more;
+  bytes_ += more;
+  return now <= owner_->options_.max_inflight_bytes;
+}
+
+std::optional<Ingestor::Ticket> Ingestor::Admit(size_t bytes) {
+  if (options_.backpressure && options_.backpressure()) {
+    stats_.CountReject(RejectReason::kOverloaded);
+    return std::nullopt;
+  }
+  size_t requests = inflight_requests_.fetch_add(1, std::memory_order_relaxed) + 1;
+  size_t total = inflight_bytes_.fetch_add(bytes, std::memory_order_relaxed) + bytes;
+  Ticket ticket(this, bytes);  // releases both counters on every path below
+  if (requests > options_.max_inflight_requests ||
+      (total > options_.max_inflight_bytes && requests > 1)) {
+    stats_.CountReject(RejectReason::kOverloaded);
+    return std::nullopt;
+  }
+  return ticket;
+}
+
+std::optional<ProcessInfo> Ingestor::Sender(const PeerInfo& peer) {
+  if (!options_.resolve_sender || peer.address.empty()) return std::nullopt;
+  return resolver_.Resolve(peer.address, peer.port, peer.receiver_port);
+}
+
+void Ingestor::EnrichResource(Resource* resource, const std::optional<ProcessInfo>& sender) const {
+  if (!options_.enrich_resource) return;
+  for (const auto& [key, value] : node_.ResourceAttributes()) AddString(resource, key, value);
+  if (!sender) return;
+  // The SDK's own process.pid wins (it may be a container-namespace pid); the
+  // host pid the agent's system spans use is added under its own name then.
+  int64_t declared = ResourcePid(*resource);
+  if (declared != 0 && declared != static_cast<int64_t>(sender->pid)) {
+    AddInt(resource, "sonde.process.host_pid", sender->pid);
+  }
+  AddInt(resource, "process.pid", sender->pid);
+  AddString(resource, "process.executable.name", sender->comm);
+  AddString(resource, "process.command", sender->command);
+  AddString(resource, "process.command_line", sender->command_line);
+  AddString(resource, "container.id", sender->container_id);
+}
+
+ExportResult Ingestor::ExportTraces(const ExportTraceRequest& request, const PeerInfo& peer) {
+  stats_.CountRequest(peer.transport, Signal::kTraces);
+  const std::optional<ProcessInfo> sender = Sender(peer);
+  ExportResult result;
+  uint64_t accepted = 0;
+  trace::Span span;  // reused: keeps string/vector capacity across spans
+  for (const auto& rs : request.resource_spans()) {
+    const ResourceContext ctx = MakeResourceContext(rs.resource(), sender);
+    for (const auto& ss : rs.scope_spans()) {
+      for (const auto& in : ss.spans()) {
+        if (absl::Status st = ConvertSpan(in, ctx, &span); !st.ok()) {
+          if (result.rejected++ == 0) result.error_message = std::string(st.message());
+          continue;
+        }
+        ++accepted;
+        for (trace::SpanSink* sink : span_sinks_) sink->OnSpan(span);
+      }
+    }
+  }
+  stats_.CountItems(Signal::kTraces, accepted, static_cast<uint64_t>(result.rejected));
+  bool forward = false;
+  for (OtlpSink* sink : otlp_sinks_) forward |= sink->WantsTraces();
+  if (forward) {
+    auto copy = std::make_shared<ExportTraceRequest>(request);
+    for (auto& rs : *copy->mutable_resource_spans()) {
+      EnrichResource(rs.mutable_resource(), sender);
+      for (auto& ss : *rs.mutable_scope_spans()) {
+        for (auto& s : *ss.mutable_spans()) AddCurrentSemconvNames(s.mutable_attributes(), s.kind());
+      }
+    }
+    for (OtlpSink* sink : otlp_sinks_) {
+      if (sink->WantsTraces()) sink->OnTraces(copy);
+    }
+  }
+  return result;
+}
+
+ExportResult Ingestor::ExportMetrics(std::shared_ptr<ExportMetricsRequest> request,
+                                     const PeerInfo& peer) {
+  stats_.CountRequest(peer.transport, Signal::kMetrics);
+  const std::optional<ProcessInfo> sender = Sender(peer);
+  for (auto& rm : *request->mutable_resource_metrics()) EnrichResource(rm.mutable_resource(), sender);
+  stats_.CountItems(Signal::kMetrics, CountDataPoints(*request), 0);
+  std::shared_ptr<const ExportMetricsRequest> shared = std::move(request);
+  for (OtlpSink* sink : otlp_sinks_) sink->OnMetrics(shared);
+  return {};
+}
+
+ExportResult Ingestor::ExportLogs(std::shared_ptr<ExportLogsRequest> request, const PeerInfo& peer) {
+  stats_.CountRequest(peer.transport, Signal::kLogs);
+  const std::optional<ProcessInfo> sender = Sender(peer);
+  ExportResult result;
+  uint64_t accepted = 0;
+  for (auto& rl : *request->mutable_resource_logs()) {
+    EnrichResource(rl.mutable_resource(), sender);
+    for (auto& sl : *rl.mutable_scope_logs()) {
+      for (auto& record : *sl.mutable_log_records()) {
+        // A log's trace context must be a valid id or absent; a wrong length
+        // cannot be joined to any trace, so it is dropped (the record is kept).
+        if ((!record.trace_id().empty() && record.trace_id().size() != 16) ||
+            (!record.span_id().empty() && record.span_id().size() != 8)) {
+          record.clear_trace_id();
+          record.clear_span_id();
+          if (result.rejected == 0) result.error_message = "log record with a malformed trace/span id: trace context dropped";
+        }
+        AddCurrentSemconvNames(record.mutable_attributes(),
+                               opentelemetry::proto::trace::v1::Span::SPAN_KIND_UNSPECIFIED);
+        ++accepted;
+      }
+    }
+  }
+  stats_.CountItems(Signal::kLogs, accepted, 0);
+  std::shared_ptr<const ExportLogsRequest> shared = std::move(request);
+  for (OtlpSink* sink : otlp_sinks_) sink->OnLogs(shared);
+  return result;
+}
+
+}  // namespace sonde::otlp

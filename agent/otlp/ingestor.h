@@ -1,0 +1,134 @@
+#pragma once
+// Transport-independent OTLP ingestion: admission control (overload), sender
+// resolution, enrichment, conversion to the agent span model, delivery to
+// sinks, counters. The gRPC and HTTP receivers are thin adapters over it.
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "agent/otlp/body_codec.h"
+#include "agent/otlp/node_info.h"
+#include "agent/otlp/process_resolver.h"
+#include "agent/otlp/sink.h"
+#include "agent/trace/span.h"
+
+namespace sonde::otlp {
+
+enum class Signal : uint8_t { kTraces = 0, kMetrics = 1, kLogs = 2 };
+enum class Transport : uint8_t { kGrpc = 0, kHttp = 1 };
+
+// Why a request was refused (each has a counter).
+enum class RejectReason : uint8_t {
+  kBadPayload = 0,        // 400 / INVALID_ARGUMENT
+  kTooLarge = 1,          // 413 / RESOURCE_EXHAUSTED
+  kOverloaded = 2,        // 503 / UNAVAILABLE
+  kUnauthenticated = 3,   // 401 / UNAUTHENTICATED
+  kUnsupportedMedia = 4,  // 415
+  kCount = 5,
+};
+
+struct IngestOptions {
+  size_t max_body_bytes = kDefaultMaxBodyBytes;  // after decompression
+  size_t max_inflight_requests = 64;             // concurrent exports being processed
+  size_t max_inflight_bytes = 256u << 20;        // their decoded body bytes
+  int retry_after_s = 1;                         // Retry-After / RetryInfo on overload
+  bool resolve_sender = true;                    // local pid owning the client socket
+  bool enrich_resource = true;                   // node + sender attributes on forwarded OTLP
+  // Downstream pressure (e.g. the export queue is full): true turns new
+  // requests into 503 / UNAVAILABLE instead of queueing without bound.
+  std::function<bool()> backpressure;
+};
+
+// Who sent a request.
+struct PeerInfo {
+  std::string address;         // client IP text
+  uint16_t port = 0;           // client port
+  uint16_t receiver_port = 0;  // our listening port it connected to
+  Transport transport = Transport::kHttp;
+};
+
+// Outcome of an accepted export: items rejected inside it (partial success).
+struct ExportResult {
+  int64_t rejected = 0;
+  std::string error_message;
+};
+
+class IngestStats {
+ public:
+  void CountRequest(Transport t, Signal s) { requests_[Index(t, s)].fetch_add(1, kRelaxed); }
+  void CountReject(RejectReason r) { rejects_[static_cast<size_t>(r)].fetch_add(1, kRelaxed); }
+  void CountItems(Signal s, uint64_t accepted, uint64_t rejected) {
+    accepted_[static_cast<size_t>(s)].fetch_add(accepted, kRelaxed);
+    rejected_[static_cast<size_t>(s)].fetch_add(rejected, kRelaxed);
+  }
+  uint64_t requests(Transport t, Signal s) const { return requests_[Index(t, s)].load(kRelaxed); }
+  uint64_t rejects(RejectReason r) const { return rejects_[static_cast<size_t>(r)].load(kRelaxed); }
+  uint64_t accepted(Signal s) const { return accepted_[static_cast<size_t>(s)].load(kRelaxed); }
+  uint64_t rejected(Signal s) const { return rejected_[static_cast<size_t>(s)].load(kRelaxed); }
+
+  // Prometheus-style (name{labels}, value) pairs for the agent's /metrics.
+  std::vector<std::pair<std::string, uint64_t>> Snapshot() const;
+
+ private:
+  static constexpr auto kRelaxed = std::memory_order_relaxed;
+  static size_t Index(Transport t, Signal s) { return static_cast<size_t>(t) * 3 + static_cast<size_t>(s); }
+  std::atomic<uint64_t> requests_[6]{};
+  std::atomic<uint64_t> rejects_[static_cast<size_t>(RejectReason::kCount)]{};
+  std::atomic<uint64_t> accepted_[3]{};
+  std::atomic<uint64_t> rejected_[3]{};
+};
+
+class Ingestor {
+ public:
+  explicit Ingestor(IngestOptions options, NodeInfo node = ReadNodeInfo());
+
+  // Sinks are registered before the receivers start; not owned.
+  void AddSpanSink(trace::SpanSink* sink) { span_sinks_.push_back(sink); }
+  void AddOtlpSink(OtlpSink* sink) { otlp_sinks_.push_back(sink); }
+
+  // An admission slot for one request of `bytes` decoded bytes; releases on
+  // destruction. nullopt = overloaded (counted): answer 503 / UNAVAILABLE.
+  class Ticket {
+   public:
+    Ticket(Ingestor* owner, size_t bytes) : owner_(owner), bytes_(bytes) {}
+    Ticket(Ticket&& other) noexcept : owner_(std::exchange(other.owner_, nullptr)), bytes_(other.bytes_) {}
+    Ticket& operator=(Ticket&&) = delete;
+    ~Ticket();
+    // Accounts for bytes learnt after admission (chunked / compressed bodies).
+    bool Grow(size_t more);
+
+   private:
+    Ingestor* owner_;
+    size_t bytes_;
+  };
+  std::optional<Ticket> Admit(size_t bytes);
+
+  ExportResult ExportTraces(const ExportTraceRequest& request, const PeerInfo& peer);
+  ExportResult ExportMetrics(std::shared_ptr<ExportMetricsRequest> request, const PeerInfo& peer);
+  ExportResult ExportLogs(std::shared_ptr<ExportLogsRequest> request, const PeerInfo& peer);
+
+  IngestStats& stats() { return stats_; }
+  const IngestOptions& options() const { return options_; }
+  const NodeInfo& node() const { return node_; }
+
+ private:
+  std::optional<ProcessInfo> Sender(const PeerInfo& peer);
+  void EnrichResource(opentelemetry::proto::resource::v1::Resource* resource,
+                      const std::optional<ProcessInfo>& sender) const;
+
+  IngestOptions options_;
+  NodeInfo node_;
+  ProcessResolver resolver_;
+  std::vector<trace::SpanSink*> span_sinks_;
+  std::vector<OtlpSink*> otlp_sinks_;
+  IngestStats stats_;
+  std::atomic<size_t> inflight_requests_{0};
+  std::atomic<size_t> inflight_bytes_{0};
+};
+
+}  // namespace sonde::otlp

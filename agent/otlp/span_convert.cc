@@ -1,0 +1,262 @@
+#include "agent/otlp/span_convert.h"
+
+#include <algorithm>
+#include <charconv>
+#include <cstring>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "agent/otlp/json_codec.h"
+#include "agent/otlp/semconv.h"
+
+namespace sonde::otlp {
+namespace {
+
+using opentelemetry::proto::common::v1::AnyValue;
+using opentelemetry::proto::common::v1::KeyValue;
+using OtlpSpan = opentelemetry::proto::trace::v1::Span;
+
+template <size_t N>
+bool CopyId(const std::string& bytes, std::array<uint8_t, N>* out) {
+  if (bytes.size() != N) return false;
+  std::memcpy(out->data(), bytes.data(), N);
+  return std::any_of(out->begin(), out->end(), [](uint8_t b) { return b != 0; });
+}
+
+trace::AttributeValue ToAttributeValue(const AnyValue& v) {
+  switch (v.value_case()) {
+    case AnyValue::kStringValue: return v.string_value();
+    case AnyValue::kBoolValue: return v.bool_value();
+    case AnyValue::kIntValue: return static_cast<int64_t>(v.int_value());
+    case AnyValue::kDoubleValue: return v.double_value();
+    case AnyValue::kBytesValue: return absl::Base64Escape(v.bytes_value());
+    case AnyValue::kArrayValue:
+    case AnyValue::kKvlistValue: return PrintOtlpJson(v);  // structured values as OTLP/JSON text
+    case AnyValue::VALUE_NOT_SET: break;
+  }
+  return std::string();
+}
+
+int64_t AsInt(const AnyValue& v) {
+  if (v.has_int_value()) return v.int_value();
+  if (v.has_double_value()) return static_cast<int64_t>(v.double_value());
+  if (v.has_string_value()) {
+    int64_t out = 0;
+    const std::string& s = v.string_value();
+    std::from_chars(s.data(), s.data() + s.size(), out);
+    return out;
+  }
+  return 0;
+}
+
+const std::string& AsString(const AnyValue& v) {
+  static const std::string kEmpty;
+  return v.has_string_value() ? v.string_value() : kEmpty;
+}
+
+using Value = trace::AttributeValue;
+
+int64_t AsInt(const Value& v) {
+  if (const auto* i = std::get_if<int64_t>(&v)) return *i;
+  if (const auto* d = std::get_if<double>(&v)) return static_cast<int64_t>(*d);
+  if (const auto* s = std::get_if<std::string>(&v)) {
+    int64_t out = 0;
+    std::from_chars(s->data(), s->data() + s->size(), out);
+    return out;
+  }
+  return 0;
+}
+
+const std::string& AsString(const Value& v) {
+  static const std::string kEmpty;
+  const auto* s = std::get_if<std::string>(&v);
+  return s != nullptr ? *s : kEmpty;
+}
+
+// The attributes the span model lifts into typed fields. Legacy names were
+// already mapped to current ones (DeriveCurrentSemconvNames), so only current
+// names and both rpc.* generations are read here.
+struct Lifted {
+  const Value* method = nullptr;
+  const Value* route = nullptr;
+  const Value* url_path = nullptr;
+  const Value* url_full = nullptr;
+  const Value* http_status = nullptr;
+  const Value* rpc_system = nullptr;
+  const Value* rpc_service = nullptr;
+  const Value* rpc_method = nullptr;
+  const Value* rpc_status = nullptr;
+  const Value* rpc_grpc_status = nullptr;
+  const Value* server_address = nullptr;
+  const Value* server_port = nullptr;
+  const Value* client_address = nullptr;
+  const Value* client_port = nullptr;
+  const Value* peer_address = nullptr;
+  const Value* peer_port = nullptr;
+  const Value* protocol_version = nullptr;
+};
+
+void Lift(const trace::Attribute& a, Lifted* l) {
+  const std::string& k = a.key;
+  const Value* v = &a.value;
+  // Compare on the first characters before full matches: this runs for every attribute.
+  switch (k[0]) {
+    case 'h':
+      if (k == "http.request.method") l->method = v;
+      else if (k == "http.route") l->route = v;
+      else if (k == "http.response.status_code") l->http_status = v;
+      break;
+    case 'u':
+      if (k == "url.path") l->url_path = v;
+      else if (k == "url.full") l->url_full = v;
+      break;
+    case 'r':
+      if (k == "rpc.system" || (k == "rpc.system.name" && l->rpc_system == nullptr)) l->rpc_system = v;
+      else if (k == "rpc.service") l->rpc_service = v;
+      else if (k == "rpc.method") l->rpc_method = v;
+      else if (k == "rpc.response.status_code") l->rpc_status = v;
+      else if (k == "rpc.grpc.status_code") l->rpc_grpc_status = v;
+      break;
+    case 's':
+      if (k == "server.address") l->server_address = v;
+      else if (k == "server.port") l->server_port = v;
+      break;
+    case 'c':
+      if (k == "client.address") l->client_address = v;
+      else if (k == "client.port") l->client_port = v;
+      break;
+    case 'n':
+      if (k == "network.peer.address") l->peer_address = v;
+      else if (k == "network.peer.port") l->peer_port = v;
+      else if (k == "network.protocol.version") l->protocol_version = v;
+      break;
+    default:
+      break;
+  }
+}
+
+std::string PathOfUrl(const std::string& url) {
+  size_t scheme = url.find("://");
+  size_t start = scheme == std::string::npos ? 0 : url.find('/', scheme + 3);
+  if (start == std::string::npos) return "/";
+  size_t end = url.find_first_of("?#", start);
+  return url.substr(start, end == std::string::npos ? std::string::npos : end - start);
+}
+
+void SetEndpoint(const Value* address, const Value* port, trace::Endpoint* out) {
+  if (address != nullptr) out->address = AsString(*address);
+  if (port != nullptr) out->port = static_cast<uint16_t>(AsInt(*port));
+}
+
+}  // namespace
+
+ResourceContext MakeResourceContext(const opentelemetry::proto::resource::v1::Resource& resource,
+                                    const std::optional<ProcessInfo>& sender) {
+  ResourceContext ctx;
+  for (const KeyValue& kv : resource.attributes()) {
+    if (kv.key() == "service.name") ctx.service_name = AsString(kv.value());
+    else if (kv.key() == "process.pid" && !sender) ctx.pid = static_cast<uint32_t>(AsInt(kv.value()));
+    else if (kv.key() == "process.executable.name" && !sender) ctx.comm = AsString(kv.value());
+    else if (kv.key() == "container.id" && !sender) ctx.container_id = AsString(kv.value());
+  }
+  if (sender) {
+    ctx.pid = sender->pid;
+    ctx.comm = sender->comm;
+    ctx.container_id = sender->container_id;
+  }
+  return ctx;
+}
+
+absl::Status ConvertSpan(const OtlpSpan& in, const ResourceContext& resource, trace::Span* out) {
+  if (!CopyId(in.trace_id(), &out->trace_id)) {
+    return absl::InvalidArgumentError("span with an invalid trace id (need 16 non-zero bytes)");
+  }
+  if (!CopyId(in.span_id(), &out->span_id)) {
+    return absl::InvalidArgumentError("span with an invalid span id (need 8 non-zero bytes)");
+  }
+  out->parent_span_id.fill(0);
+  if (!in.parent_span_id().empty()) {
+    if (in.parent_span_id().size() != 8) {
+      return absl::InvalidArgumentError("span with an invalid parent span id (need 8 bytes)");
+    }
+    CopyId(in.parent_span_id(), &out->parent_span_id);
+  }
+  const bool has_parent = std::any_of(out->parent_span_id.begin(), out->parent_span_id.end(),
+                                      [](uint8_t b) { return b != 0; });
+  out->parent_reason = has_parent ? trace::LinkReason::kOtlpParent : trace::LinkReason::kNone;
+  out->source = trace::SpanSource::kApplication;
+  out->kind = in.kind() >= 0 && in.kind() <= 5 ? static_cast<trace::SpanKind>(in.kind())
+                                                : trace::SpanKind::kUnspecified;
+  out->name = in.name();
+  out->service_name = resource.service_name;
+  out->start_unix_ns = in.start_time_unix_nano();
+  out->end_unix_ns = in.end_time_unix_nano();
+  const int code = in.status().code();
+  out->status = code == 1 ? trace::StatusCode::kOk
+                          : code == 2 ? trace::StatusCode::kError : trace::StatusCode::kUnset;
+  out->status_message = in.status().message();
+  out->pid = resource.pid;
+  out->comm = resource.comm;
+  out->container_id = resource.container_id;
+
+  out->attributes.clear();
+  out->attributes.reserve(static_cast<size_t>(in.attributes_size()) + 4);
+  for (const KeyValue& kv : in.attributes()) {
+    if (kv.key().empty()) continue;
+    out->attributes.push_back(trace::Attribute{kv.key(), ToAttributeValue(kv.value())});
+  }
+  // Current semconv names next to the legacy ones (originals kept).
+  DeriveCurrentSemconvNames(in.attributes(), in.kind(), [out](std::string_view key, const AnyValue& v) {
+    out->attributes.push_back(trace::Attribute{std::string(key), ToAttributeValue(v)});
+  });
+  Lifted l;  // pointers into out->attributes: taken after the vector stopped growing
+  for (const trace::Attribute& a : out->attributes) Lift(a, &l);
+
+  // Protocol and endpoint: gRPC first (grpc-js spans also carry http.* names).
+  const bool grpc = l.rpc_system != nullptr && AsString(*l.rpc_system) == "grpc";
+  if (grpc || l.rpc_method != nullptr) {
+    out->protocol = grpc ? protocols::L7Protocol::kGrpc : protocols::L7Protocol::kUnknown;
+    std::string method = l.rpc_method ? AsString(*l.rpc_method) : "";
+    // Current semconv: rpc.method = "pkg.Service/Method"; first generation
+    // splits it into rpc.service + rpc.method.
+    if (l.rpc_service != nullptr && method.find('/') == std::string::npos) {
+      out->endpoint = absl::StrCat(AsString(*l.rpc_service), "/", method);
+    } else {
+      out->endpoint = method;
+    }
+    if (l.rpc_grpc_status != nullptr) out->grpc_status = static_cast<int>(AsInt(*l.rpc_grpc_status));
+    else if (l.rpc_status != nullptr && grpc) out->grpc_status = static_cast<int>(AsInt(*l.rpc_status));
+  } else if (l.method != nullptr) {
+    const std::string version = l.protocol_version ? AsString(*l.protocol_version) : "";
+    out->protocol = version.rfind('2', 0) == 0 ? protocols::L7Protocol::kHttp2
+                                               : protocols::L7Protocol::kHttp1;
+    std::string path;
+    if (l.route != nullptr) path = AsString(*l.route);
+    else if (l.url_path != nullptr) path = AsString(*l.url_path);
+    else if (l.url_full != nullptr) path = PathOfUrl(AsString(*l.url_full));
+    out->endpoint = path.empty() ? AsString(*l.method) : absl::StrCat(AsString(*l.method), " ", path);
+  }
+  if (l.http_status != nullptr) out->http_status = static_cast<int>(AsInt(*l.http_status));
+
+  // Connection ends, from the span's side of the exchange.
+  trace::Endpoint server, client;
+  SetEndpoint(l.server_address, l.server_port, &server);
+  SetEndpoint(l.client_address, l.client_port, &client);
+  if (out->kind == trace::SpanKind::kServer || out->kind == trace::SpanKind::kConsumer) {
+    if (l.peer_address != nullptr || l.peer_port != nullptr) {
+      SetEndpoint(l.peer_address, l.peer_port, &out->peer);
+    } else {
+      out->peer = client;
+    }
+    out->local = server;
+    out->client = out->peer;
+    out->server = server;
+  } else {
+    if (l.peer_address != nullptr) SetEndpoint(l.peer_address, l.peer_port, &out->peer);
+    else out->peer = server;
+    out->server = server;
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace sonde::otlp

@@ -1,0 +1,310 @@
+// The receivers over real sockets on loopback: HTTP (httplib client sending
+// hand-made bodies) and gRPC (generated stub), status codes and bodies.
+#include "agent/otlp/receiver.h"
+
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+#include <httplib.h>
+#include <spawn.h>
+#include <sys/wait.h>
+
+#include <fstream>
+#include <mutex>
+
+#include "agent/otlp/json_codec.h"
+#include "agent/otlp/rpc_status.h"
+#include "google/protobuf/unknown_field_set.h"
+#include "opentelemetry/proto/collector/logs/v1/logs_service.grpc.pb.h"
+#include "opentelemetry/proto/collector/trace/v1/trace_service.grpc.pb.h"
+#include "test_util.h"
+
+extern char** environ;
+
+namespace sonde::otlp {
+namespace {
+
+using namespace sonde::otlp::testing;
+using TraceResponse = opentelemetry::proto::collector::trace::v1::ExportTraceServiceResponse;
+
+class CollectingSink : public trace::SpanSink, public OtlpSink {
+ public:
+  void OnSpan(const trace::Span& span) override {
+    std::lock_guard<std::mutex> lock(mu);
+    spans.push_back(span);
+  }
+  void OnMetrics(std::shared_ptr<const ExportMetricsRequest> m) override {
+    std::lock_guard<std::mutex> lock(mu);
+    metrics.push_back(std::move(m));
+  }
+  void OnLogs(std::shared_ptr<const ExportLogsRequest> l) override {
+    std::lock_guard<std::mutex> lock(mu);
+    logs.push_back(std::move(l));
+  }
+  size_t span_count() {
+    std::lock_guard<std::mutex> lock(mu);
+    return spans.size();
+  }
+  std::mutex mu;
+  std::vector<trace::Span> spans;
+  std::vector<std::shared_ptr<const ExportMetricsRequest>> metrics;
+  std::vector<std::shared_ptr<const ExportLogsRequest>> logs;
+};
+
+class ReceiverTest : public ::testing::Test {
+ protected:
+  void StartReceiver(OtlpConfig config) {
+    config.bind = {"127.0.0.1"};
+    config.grpc_port = 0;
+    config.http_port = 0;
+    receiver_ = std::make_unique<OtlpReceiver>(std::move(config));
+    receiver_->AddSpanSink(&sink_);
+    receiver_->AddOtlpSink(&sink_);
+    ASSERT_TRUE(receiver_->Start().ok());
+    http_ = std::make_unique<httplib::Client>("127.0.0.1", receiver_->http_port());
+  }
+  void SetUp() override {
+    OtlpConfig config;
+    config.ingest.max_body_bytes = 1u << 20;
+    StartReceiver(config);
+  }
+  httplib::Result Post(const std::string& path, const std::string& body, const std::string& type,
+                       httplib::Headers headers = {}) {
+    return http_->Post(path.c_str(), headers, body, type.c_str());
+  }
+
+  CollectingSink sink_;
+  std::unique_ptr<OtlpReceiver> receiver_;
+  std::unique_ptr<httplib::Client> http_;
+};
+
+TEST_F(ReceiverTest, HttpProtobufJsonAndGzipGetExactly200) {
+  const std::string proto = MakeTraceRequest(3).SerializeAsString();
+  auto r = Post("/v1/traces", proto, "application/x-protobuf");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->get_header_value("Content-Type"), "application/x-protobuf");
+  TraceResponse response;
+  EXPECT_TRUE(response.ParseFromString(r->body));
+  EXPECT_FALSE(response.has_partial_success());
+
+  r = Post("/v1/traces", PrintOtlpJson(MakeTraceRequest(2)), "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->get_header_value("Content-Type"), "application/json");
+  EXPECT_EQ(r->body, "{}");
+
+  r = Post("/v1/traces", GzipCompress(proto), "application/x-protobuf", {{"Content-Encoding", "gzip"}});
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  ASSERT_EQ(sink_.span_count(), 8u);
+  EXPECT_EQ(sink_.spans[3].endpoint, "GET /users/42");
+  EXPECT_EQ(receiver_->stats().accepted(Signal::kTraces), 8u);
+}
+
+TEST_F(ReceiverTest, PartialSuccessIsStill200) {
+  ExportTraceRequest request = MakeTraceRequest(3);
+  request.mutable_resource_spans(0)->mutable_scope_spans(0)->mutable_spans(1)->set_trace_id("short");
+  auto r = Post("/v1/traces", PrintOtlpJson(request), "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_NE(r->body.find(R"("rejectedSpans":"1")"), std::string::npos) << r->body;
+  EXPECT_EQ(sink_.span_count(), 2u);
+  EXPECT_EQ(receiver_->stats().rejected(Signal::kTraces), 1u);
+}
+
+TEST_F(ReceiverTest, MalformedBodiesGet400WithRpcStatus) {
+  auto r = Post("/v1/traces", "this is not protobuf \xff\xff\xff", "application/x-protobuf");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 400);
+  google::protobuf::UnknownFieldSet status;
+  ASSERT_TRUE(status.ParseFromString(r->body));
+  EXPECT_EQ(status.field(0).varint(), 3u);  // INVALID_ARGUMENT
+
+  r = Post("/v1/logs", "{\"resourceLogs\": [", "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 400);
+  EXPECT_NE(r->body.find("\"code\":3"), std::string::npos);
+
+  r = Post("/v1/traces", "garbage that is not gzip", "application/x-protobuf",
+           {{"Content-Encoding", "gzip"}});
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 400);
+
+  r = Post("/v1/traces", "x", "text/plain");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 415);
+  r = Post("/v1/traces", "x", "application/json", {{"Content-Encoding", "zstd"}});
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 415);
+  EXPECT_GE(receiver_->stats().rejects(RejectReason::kBadPayload), 3u);
+  EXPECT_EQ(receiver_->stats().rejects(RejectReason::kUnsupportedMedia), 2u);
+}
+
+TEST_F(ReceiverTest, OversizeAndZipBombsGet413) {
+  auto r = Post("/v1/traces", std::string((1u << 20) + 10, 'a'), "application/x-protobuf");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 413);
+  // 32 MiB inflating from ~32 KiB on the wire: stopped at the 1 MiB bound.
+  http_ = std::make_unique<httplib::Client>("127.0.0.1", receiver_->http_port());
+  r = Post("/v1/traces", GzipCompress(std::string(32u << 20, '\0')), "application/x-protobuf",
+           {{"Content-Encoding", "gzip"}});
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 413);
+  google::protobuf::UnknownFieldSet status;
+  ASSERT_TRUE(status.ParseFromString(r->body));
+  EXPECT_EQ(status.field(0).varint(), 8u);  // RESOURCE_EXHAUSTED
+  EXPECT_EQ(receiver_->stats().rejects(RejectReason::kTooLarge), 2u);
+  // The receiver still works afterwards.
+  http_ = std::make_unique<httplib::Client>("127.0.0.1", receiver_->http_port());
+  r = Post("/v1/traces", MakeTraceRequest(1).SerializeAsString(), "application/x-protobuf");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+}
+
+TEST_F(ReceiverTest, MetricsAndLogsReachTheOtlpSinkEnriched) {
+  ExportLogsRequest logs;
+  auto* record = logs.add_resource_logs()->add_scope_logs()->add_log_records();
+  record->set_trace_id(kTraceId);
+  record->set_span_id(kSpanId);
+  record->mutable_body()->set_string_value("upstream failed");
+  AddStringAttr(record->mutable_attributes(), "http.method", "GET");
+  auto r = Post("/v1/logs", logs.SerializeAsString(), "application/x-protobuf");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  auto m = Post("/v1/metrics",
+                R"({"resourceMetrics":[{"scopeMetrics":[{"metrics":[{"name":"n","gauge":{"dataPoints":[{"asDouble":1}]}}]}]}]})",
+                "application/json");
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->status, 200);
+  std::lock_guard<std::mutex> lock(sink_.mu);
+  ASSERT_EQ(sink_.logs.size(), 1u);
+  const auto& rl = sink_.logs[0]->resource_logs(0);
+  EXPECT_EQ(rl.scope_logs(0).log_records(0).trace_id(), kTraceId);
+  bool has_host = false, has_new_name = false;
+  for (const auto& kv : rl.resource().attributes()) has_host |= kv.key() == "host.name";
+  for (const auto& kv : rl.scope_logs(0).log_records(0).attributes()) {
+    has_new_name |= kv.key() == "http.request.method";
+  }
+  EXPECT_TRUE(has_host);
+  EXPECT_TRUE(has_new_name);
+  ASSERT_EQ(sink_.metrics.size(), 1u);
+  EXPECT_EQ(receiver_->stats().accepted(Signal::kMetrics), 1u);
+}
+
+TEST_F(ReceiverTest, GrpcExportIncludingGzip) {
+  auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(receiver_->grpc_port()),
+                                     grpc::InsecureChannelCredentials());
+  auto stub = opentelemetry::proto::collector::trace::v1::TraceService::NewStub(channel);
+  for (bool gzip : {false, true}) {
+    grpc::ClientContext ctx;
+    if (gzip) ctx.set_compression_algorithm(GRPC_COMPRESS_GZIP);
+    TraceResponse response;
+    grpc::Status st = stub->Export(&ctx, MakeTraceRequest(4), &response);
+    EXPECT_TRUE(st.ok()) << st.error_message();
+  }
+  EXPECT_EQ(sink_.span_count(), 8u);
+  EXPECT_EQ(receiver_->stats().requests(Transport::kGrpc, Signal::kTraces), 2u);
+  // gRPC's own size limit (1 MiB here) applies after decompression.
+  grpc::ClientContext ctx;
+  ctx.set_compression_algorithm(GRPC_COMPRESS_GZIP);
+  ExportTraceRequest big = MakeTraceRequest(1);
+  AddStringAttr(big.mutable_resource_spans(0)->mutable_resource()->mutable_attributes(), "pad",
+                std::string(2u << 20, 'x'));
+  TraceResponse response;
+  EXPECT_EQ(stub->Export(&ctx, big, &response).error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+}
+
+TEST_F(ReceiverTest, SenderProcessIsResolvedFromTheConnection) {
+  const std::string path = ::testing::TempDir() + "/otlp_req.pb";
+  {
+    std::ofstream out(path, std::ios::binary);
+    out << MakeTraceRequest(1).SerializeAsString();
+  }
+  const std::string url = "http://127.0.0.1:" + std::to_string(receiver_->http_port()) + "/v1/traces";
+  const std::string data = "@" + path;
+  const char* argv[] = {"curl", "-sS", "-o", "/dev/null", "-H", "Content-Type: application/x-protobuf",
+                        "--data-binary", data.c_str(), url.c_str(), nullptr};
+  pid_t pid = 0;
+  if (posix_spawnp(&pid, "curl", nullptr, nullptr, const_cast<char**>(argv), environ) != 0) {
+    GTEST_SKIP() << "curl not available";
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  ASSERT_EQ(WEXITSTATUS(status), 0);
+  ASSERT_EQ(sink_.span_count(), 1u);
+  EXPECT_EQ(sink_.spans[0].pid, static_cast<uint32_t>(pid));
+  EXPECT_EQ(sink_.spans[0].comm, "curl");
+}
+
+TEST_F(ReceiverTest, OverloadGives503AndUnavailableWithRetryHint) {
+  OtlpConfig config;
+  config.ingest.max_inflight_requests = 0;  // every request is over the limit
+  config.ingest.retry_after_s = 7;
+  receiver_.reset();
+  StartReceiver(config);
+  auto r = Post("/v1/traces", MakeTraceRequest(1).SerializeAsString(), "application/x-protobuf");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 503);
+  EXPECT_EQ(r->get_header_value("Retry-After"), "7");
+  auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(receiver_->grpc_port()),
+                                     grpc::InsecureChannelCredentials());
+  auto stub = opentelemetry::proto::collector::trace::v1::TraceService::NewStub(channel);
+  grpc::ClientContext ctx;
+  TraceResponse response;
+  grpc::Status st = stub->Export(&ctx, MakeTraceRequest(1), &response);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_FALSE(st.error_details().empty());  // google.rpc.Status with RetryInfo
+  EXPECT_EQ(receiver_->stats().rejects(RejectReason::kOverloaded), 2u);
+  EXPECT_EQ(sink_.span_count(), 0u);
+}
+
+TEST_F(ReceiverTest, BearerToken) {
+  OtlpConfig config;
+  config.bearer_token = "s3cret";
+  receiver_.reset();
+  StartReceiver(config);
+  const std::string body = MakeTraceRequest(1).SerializeAsString();
+  auto r = Post("/v1/traces", body, "application/x-protobuf");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 401);
+  r = Post("/v1/traces", body, "application/x-protobuf", {{"Authorization", "Bearer wrong"}});
+  EXPECT_EQ(r->status, 401);
+  r = Post("/v1/traces", body, "application/x-protobuf", {{"Authorization", "Bearer s3cret"}});
+  EXPECT_EQ(r->status, 200);
+
+  auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(receiver_->grpc_port()),
+                                     grpc::InsecureChannelCredentials());
+  auto stub = opentelemetry::proto::collector::trace::v1::TraceService::NewStub(channel);
+  TraceResponse response;
+  grpc::ClientContext anonymous;
+  EXPECT_EQ(stub->Export(&anonymous, MakeTraceRequest(1), &response).error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+  grpc::ClientContext authorized;
+  authorized.AddMetadata("authorization", "Bearer s3cret");
+  EXPECT_TRUE(stub->Export(&authorized, MakeTraceRequest(1), &response).ok());
+}
+
+TEST(CaptureExclusion, ReportsPidAndPortsUnlessTracingSelf) {
+  OtlpConfig config;
+  config.bind = {"127.0.0.1"};
+  config.grpc_port = 0;
+  config.http_port = 0;
+  OtlpReceiver receiver(config);
+  ASSERT_TRUE(receiver.Start().ok());
+  CaptureExclusion ex = receiver.capture_exclusion();
+  EXPECT_EQ(ex.pid, static_cast<uint32_t>(getpid()));
+  ASSERT_EQ(ex.ports.size(), 2u);
+  EXPECT_EQ(ex.ports[0], receiver.grpc_port());
+  EXPECT_EQ(ex.ports[1], receiver.http_port());
+}
+
+TEST(BindAddresses, DefaultIsLoopbackPlusPrimary) {
+  auto addrs = DefaultBindAddresses();
+  ASSERT_FALSE(addrs.empty());
+  EXPECT_EQ(addrs[0], "127.0.0.1");
+  for (const auto& a : addrs) EXPECT_NE(a, "0.0.0.0");
+  EXPECT_EQ(ParseBindList("127.0.0.1, ::1"), (std::vector<std::string>{"127.0.0.1", "::1"}));
+}
+
+}  // namespace
+}  // namespace sonde::otlp
