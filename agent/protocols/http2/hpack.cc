@@ -1,6 +1,7 @@
 #include "agent/protocols/http2/hpack.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <string>
 
 namespace sonde::protocols::http2 {
@@ -25,9 +26,22 @@ void AppendInteger(std::string& out, uint8_t first_bits, int prefix_bits, uint64
 }
 }  // namespace
 
-HpackDecoder::HpackDecoder() : allowed_size_(kMinAllowedTableSize) {
-  inflater_ = NewInflater();
-  degraded_ = inflater_ == nullptr;  // out of memory: the tolerant decoder still works
+HpackBackend DefaultHpackBackend() {
+  static const HpackBackend backend = [] {
+    const char* env = std::getenv("SONDE_HPACK_BACKEND");
+    return env != nullptr && std::string_view(env) == "nghttp2" ? HpackBackend::kNghttp2
+                                                                : HpackBackend::kSonde;
+  }();
+  return backend;
+}
+
+HpackDecoder::HpackDecoder(HpackBackend backend)
+    : backend_(backend), allowed_size_(kMinAllowedTableSize) {
+  if (backend_ == HpackBackend::kNghttp2) {
+    inflater_ = NewInflater();
+    // Out of memory: the tolerant decoder (exact while its table is known) takes over.
+    if (inflater_ == nullptr) backend_ = HpackBackend::kSonde;
+  }
 }
 
 HpackDecoder::Inflater HpackDecoder::NewInflater() const {
@@ -49,6 +63,11 @@ void HpackDecoder::AllowTableSize(uint32_t size) {
 
 void HpackDecoder::LoseState() {
   ++counters_.state_losses;
+  if (backend_ == HpackBackend::kSonde) {
+    tolerant_.LoseState();
+    degraded_ = true;
+    return;
+  }
   if (!degraded_) {
     // Keep the table size the exact decoder had reached: the best guess.
     tolerant_ = TolerantHpackDecoder(
@@ -88,7 +107,7 @@ absl::Status HpackDecoder::DecodeExact(std::string_view block, HeaderList& out) 
 
 absl::Status HpackDecoder::Decode(std::string_view block, HeaderList& out) {
   out.Clear();
-  if (!degraded_) {
+  if (backend_ == HpackBackend::kNghttp2 && !degraded_) {
     const absl::Status st = DecodeExact(block, out);
     if (st.ok()) {
       ++counters_.blocks_exact;
@@ -100,23 +119,31 @@ absl::Status HpackDecoder::Decode(std::string_view block, HeaderList& out) {
     out.Clear();
     LoseState();
   }
-  ++counters_.blocks_degraded;
+  const bool known_before = !degraded_;
+  const uint64_t unknown_before = tolerant_.unknown_references();
   const absl::Status st = tolerant_.Decode(block, out);
-  for (const DecodedField& f : out) {
-    if (f.unknown()) ++counters_.unknown_fields;
+  ++(known_before ? counters_.blocks_exact : counters_.blocks_degraded);
+  if (tolerant_.unknown_references() != unknown_before) {
+    for (const DecodedField& f : out) {
+      if (f.unknown()) ++counters_.unknown_fields;
+    }
   }
   if (!st.ok()) {
     ++counters_.malformed;
-    tolerant_.LoseState();
-    ++counters_.state_losses;
+    LoseState();
     return st;
   }
-  TryRecover();
+  if (degraded_) TryRecover();
   return absl::OkStatus();
 }
 
 void HpackDecoder::TryRecover() {
   if (!tolerant_.fully_known()) return;
+  if (backend_ == HpackBackend::kSonde) {
+    degraded_ = false;
+    ++counters_.recoveries;
+    return;
+  }
   // Replay the known table into a fresh nghttp2 inflater: a size update to
   // the current capacity, then every entry oldest first as a literal with
   // incremental indexing.
@@ -124,13 +151,14 @@ void HpackDecoder::TryRecover() {
   if (fresh == nullptr) return;
   std::string block;
   AppendInteger(block, 0x20, 5, tolerant_.max_table_size());
-  const auto& entries = tolerant_.entries();
-  for (auto it = entries.rbegin(); it != entries.rend(); ++it) {
+  const HpackDynamicTable& table = tolerant_.table();
+  for (size_t i = table.count(); i-- > 0;) {
+    const HpackDynamicTable::EntryView e = table.Get(i);
     block.push_back(0x40);
-    AppendInteger(block, 0x00, 7, it->name.size());
-    block += it->name;
-    AppendInteger(block, 0x00, 7, it->value.size());
-    block += it->value;
+    AppendInteger(block, 0x00, 7, e.name.size());
+    block += e.name;
+    AppendInteger(block, 0x00, 7, e.value.size());
+    block += e.value;
   }
   std::swap(inflater_, fresh);
   HeaderList scratch;

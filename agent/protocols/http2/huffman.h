@@ -1,5 +1,5 @@
 #pragma once
-// HPACK Huffman decoding (RFC 7541 section 5.2) with a 4-bit state machine
+// HPACK Huffman decoding (RFC 7541 section 5.2) with a table peeking 11 bits at a time
 // built once from the RFC code table. nghttp2 keeps its decoder private, and
 // the degraded-mode HPACK decoder needs one.
 #include <string>

@@ -1,5 +1,7 @@
 #include "agent/protocols/http2/tolerant_hpack.h"
 
+#include <algorithm>
+
 #include "agent/protocols/http2/hpack_static.h"
 #include "agent/protocols/http2/huffman.h"
 
@@ -44,66 +46,111 @@ bool DecodeString(std::string_view in, size_t& pos, std::string& out) {
 }
 }  // namespace
 
+HpackDynamicTable::EntryView HpackDynamicTable::Get(size_t newest_index) const {
+  const Ref& r = refs_[refs_.size() - 1 - newest_index];
+  const std::string_view all(arena_);
+  return EntryView{all.substr(r.offset, r.name_len), all.substr(r.offset + r.name_len, r.value_len),
+                   r.name_unknown};
+}
+
+void HpackDynamicTable::Add(std::string_view name, std::string_view value, bool name_unknown) {
+  if (arena_.size() > 8192 && arena_.size() > 2 * live_bytes_) Compact();
+  refs_.push_back(Ref{arena_.size(), static_cast<uint32_t>(name.size()),
+                      static_cast<uint32_t>(value.size()), name_unknown});
+  arena_.append(name);
+  arena_.append(value);
+  live_bytes_ += name.size() + value.size();
+  bytes_ += name.size() + value.size() + kHpackEntryOverhead;
+}
+
+void HpackDynamicTable::EvictOldest() {
+  const Ref& r = refs_[head_++];
+  live_bytes_ -= r.name_len + r.value_len;
+  bytes_ -= r.name_len + r.value_len + kHpackEntryOverhead;
+  if (head_ == refs_.size()) Clear();
+}
+
+void HpackDynamicTable::Clear() {
+  refs_.clear();
+  head_ = 0;
+  arena_.clear();
+  live_bytes_ = 0;
+  bytes_ = 0;
+}
+
+void HpackDynamicTable::Compact() {
+  std::string fresh;
+  fresh.reserve(live_bytes_ * 2 + 1024);
+  std::vector<Ref> refs;
+  refs.reserve(count() + 16);
+  for (size_t i = head_; i < refs_.size(); ++i) {
+    Ref r = refs_[i];
+    const size_t len = r.name_len + r.value_len;
+    fresh.append(arena_, r.offset, len);
+    r.offset = fresh.size() - len;
+    refs.push_back(r);
+  }
+  arena_ = std::move(fresh);
+  refs_ = std::move(refs);
+  head_ = 0;
+}
+
 TolerantHpackDecoder::TolerantHpackDecoder(uint32_t max_table_size) : max_size_(max_table_size) {}
 
 void TolerantHpackDecoder::LoseState() {
-  entries_.clear();
-  known_size_ = 0;
+  table_.Clear();
+  unknown_names_ = 0;
   unknown_tail_ = true;
 }
 
-bool TolerantHpackDecoder::fully_known() const {
-  if (unknown_tail_) return false;
-  for (const auto& e : entries_) {
-    if (e.name_unknown) return false;
-  }
-  return true;
-}
+bool TolerantHpackDecoder::fully_known() const { return !unknown_tail_ && unknown_names_ == 0; }
 
 void TolerantHpackDecoder::EvictToFit() {
-  while (!entries_.empty() && known_size_ > max_size_) {
-    known_size_ -= entries_.back().size();
-    entries_.pop_back();
+  while (table_.count() > 0 && table_.bytes() > max_size_) {
+    if (table_.Get(table_.count() - 1).name_unknown) --unknown_names_;
+    table_.EvictOldest();
   }
   // Older (unknown) entries are evicted before known ones: once the known
   // entries leave no room for even an empty entry, nothing unknown remains.
-  if (unknown_tail_ && known_size_ + kHpackEntryOverhead > max_size_) unknown_tail_ = false;
+  if (unknown_tail_ && table_.bytes() + kHpackEntryOverhead > max_size_) unknown_tail_ = false;
 }
 
 void TolerantHpackDecoder::SetMaxSize(uint32_t size) {
-  max_size_ = size;
+  // Bound memory whatever the encoder claims (nghttp2 caps at the announced
+  // SETTINGS value; an observer accepts up to 1 MiB).
+  max_size_ = std::min<uint32_t>(size, 1u << 20);
   if (size == 0) unknown_tail_ = false;
   EvictToFit();
 }
 
-void TolerantHpackDecoder::Add(Entry entry) {
-  const size_t size = entry.size();
+void TolerantHpackDecoder::Add(std::string_view name, std::string_view value, bool name_unknown) {
+  const size_t size = name.size() + value.size() + kHpackEntryOverhead;
   if (size > max_size_) {
     // RFC 7541 section 4.4: an entry larger than the table empties it.
-    entries_.clear();
-    known_size_ = 0;
+    table_.Clear();
+    unknown_names_ = 0;
     unknown_tail_ = false;
     return;
   }
-  known_size_ += size;
-  entries_.push_front(std::move(entry));
+  // Evict first (RFC 7541 section 4.4); the caller's strings are not in the table.
+  while (table_.count() > 0 && table_.bytes() + size > max_size_) {
+    if (table_.Get(table_.count() - 1).name_unknown) --unknown_names_;
+    table_.EvictOldest();
+  }
+  table_.Add(name, value, name_unknown);
+  if (name_unknown) ++unknown_names_;
   EvictToFit();
 }
 
-bool TolerantHpackDecoder::Lookup(uint64_t index, std::string_view& name, std::string_view& value,
-                                  bool& name_unknown) {
-  name_unknown = false;
+bool TolerantHpackDecoder::Lookup(uint64_t index, HpackDynamicTable::EntryView& entry) {
   if (index >= 1 && index <= kStaticTableSize) {
-    name = kStaticTable[index - 1].name;
-    value = kStaticTable[index - 1].value;
+    entry = HpackDynamicTable::EntryView{kStaticTable[index - 1].name,
+                                         kStaticTable[index - 1].value, false};
     return true;
   }
   const uint64_t d = index - kStaticTableSize - 1;
-  if (index > kStaticTableSize && d < entries_.size()) {
-    const Entry& e = entries_[d];
-    name = e.name;
-    value = e.value;
-    name_unknown = e.name_unknown;
+  if (index > kStaticTableSize && d < table_.count()) {
+    entry = table_.Get(static_cast<size_t>(d));
     return true;
   }
   // In the unknown tail, or (index 0 / past the end) an encoding we cannot
@@ -119,13 +166,12 @@ absl::Status TolerantHpackDecoder::Decode(std::string_view block, HeaderList& ou
     uint64_t index = 0;
     if (b & 0x80) {  // indexed field
       if (!DecodeHpackInteger(block, pos, 7, index)) return absl::DataLossError("hpack: index");
-      std::string_view name, value;
-      bool name_unknown = false;
+      HpackDynamicTable::EntryView e;
       DecodedField& f = out.Add();
-      if (Lookup(index, name, value, name_unknown)) {
-        f.name.assign(name);
-        f.value.assign(value);
-        f.name_unknown = name_unknown;
+      if (Lookup(index, e)) {
+        f.name.assign(e.name);
+        f.value.assign(e.value);
+        f.name_unknown = e.name_unknown;
       } else {
         f.name_unknown = true;
         f.value_unknown = true;
@@ -146,17 +192,16 @@ absl::Status TolerantHpackDecoder::Decode(std::string_view block, HeaderList& ou
     if (index == 0) {
       if (!DecodeString(block, pos, f.name)) return absl::DataLossError("hpack: name");
     } else {
-      std::string_view name, value;
-      bool name_unknown = false;
-      if (Lookup(index, name, value, name_unknown)) {
-        f.name.assign(name);
-        f.name_unknown = name_unknown;
+      HpackDynamicTable::EntryView e;
+      if (Lookup(index, e)) {
+        f.name.assign(e.name);
+        f.name_unknown = e.name_unknown;
       } else {
         f.name_unknown = true;
       }
     }
     if (!DecodeString(block, pos, f.value)) return absl::DataLossError("hpack: value");
-    if (indexing) Add(Entry{f.name, f.value, f.name_unknown});
+    if (indexing) Add(f.name, f.value, f.name_unknown);
   }
   return absl::OkStatus();
 }

@@ -12,7 +12,6 @@
 // entry) or a size update to 0 arrives; the table is then fully known and the
 // caller can hand it back to an exact decoder.
 #include <cstdint>
-#include <deque>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -44,15 +43,45 @@ struct HeaderList {
   const DecodedField* end() const { return fields.data() + count; }
 };
 
-class TolerantHpackDecoder {
+// The dynamic table, positional (index 0 = newest). Strings live in one
+// arena compacted now and then, so adding an entry does not allocate.
+class HpackDynamicTable {
  public:
-  struct Entry {
-    std::string name;
-    std::string value;
+  struct EntryView {
+    std::string_view name;
+    std::string_view value;
     bool name_unknown = false;
-    size_t size() const { return name.size() + value.size() + kHpackEntryOverhead; }
   };
 
+  size_t count() const { return refs_.size() - head_; }
+  // RFC 7541 size: name + value + 32 per entry (a lower bound when a name is unknown).
+  size_t bytes() const { return bytes_; }
+  EntryView Get(size_t newest_index) const;
+  // `name` and `value` must not point into this table.
+  void Add(std::string_view name, std::string_view value, bool name_unknown);
+  void EvictOldest();
+  void Clear();
+
+ private:
+  struct Ref {
+    size_t offset;
+    uint32_t name_len;
+    uint32_t value_len;
+    bool name_unknown;
+  };
+  void Compact();
+
+  std::vector<Ref> refs_;  // oldest at head_, newest at the back
+  size_t head_ = 0;
+  std::string arena_;
+  size_t live_bytes_ = 0;  // arena bytes still referenced
+  size_t bytes_ = 0;
+};
+
+// A complete HPACK decoder (exact while its table is known) that keeps
+// working when the table is not.
+class TolerantHpackDecoder {
+ public:
   explicit TolerantHpackDecoder(uint32_t max_table_size = kDefaultHeaderTableSize);
 
   // The encoder's table can no longer be trusted: every entry becomes unknown.
@@ -65,23 +94,21 @@ class TolerantHpackDecoder {
 
   // True when no unknown entry can remain in the encoder's table.
   bool fully_known() const;
-  // Newest first.
-  const std::deque<Entry>& entries() const { return entries_; }
+  const HpackDynamicTable& table() const { return table_; }
   uint32_t max_table_size() const { return max_size_; }
   uint64_t unknown_references() const { return unknown_refs_; }
 
  private:
-  void Add(Entry entry);
+  void Add(std::string_view name, std::string_view value, bool name_unknown);
   void SetMaxSize(uint32_t size);
   void EvictToFit();
   // Resolves a 1-based index. Returns false when it points into the unknown tail.
-  bool Lookup(uint64_t index, std::string_view& name, std::string_view& value,
-              bool& name_unknown);
+  bool Lookup(uint64_t index, HpackDynamicTable::EntryView& entry);
 
-  std::deque<Entry> entries_;
-  size_t known_size_ = 0;
+  HpackDynamicTable table_;
   uint32_t max_size_;
   bool unknown_tail_ = false;
+  size_t unknown_names_ = 0;  // entries whose name is unknown
   uint64_t unknown_refs_ = 0;
 };
 

@@ -495,7 +495,7 @@ TEST(Http2Session, HeaderTableSizeSettingIsHonoured) {
   c.c2s += kConnectionPreface;
   c.AddC(Settings());
   c.s2c += Settings({{settings::kHeaderTableSize, 65536}});
-  c.client_hpack.ChangeTableSize(65536);
+  c.client_hpack = Deflater(65536);
   for (uint32_t i = 0; i < 40; ++i) {
     Headers h = c.Request("GET", "/t");
     h.emplace_back("x-blob-" + std::to_string(i), std::string(1000, 'q'));
