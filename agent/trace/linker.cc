@@ -1,0 +1,215 @@
+#include "agent/trace/linker.h"
+
+#include <algorithm>
+#include <vector>
+
+#include "agent/trace/span_builder.h"
+#include "agent/trace/trace_headers.h"
+
+namespace sonde::trace {
+namespace {
+
+std::string HeaderOr(const std::vector<protocols::HeaderField>& h, std::string_view name) {
+  const std::string* v = FindHeader(h, name);
+  return v ? *v : std::string();
+}
+
+std::string_view HostOnly(std::string_view authority) {
+  size_t colon = authority.rfind(':');
+  if (colon != std::string_view::npos && authority.find(']') == std::string_view::npos) {
+    authority = authority.substr(0, colon);
+  }
+  return authority;
+}
+
+// One path is the other with a prefix stripped or added at a segment boundary
+// (proxy_pass with a URI, Kong strip_path).
+bool SuffixMatch(std::string_view a, std::string_view b) {
+  if (a.size() < b.size()) std::swap(a, b);
+  if (b.size() < 2 || a.substr(a.size() - b.size()) != b) return false;
+  return b.front() == '/' || a[a.size() - b.size() - 1] == '/';
+}
+
+}  // namespace
+
+std::string_view LinkReasonName(LinkReason r) {
+  switch (r) {
+    case LinkReason::kTraceparent: return "traceparent";
+    case LinkReason::kKongRequestId: return "kong_request_id";
+    case LinkReason::kRequestId: return "x_request_id";
+    case LinkReason::kTimeNesting: return "time_nesting";
+    case LinkReason::kTcpSequence: return "tcp_sequence";
+    case LinkReason::kOtlpParent: return "otlp_parent";
+    case LinkReason::kThread: return "thread";
+    default: return "none";
+  }
+}
+
+void GatewayLinker::Add(Span span, const Emit& emit) {
+  if (span.kind == SpanKind::kClient) {
+    ++counters_.egress;
+    Process& proc = processes_[span.pid];
+    Pending& p = proc.egress.emplace_back();
+    const std::string* path = StringAttribute(span, "url.path");
+    const std::string* query = StringAttribute(span, "url.query");
+    p.path = path ? *path : std::string();
+    p.query = query ? *query : std::string();
+    p.host = std::string(HostOnly(HeaderOr(span.request_headers, "host")));
+    p.kong_id = HeaderOr(span.request_headers, "x-kong-request-id");
+    p.request_id = HeaderOr(span.request_headers, "x-request-id");
+    p.deadline_ns = span.end_unix_ns + (proc.serves ? options_.hold_ns : options_.client_only_hold_ns);
+    p.span = std::move(span);
+    if (++pending_count_ > options_.max_pending) {
+      // Release the globally oldest is costly; release this process's oldest.
+      ++counters_.evicted;
+      Release(proc.egress.front(), emit);
+      proc.egress.pop_front();
+      --pending_count_;
+    }
+    return;
+  }
+  if (span.kind != SpanKind::kServer) {
+    emit(std::move(span));
+    return;
+  }
+  ++counters_.ingress;
+  Process& proc = processes_[span.pid];
+  proc.serves = true;
+  auto& queue = proc.egress;
+  std::vector<size_t> matched;
+  LinkReason reason = LinkReason::kNone;
+
+  // 1-3: exact evidence.
+  const bool ingress_has_context = span.parent_reason == LinkReason::kTraceparent;
+  const std::string kong_id = HeaderOr(span.response_headers, "x-kong-request-id");
+  std::string request_id = HeaderOr(span.request_headers, "x-request-id");
+  if (request_id.empty()) request_id = HeaderOr(span.response_headers, "x-request-id");
+  for (size_t i = 0; i < queue.size(); ++i) {
+    const Pending& e = queue[i];
+    LinkReason r = LinkReason::kNone;
+    if (ingress_has_context && e.span.parent_reason == LinkReason::kTraceparent &&
+        e.span.trace_id == span.trace_id) {
+      r = LinkReason::kTraceparent;
+    } else if (!kong_id.empty() && e.kong_id == kong_id) {
+      r = LinkReason::kKongRequestId;
+    } else if (!request_id.empty() && e.request_id == request_id) {
+      r = LinkReason::kRequestId;
+    }
+    if (r == LinkReason::kNone) continue;
+    if (reason == LinkReason::kNone || r < reason) {
+      matched.clear();
+      reason = r;
+    }
+    if (r == reason) matched.push_back(i);
+  }
+
+  // 4: time nesting and path/host similarity.
+  if (matched.empty()) {
+    const std::string* ipath = StringAttribute(span, "url.path");
+    const std::string* iquery = StringAttribute(span, "url.query");
+    const std::string ihost(HostOnly(HeaderOr(span.request_headers, "host")));
+    int best = 0;
+    for (size_t i = 0; i < queue.size(); ++i) {
+      const Pending& e = queue[i];
+      if (e.span.start_unix_ns + options_.nesting_slack_ns < span.start_unix_ns ||
+          e.span.end_unix_ns > span.end_unix_ns + options_.nesting_slack_ns) {
+        continue;
+      }
+      int score = 0;
+      if (ipath != nullptr && e.path == *ipath) {
+        score = 4 + ((iquery ? *iquery : std::string()) == e.query ? 2 : 0);
+      } else if (ipath != nullptr && SuffixMatch(*ipath, e.path)) {
+        score = 2;
+      }
+      if (score > 0 && !ihost.empty() && ihost == e.host) score += 1;
+      if (score < 2) continue;
+      if (score > best) {
+        best = score;
+        matched.clear();
+      }
+      if (score == best) matched.push_back(i);
+    }
+    // Equal candidates are fine only when they ran one after another (retries);
+    // overlapping ones may belong to another request still in flight.
+    for (size_t a = 1; a < matched.size(); ++a) {
+      const Span& prev = queue[matched[a - 1]].span;
+      const Span& cur = queue[matched[a]].span;
+      if (cur.start_unix_ns < prev.end_unix_ns) {
+        ++counters_.ambiguous;
+        matched.clear();
+        break;
+      }
+    }
+    if (!matched.empty()) reason = LinkReason::kTimeNesting;
+  }
+
+  for (size_t idx : matched) Link(span, queue[idx], reason);
+  emit(std::move(span));
+  // Emit linked egress spans (in order), keep the rest waiting.
+  std::deque<Pending> keep;
+  size_t m = 0;
+  for (size_t i = 0; i < queue.size(); ++i) {
+    if (m < matched.size() && matched[m] == i) {
+      ++m;
+      emit(std::move(queue[i].span));
+      --pending_count_;
+    } else {
+      keep.push_back(std::move(queue[i]));
+    }
+  }
+  if (!matched.empty()) queue.swap(keep);
+}
+
+void GatewayLinker::Link(Span& ingress, Pending& egress, LinkReason reason) {
+  ++counters_.links[static_cast<size_t>(reason)];
+  Span& e = egress.span;
+  const bool ingress_has_context = ingress.parent_reason == LinkReason::kTraceparent;
+  const bool egress_has_context = e.parent_reason == LinkReason::kTraceparent;
+  if (egress_has_context && !ingress_has_context) {
+    // The gateway started the trace (e.g. Kong's OpenTelemetry plugin): the
+    // ingress joins it instead of keeping a trace of its own.
+    ingress.trace_id = e.trace_id;
+  }
+  if (egress_has_context && e.trace_id == ingress.trace_id &&
+      (!ingress_has_context || e.parent_span_id != ingress.parent_span_id)) {
+    // An app span of the gateway sits between ingress and egress; keep its edge.
+  } else {
+    e.trace_id = ingress.trace_id;
+    e.parent_span_id = ingress.span_id;
+    e.parent_reason = reason;
+  }
+  e.attributes.push_back({"sonde.link.reason", std::string(LinkReasonName(reason))});
+  e.attributes.push_back({"sonde.link.ingress_span_id", ToHex(ingress.span_id)});
+}
+
+void GatewayLinker::Release(Pending& p, const Emit& emit) {
+  ++counters_.unlinked_egress;
+  emit(std::move(p.span));
+}
+
+void GatewayLinker::Flush(uint64_t now_unix_ns, const Emit& emit) {
+  for (auto it = processes_.begin(); it != processes_.end();) {
+    auto& queue = it->second.egress;
+    while (!queue.empty() && queue.front().deadline_ns <= now_unix_ns) {
+      Release(queue.front(), emit);
+      queue.pop_front();
+      --pending_count_;
+    }
+    if (queue.empty() && !it->second.serves) {
+      it = processes_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+void GatewayLinker::FlushAll(const Emit& emit) {
+  for (auto& [pid, proc] : processes_) {
+    for (auto& p : proc.egress) Release(p, emit);
+    pending_count_ -= proc.egress.size();
+    proc.egress.clear();
+  }
+  processes_.clear();
+}
+
+}  // namespace sonde::trace

@@ -1,0 +1,76 @@
+#pragma once
+// Gateway linker: ties each egress (client) system span to the ingress
+// (server) span that caused it, inside one worker process. Gateways serve
+// many requests per thread over reused upstream connections, so thread
+// identity is no evidence. Evidence, strongest first:
+//   1. the egress traceparent trace id equals the ingress one;
+//   2. X-Kong-Request-Id on the upstream request equals the one on the
+//      downstream response;
+//   3. equal x-request-id;
+//   4. time nesting (egress inside the ingress lifetime) plus path / host
+//      similarity, only when the best candidate is unambiguous.
+// An egress finishes before its ingress, so egress spans wait (bounded in
+// time and count) for their ingress; ingress spans are never held.
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <string>
+#include <unordered_map>
+
+#include "agent/trace/span.h"
+
+namespace sonde::trace {
+
+struct LinkerOptions {
+  uint64_t hold_ns = 5'000'000'000;          // egress wait in a process that serves requests
+  uint64_t client_only_hold_ns = 200'000'000;  // egress wait in a process never seen serving
+  size_t max_pending = 200'000;               // egress spans waiting, all processes
+  uint64_t nesting_slack_ns = 0;              // clock tolerance for time nesting
+};
+
+struct LinkerCounters {
+  uint64_t ingress = 0;
+  uint64_t egress = 0;
+  uint64_t links[8] = {};    // by LinkReason
+  uint64_t unlinked_egress = 0;
+  uint64_t ambiguous = 0;    // nesting candidates too alike to choose: left unlinked
+  uint64_t evicted = 0;      // released early at max_pending
+};
+
+std::string_view LinkReasonName(LinkReason r);
+
+class GatewayLinker {
+ public:
+  using Emit = std::function<void(Span&&)>;
+  explicit GatewayLinker(LinkerOptions options = {}) : options_(options) {}
+
+  // Server spans are linked with waiting egress spans and emitted with them;
+  // client spans wait; others pass through.
+  void Add(Span span, const Emit& emit);
+  // Releases egress spans that waited long enough (`now_unix_ns`: wall clock).
+  void Flush(uint64_t now_unix_ns, const Emit& emit);
+  void FlushAll(const Emit& emit);
+
+  const LinkerCounters& counters() const { return counters_; }
+  size_t pending() const { return pending_count_; }
+
+ private:
+  struct Pending {
+    Span span;
+    std::string path, query, host, kong_id, request_id;
+    uint64_t deadline_ns = 0;
+  };
+  struct Process {
+    std::deque<Pending> egress;
+    bool serves = false;  // has produced server spans
+  };
+  void Link(Span& ingress, Pending& egress, LinkReason reason);
+  void Release(Pending& p, const Emit& emit);
+
+  LinkerOptions options_;
+  std::unordered_map<uint32_t, Process> processes_;
+  size_t pending_count_ = 0;
+  LinkerCounters counters_;
+};
+
+}  // namespace sonde::trace

@@ -1,0 +1,46 @@
+#include "agent/trace/redaction.h"
+
+#include <algorithm>
+
+namespace sonde::trace {
+namespace {
+std::string Lower(std::string_view s) {
+  std::string out(s);
+  std::transform(out.begin(), out.end(), out.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return out;
+}
+}  // namespace
+
+std::vector<std::string> DefaultSensitiveHeaders() {
+  return {"authorization", "proxy-authorization", "cookie", "set-cookie", "apikey", "x-api-key"};
+}
+
+Redactor::Redactor(std::vector<std::string> names) {
+  for (auto& n : names) names_.push_back(Lower(n));
+}
+
+bool Redactor::IsSensitive(std::string_view name) const {
+  for (const auto& n : names_) {
+    if (n.size() == name.size() &&
+        std::equal(n.begin(), n.end(), name.begin(), [](char a, char b) {
+          return a == std::tolower(static_cast<unsigned char>(b));
+        })) {
+      return true;
+    }
+  }
+  return false;
+}
+
+void Redactor::Apply(std::vector<protocols::HeaderField>& headers) const {
+  for (auto& h : headers) {
+    if (IsSensitive(h.name)) h.value.assign(kRedacted);
+  }
+}
+
+void Redactor::Apply(protocols::L7Record& record) const {
+  Apply(record.request.headers);
+  Apply(record.response.headers);
+}
+
+}  // namespace sonde::trace

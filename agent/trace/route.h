@@ -1,0 +1,18 @@
+#pragma once
+// Route normalisation: path segments that look like identifiers (numbers,
+// UUIDs, hex hashes / object ids, long random tokens) become "{id}" so RED
+// metrics and span names group by endpoint, not by entity.
+#include <string>
+#include <string_view>
+
+namespace sonde::trace {
+
+inline constexpr std::string_view kIdPlaceholder = "{id}";
+
+// `path` has no query string. Keeps the leading and trailing slashes.
+std::string NormaliseRoute(std::string_view path);
+
+// True when one path segment (no '/') is an identifier.
+bool IsIdSegment(std::string_view segment);
+
+}  // namespace sonde::trace

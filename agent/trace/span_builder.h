@@ -1,0 +1,41 @@
+#pragma once
+// Record -> system span (S): OTel HTTP semantic-convention attributes, kind
+// from the socket role, status per semconv (5xx error; 4xx error on client
+// spans only), trace identity from a valid incoming context or a new trace.
+#include <cstdint>
+
+#include "agent/conn/conn_record.h"
+#include "agent/core/clock.h"
+#include "agent/trace/span.h"
+
+namespace sonde::trace {
+
+// Fast non-cryptographic id source (xoshiro256**), seeded per builder.
+class IdGenerator {
+ public:
+  explicit IdGenerator(uint64_t seed);
+  TraceId NewTraceId();
+  SpanId NewSpanId();
+
+ private:
+  uint64_t Next();
+  uint64_t s_[4];
+};
+
+class SpanBuilder {
+ public:
+  // `clock` converts monotonic syscall times to Unix time; it must outlive the builder.
+  explicit SpanBuilder(const core::MonotonicToRealtime& clock, uint64_t seed = 0);
+
+  Span Build(const conn::ConnRecord& record);
+
+ private:
+  const core::MonotonicToRealtime& clock_;
+  IdGenerator ids_;
+};
+
+// Lookups on built spans (used by the linker and sinks).
+const std::string* StringAttribute(const Span& span, std::string_view key);
+int64_t IntAttribute(const Span& span, std::string_view key, int64_t fallback = 0);
+
+}  // namespace sonde::trace

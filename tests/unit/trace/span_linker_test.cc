@@ -1,0 +1,224 @@
+// Span building and gateway linking on synthetic event streams.
+#include <gtest/gtest.h>
+
+#include <map>
+
+#include "agent/conn/tracker.h"
+#include "agent/trace/linker.h"
+#include "agent/trace/span_builder.h"
+#include "agent/trace/trace_headers.h"
+#include "tests/unit/conn/event_builder.h"
+
+namespace sonde::trace {
+namespace {
+
+using sonde::testing::Endpoints;
+using sonde::testing::SocketSim;
+
+constexpr uint64_t kOffset = 1'700'000'000'000'000'000ull;
+
+struct Harness {
+  Harness() {
+    clock.SetOffset(kOffset);
+  }
+  void Feed(const std::vector<uint8_t>& ev) {
+    std::vector<conn::ConnRecord> recs;
+    tracker.OnEvent(ev, recs);
+    for (auto& r : recs) {
+      linker.Add(builder.Build(r), [this](Span&& s) { spans.push_back(std::move(s)); });
+    }
+  }
+  void Finish() {
+    linker.FlushAll([this](Span&& s) { spans.push_back(std::move(s)); });
+  }
+  const Span* ByPath(std::string_view path, SpanKind kind) const {
+    for (const auto& s : spans) {
+      const std::string* p = StringAttribute(s, "url.path");
+      if (s.kind == kind && p && *p == path) return &s;
+    }
+    return nullptr;
+  }
+  core::MonotonicToRealtime clock;
+  conn::ConnectionTracker tracker;
+  SpanBuilder builder{clock, 1234};
+  GatewayLinker linker;
+  std::vector<Span> spans;
+};
+
+SocketSim Downstream(uint64_t sock, int fd, uint16_t port) {
+  return SocketSim(300, 300, "nginx", sock, fd, SONDE_ROLE_SERVER,
+                   Endpoints{"127.0.0.1", 8080, "127.0.0.1", port});
+}
+SocketSim Upstream() {
+  return SocketSim(300, 300, "nginx", 999, 20, SONDE_ROLE_CLIENT,
+                   Endpoints{"127.0.0.1", 50000, "127.0.0.1", 9000});
+}
+std::string Req(std::string_view path, std::string_view extra = "") {
+  return "GET " + std::string(path) + " HTTP/1.1\r\nHost: api\r\n" + std::string(extra) + "\r\n";
+}
+std::string Resp(int status, std::string_view extra = "") {
+  return "HTTP/1.1 " + std::to_string(status) + " X\r\nContent-Length: 0\r\n" +
+         std::string(extra) + "\r\n";
+}
+
+TEST(SpanBuilder, ServerSpanAttributesAndStatus) {
+  Harness h;
+  SocketSim s = Downstream(1, 5, 40000);
+  h.Feed(s.Open(100));
+  h.Feed(s.Read(Req("/users/42?q=1", "User-Agent: curl/8\r\nAuthorization: x\r\n"), 1000, 500));
+  h.Feed(s.Write(Resp(503), 9000, 500));
+  ASSERT_EQ(h.spans.size(), 1u);
+  const Span& sp = h.spans[0];
+  EXPECT_EQ(sp.kind, SpanKind::kServer);
+  EXPECT_EQ(sp.name, "GET /users/{id}");
+  EXPECT_EQ(sp.start_unix_ns, kOffset + 1500);
+  EXPECT_EQ(sp.end_unix_ns, kOffset + 9500);
+  EXPECT_EQ(sp.status, StatusCode::kError);
+  EXPECT_EQ(*StringAttribute(sp, "http.route"), "/users/{id}");
+  EXPECT_EQ(*StringAttribute(sp, "url.path"), "/users/42");
+  EXPECT_EQ(IntAttribute(sp, "http.response.status_code"), 503);
+  EXPECT_EQ(*StringAttribute(sp, "server.address"), "api");
+  EXPECT_EQ(IntAttribute(sp, "server.port"), 8080);
+  EXPECT_EQ(*StringAttribute(sp, "client.address"), "127.0.0.1");
+  EXPECT_EQ(*StringAttribute(sp, "network.protocol.version"), "1.1");
+  EXPECT_EQ(*StringAttribute(sp, "user_agent.original"), "curl/8");
+  EXPECT_EQ(sp.comm, "nginx");
+  EXPECT_EQ(sp.parent_reason, LinkReason::kNone);
+  EXPECT_NE(sp.trace_id, TraceId{});
+}
+
+TEST(SpanBuilder, ClientFourHundredIsErrorServerIsNot) {
+  Harness h;
+  SocketSim srv = Downstream(1, 5, 40000);
+  h.Feed(srv.Read(Req("/x"), 1000));
+  h.Feed(srv.Write(Resp(404), 2000));
+  SocketSim cli(400, 400, "curl", 2, 3, SONDE_ROLE_CLIENT, Endpoints{"127.0.0.1", 40001, "127.0.0.1", 8080});
+  h.Feed(cli.Write(Req("/x"), 1000));
+  h.Feed(cli.Read(Resp(404), 2000));
+  h.Finish();
+  ASSERT_EQ(h.spans.size(), 2u);
+  for (const auto& s : h.spans) {
+    EXPECT_EQ(s.status, s.kind == SpanKind::kClient ? StatusCode::kError : StatusCode::kUnset);
+  }
+}
+
+TEST(SpanBuilder, IncomingTraceparentGivesIdentity) {
+  Harness h;
+  SocketSim s = Downstream(1, 5, 40000);
+  h.Feed(s.Read(Req("/t", "traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\r\n"), 1000));
+  h.Feed(s.Write(Resp(200), 2000));
+  ASSERT_EQ(h.spans.size(), 1u);
+  EXPECT_EQ(ToHex(h.spans[0].trace_id), "4bf92f3577b34da6a3ce929d0e0e4736");
+  EXPECT_EQ(ToHex(h.spans[0].parent_span_id), "00f067aa0ba902b7");
+  EXPECT_EQ(h.spans[0].parent_reason, LinkReason::kTraceparent);
+}
+
+// Two downstream requests interleaved over one upstream keepalive
+// connection, answered out of order, all on one thread.
+TEST(GatewayLinker, TimeNestingWithInterleavedRequests) {
+  Harness h;
+  SocketSim a = Downstream(1, 5, 40000), b = Downstream(2, 6, 40001);
+  SocketSim up = Upstream();
+  h.Feed(a.Read(Req("/a/1"), 1000));
+  h.Feed(b.Read(Req("/b/2"), 1500));
+  h.Feed(up.Write(Req("/a/1"), 2000));
+  h.Feed(up.Read(Resp(200), 3000));
+  h.Feed(up.Write(Req("/b/2"), 3500));
+  h.Feed(up.Read(Resp(201), 4000));
+  h.Feed(b.Write(Resp(201), 4500));
+  h.Feed(a.Write(Resp(200), 5000));
+  h.Finish();
+  ASSERT_EQ(h.spans.size(), 4u);
+  for (std::string_view p : {"/a/1", "/b/2"}) {
+    const Span* in = h.ByPath(p, SpanKind::kServer);
+    const Span* out = h.ByPath(p, SpanKind::kClient);
+    ASSERT_TRUE(in && out) << p;
+    EXPECT_EQ(out->parent_span_id, in->span_id) << p;
+    EXPECT_EQ(out->trace_id, in->trace_id) << p;
+    EXPECT_EQ(out->parent_reason, LinkReason::kTimeNesting);
+    EXPECT_EQ(*StringAttribute(*out, "sonde.link.ingress_span_id"), ToHex(in->span_id));
+  }
+  EXPECT_EQ(h.linker.counters().links[static_cast<int>(LinkReason::kTimeNesting)], 2u);
+}
+
+TEST(GatewayLinker, HeaderEvidenceBeatsNesting) {
+  Harness h;
+  SocketSim a = Downstream(1, 5, 40000), b = Downstream(2, 6, 40001), c = Downstream(3, 7, 40002);
+  SocketSim up = Upstream();
+  const std::string tp = "traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\r\n";
+  // Path rewritten upstream, so only the headers can tie them.
+  h.Feed(a.Read(Req("/kong/x", tp), 1000));
+  h.Feed(b.Read(Req("/kong/y"), 1100));
+  h.Feed(c.Read(Req("/kong/z", "X-Request-Id: rid-7\r\n"), 1200));
+  h.Feed(up.Write(Req("/other1", tp), 2000));
+  h.Feed(up.Read(Resp(200), 2100));
+  h.Feed(up.Write(Req("/other2", "X-Kong-Request-Id: k-55\r\n"), 2200));
+  h.Feed(up.Read(Resp(200), 2300));
+  h.Feed(up.Write(Req("/other3", "X-Request-Id: rid-7\r\n"), 2400));
+  h.Feed(up.Read(Resp(200), 2500));
+  h.Feed(c.Write(Resp(200), 3000));
+  h.Feed(b.Write(Resp(200, "X-Kong-Request-Id: k-55\r\n"), 3100));
+  h.Feed(a.Write(Resp(200), 3200));
+  h.Finish();
+  auto check = [&](std::string_view in_path, std::string_view out_path, LinkReason reason) {
+    const Span* in = h.ByPath(in_path, SpanKind::kServer);
+    const Span* out = h.ByPath(out_path, SpanKind::kClient);
+    ASSERT_TRUE(in && out);
+    EXPECT_EQ(out->trace_id, in->trace_id) << out_path;
+    EXPECT_EQ(*StringAttribute(*out, "sonde.link.reason"), LinkReasonName(reason)) << out_path;
+    EXPECT_EQ(*StringAttribute(*out, "sonde.link.ingress_span_id"), ToHex(in->span_id));
+  };
+  check("/kong/x", "/other1", LinkReason::kTraceparent);
+  check("/kong/y", "/other2", LinkReason::kKongRequestId);
+  check("/kong/z", "/other3", LinkReason::kRequestId);
+}
+
+TEST(GatewayLinker, PrefersNoLinkOverWrongLink) {
+  Harness h;
+  SocketSim a = Downstream(1, 5, 40000), b = Downstream(2, 6, 40001);
+  SocketSim up1 = Upstream();
+  SocketSim up2(300, 300, "nginx", 1000, 21, SONDE_ROLE_CLIENT, Endpoints{"127.0.0.1", 50001, "127.0.0.1", 9000});
+  // Same path, overlapping upstream calls, both nested in both ingresses.
+  h.Feed(a.Read(Req("/same"), 1000, 10));
+  h.Feed(b.Read(Req("/same"), 1100, 10));
+  h.Feed(up1.Write(Req("/same"), 2000));
+  h.Feed(up2.Write(Req("/same"), 2100));
+  h.Feed(up1.Read(Resp(200), 3000));
+  h.Feed(up2.Read(Resp(200), 3100));
+  h.Feed(b.Write(Resp(200), 4000));
+  h.Feed(a.Write(Resp(200), 4100));
+  // Unrelated path nested in time: not similar enough.
+  SocketSim c = Downstream(3, 7, 40002);
+  h.Feed(c.Read(Req("/front"), 10000));
+  h.Feed(up1.Write(Req("/unrelated"), 11000));
+  h.Feed(up1.Read(Resp(200), 12000));
+  h.Feed(c.Write(Resp(200), 13000));
+  h.Finish();
+  for (const auto& s : h.spans) {
+    if (s.kind == SpanKind::kClient) {
+      EXPECT_EQ(StringAttribute(s, "sonde.link.reason"), nullptr);
+      EXPECT_EQ(s.parent_reason, LinkReason::kNone);
+    }
+  }
+  EXPECT_GE(h.linker.counters().ambiguous, 1u);
+  EXPECT_EQ(h.linker.counters().unlinked_egress, 3u);
+}
+
+TEST(GatewayLinker, EgressReleasedAfterHold) {
+  GatewayLinker linker(LinkerOptions{.hold_ns = 1000, .client_only_hold_ns = 1000});
+  Span s;
+  s.kind = SpanKind::kClient;
+  s.pid = 5;
+  s.end_unix_ns = 100;
+  std::vector<Span> out;
+  auto emit = [&](Span&& sp) { out.push_back(std::move(sp)); };
+  linker.Add(s, emit);
+  linker.Flush(500, emit);
+  EXPECT_TRUE(out.empty());
+  linker.Flush(1200, emit);
+  EXPECT_EQ(out.size(), 1u);
+  EXPECT_EQ(linker.pending(), 0u);
+}
+
+}  // namespace
+}  // namespace sonde::trace
