@@ -1,0 +1,327 @@
+#include "agent/export/server_exporter.h"
+
+#include <random>
+
+#include <grpcpp/grpcpp.h>
+#include <spdlog/spdlog.h>
+
+#include "agent/export/compression.h"
+#include "agent/export/span_convert.h"
+
+namespace sonde::exporter {
+namespace {
+
+std::string RandomInstanceId() {
+  std::random_device rd;
+  std::mt19937_64 gen((static_cast<uint64_t>(rd()) << 32) ^ rd() ^
+                      static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count()));
+  char buf[33];
+  std::snprintf(buf, sizeof buf, "%016llx%016llx", static_cast<unsigned long long>(gen()),
+                static_cast<unsigned long long>(gen()));
+  return buf;
+}
+
+}  // namespace
+
+ServerExporter::ServerExporter(ExporterOptions options) : options_(std::move(options)) {
+  if (options_.identity.instance_id().empty()) options_.identity.set_instance_id(RandomInstanceId());
+  if (options_.max_batch_items == 0) options_.max_batch_items = 1;
+  open_since_ = std::chrono::steady_clock::now();
+}
+
+ServerExporter::~ServerExporter() { Stop(std::chrono::milliseconds(0)); }
+
+void ServerExporter::Start() {
+  std::lock_guard lock(mu_);
+  if (sender_.joinable()) return;
+  stopping_ = false;
+  sender_ = std::thread([this] { SenderLoop(); });
+}
+
+void ServerExporter::Stop(std::chrono::milliseconds drain) {
+  if (drain.count() > 0) Flush(drain);
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+    if (auto* ctx = active_context_.load()) ctx->TryCancel();
+  }
+  cv_.notify_all();
+  if (sender_.joinable()) sender_.join();
+}
+
+template <typename Fill>
+bool ServerExporter::Append(size_t items, size_t bytes, Fill&& fill) {
+  bool full;
+  {
+    std::lock_guard lock(mu_);
+    if (queued_items_ + items > options_.max_queued_items) {
+      stats_.items_dropped_queue_full += items;
+      return false;
+    }
+    if (open_items_ == 0) open_since_ = std::chrono::steady_clock::now();
+    fill(open_);
+    open_items_ += items;
+    open_bytes_ += bytes;
+    queued_items_ += items;
+    stats_.items_accepted += items;
+    full = open_items_ >= options_.max_batch_items || open_bytes_ >= options_.max_batch_bytes;
+  }
+  if (full) Seal();
+  return true;
+}
+
+void ServerExporter::OnSpan(const trace::Span& span) {
+  v1::Span p;
+  SpanToProto(span, &p);
+  AddSpan(std::move(p));
+}
+
+bool ServerExporter::AddSpan(v1::Span span) {
+  const size_t bytes = span.ByteSizeLong();
+  return Append(1, bytes, [&](v1::Batch& b) { b.add_spans()->Swap(&span); });
+}
+bool ServerExporter::AddRequest(v1::RequestRecord r) {
+  const size_t bytes = r.ByteSizeLong();
+  return Append(1, bytes, [&](v1::Batch& b) { b.add_requests()->Swap(&r); });
+}
+bool ServerExporter::AddRedWindow(v1::RedWindow w) {
+  const size_t bytes = w.ByteSizeLong();
+  return Append(1, bytes, [&](v1::Batch& b) { b.add_red()->Swap(&w); });
+}
+bool ServerExporter::AddTcpWindow(v1::TcpWindow w) {
+  const size_t bytes = w.ByteSizeLong();
+  return Append(1, bytes, [&](v1::Batch& b) { b.add_tcp()->Swap(&w); });
+}
+bool ServerExporter::AddProfileStacks(const v1::ProfileBatch& profile) {
+  const size_t bytes = profile.ByteSizeLong();
+  return Append(static_cast<size_t>(profile.stacks_size()), bytes, [&](v1::Batch& b) {
+    b.mutable_profile()->MergeFrom(profile);
+  });
+}
+bool ServerExporter::AddOtlp(v1::OtlpPassthrough o) {
+  const size_t bytes = o.ByteSizeLong();
+  return Append(1, bytes, [&](v1::Batch& b) { b.add_otlp()->Swap(&o); });
+}
+bool ServerExporter::AddProcess(v1::ProcessInfo p) {
+  const size_t bytes = p.ByteSizeLong();
+  return Append(1, bytes, [&](v1::Batch& b) { b.add_processes()->Swap(&p); });
+}
+void ServerExporter::SetHostInfo(v1::HostInfo host) {
+  std::lock_guard lock(mu_);
+  host_ = std::move(host);
+  host_pending_ = true;
+}
+
+void ServerExporter::Seal() {
+  std::lock_guard seal_lock(seal_mu_);
+  v1::Batch batch;
+  size_t items;
+  uint64_t seq;
+  {
+    std::lock_guard lock(mu_);
+    if (open_items_ == 0 && !host_pending_) return;
+    batch.Swap(&open_);
+    items = open_items_;
+    open_items_ = 0;
+    open_bytes_ = 0;
+    if (host_pending_) {
+      *batch.mutable_host() = host_;
+      host_pending_ = false;
+    }
+    seq = next_sequence_++;
+  }
+  batch.set_sequence(seq);
+  Pending p;
+  p.sequence = seq;
+  p.items = items;
+  std::string raw = batch.SerializeAsString();
+  auto compressed = Compress(raw, options_.compression);
+  auto* cb = p.request.mutable_compressed_batch();
+  cb->set_sequence(seq);
+  cb->set_uncompressed_size(raw.size());
+  if (compressed.ok()) {
+    cb->set_compression(options_.compression);
+    cb->set_data(std::move(*compressed));
+  } else {
+    cb->set_compression(v1::COMPRESSION_NONE);
+    cb->set_data(std::move(raw));
+  }
+  {
+    std::lock_guard lock(mu_);
+    queue_.push_back(std::move(p));
+    ++stats_.batches_sealed;
+  }
+  cv_.notify_all();
+}
+
+bool ServerExporter::Flush(std::chrono::milliseconds timeout) {
+  Seal();
+  std::unique_lock lock(mu_);
+  return cv_.wait_for(lock, timeout, [&] { return queue_.empty() && open_items_ == 0; });
+}
+
+ExporterStats ServerExporter::stats() const {
+  std::lock_guard lock(mu_);
+  ExporterStats s = stats_;
+  s.queued_items = queued_items_;
+  s.queued_batches = queue_.size();
+  return s;
+}
+
+void ServerExporter::SleepBackoff(std::chrono::milliseconds* backoff) {
+  // Full jitter in [backoff/2, backoff]: agents restarted together spread out.
+  static thread_local std::mt19937 rng{std::random_device{}()};
+  const auto ms = backoff->count();
+  std::uniform_int_distribution<long> dist(ms / 2, std::max<long>(ms, 1));
+  const auto wait = std::chrono::milliseconds(dist(rng));
+  *backoff = std::min(options_.backoff_max, *backoff * 2);
+  std::unique_lock lock(mu_);
+  cv_.wait_for(lock, wait, [&] { return stopping_; });
+}
+
+void ServerExporter::SenderLoop() {
+  auto backoff = options_.backoff_initial;
+  for (;;) {
+    {
+      std::lock_guard lock(mu_);
+      if (stopping_) return;
+    }
+    const bool progressed = RunStream();
+    {
+      std::lock_guard lock(mu_);
+      if (stopping_) return;
+    }
+    if (progressed) backoff = options_.backoff_initial;
+    SleepBackoff(&backoff);
+  }
+}
+
+bool ServerExporter::RunStream() {
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 5000);
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 3000);
+  args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  args.SetMaxSendMessageSize(64 << 20);
+  // A fresh channel per attempt: our back-off decides when to retry, not
+  // the channel's own (much longer) reconnect back-off.
+  auto channel = grpc::CreateCustomChannel(options_.target, grpc::InsecureChannelCredentials(), args);
+  auto stub = v1::Ingest::NewStub(channel);
+  grpc::ClientContext ctx;
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_) return false;
+    active_context_ = &ctx;
+    stream_broken_ = false;
+    for (auto& p : queue_) p.written = false;
+  }
+  auto clear_ctx = [&] {
+    std::lock_guard lock(mu_);
+    active_context_ = nullptr;
+  };
+  auto stream = stub->Stream(&ctx);
+  v1::IngestRequest hello;
+  *hello.mutable_hello()->mutable_agent() = options_.identity;
+  hello.mutable_hello()->set_token(options_.token);
+  if (!stream->Write(hello)) {
+    auto st = stream->Finish();
+    clear_ctx();
+    std::lock_guard lock(mu_);
+    ++stats_.connect_failures;
+    spdlog::debug("export: connect {} failed: {}", options_.target, st.error_message());
+    return false;
+  }
+  {
+    std::lock_guard lock(mu_);
+    ++stats_.connects;
+    stats_.connected = true;
+  }
+  spdlog::info("export: connected to {}", options_.target);
+
+  std::atomic<bool> acked_any{false};
+  std::thread reader([&] {
+    v1::IngestResponse resp;
+    while (stream->Read(&resp)) {
+      std::lock_guard lock(mu_);
+      if (!resp.error().empty()) {
+        ++stats_.batches_rejected;
+        spdlog::warn("export: server rejected batch {}: {}", resp.acked_sequence(), resp.error());
+      }
+      while (!queue_.empty() && queue_.front().sequence <= resp.acked_sequence()) {
+        queued_items_ -= queue_.front().items;
+        stats_.items_acked += queue_.front().items;
+        ++stats_.batches_acked;
+        queue_.pop_front();
+      }
+      acked_any = true;
+      cv_.notify_all();
+    }
+    std::lock_guard lock(mu_);
+    stream_broken_ = true;
+    cv_.notify_all();
+  });
+
+  bool ok = true;
+  while (ok) {
+    const v1::IngestRequest* next = nullptr;
+    Pending* pending = nullptr;
+    {
+      std::unique_lock lock(mu_);
+      auto deadline = open_since_ + options_.flush_interval;
+      cv_.wait_until(lock, deadline, [&] {
+        if (stopping_ || stream_broken_) return true;
+        size_t in_flight = 0;
+        for (auto& p : queue_) {
+          if (!p.written) return in_flight < options_.max_in_flight;
+          ++in_flight;
+        }
+        return false;
+      });
+      if (stopping_ || stream_broken_) break;
+      size_t in_flight = 0;
+      for (auto& p : queue_) {
+        if (!p.written) {
+          if (in_flight < options_.max_in_flight) pending = &p;
+          break;
+        }
+        ++in_flight;
+      }
+      if (!pending) {
+        const bool due = open_items_ > 0 && std::chrono::steady_clock::now() >= open_since_ + options_.flush_interval;
+        if (!due && open_items_ == 0) open_since_ = std::chrono::steady_clock::now();
+        lock.unlock();
+        if (due) Seal();
+        continue;
+      }
+      pending->written = true;
+      next = &pending->request;
+      ++stats_.batches_written;
+      stats_.bytes_written += next->compressed_batch().data().size();
+    }
+    // The queue's deque never moves its elements on push_back/pop_front of
+    // other elements, and only the reader pops (after this batch is acked,
+    // which cannot happen before it is written), so `next` stays valid.
+    ok = stream->Write(*next);
+    if (!ok) {
+      std::lock_guard lock(mu_);
+      pending->written = false;
+    }
+  }
+  ctx.TryCancel();
+  reader.join();
+  stream->Finish();
+  clear_ctx();
+  {
+    std::lock_guard lock(mu_);
+    stats_.connected = false;
+    ++stats_.stream_failures;
+    // Everything not acked goes out again on the next stream.
+    for (auto& p : queue_) {
+      if (p.written) ++stats_.batches_resent;
+      p.written = false;
+    }
+  }
+  spdlog::info("export: stream to {} ended", options_.target);
+  return acked_any;
+}
+
+}  // namespace sonde::exporter

@@ -1,0 +1,31 @@
+#pragma once
+// The HTTP side of sonde-server: the JSON query API under /api/ and the web
+// UI (embedded assets, or files from --ui-dir). Every handler validates its
+// parameters first and answers 400 {"error": "..."} on malformed input.
+#include <functional>
+#include <string>
+
+#include <httplib.h>
+
+#include "server/ingest/ingest_service.h"
+#include "server/store/storage.h"
+
+namespace sonde::server {
+
+struct HttpApiOptions {
+  std::string ui_dir;  // empty: serve the assets embedded at build time
+  std::function<uint64_t()> now_ns;  // injectable clock (tests)
+};
+
+class HttpApi {
+ public:
+  HttpApi(Storage* storage, const IngestCounters* counters, HttpApiOptions options);
+  void Register(httplib::Server& server);
+
+ private:
+  Storage* storage_;
+  const IngestCounters* counters_;
+  HttpApiOptions options_;
+};
+
+}  // namespace sonde::server

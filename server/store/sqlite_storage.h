@@ -1,0 +1,71 @@
+#pragma once
+// Embedded default storage: one SQLite file in WAL mode under --data-dir.
+// Writes go through one connection (batched transactions, persistent
+// prepared statements); reads use a small pool of read-only connections so
+// queries never wait for ingest. Filterable fields are columns with indexes;
+// the rest of each row is the agent's serialized proto message.
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "server/store/sqlite_db.h"
+#include "server/store/storage.h"
+
+namespace sonde::server {
+
+class SqliteStorage final : public Storage {
+ public:
+  static constexpr int kSchemaVersion = 1;
+
+  struct Options {
+    std::string path;          // database file
+    int read_connections = 4;
+    bool synchronous_full = false;  // NORMAL is durable in WAL except on power loss
+  };
+  static absl::StatusOr<std::unique_ptr<SqliteStorage>> Open(const Options& options);
+  ~SqliteStorage() override;
+
+  absl::StatusOr<bool> WriteBatch(const IngestContext& ctx, const v1::Batch& batch) override;
+  absl::StatusOr<std::vector<EndpointSummary>> Endpoints(const EndpointQuery& q) override;
+  absl::StatusOr<std::vector<TraceSummary>> SearchTraces(const TraceQuery& q) override;
+  absl::StatusOr<std::vector<StoredSpan>> Trace(const std::string& trace_id) override;
+  absl::StatusOr<std::vector<StoredSpan>> RequestLog(const RequestLogQuery& q) override;
+  absl::StatusOr<std::vector<v1::RequestRecord>> RequestRecords(const RequestLogQuery& q) override;
+  absl::StatusOr<std::vector<StoredRedWindow>> RedWindows(const RedQuery& q) override;
+  absl::StatusOr<std::vector<SpanSample>> SpanSamples(const RedQuery& q) override;
+  absl::StatusOr<std::vector<StoredTcpWindow>> TcpWindows(const TcpQuery& q) override;
+  absl::StatusOr<std::vector<StackValue>> Stacks(const ProfileQuery& q) override;
+  absl::StatusOr<std::vector<ProcessRow>> Processes() override;
+  absl::StatusOr<RetentionResult> EnforceRetention(uint64_t now_ns,
+                                                   const RetentionPolicy& policy) override;
+  StorageStats Stats() override;
+
+  int schema_version() const { return schema_version_; }
+
+ private:
+  class ReadLease;
+  struct WriteStatements;
+  explicit SqliteStorage(Options options);
+  absl::Status Init();
+  absl::Status InsertBatchLocked(const IngestContext& ctx, const v1::Batch& batch);
+  absl::StatusOr<ReadLease> AcquireReader();
+  void ReleaseReader(std::unique_ptr<sqlite::Database> db);
+
+  Options options_;
+  int schema_version_ = 0;
+
+  std::mutex write_mu_;
+  std::unique_ptr<sqlite::Database> writer_;
+  std::unique_ptr<WriteStatements> stmts_;
+  StorageStats stats_;
+
+  std::mutex read_mu_;
+  std::vector<std::unique_ptr<sqlite::Database>> readers_;
+};
+
+// Hex text of raw id bytes, and back (nullopt-like empty string on bad input).
+std::string HexEncode(std::string_view bytes);
+bool HexDecode(std::string_view hex, std::string* out);
+
+}  // namespace sonde::server
