@@ -47,20 +47,20 @@ struct offcpu_start {
     __uint(value_size, SONDE_PROFILE_MAX_DEPTH * sizeof(__u64));  \
   } name SEC(".maps")
 
-#define COUNT_MAP(name)                                  \
+#define COUNT_MAP(name, value_type)                      \
   struct {                                               \
     __uint(type, BPF_MAP_TYPE_HASH);                     \
     __uint(max_entries, COUNT_ENTRIES);                  \
     __type(key, struct sonde_profile_key);               \
-    __type(value, __u64);                                \
+    __type(value, value_type);                           \
   } name SEC(".maps")
 
 STACK_MAP(stacks_0);
 STACK_MAP(stacks_1);
-COUNT_MAP(oncpu_0);
-COUNT_MAP(oncpu_1);
-COUNT_MAP(offcpu_0);
-COUNT_MAP(offcpu_1);
+COUNT_MAP(oncpu_0, __u64);
+COUNT_MAP(oncpu_1, __u64);
+COUNT_MAP(offcpu_0, struct sonde_profile_offcpu_value);
+COUNT_MAP(offcpu_1, struct sonde_profile_offcpu_value);
 
 struct {
   __uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -134,6 +134,21 @@ static __always_inline void add_count(void *map, struct sonde_profile_key *key, 
     __sync_fetch_and_add(v, value);
   else
     bump(SONDE_PROFILE_STAT_COUNT_MAP_FULL);
+}
+
+static __always_inline void add_offcpu(void *map, struct sonde_profile_key *key, __u64 ns) {
+  struct sonde_profile_offcpu_value *v = bpf_map_lookup_elem(map, key);
+  if (!v) {
+    struct sonde_profile_offcpu_value init = {.blocked_ns = ns, .blocks = 1};
+    if (bpf_map_update_elem(map, key, &init, BPF_NOEXIST) == 0) return;
+    v = bpf_map_lookup_elem(map, key); /* lost an insert race with another CPU */
+    if (!v) {
+      bump(SONDE_PROFILE_STAT_COUNT_MAP_FULL);
+      return;
+    }
+  }
+  __sync_fetch_and_add(&v->blocked_ns, ns);
+  __sync_fetch_and_add(&v->blocks, 1);
 }
 
 /* Stack ids come from the stack map of generation gen; the map pointer must
@@ -230,7 +245,7 @@ int BPF_PROG(sonde_offcpu_switch, bool preempt, struct task_struct *prev, struct
   key.stack_gen = start.gen;
   key.slot = slot_of(now);
   bpf_probe_read_kernel_str(key.comm, sizeof(key.comm), next->comm);
-  add_count((gen & 1) ? (void *)&offcpu_1 : (void *)&offcpu_0, &key, blocked_ns);
+  add_offcpu((gen & 1) ? (void *)&offcpu_1 : (void *)&offcpu_0, &key, blocked_ns);
   bump(SONDE_PROFILE_STAT_SWITCHES);
   return 0;
 }

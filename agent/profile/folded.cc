@@ -61,6 +61,7 @@ void Normalize(ProfileWindow& window) {
     for (FoldedStack& s : p.stacks) {
       if (!out.empty() && key(out.back()) == key(s)) {
         out.back().value += s.value;
+        out.back().count += s.count;
       } else {
         out.push_back(std::move(s));
       }

@@ -25,6 +25,7 @@ struct FoldedStack {
   uint64_t slot_end_unix_ns = 0;
   std::string stack;  // outermost frame first, ';' separated, kernel frames end in "_[k]"
   uint64_t value = 0;
+  uint64_t count = 0;  // on-CPU: samples (= value); off-CPU: number of blocks
 };
 
 struct ProcessProfile {

@@ -24,6 +24,7 @@ namespace {
 static_assert(sizeof(sonde_profile_key) == 40, "ABI: sonde_profile_key");
 static_assert(sizeof(sonde_profile_config) == 24, "ABI: sonde_profile_config");
 static_assert(sizeof(sonde_profile_new_process) == 16, "ABI: sonde_profile_new_process");
+static_assert(sizeof(sonde_profile_offcpu_value) == 16, "ABI: sonde_profile_offcpu_value");
 
 // Owns a file descriptor until handed over.
 class UniqueFd {
@@ -90,17 +91,23 @@ std::string CommOf(const char (&comm)[SONDE_COMM_LEN]) {
 
 struct DrainedCount {
   sonde_profile_key key;
-  uint64_t value;
+  uint64_t value;  // samples, or ns blocked
+  uint64_t count;  // samples, or blocks
 };
 
 // Reads every entry of a count map, then deletes them (the map is idle).
-std::vector<DrainedCount> DrainCounts(int fd) {
+std::vector<DrainedCount> DrainCounts(int fd, bool off_cpu) {
   std::vector<DrainedCount> out;
   sonde_profile_key key{}, next{};
   const void* prev = nullptr;
   while (bpf_map_get_next_key(fd, prev, &next) == 0) {
-    uint64_t value = 0;
-    if (bpf_map_lookup_elem(fd, &next, &value) == 0) out.push_back({next, value});
+    if (off_cpu) {
+      sonde_profile_offcpu_value v{};
+      if (bpf_map_lookup_elem(fd, &next, &v) == 0) out.push_back({next, v.blocked_ns, v.blocks});
+    } else {
+      uint64_t samples = 0;
+      if (bpf_map_lookup_elem(fd, &next, &samples) == 0) out.push_back({next, samples, samples});
+    }
     key = next;
     prev = &key;
   }
@@ -294,8 +301,8 @@ absl::StatusOr<std::vector<ProfileWindow>> Profiler::Drain() {
   saved_stacks_[old_gen] =
       DrainStacks(bpf_map__fd(odd ? skel_->maps.stacks_1 : skel_->maps.stacks_0));
   std::vector<DrainedCount> on, off;
-  if (options_.on_cpu) on = DrainCounts(bpf_map__fd(odd ? skel_->maps.oncpu_1 : skel_->maps.oncpu_0));
-  if (options_.off_cpu) off = DrainCounts(bpf_map__fd(odd ? skel_->maps.offcpu_1 : skel_->maps.offcpu_0));
+  if (options_.on_cpu) on = DrainCounts(bpf_map__fd(odd ? skel_->maps.oncpu_1 : skel_->maps.oncpu_0), false);
+  if (options_.off_cpu) off = DrainCounts(bpf_map__fd(odd ? skel_->maps.offcpu_1 : skel_->maps.offcpu_0), true);
 
   // 3. Symbolise and fold.
   symbolizer_.BeginBatch();
@@ -354,6 +361,7 @@ absl::StatusOr<std::vector<ProfileWindow>> Profiler::Drain() {
       s.slot_end_unix_ns = s.slot_start_unix_ns + slot_ns;
       s.stack = FoldStack(user, kernel);
       s.value = kind == ProfileKind::kOnCpu ? c.value : c.value / 1000;  // off-CPU: ns -> us
+      s.count = c.count;
       w.processes[it->second].stacks.push_back(std::move(s));
     }
     for (ProcessProfile& p : w.processes) {

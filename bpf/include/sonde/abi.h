@@ -199,7 +199,11 @@ struct sonde_profile_key {
   __u32 slot;            /* CLOCK_MONOTONIC ns / config.slot_ns at sample (on) or wake (off) */
   char comm[SONDE_COMM_LEN]; /* thread name */
 };
-/* Count values: __u64 samples (on-CPU map) or __u64 ns blocked (off-CPU map). */
+/* On-CPU count map value: __u64 samples. Off-CPU count map value: */
+struct sonde_profile_offcpu_value {
+  __u64 blocked_ns; /* total time off CPU, ns */
+  __u64 blocks;     /* number of blocks (switch-outs) summed */
+};
 
 /* The active generation (.bss of profile.bpf.c, written by user space through
  * the mmapped skeleton). The BPF side writes to map set (gen & 1). */

@@ -213,6 +213,18 @@ TEST_F(ProfileKernelTest, OffCpuNanosleepFromNamedFunction) {
   EXPECT_GT(SumMatching(stacks, "do_nanosleep_[k]"), named / 2);
   EXPECT_EQ(SumMatching(stacks, "bpf_trace_run"), 0u) << "tracepoint glue is trimmed";
   EXPECT_EQ((*profiler)->stats().expired_stacks, 0u);
+  // 100 sleeps -> ~100 blocks under the named function.
+  uint64_t blocks = 0;
+  for (const ProfileWindow& w : all) {
+    for (const ProcessProfile& p : w.processes) {
+      if (p.pid != pid) continue;
+      for (const FoldedStack& s : p.stacks) {
+        if (w.kind == ProfileKind::kOffCpu && s.stack.find("sonde_sleepy_function") != std::string::npos)
+          blocks += s.count;
+      }
+    }
+  }
+  EXPECT_NEAR(static_cast<double>(blocks), 100.0, 5.0);
 }
 
 // nginx under wrk: the profile shows nginx's own functions.
