@@ -1,7 +1,11 @@
 // Kernel test of the socket capture layer with real processes: a private
 // nginx on loopback, N separate curl processes, and `sonde-agent capture
 // --record`. Ground truth is what curl reports it sent and received.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <sys/stat.h>
@@ -248,6 +252,99 @@ TEST_F(CaptureKernelTest, AgentNeverTracesItselfAndHonoursPortFilter) {
     if (s.remote == "127.0.0.1:" + std::to_string(port)) saw_port = true;
   }
   EXPECT_TRUE(saw_port);
+}
+
+// One TCP connection inside this process (the agent runs as a subprocess, so
+// this process is traced): every iovec/msghdr syscall flavour, over IPv6.
+struct Ipv6Pair {
+  int listener = -1, client = -1, server = -1;
+  int port = 0;
+  Ipv6Pair() {
+    listener = socket(AF_INET6, SOCK_STREAM, 0);
+    sockaddr_in6 addr{};
+    addr.sin6_family = AF_INET6;
+    addr.sin6_addr = in6addr_loopback;
+    bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+    listen(listener, 1);
+    socklen_t len = sizeof(addr);
+    getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len);
+    port = ntohs(addr.sin6_port);
+    client = socket(AF_INET6, SOCK_STREAM, 0);
+    EXPECT_EQ(connect(client, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+    server = accept(listener, nullptr, nullptr);
+  }
+  ~Ipv6Pair() {
+    close(client);
+    close(server);
+    close(listener);
+  }
+};
+
+TEST_F(CaptureKernelTest, IovecAndMsghdrSyscallsOverIpv6) {
+  testlib::TempDir dir("sonde-capture-iov");
+  const std::string rec = dir.File("events.rec");
+  auto agent = Subprocess::Start({testlib::AgentBinary(), "capture", "--record", rec, "--pid",
+                                  std::to_string(getpid()), "--ready-file", dir.File("ready"),
+                                  "--stats-file", dir.File("stats.json")},
+                                 dir.File("agent.out"), dir.File("agent.err"));
+  ASSERT_TRUE(testlib::WaitForFile(dir.File("ready"), std::chrono::seconds(30)));
+  std::string server_got;
+  int port = 0;
+  {
+    Ipv6Pair pair;
+    port = pair.port;
+    // writev: request split over three buffers.
+    std::string a = "POST /iov HTTP/1.1\r\n", b = "Content-Length: 5\r\n\r\n", c = "hello";
+    iovec out[3] = {{a.data(), a.size()}, {b.data(), b.size()}, {c.data(), c.size()}};
+    ASSERT_EQ(writev(pair.client, out, 3), static_cast<ssize_t>(a.size() + b.size() + c.size()));
+    // readv: into two buffers of which the first is small.
+    char in1[10], in2[100];
+    iovec in[2] = {{in1, sizeof(in1)}, {in2, sizeof(in2)}};
+    usleep(20000);
+    const ssize_t n = readv(pair.server, in, 2);
+    ASSERT_GT(n, 10);
+    server_got = std::string(in1, 10) + std::string(in2, static_cast<size_t>(n - 10));
+    // sendmsg/recvmsg: the response.
+    std::string h = "HTTP/1.1 200 OK\r\n", body = "Content-Length: 0\r\n\r\n";
+    iovec resp[2] = {{h.data(), h.size()}, {body.data(), body.size()}};
+    msghdr msg{};
+    msg.msg_iov = resp;
+    msg.msg_iovlen = 2;
+    ASSERT_EQ(sendmsg(pair.server, &msg, 0), static_cast<ssize_t>(h.size() + body.size()));
+    char rbuf[200];
+    iovec rin[1] = {{rbuf, sizeof(rbuf)}};
+    msghdr rmsg{};
+    rmsg.msg_iov = rin;
+    rmsg.msg_iovlen = 1;
+    usleep(20000);
+    ASSERT_EQ(recvmsg(pair.client, &rmsg, 0), static_cast<ssize_t>(h.size() + body.size()));
+  }
+  usleep(200 * 1000);
+  ASSERT_EQ(agent.Stop(), 0);
+  const auto stats = nlohmann::json::parse(testlib::ReadFile(dir.File("stats.json")));
+  EXPECT_EQ(stats["kernel_drops"], 0);
+
+  const std::string listen_end = "[::1]:" + std::to_string(port);
+  const SocketView* client = nullptr;
+  const SocketView* server = nullptr;
+  auto sockets = LoadRecording(rec);
+  for (const auto& [key, s] : sockets) {
+    if (s.remote == listen_end) client = &s;
+    if (s.local == listen_end) server = &s;
+  }
+  ASSERT_NE(client, nullptr);
+  ASSERT_NE(server, nullptr);
+  EXPECT_EQ(client->role, SONDE_ROLE_CLIENT);
+  EXPECT_EQ(server->role, SONDE_ROLE_SERVER);
+  EXPECT_EQ(client->egress_payload, "POST /iov HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello");
+  EXPECT_EQ(server->ingress_payload, client->egress_payload);
+  EXPECT_EQ(server_got, client->egress_payload);
+  EXPECT_EQ(server->egress_payload, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+  EXPECT_EQ(client->ingress_payload, server->egress_payload);
+  ASSERT_FALSE(client->egress_seq.empty());
+  ASSERT_FALSE(server->ingress_seq.empty());
+  EXPECT_EQ(client->egress_seq.front().first, server->ingress_seq.front().first);
+  EXPECT_EQ(server->egress_seq.front().first, client->ingress_seq.front().first);
 }
 
 }  // namespace
