@@ -1,0 +1,180 @@
+// Network spans end to end: curl (root namespace) -> nginx (its own namespace)
+// over a veth pair, captured on the root end by PacketCapture, while the
+// socket-syscall capture (agent/capture + agent/conn) reconstructs the same
+// exchange from curl's syscalls. The network span and the system record share
+// the TCP sequence numbers of the first request and response bytes, and the
+// network span nests inside curl's system span in time.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <mutex>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "agent/capture/socket_capture.h"
+#include "agent/conn/tracker.h"
+#include "agent/core/clock.h"
+#include "agent/packet/packet_collector.h"
+#include "tests/kernel/tcp/netns.h"
+#include "tests/kernel/tcp/process.h"
+
+namespace sonde::packet {
+namespace {
+
+using namespace std::chrono_literals;
+std::string Shell(const std::string& cmd, int* rc = nullptr) { return sonde::testing::Run(cmd, rc); }
+
+class HostVeth {
+ public:
+  // Namespace `ns` holds `ns_ip`; the peer end `name` stays in the root namespace with `host_ip`.
+  HostVeth(std::string ns, std::string name, std::string host_ip, std::string ns_ip)
+      : ns_(std::move(ns)), name_(std::move(name)) {
+    Cleanup();
+    int rc = 0;
+    out_ = Shell("sh -c 'set -e; ip netns add " + ns_ + "; ip link add " + name_ +
+                   " type veth peer name " + name_ + "p; ip link set " + name_ + "p netns " + ns_ +
+                   "; ip addr add " + host_ip + "/30 dev " + name_ + "; ip link set " + name_ +
+                   " up; ip -n " + ns_ + " addr add " + ns_ip + "/30 dev " + name_ + "p; ip -n " +
+                   ns_ + " link set " + name_ + "p up; ip -n " + ns_ + " link set lo up'",
+               &rc);
+    ok_ = rc == 0;
+  }
+  ~HostVeth() { Cleanup(); }
+  bool ok() const { return ok_; }
+  const std::string& output() const { return out_; }
+
+ private:
+  void Cleanup() {
+    Shell("ip link del " + name_);
+    Shell("ip netns del " + ns_);
+  }
+  std::string ns_, name_, out_;
+  bool ok_ = false;
+};
+
+TEST(NetworkSpanKernelTest, CurlThroughVethJoinsSystemSpanBySequence) {
+  SONDE_REQUIRE(geteuid() == 0, "root (BPF, AF_PACKET, netns)");
+  SONDE_REQUIRE(system("command -v nginx >/dev/null && command -v curl >/dev/null") == 0,
+                "nginx and curl (scripts/setup.sh)");
+  const std::string tag = std::to_string(getpid() % 100000);
+  const int net = 40 + getpid() % 200;
+  const std::string host_ip = "10.206." + std::to_string(net) + ".1";
+  const std::string ns_ip = "10.206." + std::to_string(net) + ".2";
+  HostVeth veth("sd5n" + tag, "vsd5" + tag, host_ip, ns_ip);
+  ASSERT_TRUE(veth.ok()) << veth.output();
+
+  // nginx in the namespace.
+  const std::string dir = ::testing::TempDir() + "/sd5nginx" + tag;
+  Shell("mkdir -p " + dir);
+  {
+    std::ofstream conf(dir + "/nginx.conf");
+    conf << "daemon off; worker_processes 1; pid " << dir << "/nginx.pid; error_log " << dir
+         << "/error.log;\nevents { worker_connections 64; }\nhttp { access_log off; client_body_temp_path "
+         << dir << "; proxy_temp_path " << dir << "; fastcgi_temp_path " << dir << "; uwsgi_temp_path " << dir
+         << "; scgi_temp_path " << dir << ";\n server { listen " << ns_ip
+         << ":8080; location / { return 200 \"hello from nginx\\n\"; } } }\n";
+  }
+  auto nginx = sonde::testing::ChildProcess::Start(
+      {"ip", "netns", "exec", "sd5n" + tag, "nginx", "-c", dir + "/nginx.conf", "-p", dir});
+  ASSERT_TRUE(nginx.running());
+
+  // Packet side: capture only this veth, spans into a vector.
+  std::mutex mu;
+  std::vector<trace::Span> net_spans;
+  PacketCollectorOptions popts;
+  popts.capture.interfaces = {"vsd5" + tag};
+  popts.capture.filter = "tcp port 8080";
+  popts.poll_ms = 20;
+  auto packets = PacketCollector::Start(popts, [&](trace::Span&& s) {
+    std::lock_guard lock(mu);
+    net_spans.push_back(std::move(s));
+  });
+  if (!packets.ok()) {
+    if (sonde::testing::InCi()) FAIL() << packets.status();
+    GTEST_SKIP() << packets.status();
+  }
+  // System side.
+  capture::SocketCaptureOptions copts;
+  copts.filter.include_ports = {8080};
+  auto sockets = capture::SocketCapture::Create(copts);
+  if (!sockets.ok()) {
+    if (sonde::testing::InCi()) FAIL() << sockets.status();
+    GTEST_SKIP() << sockets.status();
+  }
+  // Wait for nginx to listen.
+  std::string out;
+  for (int i = 0; i < 50; ++i) {
+    int rc = 0;
+    out = Shell("curl -s -m 2 http://" + ns_ip + ":8080/warmup", &rc);
+    if (rc == 0) break;
+    std::this_thread::sleep_for(100ms);
+  }
+  ASSERT_NE(out.find("hello from nginx"), std::string::npos) << out;
+
+  int rc = 0;
+  out = Shell("curl -s -m 5 -H 'x-test: sd5' http://" + ns_ip + ":8080/users/42?debug=1", &rc);
+  ASSERT_EQ(rc, 0) << out;
+  ASSERT_NE(out.find("hello from nginx"), std::string::npos);
+  std::this_thread::sleep_for(300ms);
+
+  conn::ConnectionTracker tracker;
+  std::vector<conn::ConnRecord> records;
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_TRUE((*sockets)->Poll(50, [&](capture::RawEvent ev) { tracker.OnEvent(ev, records); }).ok());
+  }
+  tracker.CloseAll(records);
+  (*packets)->FlushFlows();
+  (*packets)->Stop();
+
+  // curl's record of the request (client side of the exchange).
+  const conn::ConnRecord* sys = nullptr;
+  for (const auto& r : records)
+    if (r.conn.comm == "curl" && r.record.path == "/users/42") sys = &r;
+  ASSERT_NE(sys, nullptr) << records.size() << " system records";
+  const trace::Span* nspan = nullptr;
+  {
+    std::lock_guard lock(mu);
+    for (const auto& s : net_spans)
+      if (s.endpoint == "GET /users/42") nspan = &s;
+    ASSERT_NE(nspan, nullptr) << net_spans.size() << " network spans";
+  }
+  EXPECT_EQ(nspan->source, trace::SpanSource::kNetwork);
+  EXPECT_EQ(nspan->http_status, 200);
+  EXPECT_EQ(nspan->server.address, ns_ip);
+  EXPECT_EQ(nspan->server.port, 8080);
+  ASSERT_TRUE(sys->record.request.first_tcp_seq.has_value());
+  ASSERT_TRUE(sys->record.response.first_tcp_seq.has_value());
+  ASSERT_TRUE(nspan->request_seq_valid && nspan->response_seq_valid);
+  EXPECT_EQ(nspan->request_tcp_seq, *sys->record.request.first_tcp_seq);
+  EXPECT_EQ(nspan->response_tcp_seq, *sys->record.response.first_tcp_seq);
+
+  // Nesting: curl wrote before the first request packet and read after the last response packet.
+  core::MonotonicToRealtime clock;
+  const uint64_t sys_start = clock.ToUnixNs(sys->record.request.first_byte_ns);
+  const uint64_t sys_end = clock.ToUnixNs(sys->record.response.last_byte_ns);
+  constexpr uint64_t kSlackNs = 200'000;  // clock-offset estimate
+  std::cout << "system span " << sys_start << " .. " << sys_end << " (" << (sys_end - sys_start) / 1000
+            << " us), network span " << nspan->start_unix_ns << " .. " << nspan->end_unix_ns << " ("
+            << nspan->duration_ns() / 1000 << " us), seq req " << nspan->request_tcp_seq << " resp "
+            << nspan->response_tcp_seq << "\n";
+  EXPECT_LE(sys_start, nspan->start_unix_ns + kSlackNs);
+  EXPECT_LE(nspan->end_unix_ns, sys_end + kSlackNs);
+  EXPECT_LE(nspan->start_unix_ns, nspan->end_unix_ns);
+
+  // Flow metrics of the same capture: 2 connections (warm-up + request), handshakes seen.
+  std::string prom;
+  (*packets)->AppendPrometheus(prom);
+  EXPECT_NE(prom.find("sonde_packet_flows_total{client=\"" + host_ip + "\",server=\"" + ns_ip +
+                      "\",server_port=\"8080\",transport=\"tcp\"} 2"),
+            std::string::npos)
+      << prom;
+  EXPECT_NE(prom.find("sonde_packet_capture_dropped_total{interface=\"vsd5" + tag + "\"} 0"), std::string::npos);
+  nginx.Stop();
+  Shell("rm -rf " + dir);
+}
+
+}  // namespace
+}  // namespace sonde::packet
