@@ -88,22 +88,24 @@ class Emitter {
   Emitter(const KeyValues& attrs, const AddAttributeFn& add) : attrs_(attrs), add_(add) {}
   void Emit(std::string_view key, const AnyValue& value) {
     if (key.empty() || HasKey(attrs_, key)) return;
-    for (std::string_view done : emitted_) {
-      if (done == key) return;
+    for (size_t i = 0; i < emitted_count_; ++i) {
+      if (emitted_[i] == key) return;
     }
-    emitted_.push_back(key);
+    if (emitted_count_ < emitted_.size()) emitted_[emitted_count_++] = key;
     add_(key, value);
   }
   void EmitString(std::string_view key, std::string_view value) {
-    AnyValue v;
-    v.set_string_value(std::string(value));
-    Emit(key, v);
+    scratch_.mutable_string_value()->assign(value.data(), value.size());  // reused buffer
+    Emit(key, scratch_);
   }
 
  private:
   const KeyValues& attrs_;
   const AddAttributeFn& add_;
-  std::vector<std::string_view> emitted_;  // keys point into the static rule table
+  // Keys point into the static rule table; fixed size: no allocation per span.
+  std::array<std::string_view, 64> emitted_{};
+  size_t emitted_count_ = 0;
+  AnyValue scratch_;
 };
 
 bool IsClientSide(SpanKind kind) {
@@ -162,6 +164,7 @@ void DeriveCurrentSemconvNames(const KeyValues& attributes, SpanKind kind,
                                const AddAttributeFn& add) {
   const auto& rules = Rules();
   std::optional<Emitter> emitter;  // built on the first legacy key only
+  if (attributes.empty()) return;
   for (const KeyValue& kv : attributes) {
     if (!MayBeLegacy(kv.key())) continue;
     auto it = rules.find(kv.key());

@@ -23,18 +23,34 @@ bool CopyId(const std::string& bytes, std::array<uint8_t, N>* out) {
   return std::any_of(out->begin(), out->end(), [](uint8_t b) { return b != 0; });
 }
 
-trace::AttributeValue ToAttributeValue(const AnyValue& v) {
+// Assigns in place: when the slot already holds a string (the span object is
+// reused across spans), its capacity is reused instead of allocating.
+void SetString(trace::AttributeValue* out, const std::string& text) {
+  if (auto* s = std::get_if<std::string>(out)) s->assign(text);
+  else *out = text;
+}
+
+void SetAttributeValue(const AnyValue& v, trace::AttributeValue* out) {
   switch (v.value_case()) {
-    case AnyValue::kStringValue: return v.string_value();
-    case AnyValue::kBoolValue: return v.bool_value();
-    case AnyValue::kIntValue: return static_cast<int64_t>(v.int_value());
-    case AnyValue::kDoubleValue: return v.double_value();
-    case AnyValue::kBytesValue: return absl::Base64Escape(v.bytes_value());
+    case AnyValue::kStringValue: return SetString(out, v.string_value());
+    case AnyValue::kBoolValue: *out = v.bool_value(); return;
+    case AnyValue::kIntValue: *out = static_cast<int64_t>(v.int_value()); return;
+    case AnyValue::kDoubleValue: *out = v.double_value(); return;
+    case AnyValue::kBytesValue: return SetString(out, absl::Base64Escape(v.bytes_value()));
     case AnyValue::kArrayValue:
-    case AnyValue::kKvlistValue: return PrintOtlpJson(v);  // structured values as OTLP/JSON text
+    case AnyValue::kKvlistValue: return SetString(out, PrintOtlpJson(v));  // structured: OTLP/JSON text
     case AnyValue::VALUE_NOT_SET: break;
   }
-  return std::string();
+  SetString(out, std::string());
+}
+
+// Writes attribute number `index`, reusing the vector's existing element.
+void PutAttribute(std::vector<trace::Attribute>* attrs, size_t index, std::string_view key,
+                  const AnyValue& value) {
+  if (index == attrs->size()) attrs->emplace_back();
+  trace::Attribute& a = (*attrs)[index];
+  a.key.assign(key.data(), key.size());
+  SetAttributeValue(value, &a.value);
 }
 
 int64_t AsInt(const AnyValue& v) {
@@ -199,16 +215,16 @@ absl::Status ConvertSpan(const OtlpSpan& in, const ResourceContext& resource, tr
   out->comm = resource.comm;
   out->container_id = resource.container_id;
 
-  out->attributes.clear();
-  out->attributes.reserve(static_cast<size_t>(in.attributes_size()) + 4);
+  size_t n = 0;
   for (const KeyValue& kv : in.attributes()) {
     if (kv.key().empty()) continue;
-    out->attributes.push_back(trace::Attribute{kv.key(), ToAttributeValue(kv.value())});
+    PutAttribute(&out->attributes, n++, kv.key(), kv.value());
   }
   // Current semconv names next to the legacy ones (originals kept).
-  DeriveCurrentSemconvNames(in.attributes(), in.kind(), [out](std::string_view key, const AnyValue& v) {
-    out->attributes.push_back(trace::Attribute{std::string(key), ToAttributeValue(v)});
+  DeriveCurrentSemconvNames(in.attributes(), in.kind(), [out, &n](std::string_view key, const AnyValue& v) {
+    PutAttribute(&out->attributes, n++, key, v);
   });
+  out->attributes.resize(n);
   Lifted l;  // pointers into out->attributes: taken after the vector stopped growing
   for (const trace::Attribute& a : out->attributes) Lift(a, &l);
 
