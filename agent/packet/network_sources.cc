@@ -1,0 +1,89 @@
+#include "agent/packet/network_sources.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <CLI/CLI.hpp>
+
+namespace sonde::packet {
+
+void AddNetworkFlags(CLI::App& app, NetworkConfig& c) {
+  app.add_flag("--tcp-health,!--no-tcp-health", c.tcp_health, "Kernel TCP health metrics (tracepoints)");
+  app.add_option("--tcp-window-ms", c.tcp_window_ms, "TCP metrics aggregation window");
+  app.add_flag("--packet-capture,!--no-packet-capture", c.packet_capture,
+               "AF_PACKET capture: packet metrics and network spans");
+  app.add_flag("--network-spans,!--no-network-spans", c.network_spans, "Parse HTTP on captured packets");
+  app.add_option("--capture-interfaces", c.interfaces, "Regex of interfaces to capture (full match)");
+  app.add_option("--snaplen", c.snaplen, "Bytes kept per packet");
+  app.add_option("--capture-buffer-mb", c.buffer_mb, "Ring buffer per interface (MiB)");
+  app.add_option("--capture-block-timeout-ms", c.block_timeout_ms, "TPACKET_V3 block timeout");
+  app.add_flag("--capture-immediate", c.immediate, "Deliver every packet at once (TPACKET_V2)");
+  app.add_option("--capture-filter", c.filter, "pcap filter expression");
+  app.add_option("--capture-ports", c.ports, "Ports of interest for the default filter");
+  app.add_option("--max-flows", c.max_flows, "Flow table bound");
+}
+
+absl::Status LoadNetworkYaml(const YAML::Node& n, NetworkConfig& c) {
+  if (!n) return absl::OkStatus();
+  if (!n.IsMap()) return absl::InvalidArgumentError("network: expected a map");
+  try {
+    for (const auto& kv : n) {
+      const std::string key = kv.first.as<std::string>();
+      const YAML::Node& v = kv.second;
+      if (key == "tcp_health") c.tcp_health = v.as<bool>();
+      else if (key == "tcp_window_ms") c.tcp_window_ms = v.as<uint64_t>();
+      else if (key == "tcp_max_sockets") c.tcp_max_sockets = v.as<uint32_t>();
+      else if (key == "packet_capture") c.packet_capture = v.as<bool>();
+      else if (key == "network_spans") c.network_spans = v.as<bool>();
+      else if (key == "interfaces") c.interfaces = v.as<std::string>();
+      else if (key == "snaplen") c.snaplen = v.as<int>();
+      else if (key == "buffer_mb") c.buffer_mb = v.as<int>();
+      else if (key == "block_timeout_ms") c.block_timeout_ms = v.as<int>();
+      else if (key == "immediate") c.immediate = v.as<bool>();
+      else if (key == "filter") c.filter = v.as<std::string>();
+      else if (key == "ports") c.ports = v.as<std::vector<uint16_t>>();
+      else if (key == "max_flows") c.max_flows = v.as<size_t>();
+      else if (key == "flow_idle_timeout_s") c.flow_idle_timeout_s = v.as<uint64_t>();
+      else return absl::InvalidArgumentError("network." + key + ": unknown key");
+    }
+  } catch (const YAML::Exception& e) {
+    return absl::InvalidArgumentError(std::string("network: ") + e.what());
+  }
+  return absl::OkStatus();
+}
+
+void NetworkSources::AppendPrometheus(std::string& out) const {
+  if (tcp) tcp->AppendPrometheus(out);
+  if (packets) packets->AppendPrometheus(out);
+}
+
+absl::StatusOr<NetworkSources> StartNetworkSources(const NetworkConfig& c,
+                                                   PacketCollector::SpanCallback on_span,
+                                                   tcp::TcpCollector::WindowCallback on_window) {
+  NetworkSources s;
+  if (c.tcp_health) {
+    tcp::TcpCollectorOptions o;
+    o.kernel.max_sockets = c.tcp_max_sockets;
+    o.window_ms = c.tcp_window_ms;
+    auto t = tcp::TcpCollector::Start(o, std::move(on_window));
+    if (!t.ok()) return absl::Status(t.status().code(), "tcp health: " + std::string(t.status().message()));
+    s.tcp = std::move(*t);
+  }
+  if (c.packet_capture) {
+    PacketCollectorOptions o;
+    o.capture.interface_regex = c.interfaces;
+    o.capture.snaplen = c.snaplen;
+    o.capture.buffer_bytes = c.buffer_mb << 20;
+    o.capture.timeout_ms = c.block_timeout_ms;
+    o.capture.immediate = c.immediate;
+    o.capture.filter = c.filter.empty() ? FilterForPorts(c.ports) : c.filter;
+    o.flows.max_flows = c.max_flows;
+    o.flows.idle_timeout_ns = c.flow_idle_timeout_s * 1'000'000'000ull;
+    o.build_spans = c.network_spans;
+    auto p = PacketCollector::Start(o, std::move(on_span));
+    if (!p.ok()) return absl::Status(p.status().code(), "packet capture: " + std::string(p.status().message()));
+    s.packets = std::move(*p);
+  }
+  return s;
+}
+
+}  // namespace sonde::packet

@@ -1,0 +1,56 @@
+#include <yaml-cpp/yaml.h>
+
+#include <gtest/gtest.h>
+
+#include "agent/packet/network_sources.h"
+#include "agent/packet/packet_metrics.h"
+#include "tests/unit/packet/packet_builder.h"
+
+namespace sonde::packet {
+namespace {
+
+TEST(NetworkConfig, YamlSectionOverridesDefaults) {
+  NetworkConfig c;
+  auto node = YAML::Load("packet_capture: true\ninterfaces: 'veth.*'\nsnaplen: 512\nports: [80, 8080]\n");
+  ASSERT_TRUE(LoadNetworkYaml(node, c).ok());
+  EXPECT_TRUE(c.packet_capture);
+  EXPECT_TRUE(c.tcp_health);  // default kept
+  EXPECT_EQ(c.interfaces, "veth.*");
+  EXPECT_EQ(c.snaplen, 512);
+  EXPECT_EQ(c.ports, (std::vector<uint16_t>{80, 8080}));
+  EXPECT_EQ(FilterForPorts(c.ports), "(tcp or udp) and (port 80 or port 8080)");
+  auto bad = YAML::Load("snaplenn: 1\n");
+  auto st = LoadNetworkYaml(bad, c);
+  EXPECT_FALSE(st.ok());
+  EXPECT_NE(std::string(st.message()).find("network.snaplenn"), std::string::npos);
+  auto wrong = YAML::Load("snaplen: big\n");
+  EXPECT_FALSE(LoadNetworkYaml(wrong, c).ok());
+}
+
+TEST(PacketMetrics, EndedAndLiveFlowsAddUp) {
+  FlowTable table;
+  PacketMetrics metrics;
+  table.set_on_flow_end([&](const FlowStats& f) { metrics.OnFlowEnd(f); });
+  auto send = [&](uint16_t cport, uint8_t flags, uint64_t ts, std::string payload = {}) {
+    testing::TcpSeg s;
+    s.sport = cport; s.flags = flags; s.payload = std::move(payload); s.seq = 1;
+    auto f = testing::Frame(s);
+    ParsedPacket p;
+    ASSERT_EQ(ParsePacket(1, f, ts, p), ParseStatus::kOk);
+    table.OnPacket(p);
+  };
+  send(40000, kAck, 1, "abc");
+  send(40000, kRst, 2);
+  table.Expire(10'000'000'000);  // ends the reset flow
+  send(40001, kAck, 10'000'000'001, "abcd");  // live
+  std::string out;
+  metrics.AppendPrometheus(out, table, {InterfaceStats{.name = "veth0", .received = 7, .dropped = 1}});
+  const std::string l = R"(client="10.0.0.1",server="10.0.0.2",server_port="80",transport="tcp")";
+  EXPECT_NE(out.find("sonde_packet_flows_total{" + l + "} 2\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("sonde_packet_bytes_total{" + l + ",direction=\"client_to_server\"} 7\n"), std::string::npos);
+  EXPECT_NE(out.find("sonde_packet_resets_total{" + l + ",direction=\"client_to_server\"} 1\n"), std::string::npos);
+  EXPECT_NE(out.find("sonde_packet_capture_dropped_total{interface=\"veth0\"} 1\n"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace sonde::packet
