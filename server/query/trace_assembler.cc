@@ -140,20 +140,22 @@ class Builder {
   // request TCP sequence first, then the same connection tuple close in time.
   int FindClientSide(int i, bool allow_network) {
     const auto& s = S(i);
+    int by_seq = -1;
     int by_tuple = -1;
     uint64_t tuple_gap = UINT64_MAX;
     for (int j = 0; j < N(); ++j) {
       if (j == i) continue;
       const auto& c = S(j);
-      bool client_side =
+      const bool network = c.source() == v1::SPAN_SOURCE_NETWORK;
+      const bool client_side =
           (c.source() == v1::SPAN_SOURCE_SYSTEM && c.kind() == v1::SPAN_KIND_CLIENT) ||
-          (allow_network && c.source() == v1::SPAN_SOURCE_NETWORK && j != i);
-      if (!client_side) continue;
-      if (IsAncestor(i, j)) continue;
+          (allow_network && network);
+      if (!client_side || IsAncestor(i, j)) continue;
       if (s.has_request_tcp_seq() && c.has_request_tcp_seq() &&
           s.request_tcp_seq() == c.request_tcp_seq()) {
-        last_edge_ = "tcp_sequence";
-        return j;
+        // The packet span is nearer to the server than the client's syscall.
+        if (by_seq < 0 || network) by_seq = j;
+        continue;
       }
       if (SameAddr(s.client(), c.client()) && SameAddr(s.server(), c.server())) {
         uint64_t gap = s.start_unix_ns() > c.start_unix_ns() ? s.start_unix_ns() - c.start_unix_ns()
@@ -163,6 +165,10 @@ class Builder {
           by_tuple = j;
         }
       }
+    }
+    if (by_seq >= 0) {
+      last_edge_ = "tcp_sequence";
+      return by_seq;
     }
     last_edge_ = "tuple";
     return by_tuple;
