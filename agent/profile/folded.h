@@ -33,6 +33,7 @@ struct ProcessProfile {
   std::string process_name;
   uint64_t total = 0;  // sum of the stacks' values
   std::vector<FoldedStack> stacks;
+  std::string container_id;  // "" outside containers
 };
 
 // Everything one drain produced for one kind.

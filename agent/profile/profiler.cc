@@ -293,8 +293,9 @@ absl::StatusOr<std::vector<ProfileWindow>> Profiler::Drain() {
   last_drain_unix_ns_ = window_end;
   clock_.Refresh();
 
-  // Catch up with processes announced just before the swap.
-  ring_buffer__consume(notices_.get());
+  // Processes announced in the last poll period (notice thread, 100 ms) are
+  // snapshotted lazily on their first address: libbpf's ring buffer must not
+  // be consumed from two threads.
 
   // 2. Read and clear the idle set.
   const bool odd = old_gen & 1;
@@ -351,6 +352,7 @@ absl::StatusOr<std::vector<ProfileWindow>> Profiler::Drain() {
         ProcessProfile p;
         p.pid = k.pid;
         p.process_name = symbolizer_.ProcessName(k.pid);
+        p.container_id = symbolizer_.ContainerId(k.pid);
         if (p.process_name.empty() && k.pid == k.tid) p.process_name = CommOf(k.comm);
         w.processes.push_back(std::move(p));
       }

@@ -14,6 +14,7 @@ void AppendToBatch(const std::vector<ProfileWindow>& windows, sonde::v1::Profile
         m->set_tid(s.tid);
         m->set_comm(p.process_name);
         m->set_thread_name(s.thread_name);
+        if (!p.container_id.empty()) m->set_container_id(p.container_id);
         m->set_kind(on_cpu ? sonde::v1::CPU_KIND_ON_CPU : sonde::v1::CPU_KIND_OFF_CPU);
         m->set_window_start_unix_ns(s.slot_start_unix_ns);
         m->set_window_end_unix_ns(s.slot_end_unix_ns);

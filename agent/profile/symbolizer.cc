@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cinttypes>
 #include <cstdio>
 
@@ -27,6 +28,23 @@ bool Exists(const std::string& path) {
 }
 
 }  // namespace
+
+std::string ContainerIdFromCgroup(std::string_view text) {
+  // Take the last run of exactly 64 hex digits (the innermost cgroup).
+  std::string found;
+  size_t run = 0;
+  for (size_t i = 0; i <= text.size(); ++i) {
+    const bool hex = i < text.size() && std::isxdigit(static_cast<unsigned char>(text[i])) &&
+                     !std::isupper(static_cast<unsigned char>(text[i]));
+    if (hex) {
+      ++run;
+      continue;
+    }
+    if (run == 64) found = std::string(text.substr(i - 64, 64));
+    run = 0;
+  }
+  return found;
+}
 
 Symbolizer::Symbolizer(SymbolizerOptions options)
     : options_(std::move(options)), cache_(options_.symbol_cache_bytes) {
@@ -62,6 +80,9 @@ Symbolizer::Process* Symbolizer::SnapshotLocked(uint32_t pid) {
   p.exited = false;
   p.refreshed_batch = batch_;
   if (p.last_used_batch == 0) p.last_used_batch = batch_;
+  if (auto cg = ReadWholeFile(options_.proc_root + "/" + std::to_string(pid) + "/cgroup"); cg.ok()) {
+    p.container_id = ContainerIdFromCgroup(*cg);
+  }
   auto comm = ReadWholeFile(options_.proc_root + "/" + std::to_string(pid) + "/comm");
   if (comm.ok()) {
     p.comm = *comm;
@@ -206,6 +227,12 @@ std::string Symbolizer::ProcessName(uint32_t pid) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = processes_.find(pid);
   return it == processes_.end() ? std::string() : it->second.comm;
+}
+
+std::string Symbolizer::ContainerId(uint32_t pid) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = processes_.find(pid);
+  return it == processes_.end() ? std::string() : it->second.container_id;
 }
 
 SymbolizerStats Symbolizer::stats() const {

@@ -14,6 +14,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -41,6 +42,10 @@ struct SymbolizerStats {
   SymbolCacheStats cache;
 };
 
+// The 64-hex-digit container id in a /proc/PID/cgroup text (docker, containerd,
+// cri-o, podman layouts), or "" for a process outside containers.
+std::string ContainerIdFromCgroup(std::string_view cgroup_text);
+
 class Symbolizer {
  public:
   explicit Symbolizer(SymbolizerOptions options);
@@ -55,6 +60,8 @@ class Symbolizer {
   std::string SymbolizeKernel(uint64_t addr);
   // Process name (/proc/PID/comm at snapshot time), empty if never seen.
   std::string ProcessName(uint32_t pid);
+  // Container id from /proc/PID/cgroup at snapshot time, empty if none.
+  std::string ContainerId(uint32_t pid);
 
   SymbolizerStats stats() const;
   bool kernel_symbols_available() const { return kernel_.has_value(); }
@@ -71,6 +78,7 @@ class Symbolizer {
     std::vector<std::shared_ptr<const ElfSymbols>> mapping_symbols;
     std::vector<uint8_t> mapping_tried;
     std::string comm;
+    std::string container_id;
     uint64_t last_used_batch = 0;
     uint64_t refreshed_batch = 0;  // batch of the last maps re-read
     bool exited = false;

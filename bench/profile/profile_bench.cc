@@ -70,7 +70,7 @@ void OverheadFigure(int rounds, unsigned long work) {
     return;
   }
   std::vector<double> off_cpu, on_cpu, off_wall, on_wall;
-  uint64_t samples = 0;
+  uint64_t samples = 0, keys = 0, drain_ns_max = 0;
   RunWorkload(work / 4);  // warm caches, page in the binary
   for (int i = 0; i < rounds; ++i) {
     RunResult off = RunWorkload(work);
@@ -82,7 +82,10 @@ void OverheadFigure(int rounds, unsigned long work) {
     }
     RunResult on = RunWorkload(work);
     auto windows = (*profiler)->Drain();
-    samples += (*profiler)->stats().samples;
+    const sp::ProfilerStats st = (*profiler)->stats();
+    samples += st.samples;
+    keys += st.keys_drained;
+    drain_ns_max = std::max(drain_ns_max, st.last_drain_ns);
     off_cpu.push_back(off.cpu_s);
     on_cpu.push_back(on.cpu_s);
     off_wall.push_back(off.wall_s);
@@ -94,9 +97,11 @@ void OverheadFigure(int rounds, unsigned long work) {
       "overhead (99 Hz on-CPU + off-CPU, %d interleaved rounds, median):\n"
       "  CPU time of fixed work: off %.3f s, on %.3f s -> throughput change %+.2f %%\n"
       "  wall time of fixed work: off %.3f s, on %.3f s -> %+.2f %% (noisy on a shared machine)\n"
-      "  samples taken while on: %llu (all processes)\n",
+      "  samples taken while on: %llu (all processes); drained %llu keys, slowest drain "
+      "(swap + read + symbolise + fold) %.1f ms\n",
       rounds, off_c, on_c, 100.0 * (off_c / on_c - 1.0), off_w, on_w, 100.0 * (off_w / on_w - 1.0),
-      static_cast<unsigned long long>(samples));
+      static_cast<unsigned long long>(samples), static_cast<unsigned long long>(keys),
+      drain_ns_max / 1e6);
 }
 
 // Addresses inside this process: functions of libc, libstdc++, libelf and

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "agent/profile/proc_maps.h"
+#include "agent/profile/symbolizer.h"
 
 namespace sonde::profile {
 namespace {
@@ -64,6 +65,14 @@ TEST(PerfMap, ParsesJitEntries) {
   hit = m->Lookup(0x7f000000200f);
   ASSERT_TRUE(hit);
   EXPECT_EQ(hit->name, "Builtin:ArgumentsAdaptorTrampoline");
+}
+
+TEST(ContainerId, FromCgroupText) {
+  const std::string id(64, 'a');
+  EXPECT_EQ(ContainerIdFromCgroup("0::/system.slice/docker-" + id + ".scope\n"), id);
+  EXPECT_EQ(ContainerIdFromCgroup("0::/kubepods/besteffort/pod1234/" + id + "\n"), id);
+  EXPECT_EQ(ContainerIdFromCgroup("0::/user.slice/user-0.slice/session-1.scope\n"), "");
+  EXPECT_EQ(ContainerIdFromCgroup("0::/x/" + std::string(65, 'b') + "\n"), "");
 }
 
 TEST(ProcMaps, ParsesAndFinds) {

@@ -13,7 +13,8 @@ TEST(ProtoConvert, OnAndOffCpuWindows) {
   on.processes = {{7, "nginx", 5, {{8, "nginx-worker", 100, 200, "main;ngx_x", 5}}}};
   ProfileWindow off;
   off.kind = ProfileKind::kOffCpu;
-  off.processes = {{7, "nginx", 1500, {{8, "nginx-worker", 100, 200, "main;epoll_wait", 1500, 3}}}};
+  off.processes = {{7, "nginx", 1500, {{8, "nginx-worker", 100, 200, "main;epoll_wait", 1500, 3}},
+                    std::string(64, 'c')}};
   auto batch = ToProfileBatch({on, off});
   EXPECT_EQ(batch.sample_frequency_hz(), 99u);
   ASSERT_EQ(batch.stacks_size(), 2);
@@ -32,6 +33,8 @@ TEST(ProtoConvert, OnAndOffCpuWindows) {
   EXPECT_EQ(b.kind(), sonde::v1::CPU_KIND_OFF_CPU);
   EXPECT_EQ(b.value(), 1500000u) << "microseconds -> nanoseconds";
   EXPECT_EQ(b.count(), 3u) << "blocks";
+  EXPECT_EQ(b.container_id(), std::string(64, 'c'));
+  EXPECT_EQ(a.container_id(), "");
 }
 
 }  // namespace
