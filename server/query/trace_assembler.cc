@@ -30,9 +30,11 @@ class Builder {
 
   AssembledTrace Run() {
     ApplyExplicitParents();
-    ReparentAppServerSpans();
+    // Wire-level evidence (sequence numbers, tuples) first, so that a server
+    // span tied to its client keeps that edge when an A span moves under it.
     LinkNetworkSpans();
     LinkServerSideSpans();
+    ReparentAppServerSpans();
     NestClientSpans();
     BuildChildren();
     AdjustSkew();

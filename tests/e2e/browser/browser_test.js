@@ -1,0 +1,106 @@
+// Headless Chromium (system /usr/bin/chromium via playwright-core) against a
+// seeded sonde-server: search a trace, open its flame graph, open a span's
+// details, check that a captured "<script>" header renders as text, follow
+// "CPU during this span", and save screenshots under the test output dir.
+'use strict';
+const fs = require('fs');
+const os = require('os');
+const path = require('path');
+const assert = require('assert');
+const { chromium } = require('playwright-core');
+
+const base = process.env.SONDE_UI;
+const out = process.env.SONDE_TEST_OUTPUT;
+
+(async () => {
+  const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'sonde-chromium-'));
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: '/usr/bin/chromium',
+    headless: true,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
+           '--disable-component-update', '--disable-sync', '--no-first-run'],
+    viewport: { width: 1400, height: 900 },
+  });
+  const page = context.pages()[0] || await context.newPage();
+  let dialogs = 0;
+  page.on('dialog', async (d) => { dialogs++; await d.dismiss(); });  // alert(1) must never fire
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(String(e)));
+  try {
+    // Overview with RED charts.
+    await page.goto(base + '/#/overview?service=nginx');
+    await page.waitForSelector('.uplot', { timeout: 15000 });
+    await page.screenshot({ path: path.join(out, 'overview.png'), fullPage: true });
+
+    // Trace search.
+    await page.goto(base + '/#/traces');
+    await page.fill('#q-service', 'nginx');
+    await page.fill('#q-attr', 'tenant=acme');
+    await page.click('#search');
+    await page.waitForSelector('tr.trace-row', { timeout: 15000 });
+    const rows = await page.locator('tr.trace-row').count();
+    const seeded = fs.readFileSync(path.join(out, 'trace_ids.txt'), 'utf8').split('\n').filter((l) => /^[0-9a-f]{32}$/.test(l));
+    assert.strictEqual(rows, seeded.length, 'one row per seeded trace');
+    const firstId = (await page.locator('tr.trace-row td.mono').last().textContent()).trim();
+    assert.ok(seeded.includes(firstId), 'listed trace id is one we seeded: ' + firstId);
+
+    // Its flame graph (time-axis icicle).
+    await page.locator('tr.trace-row').first().click();
+    await page.waitForSelector('svg.icicle rect.span', { timeout: 15000 });
+    const title = await page.textContent('h2');
+    assert.ok(title.includes(seeded[seeded.length - 1]) || seeded.some((id) => title.includes(id)), 'trace id in heading');
+    const counts = {};
+    for (const src of ['A', 'S', 'N']) counts[src] = await page.locator('rect.span-' + src).count();
+    assert.deepStrictEqual(counts, { A: 2, S: 3, N: 1 }, 'spans coloured by source');
+
+    // A span's details: the ingress S server span is the root (row 0, first in DFS order).
+    await page.locator('rect.span-S').first().click();
+    await page.waitForSelector('#span-details h3', { timeout: 5000 });
+    const details = await page.textContent('#span-details');
+    for (const want of ['Process and thread', 'nginx', '1000', '1001', 'tenant', 'acme', 'Request headers', 'traceparent']) {
+      assert.ok(details.includes(want), 'details mention ' + want);
+    }
+    // Escaping: the header value is text, not markup.
+    const evil = page.locator('#span-details .header-value', { hasText: '<script>alert(1)</script>' });
+    assert.strictEqual(await evil.count(), 1, '<script> header shown verbatim as text');
+    assert.strictEqual(await page.locator('#span-details script').count(), 0, 'no script element injected');
+    await page.screenshot({ path: path.join(out, 'trace.png'), fullPage: true });
+
+    // The child edge derivations are shown.
+    await page.locator('rect.span-A').first().click();
+    const appDetails = await page.textContent('#span-details');
+    assert.ok(appDetails.includes('time_nesting (derived by server)'), 'A span re-parented by time nesting');
+
+    // "CPU during this span" -> CPU flame graph of that process.
+    await page.locator('rect.span-S').first().click();
+    await page.click('#cpu-link');
+    await page.waitForSelector('#flame svg g.frame', { timeout: 15000 });
+    const flameText = await page.textContent('#flame');
+    assert.ok(flameText.includes('ngx_worker_process_cycle'), 'nginx frames in the flame graph');
+    assert.ok(!flameText.includes('json_encode'), 'only the span\'s process (pid filter)');
+    await page.waitForTimeout(1200);  // let d3-flame-graph's transitions finish
+    await page.screenshot({ path: path.join(out, 'cpu.png'), fullPage: true });
+
+    // Request log shows the header as text too.
+    await page.goto(base + '/#/requests?service=nginx&kind=server');
+    await page.waitForSelector('tr.request-row', { timeout: 15000 });
+    await page.locator('tr.request-row').first().click();
+    assert.strictEqual(await page.locator('.header-value', { hasText: '<script>alert(1)</script>' }).count() >= 1, true);
+
+    // TCP page renders the seeded pair.
+    await page.goto(base + '/#/tcp');
+    await page.waitForSelector('table', { timeout: 15000 });
+    assert.ok((await page.textContent('main')).includes('127.0.0.1:9000'));
+
+    assert.strictEqual(dialogs, 0, 'no alert() ran');
+    assert.deepStrictEqual(errors, [], 'no page errors');
+    console.log('browser test passed; screenshots in ' + out);
+  } catch (e) {
+    await page.screenshot({ path: path.join(out, 'failure.png'), fullPage: true }).catch(() => {});
+    console.error(e);
+    process.exitCode = 1;
+  } finally {
+    await context.close();
+    fs.rmSync(profile, { recursive: true, force: true });
+  }
+})();
