@@ -1,0 +1,55 @@
+#include "agent/packet/network_component.h"
+
+#include "agent/tcp/prometheus.h"
+
+namespace sonde::packet {
+
+absl::Status NetworkComponent::Start(pipeline::Agent& agent) {
+  agent_ = &agent;
+  auto sources = StartNetworkSources(
+      config_,
+      [this](trace::Span&& s) {
+        std::lock_guard lock(mu_);
+        if (queue_.size() >= max_queued_) {
+          ++dropped_;
+          return;
+        }
+        queue_.push_back(std::move(s));
+      },
+      nullptr);
+  if (!sources.ok()) return sources.status();
+  sources_ = std::make_shared<NetworkSources>(std::move(*sources));
+  std::weak_ptr<NetworkSources> weak = sources_;
+  agent.metrics_server().AddCollector([weak, this](std::string& out) {
+    if (auto s = weak.lock()) s->AppendPrometheus(out);
+    tcp::AppendMetricHeader(out, "sonde_packet_spans_dropped_total", "counter",
+                            "Network spans dropped because the pipeline queue was full.");
+    tcp::AppendSample(out, "sonde_packet_spans_dropped_total", {}, dropped_spans());
+  });
+  return absl::OkStatus();
+}
+
+void NetworkComponent::Tick(uint64_t) {
+  std::deque<trace::Span> spans;
+  {
+    std::lock_guard lock(mu_);
+    spans.swap(queue_);
+  }
+  for (auto& s : spans) agent_->EmitSpan(std::move(s));
+}
+
+void NetworkComponent::Stop() {
+  if (sources_ && sources_->packets) {
+    sources_->packets->FlushFlows();  // pending exchanges become spans
+    sources_->packets->Stop();
+  }
+  if (sources_ && sources_->tcp) sources_->tcp->Stop();
+  if (agent_) Tick(0);
+}
+
+uint64_t NetworkComponent::dropped_spans() const {
+  std::lock_guard lock(mu_);
+  return dropped_;
+}
+
+}  // namespace sonde::packet
