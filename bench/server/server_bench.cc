@@ -1,0 +1,189 @@
+// sonde-server figures:
+//  BM_StorageIngest      spans/s into SQLite on one core (WriteBatch of 2000
+//                        realistic S spans: headers, attributes, tuples).
+//  BM_GrpcIngest         spans/s through the whole path: exporter (convert,
+//                        zlib, gRPC stream) -> IngestService -> SQLite.
+//  BM_TraceById          Trace(id) + assembly latency with SONDE_BENCH_SPANS
+//                        spans stored (default 2,000,000; the goal figure is
+//                        10,000,000: SONDE_BENCH_SPANS=10000000).
+#include <benchmark/benchmark.h>
+#include <grpcpp/grpcpp.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <filesystem>
+#include <random>
+
+#include "agent/export/server_exporter.h"
+#include "server/ingest/ingest_service.h"
+#include "server/query/trace_assembler.h"
+#include "server/store/sqlite_storage.h"
+
+using namespace sonde;
+
+namespace {
+
+std::filesystem::path BenchDir(const std::string& name) {
+  auto p = std::filesystem::path(SONDE_BINARY_DIR) / "bench-output" / name;
+  std::filesystem::remove_all(p);
+  std::filesystem::create_directories(p);
+  return p;
+}
+
+std::unique_ptr<server::SqliteStorage> Open(const std::filesystem::path& dir) {
+  server::SqliteStorage::Options o;
+  o.path = (dir / "sonde.db").string();
+  return std::move(*server::SqliteStorage::Open(o));
+}
+
+std::string Id(uint64_t n, size_t len) {
+  std::string s(len, '\0');
+  for (size_t i = 0; i < 8; ++i) s[len - 1 - i] = static_cast<char>(n >> (8 * i));
+  s[0] = 0x11;
+  return s;
+}
+
+// A gateway-like S span: ~20 fields, 4 headers, 2 attributes (~450 bytes).
+v1::Span RealisticSpan(uint64_t trace, uint64_t span, uint64_t start_ns) {
+  v1::Span s;
+  s.set_trace_id(Id(trace, 16));
+  s.set_span_id(Id(span, 8));
+  if (span % 10 != 0) s.set_parent_span_id(Id(span - span % 10, 8));
+  s.set_parent_reason(v1::LINK_REASON_THREAD);
+  s.set_source(v1::SPAN_SOURCE_SYSTEM);
+  s.set_kind(span % 2 ? v1::SPAN_KIND_CLIENT : v1::SPAN_KIND_SERVER);
+  s.set_name("GET /api/items/{id}");
+  s.set_endpoint("GET /api/items/{id}");
+  s.set_service_name(span % 3 ? "nginx" : "backend");
+  s.set_start_unix_ns(start_ns);
+  s.set_end_unix_ns(start_ns + 1'000'000 + span % 5'000'000);
+  s.set_pid(1000 + static_cast<uint32_t>(span % 4));
+  s.set_tid(2000);
+  s.set_comm("nginx");
+  s.mutable_client()->set_address("10.0.0.1");
+  s.mutable_client()->set_port(40000 + static_cast<uint32_t>(span % 20000));
+  s.mutable_server()->set_address("10.0.0.2");
+  s.mutable_server()->set_port(8080);
+  s.set_protocol(v1::L7_PROTOCOL_HTTP1);
+  s.set_http_status(span % 50 == 0 ? 502 : 200);
+  s.set_request_bytes(200);
+  s.set_response_bytes(1500);
+  s.set_request_tcp_seq(static_cast<uint32_t>(span * 7919));
+  for (auto [k, v] : {std::pair{"host", "api.example.com"}, {"user-agent", "curl/8.0"},
+                      {"traceparent", "00-11111111111111111111111111111111-2222222222222222-01"},
+                      {"x-request-id", "5f1c0e5c-8d5e-4a43-9a2b-1d9c7d3f4e21"}}) {
+    auto* h = s.add_request_headers();
+    h->set_name(k);
+    h->set_value(v);
+  }
+  auto* a = s.add_attributes();
+  a->set_key("http.route");
+  a->set_string_value("/api/items/{id}");
+  a = s.add_attributes();
+  a->set_key("net.peer.name");
+  a->set_string_value("backend");
+  return s;
+}
+
+void BM_StorageIngest(benchmark::State& state) {
+  auto dir = BenchDir("ingest");
+  auto store = Open(dir);
+  const int batch_size = static_cast<int>(state.range(0));
+  uint64_t seq = 0, span = 0;
+  const uint64_t t0 = 1'700'000'000'000'000'000ull;
+  std::vector<v1::Batch> batches(8);  // prebuilt: measure storage, not proto building
+  for (auto& b : batches) {
+    for (int i = 0; i < batch_size; ++i, ++span) *b.add_spans() = RealisticSpan(span / 10, span, t0 + span * 1000);
+  }
+  for (auto _ : state) {
+    auto& b = batches[seq % batches.size()];
+    b.set_sequence(++seq);
+    auto r = store->WriteBatch({"h", "n", "bench"}, b);
+    if (!r.ok()) state.SkipWithError(std::string(r.status().message()).c_str());
+  }
+  state.SetItemsProcessed(state.iterations() * batch_size);
+  state.counters["db_MB"] = static_cast<double>(std::filesystem::file_size(dir / "sonde.db")) / 1e6;
+}
+BENCHMARK(BM_StorageIngest)->Arg(500)->Arg(2000)->Unit(benchmark::kMillisecond)->MinTime(3);
+
+void BM_GrpcIngest(benchmark::State& state) {
+  auto dir = BenchDir("grpc");
+  auto store = Open(dir);
+  server::IngestService service(store.get(), "");
+  grpc::ServerBuilder b;
+  int port = 0;
+  b.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+  b.RegisterService(&service);
+  auto srv = b.BuildAndStart();
+  exporter::ExporterOptions o;
+  o.target = "127.0.0.1:" + std::to_string(port);
+  o.max_queued_items = 2'000'000;
+  exporter::ServerExporter ex(o);
+  ex.Start();
+  trace::Span s;
+  s.kind = trace::SpanKind::kServer;
+  s.name = s.endpoint = "GET /api/items/{id}";
+  s.service_name = "nginx";
+  s.client = {"10.0.0.1", 40000};
+  s.server = {"10.0.0.2", 8080};
+  s.request_headers = {{"host", "api.example.com"}, {"user-agent", "curl/8.0"}};
+  s.attributes = {{"http.route", std::string("/api/items/{id}")}};
+  uint64_t n = 0;
+  for (auto _ : state) {
+    for (int i = 0; i < 10000; ++i, ++n) {
+      s.trace_id[0] = static_cast<uint8_t>(n);
+      s.trace_id[1] = static_cast<uint8_t>(n >> 8);
+      s.trace_id[2] = static_cast<uint8_t>(n >> 16);
+      s.span_id[0] = static_cast<uint8_t>(n);
+      s.start_unix_ns = 1'700'000'000'000'000'000ull + n;
+      s.end_unix_ns = s.start_unix_ns + 1000;
+      ex.OnSpan(s);
+    }
+    ex.Flush(std::chrono::seconds(60));
+  }
+  state.SetItemsProcessed(static_cast<int64_t>(n));
+  state.counters["dropped"] = static_cast<double>(ex.stats().items_dropped_queue_full);
+  ex.Stop();
+  srv->Shutdown();
+}
+BENCHMARK(BM_GrpcIngest)->Unit(benchmark::kMillisecond)->MinTime(3)->UseRealTime();
+
+void BM_TraceById(benchmark::State& state) {
+  const char* env = std::getenv("SONDE_BENCH_SPANS");
+  const uint64_t total = env ? std::strtoull(env, nullptr, 10) : 2'000'000;
+  const uint64_t spans_per_trace = 10;
+  auto dir = std::filesystem::path(SONDE_BINARY_DIR) / "bench-output" / ("trace-" + std::to_string(total));
+  std::filesystem::create_directories(dir);
+  const bool fresh = !std::filesystem::exists(dir / "sonde.db.complete");
+  if (fresh) std::filesystem::remove(dir / "sonde.db");
+  auto store = Open(dir);
+  const uint64_t t0 = 1'700'000'000'000'000'000ull;
+  if (fresh) {  // fill once, reuse on later runs
+    uint64_t span = 0, seq = 0;
+    while (span < total) {
+      v1::Batch b;
+      b.set_sequence(++seq);
+      for (int i = 0; i < 5000 && span < total; ++i, ++span)
+        *b.add_spans() = RealisticSpan(span / spans_per_trace, span, t0 + span * 1000);
+      (void)store->WriteBatch({"h", "n", "fill"}, b);
+    }
+    std::ofstream(dir / "sonde.db.complete") << total;
+  }
+  std::mt19937_64 rng(1);
+  const uint64_t traces = total / spans_per_trace;
+  size_t found = 0;
+  for (auto _ : state) {
+    auto id = Id(rng() % traces, 16);
+    auto spans = store->Trace(id);
+    auto t = server::AssembleTrace(*spans);
+    found += t.spans.size();
+    benchmark::DoNotOptimize(t);
+  }
+  state.counters["spans_stored"] = static_cast<double>(total);
+  state.counters["spans_per_trace"] = static_cast<double>(found) / static_cast<double>(state.iterations());
+}
+BENCHMARK(BM_TraceById)->Unit(benchmark::kMicrosecond)->MinTime(2);
+
+}  // namespace
+
+BENCHMARK_MAIN();
