@@ -1,0 +1,166 @@
+#include "agent/metrics/red.h"
+
+#include <fmt/format.h>
+
+#include "agent/trace/span_builder.h"
+
+namespace sonde::metrics {
+namespace {
+
+std::string StatusClass(const trace::Span& s) {
+  if (s.grpc_status >= 0) return "grpc_" + std::to_string(s.grpc_status);
+  if (s.http_status >= 100 && s.http_status < 600) return std::to_string(s.http_status / 100) + "xx";
+  return "none";
+}
+
+void AppendHistogram(std::string& out, std::string_view name, std::string_view help,
+                     const std::map<RedKey, RedSeries>& totals, std::string_view kind) {
+  bool header = false;
+  for (const auto& [k, s] : totals) {
+    if (k.kind != kind) continue;
+    if (!header) {
+      fmt::format_to(std::back_inserter(out), "# HELP {} {}\n# TYPE {} histogram\n", name, help, name);
+      header = true;
+    }
+    std::string labels = fmt::format(
+        "service_name=\"{}\",network_protocol_name=\"{}\",http_request_method=\"{}\","
+        "http_route=\"{}\",http_status_class=\"{}\"",
+        EscapeLabelValue(k.service), EscapeLabelValue(k.protocol), EscapeLabelValue(k.method),
+        EscapeLabelValue(k.route), EscapeLabelValue(k.status_class));
+    uint64_t cumulative = 0;
+    for (size_t i = 0; i < kDurationBuckets.size(); ++i) {
+      cumulative += s.buckets[i];
+      fmt::format_to(std::back_inserter(out), "{}_bucket{{{},le=\"{}\"}} {}\n", name, labels,
+                     kDurationBuckets[i], cumulative);
+    }
+    fmt::format_to(std::back_inserter(out), "{}_bucket{{{},le=\"+Inf\"}} {}\n", name, labels, s.count);
+    fmt::format_to(std::back_inserter(out), "{}_sum{{{}}} {}\n{}_count{{{}}} {}\n", name, labels,
+                   s.sum_seconds, name, labels, s.count);
+  }
+}
+
+void AppendErrors(std::string& out, std::string_view name, const std::map<RedKey, RedSeries>& totals,
+                  std::string_view kind) {
+  bool header = false;
+  for (const auto& [k, s] : totals) {
+    if (k.kind != kind) continue;
+    if (!header) {
+      fmt::format_to(std::back_inserter(out),
+                     "# HELP {} Requests counted as errors (semconv span status).\n# TYPE {} counter\n",
+                     name, name);
+      header = true;
+    }
+    fmt::format_to(std::back_inserter(out),
+                   "{}{{service_name=\"{}\",network_protocol_name=\"{}\",http_request_method=\"{}\","
+                   "http_route=\"{}\",http_status_class=\"{}\"}} {}\n",
+                   name, EscapeLabelValue(k.service), EscapeLabelValue(k.protocol),
+                   EscapeLabelValue(k.method), EscapeLabelValue(k.route),
+                   EscapeLabelValue(k.status_class), s.errors);
+  }
+}
+
+}  // namespace
+
+std::string EscapeLabelValue(std::string_view v) {
+  std::string out;
+  out.reserve(v.size());
+  for (char c : v) {
+    if (c == '\\') out += "\\\\";
+    else if (c == '"') out += "\\\"";
+    else if (c == '\n') out += "\\n";
+    else out.push_back(c);
+  }
+  return out;
+}
+
+void RedSeries::Add(double seconds, bool error) {
+  ++count;
+  if (error) ++errors;
+  sum_seconds += seconds;
+  size_t i = 0;
+  while (i < kDurationBuckets.size() && seconds > kDurationBuckets[i]) ++i;
+  ++buckets[i];
+}
+
+void RedSeries::Merge(const RedSeries& o) {
+  count += o.count;
+  errors += o.errors;
+  sum_seconds += o.sum_seconds;
+  for (size_t i = 0; i < buckets.size(); ++i) buckets[i] += o.buckets[i];
+}
+
+RedKey RedAggregator::KeyOf(const trace::Span& s) {
+  RedKey k;
+  k.service = s.service_name.empty() ? s.comm : s.service_name;
+  k.protocol = std::string(protocols::L7ProtocolName(s.protocol));
+  k.kind = s.kind == trace::SpanKind::kServer ? "server" : s.kind == trace::SpanKind::kClient ? "client" : "unknown";
+  const std::string* method = trace::StringAttribute(s, "http.request.method");
+  const std::string* route = trace::StringAttribute(s, "http.route");
+  k.method = method ? *method : std::string();
+  k.route = route ? *route : s.endpoint;
+  k.status_class = StatusClass(s);
+  return k;
+}
+
+void RedAggregator::OnSpan(const trace::Span& span) {
+  if (span.source != trace::SpanSource::kSystem && span.source != trace::SpanSource::kNetwork) return;
+  RedKey key = KeyOf(span);
+  const double seconds = static_cast<double>(span.duration_ns()) / 1e9;
+  const bool error = span.status == trace::StatusCode::kError;
+  const uint64_t window = span.end_unix_ns - span.end_unix_ns % options_.window_ns;
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = totals_.find(key);
+  if (it == totals_.end()) {
+    if (totals_.size() >= options_.max_series) {
+      ++overflowed_;
+      key.route = "{overflow}";
+      key.method.clear();
+    }
+    it = totals_.try_emplace(std::move(key)).first;
+  }
+  it->second.Add(seconds, error);
+  RedWindow& w = open_[window];
+  w.start_unix_ns = window;
+  w.duration_ns = options_.window_ns;
+  w.series[it->first].Add(seconds, error);
+}
+
+void RedAggregator::Tick(uint64_t now_unix_ns) {
+  std::lock_guard<std::mutex> lock(mu_);
+  while (!open_.empty() &&
+         open_.begin()->first + options_.window_ns + options_.late_grace_ns <= now_unix_ns) {
+    closed_.push_back(std::move(open_.begin()->second));
+    open_.erase(open_.begin());
+    if (closed_.size() > options_.max_closed_windows) closed_.pop_front();
+  }
+}
+
+std::vector<RedWindow> RedAggregator::TakeClosedWindows() {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<RedWindow> out(std::make_move_iterator(closed_.begin()),
+                             std::make_move_iterator(closed_.end()));
+  closed_.clear();
+  return out;
+}
+
+std::map<RedKey, RedSeries> RedAggregator::Totals() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return totals_;
+}
+
+uint64_t RedAggregator::overflowed() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return overflowed_;
+}
+
+void RedAggregator::AppendPrometheus(std::string& out) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  AppendHistogram(out, "http_server_request_duration_seconds",
+                  "Duration of HTTP server requests (system spans).", totals_, "server");
+  AppendHistogram(out, "http_client_request_duration_seconds",
+                  "Duration of HTTP client requests (system spans).", totals_, "client");
+  AppendErrors(out, "sonde_http_server_request_errors_total", totals_, "server");
+  AppendErrors(out, "sonde_http_client_request_errors_total", totals_, "client");
+}
+
+}  // namespace sonde::metrics

@@ -1,0 +1,70 @@
+#include "agent/metrics/server.h"
+
+#include <fmt/format.h>
+#include <httplib.h>
+
+#include <chrono>
+
+namespace sonde::metrics {
+
+MetricsServer::MetricsServer() = default;
+MetricsServer::~MetricsServer() { Stop(); }
+
+void MetricsServer::AddCollector(Collector c) {
+  std::lock_guard<std::mutex> lock(mu_);
+  collectors_.push_back(std::move(c));
+}
+
+std::string MetricsServer::Render() const {
+  std::string out;
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& c : collectors_) c(out);
+  return out;
+}
+
+absl::Status MetricsServer::Start(const std::string& host, int port) {
+  if (http_) return absl::FailedPreconditionError("metrics server already started");
+  http_ = std::make_unique<httplib::Server>();
+  http_->Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+    res.set_content(Render(), "text/plain; version=0.0.4; charset=utf-8");
+  });
+  http_->Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
+    res.set_content("ok\n", "text/plain");
+  });
+  if (port == 0) {
+    port_ = http_->bind_to_any_port(host);
+    if (port_ <= 0) return absl::UnavailableError("metrics: cannot bind " + host);
+  } else {
+    if (!http_->bind_to_port(host, port)) {
+      http_.reset();
+      return absl::UnavailableError(fmt::format("metrics: cannot bind {}:{}", host, port));
+    }
+    port_ = port;
+  }
+  thread_ = std::thread([this] { http_->listen_after_bind(); });
+  // stop() is a no-op before the loop runs: wait for it so Stop() cannot hang.
+  for (int i = 0; i < 2000 && !http_->is_running(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return absl::OkStatus();
+}
+
+void MetricsServer::Stop() {
+  if (http_) http_->stop();
+  if (thread_.joinable()) thread_.join();
+  http_.reset();
+}
+
+void AppendCounter(std::string& out, std::string_view name, std::string_view help, uint64_t value,
+                   std::string_view labels) {
+  fmt::format_to(std::back_inserter(out), "# HELP {} {}\n# TYPE {} counter\n{}{}{}{} {}\n", name,
+                 help, name, name, labels.empty() ? "" : "{", labels, labels.empty() ? "" : "}",
+                 value);
+}
+
+void AppendGauge(std::string& out, std::string_view name, std::string_view help, double value) {
+  fmt::format_to(std::back_inserter(out), "# HELP {} {}\n# TYPE {} gauge\n{} {}\n", name, help,
+                 name, name, value);
+}
+
+}  // namespace sonde::metrics

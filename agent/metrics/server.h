@@ -1,0 +1,50 @@
+#pragma once
+// The agent's Prometheus endpoint (:9464/metrics) and /healthz. Producers
+// register collectors that append text-format lines; the server calls them
+// on every scrape.
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/status.h"
+
+namespace httplib {
+class Server;
+}
+
+namespace sonde::metrics {
+
+using Collector = std::function<void(std::string& out)>;
+
+class MetricsServer {
+ public:
+  MetricsServer();
+  ~MetricsServer();
+  MetricsServer(const MetricsServer&) = delete;
+  MetricsServer& operator=(const MetricsServer&) = delete;
+
+  void AddCollector(Collector c);
+  // Binds and serves on a background thread. Port 0 picks a free port.
+  absl::Status Start(const std::string& host, int port);
+  void Stop();
+  int port() const { return port_; }
+  // What a scrape returns (also used by tests without sockets).
+  std::string Render() const;
+
+ private:
+  std::unique_ptr<httplib::Server> http_;
+  std::thread thread_;
+  mutable std::mutex mu_;
+  std::vector<Collector> collectors_;
+  int port_ = 0;
+};
+
+// "# TYPE name counter\nname value\n" helpers for self metrics.
+void AppendCounter(std::string& out, std::string_view name, std::string_view help, uint64_t value,
+                   std::string_view labels = "");
+void AppendGauge(std::string& out, std::string_view name, std::string_view help, double value);
+
+}  // namespace sonde::metrics

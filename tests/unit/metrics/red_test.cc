@@ -1,0 +1,108 @@
+#include <gtest/gtest.h>
+#include <httplib.h>
+
+#include "agent/metrics/red.h"
+#include "agent/metrics/server.h"
+
+namespace sonde::metrics {
+namespace {
+
+trace::Span MakeSpan(trace::SpanKind kind, int status, uint64_t end_ns, uint64_t dur_ns,
+                     std::string route = "/users/{id}") {
+  trace::Span s;
+  s.kind = kind;
+  s.service_name = "nginx";
+  s.protocol = protocols::L7Protocol::kHttp1;
+  s.http_status = status;
+  s.end_unix_ns = end_ns;
+  s.start_unix_ns = end_ns - dur_ns;
+  s.attributes.push_back({"http.request.method", std::string("GET")});
+  s.attributes.push_back({"http.route", route});
+  if (status >= 500 || (kind == trace::SpanKind::kClient && status >= 400)) {
+    s.status = trace::StatusCode::kError;
+  }
+  return s;
+}
+
+constexpr uint64_t kSec = 1'000'000'000;
+
+TEST(Red, CountsErrorsAndBuckets) {
+  RedAggregator red;
+  red.OnSpan(MakeSpan(trace::SpanKind::kServer, 200, 100 * kSec, 3'000'000));    // 3 ms
+  red.OnSpan(MakeSpan(trace::SpanKind::kServer, 200, 100 * kSec, 60'000'000));   // 60 ms
+  red.OnSpan(MakeSpan(trace::SpanKind::kServer, 503, 100 * kSec, 20 * kSec));    // 20 s
+  red.OnSpan(MakeSpan(trace::SpanKind::kClient, 404, 100 * kSec, 1'000'000));
+  auto totals = red.Totals();
+  ASSERT_EQ(totals.size(), 3u);
+  RedKey ok{"nginx", "http1", "server", "GET", "/users/{id}", "2xx"};
+  ASSERT_TRUE(totals.count(ok));
+  EXPECT_EQ(totals[ok].count, 2u);
+  EXPECT_EQ(totals[ok].errors, 0u);
+  EXPECT_EQ(totals[ok].buckets[0], 1u);  // <= 5 ms
+  EXPECT_EQ(totals[ok].buckets[4], 1u);  // <= 75 ms
+  RedKey err{"nginx", "http1", "server", "GET", "/users/{id}", "5xx"};
+  EXPECT_EQ(totals[err].errors, 1u);
+  EXPECT_EQ(totals[err].buckets.back(), 1u);  // +Inf
+  RedKey cli{"nginx", "http1", "client", "GET", "/users/{id}", "4xx"};
+  EXPECT_EQ(totals[cli].errors, 1u);
+
+  std::string text;
+  red.AppendPrometheus(text);
+  EXPECT_NE(text.find("# TYPE http_server_request_duration_seconds histogram"), std::string::npos);
+  EXPECT_NE(text.find("http_server_request_duration_seconds_bucket{service_name=\"nginx\","
+                      "network_protocol_name=\"http1\",http_request_method=\"GET\","
+                      "http_route=\"/users/{id}\",http_status_class=\"2xx\",le=\"0.005\"} 1"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("http_status_class=\"2xx\",le=\"0.075\"} 2"), std::string::npos);
+  EXPECT_NE(text.find("http_client_request_duration_seconds_count{"), std::string::npos);
+  EXPECT_NE(text.find("sonde_http_server_request_errors_total{"), std::string::npos);
+}
+
+TEST(Red, OneSecondWindows) {
+  RedAggregator red;
+  red.OnSpan(MakeSpan(trace::SpanKind::kServer, 200, 100 * kSec + 10, 1000));
+  red.OnSpan(MakeSpan(trace::SpanKind::kServer, 200, 100 * kSec + 900'000'000, 1000));
+  red.OnSpan(MakeSpan(trace::SpanKind::kServer, 200, 101 * kSec + 5, 1000));
+  red.Tick(102 * kSec);  // within grace: nothing closed
+  EXPECT_TRUE(red.TakeClosedWindows().empty());
+  red.Tick(103 * kSec);
+  auto w = red.TakeClosedWindows();
+  ASSERT_EQ(w.size(), 1u);
+  EXPECT_EQ(w[0].start_unix_ns, 100 * kSec);
+  EXPECT_EQ(w[0].series.begin()->second.count, 2u);
+  red.Tick(200 * kSec);
+  w = red.TakeClosedWindows();
+  ASSERT_EQ(w.size(), 1u);
+  EXPECT_EQ(w[0].series.begin()->second.count, 1u);
+}
+
+TEST(Red, SeriesBoundedAndLabelsEscaped) {
+  RedAggregator red(RedOptions{.max_series = 2});
+  for (int i = 0; i < 5; ++i) red.OnSpan(MakeSpan(trace::SpanKind::kServer, 200, kSec, 1, "/r" + std::to_string(i)));
+  EXPECT_EQ(red.Totals().size(), 3u);  // 2 + overflow
+  EXPECT_EQ(red.overflowed(), 3u);
+  EXPECT_EQ(EscapeLabelValue("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+}
+
+TEST(MetricsServer, ServesMetricsAndHealth) {
+  RedAggregator red;
+  red.OnSpan(MakeSpan(trace::SpanKind::kServer, 200, kSec, 1000));
+  MetricsServer server;
+  server.AddCollector([&](std::string& out) { red.AppendPrometheus(out); });
+  server.AddCollector([](std::string& out) { AppendCounter(out, "sonde_agent_events_total", "Events.", 42); });
+  ASSERT_TRUE(server.Start("127.0.0.1", 0).ok());
+  httplib::Client cli("127.0.0.1", server.port());
+  auto res = cli.Get("/metrics");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 200);
+  EXPECT_NE(res->body.find("sonde_agent_events_total 42"), std::string::npos);
+  EXPECT_NE(res->body.find("http_server_request_duration_seconds_count"), std::string::npos);
+  auto health = cli.Get("/healthz");
+  ASSERT_TRUE(health);
+  EXPECT_EQ(health->status, 200);
+  server.Stop();
+}
+
+}  // namespace
+}  // namespace sonde::metrics
