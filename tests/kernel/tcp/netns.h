@@ -117,4 +117,22 @@ inline std::thread StartInNetns(const std::string& ns, std::function<void()> fn)
   });
 }
 
+// A thread joined on destruction even when an assertion returned early; the
+// abort callback first unblocks it (e.g. shutdown() of a listening socket).
+class ScopedThread {
+ public:
+  ScopedThread(std::thread t, std::function<void()> abort) : t_(std::move(t)), abort_(std::move(abort)) {}
+  ~ScopedThread() {
+    if (t_.joinable()) {
+      if (abort_) abort_();
+      t_.join();
+    }
+  }
+  void join() { t_.join(); }
+
+ private:
+  std::thread t_;
+  std::function<void()> abort_;
+};
+
 }  // namespace sonde::testing

@@ -17,6 +17,7 @@
 #include "agent/capture/socket_capture.h"
 #include "agent/conn/tracker.h"
 #include "agent/core/clock.h"
+#include "agent/packet/network_component.h"
 #include "agent/packet/packet_collector.h"
 #include "tests/kernel/tcp/netns.h"
 #include "tests/kernel/tcp/process.h"
@@ -55,6 +56,32 @@ class HostVeth {
   bool ok_ = false;
 };
 
+// nginx answering "hello from nginx" on ns_ip:8080 inside namespace `ns`.
+sonde::testing::ChildProcess StartNginx(const std::string& ns, const std::string& ns_ip, const std::string& dir) {
+  Shell("mkdir -p " + dir);
+  {
+    std::ofstream conf(dir + "/nginx.conf");
+    conf << "daemon off; worker_processes 1; pid " << dir << "/nginx.pid; error_log " << dir
+         << "/error.log;\nevents { worker_connections 64; }\nhttp { access_log off; client_body_temp_path "
+         << dir << "; proxy_temp_path " << dir << "; fastcgi_temp_path " << dir << "; uwsgi_temp_path " << dir
+         << "; scgi_temp_path " << dir << ";\n server { listen " << ns_ip
+         << ":8080; location / { return 200 \"hello from nginx\\n\"; } } }\n";
+  }
+  return sonde::testing::ChildProcess::Start({"ip", "netns", "exec", ns, "nginx", "-c", dir + "/nginx.conf", "-p", dir});
+}
+
+// curl until nginx answers (it starts asynchronously).
+std::string WaitForNginx(const std::string& ns_ip) {
+  std::string out;
+  for (int i = 0; i < 50; ++i) {
+    int rc = 0;
+    out = Shell("curl -s -m 2 http://" + ns_ip + ":8080/warmup", &rc);
+    if (rc == 0) break;
+    std::this_thread::sleep_for(100ms);
+  }
+  return out;
+}
+
 TEST(NetworkSpanKernelTest, CurlThroughVethJoinsSystemSpanBySequence) {
   SONDE_REQUIRE(geteuid() == 0, "root (BPF, AF_PACKET, netns)");
   SONDE_REQUIRE(system("command -v nginx >/dev/null && command -v curl >/dev/null") == 0,
@@ -66,19 +93,8 @@ TEST(NetworkSpanKernelTest, CurlThroughVethJoinsSystemSpanBySequence) {
   HostVeth veth("sd5n" + tag, "vsd5" + tag, host_ip, ns_ip);
   ASSERT_TRUE(veth.ok()) << veth.output();
 
-  // nginx in the namespace.
   const std::string dir = ::testing::TempDir() + "/sd5nginx" + tag;
-  Shell("mkdir -p " + dir);
-  {
-    std::ofstream conf(dir + "/nginx.conf");
-    conf << "daemon off; worker_processes 1; pid " << dir << "/nginx.pid; error_log " << dir
-         << "/error.log;\nevents { worker_connections 64; }\nhttp { access_log off; client_body_temp_path "
-         << dir << "; proxy_temp_path " << dir << "; fastcgi_temp_path " << dir << "; uwsgi_temp_path " << dir
-         << "; scgi_temp_path " << dir << ";\n server { listen " << ns_ip
-         << ":8080; location / { return 200 \"hello from nginx\\n\"; } } }\n";
-  }
-  auto nginx = sonde::testing::ChildProcess::Start(
-      {"ip", "netns", "exec", "sd5n" + tag, "nginx", "-c", dir + "/nginx.conf", "-p", dir});
+  auto nginx = StartNginx("sd5n" + tag, ns_ip, dir);
   ASSERT_TRUE(nginx.running());
 
   // Packet side: capture only this veth, spans into a vector.
@@ -104,14 +120,7 @@ TEST(NetworkSpanKernelTest, CurlThroughVethJoinsSystemSpanBySequence) {
     if (sonde::testing::InCi()) FAIL() << sockets.status();
     GTEST_SKIP() << sockets.status();
   }
-  // Wait for nginx to listen.
-  std::string out;
-  for (int i = 0; i < 50; ++i) {
-    int rc = 0;
-    out = Shell("curl -s -m 2 http://" + ns_ip + ":8080/warmup", &rc);
-    if (rc == 0) break;
-    std::this_thread::sleep_for(100ms);
-  }
+  std::string out = WaitForNginx(ns_ip);
   ASSERT_NE(out.find("hello from nginx"), std::string::npos) << out;
 
   int rc = 0;
@@ -174,6 +183,77 @@ TEST(NetworkSpanKernelTest, CurlThroughVethJoinsSystemSpanBySequence) {
   EXPECT_NE(prom.find("sonde_packet_capture_dropped_total{interface=\"vsd5" + tag + "\"} 0"), std::string::npos);
   nginx.Stop();
   Shell("rm -rf " + dir);
+}
+
+// The same path through the agent pipeline: NetworkComponent started by
+// pipeline::Agent, network spans reach the agent's sinks, TCP and packet
+// metrics appear in its /metrics text.
+class CollectingSink : public trace::SpanSink {
+ public:
+  void OnSpan(const trace::Span& s) override {
+    std::lock_guard lock(mu);
+    spans.push_back(s);
+  }
+  std::mutex mu;
+  std::vector<trace::Span> spans;
+};
+
+TEST(NetworkSpanKernelTest, NetworkComponentFeedsPipelineSinksAndMetrics) {
+  SONDE_REQUIRE(geteuid() == 0, "root (BPF, AF_PACKET, netns)");
+  SONDE_REQUIRE(system("command -v nginx >/dev/null && command -v curl >/dev/null") == 0,
+                "nginx and curl (scripts/setup.sh)");
+  const std::string tag = std::to_string(getpid() % 100000) + "p";
+  const int net = 40 + (getpid() + 101) % 200;
+  const std::string host_ip = "10.206." + std::to_string(net) + ".1";
+  const std::string ns_ip = "10.206." + std::to_string(net) + ".2";
+  HostVeth veth("sd5n" + tag, "vsd5" + tag, host_ip, ns_ip);
+  ASSERT_TRUE(veth.ok()) << veth.output();
+  const std::string dir = ::testing::TempDir() + "/sd5nginx" + tag;
+  auto nginx = StartNginx("sd5n" + tag, ns_ip, dir);
+  ASSERT_TRUE(nginx.running());
+
+  pipeline::PipelineOptions options;
+  options.print_json = false;
+  pipeline::Agent agent(options);
+  auto sink = std::make_shared<CollectingSink>();
+  agent.AddSink(sink);
+  NetworkConfig config;
+  config.packet_capture = true;
+  config.interfaces = "vsd5" + tag;
+  config.ports = {8080};
+  auto component = std::make_unique<NetworkComponent>(config);
+  agent.AddComponent(std::move(component));
+  auto st = agent.Start();
+  if (!st.ok()) {
+    if (sonde::testing::InCi()) FAIL() << st;
+    GTEST_SKIP() << st;
+  }
+  ASSERT_NE(WaitForNginx(ns_ip).find("hello from nginx"), std::string::npos);
+  int rc = 0;
+  Shell("curl -s -m 5 http://" + ns_ip + ":8080/orders/7", &rc);
+  ASSERT_EQ(rc, 0);
+  std::this_thread::sleep_for(1500ms);  // one TCP window and a capture block
+  agent.Tick(core::MonotonicNowNs());
+  const std::string metrics = agent.metrics_server().Render();
+  agent.Stop();
+  nginx.Stop();
+  Shell("rm -rf " + dir);
+
+  const trace::Span* found = nullptr;
+  {
+    std::lock_guard lock(sink->mu);
+    for (const auto& s : sink->spans)
+      if (s.source == trace::SpanSource::kNetwork && s.endpoint == "GET /orders/7") found = &s;
+    ASSERT_NE(found, nullptr) << sink->spans.size() << " spans";
+    EXPECT_TRUE(found->request_seq_valid);
+    EXPECT_EQ(found->http_status, 200);
+  }
+  const std::string pair = "client=\"" + host_ip + "\",server=\"" + ns_ip + "\",server_port=\"8080\"";
+  EXPECT_NE(metrics.find("sonde_tcp_connections_opened_total{" + pair + ",side=\"client\",process=\"curl\"} 2"),
+            std::string::npos)
+      << metrics.substr(0, 4000);
+  EXPECT_NE(metrics.find("sonde_tcp_connections_opened_total{" + pair + ",side=\"server\""), std::string::npos);
+  EXPECT_NE(metrics.find("sonde_packet_flows_total{" + pair + ",transport=\"tcp\"} 2"), std::string::npos);
 }
 
 }  // namespace

@@ -85,12 +85,12 @@ TEST_F(TcpHealthKernelTest, ConnectsAcceptsBytesAndCloses) {
   sonde::testing::RunInNetns(net_->server_ns(), [&] { listener = sonde::testing::Listen(net_->server_ip(), 8080); });
   ASSERT_TRUE(listener.valid());
   std::atomic<size_t> received{0};
-  std::thread server = sonde::testing::StartInNetns(net_->server_ns(), [&] {
+  sonde::testing::ScopedThread server(sonde::testing::StartInNetns(net_->server_ns(), [&] {
     for (int i = 0; i < kConns; ++i) {
       Fd c(accept(listener.get(), nullptr, nullptr));
       received += sonde::testing::DrainToEof(c.get());
     }
-  });
+  }), [&] { shutdown(listener.get(), SHUT_RDWR); });
   sonde::testing::RunInNetns(net_->client_ns(), [&] {
     for (int i = 0; i < kConns; ++i) {
       Fd fd = sonde::testing::Connect(net_->server_ip(), 8080);
@@ -162,10 +162,10 @@ TEST_F(TcpHealthKernelTest, LingerZeroCloseSendsReset) {
   Fd listener;
   sonde::testing::RunInNetns(net_->server_ns(), [&] { listener = sonde::testing::Listen(net_->server_ip(), 8081); });
   ASSERT_TRUE(listener.valid());
-  std::thread server = sonde::testing::StartInNetns(net_->server_ns(), [&] {
+  sonde::testing::ScopedThread server(sonde::testing::StartInNetns(net_->server_ns(), [&] {
     Fd c(accept(listener.get(), nullptr, nullptr));
     sonde::testing::DrainToEof(c.get());  // ends with ECONNRESET
-  });
+  }), [&] { shutdown(listener.get(), SHUT_RDWR); });
   sonde::testing::RunInNetns(net_->client_ns(), [&] {
     Fd fd = sonde::testing::Connect(net_->server_ip(), 8081);
     ASSERT_TRUE(fd.valid());
@@ -189,9 +189,9 @@ TEST_F(TcpHealthKernelTest, ReceiverThatStopsReadingCausesZeroWindow) {
                              [&] { listener = sonde::testing::Listen(net_->server_ip(), 8082, /*rcvbuf=*/4096); });
   ASSERT_TRUE(listener.valid());
   Fd accepted;
-  std::thread server = sonde::testing::StartInNetns(net_->server_ns(), [&] {
+  sonde::testing::ScopedThread server(sonde::testing::StartInNetns(net_->server_ns(), [&] {
     accepted = Fd(accept(listener.get(), nullptr, nullptr));  // never reads
-  });
+  }), [&] { shutdown(listener.get(), SHUT_RDWR); });
   sonde::testing::RunInNetns(net_->client_ns(), [&] {
     Fd fd = sonde::testing::Connect(net_->server_ip(), 8082);
     ASSERT_TRUE(fd.valid());
@@ -203,9 +203,9 @@ TEST_F(TcpHealthKernelTest, ReceiverThatStopsReadingCausesZeroWindow) {
     }
     // Let a zero-window probe or two go out and be answered with window 0.
     std::this_thread::sleep_for(500ms);
-    server.join();
     sonde::testing::AbortiveClose(fd);
   });
+  server.join();
   const auto& agg = Read();
   auto client = Sum(agg, net_->client_ip(), net_->server_ip(), 8082, Side::kClient);
   EXPECT_GE(client.zero_window_events, 1u);
@@ -233,7 +233,7 @@ TEST_F(TcpHealthKernelTest, RetransmissionsAgreeWithNstat) {
   ASSERT_TRUE(listener.valid());
   constexpr int kConns = 4;
   constexpr size_t kBytes = 8 << 20;
-  std::thread server = sonde::testing::StartInNetns(net_->server_ns(), [&] {
+  sonde::testing::ScopedThread server(sonde::testing::StartInNetns(net_->server_ns(), [&] {
     for (int i = 0; i < kConns; ++i) {
       Fd c(accept(listener.get(), nullptr, nullptr));
       sonde::testing::SendAll(c.get(), kBytes);
@@ -241,7 +241,7 @@ TEST_F(TcpHealthKernelTest, RetransmissionsAgreeWithNstat) {
       char b;
       recv(c.get(), &b, 1, 0);
     }
-  });
+  }), [&] { shutdown(listener.get(), SHUT_RDWR); });
   sonde::testing::RunInNetns(net_->client_ns(), [&] {
     for (int i = 0; i < kConns; ++i) {
       Fd fd = sonde::testing::Connect(net_->server_ip(), 8083);

@@ -106,11 +106,14 @@ TEST(TcpRttKernelTest, HandshakeAndSrttAgreeWithSsUnderAddedDelay) {
   // machine); the last one then ping-pongs so srtt converges.
   constexpr int kConns = 5;
   std::vector<Fd> server_conns(kConns);
-  std::thread server = sonde::testing::StartInNetns(net.server_ns(), [&] {
+  sonde::testing::ScopedThread server(sonde::testing::StartInNetns(net.server_ns(), [&] {
     for (int i = 0; i < kConns; ++i) server_conns[i] = Fd(accept(listener.get(), nullptr, nullptr));
     char b;
     while (recv(server_conns.back().get(), &b, 1, 0) == 1)
       send(server_conns.back().get(), &b, 1, MSG_NOSIGNAL);
+  }), [&] {
+    shutdown(listener.get(), SHUT_RDWR);
+    for (auto& c : server_conns) if (c.valid()) shutdown(c.get(), SHUT_RDWR);
   });
   std::vector<Fd> clients(kConns);
   std::vector<double> hs_client_ms, hs_server_ms, connect_ms;
