@@ -1,5 +1,7 @@
 #include "agent/packet/network_component.h"
 
+#include <spdlog/spdlog.h>
+
 #include "agent/tcp/prometheus.h"
 
 namespace sonde::packet {
@@ -17,7 +19,13 @@ absl::Status NetworkComponent::Start(pipeline::Agent& agent) {
         queue_.push_back(std::move(s));
       },
       nullptr);
-  if (!sources.ok()) return sources.status();
+  if (!sources.ok()) {
+    // Capture was asked for explicitly: failing is right. TCP health is on by
+    // default: without BPF rights the agent still runs, without it.
+    if (config_.packet_capture) return sources.status();
+    spdlog::warn("TCP health metrics off: {}", std::string(sources.status().message()));
+    return absl::OkStatus();
+  }
   sources_ = std::make_shared<NetworkSources>(std::move(*sources));
   std::weak_ptr<NetworkSources> weak = sources_;
   agent.metrics_server().AddCollector([weak, this](std::string& out) {
