@@ -210,19 +210,20 @@ int BPF_PROG(sonde_offcpu_switch, bool preempt, struct task_struct *prev, struct
   __u64 now = bpf_ktime_get_ns();
   __u32 gen = profile_epoch.gen;
 
-  /* 1. prev blocks: remember when and where. */
+  /* 1. prev blocks: remember when and where. Kernel threads (no mm) are
+   * skipped: they block all the time by design, and capturing two stacks on
+   * each of their switches is most of this program's cost. */
   __u32 prev_tid = prev->pid, prev_tgid = prev->tgid;
   bool blocked = !preempt && prev_state != 0; /* 0 == TASK_RUNNING */
-  if (prev_tid != 0 && (blocked || (profile_config.flags & SONDE_PROFILE_OFFCPU_PREEMPTED)) &&
-      wanted(prev_tgid)) {
+  if (prev_tid != 0 && prev->mm != NULL &&
+      (blocked || (profile_config.flags & SONDE_PROFILE_OFFCPU_PREEMPTED)) && wanted(prev_tgid)) {
     struct offcpu_start start = {};
     start.ts_ns = now;
     start.gen = gen;
-    bool user_task = prev->mm != NULL;
-    get_stacks(ctx, gen, &start.user_stack_id, &start.kernel_stack_id, user_task);
+    get_stacks(ctx, gen, &start.user_stack_id, &start.kernel_stack_id, true);
     if (bpf_map_update_elem(&offcpu_starts, &prev_tid, &start, BPF_ANY))
       bump(SONDE_PROFILE_STAT_START_MAP_FULL);
-    if (user_task) notice_process(prev_tgid, prev);
+    notice_process(prev_tgid, prev);
   }
 
   /* 2. next runs again: account the time it was off CPU. */

@@ -431,6 +431,18 @@ ProfilerStats Profiler::stats() const {
   s.start_map_full = read(SONDE_PROFILE_STAT_START_MAP_FULL);
   s.notices_dropped = read(SONDE_PROFILE_STAT_NOTICE_DROPPED);
   s.short_blocks = read(SONDE_PROFILE_STAT_SHORT_BLOCKS);
+  auto prog_stats = [](bpf_program* prog, uint64_t& runs, uint64_t& ns) {
+    const int fd = bpf_program__fd(prog);
+    if (fd < 0) return;
+    bpf_prog_info info{};
+    uint32_t len = sizeof(info);
+    if (bpf_obj_get_info_by_fd(fd, &info, &len) == 0) {
+      runs = info.run_cnt;
+      ns = info.run_time_ns;
+    }
+  };
+  prog_stats(skel_->progs.sonde_oncpu_sample, s.oncpu_prog_runs, s.oncpu_prog_ns);
+  prog_stats(skel_->progs.sonde_offcpu_switch, s.offcpu_prog_runs, s.offcpu_prog_ns);
   s.symbolizer = symbolizer_.stats();
   return s;
 }

@@ -66,6 +66,12 @@ struct ProfilerStats {
   uint64_t expired_stacks = 0;   // off-CPU blocks older than the kept generations
   uint64_t last_drain_ns = 0;    // wall time the last Drain() took
   uint32_t perf_events = 0;      // CPUs with a sampling event attached
+  // Kernel-measured program cost; zero unless BPF run-time stats are on
+  // (sysctl kernel.bpf_stats_enabled=1 or bpf_enable_stats()).
+  uint64_t oncpu_prog_runs = 0;
+  uint64_t oncpu_prog_ns = 0;
+  uint64_t offcpu_prog_runs = 0;
+  uint64_t offcpu_prog_ns = 0;
   SymbolizerStats symbolizer;
 };
 
