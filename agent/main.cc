@@ -23,6 +23,12 @@
 #include "agent/core/clock.h"
 #include "agent/core/config.h"
 #include "agent/core/logging.h"
+#include "agent/export/export_component.h"
+#include "agent/otlp/cli.h"
+#include "agent/packet/network_component.h"
+#include "agent/pipeline/otlp_component.h"
+#include "agent/pipeline/pipeline.h"
+#include "agent/profile/profile_component.h"
 
 namespace {
 
@@ -178,6 +184,94 @@ int RunCapture(const sonde::core::AgentConfig& config, const CaptureCommand& cmd
   return 0;
 }
 
+struct RunCommand {
+  std::string replay_path;  // run the pipeline over a recording instead of the live kernel
+  bool no_json = false;     // do not print spans as JSON lines
+  std::string json_path;    // print spans to this file instead of stdout
+  std::string ready_file;
+  bool otlp_enabled = true;
+  sonde::packet::NetworkConfig network;  // TCP health + packet capture (docs/tcp-metrics.md)
+  sonde::profile::ProfileFlags profile;  // continuous CPU profiler (docs/profiling.md)
+};
+
+// `sonde-agent run`: the whole agent. Components (OTLP receivers, exporter,
+// TCP health, packet capture, profiler) plug into the pipeline's Agent below.
+int RunAgent(const sonde::core::AgentConfig& config, const RunCommand& cmd,
+             sonde::otlp::OtlpFlags& otlp_flags) {
+  sonde::pipeline::PipelineOptions options;
+  options.metrics_listen = config.metrics_listen;
+  options.print_json = !cmd.no_json && config.server_address.empty();
+  sonde::capture::File json_file;
+  if (options.print_json && !cmd.json_path.empty()) {
+    json_file.reset(std::fopen(cmd.json_path.c_str(), "w"));
+    if (!json_file) {
+      spdlog::error("cannot open {} for spans", cmd.json_path);
+      return 1;
+    }
+    options.json_out = json_file.get();
+  }
+
+  std::unique_ptr<sonde::capture::EventSource> source;
+  sonde::capture::SocketCapture* live = nullptr;
+  if (!cmd.replay_path.empty()) {
+    auto rec = sonde::capture::RecordedFileSource::Open(cmd.replay_path);
+    if (!rec.ok()) {
+      spdlog::error("{}", std::string(rec.status().message()));
+      return 1;
+    }
+    options.clock_offset_ns = (*rec)->header().monotonic_to_realtime_ns;
+    options.event_time = true;
+    source = std::move(*rec);
+  } else {
+    auto capture = StartSocketCapture(config);
+    if (!capture) return 1;
+    live = capture.get();
+    source = std::move(capture);
+  }
+  options.poll_timeout_ms = static_cast<int>(config.capture.drain_interval_ms);
+
+  sonde::pipeline::Agent agent(options);
+  // --- components plug in here (each: agent.AddComponent / agent.AddSink) ---
+  auto exclude_port = [live](uint16_t port) {
+    if (live == nullptr) return;
+    if (auto st = live->ExcludePort(port); !st.ok()) spdlog::warn("{}", std::string(st.message()));
+  };
+  if (cmd.otlp_enabled) {
+    if (auto st = sonde::otlp::ResolveOtlpFlags(otlp_flags); !st.ok()) {
+      spdlog::error("OTLP flags: {}", std::string(st.message()));
+      return 2;
+    }
+    agent.AddComponent(std::make_unique<sonde::pipeline::OtlpComponent>(otlp_flags.config, exclude_port));
+  }
+  std::shared_ptr<sonde::exporter::ServerExporter> exporter;
+  if (!config.server_address.empty()) {  // spans + RED windows -> sonde-server (agent/export)
+    const auto colon = config.server_address.rfind(':');
+    if (colon != std::string::npos) exclude_port(static_cast<uint16_t>(std::atoi(config.server_address.c_str() + colon + 1)));
+    exporter = sonde::exporter::AttachExporter(agent, config.server_address, config.server_token);
+  }
+  if (cmd.network.tcp_health || cmd.network.packet_capture)  // TCP health, packet metrics, network spans
+    agent.AddComponent(std::make_unique<sonde::packet::NetworkComponent>(cmd.network));
+  if (cmd.profile.enabled) sonde::profile::AttachProfiler(agent, cmd.profile, exporter);  // docs/profiling.md
+  // --- end of components ---
+
+  if (auto st = agent.Start(); !st.ok()) {
+    spdlog::error("agent start failed: {}", std::string(st.message()));
+    return 1;
+  }
+  if (!cmd.ready_file.empty()) {
+    if (std::FILE* f = std::fopen(cmd.ready_file.c_str(), "w")) std::fclose(f);
+  }
+  spdlog::info("sonde-agent running ({}), metrics on {}", cmd.replay_path.empty() ? "live" : cmd.replay_path,
+               config.metrics_listen.empty() ? "off" : config.metrics_listen);
+  const absl::Status st = agent.Run(*source, g_stop);
+  agent.Stop();
+  if (!st.ok() && !absl::IsOutOfRange(st)) {
+    spdlog::error("agent stopped: {}", std::string(st.message()));
+    return 1;
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -202,6 +296,27 @@ int main(int argc, char** argv) {
   capture->add_option("--ready-file", capture_cmd.ready_file, "Create this file once attached");
   capture->add_option("--stats-file", capture_cmd.stats_file, "Write final counters as JSON here");
   sonde::core::AddCaptureFlags(*capture, config);
+
+  RunCommand run_cmd;
+  auto* run = app.add_subcommand("run", "Run the agent: capture, spans, metrics, OTLP, export");
+  run->add_option("--replay", run_cmd.replay_path, "Process a recording instead of the live kernel")
+      ->check(CLI::ExistingFile);
+  run->add_flag("--no-json", run_cmd.no_json, "Do not print spans as JSON lines");
+  run->add_option("--json-out", run_cmd.json_path, "Write span JSON lines to this file (default stdout)");
+  run->add_option("--ready-file", run_cmd.ready_file, "Create this file once the agent is running");
+  run->add_option("--server", config.server_address, "sonde-server ingest address host:port");
+  run->add_option("--server-token", config.server_token, "Token sent to sonde-server");
+  run->add_option("--metrics-listen", config.metrics_listen, "Prometheus /metrics address (empty: off)")
+      ->capture_default_str();
+  sonde::core::AddCaptureFlags(*run, config);
+  run->add_flag("!--no-otlp", run_cmd.otlp_enabled, "Do not start the OTLP receivers");
+  sonde::packet::AddNetworkFlags(*run, run_cmd.network);
+  sonde::profile::AddProfileFlags(*run, run_cmd.profile);
+  sonde::otlp::OtlpFlags run_otlp_flags;
+  sonde::otlp::AddOtlpFlags(*run, run_otlp_flags);
+
+  sonde::otlp::OtlpFlags otlp_flags;
+  auto* otlp = sonde::otlp::AddOtlpSubcommand(app, otlp_flags);
 
   // The YAML file is applied before flags, so flags win: parse once to find
   // --config, load it, then parse again over the loaded values.
@@ -236,5 +351,7 @@ int main(int argc, char** argv) {
 
   if (*probe) return RunProbe();
   if (*capture) return RunCapture(config, capture_cmd);
+  if (*run) return RunAgent(config, run_cmd, run_otlp_flags);
+  if (*otlp) return sonde::otlp::RunOtlpSubcommand(otlp_flags, g_stop);
   return 2;
 }

@@ -31,6 +31,8 @@ const volatile __u64 wakeup_threshold_bytes = 1 << 20;
 /* Arguments stashed at syscall entry (kernel-internal: never crosses to user space). */
 struct io_args {
   __u64 ts_enter_ns;
+  __u64 sk;     /* struct sock * resolved at entry (data syscalls); the fd pins it */
+  __u64 inode;  /* socket inode of sk */
   __u64 buf;    /* buffer, iovec array, msghdr or mmsghdr pointer */
   __u64 count;  /* buffer length or iovec count */
   __s32 fd;
@@ -134,16 +136,21 @@ static __always_inline bool process_traced(__u32 tgid) {
   struct sonde_filter_config *cfg = filter_cfg();
   if (!cfg) return false;
   if (tgid == cfg->agent_tgid) return false;
-  __u8 *action = bpf_map_lookup_elem(&pid_filter, &tgid);
-  if (action && *action == SONDE_FILTER_EXCLUDE) goto filtered;
-  if ((cfg->mode & SONDE_FILTER_PIDS_INCLUDE_ONLY) && !(action && *action == SONDE_FILTER_INCLUDE))
-    goto filtered;
-  __u64 cgid = bpf_get_current_cgroup_id();
-  __u8 *cg_action = bpf_map_lookup_elem(&cgroup_filter, &cgid);
-  if (cg_action && *cg_action == SONDE_FILTER_EXCLUDE) goto filtered;
-  if ((cfg->mode & SONDE_FILTER_CGROUPS_INCLUDE_ONLY) &&
-      !(cg_action && *cg_action == SONDE_FILTER_INCLUDE))
-    goto filtered;
+  /* Map lookups only when the maps hold entries: this runs on every read/write. */
+  if (cfg->mode & SONDE_FILTER_HAS_PID_ENTRIES) {
+    __u8 *action = bpf_map_lookup_elem(&pid_filter, &tgid);
+    if (action && *action == SONDE_FILTER_EXCLUDE) goto filtered;
+    if ((cfg->mode & SONDE_FILTER_PIDS_INCLUDE_ONLY) && !(action && *action == SONDE_FILTER_INCLUDE))
+      goto filtered;
+  }
+  if (cfg->mode & SONDE_FILTER_HAS_CGROUP_ENTRIES) {
+    __u64 cgid = bpf_get_current_cgroup_id();
+    __u8 *cg_action = bpf_map_lookup_elem(&cgroup_filter, &cgid);
+    if (cg_action && *cg_action == SONDE_FILTER_EXCLUDE) goto filtered;
+    if ((cfg->mode & SONDE_FILTER_CGROUPS_INCLUDE_ONLY) &&
+        !(cg_action && *cg_action == SONDE_FILTER_INCLUDE))
+      goto filtered;
+  }
   return true;
 filtered:
   count_stat(SONDE_STAT_FILTERED);
@@ -198,6 +205,15 @@ static __always_inline int stash_args(__u8 syscall, __s32 fd, __u64 buf, __u64 c
   if (!process_traced(pid_tgid >> 32)) return 0;
   struct io_args args = {
       .ts_enter_ns = bpf_ktime_get_ns(), .buf = buf, .count = count_arg, .fd = fd, .syscall = syscall};
+  if (syscall != SONDE_SYS_CONNECT && syscall != SONDE_SYS_ACCEPT && syscall != SONDE_SYS_ACCEPT4) {
+    /* Data syscalls: resolve the socket now, so file and pipe I/O (most
+     * read/write calls on a busy host) costs no map update at all. */
+    __u64 inode = 0;
+    struct sock *sk = sonde_sock_from_fd(fd, &inode);
+    if (!sk) return 0;
+    args.sk = (__u64)sk;
+    args.inode = inode;
+  }
   if (bpf_map_update_elem(&active_io, &pid_tgid, &args, BPF_ANY) != 0)
     count_drop(SONDE_DROP_STASH_FULL);
   return 0;
@@ -308,8 +324,8 @@ static __always_inline int emit_data(long ret) {
   bpf_map_delete_elem(&active_io, &pid_tgid);
   if (ret <= 0) return 0;
 
-  __u64 inode = 0;
-  struct sock *sk = sonde_sock_from_fd(a.fd, &inode);
+  __u64 inode = a.inode;
+  struct sock *sk = (struct sock *)a.sk;
   if (!sk) return 0;
 
   __u32 cpu = bpf_get_smp_processor_id();

@@ -86,6 +86,8 @@ absl::StatusOr<std::unique_ptr<SocketCapture>> SocketCapture::Create(const Socke
   if (!f.include_pids.empty()) cfg.mode |= SONDE_FILTER_PIDS_INCLUDE_ONLY;
   if (!f.include_ports.empty()) cfg.mode |= SONDE_FILTER_PORTS_INCLUDE_ONLY;
   if (!f.include_cgroups.empty()) cfg.mode |= SONDE_FILTER_CGROUPS_INCLUDE_ONLY;
+  if (!f.include_pids.empty() || !f.exclude_pids.empty()) cfg.mode |= SONDE_FILTER_HAS_PID_ENTRIES;
+  if (!f.include_cgroups.empty() || !f.exclude_cgroups.empty()) cfg.mode |= SONDE_FILTER_HAS_CGROUP_ENTRIES;
   const uint32_t zero = 0;
   if (bpf_map_update_elem(bpf_map__fd(s->maps.filter_config), &zero, &cfg, BPF_ANY) != 0) {
     return absl::InternalError(absl::StrCat("setting filter config failed: ", std::strerror(errno)));
@@ -156,7 +158,21 @@ absl::Status SocketCapture::ExcludePort(uint16_t port) {
 }
 
 absl::Status SocketCapture::ExcludePid(uint32_t pid) {
-  return PutFilter(bpf_map__fd(impl_->skel->maps.pid_filter), pid, SONDE_FILTER_EXCLUDE, "pid");
+  if (auto st = PutFilter(bpf_map__fd(impl_->skel->maps.pid_filter), pid, SONDE_FILTER_EXCLUDE, "pid");
+      !st.ok())
+    return st;
+  // Make sure the kernel side consults the pid map from now on.
+  const uint32_t zero = 0;
+  sonde_filter_config cfg{};
+  const int cfg_fd = bpf_map__fd(impl_->skel->maps.filter_config);
+  if (bpf_map_lookup_elem(cfg_fd, &zero, &cfg) != 0) {
+    return absl::InternalError(absl::StrCat("reading filter config failed: ", std::strerror(errno)));
+  }
+  cfg.mode |= SONDE_FILTER_HAS_PID_ENTRIES;
+  if (bpf_map_update_elem(cfg_fd, &zero, &cfg, BPF_ANY) != 0) {
+    return absl::InternalError(absl::StrCat("updating filter config failed: ", std::strerror(errno)));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace sonde::capture

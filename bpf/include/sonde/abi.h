@@ -99,6 +99,8 @@ enum sonde_filter_mode {
   SONDE_FILTER_PIDS_INCLUDE_ONLY = 1 << 0,
   SONDE_FILTER_PORTS_INCLUDE_ONLY = 1 << 1,
   SONDE_FILTER_CGROUPS_INCLUDE_ONLY = 1 << 2,
+  SONDE_FILTER_HAS_PID_ENTRIES = 1 << 3,    /* pid map non-empty: look it up */
+  SONDE_FILTER_HAS_CGROUP_ENTRIES = 1 << 4, /* cgroup map non-empty: look it up */
 };
 
 /* Single-entry array map set from user space. */

@@ -1,0 +1,33 @@
+#include "agent/export/red_convert.h"
+
+namespace sonde::exporter {
+
+std::vector<v1::RedWindow> RedWindowToProto(const metrics::RedWindow& w) {
+  std::vector<v1::RedWindow> out;
+  out.reserve(w.series.size());
+  for (const auto& [key, s] : w.series) {
+    v1::RedWindow p;
+    p.set_window_start_unix_ns(w.start_unix_ns);
+    p.set_window_end_unix_ns(w.start_unix_ns + w.duration_ns);
+    p.set_service_name(key.service);
+    p.set_protocol(key.protocol == "http1"   ? v1::L7_PROTOCOL_HTTP1
+                   : key.protocol == "http2" ? v1::L7_PROTOCOL_HTTP2
+                   : key.protocol == "grpc"  ? v1::L7_PROTOCOL_GRPC
+                                             : v1::L7_PROTOCOL_UNKNOWN);
+    p.set_method(key.method);
+    p.set_endpoint(key.method.empty() ? key.route : key.method + " " + key.route);
+    if (key.status_class.size() == 3 && key.status_class[1] == 'x' && key.status_class[0] >= '1' &&
+        key.status_class[0] <= '5')
+      p.set_status_class(static_cast<uint32_t>(key.status_class[0] - '0'));
+    p.set_is_server(key.kind == "server");
+    p.set_requests(s.count);
+    p.set_errors(s.errors);
+    p.set_latency_sum_ns(static_cast<uint64_t>(s.sum_seconds * 1e9));
+    for (double b : metrics::kDurationBuckets) p.add_bucket_bounds_ns(static_cast<uint64_t>(b * 1e9));
+    for (uint64_t c : s.buckets) p.add_bucket_counts(c);  // per bucket, last = +Inf
+    out.push_back(std::move(p));
+  }
+  return out;
+}
+
+}  // namespace sonde::exporter

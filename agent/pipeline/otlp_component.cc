@@ -1,0 +1,33 @@
+#include "agent/pipeline/otlp_component.h"
+
+#include <spdlog/spdlog.h>
+
+namespace sonde::pipeline {
+
+OtlpComponent::OtlpComponent(otlp::OtlpConfig config, std::function<void(uint16_t)> exclude_port)
+    : receiver_(config), exclude_port_(std::move(exclude_port)), trace_self_(config.trace_self) {
+  receiver_.AddSpanSink(&inbox_);
+}
+
+absl::Status OtlpComponent::Start(Agent& agent) {
+  if (auto st = inbox_.Start(agent); !st.ok()) return st;
+  if (auto st = receiver_.Start(); !st.ok()) return st;
+  if (!trace_self_ && exclude_port_) {
+    for (uint16_t port : receiver_.capture_exclusion().ports) exclude_port_(port);
+  }
+  agent.metrics_server().AddCollector([this](std::string& out) {
+    for (const auto& [name, value] : receiver_.stats().Snapshot()) {
+      out += name + " " + std::to_string(value) + "\n";
+    }
+    out += "sonde_otlp_inbox_dropped_total " + std::to_string(inbox_.dropped()) + "\n";
+  });
+  spdlog::info("OTLP receivers: gRPC port {}, HTTP port {}", receiver_.grpc_port(), receiver_.http_port());
+  return absl::OkStatus();
+}
+
+void OtlpComponent::Stop() {
+  receiver_.Stop();
+  inbox_.Stop();
+}
+
+}  // namespace sonde::pipeline

@@ -1,0 +1,206 @@
+#include "agent/pipeline/pipeline.h"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "agent/pipeline/json_sink.h"
+
+namespace sonde::pipeline {
+namespace {
+
+// "host:port" -> parts; "[::]:9464" keeps the brackets off.
+bool SplitListen(const std::string& listen, std::string* host, int* port) {
+  size_t colon = listen.rfind(':');
+  if (colon == std::string::npos) return false;
+  *host = listen.substr(0, colon);
+  if (host->size() >= 2 && host->front() == '[') *host = host->substr(1, host->size() - 2);
+  try {
+    *port = std::stoi(listen.substr(colon + 1));
+  } catch (...) {
+    return false;
+  }
+  return *port >= 0 && *port <= 65535;
+}
+
+}  // namespace
+
+Agent::Agent(PipelineOptions options)
+    : options_(std::move(options)),
+      tracker_(options_.tracker),
+      redactor_(options_.redact_headers),
+      builder_(clock_),
+      linker_(options_.linker),
+      red_(std::make_shared<metrics::RedAggregator>(options_.red)) {
+  if (options_.clock_offset_ns) clock_.SetOffset(*options_.clock_offset_ns);
+  emit_ = [this](trace::Span&& span) { EmitSpan(std::move(span)); };
+  if (options_.print_json && options_.json_out != nullptr) {
+    sinks_.push_back(std::make_shared<JsonLinesSink>(options_.json_out, options_.json_line_buffered));
+  }
+  sinks_.push_back(red_);
+  metrics_server_.AddCollector([this](std::string& out) {
+    red_->AppendPrometheus(out);
+    AppendSelfMetrics(out);
+  });
+}
+
+Agent::~Agent() { Stop(); }
+
+void Agent::AddSink(std::shared_ptr<trace::SpanSink> sink) { sinks_.push_back(std::move(sink)); }
+
+void Agent::AddComponent(std::unique_ptr<Component> component) {
+  components_.push_back(std::move(component));
+}
+
+absl::Status Agent::Start() {
+  if (started_) return absl::OkStatus();
+  if (!options_.metrics_listen.empty()) {
+    std::string host;
+    int port = 0;
+    if (!SplitListen(options_.metrics_listen, &host, &port)) {
+      return absl::InvalidArgumentError("metrics_listen: want host:port, got " + options_.metrics_listen);
+    }
+    if (auto st = metrics_server_.Start(host, port); !st.ok()) return st;
+    spdlog::info("metrics on http://{}:{}/metrics", host, metrics_server_.port());
+  }
+  for (auto& c : components_) {
+    if (auto st = c->Start(*this); !st.ok()) return st;
+  }
+  started_ = true;
+  return absl::OkStatus();
+}
+
+void Agent::Stop() {
+  for (auto& c : components_) c->Stop();
+  metrics_server_.Stop();
+  started_ = false;
+}
+
+void Agent::OnEvent(capture::RawEvent ev) {
+  tracker_.OnEvent(ev, records_);
+  if (!records_.empty()) Process();
+}
+
+void Agent::Process() {
+  for (auto& r : records_) {
+    redactor_.Apply(r.record);
+    linker_.Add(builder_.Build(r), emit_);
+  }
+  records_.clear();
+}
+
+void Agent::EmitSpan(trace::Span&& span) {
+  ++spans_;
+  for (auto& sink : sinks_) sink->OnSpan(span);
+}
+
+void Agent::Tick(uint64_t now_ns) {
+  tracker_.Tick(now_ns, records_);
+  Process();
+  if (!options_.clock_offset_ns && now_ns - last_clock_refresh_ns_ > 10'000'000'000ull) {
+    clock_.Refresh();
+    last_clock_refresh_ns_ = now_ns;
+  }
+  const uint64_t now_unix = clock_.ToUnixNs(now_ns);
+  linker_.Flush(now_unix, emit_);
+  red_->Tick(now_unix);
+  for (auto& c : components_) c->Tick(now_unix);
+  Snapshot(nullptr);
+}
+
+void Agent::Finish() {
+  tracker_.CloseAll(records_);
+  Process();
+  linker_.FlushAll(emit_);
+  red_->Tick(UINT64_MAX);
+  Snapshot(nullptr);
+}
+
+void Agent::Snapshot(const capture::SourceCounters* source) {
+  std::lock_guard<std::mutex> lock(snapshot_mu_);
+  snapshot_.tracker = tracker_.counters();
+  snapshot_.linker = linker_.counters();
+  if (source != nullptr) snapshot_.source = *source;
+  snapshot_.spans = spans_;
+  snapshot_.open_connections = tracker_.open_connections();
+  snapshot_.buffered_bytes = tracker_.buffered_bytes();
+}
+
+AgentCounters Agent::counters() const {
+  std::lock_guard<std::mutex> lock(snapshot_mu_);
+  return snapshot_;
+}
+
+void Agent::AppendSelfMetrics(std::string& out) const {
+  const AgentCounters c = counters();
+  using metrics::AppendCounter;
+  AppendCounter(out, "sonde_agent_events_total", "Capture events delivered to the pipeline.", c.tracker.events);
+  AppendCounter(out, "sonde_agent_events_malformed_total", "Events too short or inconsistent.",
+                c.tracker.malformed_events + c.source.malformed);
+  AppendCounter(out, "sonde_agent_kernel_lost_events_total", "Events the kernel could not deliver.",
+                c.source.kernel_lost);
+  out += "# HELP sonde_agent_drops_total Data dropped in user space, by reason.\n"
+         "# TYPE sonde_agent_drops_total counter\n";
+  fmt::format_to(std::back_inserter(out), "sonde_agent_drops_total{{reason=\"memory_budget\"}} {}\n",
+                 c.tracker.memory_drops);
+  fmt::format_to(std::back_inserter(out), "sonde_agent_drops_total{{reason=\"stream_bound\"}} {}\n",
+                 c.tracker.overflow_drops);
+  fmt::format_to(std::back_inserter(out), "sonde_agent_drops_total{{reason=\"max_connections\"}} {}\n",
+                 c.tracker.connections_rejected);
+  fmt::format_to(std::back_inserter(out), "sonde_agent_drops_total{{reason=\"linker_evicted\"}} {}\n",
+                 c.linker.evicted);
+  AppendCounter(out, "sonde_agent_parse_errors_total", "Protocol parse errors (each followed by a resync).",
+                c.tracker.protocol.parse_errors);
+  AppendCounter(out, "sonde_agent_unpaired_messages_total", "Requests/responses without a partner.",
+                c.tracker.protocol.unpaired);
+  AppendCounter(out, "sonde_agent_gap_bytes_total", "Stream bytes not captured.", c.tracker.gap_bytes);
+  AppendCounter(out, "sonde_agent_records_total", "L7 records reconstructed.", c.tracker.records);
+  AppendCounter(out, "sonde_agent_spans_total", "Spans emitted to sinks.", c.spans);
+  AppendCounter(out, "sonde_agent_connections_opened_total", "Connections tracked.", c.tracker.connections_opened);
+  AppendCounter(out, "sonde_agent_unknown_protocol_connections_total", "Connections no protocol claimed.",
+                c.tracker.unknown_protocol);
+  out += "# HELP sonde_agent_links_total Egress spans linked to an ingress span, by evidence.\n"
+         "# TYPE sonde_agent_links_total counter\n";
+  for (int r = 1; r <= 7; ++r) {
+    fmt::format_to(std::back_inserter(out), "sonde_agent_links_total{{reason=\"{}\"}} {}\n",
+                   trace::LinkReasonName(static_cast<trace::LinkReason>(r)), c.linker.links[r]);
+  }
+  metrics::AppendGauge(out, "sonde_agent_open_connections", "Connections currently tracked.",
+                       static_cast<double>(c.open_connections));
+  metrics::AppendGauge(out, "sonde_agent_buffered_bytes", "Stream bytes buffered in user space.",
+                       static_cast<double>(c.buffered_bytes));
+}
+
+absl::Status Agent::Run(capture::EventSource& source, std::atomic<bool>& stop) {
+  if (auto st = Start(); !st.ok()) return st;
+  absl::Status result = absl::OkStatus();
+  auto on_event = [this](capture::RawEvent ev) { OnEvent(ev); };
+  while (!stop.load(std::memory_order_relaxed)) {
+    absl::Status st = source.Poll(options_.poll_timeout_ms, on_event);
+    if (absl::IsOutOfRange(st)) break;  // end of a recording
+    if (!st.ok()) {
+      result = st;
+      break;
+    }
+    const uint64_t now = options_.event_time ? tracker_.latest_event_ns() : core::MonotonicNowNs();
+    if (now >= last_tick_ns_ + options_.tick_interval_ns) {
+      Tick(now);
+      const capture::SourceCounters sc = source.counters();
+      Snapshot(&sc);
+      last_tick_ns_ = now;
+    }
+  }
+  Finish();
+  const capture::SourceCounters sc = source.counters();
+  Snapshot(&sc);
+  return result;
+}
+
+absl::Status RunPipeline(const PipelineOptions& options, capture::EventSource& source,
+                         std::atomic<bool>& stop) {
+  Agent agent(options);
+  absl::Status st = agent.Run(source, stop);
+  agent.Stop();
+  return st;
+}
+
+}  // namespace sonde::pipeline

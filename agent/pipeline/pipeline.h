@@ -1,0 +1,120 @@
+#pragma once
+// The agent pipeline: EventSource -> ConnectionTracker -> protocol sessions
+// -> redaction -> SpanBuilder -> GatewayLinker -> span sinks (JSON lines,
+// RED aggregator, and whatever other components add: exporter, OTLP...).
+//
+// Modular on purpose: other components plug in as SpanSinks (receive every
+// finished span) or Components (started with the agent, ticked, stopped),
+// and can add Prometheus collectors through metrics_server().
+#include <atomic>
+#include <cstdio>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "agent/capture/event_source.h"
+#include "agent/conn/tracker.h"
+#include "agent/core/clock.h"
+#include "agent/metrics/red.h"
+#include "agent/metrics/server.h"
+#include "agent/trace/linker.h"
+#include "agent/trace/redaction.h"
+#include "agent/trace/span_builder.h"
+
+namespace sonde::pipeline {
+
+struct PipelineOptions {
+  conn::TrackerOptions tracker;
+  trace::LinkerOptions linker;
+  metrics::RedOptions red;
+  std::vector<std::string> redact_headers = trace::DefaultSensitiveHeaders();
+  bool print_json = true;          // JSON lines of spans (when no server is configured)
+  std::FILE* json_out = stdout;    // not owned
+  bool json_line_buffered = true;
+  std::string metrics_listen;      // "host:port" for /metrics and /healthz; empty: none
+  int poll_timeout_ms = 100;
+  uint64_t tick_interval_ns = 100'000'000;
+  // Recordings: a fixed monotonic->realtime offset and event time as "now".
+  std::optional<uint64_t> clock_offset_ns;
+  bool event_time = false;
+};
+
+// Something that lives as long as the pipeline (exporter, receiver, ...).
+class Agent;
+class Component {
+ public:
+  virtual ~Component() = default;
+  virtual absl::Status Start(Agent& /*agent*/) { return absl::OkStatus(); }
+  virtual void Tick(uint64_t /*now_unix_ns*/) {}
+  virtual void Stop() {}
+};
+
+struct AgentCounters {
+  conn::TrackerCounters tracker;
+  trace::LinkerCounters linker;
+  capture::SourceCounters source;
+  uint64_t spans = 0;
+  uint64_t open_connections = 0;
+  uint64_t buffered_bytes = 0;
+};
+
+class Agent {
+ public:
+  explicit Agent(PipelineOptions options);
+  ~Agent();
+
+  void AddSink(std::shared_ptr<trace::SpanSink> sink);
+  void AddComponent(std::unique_ptr<Component> component);
+
+  // Starts the metrics server (if configured) and the components.
+  absl::Status Start();
+  // Polls `source` until `stop` or the end of a recording, then flushes.
+  absl::Status Run(capture::EventSource& source, std::atomic<bool>& stop);
+  void Stop();
+
+  // Individual steps, for tests and benchmarks.
+  void OnEvent(capture::RawEvent ev);
+  void Tick(uint64_t now_monotonic_ns);
+  void Finish();  // closes every connection and releases held spans
+  // Spans produced elsewhere (OTLP app spans, network spans) go to the sinks.
+  void EmitSpan(trace::Span&& span);
+
+  core::MonotonicToRealtime& clock() { return clock_; }
+  metrics::RedAggregator& red() { return *red_; }
+  metrics::MetricsServer& metrics_server() { return metrics_server_; }
+  AgentCounters counters() const;  // snapshot taken at the last tick (thread-safe)
+
+ private:
+  void Process();
+  void Snapshot(const capture::SourceCounters* source);
+  void AppendSelfMetrics(std::string& out) const;
+
+  PipelineOptions options_;
+  core::MonotonicToRealtime clock_;
+  conn::ConnectionTracker tracker_;
+  trace::Redactor redactor_;
+  trace::SpanBuilder builder_;
+  trace::GatewayLinker linker_;
+  std::shared_ptr<metrics::RedAggregator> red_;
+  std::vector<std::shared_ptr<trace::SpanSink>> sinks_;
+  std::vector<std::unique_ptr<Component>> components_;
+  metrics::MetricsServer metrics_server_;
+  std::vector<conn::ConnRecord> records_;
+  trace::GatewayLinker::Emit emit_;
+  uint64_t spans_ = 0;
+  uint64_t last_tick_ns_ = 0;
+  uint64_t last_clock_refresh_ns_ = 0;
+  mutable std::mutex snapshot_mu_;
+  AgentCounters snapshot_;
+  bool started_ = false;
+};
+
+// One call for main.cc: builds the agent with the default sinks (JSON lines
+// when print_json, RED aggregator, /metrics when metrics_listen) and runs it.
+absl::Status RunPipeline(const PipelineOptions& options, capture::EventSource& source,
+                         std::atomic<bool>& stop);
+
+}  // namespace sonde::pipeline
