@@ -20,7 +20,7 @@ if [ ! -f "$node_dir/node_modules/playwright-core/package.json" ] || ! cmp -s "$
   (cd "$node_dir" && npm ci --no-audit --no-fund --loglevel=error) || fail_or_skip "npm ci failed"
 fi
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+free_port() { node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close();});'; }
 grpc_port=$(free_port)
 http_port=$(free_port)
 data="$out/data"
