@@ -1,0 +1,139 @@
+// The whole user-space pipeline from an in-memory event stream.
+#include <gtest/gtest.h>
+#include <httplib.h>
+
+#include <cstdio>
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "agent/pipeline/pipeline.h"
+#include "tests/unit/conn/event_builder.h"
+#include "tests/unit/pipeline/memory_source.h"
+
+namespace sonde::pipeline {
+namespace {
+
+using sonde::testing::Endpoints;
+using sonde::testing::MemorySource;
+using sonde::testing::SocketSim;
+
+// A gateway (pid 300) serving N downstream requests, each proxied upstream
+// over one keepalive connection, plus a garbage client.
+std::vector<std::vector<uint8_t>> GatewayEvents(int n) {
+  std::vector<std::vector<uint8_t>> ev;
+  SocketSim up(300, 300, "nginx", 5000, 50, SONDE_ROLE_CLIENT, Endpoints{"127.0.0.1", 50000, "127.0.0.1", 9000});
+  ev.push_back(up.Open(1));
+  uint64_t t = 1'000'000;
+  for (int i = 0; i < n; ++i) {
+    SocketSim down(300, 300, "nginx", 100 + i, 1000 + i, SONDE_ROLE_SERVER,
+                   Endpoints{"127.0.0.1", 8080, "127.0.0.1", static_cast<uint16_t>(40000 + i)});
+    std::string path = "/item/" + std::to_string(i) + "/x" + std::to_string(i);
+    std::string req = "GET " + path + " HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer s3cret\r\n\r\n";
+    int status = i % 10 == 0 ? 502 : 200;
+    std::string resp = "HTTP/1.1 " + std::to_string(status) + " X\r\nContent-Length: 3\r\n\r\nabc";
+    ev.push_back(down.Open(t));
+    ev.push_back(down.Read(req, t + 100));
+    ev.push_back(up.Write("GET " + path + " HTTP/1.1\r\nHost: backend\r\n\r\n", t + 2000));
+    ev.push_back(up.Read(resp, t + 50'000));
+    ev.push_back(down.Write(resp, t + 60'000));
+    ev.push_back(down.CloseEv(t + 70'000));
+    if (i == n / 2) {
+      SocketSim bad(300, 300, "nginx", 99999, 999, SONDE_ROLE_SERVER,
+                    Endpoints{"127.0.0.1", 8080, "127.0.0.1", 39999});
+      ev.push_back(bad.Read(std::string("\x01\x02garbage\xff\r\n\r\n", 15), t + 10));
+      ev.push_back(bad.Write("HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n", t + 20));
+      ev.push_back(bad.CloseEv(t + 30));
+    }
+    t += 100'000;
+  }
+  return ev;
+}
+
+TEST(Pipeline, RecordsSpansLinksAndRed) {
+  constexpr int kRequests = 50;
+  MemorySource source(GatewayEvents(kRequests));
+  std::FILE* out = std::tmpfile();
+  ASSERT_NE(out, nullptr);
+  PipelineOptions o;
+  o.json_out = out;
+  o.json_line_buffered = false;
+  o.clock_offset_ns = 1'700'000'000'000'000'000ull;
+  o.event_time = true;
+  std::atomic<bool> stop{false};
+  Agent agent(o);
+  ASSERT_TRUE(agent.Run(source, stop).ok());
+
+  std::fflush(out);
+  std::rewind(out);
+  std::map<std::string, nlohmann::json> server_by_id;
+  std::vector<nlohmann::json> clients;
+  char line[1 << 16];
+  int lines = 0;
+  while (std::fgets(line, sizeof(line), out) != nullptr) {
+    ++lines;
+    auto j = nlohmann::json::parse(line);
+    EXPECT_EQ(j["source"], "S");
+    for (const auto& h : j["request_headers"]) {
+      if (h[0] == "authorization") {
+        EXPECT_EQ(h[1], "[REDACTED]");
+      }
+    }
+    if (j["kind"] == "server") server_by_id[j["span_id"]] = j;
+    else clients.push_back(j);
+  }
+  std::fclose(out);
+  EXPECT_EQ(lines, 2 * kRequests);
+  ASSERT_EQ(clients.size(), static_cast<size_t>(kRequests));
+  int correct = 0;
+  for (const auto& c : clients) {
+    auto it = server_by_id.find(c["parent_span_id"]);
+    if (it != server_by_id.end() &&
+        it->second["attributes"]["url.path"] == c["attributes"]["url.path"] &&
+        it->second["trace_id"] == c["trace_id"]) {
+      ++correct;
+    }
+  }
+  EXPECT_EQ(correct, kRequests);
+
+  auto totals = agent.red().Totals();
+  uint64_t server_5xx = 0, server_total = 0;
+  for (const auto& [k, s] : totals) {
+    if (k.kind != "server") continue;
+    server_total += s.count;
+    if (k.status_class == "5xx") server_5xx += s.errors;
+  }
+  EXPECT_EQ(server_total, static_cast<uint64_t>(kRequests));
+  EXPECT_EQ(server_5xx, static_cast<uint64_t>(kRequests / 10));
+  const AgentCounters c = agent.counters();
+  EXPECT_EQ(c.tracker.records, static_cast<uint64_t>(2 * kRequests));
+  EXPECT_EQ(c.open_connections, 0u);
+  // The garbage client's 400 answers no parsed request: dropped, counted.
+  EXPECT_GE(c.tracker.protocol.unpaired, 1u);
+}
+
+TEST(Pipeline, ServesSelfMetrics) {
+  MemorySource source(GatewayEvents(5));
+  PipelineOptions o;
+  o.print_json = false;
+  o.metrics_listen = "127.0.0.1:0";
+  o.event_time = true;
+  Agent agent(o);
+  std::atomic<bool> stop{false};
+  ASSERT_TRUE(agent.Run(source, stop).ok());
+  // Run() leaves the server up until Stop(): scrape it.
+  httplib::Client cli("127.0.0.1", agent.metrics_server().port());
+  auto res = cli.Get("/metrics");
+  ASSERT_TRUE(res);
+  EXPECT_NE(res->body.find("sonde_agent_records_total 10"), std::string::npos) << res->body;
+  EXPECT_NE(res->body.find("sonde_agent_open_connections 0"), std::string::npos);
+  EXPECT_NE(res->body.find("sonde_agent_links_total{reason=\"time_nesting\"} 5"), std::string::npos);
+  EXPECT_NE(res->body.find("http_server_request_duration_seconds_bucket{"), std::string::npos);
+  EXPECT_NE(res->body.find("sonde_agent_parse_errors_total"), std::string::npos);
+  auto health = cli.Get("/healthz");
+  ASSERT_TRUE(health);
+  EXPECT_EQ(health->body, "ok\n");
+  agent.Stop();
+}
+
+}  // namespace
+}  // namespace sonde::pipeline
