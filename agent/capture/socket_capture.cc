@@ -153,6 +153,18 @@ KernelCounters SocketCapture::ReadKernelCounters() const {
   return out;
 }
 
+std::vector<ProgramStats> SocketCapture::ReadProgramStats() const {
+  std::vector<ProgramStats> out;
+  bpf_program* prog = nullptr;
+  bpf_object__for_each_program(prog, impl_->skel->obj) {
+    bpf_prog_info info{};
+    uint32_t len = sizeof(info);
+    if (bpf_obj_get_info_by_fd(bpf_program__fd(prog), &info, &len) != 0) continue;
+    out.push_back({bpf_program__name(prog), info.run_cnt, info.run_time_ns});
+  }
+  return out;
+}
+
 absl::Status SocketCapture::ExcludePort(uint16_t port) {
   return PutFilter(bpf_map__fd(impl_->skel->maps.port_filter), port, SONDE_FILTER_EXCLUDE, "port");
 }

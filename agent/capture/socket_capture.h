@@ -3,6 +3,7 @@
 // drains its ring buffer on a timer (the kernel side submits without wake-ups).
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -36,6 +37,13 @@ struct KernelCounters {
   }
 };
 
+// Kernel-measured cost of one BPF program (needs BPF stats enabled).
+struct ProgramStats {
+  std::string name;
+  uint64_t run_count = 0;
+  uint64_t run_time_ns = 0;
+};
+
 class SocketCapture final : public EventSource {
  public:
   // Loads and attaches the programs. Fails with a clear message when the
@@ -46,6 +54,9 @@ class SocketCapture final : public EventSource {
   absl::Status Poll(int timeout_ms, const EventCallback& on_event) override;
   SourceCounters counters() const override;
   KernelCounters ReadKernelCounters() const;
+  // Per-program run counts and time; zero unless BPF stats are enabled
+  // (bpf_enable_stats / kernel.bpf_stats_enabled).
+  std::vector<ProgramStats> ReadProgramStats() const;
 
   // Runtime filter changes (e.g. exclude a receiver port once it is bound).
   absl::Status ExcludePort(uint16_t port);
