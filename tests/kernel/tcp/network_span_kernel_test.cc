@@ -65,7 +65,8 @@ sonde::testing::ChildProcess StartNginx(const std::string& ns, const std::string
          << "/error.log;\nevents { worker_connections 64; }\nhttp { access_log off; client_body_temp_path "
          << dir << "; proxy_temp_path " << dir << "; fastcgi_temp_path " << dir << "; uwsgi_temp_path " << dir
          << "; scgi_temp_path " << dir << ";\n server { listen " << ns_ip
-         << ":8080; location / { return 200 \"hello from nginx\\n\"; } } }\n";
+         << ":8080; location / { return 200 \"hello from nginx\\n\"; } }\n server { listen " << ns_ip
+         << ":8081 http2; location / { return 200 \"hello over h2\\n\"; } } }\n";
   }
   return sonde::testing::ChildProcess::Start({"ip", "netns", "exec", ns, "nginx", "-c", dir + "/nginx.conf", "-p", dir});
 }
@@ -102,7 +103,7 @@ TEST(NetworkSpanKernelTest, CurlThroughVethJoinsSystemSpanBySequence) {
   std::vector<trace::Span> net_spans;
   PacketCollectorOptions popts;
   popts.capture.interfaces = {"vsd5" + tag};
-  popts.capture.filter = "tcp port 8080";
+  popts.capture.filter = "tcp port 8080 or tcp port 8081";
   popts.poll_ms = 20;
   auto packets = PacketCollector::Start(popts, [&](trace::Span&& s) {
     std::lock_guard lock(mu);
@@ -114,7 +115,7 @@ TEST(NetworkSpanKernelTest, CurlThroughVethJoinsSystemSpanBySequence) {
   }
   // System side.
   capture::SocketCaptureOptions copts;
-  copts.filter.include_ports = {8080};
+  copts.filter.include_ports = {8080, 8081};
   auto sockets = capture::SocketCapture::Create(copts);
   if (!sockets.ok()) {
     if (sonde::testing::InCi()) FAIL() << sockets.status();
@@ -127,6 +128,9 @@ TEST(NetworkSpanKernelTest, CurlThroughVethJoinsSystemSpanBySequence) {
   out = Shell("curl -s -m 5 -H 'x-test: sd5' http://" + ns_ip + ":8080/users/42?debug=1", &rc);
   ASSERT_EQ(rc, 0) << out;
   ASSERT_NE(out.find("hello from nginx"), std::string::npos);
+  out = Shell("curl -s -m 5 --http2-prior-knowledge http://" + ns_ip + ":8081/h2/path", &rc);
+  ASSERT_EQ(rc, 0) << out;
+  ASSERT_NE(out.find("hello over h2"), std::string::npos) << out;
   std::this_thread::sleep_for(300ms);
 
   conn::ConnectionTracker tracker;
@@ -172,6 +176,26 @@ TEST(NetworkSpanKernelTest, CurlThroughVethJoinsSystemSpanBySequence) {
   EXPECT_LE(sys_start, nspan->start_unix_ns + kSlackNs);
   EXPECT_LE(nspan->end_unix_ns, sys_end + kSlackNs);
   EXPECT_LE(nspan->start_unix_ns, nspan->end_unix_ns);
+
+  // HTTP/2 (prior knowledge) on 8081: the HTTP/2 parser runs on the packets too.
+  {
+    const conn::ConnRecord* sys2 = nullptr;
+    for (const auto& r : records)
+      if (r.conn.comm == "curl" && r.record.path == "/h2/path") sys2 = &r;
+    std::lock_guard lock(mu);
+    const trace::Span* n2 = nullptr;
+    for (const auto& s : net_spans)
+      if (s.endpoint == "GET /h2/path") n2 = &s;
+    ASSERT_NE(n2, nullptr) << "no HTTP/2 network span";
+    EXPECT_EQ(n2->protocol, protocols::L7Protocol::kHttp2);
+    EXPECT_EQ(n2->http_status, 200);
+    ASSERT_NE(sys2, nullptr) << "no HTTP/2 system record";
+    ASSERT_TRUE(sys2->record.request.first_tcp_seq && n2->request_seq_valid);
+    EXPECT_EQ(n2->request_tcp_seq, *sys2->record.request.first_tcp_seq);
+    if (sys2->record.response.first_tcp_seq && n2->response_seq_valid) {
+      EXPECT_EQ(n2->response_tcp_seq, *sys2->record.response.first_tcp_seq);
+    }
+  }
 
   // Flow metrics of the same capture: 2 connections (warm-up + request), handshakes seen.
   std::string prom;
