@@ -104,15 +104,18 @@ void DataStream::Deliver(const DataChunk& chunk, StreamConsumer& consumer) {
     info.ts_exit_ns = chunk.ts_exit_ns;
     info.tcp_seq = chunk.tcp_seq;
     info.thread_id = chunk.thread_id;
-    StreamView view;
     if (buf_.empty()) {
-      // Fast path: the protocol reads the event's payload in place.
+      // Fast path: the protocol reads the event's payload in place (the view
+      // is a member so no allocation happens per event).
+      StreamView& view = fast_view_;
       info.offset = 0;
       view.bytes = chunk.payload;
       view.chunks.assign(1, info);
+      view.connection_closed = false;
       size_t used = consumer.OnBytes(dir_, view);
       KeepRemainder(view.bytes, view.chunks, used, consumer);
     } else {
+      StreamView view;
       size_t old = buf_.size();
       info.offset = buf_.size();
       buf_.append(chunk.payload);

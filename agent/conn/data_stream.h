@@ -100,6 +100,7 @@ class DataStream {
   uint64_t oldest_wait_ns_ = 0;
   StreamCounters counters_;
   std::vector<protocols::ChunkInfo> scratch_chunks_;
+  protocols::StreamView fast_view_;
 };
 
 }  // namespace sonde::conn

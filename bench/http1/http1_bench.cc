@@ -42,10 +42,10 @@ std::string Response(size_t body, bool chunked) {
 struct DirFeeder {
   std::string pending;
   uint64_t ts = 0;
+  StreamView v;
   void Feed(sonde::protocols::ProtocolSession& s, Direction dir, std::string_view bytes, size_t call) {
     for (size_t off = 0; off < bytes.size(); off += call) {
       std::string_view piece = bytes.substr(off, call);
-      StreamView v;
       v.chunks.resize(1);
       v.chunks[0].ts_enter_ns = ++ts;
       v.chunks[0].ts_exit_ns = ++ts;
