@@ -5,14 +5,6 @@
 namespace sonde::protocols::http1 {
 namespace {
 
-std::string LowerCopy(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c + 32);
-  }
-  return out;
-}
-
 // Splits a request-target into path and query; absolute-form targets
 // ("http://host/p") give their authority too.
 void SplitTarget(std::string_view target, std::string* path, std::string* query,
@@ -79,7 +71,12 @@ void Http1Session::StartMessage(Direction dir, const StreamView& view, size_t po
   w.bytes = head.head_len;
   w.headers.reserve(head.headers.size());
   for (const auto& h : head.headers) {
-    w.headers.push_back(HeaderField{LowerCopy(h.name), std::string(h.value), false});
+    HeaderField& f = w.headers.emplace_back();
+    f.name.assign(h.name);
+    for (char& c : f.name) {
+      if (c >= 'A' && c <= 'Z') c = static_cast<char>(c + 32);
+    }
+    f.value.assign(h.value);
   }
   msg->version_minor = head.version_minor;
   if (head.is_request) {
@@ -382,6 +379,7 @@ void Http1Session::TakeRecords(uint64_t /*now_ns*/, bool closing, std::vector<L7
     std::move(ready_.begin(), ready_.end(), std::back_inserter(out));
   }
   ready_.clear();
+  if (ready_.capacity() == 0) ready_.reserve(16);
 }
 
 }  // namespace sonde::protocols::http1
