@@ -172,6 +172,21 @@ Span SpanBuilder::Build(const conn::ConnRecord& cr) {
   if (r.flags != 0) a.push_back({"sonde.record.flags", int64_t{r.flags}});
   s.request_headers = r.request.headers;
   s.response_headers = r.response.headers;
+  if (r.protocol == protocols::L7Protocol::kGrpc) {
+    // gRPC (HTTP/2 owner's addition): rpc.* semconv; grpc-status is the error signal.
+    if (!r.rpc_service.empty()) s.name = r.rpc_service + "/" + r.rpc_method;
+    s.grpc_status = r.grpc_status;
+    if (r.grpc_status > 0) {
+      s.status = StatusCode::kError;
+      s.status_message = r.grpc_message;
+    }
+    a.push_back({"rpc.system", std::string("grpc")});
+    a.push_back({"rpc.service", r.rpc_service});
+    a.push_back({"rpc.method", r.rpc_method});
+    if (r.grpc_status >= 0) a.push_back({"rpc.grpc.status_code", int64_t{r.grpc_status}});
+    a.push_back({"sonde.rpc.request_messages", int64_t{r.request_messages}});
+    a.push_back({"sonde.rpc.response_messages", int64_t{r.response_messages}});
+  }
   return s;
 }
 

@@ -120,18 +120,25 @@ std::vector<Rec> ParseAgentOutput(const std::string& path) {
     if (r.protocol == "http") r.protocol = "http2";
     r.method = Str(Field(j, {"method", "http.request.method"}));
     r.path = Str(Field(j, {"path", "url.path"}));
-    r.status = static_cast<int>(Int(Field(j, {"status", "http.response.status_code"}), 0));
+    r.status = static_cast<int>(Int(Field(j, {"http_status", "http.response.status_code"}), 0));
     r.service = Str(Field(j, {"rpc_service", "rpc.service"}));
     r.rpc_method = Str(Field(j, {"rpc_method", "rpc.method"}));
     r.grpc_status = static_cast<int>(Int(Field(j, {"grpc_status", "rpc.grpc.status_code"}), -1));
-    r.request_messages = Int(Field(j, {"request_messages", "rpc.request_messages"}), -1);
-    r.response_messages = Int(Field(j, {"response_messages", "rpc.response_messages"}), -1);
-    r.local_port = static_cast<int>(Int(Field(j, {"local_port", "sport", "server.port"}), 0));
+    r.request_messages =
+        Int(Field(j, {"request_messages", "sonde.rpc.request_messages"}), -1);
+    r.response_messages =
+        Int(Field(j, {"response_messages", "sonde.rpc.response_messages"}), -1);
+    r.local_port = static_cast<int>(Int(Field(j, {"local_port", "sport"}), 0));
+    if (r.local_port == 0) {  // "local": "127.0.0.1:8080"
+      const std::string local = Str(Field(j, {"local"}));
+      const size_t colon = local.rfind(':');
+      if (colon != std::string::npos) r.local_port = std::atoi(local.c_str() + colon + 1);
+    }
     r.role = Str(Field(j, {"role"}));
     const std::string kind = Str(Field(j, {"kind", "span.kind"}));
     if (r.role.empty() && (kind == "SERVER" || kind == "server" || kind == "2")) r.role = "server";
     if (r.role.empty() && (kind == "CLIENT" || kind == "client" || kind == "3")) r.role = "client";
-    const auto* flags = Field(j, {"flags"});
+    const auto* flags = Field(j, {"flags", "sonde.record.flags"});
     r.late_join = (flags != nullptr && flags->is_number() &&
                    (flags->get<uint32_t>() & protocols::kRecordLateJoin) != 0) ||
                   Str(Field(j, {"late_join"})) == "true" ||
