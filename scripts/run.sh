@@ -109,7 +109,10 @@ NGINX
     i=0
     while true; do
       i=$((i + 1))
-      curl -s -o /dev/null -H "x-tenant: demo" "http://127.0.0.1:18081/api/items/$((i % 50))" || true
+      # A W3C traceparent per request (as an instrumented client would send):
+      # nginx forwards it, so client, gateway and backend spans share a trace.
+      tp="00-$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')-$(od -An -tx1 -N8 /dev/urandom | tr -d ' \n')-01"
+      curl -s -o /dev/null -H "x-tenant: demo" -H "traceparent: $tp" "http://127.0.0.1:18081/api/items/$((i % 50))" || true
       [ $((i % 7)) = 0 ] && curl -s -o /dev/null -X POST -d '{"n":1}' "http://127.0.0.1:18081/api/orders" || true
       sleep 0.2
     done
