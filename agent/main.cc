@@ -13,6 +13,7 @@
 #include <memory>
 
 #include <nlohmann/json.hpp>
+#include <yaml-cpp/yaml.h>
 #include <spdlog/spdlog.h>
 
 #include "agent/bpf/feature_probe.h"
@@ -24,6 +25,7 @@
 #include "agent/core/config.h"
 #include "agent/core/logging.h"
 #include "agent/export/export_component.h"
+#include "agent/export/tcp_convert.h"
 #include "agent/otlp/cli.h"
 #include "agent/packet/network_component.h"
 #include "agent/pipeline/otlp_component.h"
@@ -249,8 +251,16 @@ int RunAgent(const sonde::core::AgentConfig& config, const RunCommand& cmd,
     if (colon != std::string::npos) exclude_port(static_cast<uint16_t>(std::atoi(config.server_address.c_str() + colon + 1)));
     exporter = sonde::exporter::AttachExporter(agent, config.server_address, config.server_token);
   }
-  if (cmd.network.tcp_health || cmd.network.packet_capture)  // TCP health, packet metrics, network spans
-    agent.AddComponent(std::make_unique<sonde::packet::NetworkComponent>(cmd.network));
+  if (cmd.network.tcp_health || cmd.network.packet_capture) {  // TCP health, packet metrics, network spans
+    sonde::tcp::TcpCollector::WindowCallback ship_tcp;
+    if (exporter) {
+      ship_tcp = [exporter, &agent](const sonde::tcp::TcpWindow& window) {
+        const auto offset = static_cast<uint64_t>(agent.clock().offset_ns());
+        for (auto& w : sonde::exporter::TcpWindowToProto(window, offset)) exporter->AddTcpWindow(std::move(w));
+      };
+    }
+    agent.AddComponent(std::make_unique<sonde::packet::NetworkComponent>(cmd.network, ship_tcp));
+  }
   if (cmd.profile.enabled) sonde::profile::AttachProfiler(agent, cmd.profile, exporter);  // docs/profiling.md
   // --- end of components ---
 
@@ -333,9 +343,18 @@ int main(int argc, char** argv) {
     }
     config = from_file;
     try {
+      if (const YAML::Node network = YAML::LoadFile(config_path)["network"]) {
+        if (auto st = sonde::packet::LoadNetworkYaml(network, run_cmd.network); !st.ok()) {
+          std::cerr << "sonde-agent: " << config_path << ": network: " << st.message() << std::endl;
+          return 2;
+        }
+      }
       app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
       return app.exit(e);
+    } catch (const YAML::Exception& e) {
+      std::cerr << "sonde-agent: " << config_path << ": " << e.what() << std::endl;
+      return 2;
     }
   }
   if (!log_level.empty()) config.log_level = log_level;

@@ -50,7 +50,8 @@ absl::Status LoadYamlConfig(const std::string& path, AgentConfig& c) {
     return absl::InvalidArgumentError(absl::StrCat("config ", path, ": ", e.what()));
   }
   if (root.IsNull()) return absl::OkStatus();
-  SONDE_RETURN_IF_ERROR(CheckKeys(root, path, {"log_level", "node_name", "capture", "server", "metrics"}));
+  // Component sections are read by their components (e.g. packet::LoadNetworkYaml).
+  SONDE_RETURN_IF_ERROR(CheckKeys(root, path, {"log_level", "node_name", "capture", "server", "metrics", "network"}));
   SONDE_RETURN_IF_ERROR(Read(root, "log_level", path, c.log_level));
   SONDE_RETURN_IF_ERROR(Read(root, "node_name", path, c.node_name));
   if (const auto cap = root["capture"]) {

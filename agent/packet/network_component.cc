@@ -18,7 +18,7 @@ absl::Status NetworkComponent::Start(pipeline::Agent& agent) {
         }
         queue_.push_back(std::move(s));
       },
-      nullptr);
+      on_tcp_window_);
   if (!sources.ok()) {
     // Capture was asked for explicitly: failing is right. TCP health is on by
     // default: without BPF rights the agent still runs, without it.
