@@ -70,6 +70,11 @@ class Builder {
     return o.start_unix_ns() <= i.start_unix_ns() + tol && i.end_unix_ns() <= o.end_unix_ns() + tol;
   }
 
+  uint64_t StartGap(int a, int b) const {
+    const uint64_t x = S(a).start_unix_ns(), y = S(b).start_unix_ns();
+    return x > y ? x - y : y - x;
+  }
+
   bool SameProcess(int a, int b) const {
     return Host(a) == Host(b) && (S(a).pid() == 0 || S(b).pid() == 0 || S(a).pid() == S(b).pid());
   }
@@ -107,14 +112,31 @@ class Builder {
       const auto& s = S(i);
       if (s.source() != v1::SPAN_SOURCE_APPLICATION || s.kind() != v1::SPAN_KIND_SERVER) continue;
       int best = -1;
+      int twin = -1;  // same process, same captured traceparent parent id, overlapping in time
       for (int j = 0; j < N(); ++j) {
         const auto& c = S(j);
         if (j == i || c.source() != v1::SPAN_SOURCE_SYSTEM || c.kind() != v1::SPAN_KIND_SERVER) continue;
-        if (!SameProcess(i, j) || !Contains(j, i, opt_.same_host_tolerance_ns)) continue;
-        if (IsAncestor(i, j)) continue;
+        if (!SameProcess(i, j) || IsAncestor(i, j)) continue;
+        if (!Contains(j, i, opt_.same_host_tolerance_ns)) {
+          // An SDK ends its server span after the response is flushed, often
+          // later than the last write syscall by more than the tolerance; the
+          // shared traceparent parent id says it is the same request.
+          if (c.parent_reason() == v1::LINK_REASON_TRACEPARENT && !IsZeroId(s.parent_span_id()) &&
+              c.parent_span_id() == s.parent_span_id() &&
+              c.start_unix_ns() <= s.end_unix_ns() + opt_.same_host_tolerance_ns &&
+              s.start_unix_ns() <= c.end_unix_ns() + opt_.same_host_tolerance_ns &&
+              (twin < 0 || StartGap(j, i) < StartGap(twin, i)))
+            twin = j;
+          continue;
+        }
         if (best < 0 || S(j).end_unix_ns() - S(j).start_unix_ns() <
                             S(best).end_unix_ns() - S(best).start_unix_ns())
           best = j;
+      }
+      const char* edge = "time_nesting";
+      if (best < 0) {
+        best = twin;
+        edge = "traceparent";
       }
       if (best < 0) continue;
       const int old_parent = A(i).parent;
@@ -128,7 +150,7 @@ class Builder {
       if (A(best).parent < 0 && old_parent >= 0) {
         SetParent(best, old_parent, old_edge.empty() ? "otlp_parent" : old_edge, "server");
       }
-      if (!SetParent(i, best, "time_nesting", "server")) {
+      if (!SetParent(i, best, edge, "server")) {
         A(i).parent = old_parent;
         A(i).edge = old_edge;
         A(i).edge_origin = old_origin;
