@@ -21,6 +21,7 @@
 #include <nlohmann/json.hpp>
 
 #include "agent/otlp/receiver.h"
+#include "tests/e2e/otlp/node_backend.h"
 #include "tests/testlib/nginx.h"
 #include "tests/testlib/process.h"
 
@@ -63,23 +64,7 @@ std::string RandomHex(std::mt19937_64& rng, size_t bytes) {
   return Hex(b.data(), b.size());
 }
 
-// npm ci of the committed lockfile into the build tree, once.
-bool InstallNodeModules(std::string* why) {
-  const std::string dir = SONDE_OTLP_NODE_DIR;
-  if (access((dir + "/node_modules/@opentelemetry/sdk-node/package.json").c_str(), F_OK) == 0) {
-    return true;
-  }
-  int code = 0;
-  RunCommand({"mkdir", "-p", dir}, &code);
-  for (const char* f : {"package.json", "package-lock.json", "backend.js"}) {
-    RunCommand({"cp", std::string(SONDE_OTLP_NODE_SRC) + "/" + f, dir + "/" + f}, &code);
-  }
-  std::string out = RunCommand({"sh", "-c", "cd '" + dir +
-                                                "' && npm ci --no-audit --no-fund --loglevel=error 2>&1"},
-                               &code);
-  if (code != 0) *why = "npm ci failed: " + out;
-  return code == 0;
-}
+using e2e::InstallNodeModules;
 
 struct ExportLog {
   int exported_ok = 0;  // spans in batches the SDK reports exported (code 0)
@@ -126,9 +111,8 @@ TEST_P(OtlpNodeSdkTest, EveryExportedSpanArrivesInTheCurlTrace) {
   testlib::TempDir dir("sonde-otlp-e2e");
   const int backend_port = testlib::FreeTcpPort();
   const std::string log_path = dir.File("backend.log");
-  const std::string node_cmd = "cd '" + std::string(SONDE_OTLP_NODE_DIR) + "' && EXPORTER=" + mode +
-                               " OTLP_ENDPOINT=http://127.0.0.1:" + std::to_string(otlp_port) +
-                               " PORT=" + std::to_string(backend_port) + " exec node backend.js";
+  const std::string node_cmd =
+      e2e::NodeBackendCommand(mode, "http://127.0.0.1:" + std::to_string(otlp_port), backend_port);
   auto backend = testlib::Subprocess::Start({"sh", "-c", node_cmd}, log_path, dir.File("backend.err"));
   ASSERT_TRUE(testlib::WaitForTcpPort("127.0.0.1", backend_port, std::chrono::seconds(20)))
       << testlib::ReadFile(dir.File("backend.err"));
