@@ -192,6 +192,35 @@ TEST(TraceAssembler, NetworkSpanSitsBetweenClientAndServer) {
   EXPECT_EQ(e[3].edge, "tcp_sequence");
 }
 
+TEST(TraceAssembler, AppServerSpanEndingAfterItsSystemSpanNestsByTraceparentParentId) {
+  // The callee's S server span 2 captured traceparent parent 99; its A server
+  // span 3 (same parent) ends 20 ms after the last write: not contained in
+  // time, tied by the shared parent id. S server span 4 of the same process
+  // overlaps too but captured another parent id: not a candidate.
+  Scene s;
+  s.Add({.id = 2, .parent = 99, .kind = v1::SPAN_KIND_SERVER, .start_ns = T0 + 2 * kMs, .end_ns = T0 + 8 * kMs, .pid = 7},
+        "h1", [](v1::Span& p) { p.set_parent_reason(v1::LINK_REASON_TRACEPARENT); });
+  s.Add({.id = 3, .parent = 99, .source = v1::SPAN_SOURCE_APPLICATION, .kind = v1::SPAN_KIND_SERVER,
+         .start_ns = T0 + 2 * kMs, .end_ns = T0 + 28 * kMs, .pid = 7});
+  s.Add({.id = 4, .parent = 77, .kind = v1::SPAN_KIND_SERVER, .start_ns = T0 + 1 * kMs, .end_ns = T0 + 9 * kMs, .pid = 7},
+        "h1", [](v1::Span& p) { p.set_parent_reason(v1::LINK_REASON_TRACEPARENT); });
+  auto t = AssembleTrace(s.spans);
+  auto e = Edges(t);
+  EXPECT_EQ(e[3].parent, 2u);
+  EXPECT_EQ(e[3].edge, "traceparent");
+  EXPECT_EQ(e[3].origin, "server");
+  EXPECT_FALSE(t.spans[1].missing_parent);
+  EXPECT_EQ(e[4].parent, 0u);
+
+  // Without the shared parent id nothing is invented.
+  Scene other;
+  other.Add({.id = 2, .parent = 98, .kind = v1::SPAN_KIND_SERVER, .start_ns = T0 + 2 * kMs, .end_ns = T0 + 8 * kMs, .pid = 7},
+            "h1", [](v1::Span& p) { p.set_parent_reason(v1::LINK_REASON_TRACEPARENT); });
+  other.Add({.id = 3, .parent = 99, .source = v1::SPAN_SOURCE_APPLICATION, .kind = v1::SPAN_KIND_SERVER,
+             .start_ns = T0 + 2 * kMs, .end_ns = T0 + 28 * kMs, .pid = 7});
+  EXPECT_EQ(AssembleTrace(other.spans).roots.size(), 2u);
+}
+
 TEST(TraceAssembler, EmptyInput) {
   std::vector<StoredSpan> none;
   auto t = AssembleTrace(none);
