@@ -23,6 +23,7 @@
 #include <gtest/gtest.h>
 
 #include "agent/profile/folded.h"
+#include "tests/testlib/process.h"
 #include "agent/profile/profiler.h"
 
 namespace sonde::profile {
@@ -234,8 +235,9 @@ TEST_F(ProfileKernelTest, NginxUnderLoadShowsNgxFunctions) {
   char tmpl[] = "/tmp/sonde-profile-nginx-XXXXXX";
   ASSERT_NE(mkdtemp(tmpl), nullptr);
   const std::string dir = tmpl;
-  // A port derived from our pid keeps parallel runs apart.
-  const int port = 20000 + getpid() % 20000;
+  // A port the kernel reports free right now (a pid-derived one could fall in
+  // the ephemeral range and collide with a live client socket).
+  const int port = sonde::testlib::FreeTcpPort();
   {
     std::ofstream conf(dir + "/nginx.conf");
     conf << "daemon off;\nmaster_process on;\nworker_processes 1;\npid " << dir
