@@ -52,7 +52,10 @@ HttpReceiver::HttpReceiver(HttpReceiverOptions options, Ingestor* ingestor)
 
 void HttpReceiver::Install(httplib::Server& server) {
   const size_t max_body = ingestor_->options().max_body_bytes;
-  server.set_payload_max_length(max_body);  // wire bytes; decoded bytes are capped below
+  // Wire bytes. Room above max_body lets an oversize identity body be drained,
+  // so a client still sending reads the 413 instead of a connection reset;
+  // decoded bytes are capped at max_body below.
+  server.set_payload_max_length(max_body * 4);
   server.set_keep_alive_max_count(100000);
   server.set_keep_alive_timeout(10);
   server.set_read_timeout(30, 0);
@@ -83,7 +86,11 @@ void HttpReceiver::Install(httplib::Server& server) {
     const size_t declared = req.get_header_value<uint64_t>("Content-Length");
     if (declared > max_body) {
       ingestor_->stats().CountReject(RejectReason::kTooLarge);
-      res.set_header("Connection", "close");  // the body is not read
+      const std::string encoding = req.get_header_value("Content-Encoding");
+      if (encoding.empty() || encoding == "identity") {
+        reader([](const char*, size_t) { return true; });  // drain, discard (bounded by the wire limit)
+      }
+      res.set_header("Connection", "close");
       return ReplyStatus(res, 413, format, RpcCode::kResourceExhausted,
                          absl::StrCat("body exceeds ", max_body, " bytes"));
     }
