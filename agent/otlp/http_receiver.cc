@@ -148,6 +148,18 @@ void HttpReceiver::Install(httplib::Server& server) {
     absl::Status decoded;
     switch (signal) {
       case Signal::kTraces: {
+        if (format == BodyFormat::kProtobuf) {  // converted straight from the wire bytes
+          absl::StatusOr<ExportResult> exported = ingestor_->ExportTracesProtobuf(body, peer);
+          decoded = exported.status();
+          if (!decoded.ok()) break;
+          result = std::move(*exported);
+          response = EncodeResult<collector_trace_response>(
+              result, format, [](collector_trace_response* r, const ExportResult& e) {
+                r->mutable_partial_success()->set_rejected_spans(e.rejected);
+                r->mutable_partial_success()->set_error_message(e.error_message);
+              });
+          break;
+        }
         google::protobuf::Arena arena;  // one allocation region per request: faster parse + free
         auto* request = google::protobuf::Arena::CreateMessage<ExportTraceRequest>(&arena);
         decoded = DecodeBody(body, format, request);

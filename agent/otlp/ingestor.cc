@@ -3,6 +3,8 @@
 #include "absl/strings/str_cat.h"
 #include "agent/otlp/semconv.h"
 #include "agent/otlp/span_convert.h"
+#include "agent/otlp/trace_batch.h"
+#include "google/protobuf/arena.h"
 
 namespace sonde::otlp {
 namespace {
@@ -135,41 +137,96 @@ void Ingestor::EnrichResource(Resource* resource, const std::optional<ProcessInf
   AddString(resource, "container.id", sender->container_id);
 }
 
+bool Ingestor::ForwardsTraces() const {
+  for (OtlpSink* sink : otlp_sinks_) {
+    if (sink->WantsTraces()) return true;
+  }
+  return false;
+}
+
+namespace {
+// Per-thread conversion state, reused across requests: no allocation per
+// span once warm. Bounded: an unusually large batch does not pin its memory.
+struct Scratch {
+  TraceBatch batch;
+  trace::Span span;
+  ResourceContext resource;
+};
+Scratch& ThreadScratch() {
+  thread_local Scratch scratch;
+  return scratch;
+}
+void TrimScratch(Scratch& s) {
+  constexpr size_t kKeepAttributes = 64u << 10, kKeepSpans = 8u << 10;
+  if (s.batch.attributes.capacity() > kKeepAttributes) std::vector<AttributeView>().swap(s.batch.attributes);
+  if (s.batch.spans.capacity() > kKeepSpans) std::vector<SpanView>().swap(s.batch.spans);
+  s.batch.Clear();
+}
+}  // namespace
+
+void Ingestor::DeliverSpans(const TraceBatch& batch, const std::optional<ProcessInfo>& sender,
+                            ExportResult* result) {
+  Scratch& scratch = ThreadScratch();
+  trace::Span& span = scratch.span;
+  ResourceContext& ctx = scratch.resource;
+  uint64_t accepted = 0;
+  for (const ResourceView& rv : batch.resources) {
+    MakeResourceContext(batch.attrs(rv.attr_begin), rv.attr_count, sender, &ctx);
+    for (uint32_t i = rv.span_begin; i < rv.span_begin + rv.span_count; ++i) {
+      const SpanView& in = batch.spans[i];
+      if (absl::Status st = ConvertSpan(in, batch.attrs(in.attr_begin), ctx, &span); !st.ok()) {
+        if (result->rejected++ == 0) result->error_message = std::string(st.message());
+        continue;
+      }
+      ++accepted;
+      for (trace::SpanSink* sink : span_sinks_) sink->OnSpan(span);
+    }
+  }
+  stats_.CountItems(Signal::kTraces, accepted, static_cast<uint64_t>(result->rejected));
+}
+
+void Ingestor::ForwardTraces(const ExportTraceRequest& request, const std::optional<ProcessInfo>& sender) {
+  auto copy = std::make_shared<ExportTraceRequest>(request);
+  for (auto& rs : *copy->mutable_resource_spans()) {
+    EnrichResource(rs.mutable_resource(), sender);
+    for (auto& ss : *rs.mutable_scope_spans()) {
+      for (auto& s : *ss.mutable_spans()) AddCurrentSemconvNames(s.mutable_attributes(), s.kind());
+    }
+  }
+  for (OtlpSink* sink : otlp_sinks_) {
+    if (sink->WantsTraces()) sink->OnTraces(copy);
+  }
+}
+
 ExportResult Ingestor::ExportTraces(const ExportTraceRequest& request, const PeerInfo& peer) {
   stats_.CountRequest(peer.transport, Signal::kTraces);
   const std::optional<ProcessInfo> sender = Sender(peer);
   ExportResult result;
-  uint64_t accepted = 0;
-  trace::Span span;  // reused: keeps string/vector capacity across spans
-  for (const auto& rs : request.resource_spans()) {
-    const ResourceContext ctx = MakeResourceContext(rs.resource(), sender);
-    for (const auto& ss : rs.scope_spans()) {
-      for (const auto& in : ss.spans()) {
-        if (absl::Status st = ConvertSpan(in, ctx, &span); !st.ok()) {
-          if (result.rejected++ == 0) result.error_message = std::string(st.message());
-          continue;
-        }
-        ++accepted;
-        for (trace::SpanSink* sink : span_sinks_) sink->OnSpan(span);
-      }
-    }
-  }
-  stats_.CountItems(Signal::kTraces, accepted, static_cast<uint64_t>(result.rejected));
-  bool forward = false;
-  for (OtlpSink* sink : otlp_sinks_) forward |= sink->WantsTraces();
-  if (forward) {
-    auto copy = std::make_shared<ExportTraceRequest>(request);
-    for (auto& rs : *copy->mutable_resource_spans()) {
-      EnrichResource(rs.mutable_resource(), sender);
-      for (auto& ss : *rs.mutable_scope_spans()) {
-        for (auto& s : *ss.mutable_spans()) AddCurrentSemconvNames(s.mutable_attributes(), s.kind());
-      }
-    }
-    for (OtlpSink* sink : otlp_sinks_) {
-      if (sink->WantsTraces()) sink->OnTraces(copy);
-    }
-  }
+  Scratch& scratch = ThreadScratch();
+  TraceBatchFromProto(request, &scratch.batch);
+  DeliverSpans(scratch.batch, sender, &result);
+  TrimScratch(scratch);
+  if (ForwardsTraces()) ForwardTraces(request, sender);
   return result;
+}
+
+absl::StatusOr<ExportResult> Ingestor::ExportTracesProtobuf(std::string_view body, const PeerInfo& peer) {
+  if (!ForwardsTraces()) {
+    Scratch& scratch = ThreadScratch();
+    if (DecodeTraceBatchWire(body, &scratch.batch)) {
+      stats_.CountRequest(peer.transport, Signal::kTraces);
+      ExportResult result;
+      DeliverSpans(scratch.batch, Sender(peer), &result);
+      TrimScratch(scratch);
+      return result;
+    }
+  }
+  // Forwarding needs the message; a body the fast decoder was unsure about
+  // gets protobuf's verdict.
+  google::protobuf::Arena arena;
+  auto* request = google::protobuf::Arena::CreateMessage<ExportTraceRequest>(&arena);
+  if (absl::Status st = DecodeBody(body, BodyFormat::kProtobuf, request); !st.ok()) return st;
+  return ExportTraces(*request, peer);
 }
 
 ExportResult Ingestor::ExportMetrics(std::shared_ptr<ExportMetricsRequest> request,

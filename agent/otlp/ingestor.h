@@ -11,10 +11,12 @@
 #include <utility>
 #include <vector>
 
+#include "absl/status/statusor.h"
 #include "agent/otlp/body_codec.h"
 #include "agent/otlp/node_info.h"
 #include "agent/otlp/process_resolver.h"
 #include "agent/otlp/sink.h"
+#include "agent/otlp/trace_batch.h"
 #include "agent/trace/span.h"
 
 namespace sonde::otlp {
@@ -109,6 +111,11 @@ class Ingestor {
   std::optional<Ticket> Admit(size_t bytes);
 
   ExportResult ExportTraces(const ExportTraceRequest& request, const PeerInfo& peer);
+  // A binary (protobuf) request body. Without OTLP sinks wanting traces, the
+  // spans are converted straight from the wire bytes (no protobuf messages
+  // built); otherwise, or when the fast decoder is unsure, protobuf parses.
+  // kInvalidArgument (nothing delivered) when the body is malformed.
+  absl::StatusOr<ExportResult> ExportTracesProtobuf(std::string_view body, const PeerInfo& peer);
   ExportResult ExportMetrics(std::shared_ptr<ExportMetricsRequest> request, const PeerInfo& peer);
   ExportResult ExportLogs(std::shared_ptr<ExportLogsRequest> request, const PeerInfo& peer);
 
@@ -118,6 +125,10 @@ class Ingestor {
 
  private:
   std::optional<ProcessInfo> Sender(const PeerInfo& peer);
+  bool ForwardsTraces() const;
+  void DeliverSpans(const TraceBatch& batch, const std::optional<ProcessInfo>& sender,
+                    ExportResult* result);
+  void ForwardTraces(const ExportTraceRequest& request, const std::optional<ProcessInfo>& sender);
   void EnrichResource(opentelemetry::proto::resource::v1::Resource* resource,
                       const std::optional<ProcessInfo>& sender) const;
 

@@ -1,7 +1,10 @@
 #include "agent/otlp/semconv.h"
 
 #include <array>
-#include <optional>
+#include <charconv>
+#include <cstdlib>
+#include <iterator>
+#include <memory>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -75,111 +78,180 @@ const absl::flat_hash_map<std::string_view, Rule>& Rules() {
   return *rules;
 }
 
-bool HasKey(const KeyValues& attrs, std::string_view key) {
-  for (const KeyValue& kv : attrs) {
-    if (kv.key() == key) return true;
+// Every name a rule can emit gets a bit: presence in a span and "already
+// emitted" are then two 64-bit masks, one pass over the attributes.
+constexpr int kNoBit = -1;
+struct KeyInfo {
+  const Rule* rule = nullptr;  // legacy key with a rule
+  int bit = kNoBit;            // current name a rule can emit
+  int rule_bit = kNoBit, rule_server_bit = kNoBit;  // bits of rule->current, ->current_server
+};
+
+struct Table {
+  absl::flat_hash_map<std::string_view, KeyInfo> keys;
+  int url_path = kNoBit, url_query = kNoBit, protocol_name = kNoBit;
+};
+
+const Table& KeyTable() {
+  static const Table* table = [] {
+    auto t = std::make_unique<Table>();
+    int next = 0;
+    auto bit_of = [&](std::string_view name) {
+      if (name.empty()) return kNoBit;
+      KeyInfo& info = t->keys[name];
+      if (info.bit == kNoBit) info.bit = next++;
+      return info.bit;
+    };
+    for (const auto& [legacy, rule] : Rules()) {
+      const int bit = bit_of(rule.current), server_bit = bit_of(rule.current_server);
+      KeyInfo& info = t->keys[legacy];  // after bit_of: no rehash invalidates it
+      info.rule = &rule;
+      info.rule_bit = bit;
+      info.rule_server_bit = server_bit;
+    }
+    t->url_path = bit_of("url.path");
+    t->url_query = bit_of("url.query");
+    t->protocol_name = bit_of("network.protocol.name");
+    if (next > 64) std::abort();  // the masks below are 64 bits
+    return t.release();  // process lifetime, like Rules()
+  }();
+  return *table;
+}
+
+// Keys worth a table lookup: rule keys and the names they emit start with one
+// of these letters and have at least 6 characters.
+bool MayBeInTable(std::string_view key) {
+  if (key.size() < 6) return false;
+  switch (key[0]) {
+    case 'h': case 'n': case 'r': case 'd': case 'm': case 'e': case 'u': case 's': case 'c':
+      return true;
+    default:
+      return false;
   }
-  return false;
 }
 
 // Emits {key, value} unless the sender already set key (or it was emitted).
 class Emitter {
  public:
-  Emitter(const KeyValues& attrs, const AddAttributeFn& add) : attrs_(attrs), add_(add) {}
-  void Emit(std::string_view key, const AnyValue& value) {
-    if (key.empty() || HasKey(attrs_, key)) return;
-    for (size_t i = 0; i < emitted_count_; ++i) {
-      if (emitted_[i] == key) return;
-    }
-    if (emitted_count_ < emitted_.size()) emitted_[emitted_count_++] = key;
+  Emitter(uint64_t present, AddAttributeFn add) : blocked_(present), add_(add) {}
+  void Emit(int bit, std::string_view key, const ValueView& value) {
+    if (bit == kNoBit || (blocked_ >> bit) & 1) return;
+    blocked_ |= uint64_t{1} << bit;
     add_(key, value);
   }
-  void EmitString(std::string_view key, std::string_view value) {
-    scratch_.mutable_string_value()->assign(value.data(), value.size());  // reused buffer
-    Emit(key, scratch_);
+  void EmitString(int bit, std::string_view key, std::string_view value) {
+    Emit(bit, key, ValueView::String(value));
   }
 
  private:
-  const KeyValues& attrs_;
-  const AddAttributeFn& add_;
-  // Keys point into the static rule table; fixed size: no allocation per span.
-  std::array<std::string_view, 64> emitted_{};
-  size_t emitted_count_ = 0;
-  AnyValue scratch_;
+  uint64_t blocked_;
+  AddAttributeFn add_;
 };
 
-bool IsClientSide(SpanKind kind) {
+bool IsClientSide(int kind) {
   return kind == opentelemetry::proto::trace::v1::Span::SPAN_KIND_CLIENT ||
          kind == opentelemetry::proto::trace::v1::Span::SPAN_KIND_PRODUCER;
 }
 
-void Apply(Emitter& out, const Rule& rule, const AnyValue& value, SpanKind kind) {
+void Apply(const Table& t, Emitter& out, const KeyInfo& info, const ValueView& value, int kind) {
+  const Rule& rule = *info.rule;
+  const int bit = info.rule_bit, server_bit = info.rule_server_bit;
   switch (rule.transform) {
     case Transform::kCopy:
-      return out.Emit(rule.current, value);
+      return out.Emit(bit, rule.current, value);
     case Transform::kByKind:
-      return out.Emit(IsClientSide(kind) ? rule.current : rule.current_server, value);
+      return IsClientSide(kind) ? out.Emit(bit, rule.current, value)
+                                : out.Emit(server_bit, rule.current_server, value);
     case Transform::kTarget: {
-      if (!value.has_string_value()) return out.Emit(rule.current, value);
-      std::string_view target = value.string_value();
+      if (!value.is_string()) return out.Emit(bit, rule.current, value);
+      std::string_view target = value.s;
       size_t q = target.find('?');
-      out.EmitString("url.path", target.substr(0, q));
-      if (q != std::string_view::npos) out.EmitString("url.query", target.substr(q + 1));
+      out.EmitString(t.url_path, "url.path", target.substr(0, q));
+      if (q != std::string_view::npos) out.EmitString(t.url_query, "url.query", target.substr(q + 1));
       return;
     }
     case Transform::kTransport: {
-      if (!value.has_string_value()) return out.Emit(rule.current, value);
-      std::string_view t = value.string_value();
-      if (t == "ip_tcp") t = "tcp";
-      else if (t == "ip_udp") t = "udp";
-      return out.EmitString(rule.current, t);
+      if (!value.is_string()) return out.Emit(bit, rule.current, value);
+      std::string_view tr = value.s;
+      if (tr == "ip_tcp") tr = "tcp";
+      else if (tr == "ip_udp") tr = "udp";
+      return out.EmitString(bit, rule.current, tr);
     }
     case Transform::kFlavor: {
-      out.Emit(rule.current, value);
-      if (value.has_string_value() &&
-          (value.string_value() == "QUIC" || value.string_value() == "SPDY")) {
-        return;
-      }
-      return out.EmitString("network.protocol.name", "http");
+      out.Emit(bit, rule.current, value);
+      if (value.is_string() && (value.s == "QUIC" || value.s == "SPDY")) return;
+      return out.EmitString(t.protocol_name, "network.protocol.name", "http");
     }
     case Transform::kIntToString: {
-      if (value.has_int_value()) return out.EmitString(rule.current, std::to_string(value.int_value()));
-      return out.Emit(rule.current, value);
+      if (value.type == ValueView::Type::kInt) {
+        char buf[24];
+        auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), value.i);
+        return out.EmitString(bit, rule.current, std::string_view(buf, static_cast<size_t>(end - buf)));
+      }
+      return out.Emit(bit, rule.current, value);
     }
-  }
-}
-
-// Legacy keys start with one of these; cheap filter before the hash lookup.
-bool MayBeLegacy(std::string_view key) {
-  if (key.size() < 6) return false;
-  switch (key[0]) {
-    case 'h': case 'n': case 'r': case 'd': case 'm': case 'e': return true;
-    default: return false;
   }
 }
 
 }  // namespace
 
-void DeriveCurrentSemconvNames(const KeyValues& attributes, SpanKind kind,
-                               const AddAttributeFn& add) {
-  const auto& rules = Rules();
-  std::optional<Emitter> emitter;  // built on the first legacy key only
-  if (attributes.empty()) return;
-  for (const KeyValue& kv : attributes) {
-    if (!MayBeLegacy(kv.key())) continue;
-    auto it = rules.find(kv.key());
-    if (it == rules.end() || it->second.current.empty()) continue;
-    if (!emitter) emitter.emplace(attributes, add);
-    Apply(*emitter, it->second, kv.value(), kind);
+void DeriveCurrentSemconvNames(const AttributeView* attributes, size_t count, int kind,
+                               AddAttributeFn add) {
+  const Table& t = KeyTable();
+  // One lookup per candidate key: which emittable names the sender set, and
+  // which legacy keys (with their values) it used, in order.
+  uint64_t present = 0;
+  const KeyInfo* found[64];
+  const ValueView* values[64];
+  size_t n_found = 0;
+  bool overflow = false;
+  for (size_t i = 0; i < count; ++i) {
+    const std::string_view key = attributes[i].key;
+    if (!MayBeInTable(key)) continue;
+    auto it = t.keys.find(key);
+    if (it == t.keys.end()) continue;
+    if (it->second.bit != kNoBit) present |= uint64_t{1} << it->second.bit;
+    if (it->second.rule == nullptr || it->second.rule->current.empty()) continue;
+    if (n_found == std::size(found)) {
+      overflow = true;  // > 64 legacy keys: a second pass applies them all
+      continue;
+    }
+    found[n_found] = &it->second;
+    values[n_found++] = &attributes[i].value;
+  }
+  if (n_found == 0) return;
+  Emitter emitter(present, add);
+  if (!overflow) {
+    for (size_t i = 0; i < n_found; ++i) Apply(t, emitter, *found[i], *values[i], kind);
+    return;
+  }
+  for (size_t i = 0; i < count; ++i) {
+    if (!MayBeInTable(attributes[i].key)) continue;
+    auto it = t.keys.find(attributes[i].key);
+    if (it == t.keys.end() || it->second.rule == nullptr || it->second.rule->current.empty()) continue;
+    Apply(t, emitter, it->second, attributes[i].value, kind);
   }
 }
 
 int AddCurrentSemconvNames(KeyValues* attributes, SpanKind kind) {
+  std::vector<AttributeView> views;
+  views.reserve(static_cast<size_t>(attributes->size()));
+  for (const KeyValue& kv : *attributes) views.push_back({kv.key(), ViewOf(kv.value())});
   std::vector<KeyValue> added;
-  DeriveCurrentSemconvNames(*attributes, kind, [&](std::string_view key, const AnyValue& value) {
+  DeriveCurrentSemconvNames(views.data(), views.size(), kind,
+                            [&](std::string_view key, const ValueView& value) {
     KeyValue kv;
     kv.set_key(std::string(key));
-    *kv.mutable_value() = value;
+    AnyValue* out = kv.mutable_value();
+    switch (value.type) {
+      case ValueView::Type::kString: out->set_string_value(std::string(value.s)); break;
+      case ValueView::Type::kBool: out->set_bool_value(value.b); break;
+      case ValueView::Type::kInt: out->set_int_value(value.i); break;
+      case ValueView::Type::kDouble: out->set_double_value(value.d); break;
+      case ValueView::Type::kBytes: out->set_bytes_value(std::string(value.s)); break;
+      case ValueView::Type::kStructured: *out = *value.structured; break;
+      case ValueView::Type::kEmpty: break;
+    }
     added.push_back(std::move(kv));
   });
   for (KeyValue& kv : added) *attributes->Add() = std::move(kv);

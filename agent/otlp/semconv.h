@@ -5,8 +5,10 @@
 // (http.method, http.status_code, http.url, net.peer.ip, ...). The receiver
 // adds the current name next to the legacy one: the original attribute is
 // never removed or modified, and a current name the sender already set wins.
-#include <functional>
 #include <string_view>
+
+#include "absl/functional/function_ref.h"
+#include "agent/otlp/trace_batch.h"
 
 #include "opentelemetry/proto/common/v1/common.pb.h"
 #include "opentelemetry/proto/trace/v1/trace.pb.h"
@@ -17,12 +19,11 @@ using KeyValues = google::protobuf::RepeatedPtrField<opentelemetry::proto::commo
 
 // Calls add(current_key, value) for every current-semconv attribute derivable
 // from a legacy one in `attributes` and not already present there. Used to
-// extend the agent span model without copying the OTLP request.
-using AddAttributeFn =
-    std::function<void(std::string_view key, const opentelemetry::proto::common::v1::AnyValue& value)>;
-void DeriveCurrentSemconvNames(const KeyValues& attributes,
-                               opentelemetry::proto::trace::v1::Span::SpanKind kind,
-                               const AddAttributeFn& add);
+// extend the agent span model without copying the OTLP request. `value` may
+// point to a scratch buffer valid only during the call.
+using AddAttributeFn = absl::FunctionRef<void(std::string_view key, const ValueView& value)>;
+void DeriveCurrentSemconvNames(const AttributeView* attributes, size_t count, int kind,
+                               AddAttributeFn add);
 
 // Appends current-semconv attributes derived from legacy ones. `kind` picks
 // the side for names whose meaning depends on it (net.peer.name is the server

@@ -17,7 +17,7 @@ using opentelemetry::proto::common::v1::KeyValue;
 using OtlpSpan = opentelemetry::proto::trace::v1::Span;
 
 template <size_t N>
-bool CopyId(const std::string& bytes, std::array<uint8_t, N>* out) {
+bool CopyId(std::string_view bytes, std::array<uint8_t, N>* out) {
   if (bytes.size() != N) return false;
   std::memcpy(out->data(), bytes.data(), N);
   return std::any_of(out->begin(), out->end(), [](uint8_t b) { return b != 0; });
@@ -25,50 +25,45 @@ bool CopyId(const std::string& bytes, std::array<uint8_t, N>* out) {
 
 // Assigns in place: when the slot already holds a string (the span object is
 // reused across spans), its capacity is reused instead of allocating.
-void SetString(trace::AttributeValue* out, const std::string& text) {
-  if (auto* s = std::get_if<std::string>(out)) s->assign(text);
-  else *out = text;
+void SetString(trace::AttributeValue* out, std::string_view text) {
+  if (auto* s = std::get_if<std::string>(out)) s->assign(text.data(), text.size());
+  else *out = std::string(text);
 }
 
-void SetAttributeValue(const AnyValue& v, trace::AttributeValue* out) {
-  switch (v.value_case()) {
-    case AnyValue::kStringValue: return SetString(out, v.string_value());
-    case AnyValue::kBoolValue: *out = v.bool_value(); return;
-    case AnyValue::kIntValue: *out = static_cast<int64_t>(v.int_value()); return;
-    case AnyValue::kDoubleValue: *out = v.double_value(); return;
-    case AnyValue::kBytesValue: return SetString(out, absl::Base64Escape(v.bytes_value()));
-    case AnyValue::kArrayValue:
-    case AnyValue::kKvlistValue: return SetString(out, PrintOtlpJson(v));  // structured: OTLP/JSON text
-    case AnyValue::VALUE_NOT_SET: break;
+void SetAttributeValue(const ValueView& v, trace::AttributeValue* out) {
+  switch (v.type) {
+    case ValueView::Type::kString: return SetString(out, v.s);
+    case ValueView::Type::kBool: *out = v.b; return;
+    case ValueView::Type::kInt: *out = v.i; return;
+    case ValueView::Type::kDouble: *out = v.d; return;
+    case ValueView::Type::kBytes: return SetString(out, absl::Base64Escape(absl::string_view(v.s.data(), v.s.size())));
+    case ValueView::Type::kStructured: return SetString(out, PrintOtlpJson(*v.structured));  // OTLP/JSON text
+    case ValueView::Type::kEmpty: break;
   }
-  SetString(out, std::string());
+  SetString(out, std::string_view());
 }
 
 // Writes attribute number `index`, reusing the vector's existing element.
 void PutAttribute(std::vector<trace::Attribute>* attrs, size_t index, std::string_view key,
-                  const AnyValue& value) {
+                  const ValueView& value) {
   if (index == attrs->size()) attrs->emplace_back();
   trace::Attribute& a = (*attrs)[index];
   a.key.assign(key.data(), key.size());
   SetAttributeValue(value, &a.value);
 }
 
-int64_t AsInt(const AnyValue& v) {
-  if (v.has_int_value()) return v.int_value();
-  if (v.has_double_value()) return static_cast<int64_t>(v.double_value());
-  if (v.has_string_value()) {
+int64_t AsInt(const ValueView& v) {
+  if (v.type == ValueView::Type::kInt) return v.i;
+  if (v.type == ValueView::Type::kDouble) return static_cast<int64_t>(v.d);
+  if (v.type == ValueView::Type::kString) {
     int64_t out = 0;
-    const std::string& s = v.string_value();
-    std::from_chars(s.data(), s.data() + s.size(), out);
+    std::from_chars(v.s.data(), v.s.data() + v.s.size(), out);
     return out;
   }
   return 0;
 }
 
-const std::string& AsString(const AnyValue& v) {
-  static const std::string kEmpty;
-  return v.has_string_value() ? v.string_value() : kEmpty;
-}
+std::string_view AsString(const ValueView& v) { return v.is_string() ? v.s : std::string_view(); }
 
 using Value = trace::AttributeValue;
 
@@ -166,62 +161,104 @@ void SetEndpoint(const Value* address, const Value* port, trace::Endpoint* out) 
 
 }  // namespace
 
-ResourceContext MakeResourceContext(const opentelemetry::proto::resource::v1::Resource& resource,
-                                    const std::optional<ProcessInfo>& sender) {
-  ResourceContext ctx;
-  for (const KeyValue& kv : resource.attributes()) {
-    if (kv.key() == "service.name") ctx.service_name = AsString(kv.value());
-    else if (kv.key() == "process.pid" && !sender) ctx.pid = static_cast<uint32_t>(AsInt(kv.value()));
-    else if (kv.key() == "process.executable.name" && !sender) ctx.comm = AsString(kv.value());
-    else if (kv.key() == "container.id" && !sender) ctx.container_id = AsString(kv.value());
+void MakeResourceContext(const AttributeView* attributes, size_t count,
+                         const std::optional<ProcessInfo>& sender, ResourceContext* ctx) {
+  ctx->service_name.clear();
+  ctx->pid = 0;
+  ctx->comm.clear();
+  ctx->container_id.clear();
+  for (size_t i = 0; i < count; ++i) {
+    const std::string_view key = attributes[i].key;
+    const ValueView& v = attributes[i].value;
+    if (key == "service.name") ctx->service_name = AsString(v);
+    else if (key == "process.pid" && !sender) ctx->pid = static_cast<uint32_t>(AsInt(v));
+    else if (key == "process.executable.name" && !sender) ctx->comm = AsString(v);
+    else if (key == "container.id" && !sender) ctx->container_id = AsString(v);
   }
   if (sender) {
-    ctx.pid = sender->pid;
-    ctx.comm = sender->comm;
-    ctx.container_id = sender->container_id;
+    ctx->pid = sender->pid;
+    ctx->comm = sender->comm;
+    ctx->container_id = sender->container_id;
   }
+}
+
+ResourceContext MakeResourceContext(const opentelemetry::proto::resource::v1::Resource& resource,
+                                    const std::optional<ProcessInfo>& sender) {
+  std::vector<AttributeView> views;
+  views.reserve(static_cast<size_t>(resource.attributes_size()));
+  for (const KeyValue& kv : resource.attributes()) views.push_back({kv.key(), ViewOf(kv.value())});
+  ResourceContext ctx;
+  MakeResourceContext(views.data(), views.size(), sender, &ctx);
   return ctx;
 }
 
 absl::Status ConvertSpan(const OtlpSpan& in, const ResourceContext& resource, trace::Span* out) {
-  if (!CopyId(in.trace_id(), &out->trace_id)) {
+  TraceBatch batch;
+  SpanView view;
+  view.trace_id = in.trace_id();
+  view.span_id = in.span_id();
+  view.parent_span_id = in.parent_span_id();
+  view.name = in.name();
+  view.status_message = in.status().message();
+  view.kind = in.kind();
+  view.status_code = in.status().code();
+  view.start_unix_ns = in.start_time_unix_nano();
+  view.end_unix_ns = in.end_time_unix_nano();
+  for (const KeyValue& kv : in.attributes()) batch.attributes.push_back({kv.key(), ViewOf(kv.value())});
+  view.attr_count = static_cast<uint32_t>(batch.attributes.size());
+  return ConvertSpan(view, batch.attributes.data(), resource, out);
+}
+
+absl::Status ConvertSpan(const SpanView& in, const AttributeView* attributes,
+                         const ResourceContext& resource, trace::Span* out) {
+  if (!CopyId(in.trace_id, &out->trace_id)) {
     return absl::InvalidArgumentError("span with an invalid trace id (need 16 non-zero bytes)");
   }
-  if (!CopyId(in.span_id(), &out->span_id)) {
+  if (!CopyId(in.span_id, &out->span_id)) {
     return absl::InvalidArgumentError("span with an invalid span id (need 8 non-zero bytes)");
   }
   out->parent_span_id.fill(0);
-  if (!in.parent_span_id().empty()) {
-    if (in.parent_span_id().size() != 8) {
+  if (!in.parent_span_id.empty()) {
+    if (in.parent_span_id.size() != 8) {
       return absl::InvalidArgumentError("span with an invalid parent span id (need 8 bytes)");
     }
-    CopyId(in.parent_span_id(), &out->parent_span_id);
+    CopyId(in.parent_span_id, &out->parent_span_id);
   }
   const bool has_parent = std::any_of(out->parent_span_id.begin(), out->parent_span_id.end(),
                                       [](uint8_t b) { return b != 0; });
   out->parent_reason = has_parent ? trace::LinkReason::kOtlpParent : trace::LinkReason::kNone;
   out->source = trace::SpanSource::kApplication;
-  out->kind = in.kind() >= 0 && in.kind() <= 5 ? static_cast<trace::SpanKind>(in.kind())
+  out->kind = in.kind >= 0 && in.kind <= 5 ? static_cast<trace::SpanKind>(in.kind)
                                                 : trace::SpanKind::kUnspecified;
-  out->name = in.name();
+  out->name = in.name;
   out->service_name = resource.service_name;
-  out->start_unix_ns = in.start_time_unix_nano();
-  out->end_unix_ns = in.end_time_unix_nano();
-  const int code = in.status().code();
+  out->start_unix_ns = in.start_unix_ns;
+  out->end_unix_ns = in.end_unix_ns;
+  const int code = in.status_code;
   out->status = code == 1 ? trace::StatusCode::kOk
                           : code == 2 ? trace::StatusCode::kError : trace::StatusCode::kUnset;
-  out->status_message = in.status().message();
+  out->status_message = in.status_message;
   out->pid = resource.pid;
   out->comm = resource.comm;
   out->container_id = resource.container_id;
+  // Fields set below only when the span says so: reset, `out` may be reused.
+  out->protocol = protocols::L7Protocol::kUnknown;
+  out->endpoint.clear();
+  out->http_status = 0;
+  out->grpc_status = -1;
+  for (trace::Endpoint* e : {&out->local, &out->peer, &out->client, &out->server}) {
+    e->address.clear();
+    e->port = 0;
+  }
 
   size_t n = 0;
-  for (const KeyValue& kv : in.attributes()) {
-    if (kv.key().empty()) continue;
-    PutAttribute(&out->attributes, n++, kv.key(), kv.value());
+  for (uint32_t i = 0; i < in.attr_count; ++i) {
+    if (attributes[i].key.empty()) continue;
+    PutAttribute(&out->attributes, n++, attributes[i].key, attributes[i].value);
   }
   // Current semconv names next to the legacy ones (originals kept).
-  DeriveCurrentSemconvNames(in.attributes(), in.kind(), [out, &n](std::string_view key, const AnyValue& v) {
+  DeriveCurrentSemconvNames(attributes, in.attr_count, in.kind,
+                            [out, &n](std::string_view key, const ValueView& v) {
     PutAttribute(&out->attributes, n++, key, v);
   });
   out->attributes.resize(n);
