@@ -28,7 +28,7 @@ class Gate {
   Gate(Ingestor* ingestor, std::string token, int* port)
       : ingestor_(ingestor), token_(std::move(token)), port_(port) {}
 
-  grpc::Status Check(grpc::ServerContext* ctx, std::optional<Ingestor::Ticket>* ticket,
+  grpc::Status Check(grpc::ServerContextBase* ctx, std::optional<Ingestor::Ticket>* ticket,
                      PeerInfo* peer) const {
     if (!token_.empty()) {
       auto it = ctx->client_metadata().find("authorization");
@@ -59,24 +59,52 @@ class Gate {
   const int* port_;
 };
 
-class TraceService final : public collector::trace::v1::TraceService::Service {
+// Traces take the raw-bytes callback route: the request body is converted
+// straight from its wire bytes (Ingestor::ExportTracesProtobuf) instead of
+// being deserialized into protobuf messages first, and no sync-server thread
+// hand-off happens per call.
+using RawTraceServiceBase = collector::trace::v1::TraceService::WithRawCallbackMethod_Export<
+    collector::trace::v1::TraceService::Service>;
+
+class TraceService final : public RawTraceServiceBase {
  public:
   explicit TraceService(const Gate* gate) : gate_(gate) {}
-  grpc::Status Export(grpc::ServerContext* ctx,
-                      const collector::trace::v1::ExportTraceServiceRequest* request,
-                      collector::trace::v1::ExportTraceServiceResponse* response) override {
-    std::optional<Ingestor::Ticket> ticket;
-    PeerInfo peer;
-    if (grpc::Status st = gate_->Check(ctx, &ticket, &peer); !st.ok()) return st;
-    ExportResult r = gate_->ingestor()->ExportTraces(*request, peer);
-    if (r.rejected > 0 || !r.error_message.empty()) {
-      response->mutable_partial_success()->set_rejected_spans(r.rejected);
-      response->mutable_partial_success()->set_error_message(r.error_message);
-    }
-    return grpc::Status::OK;
+  grpc::ServerUnaryReactor* Export(grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* request,
+                                   grpc::ByteBuffer* response) override {
+    grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+    reactor->Finish(Handle(ctx, request, response));
+    return reactor;
   }
 
  private:
+  grpc::Status Handle(grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* request,
+                      grpc::ByteBuffer* response) const {
+    std::optional<Ingestor::Ticket> ticket;
+    PeerInfo peer;
+    if (grpc::Status st = gate_->Check(ctx, &ticket, &peer); !st.ok()) return st;
+    // One contiguous view of the (already decompressed) message: borrowed when
+    // gRPC holds it in one slice, else copied once.
+    grpc::Slice slice;
+    if (request->Valid() && !request->TrySingleSlice(&slice).ok() &&
+        !request->DumpToSingleSlice(&slice).ok()) {
+      return grpc::Status(grpc::StatusCode::INTERNAL, "cannot read the request message");
+    }
+    const std::string_view body(reinterpret_cast<const char*>(slice.begin()), slice.size());
+    absl::StatusOr<ExportResult> r = gate_->ingestor()->ExportTracesProtobuf(body, peer);
+    if (!r.ok()) {
+      gate_->ingestor()->stats().CountReject(RejectReason::kBadPayload);
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, std::string(r.status().message()));
+    }
+    collector::trace::v1::ExportTraceServiceResponse reply;
+    if (r->rejected > 0 || !r->error_message.empty()) {
+      reply.mutable_partial_success()->set_rejected_spans(r->rejected);
+      reply.mutable_partial_success()->set_error_message(r->error_message);
+    }
+    bool own_buffer = false;
+    return grpc::SerializationTraits<collector::trace::v1::ExportTraceServiceResponse>::Serialize(
+        reply, response, &own_buffer);
+  }
+
   const Gate* gate_;
 };
 
