@@ -33,6 +33,8 @@ std::filesystem::path BenchDir(const std::string& name) {
 std::unique_ptr<server::SqliteStorage> Open(const std::filesystem::path& dir) {
   server::SqliteStorage::Options o;
   o.path = (dir / "sonde.db").string();
+  if (const char* c = std::getenv("SONDE_BENCH_COMPRESS")) o.compress_spans = std::string(c) != "0";
+  if (const char* l = std::getenv("SONDE_BENCH_ZSTD_LEVEL")) o.zstd_level = std::atoi(l);
   return std::move(*server::SqliteStorage::Open(o));
 }
 

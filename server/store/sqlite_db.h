@@ -39,6 +39,13 @@ class Statement {
   void BindBlob(int i, std::string_view v) {
     sqlite3_bind_blob(stmt_.get(), i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
   }
+  // The bytes must stay valid until the statement is reset (no copy).
+  void BindBlobNoCopy(int i, std::string_view v) {
+    sqlite3_bind_blob(stmt_.get(), i, v.data(), static_cast<int>(v.size()), SQLITE_STATIC);
+  }
+  void BindTextNoCopy(int i, std::string_view v) {
+    sqlite3_bind_text(stmt_.get(), i, v.data(), static_cast<int>(v.size()), SQLITE_STATIC);
+  }
   void BindNull(int i) { sqlite3_bind_null(stmt_.get(), i); }
 
   // Step: true when a row is available, false when done.

@@ -4,7 +4,13 @@
 #include <chrono>
 #include <cinttypes>
 #include <cstdio>
+#include <numeric>
+#include <string_view>
+#include <unordered_map>
+#include <unordered_set>
 #include <variant>
+
+#include <zstd.h>
 
 #include "absl/strings/str_cat.h"
 
@@ -17,20 +23,8 @@ namespace {
     if (!_st.ok()) return _st;           \
   } while (0)
 
-// Schema version 1. Later versions add migrations keyed on meta.schema_version.
-constexpr const char* kSchemaV1 = R"sql(
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS spans (
-  trace_id BLOB NOT NULL, span_id BLOB NOT NULL, parent_id BLOB,
-  source INTEGER NOT NULL, kind INTEGER NOT NULL,
-  service TEXT NOT NULL, endpoint TEXT NOT NULL,
-  start_ns INTEGER NOT NULL, dur_ns INTEGER NOT NULL,
-  http_status INTEGER NOT NULL, is_error INTEGER NOT NULL,
-  pid INTEGER NOT NULL, host TEXT NOT NULL,
-  attrs TEXT NOT NULL, detail BLOB NOT NULL);
-CREATE INDEX IF NOT EXISTS spans_trace ON spans(trace_id);
-CREATE INDEX IF NOT EXISTS spans_time ON spans(start_ns);
-CREATE INDEX IF NOT EXISTS spans_service_endpoint ON spans(service, endpoint, start_ns);
+// Tables other than spans: identical in schema versions 1 and 2.
+constexpr const char* kCommonSchema = R"sql(
 CREATE TABLE IF NOT EXISTS requests (
   start_ns INTEGER NOT NULL, comm TEXT NOT NULL, path TEXT NOT NULL, status INTEGER NOT NULL,
   host TEXT NOT NULL, detail BLOB NOT NULL);
@@ -62,47 +56,137 @@ CREATE TABLE IF NOT EXISTS ingest_progress (
   last_sequence INTEGER NOT NULL, last_seen_ns INTEGER NOT NULL);
 )sql";
 
+// Schema version 2: spans as one row per (trace id, batch). The small
+// columns describe the row's spans as a whole (supersets used to skip rows in
+// searches: services/endpoints/attrs are "\n"-separated distinct values,
+// sources/kinds/status_classes bit masks) plus the row's best root candidate;
+// `data` (last, so scans that do not need it never read its overflow pages)
+// is the encoded spans: 'R' + a serialized v1::Batch holding only spans, or
+// 'S' + a zstd frame of the same.
+// span_rollup: per second, service, endpoint, source, kind: counts and
+// durations (services/endpoints lists without decoding spans).
+constexpr const char* kSpanSchemaV2 = R"sql(
+CREATE TABLE IF NOT EXISTS span_chunks (
+  trace_id BLOB NOT NULL, start_ns INTEGER NOT NULL, end_ns INTEGER NOT NULL,
+  host TEXT NOT NULL, n INTEGER NOT NULL, errors INTEGER NOT NULL,
+  sources INTEGER NOT NULL, kinds INTEGER NOT NULL, status_classes INTEGER NOT NULL,
+  max_dur INTEGER NOT NULL, root_parented INTEGER NOT NULL, root_start INTEGER NOT NULL,
+  root_dur INTEGER NOT NULL, root_service TEXT NOT NULL, root_endpoint TEXT NOT NULL,
+  services TEXT NOT NULL, endpoints TEXT NOT NULL, attrs TEXT NOT NULL, data BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS span_chunks_trace ON span_chunks(trace_id);
+CREATE INDEX IF NOT EXISTS span_chunks_time ON span_chunks(start_ns);
+CREATE TABLE IF NOT EXISTS span_rollup (
+  second INTEGER NOT NULL, service TEXT NOT NULL, endpoint TEXT NOT NULL,
+  source INTEGER NOT NULL, kind INTEGER NOT NULL, count INTEGER NOT NULL,
+  errors INTEGER NOT NULL, dur_sum INTEGER NOT NULL, dur_max INTEGER NOT NULL,
+  PRIMARY KEY (second, service, endpoint, source, kind)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS counters (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+INSERT OR IGNORE INTO counters(key, value) VALUES ('spans', 0);
+)sql";
+
 int64_t I64(uint64_t v) { return v > INT64_MAX ? INT64_MAX : static_cast<int64_t>(v); }
 
 bool SpanIsError(const v1::Span& s) {
   return s.status() == v1::STATUS_CODE_ERROR || s.http_status() >= 500 || s.grpc_status() > 0;
 }
 
-std::string ServiceOf(const v1::Span& s) {
+std::string_view ServiceOf(const v1::Span& s) {
   if (!s.service_name().empty()) return s.service_name();
   if (!s.comm().empty()) return s.comm();
   return "unknown";
 }
 
-std::string EndpointOf(const v1::Span& s) { return s.endpoint().empty() ? s.name() : s.endpoint(); }
+std::string_view EndpointOf(const v1::Span& s) {
+  return s.endpoint().empty() ? std::string_view(s.name()) : std::string_view(s.endpoint());
+}
 
-// "\nkey=value\n..." so that instr(attrs, '\nkey=value\n') finds one attribute.
+// One attribute as "key=value" text (the form attr= filters match exactly).
+void AppendAttribute(const v1::Attribute& a, std::string* out) {
+  *out += a.key();
+  *out += '=';
+  switch (a.value_case()) {
+    case v1::Attribute::kStringValue: *out += a.string_value(); break;
+    case v1::Attribute::kIntValue: *out += std::to_string(a.int_value()); break;
+    case v1::Attribute::kDoubleValue: {
+      char buf[32];
+      std::snprintf(buf, sizeof buf, "%g", a.double_value());
+      *out += buf;
+      break;
+    }
+    case v1::Attribute::kBoolValue: *out += a.bool_value() ? "true" : "false"; break;
+    default: break;
+  }
+}
+
+// "\nkey=value\n..." so that find("\nkey=value\n") finds one attribute.
 std::string AttributeText(const v1::Span& s) {
   std::string out = "\n";
   for (const auto& a : s.attributes()) {
-    out += a.key();
-    out += '=';
-    switch (a.value_case()) {
-      case v1::Attribute::kStringValue: out += a.string_value(); break;
-      case v1::Attribute::kIntValue: out += std::to_string(a.int_value()); break;
-      case v1::Attribute::kDoubleValue: {
-        char buf[32];
-        std::snprintf(buf, sizeof buf, "%g", a.double_value());
-        out += buf;
-        break;
-      }
-      case v1::Attribute::kBoolValue: out += a.bool_value() ? "true" : "false"; break;
-      default: break;
-    }
+    AppendAttribute(a, &out);
     out += '\n';
   }
   return out;
 }
 
-bool AllZero(const std::string& b) {
-  for (char c : b)
-    if (c != 0) return false;
-  return true;
+// Appends `value` to a "\n"-separated list of distinct values ("\n" first).
+void AddDistinct(std::string* list, std::string_view value) {
+  if (list->empty()) *list = "\n";
+  if (list->size() > 4096) {  // too many distinct values: mark "matches anything"
+    if (list->size() < 3 || list->compare(list->size() - 3, 3, "\n*\n") != 0) *list += "*\n";
+    return;
+  }
+  std::string needle;
+  needle.reserve(value.size() + 2);
+  needle += '\n';
+  needle += value;
+  needle += '\n';
+  if (list->find(needle) != std::string::npos) return;
+  list->append(value.data(), value.size());
+  *list += '\n';
+}
+
+// A list that grew past 4 KiB is marked "full": it then matches any filter
+// (rows are prefiltered in SQL, every span is checked exactly after decoding).
+constexpr std::string_view kListFull = "\n*\n";
+
+uint64_t DurationOf(const v1::Span& s) {
+  return s.end_unix_ns() > s.start_unix_ns() ? s.end_unix_ns() - s.start_unix_ns() : 0;
+}
+
+int StatusClassBit(int http_status) {
+  int c = http_status / 100;
+  return (c >= 0 && c <= 9) ? 1 << c : 1 << 10;
+}
+
+bool HasParent(const v1::Span& s) {
+  if (s.parent_span_id().empty()) return false;
+  for (char c : s.parent_span_id())
+    if (c != 0) return true;
+  return false;
+}
+
+void PutVarint(uint64_t v, std::string* out) {
+  while (v >= 0x80) {
+    out->push_back(static_cast<char>(v | 0x80));
+    v >>= 7;
+  }
+  out->push_back(static_cast<char>(v));
+}
+
+// Decodes a span_chunks.data blob into `out` (a Batch holding only spans).
+bool DecodeSpans(const void* p, int n, v1::Batch* out, std::string* scratch) {
+  out->Clear();
+  if (n < 1) return false;
+  const auto* b = static_cast<const unsigned char*>(p);
+  if (b[0] == 'R') return out->ParseFromArray(b + 1, n - 1);
+  if (b[0] != 'S') return false;
+  const unsigned long long raw = ZSTD_getFrameContentSize(b + 1, static_cast<size_t>(n - 1));
+  if (raw == ZSTD_CONTENTSIZE_ERROR || raw == ZSTD_CONTENTSIZE_UNKNOWN || raw > (1u << 30))
+    return false;
+  scratch->resize(static_cast<size_t>(raw));
+  const size_t got = ZSTD_decompress(scratch->data(), scratch->size(), b + 1, static_cast<size_t>(n - 1));
+  if (ZSTD_isError(got) || got != raw) return false;
+  return out->ParseFromArray(scratch->data(), static_cast<int>(raw));
 }
 
 // Builds "WHERE ..." clauses whose values are bound in order.
@@ -188,7 +272,13 @@ class SqliteStorage::ReadLease {
 struct SqliteStorage::WriteStatements {
   sqlite::Statement begin, commit, rollback;
   sqlite::Statement get_progress, put_progress;
-  sqlite::Statement span, request, red, tcp, stack, otlp, process, host;
+  sqlite::Statement chunk, rollup, count_spans;
+  sqlite::Statement request, red, tcp, stack, otlp, process, host;
+  // Reused per batch so ingest does not allocate per span.
+  std::string data, packed, services, endpoints, attrs, attr_line;
+  std::vector<uint32_t> order;
+  // One zstd context for all rows (its state is reused, not reallocated).
+  std::unique_ptr<ZSTD_CCtx, size_t (*)(ZSTD_CCtx*)> zstd{ZSTD_createCCtx(), ZSTD_freeCCtx};
 };
 
 SqliteStorage::SqliteStorage(Options options) : options_(std::move(options)) {}
@@ -212,31 +302,30 @@ absl::Status SqliteStorage::Init() {
       "PRAGMA temp_store=MEMORY; PRAGMA cache_size=-131072; PRAGMA wal_autocheckpoint=8192; "
       "PRAGMA mmap_size=268435456"));
   RETURN_IF_ERROR(writer_->Exec("BEGIN IMMEDIATE"));
-  auto st = writer_->Exec(kSchemaV1);
-  if (!st.ok()) {
+  // Everything below runs in this transaction: a failed upgrade leaves the
+  // database as it was.
+  auto fail = [&](absl::Status st) {
     (void)writer_->Exec("ROLLBACK");
     return st;
-  }
+  };
+  if (auto st = writer_->Exec(
+          "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)");
+      !st.ok())
+    return fail(st);
   {
     auto q = writer_->Prepare("SELECT value FROM meta WHERE key = 'schema_version'");
-    if (!q.ok()) return q.status();
+    if (!q.ok()) return fail(q.status());
     auto row = q->Step();
-    if (!row.ok()) return row.status();
-    schema_version_ = *row ? std::stoi(q->Text(0)) : 0;
+    if (!row.ok()) return fail(row.status());
+    schema_version_ = *row ? std::atoi(q->Text(0).c_str()) : 0;
   }
-  if (schema_version_ == 0) {
-    auto ins = writer_->Prepare("INSERT INTO meta(key, value) VALUES ('schema_version', ?)");
-    if (!ins.ok()) return ins.status();
-    ins->Bind(1, std::to_string(kSchemaVersion));
-    RETURN_IF_ERROR(ins->Run());
-    schema_version_ = kSchemaVersion;
-  } else if (schema_version_ > kSchemaVersion) {
-    (void)writer_->Exec("ROLLBACK");
-    return absl::FailedPreconditionError(absl::StrCat(
-        "database schema version ", schema_version_, " is newer than this server (",
-        kSchemaVersion, ")"));
+  if (schema_version_ > kSchemaVersion) {
+    return fail(absl::FailedPreconditionError(absl::StrCat(
+        "database ", options_.path, " has schema version ", schema_version_,
+        ", newer than this server (", kSchemaVersion, "): run a newer sonde-server")));
   }
-  RETURN_IF_ERROR(writer_->Exec("COMMIT"));
+  if (auto st = writer_->Exec(kCommonSchema); !st.ok()) return fail(st);
+  if (auto st = writer_->Exec(kSpanSchemaV2); !st.ok()) return fail(st);
 
   stmts_ = std::make_unique<WriteStatements>();
   auto prep = [&](sqlite::Statement* out, const char* sql) -> absl::Status {
@@ -245,46 +334,119 @@ absl::Status SqliteStorage::Init() {
     *out = std::move(*p);
     return absl::OkStatus();
   };
-  RETURN_IF_ERROR(prep(&stmts_->begin, "BEGIN IMMEDIATE"));
-  RETURN_IF_ERROR(prep(&stmts_->commit, "COMMIT"));
-  RETURN_IF_ERROR(prep(&stmts_->rollback, "ROLLBACK"));
-  RETURN_IF_ERROR(prep(&stmts_->get_progress,
-                       "SELECT last_sequence FROM ingest_progress WHERE instance_id = ?"));
-  RETURN_IF_ERROR(prep(&stmts_->put_progress,
-                       "INSERT INTO ingest_progress(instance_id, node_id, host, last_sequence, "
-                       "last_seen_ns) VALUES (?,?,?,?,?) ON CONFLICT(instance_id) DO UPDATE SET "
-                       "last_sequence = excluded.last_sequence, last_seen_ns = excluded.last_seen_ns"));
-  RETURN_IF_ERROR(prep(&stmts_->span,
-                       "INSERT INTO spans(trace_id, span_id, parent_id, source, kind, service, "
-                       "endpoint, start_ns, dur_ns, http_status, is_error, pid, host, attrs, detail) "
-                       "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"));
-  RETURN_IF_ERROR(prep(&stmts_->request,
-                       "INSERT INTO requests(start_ns, comm, path, status, host, detail) "
-                       "VALUES (?,?,?,?,?,?)"));
-  RETURN_IF_ERROR(prep(&stmts_->red,
-                       "INSERT INTO red(start_ns, service, endpoint, host, detail) VALUES (?,?,?,?,?)"));
-  RETURN_IF_ERROR(prep(&stmts_->tcp,
-                       "INSERT INTO tcp(start_ns, server_addr, server_port, host, detail) "
-                       "VALUES (?,?,?,?,?)"));
-  RETURN_IF_ERROR(prep(&stmts_->stack,
-                       "INSERT INTO stacks(start_ns, end_ns, host, pid, tid, comm, kind, stack, "
-                       "count, value) VALUES (?,?,?,?,?,?,?,?,?,?)"));
-  RETURN_IF_ERROR(prep(&stmts_->otlp,
-                       "INSERT INTO otlp(received_ns, host, signal, payload) VALUES (?,?,?,?)"));
-  RETURN_IF_ERROR(prep(&stmts_->process,
-                       "INSERT OR REPLACE INTO processes(host, pid, last_seen_ns, detail) "
-                       "VALUES (?,?,?,?)"));
-  RETURN_IF_ERROR(prep(&stmts_->host,
-                       "INSERT OR REPLACE INTO hosts(host, last_seen_ns, detail) VALUES (?,?,?)"));
+  absl::Status ps = [&]() -> absl::Status {
+    RETURN_IF_ERROR(prep(&stmts_->begin, "BEGIN IMMEDIATE"));
+    RETURN_IF_ERROR(prep(&stmts_->commit, "COMMIT"));
+    RETURN_IF_ERROR(prep(&stmts_->rollback, "ROLLBACK"));
+    RETURN_IF_ERROR(prep(&stmts_->get_progress,
+                         "SELECT last_sequence FROM ingest_progress WHERE instance_id = ?"));
+    RETURN_IF_ERROR(prep(&stmts_->put_progress,
+                         "INSERT INTO ingest_progress(instance_id, node_id, host, last_sequence, "
+                         "last_seen_ns) VALUES (?,?,?,?,?) ON CONFLICT(instance_id) DO UPDATE SET "
+                         "last_sequence = excluded.last_sequence, last_seen_ns = excluded.last_seen_ns"));
+    RETURN_IF_ERROR(prep(&stmts_->chunk,
+                         "INSERT INTO span_chunks(trace_id, start_ns, end_ns, host, n, errors, "
+                         "sources, kinds, status_classes, max_dur, root_parented, root_start, "
+                         "root_dur, root_service, root_endpoint, services, endpoints, attrs, data) "
+                         "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"));
+    RETURN_IF_ERROR(prep(&stmts_->rollup,
+                         "INSERT INTO span_rollup(second, service, endpoint, source, kind, count, "
+                         "errors, dur_sum, dur_max) VALUES (?,?,?,?,?,?,?,?,?) "
+                         "ON CONFLICT(second, service, endpoint, source, kind) DO UPDATE SET "
+                         "count = count + excluded.count, errors = errors + excluded.errors, "
+                         "dur_sum = dur_sum + excluded.dur_sum, "
+                         "dur_max = max(dur_max, excluded.dur_max)"));
+    RETURN_IF_ERROR(prep(&stmts_->count_spans,
+                         "UPDATE counters SET value = value + ? WHERE key = 'spans'"));
+    RETURN_IF_ERROR(prep(&stmts_->request,
+                         "INSERT INTO requests(start_ns, comm, path, status, host, detail) "
+                         "VALUES (?,?,?,?,?,?)"));
+    RETURN_IF_ERROR(prep(&stmts_->red,
+                         "INSERT INTO red(start_ns, service, endpoint, host, detail) VALUES (?,?,?,?,?)"));
+    RETURN_IF_ERROR(prep(&stmts_->tcp,
+                         "INSERT INTO tcp(start_ns, server_addr, server_port, host, detail) "
+                         "VALUES (?,?,?,?,?)"));
+    RETURN_IF_ERROR(prep(&stmts_->stack,
+                         "INSERT INTO stacks(start_ns, end_ns, host, pid, tid, comm, kind, stack, "
+                         "count, value) VALUES (?,?,?,?,?,?,?,?,?,?)"));
+    RETURN_IF_ERROR(prep(&stmts_->otlp,
+                         "INSERT INTO otlp(received_ns, host, signal, payload) VALUES (?,?,?,?)"));
+    RETURN_IF_ERROR(prep(&stmts_->process,
+                         "INSERT OR REPLACE INTO processes(host, pid, last_seen_ns, detail) "
+                         "VALUES (?,?,?,?)"));
+    RETURN_IF_ERROR(prep(&stmts_->host,
+                         "INSERT OR REPLACE INTO hosts(host, last_seen_ns, detail) VALUES (?,?,?)"));
+    return absl::OkStatus();
+  }();
+  if (!ps.ok()) return fail(ps);
+
+  if (schema_version_ == 1) {
+    // Version 1 stored one row per span: rewrite them as (trace, batch) rows.
+    if (auto st = MigrateV1Locked(); !st.ok()) return fail(st);
+  }
+  if (schema_version_ != kSchemaVersion) {
+    auto ins = writer_->Prepare(
+        "INSERT INTO meta(key, value) VALUES ('schema_version', ?) "
+        "ON CONFLICT(key) DO UPDATE SET value = excluded.value");
+    if (!ins.ok()) return fail(ins.status());
+    ins->Bind(1, std::to_string(kSchemaVersion));
+    if (auto st = ins->Run(); !st.ok()) return fail(st);
+    schema_version_ = kSchemaVersion;
+  }
+  RETURN_IF_ERROR(writer_->Exec("COMMIT"));
 
   for (int i = 0; i < options_.read_connections; ++i) {
     auto r = sqlite::Database::Open(options_.path, true);
     if (!r.ok()) return r.status();
     readers_.push_back(std::move(*r));
   }
-  auto count = writer_->Prepare("SELECT COUNT(*) FROM spans");
+  auto count = writer_->Prepare("SELECT value FROM counters WHERE key = 'spans'");
   if (count.ok() && count->Step().value_or(false)) stats_.spans = static_cast<uint64_t>(count->Int(0));
   return absl::OkStatus();
+}
+
+absl::Status SqliteStorage::MigrateV1Locked() {
+  auto exists = writer_->Prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'spans'");
+  if (!exists.ok()) return exists.status();
+  auto row = exists->Step();
+  if (!row.ok()) return row.status();
+  if (!*row) return absl::OkStatus();
+  auto read = writer_->Prepare(
+      "SELECT rowid, detail, host FROM spans WHERE rowid > ? ORDER BY rowid LIMIT 5000");
+  if (!read.ok()) return read.status();
+  int64_t last = 0;
+  uint64_t total = 0;
+  for (;;) {
+    read->Bind(1, last);
+    std::vector<v1::Span> spans;
+    std::vector<std::string> hosts;
+    for (;;) {
+      auto r = read->Step();
+      if (!r.ok()) return r.status();
+      if (!*r) break;
+      last = read->Int(0);
+      v1::Span s;
+      const void* p = sqlite3_column_blob(read->get(), 1);
+      if (!s.ParseFromArray(p, sqlite3_column_bytes(read->get(), 1))) continue;
+      spans.push_back(std::move(s));
+      hosts.push_back(read->Text(2));
+    }
+    read->Reset();
+    if (spans.empty()) break;
+    // Runs of one host become one "batch".
+    std::vector<const v1::Span*> ptrs;
+    for (size_t i = 0; i < spans.size();) {
+      size_t j = i;
+      ptrs.clear();
+      while (j < spans.size() && hosts[j] == hosts[i]) ptrs.push_back(&spans[j++]);
+      RETURN_IF_ERROR(InsertSpansLocked(hosts[i], ptrs.data(), ptrs.size()));
+      i = j;
+    }
+    total += spans.size();
+  }
+  stmts_->count_spans.Bind(1, I64(total));
+  RETURN_IF_ERROR(stmts_->count_spans.Run());
+  return writer_->Exec("DROP TABLE spans");
 }
 
 absl::StatusOr<SqliteStorage::ReadLease> SqliteStorage::AcquireReader() {
@@ -346,28 +508,13 @@ absl::Status SqliteStorage::InsertBatchLocked(const IngestContext& ctx, const v1
   const uint64_t now = static_cast<uint64_t>(
       std::chrono::duration_cast<std::chrono::nanoseconds>(
           std::chrono::system_clock::now().time_since_epoch()).count());
-  std::string detail;
-  for (const auto& span : batch.spans()) {
-    auto& st = s.span;
-    st.BindBlob(1, span.trace_id());
-    st.BindBlob(2, span.span_id());
-    if (span.parent_span_id().empty() || AllZero(span.parent_span_id())) st.BindNull(3);
-    else st.BindBlob(3, span.parent_span_id());
-    st.Bind(4, static_cast<int>(span.source()));
-    st.Bind(5, static_cast<int>(span.kind()));
-    st.Bind(6, ServiceOf(span));
-    st.Bind(7, EndpointOf(span));
-    st.Bind(8, I64(span.start_unix_ns()));
-    st.Bind(9, I64(span.end_unix_ns() > span.start_unix_ns() ? span.end_unix_ns() - span.start_unix_ns() : 0));
-    st.Bind(10, span.http_status());
-    st.Bind(11, SpanIsError(span) ? 1 : 0);
-    st.Bind(12, span.pid());
-    st.Bind(13, ctx.host);
-    st.Bind(14, AttributeText(span));
-    span.SerializeToString(&detail);
-    st.BindBlob(15, detail);
-    RETURN_IF_ERROR(st.Run());
+  if (batch.spans_size() > 0) {
+    RETURN_IF_ERROR(InsertSpansLocked(ctx.host, batch.spans().data(),
+                                      static_cast<size_t>(batch.spans_size())));
+    s.count_spans.Bind(1, int64_t{batch.spans_size()});
+    RETURN_IF_ERROR(s.count_spans.Run());
   }
+  std::string detail;
   for (const auto& r : batch.requests()) {
     auto& st = s.request;
     st.Bind(1, I64(r.start_unix_ns()));
@@ -450,20 +597,231 @@ absl::Status SqliteStorage::InsertBatchLocked(const IngestContext& ctx, const v1
   return absl::OkStatus();
 }
 
+// One row per trace id of the batch (spans of one trace keep the agent's
+// order), and the per-second rollup aggregated in memory first.
+absl::Status SqliteStorage::InsertSpansLocked(const std::string& host, const v1::Span* const* spans,
+                                              size_t n) {
+  auto& s = *stmts_;
+  auto& order = s.order;
+  order.resize(n);
+  std::iota(order.begin(), order.end(), 0u);
+  std::stable_sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) {
+    return spans[a]->trace_id() < spans[b]->trace_id();
+  });
+
+  struct RollupValue {
+    int64_t second;
+    std::string_view service, endpoint;
+    int source, kind;
+    uint64_t count = 0, errors = 0, dur_sum = 0, dur_max = 0;
+  };
+  std::unordered_map<std::string, RollupValue> rollup;
+  std::string key;
+
+  for (size_t i = 0; i < n;) {
+    const std::string& trace_id = spans[order[i]]->trace_id();
+    size_t j = i;
+    while (j < n && spans[order[j]]->trace_id() == trace_id) ++j;
+
+    s.data.clear();
+    s.data.push_back('R');
+    s.services.clear();
+    s.endpoints.clear();
+    s.attrs.clear();
+    uint64_t start = UINT64_MAX, end = 0, max_dur = 0, errors = 0;
+    int sources = 0, kinds = 0, status_classes = 0;
+    const v1::Span* root = nullptr;
+    for (size_t k = i; k < j; ++k) {
+      const v1::Span& sp = *spans[order[k]];
+      // Field 2 (spans) of v1::Batch, length-delimited.
+      const size_t size = sp.ByteSizeLong();
+      s.data.push_back(static_cast<char>((v1::Batch::kSpansFieldNumber << 3) | 2));
+      PutVarint(size, &s.data);
+      const size_t at = s.data.size();
+      s.data.resize(at + size);
+      sp.SerializeWithCachedSizesToArray(reinterpret_cast<uint8_t*>(s.data.data() + at));
+
+      const uint64_t dur = DurationOf(sp);
+      const bool err = SpanIsError(sp);
+      start = std::min(start, sp.start_unix_ns());
+      end = std::max(end, sp.start_unix_ns() + dur);
+      max_dur = std::max(max_dur, dur);
+      errors += err ? 1 : 0;
+      sources |= 1 << (static_cast<int>(sp.source()) & 15);
+      kinds |= 1 << (static_cast<int>(sp.kind()) & 15);
+      status_classes |= StatusClassBit(static_cast<int>(sp.http_status()));
+      const std::string_view service = ServiceOf(sp), endpoint = EndpointOf(sp);
+      AddDistinct(&s.services, service);
+      AddDistinct(&s.endpoints, endpoint);
+      for (const auto& a : sp.attributes()) {
+        s.attr_line.clear();
+        AppendAttribute(a, &s.attr_line);
+        AddDistinct(&s.attrs, s.attr_line);
+      }
+      // Root candidate: no parent first, then earliest, then longest.
+      if (!root) {
+        root = &sp;
+      } else {
+        const bool rp = HasParent(*root), sp_p = HasParent(sp);
+        if (rp != sp_p ? !sp_p
+                       : (sp.start_unix_ns() != root->start_unix_ns()
+                              ? sp.start_unix_ns() < root->start_unix_ns()
+                              : dur > DurationOf(*root)))
+          root = &sp;
+      }
+
+      const int64_t second = I64(sp.start_unix_ns() / 1'000'000'000);
+      key.assign(reinterpret_cast<const char*>(&second), sizeof second);
+      key.push_back(static_cast<char>(sp.source()));
+      key.push_back(static_cast<char>(sp.kind()));
+      key.append(service.data(), service.size());
+      key.push_back('\0');
+      key.append(endpoint.data(), endpoint.size());
+      auto [it, fresh] = rollup.try_emplace(key);
+      auto& r = it->second;
+      if (fresh) {
+        r.second = second;
+        r.service = service;
+        r.endpoint = endpoint;
+        r.source = static_cast<int>(sp.source());
+        r.kind = static_cast<int>(sp.kind());
+      }
+      ++r.count;
+      r.errors += err ? 1 : 0;
+      r.dur_sum += dur;
+      r.dur_max = std::max(r.dur_max, dur);
+    }
+    if (s.attrs.empty()) s.attrs = "\n";
+
+    std::string_view blob = s.data;
+    if (options_.compress_spans && s.data.size() > 64 && s.zstd) {
+      const std::string_view raw = std::string_view(s.data).substr(1);
+      s.packed.resize(1 + ZSTD_compressBound(raw.size()));
+      const size_t got = ZSTD_compressCCtx(s.zstd.get(), s.packed.data() + 1, s.packed.size() - 1,
+                                           raw.data(), raw.size(), options_.zstd_level);
+      if (!ZSTD_isError(got) && got + 1 < s.data.size()) {
+        s.packed[0] = 'S';
+        s.packed.resize(1 + got);
+        blob = s.packed;
+      }
+    }
+
+    auto& st = s.chunk;
+    st.BindBlobNoCopy(1, trace_id);
+    st.Bind(2, I64(start));
+    st.Bind(3, I64(end));
+    st.BindTextNoCopy(4, host);
+    st.Bind(5, static_cast<int64_t>(j - i));
+    st.Bind(6, I64(errors));
+    st.Bind(7, sources);
+    st.Bind(8, kinds);
+    st.Bind(9, status_classes);
+    st.Bind(10, I64(max_dur));
+    st.Bind(11, HasParent(*root) ? 1 : 0);
+    st.Bind(12, I64(root->start_unix_ns()));
+    st.Bind(13, I64(DurationOf(*root)));
+    st.BindTextNoCopy(14, ServiceOf(*root));
+    st.BindTextNoCopy(15, EndpointOf(*root));
+    st.BindTextNoCopy(16, s.services);
+    st.BindTextNoCopy(17, s.endpoints);
+    st.BindTextNoCopy(18, s.attrs);
+    st.BindBlobNoCopy(19, blob);
+    RETURN_IF_ERROR(st.Run());
+    i = j;
+  }
+
+  for (const auto& [k, r] : rollup) {
+    auto& st = s.rollup;
+    st.Bind(1, r.second);
+    st.BindTextNoCopy(2, r.service);
+    st.BindTextNoCopy(3, r.endpoint);
+    st.Bind(4, r.source);
+    st.Bind(5, r.kind);
+    st.Bind(6, I64(r.count));
+    st.Bind(7, I64(r.errors));
+    st.Bind(8, I64(r.dur_sum));
+    st.Bind(9, I64(r.dur_max));
+    RETURN_IF_ERROR(st.Run());
+  }
+  return absl::OkStatus();
+}
+
 // ----- reads -------------------------------------------------------------
 
+namespace {
+
+std::string Line(std::string_view v) {
+  std::string out = "\n";
+  out.append(v.data(), v.size());
+  out += '\n';
+  return out;
+}
+
+// Row prefilter: `column` lists `needle` (or is marked full).
+void AddListed(Where& w, const char* column, std::string needle) {
+  w.Add(absl::StrCat("(instr(", column, ", ?) > 0 OR instr(", column, ", '\n*\n') > 0)"),
+        {std::move(needle)});
+}
+
+bool InRange(const v1::Span& s, const TimeRange& r) {
+  return s.start_unix_ns() >= r.from_ns && s.start_unix_ns() <= r.to_ns;
+}
+
+bool StatusInClass(int status, int cls) { return status >= cls * 100 && status < cls * 100 + 100; }
+
+// Exactly the span-level filters of a trace search.
+bool MatchesTraceQuery(const v1::Span& s, const TraceQuery& q) {
+  if (!InRange(s, q.range)) return false;
+  if (q.service && ServiceOf(s) != *q.service) return false;
+  if (q.endpoint && EndpointOf(s).find(*q.endpoint) == std::string_view::npos) return false;
+  if (q.http_status && static_cast<int>(s.http_status()) != *q.http_status) return false;
+  if (q.status_class && !StatusInClass(static_cast<int>(s.http_status()), *q.status_class)) return false;
+  if (q.error && SpanIsError(s) != *q.error) return false;
+  if (q.min_duration_ns && DurationOf(s) < *q.min_duration_ns) return false;
+  if (!q.attributes.empty()) {
+    const std::string text = AttributeText(s);
+    for (const auto& a : q.attributes)
+      if (text.find(Line(absl::StrCat(a.key, "=", a.value))) == std::string::npos) return false;
+  }
+  return true;
+}
+
+// Runs a chunk query whose first columns are (data, host) and hands every
+// decoded span to `fn(span, host)`; fn returns false to stop.
+template <typename Fn>
+absl::Status ForEachChunkSpan(sqlite::Statement& st, Fn&& fn) {
+  v1::Batch batch;
+  std::string scratch;
+  for (;;) {
+    auto row = st.Step();
+    if (!row.ok()) return row.status();
+    if (!*row) break;
+    if (!DecodeSpans(sqlite3_column_blob(st.get(), 0), sqlite3_column_bytes(st.get(), 0), &batch,
+                     &scratch))
+      continue;
+    const std::string host = st.Text(1);
+    for (auto& sp : *batch.mutable_spans())
+      if (!fn(sp, host)) return absl::OkStatus();
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::StatusOr<std::vector<EndpointSummary>> SqliteStorage::Endpoints(const EndpointQuery& q) {
+  // From the per-second rollup: the range is widened to whole seconds.
   Where w;
-  AddRange(w, "start_ns", q.range);
+  w.Add("second >= ?", {I64(q.range.from_ns / 1'000'000'000)});
+  w.Add("second <= ?", {I64(q.range.to_ns / 1'000'000'000)});
   if (q.service) w.Add("service = ?", {*q.service});
   if (q.source) w.Add("source = ?", {int64_t{*q.source}});
   if (q.kind) w.Add("kind = ?", {int64_t{*q.kind}});
   auto db = AcquireReader();
   if (!db.ok()) return db.status();
   auto st = (*db)->Prepare(absl::StrCat(
-      "SELECT service, endpoint, source, kind, COUNT(*), SUM(is_error), SUM(dur_ns), MAX(dur_ns) "
-      "FROM spans", w.sql(), " GROUP BY service, endpoint, source, kind ORDER BY COUNT(*) DESC "
-      "LIMIT 2000"));
+      "SELECT service, endpoint, source, kind, SUM(count) AS c, SUM(errors), SUM(dur_sum), "
+      "MAX(dur_max) FROM span_rollup", w.sql(),
+      " GROUP BY service, endpoint, source, kind ORDER BY c DESC LIMIT 2000"));
   if (!st.ok()) return st.status();
   w.Bind(*st);
   std::vector<EndpointSummary> out;
@@ -486,114 +844,156 @@ absl::StatusOr<std::vector<EndpointSummary>> SqliteStorage::Endpoints(const Endp
 }
 
 absl::StatusOr<std::vector<TraceSummary>> SqliteStorage::SearchTraces(const TraceQuery& q) {
+  // Rows whose first span starts in the range, newest first; rows that cannot
+  // hold a matching span are skipped in SQL, the others decoded and checked
+  // span by span (all filters must match one span).
   Where w;
   AddRange(w, "start_ns", q.range);
-  if (q.service) w.Add("service = ?", {*q.service});
-  if (q.endpoint) w.Add("instr(endpoint, ?) > 0", {*q.endpoint});
-  if (q.http_status) w.Add("http_status = ?", {int64_t{*q.http_status}});
+  const bool span_filters = q.service || q.endpoint || q.http_status || q.status_class ||
+                            q.error || q.min_duration_ns || !q.attributes.empty();
+  if (q.service) AddListed(w, "services", Line(*q.service));
+  if (q.endpoint) AddListed(w, "endpoints", *q.endpoint);
+  if (q.http_status)
+    w.Add("(status_classes & ?) != 0", {int64_t{StatusClassBit(*q.http_status)}});
   if (q.status_class)
-    w.Add("http_status >= ? AND http_status < ?",
-          {int64_t{*q.status_class} * 100, int64_t{*q.status_class} * 100 + 100});
-  if (q.error) w.Add("is_error = ?", {int64_t{*q.error ? 1 : 0}});
-  if (q.min_duration_ns) w.Add("dur_ns >= ?", {I64(*q.min_duration_ns)});
-  for (const auto& a : q.attributes)
-    w.Add("instr(attrs, ?) > 0", {absl::StrCat("\n", a.key, "=", a.value, "\n")});
+    w.Add("(status_classes & ?) != 0", {int64_t{StatusClassBit(*q.status_class * 100)}});
+  if (q.error) w.Add(*q.error ? "errors > 0" : "errors < n");
+  if (q.min_duration_ns) w.Add("max_dur >= ?", {I64(*q.min_duration_ns)});
+  for (const auto& a : q.attributes) AddListed(w, "attrs", Line(absl::StrCat(a.key, "=", a.value)));
   auto db = AcquireReader();
   if (!db.ok()) return db.status();
-  auto st = (*db)->Prepare(absl::StrCat("SELECT trace_id, MIN(start_ns) AS t FROM spans", w.sql(),
-                                        " GROUP BY trace_id ORDER BY t DESC LIMIT ?"));
+  auto st = (*db)->Prepare(absl::StrCat("SELECT trace_id", span_filters ? ", data" : "",
+                                        " FROM span_chunks", w.sql(), " ORDER BY start_ns DESC"));
   if (!st.ok()) return st.status();
-  int next = w.Bind(*st);
-  st->Bind(next, q.limit);
+  w.Bind(*st);
   std::vector<std::string> ids;
-  for (;;) {
+  std::unordered_set<std::string> seen;
+  v1::Batch batch;
+  std::string scratch;
+  while (ids.size() < static_cast<size_t>(std::max(q.limit, 0))) {
     auto row = st->Step();
     if (!row.ok()) return row.status();
     if (!*row) break;
-    ids.push_back(st->Blob(0));
+    std::string id = st->Blob(0);
+    if (seen.count(id)) continue;
+    if (span_filters) {
+      if (!DecodeSpans(sqlite3_column_blob(st->get(), 1), sqlite3_column_bytes(st->get(), 1),
+                       &batch, &scratch))
+        continue;
+      bool any = false;
+      for (const auto& sp : batch.spans()) {
+        if (MatchesTraceQuery(sp, q)) {
+          any = true;
+          break;
+        }
+      }
+      if (!any) continue;
+    }
+    seen.insert(id);
+    ids.push_back(std::move(id));
   }
+  *st = sqlite::Statement();  // finalize before the next statement
+  // Summaries from the rows' columns (no decoding).
   auto agg = (*db)->Prepare(
-      "SELECT MIN(start_ns), MAX(start_ns + dur_ns), COUNT(*), SUM(is_error), "
-      "group_concat(DISTINCT source) FROM spans WHERE trace_id = ?");
-  auto root = (*db)->Prepare(
-      "SELECT service, endpoint FROM spans WHERE trace_id = ? "
-      "ORDER BY (parent_id IS NULL) DESC, start_ns ASC, dur_ns DESC LIMIT 1");
+      "SELECT start_ns, end_ns, n, errors, sources, root_parented, root_start, root_dur, "
+      "root_service, root_endpoint FROM span_chunks WHERE trace_id = ?");
   if (!agg.ok()) return agg.status();
-  if (!root.ok()) return root.status();
   std::vector<TraceSummary> out;
   for (const auto& id : ids) {
     TraceSummary t;
     t.trace_id = HexEncode(id);
+    t.start_ns = UINT64_MAX;
+    int sources = 0;
+    bool have_root = false;
+    int64_t root_parented = 0, root_start = 0, root_dur = 0;
     agg->BindBlob(1, id);
-    if (auto r = agg->Step(); r.ok() && *r) {
-      t.start_ns = static_cast<uint64_t>(agg->Int(0));
-      t.end_ns = static_cast<uint64_t>(agg->Int(1));
-      t.span_count = static_cast<uint64_t>(agg->Int(2));
-      t.error_count = static_cast<uint64_t>(agg->Int(3));
-      std::string srcs = agg->Text(4);
-      for (char c : std::string("123")) {
-        if (srcs.find(c) != std::string::npos) t.sources += "?ASN"[c - '0'];
+    for (;;) {
+      auto r = agg->Step();
+      if (!r.ok()) return r.status();
+      if (!*r) break;
+      t.start_ns = std::min(t.start_ns, static_cast<uint64_t>(agg->Int(0)));
+      t.end_ns = std::max(t.end_ns, static_cast<uint64_t>(agg->Int(1)));
+      t.span_count += static_cast<uint64_t>(agg->Int(2));
+      t.error_count += static_cast<uint64_t>(agg->Int(3));
+      sources |= static_cast<int>(agg->Int(4));
+      const int64_t p = agg->Int(5), s0 = agg->Int(6), d = agg->Int(7);
+      if (!have_root || (p != root_parented ? p < root_parented
+                                            : (s0 != root_start ? s0 < root_start : d > root_dur))) {
+        have_root = true;
+        root_parented = p, root_start = s0, root_dur = d;
+        t.root_service = agg->Text(8);
+        t.root_endpoint = agg->Text(9);
       }
     }
     agg->Reset();
-    root->BindBlob(1, id);
-    if (auto r = root->Step(); r.ok() && *r) {
-      t.root_service = root->Text(0);
-      t.root_endpoint = root->Text(1);
-    }
-    root->Reset();
+    if (t.start_ns == UINT64_MAX) t.start_ns = 0;
+    for (int src = 1; src <= 3; ++src)
+      if (sources & (1 << src)) t.sources += "?ASN"[src];
     out.push_back(std::move(t));
   }
+  std::stable_sort(out.begin(), out.end(),
+                   [](const TraceSummary& a, const TraceSummary& b) { return a.start_ns > b.start_ns; });
   return out;
 }
 
 absl::StatusOr<std::vector<StoredSpan>> SqliteStorage::Trace(const std::string& trace_id) {
   auto db = AcquireReader();
   if (!db.ok()) return db.status();
-  auto st = (*db)->Prepare("SELECT detail, host FROM spans WHERE trace_id = ? ORDER BY start_ns");
+  auto st = (*db)->Prepare("SELECT data, host FROM span_chunks WHERE trace_id = ?");
   if (!st.ok()) return st.status();
   st->BindBlob(1, trace_id);
   std::vector<StoredSpan> out;
-  for (;;) {
-    auto row = st->Step();
-    if (!row.ok()) return row.status();
-    if (!*row) break;
+  RETURN_IF_ERROR(ForEachChunkSpan(*st, [&](v1::Span& sp, const std::string& host) {
     StoredSpan s;
-    const void* p = sqlite3_column_blob(st->get(), 0);
-    if (!s.span.ParseFromArray(p, sqlite3_column_bytes(st->get(), 0))) continue;
-    s.host = st->Text(1);
+    s.span.Swap(&sp);
+    s.host = host;
     out.push_back(std::move(s));
-  }
+    return true;
+  }));
+  std::stable_sort(out.begin(), out.end(), [](const StoredSpan& a, const StoredSpan& b) {
+    return a.span.start_unix_ns() < b.span.start_unix_ns();
+  });
   return out;
 }
 
 absl::StatusOr<std::vector<StoredSpan>> SqliteStorage::RequestLog(const RequestLogQuery& q) {
+  // Captured exchanges (system and network spans), newest rows first.
+  constexpr int kCaptured = (1 << v1::SPAN_SOURCE_SYSTEM) | (1 << v1::SPAN_SOURCE_NETWORK);
   Where w;
   AddRange(w, "start_ns", q.range);
-  w.Add("source IN (2, 3)");  // captured exchanges: system and network spans
-  if (q.service) w.Add("service = ?", {*q.service});
-  if (q.endpoint) w.Add("instr(endpoint, ?) > 0", {*q.endpoint});
+  w.Add("(sources & ?) != 0", {int64_t{kCaptured}});
+  if (q.service) AddListed(w, "services", Line(*q.service));
+  if (q.endpoint) AddListed(w, "endpoints", *q.endpoint);
   if (q.status_class)
-    w.Add("http_status >= ? AND http_status < ?",
-          {int64_t{*q.status_class} * 100, int64_t{*q.status_class} * 100 + 100});
-  if (q.kind) w.Add("kind = ?", {int64_t{*q.kind}});
+    w.Add("(status_classes & ?) != 0", {int64_t{StatusClassBit(*q.status_class * 100)}});
+  if (q.kind) w.Add("(kinds & ?) != 0", {int64_t{1 << (*q.kind & 15)}});
   auto db = AcquireReader();
   if (!db.ok()) return db.status();
   auto st = (*db)->Prepare(
-      absl::StrCat("SELECT detail, host FROM spans", w.sql(), " ORDER BY start_ns DESC LIMIT ?"));
+      absl::StrCat("SELECT data, host FROM span_chunks", w.sql(), " ORDER BY start_ns DESC"));
   if (!st.ok()) return st.status();
-  st->Bind(w.Bind(*st), q.limit);
+  w.Bind(*st);
+  const size_t limit = static_cast<size_t>(std::max(q.limit, 0));
   std::vector<StoredSpan> out;
-  for (;;) {
-    auto row = st->Step();
-    if (!row.ok()) return row.status();
-    if (!*row) break;
+  RETURN_IF_ERROR(ForEachChunkSpan(*st, [&](v1::Span& sp, const std::string& host) {
+    if (out.size() >= limit) return false;  // checked per span: the last row is completed
+    const int src = static_cast<int>(sp.source());
+    if (src != v1::SPAN_SOURCE_SYSTEM && src != v1::SPAN_SOURCE_NETWORK) return true;
+    if (!InRange(sp, q.range)) return true;
+    if (q.service && ServiceOf(sp) != *q.service) return true;
+    if (q.endpoint && EndpointOf(sp).find(*q.endpoint) == std::string_view::npos) return true;
+    if (q.status_class && !StatusInClass(static_cast<int>(sp.http_status()), *q.status_class)) return true;
+    if (q.kind && static_cast<int>(sp.kind()) != *q.kind) return true;
     StoredSpan s;
-    const void* p = sqlite3_column_blob(st->get(), 0);
-    if (!s.span.ParseFromArray(p, sqlite3_column_bytes(st->get(), 0))) continue;
-    s.host = st->Text(1);
+    s.span.Swap(&sp);
+    s.host = host;
     out.push_back(std::move(s));
-  }
+    return true;
+  }));
+  std::stable_sort(out.begin(), out.end(), [](const StoredSpan& a, const StoredSpan& b) {
+    return a.span.start_unix_ns() > b.span.start_unix_ns();
+  });
+  if (out.size() > limit) out.resize(limit);
   return out;
 }
 
@@ -652,23 +1052,23 @@ absl::StatusOr<std::vector<StoredRedWindow>> SqliteStorage::RedWindows(const Red
 absl::StatusOr<std::vector<SpanSample>> SqliteStorage::SpanSamples(const RedQuery& q) {
   Where w;
   AddRange(w, "start_ns", q.range);
-  if (q.service) w.Add("service = ?", {*q.service});
-  if (q.endpoint) w.Add("endpoint = ?", {*q.endpoint});
-  if (q.kind) w.Add("kind = ?", {int64_t{*q.kind}});
+  if (q.service) AddListed(w, "services", Line(*q.service));
+  if (q.endpoint) AddListed(w, "endpoints", Line(*q.endpoint));
+  if (q.kind) w.Add("(kinds & ?) != 0", {int64_t{1 << (*q.kind & 15)}});
   auto db = AcquireReader();
   if (!db.ok()) return db.status();
-  auto st = (*db)->Prepare(absl::StrCat("SELECT start_ns, dur_ns, is_error FROM spans", w.sql(),
-                                        " LIMIT 2000000"));
+  auto st = (*db)->Prepare(absl::StrCat("SELECT data, host FROM span_chunks", w.sql()));
   if (!st.ok()) return st.status();
   w.Bind(*st);
   std::vector<SpanSample> out;
-  for (;;) {
-    auto row = st->Step();
-    if (!row.ok()) return row.status();
-    if (!*row) break;
-    out.push_back({static_cast<uint64_t>(st->Int(0)), static_cast<uint64_t>(st->Int(1)),
-                   st->Int(2) != 0});
-  }
+  RETURN_IF_ERROR(ForEachChunkSpan(*st, [&](v1::Span& sp, const std::string&) {
+    if (!InRange(sp, q.range)) return true;
+    if (q.service && ServiceOf(sp) != *q.service) return true;
+    if (q.endpoint && EndpointOf(sp) != *q.endpoint) return true;
+    if (q.kind && static_cast<int>(sp.kind()) != *q.kind) return true;
+    out.push_back({sp.start_unix_ns(), DurationOf(sp), SpanIsError(sp)});
+    return out.size() < 2'000'000;
+  }));
   return out;
 }
 
@@ -748,17 +1148,67 @@ absl::StatusOr<RetentionResult> SqliteStorage::EnforceRetention(uint64_t now_ns,
   RetentionResult result;
   const int64_t span_cut = now_ns > policy.spans_ns ? I64(now_ns - policy.spans_ns) : 0;
   const int64_t metric_cut = now_ns > policy.metrics_ns ? I64(now_ns - policy.metrics_ns) : 0;
+  // Span rows (each holds one trace's spans of one batch; a row goes when its
+  // first span is older than the cut), in chunks so ingest never waits long.
+  for (;;) {
+    std::lock_guard lock(write_mu_);
+    RETURN_IF_ERROR(writer_->Exec("BEGIN IMMEDIATE"));
+    auto del = writer_->Prepare(
+        "DELETE FROM span_chunks WHERE rowid IN (SELECT rowid FROM span_chunks WHERE start_ns < ? "
+        "LIMIT 2000) RETURNING n");
+    if (!del.ok()) {
+      (void)writer_->Exec("ROLLBACK");
+      return del.status();
+    }
+    del->Bind(1, span_cut);
+    uint64_t rows = 0, spans = 0;
+    absl::Status st;
+    for (;;) {
+      auto r = del->Step();
+      if (!r.ok()) {
+        st = r.status();
+        break;
+      }
+      if (!*r) break;
+      ++rows;
+      spans += static_cast<uint64_t>(del->Int(0));
+    }
+    del = sqlite::Statement();
+    if (st.ok() && spans > 0) {
+      stmts_->count_spans.Bind(1, -static_cast<int64_t>(spans));
+      st = stmts_->count_spans.Run();
+    }
+    if (st.ok()) st = writer_->Exec("COMMIT");
+    if (!st.ok()) {
+      (void)writer_->Exec("ROLLBACK");
+      return st;
+    }
+    result.spans_deleted += spans;
+    stats_.spans -= std::min(stats_.spans, spans);
+    if (rows < 2000) break;
+  }
+  {
+    // The rollup behind /api/services and /api/endpoints: a few rows per second.
+    for (;;) {
+      std::lock_guard lock(write_mu_);
+      auto st = writer_->Prepare(
+          "DELETE FROM span_rollup WHERE second < ? AND second < "
+          "(SELECT second FROM span_rollup ORDER BY second LIMIT 1) + 300");
+      if (!st.ok()) return st.status();
+      st->Bind(1, span_cut / 1'000'000'000);
+      RETURN_IF_ERROR(st->Run());
+      if (writer_->Changes() == 0) break;
+    }
+  }
   struct Target {
     const char* table;
     const char* column;
     int64_t cut;
-    bool spans;
   };
   const Target targets[] = {
-      {"spans", "start_ns", span_cut, true},      {"requests", "start_ns", span_cut, false},
-      {"stacks", "start_ns", span_cut, false},    {"red", "start_ns", metric_cut, false},
-      {"tcp", "start_ns", metric_cut, false},     {"otlp", "received_ns", metric_cut, false},
-      {"processes", "last_seen_ns", metric_cut, false},
+      {"requests", "start_ns", span_cut},   {"stacks", "start_ns", span_cut},
+      {"red", "start_ns", metric_cut},      {"tcp", "start_ns", metric_cut},
+      {"otlp", "received_ns", metric_cut},  {"processes", "last_seen_ns", metric_cut},
   };
   for (const auto& t : targets) {
     // Delete in chunks so that ingest never waits long for the write lock.
@@ -771,12 +1221,7 @@ absl::StatusOr<RetentionResult> SqliteStorage::EnforceRetention(uint64_t now_ns,
       st->Bind(1, t.cut);
       RETURN_IF_ERROR(st->Run());
       const auto n = static_cast<uint64_t>(writer_->Changes());
-      if (t.spans) {
-        result.spans_deleted += n;
-        stats_.spans -= std::min(stats_.spans, n);
-      } else {
-        result.rows_deleted += n;
-      }
+      result.rows_deleted += n;
       if (n < 20000) break;
     }
   }

@@ -2,8 +2,10 @@
 // Embedded default storage: one SQLite file in WAL mode under --data-dir.
 // Writes go through one connection (batched transactions, persistent
 // prepared statements); reads use a small pool of read-only connections so
-// queries never wait for ingest. Filterable fields are columns with indexes;
-// the rest of each row is the agent's serialized proto message.
+// queries never wait for ingest. Spans are stored as one row per (trace id,
+// batch): the trace's spans of that batch as one encoded blob plus the
+// per-row facts searches filter on (see docs/server.md, "Storage"). Other
+// rows keep filterable fields as columns and the rest as the agent's proto.
 #include <memory>
 #include <mutex>
 #include <string>
@@ -16,12 +18,14 @@ namespace sonde::server {
 
 class SqliteStorage final : public Storage {
  public:
-  static constexpr int kSchemaVersion = 1;
+  static constexpr int kSchemaVersion = 2;
 
   struct Options {
     std::string path;          // database file
     int read_connections = 4;
     bool synchronous_full = false;  // NORMAL is durable in WAL except on power loss
+    bool compress_spans = true;     // zstd on each (trace, batch) span blob
+    int zstd_level = 1;
   };
   static absl::StatusOr<std::unique_ptr<SqliteStorage>> Open(const Options& options);
   ~SqliteStorage() override;
@@ -49,6 +53,8 @@ class SqliteStorage final : public Storage {
   explicit SqliteStorage(Options options);
   absl::Status Init();
   absl::Status InsertBatchLocked(const IngestContext& ctx, const v1::Batch& batch);
+  absl::Status InsertSpansLocked(const std::string& host, const v1::Span* const* spans, size_t n);
+  absl::Status MigrateV1Locked();
   absl::StatusOr<ReadLease> AcquireReader();
   void ReleaseReader(std::unique_ptr<sqlite::Database> db);
 
