@@ -3,6 +3,7 @@
 #include <array>
 #include <charconv>
 #include <cstdlib>
+#include <cstring>
 #include <iterator>
 #include <memory>
 #include <vector>
@@ -87,8 +88,47 @@ struct KeyInfo {
   int rule_bit = kNoBit, rule_server_bit = kNoBit;  // bits of rule->current, ->current_server
 };
 
+// Open-addressed table over the keys (all 8+ characters): the hash reads the
+// first and last 8 bytes, one probe and one compare in the common case.
+class KeyIndex {
+ public:
+  static constexpr size_t kMinKeySize = 8;
+  void Insert(std::string_view key, const KeyInfo& info) {
+    size_t i = Hash(key);
+    while (slots_[i].used) i = (i + 1) & kMask;
+    slots_[i] = {key, info, true};
+  }
+  const KeyInfo* Find(std::string_view key) const {
+    if (key.size() < kMinKeySize) return nullptr;
+    for (size_t i = Hash(key);; i = (i + 1) & kMask) {
+      const Slot& slot = slots_[i];
+      if (!slot.used) return nullptr;
+      if (slot.key.size() == key.size() && std::memcmp(slot.key.data(), key.data(), key.size()) == 0) {
+        return &slot.info;
+      }
+    }
+  }
+
+ private:
+  static constexpr size_t kMask = 255;
+  static size_t Hash(std::string_view key) {
+    uint64_t head, tail;
+    std::memcpy(&head, key.data(), 8);
+    std::memcpy(&tail, key.data() + key.size() - 8, 8);
+    uint64_t h = (head * 0x9E3779B97F4A7C15ull) ^ (tail * 0xC2B2AE3D27D4EB4Full) ^ key.size();
+    return static_cast<size_t>(h >> 56) & kMask;
+  }
+  struct Slot {
+    std::string_view key;
+    KeyInfo info;
+    bool used = false;
+  };
+  std::array<Slot, kMask + 1> slots_{};
+};
+
 struct Table {
-  absl::flat_hash_map<std::string_view, KeyInfo> keys;
+  absl::flat_hash_map<std::string_view, KeyInfo> keys;  // construction; lookups use `index`
+  KeyIndex index;
   int url_path = kNoBit, url_query = kNoBit, protocol_name = kNoBit;
 };
 
@@ -113,15 +153,19 @@ const Table& KeyTable() {
     t->url_query = bit_of("url.query");
     t->protocol_name = bit_of("network.protocol.name");
     if (next > 64) std::abort();  // the masks below are 64 bits
+    for (const auto& [key, info] : t->keys) {
+      if (key.size() < KeyIndex::kMinKeySize) std::abort();  // KeyIndex::Hash reads 8 bytes
+      t->index.Insert(key, info);
+    }
     return t.release();  // process lifetime, like Rules()
   }();
   return *table;
 }
 
 // Keys worth a table lookup: rule keys and the names they emit start with one
-// of these letters and have at least 6 characters.
+// of these letters and have at least 8 characters.
 bool MayBeInTable(std::string_view key) {
-  if (key.size() < 6) return false;
+  if (key.size() < KeyIndex::kMinKeySize) return false;
   switch (key[0]) {
     case 'h': case 'n': case 'r': case 'd': case 'm': case 'e': case 'u': case 's': case 'c':
       return true;
@@ -208,15 +252,15 @@ void DeriveCurrentSemconvNames(const AttributeView* attributes, size_t count, in
   for (size_t i = 0; i < count; ++i) {
     const std::string_view key = attributes[i].key;
     if (!MayBeInTable(key)) continue;
-    auto it = t.keys.find(key);
-    if (it == t.keys.end()) continue;
-    if (it->second.bit != kNoBit) present |= uint64_t{1} << it->second.bit;
-    if (it->second.rule == nullptr || it->second.rule->current.empty()) continue;
+    const KeyInfo* info = t.index.Find(key);
+    if (info == nullptr) continue;
+    if (info->bit != kNoBit) present |= uint64_t{1} << info->bit;
+    if (info->rule == nullptr || info->rule->current.empty()) continue;
     if (n_found == std::size(found)) {
       overflow = true;  // > 64 legacy keys: a second pass applies them all
       continue;
     }
-    found[n_found] = &it->second;
+    found[n_found] = info;
     values[n_found++] = &attributes[i].value;
   }
   if (n_found == 0) return;
@@ -227,9 +271,9 @@ void DeriveCurrentSemconvNames(const AttributeView* attributes, size_t count, in
   }
   for (size_t i = 0; i < count; ++i) {
     if (!MayBeInTable(attributes[i].key)) continue;
-    auto it = t.keys.find(attributes[i].key);
-    if (it == t.keys.end() || it->second.rule == nullptr || it->second.rule->current.empty()) continue;
-    Apply(t, emitter, it->second, attributes[i].value, kind);
+    const KeyInfo* info = t.index.Find(attributes[i].key);
+    if (info == nullptr || info->rule == nullptr || info->rule->current.empty()) continue;
+    Apply(t, emitter, *info, attributes[i].value, kind);
   }
 }
 

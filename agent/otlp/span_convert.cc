@@ -25,8 +25,15 @@ bool CopyId(std::string_view bytes, std::array<uint8_t, N>* out) {
 
 // Assigns in place: when the slot already holds a string (the span object is
 // reused across spans), its capacity is reused instead of allocating.
+// Overwrites `s` with `text` in its existing buffer (same-length keys, the
+// common case for a reused span, cost one memcpy).
+void Assign(std::string* s, std::string_view text) {
+  if (s->size() != text.size()) s->resize(text.size());
+  if (!text.empty()) std::memcpy(s->data(), text.data(), text.size());
+}
+
 void SetString(trace::AttributeValue* out, std::string_view text) {
-  if (auto* s = std::get_if<std::string>(out)) s->assign(text.data(), text.size());
+  if (auto* s = std::get_if<std::string>(out)) Assign(s, text);
   else *out = std::string(text);
 }
 
@@ -48,7 +55,7 @@ void PutAttribute(std::vector<trace::Attribute>* attrs, size_t index, std::strin
                   const ValueView& value) {
   if (index == attrs->size()) attrs->emplace_back();
   trace::Attribute& a = (*attrs)[index];
-  a.key.assign(key.data(), key.size());
+  Assign(&a.key, key);
   SetAttributeValue(value, &a.value);
 }
 
@@ -108,38 +115,40 @@ struct Lifted {
 };
 
 void Lift(const trace::Attribute& a, Lifted* l) {
-  const std::string& k = a.key;
+  using namespace std::string_view_literals;
+  const std::string_view k = a.key;  // compares check the length before any memcmp
+  if (k.empty()) return;
   const Value* v = &a.value;
   // Compare on the first characters before full matches: this runs for every attribute.
   switch (k[0]) {
     case 'h':
-      if (k == "http.request.method") l->method = v;
-      else if (k == "http.route") l->route = v;
-      else if (k == "http.response.status_code") l->http_status = v;
+      if (k == "http.request.method"sv) l->method = v;
+      else if (k == "http.route"sv) l->route = v;
+      else if (k == "http.response.status_code"sv) l->http_status = v;
       break;
     case 'u':
-      if (k == "url.path") l->url_path = v;
-      else if (k == "url.full") l->url_full = v;
+      if (k == "url.path"sv) l->url_path = v;
+      else if (k == "url.full"sv) l->url_full = v;
       break;
     case 'r':
-      if (k == "rpc.system" || (k == "rpc.system.name" && l->rpc_system == nullptr)) l->rpc_system = v;
-      else if (k == "rpc.service") l->rpc_service = v;
-      else if (k == "rpc.method") l->rpc_method = v;
-      else if (k == "rpc.response.status_code") l->rpc_status = v;
-      else if (k == "rpc.grpc.status_code") l->rpc_grpc_status = v;
+      if (k == "rpc.system"sv || (k == "rpc.system.name"sv && l->rpc_system == nullptr)) l->rpc_system = v;
+      else if (k == "rpc.service"sv) l->rpc_service = v;
+      else if (k == "rpc.method"sv) l->rpc_method = v;
+      else if (k == "rpc.response.status_code"sv) l->rpc_status = v;
+      else if (k == "rpc.grpc.status_code"sv) l->rpc_grpc_status = v;
       break;
     case 's':
-      if (k == "server.address") l->server_address = v;
-      else if (k == "server.port") l->server_port = v;
+      if (k == "server.address"sv) l->server_address = v;
+      else if (k == "server.port"sv) l->server_port = v;
       break;
     case 'c':
-      if (k == "client.address") l->client_address = v;
-      else if (k == "client.port") l->client_port = v;
+      if (k == "client.address"sv) l->client_address = v;
+      else if (k == "client.port"sv) l->client_port = v;
       break;
     case 'n':
-      if (k == "network.peer.address") l->peer_address = v;
-      else if (k == "network.peer.port") l->peer_port = v;
-      else if (k == "network.protocol.version") l->protocol_version = v;
+      if (k == "network.peer.address"sv) l->peer_address = v;
+      else if (k == "network.peer.port"sv) l->peer_port = v;
+      else if (k == "network.protocol.version"sv) l->protocol_version = v;
       break;
     default:
       break;

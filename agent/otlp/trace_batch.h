@@ -20,11 +20,13 @@ namespace sonde::otlp {
 struct ValueView {
   enum class Type : uint8_t { kEmpty, kString, kBool, kInt, kDouble, kBytes, kStructured };
   Type type = Type::kEmpty;
-  bool b = false;
-  int64_t i = 0;
-  double d = 0;
+  union {  // by type: 40 bytes per view instead of 56
+    bool b;
+    int64_t i = 0;
+    double d;
+    const opentelemetry::proto::common::v1::AnyValue* structured;
+  };
   std::string_view s;  // kString, kBytes
-  const opentelemetry::proto::common::v1::AnyValue* structured = nullptr;
 
   bool is_string() const { return type == Type::kString; }
   static ValueView String(std::string_view text) {
