@@ -16,24 +16,30 @@ constexpr Code kCodes[257] = {
 #include "agent/protocols/http2/huffman_table.inc"
 };
 
-// Decoding peeks kPeekBits at a time: one table lookup yields up to two
-// symbols whose codes fit (the common characters have 5..8-bit codes).
-// Longer codes walk the code tree bit by bit.
-constexpr int kPeekBits = 11;
+#ifndef SONDE_HUFFMAN_PEEK_BITS
+#define SONDE_HUFFMAN_PEEK_BITS 12
+#endif
+// Bits peeked per lookup. 12 bits keep the table (16 KiB) in L1 and decode
+// ~2 symbols of typical header text per lookup.
+constexpr int kPeekBits = SONDE_HUFFMAN_PEEK_BITS;
+static_assert(kPeekBits >= 8 && kPeekBits <= 16);
 
-struct PeekEntry {
-  uint8_t sym0 = 0;
-  uint8_t sym1 = 0;
-  uint8_t len0 = 0;  // 0: the first code is longer than kPeekBits
-  uint8_t len2 = 0;  // 0: no second symbol fits; else bits of both codes
-};
+// A lookup entry: bits 0..4 hold the code bits the decoded symbols used (so
+// the entry itself is the shift count: x86 masks it to 6 bits), bits 6..7
+// how many symbols there are (0: the first code is longer than kPeekBits, or
+// is EOS), bits 8..31 up to three symbols, first symbol lowest, so a
+// little-endian 4-byte store of `e >> 8` writes them in order.
+constexpr int kCountShift = 6;
+constexpr uint32_t EntryCount(uint32_t e) { return (e >> kCountShift) & 3; }
+constexpr int EntryConsumed(uint32_t e) { return static_cast<int>(e & 63); }
+constexpr uint32_t EntrySymbols(uint32_t e) { return e >> 8; }
 
 struct Machine {
   struct Node {
     int16_t child[2] = {-1, -1};  // >= 0: node id; <= -2: leaf symbol -(sym + 2)
   };
   std::vector<Node> nodes;
-  std::array<PeekEntry, 1u << kPeekBits> peek{};
+  std::array<uint32_t, 1u << kPeekBits> peek{};
 
   Machine() : nodes(1) {
     for (int sym = 0; sym < 257; ++sym) {
@@ -52,29 +58,24 @@ struct Machine {
       }
     }
     for (uint32_t v = 0; v < peek.size(); ++v) {
-      PeekEntry e;
+      uint32_t syms = 0;
+      uint32_t count = 0;
+      uint32_t consumed = 0;
       int cur = 0;
-      int found = 0;
-      for (int b = kPeekBits - 1; b >= 0 && found < 2; --b) {
+      for (int b = kPeekBits - 1; b >= 0 && count < 3; --b) {
         const int next = nodes[static_cast<size_t>(cur)].child[(v >> b) & 1];
         if (next >= 0) {
           cur = next;
           continue;
         }
         const int sym = -next - 2;
-        if (sym == 256) break;  // EOS (30 bits) never fits; kept for the slow path
-        const auto len = static_cast<uint8_t>(kPeekBits - b);
-        if (found == 0) {
-          e.sym0 = static_cast<uint8_t>(sym);
-          e.len0 = len;
-        } else {
-          e.sym1 = static_cast<uint8_t>(sym);
-          e.len2 = len;
-        }
-        ++found;
+        if (sym == 256) break;  // EOS (30 bits) never fits; left to the slow path
+        syms |= static_cast<uint32_t>(sym) << (8 + 8 * count);
+        ++count;
+        consumed = static_cast<uint32_t>(kPeekBits - b);
         cur = 0;
       }
-      peek[v] = e;
+      peek[v] = syms | consumed | (count << kCountShift);
     }
   }
 };
@@ -92,92 +93,143 @@ inline uint64_t LoadBigEndian64(const uint8_t* p) {
 
 }  // namespace
 
-bool HuffmanDecode(std::string_view in, std::string& out) {
+namespace {
+
+// Walks the code tree from the top of `buf` over at most `bits` bits. Returns
+// the symbol (256: EOS) and sets `used`, or -1 when no code ends within them.
+inline int WalkLongCode(const Machine& m, uint64_t buf, int bits, int& used) {
+  int cur = 0;
+  for (used = 0; used < bits;) {
+    const int next = m.nodes[static_cast<size_t>(cur)].child[(buf >> (63 - used)) & 1];
+    ++used;
+    if (next < 0) return -next - 2;
+    cur = next;
+  }
+  return -1;
+}
+
+}  // namespace
+
+bool HuffmanDecodeTo(std::string_view in, char* out, size_t& written) {
   const Machine& m = GetMachine();
-  const size_t base = out.size();
-  // Shortest code is 5 bits: at most 8/5 symbols per byte, plus slack for
-  // the unconditional two-symbol store below.
-  out.resize(base + in.size() * 8 / 5 + 3);
-  char* dst = out.data() + base;
+  const uint32_t* const peek = m.peek.data();
+  char* dst = out;
   const auto* p = reinterpret_cast<const uint8_t*>(in.data());
   const uint8_t* const end = p + in.size();
-  uint64_t buf = 0;  // valid bits are the top `bits` bits
+  // The valid bits are the top `bits` bits of `buf`; below them are zeros or
+  // the next input bits.
+  uint64_t buf = 0;
   int bits = 0;
   bool ok = true;
-  for (;;) {
-    if (end - p >= 8) {
-      // Branch-free refill: bits below the valid ones are the next stream
-      // bytes, so re-loading them later ORs identical values.
-      buf |= LoadBigEndian64(p) >> bits;
-      p += (63 - bits) >> 3;
-      bits |= 56;
-    } else {
-      while (bits <= 56 && p < end) {
-        buf |= static_cast<uint64_t>(*p++) << (56 - bits);
-        bits += 8;
-      }
-    }
-    // Hot loop: every short code fits in the peeked bits, so the only
-    // data-dependent choice (one or two symbols) is made without a branch,
-    // and refills stay off the dependency chain.
-    while (bits >= kPeekBits) {
-      const PeekEntry e = m.peek[buf >> (64 - kPeekBits)];
-      if (__builtin_expect(e.len0 == 0, 0)) break;
-      const bool two = e.len2 != 0;
-      dst[0] = static_cast<char>(e.sym0);
-      dst[1] = static_cast<char>(e.sym1);
-      dst += 1 + static_cast<int>(two);
-      const int consume = two ? e.len2 : e.len0;
-      buf <<= consume;
-      bits -= consume;
-    }
-    if (bits >= kPeekBits) {
-      // A code longer than kPeekBits: make sure the longest (30 bits) fits,
-      // then walk the tree.
-      if (bits < 30 && p < end) continue;
-      int cur = 0;
+
+  // One lookup: every symbol the entry names lies within the peeked bits.
+  // The chain from one lookup to the next is a shift, a load and a shift.
+#define SONDE_HUFFMAN_STEP(on_long)                                        \
+  do {                                                                     \
+    const uint32_t e = peek[buf >> (64 - kPeekBits)];                      \
+    if (__builtin_expect(EntryCount(e) == 0, 0)) on_long;                  \
+    const uint32_t syms = EntrySymbols(e);                                 \
+    std::memcpy(dst, &syms, 4); /* symbols in order; the rest is slack */ \
+    dst += EntryCount(e);                                                  \
+    buf <<= EntryConsumed(e);                                              \
+    bits -= EntryConsumed(e);                                              \
+  } while (0)
+
+  // Bulk: while 8 input bytes remain, refill without branches (bits below
+  // the valid ones are the next input bytes, so loading them again ORs
+  // identical values) and take 4 lookups: a refill leaves >= 56 bits.
+  static_assert(4 * kPeekBits <= 56);
+  while (end - p >= 8) {
+    buf |= LoadBigEndian64(p) >> bits;
+    p += (63 - bits) >> 3;
+    bits |= 56;
+    SONDE_HUFFMAN_STEP(goto long_code);
+    SONDE_HUFFMAN_STEP(goto long_code);
+    SONDE_HUFFMAN_STEP(goto long_code);
+    SONDE_HUFFMAN_STEP(goto long_code);
+    continue;
+  long_code:
+    // A code longer than kPeekBits; the longest is 30 bits.
+    if (bits < 30) continue;  // refill first (or finish in the tail)
+    {
       int used = 0;
-      int sym = -1;
-      while (used < bits) {
-        const int next = m.nodes[static_cast<size_t>(cur)].child[(buf >> (63 - used)) & 1];
-        ++used;
-        if (next < 0) {
-          sym = -next - 2;
-          break;
-        }
-        cur = next;
+      const int sym = WalkLongCode(m, buf, bits, used);
+      if (sym == 256) {  // EOS inside a string is an error
+        ok = false;
+        goto done;
       }
-      if (sym < 0) break;  // ran out of bits: padding, checked below
-      if (sym == 256) {
-        ok = false;  // EOS inside a string is an error
-        break;
-      }
-      *dst++ = static_cast<char>(sym);
+      *dst++ = static_cast<char>(sym);  // 30 valid bits always hold a code
       buf <<= used;
       bits -= used;
-      continue;
     }
-    if (p < end) continue;
-    // Tail: fewer than kPeekBits bits and no more input.
-    while (bits > 0) {
-      const PeekEntry e = m.peek[buf >> (64 - kPeekBits)];
-      if (e.len0 == 0 || e.len0 > bits) break;  // padding, checked below
-      const bool two = e.len2 != 0 && e.len2 <= bits;
-      dst[0] = static_cast<char>(e.sym0);
-      dst[1] = static_cast<char>(e.sym1);
-      dst += 1 + static_cast<int>(two);
-      const int consume = two ? e.len2 : e.len0;
-      buf <<= consume;
-      bits -= consume;
-    }
-    break;
   }
-  out.resize(static_cast<size_t>(dst - out.data()));
+
+  // Tail: fewer than 8 input bytes left.
+  for (;;) {
+    while (bits <= 56 && p < end) {
+      buf |= static_cast<uint64_t>(*p++) << (56 - bits);
+      bits += 8;
+    }
+    if (p < end) {  // bits > 56: room for whole lookups
+      while (bits >= kPeekBits) SONDE_HUFFMAN_STEP(goto tail_long_code);
+      continue;
+    tail_long_code:
+      if (bits < 30) continue;
+    } else {
+      // All input is in `buf` and zeros follow: an entry may name symbols
+      // decoded from those zeros; keep only codes that end within the input.
+      for (;;) {
+        if (bits <= 0) goto done;
+        const uint32_t e = peek[buf >> (64 - kPeekBits)];
+        if (EntryCount(e) == 0) break;  // long code, EOS or padding
+        if (EntryConsumed(e) > bits) {
+          uint32_t syms = EntrySymbols(e);
+          for (uint32_t i = 0; i < EntryCount(e); ++i, syms >>= 8) {
+            const int len = kCodes[syms & 0xff].bits;
+            if (len > bits) break;
+            *dst++ = static_cast<char>(syms & 0xff);
+            buf <<= len;
+            bits -= len;
+          }
+          goto done;  // the rest is padding, checked below
+        }
+        const uint32_t syms = EntrySymbols(e);
+        std::memcpy(dst, &syms, 4);
+        dst += EntryCount(e);
+        buf <<= EntryConsumed(e);
+        bits -= EntryConsumed(e);
+      }
+      if (bits < 8) goto done;  // padding, checked below
+    }
+    int used = 0;
+    const int sym = WalkLongCode(m, buf, bits, used);
+    if (sym < 0) goto done;  // no code ends within the input: bad padding
+    if (sym == 256) {
+      ok = false;
+      goto done;
+    }
+    *dst++ = static_cast<char>(sym);
+    buf <<= used;
+    bits -= used;
+  }
+#undef SONDE_HUFFMAN_STEP
+
+done:
+  written = static_cast<size_t>(dst - out);
   if (!ok) return false;
   // Padding: fewer than 8 bits, all ones (a prefix of EOS), and nothing unread.
   if (p != end || bits >= 8) return false;
   const uint64_t mask = bits == 0 ? 0 : ~uint64_t{0} << (64 - bits);
   return (buf & mask) == mask;
+}
+
+bool HuffmanDecode(std::string_view in, std::string& out) {
+  const size_t base = out.size();
+  out.resize(base + HuffmanDecodedBound(in.size()));
+  size_t written = 0;
+  const bool ok = HuffmanDecodeTo(in, out.data() + base, written);
+  out.resize(base + written);
+  return ok;
 }
 
 std::string HuffmanEncode(std::string_view in) {
