@@ -27,9 +27,37 @@ bool CopyId(std::string_view bytes, std::array<uint8_t, N>* out) {
 // reused across spans), its capacity is reused instead of allocating.
 // Overwrites `s` with `text` in its existing buffer (same-length keys, the
 // common case for a reused span, cost one memcpy).
+// Keys and values are mostly under 32 bytes: copied with fixed-size (inlined)
+// overlapping moves instead of a memcpy call.
+inline void CopyBytes(char* dst, const char* src, size_t n) {
+  if (n >= 16 && n <= 32) {
+    char a[16], b[16];
+    std::memcpy(a, src, 16);
+    std::memcpy(b, src + n - 16, 16);
+    std::memcpy(dst, a, 16);
+    std::memcpy(dst + n - 16, b, 16);
+  } else if (n >= 8 && n < 16) {
+    uint64_t a, b;
+    std::memcpy(&a, src, 8);
+    std::memcpy(&b, src + n - 8, 8);
+    std::memcpy(dst, &a, 8);
+    std::memcpy(dst + n - 8, &b, 8);
+  } else if (n >= 4 && n < 8) {
+    uint32_t a, b;
+    std::memcpy(&a, src, 4);
+    std::memcpy(&b, src + n - 4, 4);
+    std::memcpy(dst, &a, 4);
+    std::memcpy(dst + n - 4, &b, 4);
+  } else if (n > 0 && n < 4) {
+    for (size_t i = 0; i < n; ++i) dst[i] = src[i];
+  } else if (n > 32) {
+    std::memcpy(dst, src, n);
+  }
+}
+
 void Assign(std::string* s, std::string_view text) {
   if (s->size() != text.size()) s->resize(text.size());
-  if (!text.empty()) std::memcpy(s->data(), text.data(), text.size());
+  CopyBytes(s->data(), text.data(), text.size());
 }
 
 void SetString(trace::AttributeValue* out, std::string_view text) {

@@ -234,7 +234,7 @@ class Decoder {
   }
 
   bool Span(std::string_view bytes) {
-    SpanView s;
+    SpanView& s = out_->spans.emplace_back();  // in place; nothing else grows `spans` meanwhile
     s.attr_begin = static_cast<uint32_t>(out_->attributes.size());
     bool have_status = false;
     Reader r(bytes);
@@ -300,7 +300,6 @@ class Decoder {
       }
     }
     s.attr_count = static_cast<uint32_t>(out_->attributes.size()) - s.attr_begin;
-    out_->spans.push_back(s);
     return true;
   }
 
@@ -323,7 +322,8 @@ class Decoder {
   }
 
   bool KeyValueMsg(std::string_view bytes, int depth) {
-    AttributeView a;
+    // Built in place: a stack copy pushed afterwards costs store-forwarding stalls.
+    AttributeView& a = out_->attributes.emplace_back();
     bool have_value = false;
     Reader r(bytes);
     uint32_t field, wire;
@@ -341,7 +341,6 @@ class Decoder {
         return false;
       }
     }
-    out_->attributes.push_back(a);
     return true;
   }
 
