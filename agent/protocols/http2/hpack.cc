@@ -91,9 +91,10 @@ absl::Status HpackDecoder::DecodeExact(std::string_view block, HeaderList& out) 
     in += rv;
     left -= static_cast<size_t>(rv);
     if (flags & NGHTTP2_HD_INFLATE_EMIT) {
+      // nghttp2's buffers change with the next call: copy into `out`.
       DecodedField& f = out.Add();
-      f.name.assign(reinterpret_cast<const char*>(nv.name), nv.namelen);
-      f.value.assign(reinterpret_cast<const char*>(nv.value), nv.valuelen);
+      f.name = out.Store(std::string_view(reinterpret_cast<const char*>(nv.name), nv.namelen));
+      f.value = out.Store(std::string_view(reinterpret_cast<const char*>(nv.value), nv.valuelen));
     }
     if (flags & NGHTTP2_HD_INFLATE_FINAL) {
       nghttp2_hd_inflate_end_headers(inflater_.get());

@@ -1,21 +1,49 @@
 #include "agent/protocols/http2/tolerant_hpack.h"
 
 #include <algorithm>
+#include <cstdint>
 
 #include "agent/protocols/http2/hpack_static.h"
 #include "agent/protocols/http2/huffman.h"
 
 namespace sonde::protocols::http2 {
+namespace {
 
-DecodedField& HeaderList::Add() {
-  if (count == fields.size()) fields.emplace_back();
-  DecodedField& f = fields[count++];
-  f.name.clear();
-  f.value.clear();
-  f.name_unknown = false;
-  f.value_unknown = false;
-  return f;
+bool Inside(std::string_view s, const char* lo, const char* hi) {
+  const auto p = reinterpret_cast<uintptr_t>(s.data());
+  return !s.empty() && p >= reinterpret_cast<uintptr_t>(lo) && p < reinterpret_cast<uintptr_t>(hi);
 }
+
+}  // namespace
+
+// --- HeaderList ----------------------------------------------------------------
+
+void HeaderList::Grow(size_t n) {
+  const size_t cap = std::max({cap_ * 2, used_ + n, size_t{4096}});
+  auto fresh = std::make_unique<char[]>(cap);
+  if (used_ > 0) std::memcpy(fresh.get(), arena_.get(), used_);
+  const char* lo = arena_.get();
+  const char* hi = lo + cap_;
+  for (size_t i = 0; i < count; ++i) {
+    DecodedField& f = fields[i];
+    if (Inside(f.name, lo, hi)) f.name = std::string_view(fresh.get() + (f.name.data() - lo), f.name.size());
+    if (Inside(f.value, lo, hi)) {
+      f.value = std::string_view(fresh.get() + (f.value.data() - lo), f.value.size());
+    }
+  }
+  arena_ = std::move(fresh);
+  cap_ = cap;
+}
+
+void HeaderList::Materialize(const char* lo, const char* hi) {
+  for (size_t i = 0; i < count; ++i) {
+    // Store() may grow the arena, which rebases fields[0, count): re-read each time.
+    if (Inside(fields[i].name, lo, hi)) fields[i].name = Store(fields[i].name);
+    if (Inside(fields[i].value, lo, hi)) fields[i].value = Store(fields[i].value);
+  }
+}
+
+// --- integers and strings ---------------------------------------------------------
 
 bool DecodeHpackInteger(std::string_view in, size_t& pos, int prefix_bits, uint64_t& value) {
   if (pos >= in.size()) return false;
@@ -32,68 +60,105 @@ bool DecodeHpackInteger(std::string_view in, size_t& pos, int prefix_bits, uint6
 }
 
 namespace {
-// String literal (RFC 7541 section 5.2) appended to `out`.
-bool DecodeString(std::string_view in, size_t& pos, std::string& out) {
+
+// DecodeHpackInteger with the one-byte case inline (`pos` < in.size()).
+inline bool ReadInteger(std::string_view in, size_t& pos, int prefix_bits, uint64_t& value) {
+  const uint8_t mask = static_cast<uint8_t>((1u << prefix_bits) - 1);
+  const uint8_t first = static_cast<uint8_t>(in[pos]) & mask;
+  if (__builtin_expect(first < mask, 1)) {
+    value = first;
+    ++pos;
+    return true;
+  }
+  return DecodeHpackInteger(in, pos, prefix_bits, value);
+}
+
+// String literal (RFC 7541 section 5.2), decoded into `out`'s storage.
+inline bool DecodeString(std::string_view in, size_t& pos, HeaderList& out, std::string_view& s) {
   if (pos >= in.size()) return false;
   const bool huffman = (static_cast<uint8_t>(in[pos]) & 0x80) != 0;
   uint64_t len = 0;
-  if (!DecodeHpackInteger(in, pos, 7, len) || len > in.size() - pos) return false;
-  const std::string_view raw = in.substr(pos, len);
+  if (!ReadInteger(in, pos, 7, len) || len > in.size() - pos) return false;
+  const std::string_view raw(in.data() + pos, len);
   pos += len;
-  if (huffman) return HuffmanDecode(raw, out);
-  out.append(raw);
+  if (huffman) {
+    char* dst = out.Reserve(HuffmanDecodedBound(raw.size()));
+    size_t written = 0;
+    const bool ok = HuffmanDecodeTo(raw, dst, written);
+    s = out.Commit(written);
+    return ok;
+  }
+  s = out.Store(raw);
   return true;
 }
+
 }  // namespace
 
-HpackDynamicTable::EntryView HpackDynamicTable::Get(size_t newest_index) const {
-  const Ref& r = refs_[refs_.size() - 1 - newest_index];
-  const std::string_view all(arena_);
-  return EntryView{all.substr(r.offset, r.name_len), all.substr(r.offset + r.name_len, r.value_len),
-                   r.name_unknown};
+// --- dynamic table -----------------------------------------------------------------
+
+void HpackDynamicTable::Add(std::string_view name, std::string_view value, bool name_unknown,
+                            HeaderList* views) {
+  const size_t need = name.size() + value.size();
+  std::string keep;
+  if (cap_ - used_ < need) {
+    // Rare: `name`/`value` may lie in this buffer or in `views`' storage,
+    // and both can move below.
+    keep.reserve(need);
+    keep.append(name).append(value);
+    name = std::string_view(keep).substr(0, name.size());
+    value = std::string_view(keep).substr(name.size());
+    MakeRoom(need, views);
+  }
+  char* dst = buf_.get() + used_;
+  if (!name.empty()) std::memcpy(dst, name.data(), name.size());
+  if (!value.empty()) std::memcpy(dst + name.size(), value.data(), value.size());
+  refs_.push_back(Ref{used_, static_cast<uint32_t>(name.size()), static_cast<uint32_t>(value.size()),
+                      name_unknown});
+  used_ += need;
+  bytes_ += need + kHpackEntryOverhead;
 }
 
-void HpackDynamicTable::Add(std::string_view name, std::string_view value, bool name_unknown) {
-  if (arena_.size() > 8192 && arena_.size() > 2 * live_bytes_) Compact();
-  refs_.push_back(Ref{arena_.size(), static_cast<uint32_t>(name.size()),
-                      static_cast<uint32_t>(value.size()), name_unknown});
-  arena_.append(name);
-  arena_.append(value);
-  live_bytes_ += name.size() + value.size();
-  bytes_ += name.size() + value.size() + kHpackEntryOverhead;
+void HpackDynamicTable::MakeRoom(size_t need, HeaderList* views) {
+  // Fields of the block being decoded may view any byte of the buffer,
+  // evicted entries included: copy them out before anything moves.
+  if (views != nullptr && cap_ > 0) views->Materialize(buf_.get(), buf_.get() + cap_);
+  // Live entries are contiguous (appended in order, evicted oldest first).
+  const size_t start = count() > 0 ? refs_[head_].offset : used_;
+  const size_t live = used_ - start;
+  if ((live + need) * 2 <= cap_) {
+    if (live > 0) std::memmove(buf_.get(), buf_.get() + start, live);
+  } else {
+    const size_t cap = std::max((live + need) * 2, size_t{8192});
+    auto fresh = std::make_unique<char[]>(cap);
+    if (live > 0) std::memcpy(fresh.get(), buf_.get() + start, live);
+    buf_ = std::move(fresh);
+    cap_ = cap;
+  }
+  refs_.erase(refs_.begin(), refs_.begin() + static_cast<std::ptrdiff_t>(head_));
+  head_ = 0;
+  for (Ref& r : refs_) r.offset -= start;
+  used_ = live;
 }
 
 void HpackDynamicTable::EvictOldest() {
   const Ref& r = refs_[head_++];
-  live_bytes_ -= r.name_len + r.value_len;
   bytes_ -= r.name_len + r.value_len + kHpackEntryOverhead;
-  if (head_ == refs_.size()) Clear();
+  if (head_ == refs_.size()) {
+    refs_.clear();
+    head_ = 0;
+  } else if (head_ >= 256 && head_ * 2 >= refs_.size()) {
+    refs_.erase(refs_.begin(), refs_.begin() + static_cast<std::ptrdiff_t>(head_));
+    head_ = 0;
+  }
 }
 
 void HpackDynamicTable::Clear() {
   refs_.clear();
   head_ = 0;
-  arena_.clear();
-  live_bytes_ = 0;
   bytes_ = 0;
 }
 
-void HpackDynamicTable::Compact() {
-  std::string fresh;
-  fresh.reserve(live_bytes_ * 2 + 1024);
-  std::vector<Ref> refs;
-  refs.reserve(count() + 16);
-  for (size_t i = head_; i < refs_.size(); ++i) {
-    Ref r = refs_[i];
-    const size_t len = r.name_len + r.value_len;
-    fresh.append(arena_, r.offset, len);
-    r.offset = fresh.size() - len;
-    refs.push_back(r);
-  }
-  arena_ = std::move(fresh);
-  refs_ = std::move(refs);
-  head_ = 0;
-}
+// --- decoder -------------------------------------------------------------------------
 
 TolerantHpackDecoder::TolerantHpackDecoder(uint32_t max_table_size) : max_size_(max_table_size) {}
 
@@ -107,7 +172,7 @@ bool TolerantHpackDecoder::fully_known() const { return !unknown_tail_ && unknow
 
 void TolerantHpackDecoder::EvictToFit() {
   while (table_.count() > 0 && table_.bytes() > max_size_) {
-    if (table_.Get(table_.count() - 1).name_unknown) --unknown_names_;
+    if (table_.oldest_name_unknown()) --unknown_names_;
     table_.EvictOldest();
   }
   // Older (unknown) entries are evicted before known ones: once the known
@@ -123,7 +188,8 @@ void TolerantHpackDecoder::SetMaxSize(uint32_t size) {
   EvictToFit();
 }
 
-void TolerantHpackDecoder::Add(std::string_view name, std::string_view value, bool name_unknown) {
+void TolerantHpackDecoder::Add(std::string_view name, std::string_view value, bool name_unknown,
+                               HeaderList* views) {
   const size_t size = name.size() + value.size() + kHpackEntryOverhead;
   if (size > max_size_) {
     // RFC 7541 section 4.4: an entry larger than the table empties it.
@@ -132,18 +198,19 @@ void TolerantHpackDecoder::Add(std::string_view name, std::string_view value, bo
     unknown_tail_ = false;
     return;
   }
-  // Evict first (RFC 7541 section 4.4); the caller's strings are not in the table.
+  // Evict first (RFC 7541 section 4.4); evicted bytes stay readable until
+  // the table's buffer is reorganised, which copies `views` out first.
   while (table_.count() > 0 && table_.bytes() + size > max_size_) {
-    if (table_.Get(table_.count() - 1).name_unknown) --unknown_names_;
+    if (table_.oldest_name_unknown()) --unknown_names_;
     table_.EvictOldest();
   }
-  table_.Add(name, value, name_unknown);
+  table_.Add(name, value, name_unknown, views);
   if (name_unknown) ++unknown_names_;
   EvictToFit();
 }
 
-bool TolerantHpackDecoder::Lookup(uint64_t index, HpackDynamicTable::EntryView& entry) {
-  if (index >= 1 && index <= kStaticTableSize) {
+inline bool TolerantHpackDecoder::Lookup(uint64_t index, HpackDynamicTable::EntryView& entry) {
+  if (index - 1 < kStaticTableSize) {  // index 0 wraps around
     entry = HpackDynamicTable::EntryView{kStaticTable[index - 1].name,
                                          kStaticTable[index - 1].value, false};
     return true;
@@ -164,13 +231,13 @@ absl::Status TolerantHpackDecoder::Decode(std::string_view block, HeaderList& ou
   while (pos < block.size()) {
     const auto b = static_cast<uint8_t>(block[pos]);
     uint64_t index = 0;
-    if (b & 0x80) {  // indexed field
-      if (!DecodeHpackInteger(block, pos, 7, index)) return absl::DataLossError("hpack: index");
-      HpackDynamicTable::EntryView e;
+    if (b & 0x80) {  // indexed field: views, no copy
+      if (!ReadInteger(block, pos, 7, index)) return absl::DataLossError("hpack: index");
       DecodedField& f = out.Add();
+      HpackDynamicTable::EntryView e;
       if (Lookup(index, e)) {
-        f.name.assign(e.name);
-        f.value.assign(e.value);
+        f.name = e.name;
+        f.value = e.value;
         f.name_unknown = e.name_unknown;
       } else {
         f.name_unknown = true;
@@ -179,29 +246,30 @@ absl::Status TolerantHpackDecoder::Decode(std::string_view block, HeaderList& ou
       continue;
     }
     if ((b & 0xe0) == 0x20) {  // dynamic table size update
-      if (!DecodeHpackInteger(block, pos, 5, index)) return absl::DataLossError("hpack: size");
-      SetMaxSize(static_cast<uint32_t>(index));
+      if (!ReadInteger(block, pos, 5, index)) return absl::DataLossError("hpack: size");
+      SetMaxSize(static_cast<uint32_t>(std::min<uint64_t>(index, UINT32_MAX)));
       continue;
     }
     // Literal: with incremental indexing (01), without (0000), never indexed (0001).
     const bool indexing = (b & 0xc0) == 0x40;
-    if (!DecodeHpackInteger(block, pos, indexing ? 6 : 4, index)) {
+    if (!ReadInteger(block, pos, indexing ? 6 : 4, index)) {
       return absl::DataLossError("hpack: name index");
     }
     DecodedField& f = out.Add();
     if (index == 0) {
-      if (!DecodeString(block, pos, f.name)) return absl::DataLossError("hpack: name");
+      if (!DecodeString(block, pos, out, f.name)) return absl::DataLossError("hpack: name");
     } else {
       HpackDynamicTable::EntryView e;
       if (Lookup(index, e)) {
-        f.name.assign(e.name);
+        f.name = e.name;
         f.name_unknown = e.name_unknown;
       } else {
         f.name_unknown = true;
       }
     }
-    if (!DecodeString(block, pos, f.value)) return absl::DataLossError("hpack: value");
-    if (indexing) Add(f.name, f.value, f.name_unknown);
+    // `f` stays a valid reference: nothing is added to `out` until the next field.
+    if (!DecodeString(block, pos, out, f.value)) return absl::DataLossError("hpack: value");
+    if (indexing) Add(f.name, f.value, f.name_unknown, &out);
   }
   return absl::OkStatus();
 }

@@ -12,6 +12,8 @@
 // entry) or a size update to 0 arrives; the table is then fully known and the
 // caller can hand it back to an exact decoder.
 #include <cstdint>
+#include <cstring>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -23,28 +25,77 @@ namespace sonde::protocols::http2 {
 inline constexpr uint32_t kDefaultHeaderTableSize = 4096;
 inline constexpr uint32_t kHpackEntryOverhead = 32;  // RFC 7541 section 4.1
 
+// One decoded field. The strings are views: into the static table, into the
+// decoder's dynamic table, or into the HeaderList's own storage. They stay
+// valid until the HeaderList is cleared or the decoder that filled it decodes
+// its next block (or is destroyed); copy what must live longer.
 struct DecodedField {
-  std::string name;
-  std::string value;
+  std::string_view name;
+  std::string_view value;
   bool name_unknown = false;   // name referenced a lost dynamic entry
   bool value_unknown = false;  // whole field referenced a lost dynamic entry
   bool unknown() const { return name_unknown || value_unknown; }
 };
 
-// Reusable output: `fields[0, count)` are valid; strings keep their capacity
-// across blocks so steady-state decoding does not allocate.
+// Reusable output: `fields[0, count)` are valid. Decoded literals live in one
+// arena kept across blocks, so steady-state decoding does not allocate.
+// Move-only (the fields may point into the arena).
 struct HeaderList {
   std::vector<DecodedField> fields;
   size_t count = 0;
 
-  void Clear() { count = 0; }
-  DecodedField& Add();
+  HeaderList() = default;
+  HeaderList(const HeaderList&) = delete;
+  HeaderList& operator=(const HeaderList&) = delete;
+  HeaderList(HeaderList&&) noexcept = default;
+  HeaderList& operator=(HeaderList&&) noexcept = default;
+
+  void Clear() {
+    count = 0;
+    used_ = 0;
+  }
+  DecodedField& Add() {
+    if (count == fields.size()) fields.emplace_back();
+    DecodedField& f = fields[count++];
+    f = DecodedField{};
+    return f;
+  }
   const DecodedField* begin() const { return fields.data(); }
   const DecodedField* end() const { return fields.data() + count; }
+
+  // Storage for field strings, valid until Clear(): Reserve(n) gives room for
+  // n bytes (moving the arena rebases every field already added), Commit(k)
+  // keeps the first k of them and returns their view.
+  char* Reserve(size_t n) {
+    if (cap_ - used_ < n) Grow(n);
+    return arena_.get() + used_;
+  }
+  std::string_view Commit(size_t n) {
+    const std::string_view v(arena_.get() + used_, n);
+    used_ += n;
+    return v;
+  }
+  std::string_view Store(std::string_view s) {
+    char* dst = Reserve(s.size());
+    if (!s.empty()) std::memcpy(dst, s.data(), s.size());
+    return Commit(s.size());
+  }
+  // Copies every field string lying in [lo, hi) into this list's storage
+  // (the memory there is about to change).
+  void Materialize(const char* lo, const char* hi);
+
+ private:
+  void Grow(size_t n);
+
+  std::unique_ptr<char[]> arena_;
+  size_t cap_ = 0;
+  size_t used_ = 0;
 };
 
-// The dynamic table, positional (index 0 = newest). Strings live in one
-// arena compacted now and then, so adding an entry does not allocate.
+// The dynamic table, positional (index 0 = newest). Strings are appended to
+// one buffer and never overwritten in place while a block is decoded, so
+// fields may view them; when the buffer must be compacted or grown, the
+// fields of the block being decoded are copied out first.
 class HpackDynamicTable {
  public:
   struct EntryView {
@@ -56,10 +107,18 @@ class HpackDynamicTable {
   size_t count() const { return refs_.size() - head_; }
   // RFC 7541 size: name + value + 32 per entry (a lower bound when a name is unknown).
   size_t bytes() const { return bytes_; }
-  EntryView Get(size_t newest_index) const;
-  // `name` and `value` must not point into this table.
-  void Add(std::string_view name, std::string_view value, bool name_unknown);
+  EntryView Get(size_t newest_index) const {
+    const Ref& r = refs_[refs_.size() - 1 - newest_index];
+    const char* base = buf_.get() + r.offset;
+    return EntryView{std::string_view(base, r.name_len),
+                     std::string_view(base + r.name_len, r.value_len), r.name_unknown};
+  }
+  bool oldest_name_unknown() const { return refs_[head_].name_unknown; }
+  // `name` and `value` may point anywhere (this table included). `views`
+  // (may be null): fields to copy out before the buffer changes.
+  void Add(std::string_view name, std::string_view value, bool name_unknown, HeaderList* views);
   void EvictOldest();
+  // Drops every entry (their bytes stay until a later Add needs the room).
   void Clear();
 
  private:
@@ -69,12 +128,13 @@ class HpackDynamicTable {
     uint32_t value_len;
     bool name_unknown;
   };
-  void Compact();
+  void MakeRoom(size_t need, HeaderList* views);
 
   std::vector<Ref> refs_;  // oldest at head_, newest at the back
   size_t head_ = 0;
-  std::string arena_;
-  size_t live_bytes_ = 0;  // arena bytes still referenced
+  std::unique_ptr<char[]> buf_;
+  size_t cap_ = 0;
+  size_t used_ = 0;
   size_t bytes_ = 0;
 };
 
@@ -99,7 +159,7 @@ class TolerantHpackDecoder {
   uint64_t unknown_references() const { return unknown_refs_; }
 
  private:
-  void Add(std::string_view name, std::string_view value, bool name_unknown);
+  void Add(std::string_view name, std::string_view value, bool name_unknown, HeaderList* views);
   void SetMaxSize(uint32_t size);
   void EvictToFit();
   // Resolves a 1-based index. Returns false when it points into the unknown tail.
