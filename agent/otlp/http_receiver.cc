@@ -30,6 +30,8 @@ void ReplyStatus(httplib::Response& res, int http_status, BodyFormat format, Rpc
                                     : EncodeRpcStatusProto(code, message, retry_after_s));
 }
 
+constexpr size_t kKeepBodyBytes = 4u << 20;
+
 bool SupportedEncoding(std::string_view encoding) {
   // httplib inflates gzip/deflate/br while reading (bounded by our receiver callback).
   std::string e(StripWhitespace(encoding));
@@ -103,7 +105,16 @@ void HttpReceiver::Install(httplib::Server& server) {
                          retry);
     }
 
-    std::string body;
+    // A per-thread body buffer keeps its pages across requests: a fresh
+    // 100s-of-KiB string per request costs page faults. Released after the
+    // request when it grew past kKeepBodyBytes.
+    thread_local std::string body;
+    struct ReleaseLarge {
+      ~ReleaseLarge() {
+        if (body.capacity() > kKeepBodyBytes) std::string().swap(body);
+      }
+    } release_large;
+    body.clear();
     body.reserve(std::min(declared, max_body));
     bool too_large = false;
     bool overloaded = false;
