@@ -2,6 +2,7 @@
 // hand-made bodies) and gRPC (generated stub), status codes and bodies.
 #include "agent/otlp/receiver.h"
 
+#include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 #include <httplib.h>
@@ -212,6 +213,77 @@ TEST_F(ReceiverTest, GrpcExportIncludingGzip) {
                 std::string(2u << 20, 'x'));
   TraceResponse response;
   EXPECT_EQ(stub->Export(&ctx, big, &response).error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+}
+
+// Raw bytes to TraceService/Export, as any client could send them.
+grpc::Status RawTraceExport(const std::shared_ptr<grpc::Channel>& channel, const std::string& bytes,
+                            grpc::ByteBuffer* response) {
+  grpc::GenericStub stub(channel);
+  grpc::CompletionQueue cq;
+  grpc::ClientContext ctx;
+  grpc::Slice slice(bytes);
+  grpc::ByteBuffer request(&slice, 1);
+  auto call = stub.PrepareUnaryCall(&ctx, "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+                                    request, &cq);
+  call->StartCall();
+  grpc::Status status;
+  call->Finish(response, &status, reinterpret_cast<void*>(1));
+  void* tag = nullptr;
+  bool ok = false;
+  EXPECT_TRUE(cq.Next(&tag, &ok));
+  cq.Shutdown();
+  while (cq.Next(&tag, &ok)) {
+  }
+  return status;
+}
+
+TEST_F(ReceiverTest, GrpcMalformedBodyIsInvalidArgumentAndBadSpansArePartialSuccess) {
+  auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(receiver_->grpc_port()),
+                                     grpc::InsecureChannelCredentials());
+  grpc::ByteBuffer response;
+  const std::string body = MakeTraceRequest(2).SerializeAsString();
+  grpc::Status st = RawTraceExport(channel, body.substr(0, body.size() - 5), &response);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << st.error_message();
+  EXPECT_EQ(receiver_->stats().rejects(RejectReason::kBadPayload), 1u);
+  EXPECT_EQ(sink_.span_count(), 0u);
+
+  // One span with a bad trace id among three: two delivered, one counted in partial_success.
+  ExportTraceRequest request = MakeTraceRequest(3);
+  request.mutable_resource_spans(0)->mutable_scope_spans(0)->mutable_spans(1)->set_trace_id("short");
+  st = RawTraceExport(channel, request.SerializeAsString(), &response);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  std::vector<grpc::Slice> slices;
+  ASSERT_TRUE(response.Dump(&slices).ok());
+  std::string bytes;
+  for (const auto& slice : slices) bytes.append(reinterpret_cast<const char*>(slice.begin()), slice.size());
+  TraceResponse decoded;
+  ASSERT_TRUE(decoded.ParseFromString(bytes));
+  EXPECT_EQ(decoded.partial_success().rejected_spans(), 1);
+  EXPECT_NE(decoded.partial_success().error_message().find("trace id"), std::string::npos);
+  EXPECT_EQ(sink_.span_count(), 2u);
+}
+
+TEST_F(ReceiverTest, GrpcLargeBatchAcrossManySlicesArrivesIntact) {
+  auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(receiver_->grpc_port()),
+                                     grpc::InsecureChannelCredentials());
+  auto stub = opentelemetry::proto::collector::trace::v1::TraceService::NewStub(channel);
+  ExportTraceRequest request = MakeTraceRequest(1500);  // ~200 KiB: several HTTP/2 frames
+  for (auto& span : *request.mutable_resource_spans(0)->mutable_scope_spans(0)->mutable_spans()) {
+    AddStringAttr(span.mutable_attributes(), "padding", std::string(64, 'p'));
+  }
+  ASSERT_GT(request.ByteSizeLong(), 150u << 10);
+  grpc::ClientContext ctx;
+  TraceResponse response;
+  ASSERT_TRUE(stub->Export(&ctx, request, &response).ok());
+  ASSERT_EQ(sink_.span_count(), 1500u);
+  std::lock_guard<std::mutex> lock(sink_.mu);
+  const trace::Span& last = sink_.spans.back();
+  EXPECT_EQ(last.service_name, "kong");
+  EXPECT_EQ(last.endpoint, "GET /users/42");
+  EXPECT_EQ(last.http_status, 200);
+  bool has_padding = false;
+  for (const auto& a : last.attributes) has_padding |= a.key == "padding";
+  EXPECT_TRUE(has_padding);
 }
 
 TEST_F(ReceiverTest, SenderProcessIsResolvedFromTheConnection) {

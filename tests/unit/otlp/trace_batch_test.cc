@@ -272,5 +272,33 @@ TEST(TraceBatch, IngestorRefusesMalformedAndFallsBackOnUnusualBodies) {
   EXPECT_EQ(ingestor.stats().rejected(Signal::kTraces), 1u);
 }
 
+class Forward : public OtlpSink {
+ public:
+  void OnMetrics(std::shared_ptr<const ExportMetricsRequest>) override {}
+  void OnLogs(std::shared_ptr<const ExportLogsRequest>) override {}
+  bool WantsTraces() const override { return true; }
+  void OnTraces(std::shared_ptr<const ExportTraceRequest> traces) override { forwarded.push_back(traces); }
+  std::vector<std::shared_ptr<const ExportTraceRequest>> forwarded;
+};
+
+TEST(TraceBatch, ForwardingSinkGetsTheEnrichedRequestAndSpansStillArrive) {
+  NodeInfo node;
+  node.host_name = "node-a";
+  Ingestor ingestor(NoResolve(), node);
+  Collect spans;
+  Forward forward;
+  ingestor.AddSpanSink(&spans);
+  ingestor.AddOtlpSink(&forward);
+  ASSERT_TRUE(ingestor.ExportTracesProtobuf(MakeTraceRequest(2).SerializeAsString(), PeerInfo{}).ok());
+  EXPECT_EQ(spans.spans.size(), 2u);
+  ASSERT_EQ(forward.forwarded.size(), 1u);
+  const auto& rs = forward.forwarded[0]->resource_spans(0);
+  bool has_host = false, has_current = false;
+  for (const auto& kv : rs.resource().attributes()) has_host |= kv.key() == "host.name";
+  for (const auto& kv : rs.scope_spans(0).spans(0).attributes()) has_current |= kv.key() == "http.request.method";
+  EXPECT_TRUE(has_host);
+  EXPECT_TRUE(has_current);
+}
+
 }  // namespace
 }  // namespace sonde::otlp
