@@ -9,7 +9,9 @@
 #include <benchmark/benchmark.h>
 #include <grpcpp/grpcpp.h>
 
+#include <chrono>
 #include <cstdlib>
+#include <ctime>
 #include <fstream>
 #include <filesystem>
 #include <random>
@@ -23,8 +25,30 @@ using namespace sonde;
 
 namespace {
 
+// SONDE_BENCH_DIR: where the databases go (default <build>/bench-output).
+std::filesystem::path BenchRoot() {
+  if (const char* d = std::getenv("SONDE_BENCH_DIR")) return d;
+  return std::filesystem::path(SONDE_BINARY_DIR) / "bench-output";
+}
+
+double DbMegabytes(const std::filesystem::path& dir) {
+  double bytes = 0;
+  for (const char* f : {"sonde.db", "sonde.db-wal"}) {
+    std::error_code ec;
+    auto n = std::filesystem::file_size(dir / f, ec);
+    if (!ec) bytes += static_cast<double>(n);
+  }
+  return bytes / 1e6;
+}
+
+double ThreadCpuSeconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
+}
+
 std::filesystem::path BenchDir(const std::string& name) {
-  auto p = std::filesystem::path(SONDE_BINARY_DIR) / "bench-output" / name;
+  auto p = BenchRoot() / name;
   std::filesystem::remove_all(p);
   std::filesystem::create_directories(p);
   return p;
@@ -104,7 +128,7 @@ void BM_StorageIngest(benchmark::State& state) {
     if (!r.ok()) state.SkipWithError(std::string(r.status().message()).c_str());
   }
   state.SetItemsProcessed(state.iterations() * batch_size);
-  state.counters["db_MB"] = static_cast<double>(std::filesystem::file_size(dir / "sonde.db")) / 1e6;
+  state.counters["db_MB"] = DbMegabytes(dir);
 }
 BENCHMARK(BM_StorageIngest)->Arg(500)->Arg(2000)->Unit(benchmark::kMillisecond)->MinTime(3);
 
@@ -154,21 +178,30 @@ void BM_TraceById(benchmark::State& state) {
   const char* env = std::getenv("SONDE_BENCH_SPANS");
   const uint64_t total = env ? std::strtoull(env, nullptr, 10) : 2'000'000;
   const uint64_t spans_per_trace = 10;
-  auto dir = std::filesystem::path(SONDE_BINARY_DIR) / "bench-output" / ("trace-" + std::to_string(total));
+  auto dir = BenchRoot() / ("trace-" + std::to_string(total));
   std::filesystem::create_directories(dir);
   const bool fresh = !std::filesystem::exists(dir / "sonde.db.complete");
   if (fresh) std::filesystem::remove(dir / "sonde.db");
   auto store = Open(dir);
   const uint64_t t0 = 1'700'000'000'000'000'000ull;
+  static double fill_wall_s = 0, fill_cpu_s = 0;  // benchmark calls this function repeatedly
   if (fresh) {  // fill once, reuse on later runs
+    const auto wall0 = std::chrono::steady_clock::now();
+    double build_cpu = 0;
+    const double cpu0 = ThreadCpuSeconds();
     uint64_t span = 0, seq = 0;
     while (span < total) {
       v1::Batch b;
       b.set_sequence(++seq);
+      const double c0 = ThreadCpuSeconds();
       for (int i = 0; i < 5000 && span < total; ++i, ++span)
         *b.add_spans() = RealisticSpan(span / spans_per_trace, span, t0 + span * 1000);
+      build_cpu += ThreadCpuSeconds() - c0;
       (void)store->WriteBatch({"h", "n", "fill"}, b);
     }
+    // Storage only: the CPU spent building the protos is not counted.
+    fill_cpu_s = ThreadCpuSeconds() - cpu0 - build_cpu;
+    fill_wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall0).count();
     std::ofstream(dir / "sonde.db.complete") << total;
   }
   std::mt19937_64 rng(1);
@@ -182,6 +215,12 @@ void BM_TraceById(benchmark::State& state) {
     benchmark::DoNotOptimize(t);
   }
   state.counters["spans_stored"] = static_cast<double>(total);
+  state.counters["db_MB"] = DbMegabytes(dir);
+  if (fill_cpu_s > 0) {
+    state.counters["fill_wall_s"] = fill_wall_s;
+    state.counters["fill_cpu_s"] = fill_cpu_s;  // WriteBatch only
+    state.counters["fill_spans_per_cpu_s"] = static_cast<double>(total) / std::max(fill_cpu_s, 1e-9);
+  }
   state.counters["spans_per_trace"] = static_cast<double>(found) / static_cast<double>(state.iterations());
 }
 BENCHMARK(BM_TraceById)->Unit(benchmark::kMicrosecond)->MinTime(2);

@@ -135,12 +135,11 @@ void AddDistinct(std::string* list, std::string_view value) {
     if (list->size() < 3 || list->compare(list->size() - 3, 3, "\n*\n") != 0) *list += "*\n";
     return;
   }
-  std::string needle;
-  needle.reserve(value.size() + 2);
-  needle += '\n';
-  needle += value;
-  needle += '\n';
-  if (list->find(needle) != std::string::npos) return;
+  const std::string_view l(*list);
+  for (size_t pos = l.find(value, 1); pos != std::string_view::npos; pos = l.find(value, pos + 1)) {
+    if (l[pos - 1] == '\n' && pos + value.size() < l.size() && l[pos + value.size()] == '\n')
+      return;  // already listed
+  }
   list->append(value.data(), value.size());
   *list += '\n';
 }
@@ -411,6 +410,7 @@ absl::Status SqliteStorage::MigrateV1Locked() {
   auto row = exists->Step();
   if (!row.ok()) return row.status();
   if (!*row) return absl::OkStatus();
+  *exists = sqlite::Statement();  // DROP TABLE below needs no pending statement
   auto read = writer_->Prepare(
       "SELECT rowid, detail, host FROM spans WHERE rowid > ? ORDER BY rowid LIMIT 5000");
   if (!read.ok()) return read.status();
@@ -444,6 +444,7 @@ absl::Status SqliteStorage::MigrateV1Locked() {
     }
     total += spans.size();
   }
+  *read = sqlite::Statement();
   stmts_->count_spans.Bind(1, I64(total));
   RETURN_IF_ERROR(stmts_->count_spans.Run());
   return writer_->Exec("DROP TABLE spans");

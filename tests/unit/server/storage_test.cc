@@ -265,6 +265,225 @@ TEST(SqliteStorage, RetentionDeletesOnlyExpiredRows) {
   EXPECT_EQ(store->Stats().spans, 1u);
 }
 
+// Every span-level filter must hold on one span: a (trace, batch) row whose
+// spans match the filters only between them is not a hit.
+TEST(SqliteStorage, FiltersMatchOneSpanNotTheRow) {
+  testing::TempDir dir;
+  auto store = OpenAt(dir.path());
+  const uint64_t t0 = 1700000000 * kSec;
+  v1::Batch b;
+  b.set_sequence(1);
+  auto a = MakeSpan({.trace = 1, .id = 1, .service = "gw", .endpoint = "GET /a", .start_ns = t0,
+                     .end_ns = t0 + 10, .http_status = 200});
+  auto* attr = a.add_attributes();
+  attr->set_key("tenant");
+  attr->set_string_value("acme");
+  *b.add_spans() = a;
+  *b.add_spans() = MakeSpan({.trace = 1, .id = 2, .parent = 1, .service = "api", .endpoint = "GET /b",
+                             .start_ns = t0 + 1, .end_ns = t0 + 2 * kSec, .http_status = 502});
+  ASSERT_TRUE(store->WriteBatch(Ctx(), b).ok());
+  TraceQuery q;
+  q.range = {t0 - kSec, t0 + kSec};
+  q.service = "gw";
+  EXPECT_EQ(store->SearchTraces(q)->size(), 1u);
+  q.status_class = 5;  // the 502 is api's, not gw's
+  EXPECT_EQ(store->SearchTraces(q)->size(), 0u);
+  q.status_class.reset();
+  q.min_duration_ns = kSec;  // the slow span is api's
+  EXPECT_EQ(store->SearchTraces(q)->size(), 0u);
+  TraceQuery attr_q;
+  attr_q.range = q.range;
+  attr_q.attributes.push_back({"tenant", "acme"});
+  EXPECT_EQ(store->SearchTraces(attr_q)->size(), 1u);
+  attr_q.service = "api";  // the attribute is on gw's span
+  EXPECT_EQ(store->SearchTraces(attr_q)->size(), 0u);
+  attr_q.service = "gw";
+  auto hit = store->SearchTraces(attr_q);
+  ASSERT_EQ(hit->size(), 1u);
+  // The summary covers the whole trace, not only the matching span.
+  EXPECT_EQ((*hit)[0].span_count, 2u);
+  EXPECT_EQ((*hit)[0].error_count, 1u);
+  EXPECT_EQ((*hit)[0].root_service, "gw");
+  EXPECT_EQ((*hit)[0].end_ns, t0 + 1 + 2 * kSec - 1);
+}
+
+// A trace whose spans arrive in several batches is one trace: summary and
+// fetch combine its rows; the root is the parentless span whatever the order.
+TEST(SqliteStorage, TraceAcrossBatches) {
+  for (bool compress : {true, false}) {
+    testing::TempDir dir;
+    SqliteStorage::Options o;
+    o.path = (dir.path() / "sonde.db").string();
+    o.compress_spans = compress;
+    auto store = std::move(*SqliteStorage::Open(o));
+    const uint64_t t0 = 1700000000 * kSec;
+    for (uint64_t i = 0; i < 5; ++i) {
+      v1::Batch b;
+      b.set_sequence(i + 1);
+      // child spans first, the root last
+      const uint64_t id = 5 - i;
+      *b.add_spans() = MakeSpan({.trace = 3, .id = id, .parent = id == 1 ? uint64_t{0} : uint64_t{1},
+                                 .service = id == 1 ? "edge" : "svc", .endpoint = "GET /x",
+                                 .start_ns = t0 + id * 1000, .end_ns = t0 + 100000});
+      *b.add_spans() = MakeSpan({.trace = 100 + i, .id = 100 + i, .start_ns = t0, .end_ns = t0 + 1});
+      ASSERT_TRUE(store->WriteBatch(Ctx(), b).ok());
+    }
+    auto spans = store->Trace(testing::TraceId(3));
+    ASSERT_TRUE(spans.ok());
+    ASSERT_EQ(spans->size(), 5u) << compress;
+    for (size_t i = 0; i < spans->size(); ++i)  // by start time
+      EXPECT_EQ((*spans)[i].span.span_id(), testing::SpanId(i + 1));
+    TraceQuery q;
+    q.range = {t0, t0 + kSec};
+    q.endpoint = "/x";
+    auto found = store->SearchTraces(q);
+    ASSERT_EQ(found->size(), 1u);
+    EXPECT_EQ((*found)[0].span_count, 5u);
+    EXPECT_EQ((*found)[0].root_service, "edge");
+    EXPECT_EQ((*found)[0].start_ns, t0 + 1000);
+    EXPECT_EQ(store->Stats().spans, 10u);
+  }
+}
+
+TEST(SqliteStorage, RequestLogNewestFirstWithLimitAndSamples) {
+  testing::TempDir dir;
+  auto store = OpenAt(dir.path());
+  const uint64_t t0 = 1700000000 * kSec;
+  for (uint64_t batch = 0; batch < 3; ++batch) {
+    v1::Batch b;
+    b.set_sequence(batch + 1);
+    for (uint64_t i = 0; i < 10; ++i) {
+      const uint64_t n = batch * 10 + i;
+      *b.add_spans() = MakeSpan({.trace = n / 2, .id = n + 1,
+                                 .source = n % 5 == 0 ? v1::SPAN_SOURCE_APPLICATION : v1::SPAN_SOURCE_SYSTEM,
+                                 .kind = n % 2 ? v1::SPAN_KIND_CLIENT : v1::SPAN_KIND_SERVER,
+                                 .endpoint = n % 3 ? "GET /list" : "GET /list/item",
+                                 .start_ns = t0 + n * kSec / 10, .end_ns = t0 + n * kSec / 10 + 1000 * n});
+    }
+    ASSERT_TRUE(store->WriteBatch(Ctx(), b).ok());
+  }
+  RequestLogQuery q;
+  q.range = {t0, t0 + 10 * kSec};
+  q.limit = 7;
+  auto log = store->RequestLog(q);
+  ASSERT_TRUE(log.ok());
+  ASSERT_EQ(log->size(), 7u);
+  // Newest first, application spans are not captured exchanges.
+  std::vector<uint64_t> want;
+  for (uint64_t n = 29; want.size() < 7; --n)
+    if (n % 5 != 0) want.push_back(t0 + n * kSec / 10);
+  for (size_t i = 0; i < 7; ++i) EXPECT_EQ((*log)[i].span.start_unix_ns(), want[i]) << i;
+  q.limit = 100;
+  q.kind = v1::SPAN_KIND_SERVER;
+  q.endpoint = "/item";
+  size_t expect = 0;
+  for (uint64_t n = 0; n < 30; ++n) expect += (n % 5 != 0 && n % 2 == 0 && n % 3 == 0);
+  EXPECT_EQ(store->RequestLog(q)->size(), expect);
+
+  RedQuery rq;  // RED from spans: exact endpoint, kind, range by span start
+  rq.range = {t0 + kSec, t0 + 2 * kSec};
+  rq.endpoint = "GET /list";
+  rq.kind = v1::SPAN_KIND_CLIENT;
+  auto samples = store->SpanSamples(rq);
+  ASSERT_TRUE(samples.ok());
+  expect = 0;
+  for (uint64_t n = 10; n <= 20; ++n) expect += (n % 3 != 0 && n % 2 == 1);
+  EXPECT_EQ(samples->size(), expect);
+  for (const auto& s : *samples) EXPECT_EQ(s.duration_ns, 1000 * ((s.start_ns - t0) / (kSec / 10)));
+
+  EndpointQuery eq;  // rollup: per service/endpoint/source/kind
+  eq.range = q.range;
+  eq.source = v1::SPAN_SOURCE_SYSTEM;
+  auto eps = store->Endpoints(eq);
+  ASSERT_TRUE(eps.ok());
+  uint64_t total = 0;
+  for (const auto& e : *eps) total += e.count;
+  EXPECT_EQ(total, 24u);
+}
+
+// More distinct endpoints in one row than its search list keeps: the row is
+// marked "any" and still found (each span is checked after decoding).
+TEST(SqliteStorage, ManyDistinctValuesInOneRow) {
+  testing::TempDir dir;
+  auto store = OpenAt(dir.path());
+  const uint64_t t0 = 1700000000 * kSec;
+  v1::Batch b;
+  b.set_sequence(1);
+  for (uint64_t i = 0; i < 400; ++i)
+    *b.add_spans() = MakeSpan({.trace = 1, .id = i + 1, .endpoint = "GET /endpoint/number/" + std::to_string(i),
+                               .start_ns = t0 + i, .end_ns = t0 + i + 1});
+  ASSERT_TRUE(store->WriteBatch(Ctx(), b).ok());
+  TraceQuery q;
+  q.range = {t0, t0 + kSec};
+  q.endpoint = "/number/399";
+  EXPECT_EQ(store->SearchTraces(q)->size(), 1u);
+  q.endpoint = "/number/400";
+  EXPECT_EQ(store->SearchTraces(q)->size(), 0u);
+  EXPECT_EQ(store->Trace(testing::TraceId(1))->size(), 400u);
+}
+
+// A schema version 1 database (one row per span) is rewritten on open.
+TEST(SqliteStorage, MigratesSchemaV1) {
+  testing::TempDir dir;
+  const auto path = (dir.path() / "sonde.db").string();
+  const uint64_t t0 = 1700000000 * kSec;
+  {
+    auto db = std::move(*sqlite::Database::Open(path, false));
+    ASSERT_TRUE(db->Exec(R"sql(
+      CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+      INSERT INTO meta VALUES ('schema_version', '1');
+      CREATE TABLE spans (
+        trace_id BLOB NOT NULL, span_id BLOB NOT NULL, parent_id BLOB,
+        source INTEGER NOT NULL, kind INTEGER NOT NULL, service TEXT NOT NULL, endpoint TEXT NOT NULL,
+        start_ns INTEGER NOT NULL, dur_ns INTEGER NOT NULL, http_status INTEGER NOT NULL,
+        is_error INTEGER NOT NULL, pid INTEGER NOT NULL, host TEXT NOT NULL,
+        attrs TEXT NOT NULL, detail BLOB NOT NULL);
+      CREATE INDEX spans_trace ON spans(trace_id);
+      CREATE TABLE ingest_progress (
+        instance_id TEXT PRIMARY KEY, node_id TEXT NOT NULL, host TEXT NOT NULL,
+        last_sequence INTEGER NOT NULL, last_seen_ns INTEGER NOT NULL);
+      INSERT INTO ingest_progress VALUES ('inst-1', 'node-a', 'host-a', 7, 0);
+    )sql").ok());
+    auto ins = std::move(*db->Prepare(
+        "INSERT INTO spans VALUES (?, x'00', NULL, 2, 1, 'svc', 'GET /', ?, 10, 200, 0, 1, ?, '\n', ?)"));
+    ASSERT_TRUE(db->Exec("BEGIN").ok());
+    for (uint64_t i = 0; i < 12000; ++i) {  // more than one migration chunk
+      auto sp = MakeSpan({.trace = i % 3001, .id = i + 1, .start_ns = t0 + i, .end_ns = t0 + i + 10});
+      ins.BindBlob(1, sp.trace_id());
+      ins.Bind(2, sp.start_unix_ns());
+      ins.Bind(3, i % 2 ? "host-a" : "host-b");
+      ins.BindBlob(4, sp.SerializeAsString());
+      ASSERT_TRUE(ins.Run().ok());
+    }
+    ASSERT_TRUE(db->Exec("COMMIT").ok());
+  }
+  auto store = OpenAt(dir.path());
+  ASSERT_TRUE(store);
+  EXPECT_EQ(store->schema_version(), 2);
+  EXPECT_EQ(store->Stats().spans, 12000u);
+  auto t = store->Trace(testing::TraceId(7));
+  ASSERT_TRUE(t.ok());
+  ASSERT_EQ(t->size(), 4u);
+  EXPECT_EQ((*t)[0].span.span_id(), testing::SpanId(8));
+  EXPECT_EQ((*t)[0].host, "host-a");  // rows 7, 3008, 6009, 9010: hosts alternate
+  EXPECT_EQ((*t)[1].span.span_id(), testing::SpanId(3009));
+  EXPECT_EQ((*t)[1].host, "host-b");
+  TraceQuery q;
+  q.range = {t0, t0 + kSec};
+  q.limit = 1000;
+  EXPECT_EQ(store->SearchTraces(q)->size(), 1000u);
+  // The resend state came along too.
+  v1::Batch again;
+  again.set_sequence(7);
+  *again.add_spans() = MakeSpan({.trace = 1, .id = 99999});
+  EXPECT_FALSE(*store->WriteBatch(Ctx(), again));
+  store.reset();
+  auto db = std::move(*sqlite::Database::Open((dir.path() / "sonde.db").string(), true));
+  auto old = std::move(*db->Prepare("SELECT COUNT(*) FROM sqlite_master WHERE name = 'spans'"));
+  ASSERT_TRUE(*old.Step());
+  EXPECT_EQ(old.Int(0), 0);
+}
+
 TEST(SqliteStorage, RefusesNewerSchema) {
   testing::TempDir dir;
   { auto store = OpenAt(dir.path()); }
