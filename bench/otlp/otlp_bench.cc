@@ -1,9 +1,17 @@
 // OTLP ingest benchmarks. Spans carry 20 attributes (Kong-like: legacy HTTP
-// names, strings and ints) in batches of 512, 10 resource attributes.
-//   BM_DecodeAndIngestProtobuf / Json: one thread, body bytes -> agent spans.
-//   BM_EndToEnd/grpc|http: a client process (this binary re-executed with
-//     --otlp-client) floods the receiver over loopback; the figure is spans
-//     per CPU-second of the receiving process (= spans/s per core).
+// names, strings and ints) in batches of 512 (the OTel BatchSpanProcessor
+// default), 10 resource attributes.
+//   BM_DecodeAndIngest/protobuf: one thread, body bytes -> agent spans, the
+//     receivers' path (wire decoding, no protobuf messages).
+//   BM_DecodeAndIngest/protobuf_current: same with current-semconv names
+//     (OTel SDK HTTP server spans: nothing to map, more to lift).
+//   BM_DecodeAndIngestProtobufMessage: the protobuf-message path (taken when
+//     an OTLP sink forwards traces).
+//   BM_DecodeAndIngest/json: OTLP/JSON.
+//   BM_EndToEnd/grpc|http[_gzip]: a client process (this binary re-executed
+//     with --otlp-client) floods the receiver over loopback; the figure is
+//     spans per CPU-second of the receiving process (= spans/s per core),
+//     client_cpu_s is the client's own CPU time (not included).
 #include <benchmark/benchmark.h>
 #include <grpcpp/grpcpp.h>
 #include <httplib.h>
@@ -46,7 +54,9 @@ void IntAttr(google::protobuf::RepeatedPtrField<opentelemetry::proto::common::v1
   kv->mutable_value()->set_int_value(value);
 }
 
-ExportTraceRequest MakeRequest() {
+enum class Workload { kKong, kCurrent };
+
+ExportTraceRequest MakeRequest(Workload workload = Workload::kKong) {
   ExportTraceRequest request;
   auto* rs = request.add_resource_spans();
   auto* res = rs->mutable_resource()->mutable_attributes();
@@ -75,6 +85,31 @@ ExportTraceRequest MakeRequest() {
     s->set_start_time_unix_nano(1700000000000000000ull + static_cast<uint64_t>(i) * 1000);
     s->set_end_time_unix_nano(1700000000002000000ull + static_cast<uint64_t>(i) * 1000);
     auto* a = s->mutable_attributes();
+    if (workload == Workload::kCurrent) {
+      // An OTel SDK HTTP server span with current names (20 attributes).
+      Attr(a, "http.request.method", "GET");
+      Attr(a, "url.full", "https://api.example.com/v1/orders/" + std::to_string(i) + "?expand=items");
+      Attr(a, "url.path", "/v1/orders/" + std::to_string(i));
+      Attr(a, "url.query", "expand=items");
+      Attr(a, "url.scheme", "https");
+      Attr(a, "server.address", "api.example.com");
+      IntAttr(a, "server.port", 443);
+      Attr(a, "network.protocol.name", "http");
+      Attr(a, "network.protocol.version", "1.1");
+      IntAttr(a, "http.response.status_code", 200);
+      Attr(a, "user_agent.original", "Mozilla/5.0 (X11; Linux x86_64) curl/8.5.0");
+      Attr(a, "client.address", "10.12.0.17");
+      IntAttr(a, "client.port", 50000 + i);
+      Attr(a, "network.peer.address", "10.12.0.17");
+      IntAttr(a, "network.peer.port", 50000 + i);
+      Attr(a, "http.route", "/v1/orders/{id}");
+      IntAttr(a, "http.request.body.size", 0);
+      IntAttr(a, "http.response.body.size", 1834);
+      Attr(a, "enduser.id", "mobile-app");
+      Attr(a, "tenant", "acme");
+      s->mutable_status()->set_code(opentelemetry::proto::trace::v1::Status::STATUS_CODE_UNSET);
+      continue;
+    }
     Attr(a, "http.method", "GET");
     Attr(a, "http.url", "https://api.example.com/v1/orders/" + std::to_string(i) + "?expand=items");
     Attr(a, "http.host", "api.example.com");
@@ -109,8 +144,9 @@ class CountingSink : public sonde::trace::SpanSink {
   std::atomic<uint64_t> count{0};
 };
 
-void BM_DecodeAndIngest(benchmark::State& state, sonde::otlp::BodyFormat format) {
-  const ExportTraceRequest request = MakeRequest();
+void BM_DecodeAndIngest(benchmark::State& state, sonde::otlp::BodyFormat format,
+                        Workload workload = Workload::kKong) {
+  const ExportTraceRequest request = MakeRequest(workload);
   const std::string body = format == sonde::otlp::BodyFormat::kJson ? sonde::otlp::PrintOtlpJson(request)
                                                                      : request.SerializeAsString();
   sonde::otlp::IngestOptions options;
@@ -134,6 +170,8 @@ void BM_DecodeAndIngest(benchmark::State& state, sonde::otlp::BodyFormat format)
   state.counters["attrs_per_span"] = 20;
 }
 BENCHMARK_CAPTURE(BM_DecodeAndIngest, protobuf, sonde::otlp::BodyFormat::kProtobuf)->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_DecodeAndIngest, protobuf_current, sonde::otlp::BodyFormat::kProtobuf, Workload::kCurrent)
+    ->Unit(benchmark::kMillisecond);
 
 // The path taken when an OTLP sink forwards traces (or the fast decoder
 // declines a body): protobuf parse into an arena, then conversion.
@@ -167,20 +205,25 @@ double ProcessCpuSeconds() {
 }
 
 // Client side (separate process): floods the receiver for `seconds`.
+// mode: grpc, grpc_gzip, http, http_gzip (gzip: compressed by the client,
+// inflated by the receiver, as OTel SDKs configured with compression do).
 int RunClient(const std::string& mode, int port, int seconds, int threads) {
   const ExportTraceRequest request = MakeRequest();
-  const std::string body = request.SerializeAsString();
+  const bool gzip = mode.find("gzip") != std::string::npos;
+  const std::string body = gzip ? sonde::otlp::GzipCompress(request.SerializeAsString())
+                                : request.SerializeAsString();
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
   std::vector<std::thread> workers;
   std::atomic<int> failures{0};
   for (int t = 0; t < threads; ++t) {
     workers.emplace_back([&] {
-      if (mode == "grpc") {
+      if (mode.rfind("grpc", 0) == 0) {
         auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(port),
                                            grpc::InsecureChannelCredentials());
         auto stub = opentelemetry::proto::collector::trace::v1::TraceService::NewStub(channel);
         while (std::chrono::steady_clock::now() < deadline) {
           grpc::ClientContext ctx;
+          if (gzip) ctx.set_compression_algorithm(GRPC_COMPRESS_GZIP);
           opentelemetry::proto::collector::trace::v1::ExportTraceServiceResponse response;
           if (!stub->Export(&ctx, request, &response).ok()) failures++;
         }
@@ -188,7 +231,9 @@ int RunClient(const std::string& mode, int port, int seconds, int threads) {
         httplib::Client client("127.0.0.1", port);
         client.set_keep_alive(true);
         while (std::chrono::steady_clock::now() < deadline) {
-          auto r = client.Post("/v1/traces", body, "application/x-protobuf");
+          httplib::Headers headers;
+          if (gzip) headers.emplace("Content-Encoding", "gzip");
+          auto r = client.Post("/v1/traces", headers, body, "application/x-protobuf");
           if (!r || r->status != 200) failures++;
         }
       }
@@ -202,15 +247,16 @@ void BM_EndToEnd(benchmark::State& state, const char* mode) {
   CountingSink sink;
   sonde::otlp::OtlpConfig config;
   config.bind = {"127.0.0.1"};
-  config.grpc_port = std::string(mode) == "grpc" ? 0 : -1;
-  config.http_port = std::string(mode) == "http" ? 0 : -1;
+  const bool grpc = std::string(mode).rfind("grpc", 0) == 0;
+  config.grpc_port = grpc ? 0 : -1;
+  config.http_port = grpc ? -1 : 0;
   sonde::otlp::OtlpReceiver receiver(config);
   receiver.AddSpanSink(&sink);
   if (!receiver.Start().ok()) {
     state.SkipWithError("receiver failed to start");
     return;
   }
-  const int port = std::string(mode) == "grpc" ? receiver.grpc_port() : receiver.http_port();
+  const int port = grpc ? receiver.grpc_port() : receiver.http_port();
   const int seconds = 4;
   for (auto _ : state) {
     const std::string port_text = std::to_string(port), seconds_text = std::to_string(seconds);
@@ -225,13 +271,16 @@ void BM_EndToEnd(benchmark::State& state, const char* mode) {
       return;
     }
     int status = 0;
-    waitpid(pid, &status, 0);
+    rusage client{};
+    wait4(pid, &status, 0, &client);
     const double cpu = ProcessCpuSeconds() - cpu_before;
     const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_before).count();
     const double spans = static_cast<double>(sink.count.load() - spans_before);
     state.SetIterationTime(wall);
     state.counters["spans"] = spans;
     state.counters["receiver_cpu_s"] = cpu;
+    state.counters["client_cpu_s"] = static_cast<double>(client.ru_utime.tv_sec + client.ru_stime.tv_sec) +
+                                     static_cast<double>(client.ru_utime.tv_usec + client.ru_stime.tv_usec) / 1e6;
     state.counters["spans_per_s"] = spans / wall;
     state.counters["spans_per_cpu_s"] = cpu > 0 ? spans / cpu : 0;
     if (WEXITSTATUS(status) != 0) state.SkipWithError("client saw failed exports");
@@ -239,6 +288,8 @@ void BM_EndToEnd(benchmark::State& state, const char* mode) {
 }
 BENCHMARK_CAPTURE(BM_EndToEnd, grpc, "grpc")->Iterations(1)->UseManualTime()->Unit(benchmark::kSecond);
 BENCHMARK_CAPTURE(BM_EndToEnd, http, "http")->Iterations(1)->UseManualTime()->Unit(benchmark::kSecond);
+BENCHMARK_CAPTURE(BM_EndToEnd, grpc_gzip, "grpc_gzip")->Iterations(1)->UseManualTime()->Unit(benchmark::kSecond);
+BENCHMARK_CAPTURE(BM_EndToEnd, http_gzip, "http_gzip")->Iterations(1)->UseManualTime()->Unit(benchmark::kSecond);
 
 }  // namespace
 
