@@ -1,6 +1,7 @@
 // Headless Chromium (system /usr/bin/chromium via playwright-core) against a
 // seeded sonde-server: search a trace, open its flame graph, open a span's
-// details, check that a captured "<script>" header renders as text, follow
+// details, zoom the trace view to a span and back, check that a captured
+// "<script>" header renders as text, follow
 // "CPU during this span", and save screenshots under the test output dir.
 'use strict';
 const fs = require('fs');
@@ -65,6 +66,39 @@ const out = process.env.SONDE_TEST_OUTPUT;
     assert.strictEqual(await evil.count(), 1, '<script> header shown verbatim as text');
     assert.strictEqual(await page.locator('#span-details script').count(), 0, 'no script element injected');
     await page.screenshot({ path: path.join(out, 'trace.png'), fullPage: true });
+
+    // Zoom: the narrowest span, zoomed to, spans (nearly) the whole chart;
+    // spans outside its interval are hidden; reset restores the whole trace.
+    const chartWidth = Number(await page.locator('svg.icicle').getAttribute('width'));
+    const spanWidths = () => page.$$eval('svg.icicle rect.span', (rs) =>
+      Object.fromEntries(rs.map((r) => [r.getAttribute('data-span-id'), Number(r.getAttribute('width'))])));
+    const visibleSpans = () => page.$$eval('svg.icicle g.span', (gs) => gs.filter((g) => g.getAttribute('display') !== 'none').length);
+    const full = await spanWidths();
+    const fullVisible = await visibleSpans();
+    const [narrowId, narrowWidth] = Object.entries(full).sort((a, b) => a[1] - b[1])[0];
+    assert.ok(narrowWidth < chartWidth * 0.8, 'narrowest span is narrower than the chart: ' + narrowWidth + ' of ' + chartWidth);
+    assert.strictEqual(await page.getAttribute('svg.icicle', 'data-zoom'), 'full');
+    assert.ok(await page.isDisabled('#zoom-reset'), 'nothing to reset before zooming');
+    const fullAxis = await page.textContent('svg.icicle .axis');
+    await page.locator('rect.span[data-span-id="' + narrowId + '"]').click();
+    await page.click('#zoom-span');
+    await page.waitForSelector('svg.icicle:not([data-zoom="full"])', { timeout: 5000 });
+    const zoomed = await spanWidths();
+    assert.ok(zoomed[narrowId] >= chartWidth * 0.95, 'zoomed span fills the chart: ' + zoomed[narrowId] + ' of ' + chartWidth);
+    assert.ok(zoomed[narrowId] > narrowWidth * 1.5, 'zoom widened the span');
+    assert.notStrictEqual(await page.textContent('svg.icicle .axis'), fullAxis, 'time axis changed');
+    assert.ok((await page.textContent('#zoom-label')).startsWith('Showing'), 'zoom label');
+    assert.ok(await visibleSpans() <= fullVisible, 'no more spans visible than before');
+    await page.screenshot({ path: path.join(out, 'trace-zoomed.png'), fullPage: true });
+    await page.click('#zoom-reset');
+    await page.waitForSelector('svg.icicle[data-zoom="full"]', { timeout: 5000 });
+    assert.deepStrictEqual(await spanWidths(), full, 'reset restores every span width');
+    assert.strictEqual(await visibleSpans(), fullVisible);
+    // Double-click zooms too.
+    await page.locator('rect.span[data-span-id="' + narrowId + '"]').dblclick();
+    await page.waitForSelector('svg.icicle:not([data-zoom="full"])', { timeout: 5000 });
+    await page.click('#zoom-reset');
+    await page.waitForSelector('svg.icicle[data-zoom="full"]', { timeout: 5000 });
 
     // The child edge derivations are shown.
     await page.locator('rect.span-A').first().click();
