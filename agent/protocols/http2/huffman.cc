@@ -110,6 +110,7 @@ inline int WalkLongCode(const Machine& m, uint64_t buf, int bits, int& used) {
 
 }  // namespace
 
+__attribute__((target_clones("arch=x86-64-v3", "default")))
 bool HuffmanDecodeTo(std::string_view in, char* out, size_t& written) {
   const Machine& m = GetMachine();
   const uint32_t* const peek = m.peek.data();

@@ -232,16 +232,23 @@ absl::Status TolerantHpackDecoder::Decode(std::string_view block, HeaderList& ou
     const auto b = static_cast<uint8_t>(block[pos]);
     uint64_t index = 0;
     if (b & 0x80) {  // indexed field: views, no copy
-      if (!ReadInteger(block, pos, 7, index)) return absl::DataLossError("hpack: index");
-      DecodedField& f = out.Add();
-      HpackDynamicTable::EntryView e;
-      if (Lookup(index, e)) {
-        f.name = e.name;
-        f.value = e.value;
-        f.name_unknown = e.name_unknown;
+      if (__builtin_expect(b != 0xff, 1)) {
+        index = b & 0x7f;
+        ++pos;
+      } else if (!DecodeHpackInteger(block, pos, 7, index)) {
+        return absl::DataLossError("hpack: index");
+      }
+      if (index - 1 < kStaticTableSize) {  // index 0 wraps around
+        out.Add(kStaticTable[index - 1].name, kStaticTable[index - 1].value, false, false);
+        continue;
+      }
+      const uint64_t d = index - kStaticTableSize - 1;
+      if (index > kStaticTableSize && d < table_.count()) {
+        const HpackDynamicTable::EntryView e = table_.Get(static_cast<size_t>(d));
+        out.Add(e.name, e.value, e.name_unknown, false);
       } else {
-        f.name_unknown = true;
-        f.value_unknown = true;
+        ++unknown_refs_;  // lost entry (or an index we cannot resolve): never guessed
+        out.Add({}, {}, true, true);
       }
       continue;
     }
@@ -255,7 +262,7 @@ absl::Status TolerantHpackDecoder::Decode(std::string_view block, HeaderList& ou
     if (!ReadInteger(block, pos, indexing ? 6 : 4, index)) {
       return absl::DataLossError("hpack: name index");
     }
-    DecodedField& f = out.Add();
+    DecodedField& f = out.Add({}, {}, false, false);
     if (index == 0) {
       if (!DecodeString(block, pos, out, f.name)) return absl::DataLossError("hpack: name");
     } else {

@@ -54,10 +54,15 @@ struct HeaderList {
     count = 0;
     used_ = 0;
   }
-  DecodedField& Add() {
-    if (count == fields.size()) fields.emplace_back();
+  DecodedField& Add() { return Add({}, {}, false, false); }
+  DecodedField& Add(std::string_view name, std::string_view value, bool name_unknown,
+                    bool value_unknown) {
+    if (__builtin_expect(count == fields.size(), 0)) fields.emplace_back();
     DecodedField& f = fields[count++];
-    f = DecodedField{};
+    f.name = name;
+    f.value = value;
+    f.name_unknown = name_unknown;
+    f.value_unknown = value_unknown;
     return f;
   }
   const DecodedField* begin() const { return fields.data(); }
