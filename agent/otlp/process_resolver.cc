@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <fstream>
 #include <memory>
@@ -18,13 +19,18 @@ namespace {
 
 constexpr size_t kMaxCacheEntries = 4096;
 
+// Reads up to `limit` bytes, growing with the content: sizing the string to
+// the limit up front would zero (and page-fault) all of it, 64 MiB for
+// /proc/net/tcp on every new connection.
 std::string ReadFile(const std::string& path, size_t limit = 1 << 20) {
   std::ifstream in(path, std::ios::binary);
   std::string out;
   if (!in) return out;
-  out.resize(limit);
-  in.read(out.data(), static_cast<std::streamsize>(limit));
-  out.resize(static_cast<size_t>(in.gcount()));
+  char chunk[16 * 1024];
+  while (out.size() < limit && in) {
+    in.read(chunk, static_cast<std::streamsize>(std::min(sizeof(chunk), limit - out.size())));
+    out.append(chunk, static_cast<size_t>(in.gcount()));
+  }
   return out;
 }
 
