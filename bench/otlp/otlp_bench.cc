@@ -230,6 +230,7 @@ int RunClient(const std::string& mode, int port, int seconds, int threads) {
       } else {
         httplib::Client client("127.0.0.1", port);
         client.set_keep_alive(true);
+        client.set_tcp_nodelay(true);  // as SDK HTTP clients (Node, Go, OkHttp) do
         while (std::chrono::steady_clock::now() < deadline) {
           httplib::Headers headers;
           if (gzip) headers.emplace("Content-Encoding", "gzip");
