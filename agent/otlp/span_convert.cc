@@ -5,7 +5,6 @@
 #include <cstring>
 
 #include "absl/strings/escaping.h"
-#include "absl/strings/str_cat.h"
 #include "agent/otlp/json_codec.h"
 #include "agent/otlp/semconv.h"
 
@@ -183,12 +182,19 @@ void Lift(const trace::Attribute& a, Lifted* l) {
   }
 }
 
-std::string PathOfUrl(const std::string& url) {
+std::string_view PathOfUrl(std::string_view url) {
   size_t scheme = url.find("://");
-  size_t start = scheme == std::string::npos ? 0 : url.find('/', scheme + 3);
-  if (start == std::string::npos) return "/";
+  size_t start = scheme == std::string_view::npos ? 0 : url.find('/', scheme + 3);
+  if (start == std::string_view::npos) return "/";
   size_t end = url.find_first_of("?#", start);
-  return url.substr(start, end == std::string::npos ? std::string::npos : end - start);
+  return url.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start);
+}
+
+// out = a + sep + b, in out's existing buffer (no temporary per span).
+void Join(std::string* out, std::string_view a, char sep, std::string_view b) {
+  out->assign(a.data(), a.size());
+  out->push_back(sep);
+  out->append(b.data(), b.size());
 }
 
 void SetEndpoint(const Value* address, const Value* port, trace::Endpoint* out) {
@@ -306,25 +312,26 @@ absl::Status ConvertSpan(const SpanView& in, const AttributeView* attributes,
   const bool grpc = l.rpc_system != nullptr && AsString(*l.rpc_system) == "grpc";
   if (grpc || l.rpc_method != nullptr) {
     out->protocol = grpc ? protocols::L7Protocol::kGrpc : protocols::L7Protocol::kUnknown;
-    std::string method = l.rpc_method ? AsString(*l.rpc_method) : "";
+    const std::string_view method = l.rpc_method ? std::string_view(AsString(*l.rpc_method)) : "";
     // Current semconv: rpc.method = "pkg.Service/Method"; first generation
     // splits it into rpc.service + rpc.method.
-    if (l.rpc_service != nullptr && method.find('/') == std::string::npos) {
-      out->endpoint = absl::StrCat(AsString(*l.rpc_service), "/", method);
+    if (l.rpc_service != nullptr && method.find('/') == std::string_view::npos) {
+      Join(&out->endpoint, AsString(*l.rpc_service), '/', method);
     } else {
-      out->endpoint = method;
+      out->endpoint.assign(method.data(), method.size());
     }
     if (l.rpc_grpc_status != nullptr) out->grpc_status = static_cast<int>(AsInt(*l.rpc_grpc_status));
     else if (l.rpc_status != nullptr && grpc) out->grpc_status = static_cast<int>(AsInt(*l.rpc_status));
   } else if (l.method != nullptr) {
-    const std::string version = l.protocol_version ? AsString(*l.protocol_version) : "";
-    out->protocol = version.rfind('2', 0) == 0 ? protocols::L7Protocol::kHttp2
-                                               : protocols::L7Protocol::kHttp1;
-    std::string path;
+    const std::string_view version = l.protocol_version ? std::string_view(AsString(*l.protocol_version)) : "";
+    out->protocol = !version.empty() && version[0] == '2' ? protocols::L7Protocol::kHttp2
+                                                          : protocols::L7Protocol::kHttp1;
+    std::string_view path;
     if (l.route != nullptr) path = AsString(*l.route);
     else if (l.url_path != nullptr) path = AsString(*l.url_path);
     else if (l.url_full != nullptr) path = PathOfUrl(AsString(*l.url_full));
-    out->endpoint = path.empty() ? AsString(*l.method) : absl::StrCat(AsString(*l.method), " ", path);
+    if (path.empty()) out->endpoint = AsString(*l.method);
+    else Join(&out->endpoint, AsString(*l.method), ' ', path);
   }
   if (l.http_status != nullptr) out->http_status = static_cast<int>(AsInt(*l.http_status));
 

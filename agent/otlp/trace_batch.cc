@@ -104,14 +104,25 @@ class Reader {
 // 8 bytes at a time without a call.
 inline bool ValidUtf8(std::string_view s) {
   const char* p = s.data();
-  size_t n = s.size();
+  const size_t n = s.size();
   uint64_t high = 0;
-  for (; n >= 8; p += 8, n -= 8) {
-    uint64_t w;
-    std::memcpy(&w, p, 8);
-    high |= w;
+  if (n >= 8) {  // whole words, the last one overlapping
+    for (size_t i = 0; i + 8 <= n; i += 8) {
+      uint64_t w;
+      std::memcpy(&w, p + i, 8);
+      high |= w;
+    }
+    uint64_t last;
+    std::memcpy(&last, p + n - 8, 8);
+    high |= last;
+  } else if (n >= 4) {
+    uint32_t a, b;
+    std::memcpy(&a, p, 4);
+    std::memcpy(&b, p + n - 4, 4);
+    high = a | b;
+  } else {
+    for (size_t i = 0; i < n; ++i) high |= static_cast<uint8_t>(p[i]);
   }
-  for (; n > 0; --n) high |= static_cast<uint8_t>(*p++);
   return (high & 0x8080808080808080ull) == 0 || ValidUtf8Slow(s);
 }
 
