@@ -331,6 +331,33 @@ TEST(Hpack, BackendsAgreeOnRandomHeaderSets) {
   }
 }
 
+// Fields are views into the dynamic table: a block that references entries
+// and then adds enough new ones to evict them and reorganise the table's
+// buffer must still return the referenced values (copied out first).
+TEST(HpackTolerant, ViewsSurviveEvictionAndBufferReorganisationInOneBlock) {
+  for (const size_t table : {4096u, 512u}) {
+    Deflater deflater(4096);
+    deflater.ChangeTableSize(table);
+    TolerantHpackDecoder decoder;
+    HeaderList out;
+    const Headers first = {{"x-keep-a", std::string(40, 'a')}, {"x-keep-b", std::string(60, 'b')}};
+    ASSERT_TRUE(decoder.Decode(deflater.Encode(first), out).ok());
+    for (int round = 0; round < 20; ++round) {
+      Headers h = first;  // indexed references to the dynamic entries
+      for (int i = 0; i < 25; ++i) {
+        h.emplace_back("x-new-" + std::to_string(round) + "-" + std::to_string(i),
+                       std::string(static_cast<size_t>(50 + (i * 37) % 300),
+                                   static_cast<char>('c' + (round + i) % 20)));
+      }
+      h.push_back(first[1]);  // referenced again at the end (re-added when evicted)
+      out.Clear();
+      ASSERT_TRUE(decoder.Decode(deflater.Encode(h), out).ok()) << table << " round " << round;
+      ASSERT_EQ(Fields(out), h) << table << " round " << round;
+      EXPECT_LE(decoder.table().bytes(), table);
+    }
+  }
+}
+
 TEST(HpackInteger, DecodesPrefixesAndRejectsOverflow) {
   size_t pos = 0;
   uint64_t v = 0;
