@@ -112,8 +112,8 @@ void HpackDynamicTable::Add(std::string_view name, std::string_view value, bool 
   char* dst = buf_.get() + used_;
   if (!name.empty()) std::memcpy(dst, name.data(), name.size());
   if (!value.empty()) std::memcpy(dst + name.size(), value.data(), value.size());
-  refs_.push_back(Ref{used_, static_cast<uint32_t>(name.size()), static_cast<uint32_t>(value.size()),
-                      name_unknown});
+  refs_.push_back(Ref{static_cast<uint32_t>(used_), static_cast<uint32_t>(name.size()),
+                      static_cast<uint32_t>(value.size()), name_unknown});
   used_ += need;
   bytes_ += need + kHpackEntryOverhead;
 }
@@ -136,7 +136,7 @@ void HpackDynamicTable::MakeRoom(size_t need, HeaderList* views) {
   }
   refs_.erase(refs_.begin(), refs_.begin() + static_cast<std::ptrdiff_t>(head_));
   head_ = 0;
-  for (Ref& r : refs_) r.offset -= start;
+  for (Ref& r : refs_) r.offset -= static_cast<uint32_t>(start);
   used_ = live;
 }
 

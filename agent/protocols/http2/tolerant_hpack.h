@@ -127,8 +127,8 @@ class HpackDynamicTable {
   void Clear();
 
  private:
-  struct Ref {
-    size_t offset;
+  struct Ref {  // 16 bytes: the buffer stays far below 4 GiB (table size <= 1 MiB)
+    uint32_t offset;
     uint32_t name_len;
     uint32_t value_len;
     bool name_unknown;
