@@ -70,6 +70,12 @@ inline bool ReadInteger(std::string_view in, size_t& pos, int prefix_bits, uint6
     ++pos;
     return true;
   }
+  // Two bytes (names indexed past a 4-bit prefix, strings of 127..254 bytes).
+  if (in.size() - pos >= 2 && static_cast<uint8_t>(in[pos + 1]) < 0x80) {
+    value = mask + static_cast<uint8_t>(in[pos + 1]);
+    pos += 2;
+    return true;
+  }
   return DecodeHpackInteger(in, pos, prefix_bits, value);
 }
 
@@ -235,7 +241,7 @@ absl::Status TolerantHpackDecoder::Decode(std::string_view block, HeaderList& ou
       if (__builtin_expect(b != 0xff, 1)) {
         index = b & 0x7f;
         ++pos;
-      } else if (!DecodeHpackInteger(block, pos, 7, index)) {
+      } else if (!ReadInteger(block, pos, 7, index)) {
         return absl::DataLossError("hpack: index");
       }
       if (index - 1 < kStaticTableSize) {  // index 0 wraps around
