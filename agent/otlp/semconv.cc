@@ -5,7 +5,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <iterator>
-#include <memory>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -132,34 +131,36 @@ struct Table {
   int url_path = kNoBit, url_query = kNoBit, protocol_name = kNoBit;
 };
 
+Table BuildTable() {
+  Table t;
+  int next = 0;
+  auto bit_of = [&](std::string_view name) {
+    if (name.empty()) return kNoBit;
+    KeyInfo& info = t.keys[name];
+    if (info.bit == kNoBit) info.bit = next++;
+    return info.bit;
+  };
+  for (const auto& [legacy, rule] : Rules()) {  // Rules() is never modified: &rule is stable
+    const int bit = bit_of(rule.current), server_bit = bit_of(rule.current_server);
+    KeyInfo& info = t.keys[legacy];  // after bit_of: no rehash invalidates it
+    info.rule = &rule;
+    info.rule_bit = bit;
+    info.rule_server_bit = server_bit;
+  }
+  t.url_path = bit_of("url.path");
+  t.url_query = bit_of("url.query");
+  t.protocol_name = bit_of("network.protocol.name");
+  if (next > 64) std::abort();  // the masks below are 64 bits
+  for (const auto& [key, info] : t.keys) {
+    if (key.size() < KeyIndex::kMinKeySize) std::abort();  // KeyIndex::Hash reads 8 bytes
+    t.index.Insert(key, info);
+  }
+  return t;
+}
+
 const Table& KeyTable() {
-  static const Table* table = [] {
-    auto t = std::make_unique<Table>();
-    int next = 0;
-    auto bit_of = [&](std::string_view name) {
-      if (name.empty()) return kNoBit;
-      KeyInfo& info = t->keys[name];
-      if (info.bit == kNoBit) info.bit = next++;
-      return info.bit;
-    };
-    for (const auto& [legacy, rule] : Rules()) {
-      const int bit = bit_of(rule.current), server_bit = bit_of(rule.current_server);
-      KeyInfo& info = t->keys[legacy];  // after bit_of: no rehash invalidates it
-      info.rule = &rule;
-      info.rule_bit = bit;
-      info.rule_server_bit = server_bit;
-    }
-    t->url_path = bit_of("url.path");
-    t->url_query = bit_of("url.query");
-    t->protocol_name = bit_of("network.protocol.name");
-    if (next > 64) std::abort();  // the masks below are 64 bits
-    for (const auto& [key, info] : t->keys) {
-      if (key.size() < KeyIndex::kMinKeySize) std::abort();  // KeyIndex::Hash reads 8 bytes
-      t->index.Insert(key, info);
-    }
-    return t.release();  // process lifetime, like Rules()
-  }();
-  return *table;
+  static const Table table = BuildTable();
+  return table;
 }
 
 // Keys worth a table lookup: rule keys and the names they emit start with one
