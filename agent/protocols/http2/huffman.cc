@@ -80,7 +80,7 @@ struct Machine {
   }
 };
 
-const Machine& GetMachine() {
+__attribute__((always_inline)) inline const Machine& GetMachine() {
   static const Machine machine;
   return machine;
 }
