@@ -29,13 +29,13 @@ v1::SpanSource Source(trace::SpanSource s) {
   return v1::SPAN_SOURCE_UNSPECIFIED;
 }
 
-void Headers(const std::vector<protocols::HeaderField>& in,
+void Headers(const protocols::HeaderList& in,
              google::protobuf::RepeatedPtrField<v1::Header>* out) {
   out->Reserve(static_cast<int>(in.size()));
-  for (const auto& h : in) {
+  for (const protocols::HeaderField h : in) {
     auto* p = out->Add();
-    p->set_name(h.name);
-    p->set_value(h.value);
+    p->set_name(h.name.data(), h.name.size());
+    p->set_value(h.value.data(), h.value.size());
     if (h.unknown) p->set_unknown(true);
   }
 }

@@ -79,7 +79,7 @@ trace::Span SpanFromRecord(const protocols::L7Record& r, const FlowStats& flow) 
                      (r.grpc_status > 0);
   s.status = error ? trace::StatusCode::kError : trace::StatusCode::kUnset;
   // W3C traceparent: 00-<trace id>-<parent span id>-<flags>.
-  if (const std::string* tp = r.RequestHeader("traceparent"); tp && tp->size() >= 55) {
+  if (const auto tp = r.RequestHeader("traceparent"); tp && tp->size() >= 55) {
     if (ParseHex(std::string_view(*tp).substr(3, 32), s.trace_id) &&
         ParseHex(std::string_view(*tp).substr(36, 16), s.parent_span_id)) {
       s.parent_reason = trace::LinkReason::kTraceparent;

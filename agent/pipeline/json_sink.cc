@@ -25,9 +25,9 @@ const char* StatusName(trace::StatusCode s) {
   }
 }
 
-nlohmann::json Headers(const std::vector<protocols::HeaderField>& headers) {
+nlohmann::json Headers(const protocols::HeaderList& headers) {
   nlohmann::json arr = nlohmann::json::array();
-  for (const auto& h : headers) arr.push_back({h.name, h.value});
+  for (const protocols::HeaderField h : headers) arr.push_back({h.name, h.value});
   return arr;
 }
 

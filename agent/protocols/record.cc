@@ -12,18 +12,18 @@ bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
                   std::tolower(static_cast<unsigned char>(y));
          });
 }
-const std::string* Find(const std::vector<HeaderField>& headers, std::string_view name) {
-  for (const auto& h : headers) {
-    if (EqualsIgnoreCase(h.name, name)) return &h.value;
+std::optional<std::string_view> Find(const HeaderList& headers, std::string_view name) {
+  for (const HeaderField h : headers) {
+    if (EqualsIgnoreCase(h.name, name)) return h.value;
   }
-  return nullptr;
+  return std::nullopt;
 }
 }  // namespace
 
-const std::string* L7Record::RequestHeader(std::string_view name) const {
+std::optional<std::string_view> L7Record::RequestHeader(std::string_view name) const {
   return Find(request.headers, name);
 }
-const std::string* L7Record::ResponseHeader(std::string_view name) const {
+std::optional<std::string_view> L7Record::ResponseHeader(std::string_view name) const {
   return Find(response.headers, name);
 }
 

@@ -7,15 +7,10 @@
 #include <string>
 #include <vector>
 
+#include "agent/protocols/header_list.h"
 #include "agent/protocols/l7_protocol.h"
 
 namespace sonde::protocols {
-
-struct HeaderField {
-  std::string name;   // lowercase
-  std::string value;  // redacted values read "[REDACTED]"
-  bool unknown = false;  // HTTP/2: referenced a lost HPACK dynamic-table entry
-};
 
 // One direction of an exchange (the request or the response).
 struct L7Message {
@@ -24,7 +19,7 @@ struct L7Message {
   uint64_t bytes = 0;          // bytes on the wire, headers + body (+ framing)
   uint64_t body_bytes = 0;
   std::optional<uint32_t> first_tcp_seq;  // TCP sequence of the first byte
-  std::vector<HeaderField> headers;
+  HeaderList headers;
   uint32_t thread_id = 0;  // thread that moved the first byte
   bool complete = false;   // the parser saw the end of the message
 };
@@ -62,8 +57,8 @@ struct L7Record {
   uint32_t response_messages = 0;
 
   // Convenience lookups (first match, case-insensitive name).
-  const std::string* RequestHeader(std::string_view name) const;
-  const std::string* ResponseHeader(std::string_view name) const;
+  std::optional<std::string_view> RequestHeader(std::string_view name) const;
+  std::optional<std::string_view> ResponseHeader(std::string_view name) const;
 };
 
 }  // namespace sonde::protocols

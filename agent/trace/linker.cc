@@ -9,9 +9,8 @@
 namespace sonde::trace {
 namespace {
 
-std::string HeaderOr(const std::vector<protocols::HeaderField>& h, std::string_view name) {
-  const std::string* v = FindHeader(h, name);
-  return v ? *v : std::string();
+std::string HeaderOr(const protocols::HeaderList& h, std::string_view name) {
+  return std::string(FindHeader(h, name).value_or(std::string_view()));
 }
 
 std::string_view HostOnly(std::string_view authority) {

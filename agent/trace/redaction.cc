@@ -32,9 +32,9 @@ bool Redactor::IsSensitive(std::string_view name) const {
   return false;
 }
 
-void Redactor::Apply(std::vector<protocols::HeaderField>& headers) const {
-  for (auto& h : headers) {
-    if (IsSensitive(h.name)) h.value.assign(kRedacted);
+void Redactor::Apply(protocols::HeaderList& headers) const {
+  for (size_t i = 0; i < headers.size(); ++i) {
+    if (IsSensitive(headers[i].name)) headers.SetValue(i, kRedacted);
   }
 }
 

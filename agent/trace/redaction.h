@@ -18,7 +18,7 @@ class Redactor {
  public:
   explicit Redactor(std::vector<std::string> names = DefaultSensitiveHeaders());
   bool IsSensitive(std::string_view name) const;  // case-insensitive
-  void Apply(std::vector<protocols::HeaderField>& headers) const;
+  void Apply(protocols::HeaderList& headers) const;
   void Apply(protocols::L7Record& record) const;
 
  private:

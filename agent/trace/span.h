@@ -92,8 +92,8 @@ struct Span {
   bool response_seq_valid = false;
 
   std::vector<Attribute> attributes;
-  std::vector<protocols::HeaderField> request_headers;
-  std::vector<protocols::HeaderField> response_headers;
+  protocols::HeaderList request_headers;
+  protocols::HeaderList response_headers;
 
   uint64_t duration_ns() const { return end_unix_ns > start_unix_ns ? end_unix_ns - start_unix_ns : 0; }
 };

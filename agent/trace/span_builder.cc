@@ -161,8 +161,8 @@ Span SpanBuilder::Build(const conn::ConnRecord& cr) {
   a.push_back({"network.peer.port", int64_t{s.peer.port}});
   a.push_back({"network.protocol.name", std::string("http")});
   a.push_back({"network.protocol.version", r.version});
-  if (const std::string* ua = FindHeader(r.request.headers, "user-agent")) {
-    a.push_back({"user_agent.original", *ua});
+  if (const auto ua = FindHeader(r.request.headers, "user-agent")) {
+    a.push_back({"user_agent.original", std::string(*ua)});
   }
   a.push_back({"http.request.body.size", static_cast<int64_t>(r.request.body_bytes)});
   a.push_back({"http.response.body.size", static_cast<int64_t>(r.response.body_bytes)});

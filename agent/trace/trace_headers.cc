@@ -155,33 +155,30 @@ std::optional<TraceContext> ParseB3Multi(std::string_view trace_id, std::string_
   return ctx;
 }
 
-const std::string* FindHeader(const std::vector<protocols::HeaderField>& headers,
-                              std::string_view lowercase_name) {
-  for (const auto& h : headers) {
-    if (h.name == lowercase_name) return &h.value;
-  }
-  return nullptr;
+std::optional<std::string_view> FindHeader(const protocols::HeaderList& headers,
+                                           std::string_view lowercase_name) {
+  return headers.Find(lowercase_name);
 }
 
-std::optional<TraceContext> ExtractTraceContext(const std::vector<protocols::HeaderField>& headers) {
-  if (const std::string* tp = FindHeader(headers, "traceparent")) {
+std::optional<TraceContext> ExtractTraceContext(const protocols::HeaderList& headers) {
+  if (const auto tp = FindHeader(headers, "traceparent")) {
     if (auto ctx = ParseTraceparent(*tp)) {
-      if (const std::string* ts = FindHeader(headers, "tracestate")) {
-        if (ValidTracestate(*ts)) ctx->tracestate = *ts;
+      if (const auto ts = FindHeader(headers, "tracestate")) {
+        if (ValidTracestate(*ts)) ctx->tracestate = std::string(*ts);
       }
       return ctx;
     }
   }
-  if (const std::string* b3 = FindHeader(headers, "b3")) {
+  if (const auto b3 = FindHeader(headers, "b3")) {
     if (auto ctx = ParseB3Single(*b3)) return ctx;
   }
-  const std::string* tid = FindHeader(headers, "x-b3-traceid");
-  const std::string* sid = FindHeader(headers, "x-b3-spanid");
-  if (tid != nullptr && sid != nullptr) {
-    const std::string* sampled = FindHeader(headers, "x-b3-sampled");
-    const std::string* flags = FindHeader(headers, "x-b3-flags");
-    return ParseB3Multi(*tid, *sid, sampled ? std::string_view(*sampled) : std::string_view(),
-                        flags ? std::string_view(*flags) : std::string_view());
+  const auto tid = FindHeader(headers, "x-b3-traceid");
+  const auto sid = FindHeader(headers, "x-b3-spanid");
+  if (tid && sid) {
+    const auto sampled = FindHeader(headers, "x-b3-sampled");
+    const auto flags = FindHeader(headers, "x-b3-flags");
+    return ParseB3Multi(*tid, *sid, sampled.value_or(std::string_view()),
+                        flags.value_or(std::string_view()));
   }
   return std::nullopt;
 }

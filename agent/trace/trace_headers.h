@@ -33,10 +33,10 @@ std::optional<TraceContext> ParseB3Multi(std::string_view trace_id, std::string_
 
 // The strongest valid context in a header list (lowercase names):
 // traceparent (+tracestate), then b3, then X-B3-*.
-std::optional<TraceContext> ExtractTraceContext(const std::vector<protocols::HeaderField>& headers);
+std::optional<TraceContext> ExtractTraceContext(const protocols::HeaderList& headers);
 
-// First value of a header (lowercase name) or nullptr.
-const std::string* FindHeader(const std::vector<protocols::HeaderField>& headers,
+// First value of a header (lowercase name), if any.
+std::optional<std::string_view> FindHeader(const protocols::HeaderList& headers,
                               std::string_view lowercase_name);
 
 std::string ToHex(const uint8_t* data, size_t n);

@@ -29,6 +29,17 @@ void SplitTarget(std::string_view target, std::string* path, std::string* query,
 
 }  // namespace
 
+void MessageQueue::pop_front() {
+  ++head_;
+  if (head_ == items_.size()) {
+    clear();  // the common case: nothing pending, storage kept for reuse
+  } else if (head_ >= 32 && head_ * 2 >= items_.size()) {
+    // Pipelined traffic keeps the queue non-empty: drop the consumed prefix.
+    items_.erase(items_.begin(), items_.begin() + static_cast<std::ptrdiff_t>(head_));
+    head_ = 0;
+  }
+}
+
 Http1Session::Http1Session(Role role, bool late_join) : role_(role), late_join_(late_join) {
   if (late_join) {
     // Joined mid-stream: the first bytes may be the middle of anything.
@@ -69,20 +80,15 @@ void Http1Session::StartMessage(Direction dir, const StreamView& view, size_t po
   }
   w.first_tcp_seq = view.SeqAt(pos);
   w.bytes = head.head_len;
-  w.headers.reserve(head.headers.size());
-  for (const auto& h : head.headers) {
-    HeaderField& f = w.headers.emplace_back();
-    f.name.assign(h.name);
-    for (char& c : f.name) {
-      if (c >= 'A' && c <= 'Z') c = static_cast<char>(c + 32);
-    }
-    f.value.assign(h.value);
-  }
+  // Header views point into this head; the list keeps one copy of it.
+  const std::string_view head_bytes = view.bytes.substr(pos, head.head_len);
+  w.headers.AssignBlock(head_bytes, head.headers.size());
+  for (const HeaderView& h : head.headers) w.headers.AddFromBlock(head_bytes, h.name, h.value);
   msg->version_minor = head.version_minor;
   if (head.is_request) {
     msg->method.assign(head.method);
-    msg->target.assign(head.target);
     msg->authority.assign(head.host);
+    SplitTarget(head.target, &msg->path, &msg->query, &msg->authority);
   } else {
     msg->status = head.status;
   }
@@ -335,7 +341,8 @@ void Http1Session::Emit(Http1Message&& req, Http1Message* resp) {
   r.version = req.version_minor == 0 ? "1.0" : "1.1";
   r.method = std::move(req.method);
   r.authority = std::move(req.authority);
-  SplitTarget(req.target, &r.path, &r.query, &r.authority);
+  r.path = std::move(req.path);
+  r.query = std::move(req.query);
   r.scheme = "http";
   r.request = std::move(req.wire);
   bool truncated = req.truncated;

@@ -5,7 +5,6 @@
 // order (keep-alive and pipelining). Pairs that would violate causality (a
 // response that started before its request) are never made: after lost
 // bytes the orphan response is dropped and counted instead.
-#include <deque>
 #include <string>
 #include <vector>
 
@@ -18,13 +17,37 @@ namespace sonde::protocols::http1 {
 struct Http1Message {
   L7Message wire;
   std::string method;     // requests
-  std::string target;     // requests: raw request-target
-  std::string authority;  // requests: Host
+  std::string path;       // requests: request-target without the query
+  std::string query;      // requests: query string without '?'
+  std::string authority;  // requests: Host (or the absolute-form target's)
   int status = 0;         // responses
   int version_minor = 1;
   uint64_t interim_bytes = 0;  // responses: bytes of 1xx heads before the final one
   bool truncated = false;      // a capture gap broke this message
   bool late_join = false;      // first message after joining a connection mid-way
+};
+
+// FIFO of messages waiting to be paired. A vector with a moving head, not a
+// std::deque: a message is larger than deque's 512-byte node, so a deque
+// allocated on every push.
+class MessageQueue {
+ public:
+  bool empty() const { return head_ == items_.size(); }
+  size_t size() const { return items_.size() - head_; }
+  Http1Message& front() { return items_[head_]; }
+  const Http1Message& operator[](size_t i) const { return items_[head_ + i]; }
+  void push_back(Http1Message&& m) { items_.push_back(std::move(m)); }
+  void pop_front();
+  void clear() {
+    items_.clear();
+    head_ = 0;
+  }
+  auto begin() { return items_.begin() + static_cast<std::ptrdiff_t>(head_); }
+  auto end() { return items_.end(); }
+
+ private:
+  std::vector<Http1Message> items_;
+  size_t head_ = 0;
 };
 
 class Http1Session final : public ProtocolSession {
@@ -71,8 +94,8 @@ class Http1Session final : public ProtocolSession {
   bool late_join_;
   DirState egress_;
   DirState ingress_;
-  std::deque<Http1Message> requests_;
-  std::deque<Http1Message> responses_;
+  MessageQueue requests_;
+  MessageQueue responses_;
   std::vector<L7Record> ready_;
   ProtocolCounters counters_;
   MessageHead scratch_;  // reused to avoid reallocating the header vector

@@ -87,14 +87,14 @@ void GrpcMessageCounter::Skip(uint64_t bytes) {
 }
 
 namespace {
-const std::string* FindHeader(const std::vector<HeaderField>& headers, std::string_view name) {
-  for (const auto& h : headers) {
-    if (!h.unknown && h.name == name) return &h.value;
+std::optional<std::string_view> FindHeader(const HeaderList& headers, std::string_view name) {
+  for (const HeaderField h : headers) {
+    if (!h.unknown && h.name == name) return h.value;
   }
-  return nullptr;
+  return std::nullopt;
 }
-bool HasUnknown(const std::vector<HeaderField>& headers) {
-  for (const auto& h : headers) {
+bool HasUnknown(const HeaderList& headers) {
+  for (const HeaderField h : headers) {
     if (h.unknown) return true;
   }
   return false;
@@ -103,13 +103,12 @@ bool HasUnknown(const std::vector<HeaderField>& headers) {
 
 void ApplyGrpc(L7Record& rec, const GrpcMessageCounter& request,
                const GrpcMessageCounter& response) {
-  const std::string* req_ct = FindHeader(rec.request.headers, "content-type");
-  const std::string* resp_ct = FindHeader(rec.response.headers, "content-type");
-  bool grpc = (req_ct != nullptr && IsGrpcContentType(*req_ct)) ||
-              (resp_ct != nullptr && IsGrpcContentType(*resp_ct));
+  const auto req_ct = FindHeader(rec.request.headers, "content-type");
+  const auto resp_ct = FindHeader(rec.response.headers, "content-type");
+  bool grpc = (req_ct && IsGrpcContentType(*req_ct)) || (resp_ct && IsGrpcContentType(*resp_ct));
   std::string service, method;
   const bool grpc_path = SplitGrpcPath(rec.path, service, method) && rec.query.empty();
-  if (!grpc && req_ct == nullptr && HasUnknown(rec.request.headers) && rec.method == "POST" &&
+  if (!grpc && !req_ct && HasUnknown(rec.request.headers) && rec.method == "POST" &&
       grpc_path && request.messages() > 0 && request.aligned() &&
       (response.bytes() == 0 || response.aligned())) {
     grpc = true;  // content-type was lost with the HPACK state; the framing says gRPC
@@ -123,12 +122,12 @@ void ApplyGrpc(L7Record& rec, const GrpcMessageCounter& request,
   rec.request_messages = request.messages();
   rec.response_messages = response.messages();
   // Trailers (or a trailers-only response) are appended to the response headers.
-  if (const std::string* st = FindHeader(rec.response.headers, "grpc-status")) {
+  if (const auto st = FindHeader(rec.response.headers, "grpc-status")) {
     int v = -1;
     const auto [p, ec] = std::from_chars(st->data(), st->data() + st->size(), v);
     if (ec == std::errc() && p == st->data() + st->size() && v >= 0) rec.grpc_status = v;
   }
-  if (const std::string* msg = FindHeader(rec.response.headers, "grpc-message")) {
+  if (const auto msg = FindHeader(rec.response.headers, "grpc-message")) {
     rec.grpc_message = PercentDecode(*msg);
   }
 }

@@ -399,8 +399,8 @@ void Http2Session::ApplyHeaders(Direction dir, Stream& s, bool is_request, bool 
     if (f.unknown()) {
       rec.flags |= kRecordHeadersPartial;
       if (m.headers.size() < kMaxHeadersPerMessage) {
-        m.headers.push_back(HeaderField{f.name_unknown ? std::string() : f.name,
-                                        f.value_unknown ? std::string() : f.value, true});
+        m.headers.Add(f.name_unknown ? std::string_view() : std::string_view(f.name),
+                      f.value_unknown ? std::string_view() : std::string_view(f.value), true);
       }
       continue;
     }
@@ -421,8 +421,8 @@ void Http2Session::ApplyHeaders(Direction dir, Stream& s, bool is_request, bool 
     }
     if (is_request && rec.authority.empty() && f.name == "host") rec.authority = f.value;
     if (m.headers.size() < kMaxHeadersPerMessage) {
-      m.headers.push_back(
-          HeaderField{f.name, IsSensitiveHeader(f.name) ? "[REDACTED]" : f.value, false});
+      m.headers.Add(f.name, IsSensitiveHeader(f.name) ? std::string_view("[REDACTED]")
+                                                      : std::string_view(f.value));
     }
   }
   if (end_stream) EndMessage(is_request ? Direction::kEgress : Direction::kIngress, s,

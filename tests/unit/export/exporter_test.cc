@@ -127,7 +127,7 @@ TEST(SpanConvert, CopiesEveryField) {
   s.attributes.push_back({"k", int64_t{3}});
   s.attributes.push_back({"d", 1.5});
   s.attributes.push_back({"b", true});
-  s.request_headers.push_back({"x-h", "<script>", false});
+  s.request_headers.Add("x-h", "<script>");
   v1::Span p;
   SpanToProto(s, &p);
   EXPECT_EQ(p.trace_id().size(), 16u);

@@ -102,7 +102,7 @@ TEST(Http1Session, SimpleServerExchange) {
   EXPECT_EQ(r.response.last_byte_ns, 201u);
   ASSERT_TRUE(r.request.first_tcp_seq.has_value());
   EXPECT_EQ(*r.request.first_tcp_seq, 1000u);
-  ASSERT_NE(r.RequestHeader("traceparent"), nullptr);
+  ASSERT_TRUE(r.RequestHeader("traceparent").has_value());
   EXPECT_EQ(r.request.headers[1].name, "traceparent");  // lowercased
   EXPECT_EQ(r.flags, 0u);
 }

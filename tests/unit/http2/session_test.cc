@@ -161,11 +161,11 @@ TEST(Http2Session, RichConversationRecords) {
     EXPECT_EQ(r.request.first_byte_ns, 100u);
     EXPECT_EQ(r.response.first_byte_ns, 200u);
     EXPECT_TRUE(r.request.first_tcp_seq.has_value());
-    ASSERT_NE(r.RequestHeader("traceparent"), nullptr);
+    ASSERT_TRUE(r.RequestHeader("traceparent").has_value());
     EXPECT_EQ(*r.RequestHeader("user-agent"), "h2-test/1.0");
   }
   const auto& trailer_rec = records[0].stream_id == 3 ? records[0] : records[1];
-  ASSERT_NE(trailer_rec.ResponseHeader("x-checksum"), nullptr);
+  ASSERT_TRUE(trailer_rec.ResponseHeader("x-checksum").has_value());
   // The request of stream 1 starts after the preface, SETTINGS, WINDOW_UPDATE, SETTINGS ACK.
   const auto& r1 = records[0].stream_id == 1 ? records[0] : records[1];
   EXPECT_EQ(*r1.request.first_tcp_seq, 1000u + c.c2s_frames[3]);

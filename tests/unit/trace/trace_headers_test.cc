@@ -64,7 +64,7 @@ TEST(B3, SingleAndMulti) {
 }
 
 TEST(Extract, PrefersTraceparentThenB3) {
-  std::vector<protocols::HeaderField> h = {
+  protocols::HeaderList h = {
       {"b3", "80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1-1", false},
       {"traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", false},
       {"tracestate", "a=b", false}};
@@ -72,7 +72,7 @@ TEST(Extract, PrefersTraceparentThenB3) {
   ASSERT_TRUE(ctx);
   EXPECT_EQ(ctx->format, ContextFormat::kW3C);
   EXPECT_EQ(ctx->tracestate, "a=b");
-  h[1].value = "00-zz";  // invalid traceparent falls back to b3
+  h.SetValue(1, "00-zz");  // invalid traceparent falls back to b3
   ctx = ExtractTraceContext(h);
   ASSERT_TRUE(ctx);
   EXPECT_EQ(ctx->format, ContextFormat::kB3Single);
