@@ -70,7 +70,7 @@ void BM_HpackDecode_Stories(benchmark::State& state) {
   }
   const auto backend = state.range(0) == 0 ? HpackBackend::kSonde : HpackBackend::kNghttp2;
   state.SetLabel(state.range(0) == 0 ? "sonde" : "nghttp2");
-  HeaderList out;
+  DecodedFieldList out;
   int64_t fields = 0;
   for (auto _ : state) {
     for (const Story& story : Stories()) {
@@ -122,7 +122,7 @@ void BM_HpackDecode_SteadyState(benchmark::State& state) {
   nghttp2_hd_deflate_del(deflater);
   int64_t bytes = 0;
   for (const auto& b : blocks) bytes += static_cast<int64_t>(b.size());
-  HeaderList out;
+  DecodedFieldList out;
   for (auto _ : state) {
     HpackDecoder decoder(backend);
     for (const std::string& block : blocks) benchmark::DoNotOptimize(decoder.Decode(block, out));
@@ -138,7 +138,7 @@ void BM_HpackDecode_TolerantStories(benchmark::State& state) {
     state.SkipWithError("HPACK stories not found");
     return;
   }
-  HeaderList out;
+  DecodedFieldList out;
   for (auto _ : state) {
     for (const Story& story : Stories()) {
       TolerantHpackDecoder decoder;

@@ -37,7 +37,7 @@ Role InferRole(std::string_view first_bytes, Direction dir) {
   // always static-table or literal fields.
   TolerantHpackDecoder decoder;
   decoder.LoseState();
-  HeaderList fields;
+  DecodedFieldList fields;
   size_t pos = 0;
   while (first_bytes.size() - pos >= kFrameHeaderSize) {
     const FrameHeader h = ParseFrameHeader(first_bytes.substr(pos));

@@ -87,13 +87,13 @@ void GrpcMessageCounter::Skip(uint64_t bytes) {
 }
 
 namespace {
-std::optional<std::string_view> FindHeader(const HeaderList& headers, std::string_view name) {
+std::optional<std::string_view> FindHeader(const protocols::HeaderList& headers, std::string_view name) {
   for (const HeaderField h : headers) {
     if (!h.unknown && h.name == name) return h.value;
   }
   return std::nullopt;
 }
-bool HasUnknown(const HeaderList& headers) {
+bool HasUnknown(const protocols::HeaderList& headers) {
   for (const HeaderField h : headers) {
     if (h.unknown) return true;
   }

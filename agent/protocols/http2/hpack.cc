@@ -80,7 +80,7 @@ void HpackDecoder::LoseState() {
   degraded_ = true;
 }
 
-absl::Status HpackDecoder::DecodeExact(std::string_view block, HeaderList& out) {
+absl::Status HpackDecoder::DecodeExact(std::string_view block, DecodedFieldList& out) {
   auto* in = reinterpret_cast<uint8_t*>(const_cast<char*>(block.data()));
   size_t left = block.size();
   for (;;) {
@@ -106,7 +106,7 @@ absl::Status HpackDecoder::DecodeExact(std::string_view block, HeaderList& out) 
   }
 }
 
-absl::Status HpackDecoder::Decode(std::string_view block, HeaderList& out) {
+absl::Status HpackDecoder::Decode(std::string_view block, DecodedFieldList& out) {
   out.Clear();
   if (backend_ == HpackBackend::kNghttp2 && !degraded_) {
     const absl::Status st = DecodeExact(block, out);
@@ -162,7 +162,7 @@ void HpackDecoder::TryRecover() {
     block += e.value;
   }
   std::swap(inflater_, fresh);
-  HeaderList scratch;
+  DecodedFieldList scratch;
   if (!DecodeExact(block, scratch).ok()) {
     inflater_.reset();  // stay degraded; the tolerant decoder is still exact
     return;

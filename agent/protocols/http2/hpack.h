@@ -41,7 +41,7 @@ class HpackDecoder {
   // Decodes one complete header block into `out` (cleared first). Always
   // leaves every decodable field in `out`; the status reports malformed
   // input, after which the table is treated as lost.
-  absl::Status Decode(std::string_view block, HeaderList& out);
+  absl::Status Decode(std::string_view block, DecodedFieldList& out);
 
   // The encoder's dynamic table is no longer known (bytes were lost).
   void LoseState();
@@ -62,7 +62,7 @@ class HpackDecoder {
   using Inflater = std::unique_ptr<nghttp2_hd_inflater, InflaterDeleter>;
 
   Inflater NewInflater() const;
-  absl::Status DecodeExact(std::string_view block, HeaderList& out);
+  absl::Status DecodeExact(std::string_view block, DecodedFieldList& out);
   void TryRecover();
 
   HpackBackend backend_;

@@ -369,7 +369,7 @@ void Http2Session::FinishHeaderBlock(Direction dir, DirState& ds, const FrameCon
 }
 
 void Http2Session::ApplyHeaders(Direction dir, Stream& s, bool is_request, bool end_stream,
-                                const HeaderList& fields, const FrameContext& ctx,
+                                const DecodedFieldList& fields, const FrameContext& ctx,
                                 uint64_t wire_bytes) {
   (void)dir;
   L7Record& rec = s.rec;

@@ -85,7 +85,7 @@ class Http2Session final : public ProtocolSession {
     uint64_t block_wire_bytes = 0;
     FrameContext block_ctx;
     std::string block;
-    HeaderList fields;  // reused decode output
+    DecodedFieldList fields;  // reused decode output
   };
 
   struct Stream {
@@ -114,7 +114,7 @@ class Http2Session final : public ProtocolSession {
                         uint32_t promised, const FrameContext& ctx);
   void FinishHeaderBlock(Direction dir, DirState& ds, const FrameContext& last_ctx);
   void ApplyHeaders(Direction dir, Stream& s, bool is_request, bool end_stream,
-                    const HeaderList& fields, const FrameContext& ctx, uint64_t wire_bytes);
+                    const DecodedFieldList& fields, const FrameContext& ctx, uint64_t wire_bytes);
   void OnDataBytes(Direction dir, DirState& ds, std::string_view body, uint64_t wire_bytes,
                    const FrameContext& ctx);
   void FinishDataFrame(Direction dir, DirState& ds);

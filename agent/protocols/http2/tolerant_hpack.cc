@@ -16,9 +16,9 @@ bool Inside(std::string_view s, const char* lo, const char* hi) {
 
 }  // namespace
 
-// --- HeaderList ----------------------------------------------------------------
+// --- DecodedFieldList ----------------------------------------------------------------
 
-void HeaderList::Grow(size_t n) {
+void DecodedFieldList::Grow(size_t n) {
   const size_t cap = std::max({cap_ * 2, used_ + n, size_t{4096}});
   auto fresh = std::make_unique<char[]>(cap);
   if (used_ > 0) std::memcpy(fresh.get(), arena_.get(), used_);
@@ -35,7 +35,7 @@ void HeaderList::Grow(size_t n) {
   cap_ = cap;
 }
 
-void HeaderList::Materialize(const char* lo, const char* hi) {
+void DecodedFieldList::Materialize(const char* lo, const char* hi) {
   for (size_t i = 0; i < count; ++i) {
     // Store() may grow the arena, which rebases fields[0, count): re-read each time.
     if (Inside(fields[i].name, lo, hi)) fields[i].name = Store(fields[i].name);
@@ -80,7 +80,7 @@ inline bool ReadInteger(std::string_view in, size_t& pos, int prefix_bits, uint6
 }
 
 // String literal (RFC 7541 section 5.2), decoded into `out`'s storage.
-inline bool DecodeString(std::string_view in, size_t& pos, HeaderList& out, std::string_view& s) {
+inline bool DecodeString(std::string_view in, size_t& pos, DecodedFieldList& out, std::string_view& s) {
   if (pos >= in.size()) return false;
   const bool huffman = (static_cast<uint8_t>(in[pos]) & 0x80) != 0;
   uint64_t len = 0;
@@ -103,7 +103,7 @@ inline bool DecodeString(std::string_view in, size_t& pos, HeaderList& out, std:
 // --- dynamic table -----------------------------------------------------------------
 
 void HpackDynamicTable::Add(std::string_view name, std::string_view value, bool name_unknown,
-                            HeaderList* views) {
+                            DecodedFieldList* views) {
   const size_t need = name.size() + value.size();
   std::string keep;
   if (cap_ - used_ < need) {
@@ -124,7 +124,7 @@ void HpackDynamicTable::Add(std::string_view name, std::string_view value, bool 
   bytes_ += need + kHpackEntryOverhead;
 }
 
-void HpackDynamicTable::MakeRoom(size_t need, HeaderList* views) {
+void HpackDynamicTable::MakeRoom(size_t need, DecodedFieldList* views) {
   // Fields of the block being decoded may view any byte of the buffer,
   // evicted entries included: copy them out before anything moves.
   if (views != nullptr && cap_ > 0) views->Materialize(buf_.get(), buf_.get() + cap_);
@@ -195,7 +195,7 @@ void TolerantHpackDecoder::SetMaxSize(uint32_t size) {
 }
 
 void TolerantHpackDecoder::Add(std::string_view name, std::string_view value, bool name_unknown,
-                               HeaderList* views) {
+                               DecodedFieldList* views) {
   const size_t size = name.size() + value.size() + kHpackEntryOverhead;
   if (size > max_size_) {
     // RFC 7541 section 4.4: an entry larger than the table empties it.
@@ -232,7 +232,7 @@ inline bool TolerantHpackDecoder::Lookup(uint64_t index, HpackDynamicTable::Entr
   return false;
 }
 
-absl::Status TolerantHpackDecoder::Decode(std::string_view block, HeaderList& out) {
+absl::Status TolerantHpackDecoder::Decode(std::string_view block, DecodedFieldList& out) {
   size_t pos = 0;
   while (pos < block.size()) {
     const auto b = static_cast<uint8_t>(block[pos]);

@@ -26,8 +26,8 @@ inline constexpr uint32_t kDefaultHeaderTableSize = 4096;
 inline constexpr uint32_t kHpackEntryOverhead = 32;  // RFC 7541 section 4.1
 
 // One decoded field. The strings are views: into the static table, into the
-// decoder's dynamic table, or into the HeaderList's own storage. They stay
-// valid until the HeaderList is cleared or the decoder that filled it decodes
+// decoder's dynamic table, or into the DecodedFieldList's own storage. They stay
+// valid until the DecodedFieldList is cleared or the decoder that filled it decodes
 // its next block (or is destroyed); copy what must live longer.
 struct DecodedField {
   std::string_view name;
@@ -40,15 +40,15 @@ struct DecodedField {
 // Reusable output: `fields[0, count)` are valid. Decoded literals live in one
 // arena kept across blocks, so steady-state decoding does not allocate.
 // Move-only (the fields may point into the arena).
-struct HeaderList {
+struct DecodedFieldList {
   std::vector<DecodedField> fields;
   size_t count = 0;
 
-  HeaderList() = default;
-  HeaderList(const HeaderList&) = delete;
-  HeaderList& operator=(const HeaderList&) = delete;
-  HeaderList(HeaderList&&) noexcept = default;
-  HeaderList& operator=(HeaderList&&) noexcept = default;
+  DecodedFieldList() = default;
+  DecodedFieldList(const DecodedFieldList&) = delete;
+  DecodedFieldList& operator=(const DecodedFieldList&) = delete;
+  DecodedFieldList(DecodedFieldList&&) noexcept = default;
+  DecodedFieldList& operator=(DecodedFieldList&&) noexcept = default;
 
   void Clear() {
     count = 0;
@@ -121,7 +121,7 @@ class HpackDynamicTable {
   bool oldest_name_unknown() const { return refs_[head_].name_unknown; }
   // `name` and `value` may point anywhere (this table included). `views`
   // (may be null): fields to copy out before the buffer changes.
-  void Add(std::string_view name, std::string_view value, bool name_unknown, HeaderList* views);
+  void Add(std::string_view name, std::string_view value, bool name_unknown, DecodedFieldList* views);
   void EvictOldest();
   // Drops every entry (their bytes stay until a later Add needs the room).
   void Clear();
@@ -133,7 +133,7 @@ class HpackDynamicTable {
     uint32_t value_len;
     bool name_unknown;
   };
-  void MakeRoom(size_t need, HeaderList* views);
+  void MakeRoom(size_t need, DecodedFieldList* views);
 
   std::vector<Ref> refs_;  // oldest at head_, newest at the back
   size_t head_ = 0;
@@ -155,7 +155,7 @@ class TolerantHpackDecoder {
   // Decodes one complete header block into `out` (appending). Returns an
   // error only for malformed encoding (integer/string overrun, bad Huffman);
   // fields decoded before the error stay in `out`.
-  absl::Status Decode(std::string_view block, HeaderList& out);
+  absl::Status Decode(std::string_view block, DecodedFieldList& out);
 
   // True when no unknown entry can remain in the encoder's table.
   bool fully_known() const;
@@ -164,7 +164,7 @@ class TolerantHpackDecoder {
   uint64_t unknown_references() const { return unknown_refs_; }
 
  private:
-  void Add(std::string_view name, std::string_view value, bool name_unknown, HeaderList* views);
+  void Add(std::string_view name, std::string_view value, bool name_unknown, DecodedFieldList* views);
   void SetMaxSize(uint32_t size);
   void EvictToFit();
   // Resolves a 1-based index. Returns false when it points into the unknown tail.

@@ -32,7 +32,7 @@ std::string Unhex(std::string_view hex) {
   return out;
 }
 
-Headers Fields(const HeaderList& list) {
+Headers Fields(const DecodedFieldList& list) {
   Headers out;
   for (const DecodedField& f : list) out.emplace_back(f.name, f.value);
   return out;
@@ -136,7 +136,7 @@ TEST_P(HpackBackends, ExactDecoderMatchesEveryStory) {
   size_t blocks = 0;
   for (const Story& story : stories) {
     HpackDecoder decoder(GetParam());
-    HeaderList out;
+    DecodedFieldList out;
     for (size_t i = 0; i < story.wires.size(); ++i) {
       ASSERT_TRUE(decoder.Decode(story.wires[i], out).ok()) << story.name << " case " << i;
       ASSERT_EQ(Fields(out), story.expected[i]) << story.name << " case " << i;
@@ -151,7 +151,7 @@ TEST(HpackStories, TolerantDecoderWithKnownStateMatchesEveryStory) {
   if (!RequireStories()) GTEST_SKIP() << "no HPACK test vectors at " << StoriesDir();
   for (const Story& story : LoadStories()) {
     TolerantHpackDecoder decoder;
-    HeaderList out;
+    DecodedFieldList out;
     for (size_t i = 0; i < story.wires.size(); ++i) {
       out.Clear();
       ASSERT_TRUE(decoder.Decode(story.wires[i], out).ok()) << story.name << " case " << i;
@@ -170,7 +170,7 @@ TEST_P(HpackBackends, DegradedDecodingNeverInventsValues) {
   for (const Story& story : LoadStories()) {
     const size_t skip = story.wires.size() / 3;
     HpackDecoder decoder(GetParam());
-    HeaderList out;
+    DecodedFieldList out;
     for (size_t i = 0; i < skip; ++i) ASSERT_TRUE(decoder.Decode(story.wires[i], out).ok());
     decoder.LoseState();
     for (size_t i = skip + 1; i < story.wires.size(); ++i) {  // block `skip` is lost
@@ -212,7 +212,7 @@ TEST_P(HpackBackends, SmallTableEvictsAndSizeUpdatesApply) {
   Deflater deflater(4096);
   HpackDecoder exact(GetParam());
   TolerantHpackDecoder tolerant;
-  HeaderList a, b;
+  DecodedFieldList a, b;
   for (int i = 0; i < 200; ++i) {
     if (i == 50) deflater.ChangeTableSize(128);  // forces evictions on every block
     if (i == 100) deflater.ChangeTableSize(0);   // clears the table
@@ -237,7 +237,7 @@ TEST_P(HpackBackends, SmallTableEvictsAndSizeUpdatesApply) {
 TEST_P(HpackBackends, RecoversAfterLossOnceTableRefills) {
   Deflater deflater(4096);
   HpackDecoder decoder(GetParam());
-  HeaderList out;
+  DecodedFieldList out;
   // Common headers get indexed early and referenced forever after.
   const Headers common = {{":method", "POST"},
                           {":path", "/svc/Call"},
@@ -275,7 +275,7 @@ TEST_P(HpackBackends, RecoversAfterLossOnceTableRefills) {
 TEST_P(HpackBackends, NeverIndexedAndSizeUpdateToZeroRecover) {
   Deflater deflater(4096);
   HpackDecoder decoder(GetParam());
-  HeaderList out;
+  DecodedFieldList out;
   ASSERT_TRUE(decoder.Decode(deflater.Encode({{"x-a", "1"}, {"x-b", "2"}}), out).ok());
   decoder.LoseState();
   deflater.ChangeTableSize(0);  // next block starts with a size update to 0
@@ -291,7 +291,7 @@ TEST_P(HpackBackends, NeverIndexedAndSizeUpdateToZeroRecover) {
 TEST_P(HpackBackends, GarbageNeverCrashes) {
   std::mt19937 rng(11);
   HpackDecoder decoder(GetParam());
-  HeaderList out;
+  DecodedFieldList out;
   for (int i = 0; i < 20000; ++i) {
     std::string block(rng() % 40, '\0');
     for (char& c : block) c = static_cast<char>(rng());
@@ -308,7 +308,7 @@ TEST(Hpack, BackendsAgreeOnRandomHeaderSets) {
     Deflater deflater(4096);
     HpackDecoder sonde(HpackBackend::kSonde);
     HpackDecoder ng(HpackBackend::kNghttp2);
-    HeaderList a, b;
+    DecodedFieldList a, b;
     for (int i = 0; i < 300; ++i) {
       if (rng() % 50 == 0) deflater.ChangeTableSize(rng() % 3 == 0 ? 0 : 64 + rng() % 8000);
       Headers h;
@@ -339,7 +339,7 @@ TEST(HpackTolerant, ViewsSurviveEvictionAndBufferReorganisationInOneBlock) {
     Deflater deflater(4096);
     deflater.ChangeTableSize(table);
     TolerantHpackDecoder decoder;
-    HeaderList out;
+    DecodedFieldList out;
     const Headers first = {{"x-keep-a", std::string(40, 'a')}, {"x-keep-b", std::string(60, 'b')}};
     ASSERT_TRUE(decoder.Decode(deflater.Encode(first), out).ok());
     for (int round = 0; round < 20; ++round) {
