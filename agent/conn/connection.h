@@ -31,6 +31,12 @@ class Connection final : public StreamConsumer {
   protocols::L7Protocol protocol() const { return protocol_; }
   bool gave_up() const { return gave_up_; }
   uint64_t last_activity_ns() const { return last_activity_ns_; }
+  // The kernel reported the socket closed (state change) at `ns` while the
+  // fd may still be open; 0 when not.
+  uint64_t close_pending_since_ns() const { return close_pending_since_ns_; }
+  void MarkClosePending(uint64_t ns) {
+    if (close_pending_since_ns_ == 0) close_pending_since_ns_ = ns;
+  }
   const DataStream& egress() const { return egress_; }
   const DataStream& ingress() const { return ingress_; }
   const protocols::ProtocolCounters* protocol_counters() const {
@@ -48,6 +54,7 @@ class Connection final : public StreamConsumer {
   bool gave_up_ = false;
   uint32_t infer_calls_ = 0;
   uint64_t last_activity_ns_ = 0;
+  uint64_t close_pending_since_ns_ = 0;
   std::vector<protocols::L7Record> scratch_;
 };
 

@@ -206,7 +206,12 @@ void ConnectionTracker::OnConn(const sonde_conn_event& ev, std::vector<ConnRecor
     auto fd_it = by_fd_.find(FdKey(hdr.pid, ev.fd));
     if (fd_it != by_fd_.end()) it = connections_.find(fd_it->second);
   }
-  if (it != connections_.end()) Close(it, out);
+  if (it == connections_.end()) return;
+  if (ev.syscall == SONDE_SYS_STATE_CHANGE) {
+    it->second->MarkClosePending(hdr.ts_exit_ns != 0 ? hdr.ts_exit_ns : latest_ns_);
+    return;
+  }
+  Close(it, out);
 }
 
 void ConnectionTracker::Tick(uint64_t now_ns, std::vector<ConnRecord>& out) {
@@ -215,6 +220,13 @@ void ConnectionTracker::Tick(uint64_t now_ns, std::vector<ConnRecord>& out) {
     Connection& c = *it->second;
     if (c.last_activity_ns() + options_.idle_timeout_ns < now_ns) {
       ++closed_.connections_expired;
+      auto next = std::next(it);
+      Close(it, out);
+      it = next;
+      continue;
+    }
+    if (c.close_pending_since_ns() != 0 &&
+        c.close_pending_since_ns() + options_.state_close_grace_ns < now_ns) {
       auto next = std::next(it);
       Close(it, out);
       it = next;

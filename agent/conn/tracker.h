@@ -18,6 +18,11 @@ namespace sonde::conn {
 
 struct TrackerOptions {
   uint64_t idle_timeout_ns = 300'000'000'000ull;  // 5 min without an event
+  // A socket-state close (RST, end of the FIN handshake) is raised in softirq
+  // context, possibly on another CPU while the owner's last read/write is
+  // still on its way into the ring buffer: keep the connection this long
+  // after it so those events still land on it. close() of the fd is final.
+  uint64_t state_close_grace_ns = 250'000'000ull;
   size_t max_connections = 65536;
   size_t max_memory_bytes = 64u << 20;  // all streams' buffered bytes
   DataStream::Options stream;

@@ -42,6 +42,16 @@ class SocketSim {
 
   std::vector<uint8_t> Open(uint64_t ts) const { return Conn(SONDE_EVENT_CONN_OPEN, ts); }
   std::vector<uint8_t> CloseEv(uint64_t ts) const { return Conn(SONDE_EVENT_CONN_CLOSE, ts); }
+  // sock:inet_sock_set_state -> TCP_CLOSE, raised in softirq context (no fd,
+  // whatever task was current).
+  std::vector<uint8_t> StateCloseEv(uint64_t ts) const {
+    std::vector<uint8_t> buf = Conn(SONDE_EVENT_CONN_CLOSE, ts);
+    auto* ev = reinterpret_cast<sonde_conn_event*>(buf.data());
+    ev->syscall = SONDE_SYS_STATE_CHANGE;
+    ev->fd = -1;
+    ev->hdr.pid = ev->hdr.tid = 0;
+    return buf;
+  }
 
   // A call moving `bytes` bytes of which `data` (a prefix) was captured.
   std::vector<uint8_t> Data(sonde_direction dir, std::string_view data, uint64_t ts_enter,

@@ -164,6 +164,42 @@ TEST(ConnectionTracker, IdleExpiryFlushesPending) {
   EXPECT_TRUE(out[0].record.flags & protocols::kRecordNoResponse);
 }
 
+// The peer's RST moves the socket to CLOSE on another CPU while the server's
+// write of the response is still on its way into the ring buffer: the write
+// must still be paired with its request.
+TEST(ConnectionTracker, StateCloseWaitsForInFlightSyscalls) {
+  TrackerOptions o;
+  o.state_close_grace_ns = 100'000'000;
+  ConnectionTracker t(o);
+  SocketSim s = Server();
+  std::vector<ConnRecord> out;
+  t.OnEvent(s.Open(1000), out);
+  t.OnEvent(s.Read(kReq, 2000), out);
+  t.OnEvent(s.StateCloseEv(4000), out);
+  EXPECT_EQ(t.open_connections(), 1u) << "a state close is not final while the fd is open";
+  t.OnEvent(s.Write(kResp, 3500), out);  // entered before the RST, exits after it
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].record.status, 200);
+  t.Tick(50'000'000, out);
+  EXPECT_EQ(t.open_connections(), 1u);
+  t.Tick(200'000'000, out);
+  EXPECT_EQ(t.open_connections(), 0u) << "closed once the grace period passed";
+  EXPECT_EQ(out.size(), 1u);
+}
+
+TEST(ConnectionTracker, StateCloseThenFdCloseIsFinalAtOnce) {
+  ConnectionTracker t;
+  SocketSim s = Server();
+  std::vector<ConnRecord> out;
+  t.OnEvent(s.Open(1000), out);
+  t.OnEvent(s.Read(kReq, 2000), out);
+  t.OnEvent(s.StateCloseEv(4000), out);
+  t.OnEvent(s.CloseEv(5000), out);
+  EXPECT_EQ(t.open_connections(), 0u);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_TRUE(out[0].record.flags & protocols::kRecordNoResponse);
+}
+
 TEST(ConnectionTracker, FdReuseStartsNewGeneration) {
   ConnectionTracker t;
   std::vector<ConnRecord> out;
