@@ -32,18 +32,6 @@ void HeaderList::Add(std::string_view name, std::string_view value, bool unknown
   e.unknown = unknown;
 }
 
-void HeaderList::AddLowercasingName(std::string_view name, std::string_view value) {
-  Entry& e = entries_.emplace_back();
-  e.name_offset = static_cast<uint32_t>(bytes_.size());
-  e.name_size = static_cast<uint32_t>(name.size());
-  bytes_.resize(bytes_.size() + name.size());
-  char* out = bytes_.data() + e.name_offset;
-  for (char c : name) *out++ = (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c;
-  e.value_offset = Append(value);
-  e.value_size = static_cast<uint32_t>(value.size());
-  e.unknown = false;
-}
-
 void HeaderList::AssignBlock(std::string_view block, size_t expected_fields) {
   entries_.clear();
   entries_.reserve(expected_fields);

@@ -30,8 +30,6 @@ class HeaderList {
   void Reserve(size_t fields, size_t bytes);
   // Appends a field whose name is already lowercase.
   void Add(std::string_view name, std::string_view value, bool unknown = false);
-  // Appends a field, lowercasing its name (HTTP/1 names are case-insensitive).
-  void AddLowercasingName(std::string_view name, std::string_view value);
   // Fast path for text protocols: copy a whole message head once with
   // AssignBlock, then add fields that are views into that same `block`
   // (names are lowercased in the copy). One memcpy instead of one per field.

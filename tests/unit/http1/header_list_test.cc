@@ -10,7 +10,7 @@ namespace {
 
 TEST(HeaderList, AddFindIterate) {
   HeaderList h;
-  h.AddLowercasingName("Content-Type", "text/html");
+  h.Add("content-type", "text/html");
   h.Add("x-request-id", "abc", false);
   h.Add("", "", true);
   ASSERT_EQ(h.size(), 3u);
