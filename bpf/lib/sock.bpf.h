@@ -62,7 +62,11 @@ static __always_inline int sonde_fill_tuple(struct sock *sk, struct sonde_tuple 
   if (protocol != SONDE_IPPROTO_TCP && protocol != SONDE_IPPROTO_UDP) return -1;
   t->family = family;
   t->l4_protocol = (__u8)protocol;
-  t->sport = BPF_CORE_READ(sk, __sk_common.skc_num);
+  /* inet_sport, not skc_num: moving to TCP_CLOSE (a peer's RST, processed
+   * while the process is still inside a write to that socket) releases the
+   * bound port and zeroes skc_num, but leaves inet_sport. */
+  t->sport = bpf_ntohs(BPF_CORE_READ((struct inet_sock *)sk, inet_sport));
+  if (t->sport == 0) t->sport = BPF_CORE_READ(sk, __sk_common.skc_num);
   t->dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
   if (family == SONDE_AF_INET) {
     __u32 saddr = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);

@@ -347,5 +347,63 @@ TEST_F(CaptureKernelTest, IovecAndMsghdrSyscallsOverIpv6) {
   EXPECT_EQ(server->egress_seq.front().first, client->ingress_seq.front().first);
 }
 
+// The client closes before the answer; the server's write draws an RST that
+// loopback delivers while the write is still in the kernel, so the socket
+// reaches TCP_CLOSE (and loses its bound port) before the syscall exits. The
+// write must still be reported, under the socket's real local port, so a port
+// filter keeps it. nginx answering a request wrk gave up on does exactly this.
+TEST_F(CaptureKernelTest, WriteThatDrawsAResetKeepsItsTuple) {
+  testlib::TempDir dir("sonde-capture-reset");
+  int listener = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(listen(listener, 4), 0);
+  socklen_t len = sizeof(addr);
+  getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len);
+  const int port = ntohs(addr.sin_port);
+
+  const std::string rec = dir.File("events.rec");
+  auto agent = Subprocess::Start({testlib::AgentBinary(), "capture", "--record", rec, "--port",
+                                  std::to_string(port), "--ready-file", dir.File("ready")},
+                                 dir.File("agent.out"), dir.File("agent.err"));
+  ASSERT_TRUE(testlib::WaitForFile(dir.File("ready"), std::chrono::seconds(30)));
+
+  const std::string request = "GET /gone HTTP/1.1\r\nHost: x\r\n\r\n";
+  const std::string response = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+  int client = socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_EQ(connect(client, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  int server = accept(listener, nullptr, nullptr);
+  ASSERT_GE(server, 0);
+  ASSERT_EQ(write(client, request.data(), request.size()), static_cast<ssize_t>(request.size()));
+  close(client);  // nothing unread: a FIN, the peer stays in FIN_WAIT2
+  usleep(20000);
+  char buf[256];
+  ASSERT_EQ(read(server, buf, sizeof(buf)), static_cast<ssize_t>(request.size()));
+  ASSERT_EQ(write(server, response.data(), response.size()), static_cast<ssize_t>(response.size()));
+  usleep(20000);
+  int err = 0;
+  socklen_t err_len = sizeof(err);
+  getsockopt(server, SOL_SOCKET, SO_ERROR, &err, &err_len);
+  // A reset in CLOSE_WAIT reports EPIPE.
+  EXPECT_TRUE(err == ECONNRESET || err == EPIPE) << "the write should have drawn a reset, SO_ERROR " << err;
+  close(server);
+  close(listener);
+  usleep(200 * 1000);
+  ASSERT_EQ(agent.Stop(), 0) << testlib::ReadFile(dir.File("agent.err"));
+
+  const std::string listen_end = "127.0.0.1:" + std::to_string(port);
+  const SocketView* server_view = nullptr;
+  const auto sockets = LoadRecording(rec);
+  for (const auto& [key, s] : sockets) {
+    if (s.ingress_payload == request && s.pid == static_cast<uint32_t>(getpid())) server_view = &s;
+  }
+  ASSERT_NE(server_view, nullptr);
+  EXPECT_EQ(server_view->egress_payload, response) << "the write that drew the reset was dropped";
+  EXPECT_EQ(server_view->local, listen_end);
+  EXPECT_EQ(server_view->closes, 1) << "close() after the reset was dropped";
+}
+
 }  // namespace
 }  // namespace sonde

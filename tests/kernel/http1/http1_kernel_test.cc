@@ -171,6 +171,41 @@ TEST(Http1Kernel, NginxReverseProxyUnderWrk) {
     }
   }
 
+  // Diagnostics: requests nginx answered (c=OK) that the agent has no
+  // answered ingress record for, with whatever partial record it has.
+  {
+    std::map<std::string, const trace::Span*> any_ingress;
+    for (const auto& s : spans) {
+      if (s.kind == trace::SpanKind::kServer && s.local.port == proxy_port) any_ingress[Path(s)] = &s;
+    }
+    int shown = 0;
+    for (const auto& [uri, l] : log) {
+      if (ingress.count(uri) != 0 || shown >= 20) continue;
+      ++shown;
+      auto it = any_ingress.find(uri);
+      if (it == any_ingress.end()) {
+        std::printf("missing %s (nginx %d, %.3f s): no ingress span at all\n", uri.c_str(), l.status,
+                    l.request_time);
+      } else {
+        std::printf("missing %s (nginx %d, %.3f s): ingress span status %d client port %u start %llu end %llu\n",
+                    uri.c_str(), l.status, l.request_time, it->second->http_status,
+                    static_cast<unsigned>(it->second->peer.port),
+                    static_cast<unsigned long long>(it->second->start_unix_ns),
+                    static_cast<unsigned long long>(it->second->end_unix_ns));
+        // The other records of that connection, to tell a close race from a pairing slip.
+        int n_conn = 0, after = 0;
+        for (const auto& s : spans) {
+          if (s.kind != trace::SpanKind::kServer || s.local.port != proxy_port ||
+              s.peer.port != it->second->peer.port)
+            continue;
+          ++n_conn;
+          if (s.start_unix_ns > it->second->start_unix_ns) ++after;
+        }
+        std::printf("  connection has %d ingress spans, %d after this one\n", n_conn, after);
+      }
+    }
+  }
+
   // 1. Counts per status equal the client's (requests still in flight when
   //    wrk stopped were answered by nginx but not counted by wrk).
   uint64_t wrk_total = 0, agent_total = 0;
