@@ -12,76 +12,153 @@ HeaderList::HeaderList(std::initializer_list<HeaderField> fields) {
   for (const HeaderField& f : fields) Add(f.name, f.value, f.unknown);
 }
 
-void HeaderList::Reserve(size_t fields, size_t bytes) {
-  entries_.reserve(entries_.size() + fields);
-  bytes_.reserve(bytes_.size() + bytes);
+HeaderList::HeaderList(const HeaderList& other) { *this = other; }
+
+HeaderList& HeaderList::operator=(const HeaderList& other) {
+  if (this == &other) return *this;
+  Clear();
+  Grow(other.count_, other.used_);
+  if (other.used_ > 0) std::memcpy(data_.get(), other.data_.get(), other.used_);
+  if (other.count_ > 0) {
+    std::memcpy(EntryAt(other.count_ - 1), other.EntryAt(other.count_ - 1), other.count_ * sizeof(Entry));
+  }
+  used_ = other.used_;
+  count_ = other.count_;
+  return *this;
+}
+
+HeaderList::HeaderList(HeaderList&& other) noexcept
+    : data_(std::move(other.data_)), capacity_(other.capacity_), used_(other.used_), count_(other.count_) {
+  other.capacity_ = other.used_ = other.count_ = 0;
+}
+
+HeaderList& HeaderList::operator=(HeaderList&& other) noexcept {
+  if (this == &other) return *this;
+  data_ = std::move(other.data_);
+  capacity_ = other.capacity_;
+  used_ = other.used_;
+  count_ = other.count_;
+  other.capacity_ = other.used_ = other.count_ = 0;
+  return *this;
+}
+
+void HeaderList::Reserve(size_t fields, size_t bytes) { Grow(fields, bytes); }
+
+void HeaderList::Grow(size_t fields, size_t bytes) {
+  const size_t need = used_ + bytes + (count_ + fields) * sizeof(Entry);
+  if (need <= capacity_) return;
+  size_t cap = std::max<size_t>(need, size_t{capacity_} * 2);
+  cap = (std::max<size_t>(cap, 64) + 15) & ~size_t{15};
+  auto grown = std::make_unique_for_overwrite<char[]>(cap);
+  if (used_ > 0) std::memcpy(grown.get(), data_.get(), used_);
+  if (count_ > 0) {
+    std::memcpy(grown.get() + cap - count_ * sizeof(Entry), EntryAt(count_ - 1), count_ * sizeof(Entry));
+  }
+  data_ = std::move(grown);
+  capacity_ = static_cast<uint32_t>(cap);
 }
 
 uint32_t HeaderList::Append(std::string_view bytes) {
-  const auto offset = static_cast<uint32_t>(bytes_.size());
-  bytes_.append(bytes);
+  Grow(0, bytes.size());
+  const uint32_t offset = used_;
+  if (!bytes.empty()) std::memcpy(data_.get() + used_, bytes.data(), bytes.size());
+  used_ += static_cast<uint32_t>(bytes.size());
   return offset;
 }
 
 void HeaderList::Add(std::string_view name, std::string_view value, bool unknown) {
-  Entry& e = entries_.emplace_back();
-  e.name_offset = Append(name);
-  e.name_size = static_cast<uint32_t>(name.size());
-  e.value_offset = Append(value);
-  e.value_size = static_cast<uint32_t>(value.size());
-  e.unknown = unknown;
+  Grow(1, name.size() + value.size());
+  const uint32_t name_offset = Append(name);
+  const uint32_t value_offset = Append(value);
+  Entry* e = EntryAt(count_++);
+  e->name_offset = name_offset;
+  e->name_size = static_cast<uint32_t>(name.size());
+  e->value_offset = value_offset;
+  e->value_size = static_cast<uint32_t>(value.size());
+  e->unknown = unknown ? 1 : 0;
 }
 
-void HeaderList::AssignBlock(std::string_view block, size_t expected_fields) {
-  entries_.clear();
-  entries_.reserve(expected_fields);
-  bytes_.assign(block);
+namespace {
+
+// ASCII-lowercase of 8 bytes at once (SWAR): a byte gets 0x20 when in 'A'..'Z'.
+inline uint64_t Lower8(uint64_t x) {
+  constexpr uint64_t kOnes = 0x0101010101010101ull, kHigh = 0x8080808080808080ull;
+  const uint64_t low7 = x & ~kHigh;
+  const uint64_t at_least_a = low7 + kOnes * (0x80 - 'A');
+  const uint64_t above_z = low7 + kOnes * (0x80 - 'Z' - 1);
+  return x | ((at_least_a & ~above_z & ~x & kHigh) >> 2);
 }
 
-void HeaderList::AddFromBlock(std::string_view block, std::string_view name, std::string_view value) {
-  Entry& e = entries_.emplace_back();
-  e.name_offset = static_cast<uint32_t>(name.data() - block.data());
-  e.name_size = static_cast<uint32_t>(name.size());
-  e.value_offset = static_cast<uint32_t>(value.data() - block.data());
-  e.value_size = static_cast<uint32_t>(value.size());
-  e.unknown = false;
-  char* p = bytes_.data() + e.name_offset;
-  for (size_t i = 0; i < name.size(); ++i) {
-    const char c = p[i];
-    p[i] = static_cast<char>(c | (static_cast<unsigned char>(c - 'A') < 26 ? 0x20 : 0));
+inline uint32_t Lower4(uint32_t x) {
+  constexpr uint32_t kOnes = 0x01010101u, kHigh = 0x80808080u;
+  const uint32_t low7 = x & ~kHigh;
+  const uint32_t at_least_a = low7 + kOnes * (0x80 - 'A');
+  const uint32_t above_z = low7 + kOnes * (0x80 - 'Z' - 1);
+  return x | ((at_least_a & ~above_z & ~x & kHigh) >> 2);
+}
+
+template <typename Word, Word (*kLower)(Word)>
+inline void LowerWord(char* dst, const char* src) {
+  Word w;
+  std::memcpy(&w, src, sizeof(w));
+  w = kLower(w);
+  std::memcpy(dst, &w, sizeof(w));
+}
+
+}  // namespace
+
+void HeaderList::LowercaseCopy(char* dst, const char* src, size_t size) {
+  // Reads come from `src`, never from bytes just written: a load overlapping
+  // a recent store would stall on store forwarding. Lowercasing is
+  // idempotent, so the last word may overlap the one before it.
+  if (size >= 8) {
+    for (size_t i = 0; i + 8 <= size; i += 8) LowerWord<uint64_t, Lower8>(dst + i, src + i);
+    LowerWord<uint64_t, Lower8>(dst + size - 8, src + size - 8);
+  } else if (size >= 4) {
+    LowerWord<uint32_t, Lower4>(dst, src);
+    LowerWord<uint32_t, Lower4>(dst + size - 4, src + size - 4);
+  } else {
+    for (size_t i = 0; i < size; ++i) {
+      const char c = src[i];
+      dst[i] = static_cast<char>(c | (static_cast<unsigned char>(c - 'A') < 26 ? 0x20 : 0));
+    }
   }
 }
 
 void HeaderList::SetValue(size_t index, std::string_view value) {
-  Entry& e = entries_[index];
-  char* old = bytes_.data() + e.value_offset;
-  if (value.size() <= e.value_size) {
+  Entry* e = EntryAt(index);
+  if (value.size() <= e->value_size) {
+    char* old = data_.get() + e->value_offset;
     std::memcpy(old, value.data(), value.size());
-    std::memset(old + value.size(), 0, e.value_size - value.size());
+    std::memset(old + value.size(), 0, e->value_size - value.size());
   } else {
-    std::memset(old, 0, e.value_size);
-    e.value_offset = Append(value);
+    std::memset(data_.get() + e->value_offset, 0, e->value_size);
+    const uint32_t offset = Append(value);  // may move the buffer: look the entry up again
+    e = EntryAt(index);
+    e->value_offset = offset;
   }
-  e.value_size = static_cast<uint32_t>(value.size());
+  e->value_size = static_cast<uint32_t>(value.size());
 }
 
 void HeaderList::Clear() {
-  entries_.clear();
-  bytes_.clear();
+  used_ = 0;
+  count_ = 0;
 }
 
 const HeaderField HeaderList::operator[](size_t index) const {
-  const Entry& e = entries_[index];
-  return HeaderField{std::string_view(bytes_).substr(e.name_offset, e.name_size),
-                     std::string_view(bytes_).substr(e.value_offset, e.value_size), e.unknown};
+  const Entry* e = EntryAt(index);
+  const char* base = data_.get();
+  return HeaderField{std::string_view(base + e->name_offset, e->name_size),
+                     std::string_view(base + e->value_offset, e->value_size), e->unknown != 0};
 }
 
 std::optional<std::string_view> HeaderList::Find(std::string_view lowercase_name) const {
-  const std::string_view all(bytes_);
-  for (const Entry& e : entries_) {
-    if (e.name_size == lowercase_name.size() &&
-        std::memcmp(all.data() + e.name_offset, lowercase_name.data(), e.name_size) == 0) {
-      return all.substr(e.value_offset, e.value_size);
+  const char* base = data_.get();
+  for (size_t i = 0; i < count_; ++i) {
+    const Entry* e = EntryAt(i);
+    if (e->name_size == lowercase_name.size() &&
+        std::memcmp(base + e->name_offset, lowercase_name.data(), e->name_size) == 0) {
+      return std::string_view(base + e->value_offset, e->value_size);
     }
   }
   return std::nullopt;

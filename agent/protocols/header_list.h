@@ -1,12 +1,15 @@
 #pragma once
-// The header fields of one message, stored compactly: all names and values
-// live in one byte buffer and fields are offsets into it. A message costs two
-// allocations however many fields it has (one per field pair before), which
-// is what keeps HTTP parsing near memory speed. Fields are read as views;
+// The header fields of one message, stored compactly: one allocation holds
+// the names and values (growing from the front) and the fields as offsets
+// (growing from the back). A message costs one allocation however many
+// fields it has (two per field before), which is what keeps HTTP parsing near
+// memory speed. Fields are read as views;
 // views stay valid until the list is modified, moved or destroyed.
 #include <cstdint>
+#include <cstring>
 #include <initializer_list>
 #include <iterator>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -25,29 +28,34 @@ class HeaderList {
  public:
   HeaderList() = default;
   HeaderList(std::initializer_list<HeaderField> fields);
+  HeaderList(const HeaderList& other);
+  HeaderList& operator=(const HeaderList& other);
+  HeaderList(HeaderList&& other) noexcept;
+  HeaderList& operator=(HeaderList&& other) noexcept;
+  ~HeaderList() = default;
 
-  // Room for `fields` fields holding `bytes` bytes of names and values.
+  // Room for `fields` more fields holding `bytes` more bytes of names and values.
   void Reserve(size_t fields, size_t bytes);
   // Appends a field whose name is already lowercase.
   void Add(std::string_view name, std::string_view value, bool unknown = false);
-  // Fast path for text protocols: copy a whole message head once with
-  // AssignBlock, then add fields that are views into that same `block`
-  // (names are lowercased in the copy). One memcpy instead of one per field.
-  void AssignBlock(std::string_view block, size_t expected_fields);
-  void AddFromBlock(std::string_view block, std::string_view name, std::string_view value);
+  // Fast path for text protocols: copies a whole message head once and takes
+  // `fields` (items with `.name`/`.value` views into `block`) as offsets into
+  // that copy, lowercasing names there. One memcpy instead of one per field.
+  template <typename Fields>
+  void AssignParsedBlock(std::string_view block, const Fields& fields);
   // Replaces the value of field `index`; the old bytes are overwritten so a
   // redacted secret does not linger in memory that is shipped or dumped.
   void SetValue(size_t index, std::string_view value);
   void Clear();
 
-  size_t size() const { return entries_.size(); }
-  bool empty() const { return entries_.empty(); }
+  size_t size() const { return count_; }
+  bool empty() const { return count_ == 0; }
   // const: assigning to a field of the returned view would silently do nothing.
   const HeaderField operator[](size_t index) const;
   // First field named `lowercase_name`, if any.
   std::optional<std::string_view> Find(std::string_view lowercase_name) const;
   // Bytes held for names and values (memory accounting).
-  size_t byte_size() const { return bytes_.size(); }
+  size_t byte_size() const { return used_; }
 
   class const_iterator {
    public:
@@ -75,20 +83,53 @@ class HeaderList {
     size_t index_;
   };
   const_iterator begin() const { return {this, 0}; }
-  const_iterator end() const { return {this, entries_.size()}; }
+  const_iterator end() const { return {this, count_}; }
 
  private:
   struct Entry {
     uint32_t name_offset;
     uint32_t name_size;
     uint32_t value_offset;
-    uint32_t value_size;
-    bool unknown;
+    uint32_t value_size : 31;
+    uint32_t unknown : 1;
   };
-  uint32_t Append(std::string_view bytes);
+  static_assert(sizeof(Entry) == 16);
 
-  std::string bytes_;
-  std::vector<Entry> entries_;
+  // Entry i lives at the back of the buffer, i+1 entries from its end.
+  Entry* EntryAt(size_t i) {
+    return reinterpret_cast<Entry*>(data_.get() + capacity_) - (i + 1);
+  }
+  const Entry* EntryAt(size_t i) const {
+    return reinterpret_cast<const Entry*>(data_.get() + capacity_) - (i + 1);
+  }
+  // Ensures room for `fields` more entries and `bytes` more bytes.
+  void Grow(size_t fields, size_t bytes);
+  uint32_t Append(std::string_view bytes);
+  // ASCII-lowercased copy of `size` bytes (dst may equal src).
+  static void LowercaseCopy(char* dst, const char* src, size_t size);
+
+  std::unique_ptr<char[]> data_;  // 16-byte aligned (operator new[])
+  uint32_t capacity_ = 0;         // multiple of 16
+  uint32_t used_ = 0;             // bytes of names and values at the front
+  uint32_t count_ = 0;            // entries at the back
 };
+
+template <typename Fields>
+void HeaderList::AssignParsedBlock(std::string_view block, const Fields& fields) {
+  Clear();
+  const size_t n = std::size(fields);
+  Grow(n, block.size());
+  std::memcpy(data_.get(), block.data(), block.size());
+  used_ = static_cast<uint32_t>(block.size());
+  for (const auto& f : fields) {
+    Entry* e = EntryAt(count_++);
+    e->name_offset = static_cast<uint32_t>(f.name.data() - block.data());
+    e->name_size = static_cast<uint32_t>(f.name.size());
+    e->value_offset = static_cast<uint32_t>(f.value.data() - block.data());
+    e->value_size = static_cast<uint32_t>(f.value.size());
+    e->unknown = 0;
+    LowercaseCopy(data_.get() + e->name_offset, f.name.data(), f.name.size());
+  }
+}
 
 }  // namespace sonde::protocols

@@ -104,6 +104,25 @@ BENCHMARK(BM_Http1Parse)
     ->Args({16384, 1})
     ->Args({262144, 0});
 
+// The pure head parser alone (no records): the floor under BM_Http1Parse.
+void BM_Http1HeadParser(benchmark::State& state) {
+  const std::string req = Request(12345), resp = Response(0, false);
+  sonde::protocols::http1::MessageHead head;
+  size_t fields = 0;
+  for (auto _ : state) {
+    sonde::protocols::http1::ParseRequestHead(req, &head);
+    fields += head.headers.size();
+    sonde::protocols::http1::ParseResponseHead(resp, &head);
+    fields += head.headers.size();
+    benchmark::DoNotOptimize(head);
+  }
+  benchmark::DoNotOptimize(fields);
+  state.SetBytesProcessed(static_cast<int64_t>((req.size() + resp.size()) * state.iterations()));
+  state.counters["heads/s"] = benchmark::Counter(2.0 * static_cast<double>(state.iterations()),
+                                                 benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_Http1HeadParser);
+
 // Whole pipeline: raw events -> tracker -> http1 -> spans -> linker -> RED
 // (no JSON printing), gateway-shaped traffic.
 void BM_PipelineEndToEnd(benchmark::State& state) {

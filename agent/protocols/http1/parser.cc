@@ -1,5 +1,7 @@
 #include "agent/protocols/http1/parser.h"
 
+#include "agent/protocols/http1/line_scanner.h"
+
 #include <algorithm>
 #include <array>
 #include <cstring>
@@ -35,18 +37,6 @@ bool HasToken(std::string_view value, std::string_view token) {
   return false;
 }
 
-// RFC 9110 tchar.
-inline bool IsTchar(unsigned char c) {
-  static constexpr auto kTable = [] {
-    std::array<bool, 256> t{};
-    for (int ch = '0'; ch <= '9'; ++ch) t[ch] = true;
-    for (int ch = 'a'; ch <= 'z'; ++ch) t[ch] = true;
-    for (int ch = 'A'; ch <= 'Z'; ++ch) t[ch] = true;
-    for (char ch : std::string_view("!#$%&'*+-.^_`|~")) t[static_cast<unsigned char>(ch)] = true;
-    return t;
-  }();
-  return kTable[c];
-}
 
 // Next line of `buf` starting at `pos`: returns the line without CR/LF and
 // advances `pos` past the LF; false when no complete line is available.
@@ -79,41 +69,103 @@ bool ParseDecimal(std::string_view s, uint64_t* out) {
   return true;
 }
 
+// Next line of a head through `scanner`: the line without CR/LF, `pos`
+// advanced past the LF; false when no complete line is available.
+inline bool NextHeadLine(LineScanner& scanner, std::string_view buf, size_t* pos,
+                         std::string_view* line) {
+  const size_t lf = scanner.NextLf(*pos);
+  if (lf == LineScanner::npos) return false;
+  size_t end = lf;
+  if (end > *pos && buf[end - 1] == '\r') --end;
+  *line = std::string_view(buf.data() + *pos, end - *pos);
+  *pos = lf + 1;
+  return true;
+}
+
+inline bool IsBlank(char c) { return c == ' ' || c == '\t'; }
+
+// `name` (tchar bytes only) equals `lower` (lowercase letters, digits, '-')
+// ignoring case. Within tchar, OR-ing 0x20 maps a byte onto one of those only
+// from itself or its uppercase letter, so 8 bytes compare at once.
+inline bool TokenEqualsLower(std::string_view name, std::string_view lower) {
+  const size_t n = name.size();
+  if (n != lower.size()) return false;
+  if (n < 8) return EqualsLower(name, lower);
+  constexpr uint64_t kCase = 0x2020202020202020ull;
+  uint64_t a, b;
+  for (size_t i = 0; i + 8 <= n; i += 8) {
+    std::memcpy(&a, name.data() + i, 8);
+    std::memcpy(&b, lower.data() + i, 8);
+    if ((a | kCase) != b) return false;
+  }
+  std::memcpy(&a, name.data() + n - 8, 8);  // the tail, overlapping
+  std::memcpy(&b, lower.data() + n - 8, 8);
+  return (a | kCase) == b;
+}
+
 // Parses header lines from `pos` until the blank line.
-ParseStatus ParseHeaders(std::string_view buf, size_t pos, MessageHead* out) {
-  std::string_view line;
+ParseStatus ParseHeaders(LineScanner& scanner, std::string_view buf, size_t pos, MessageHead* out) {
+  const auto incomplete = [&] {
+    return buf.size() > kMaxHeadBytes ? ParseStatus::kInvalid : ParseStatus::kNeedMoreData;
+  };
   while (true) {
-    if (!NextLine(buf, &pos, &line)) {
-      return buf.size() > kMaxHeadBytes ? ParseStatus::kInvalid : ParseStatus::kNeedMoreData;
+    const size_t stop = scanner.NextColonOrLf(pos);
+    if (stop == LineScanner::npos) return incomplete();
+    if (buf[stop] == '\n') {
+      // A line without ':' is the blank line ending the head, an obsolete
+      // folded continuation (ignored) or garbage.
+      size_t end = stop;
+      if (end > pos && buf[end - 1] == '\r') --end;
+      const bool blank = end == pos;
+      const bool folded = !blank && IsBlank(buf[pos]);
+      pos = stop + 1;
+      if (blank) break;
+      if (folded) continue;
+      return ParseStatus::kInvalid;
     }
-    if (line.empty()) break;
-    if (line[0] == ' ' || line[0] == '\t') continue;  // obsolete line folding: ignored
-    size_t colon = 0;
-    while (colon < line.size() && IsTchar(static_cast<unsigned char>(line[colon]))) ++colon;
-    if (colon == 0 || colon >= line.size() || line[colon] != ':') return ParseStatus::kInvalid;
-    std::string_view name = line.substr(0, colon);
-    std::string_view value = line.substr(colon + 1);
-    while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
-    while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
+    const bool folded = IsBlank(buf[pos]);  // a folded continuation that contains a ':'
+    const std::string_view name(buf.data() + pos, stop - pos);
+    if (!folded) {
+      if (name.empty() || !scanner.AllTchar(pos, stop)) return ParseStatus::kInvalid;
+    }
+    const size_t lf = scanner.NextLf(stop + 1);
+    if (lf == LineScanner::npos) return incomplete();
+    if (folded) {
+      pos = lf + 1;
+      continue;
+    }
+    size_t value_begin = stop + 1, value_end = lf;
+    if (value_end > value_begin && buf[value_end - 1] == '\r') --value_end;
+    while (value_begin < value_end && IsBlank(buf[value_begin])) ++value_begin;
+    while (value_end > value_begin && IsBlank(buf[value_end - 1])) --value_end;
+    const std::string_view value(buf.data() + value_begin, value_end - value_begin);
+    pos = lf + 1;
     if (out->headers.size() >= kMaxHeaders) return ParseStatus::kInvalid;
     out->headers.push_back({name, value});
     switch (name.size()) {
       case 4:
-        if (EqualsLower(name, "host")) out->host = value;
+        if (TokenEqualsLower(name, "host")) out->host = value;
         break;
       case 6:
-        if (EqualsLower(name, "expect") && HasToken(value, "100-continue")) {
+        if (TokenEqualsLower(name, "expect") && HasToken(value, "100-continue")) {
           out->expect_continue = true;
         }
         break;
       case 10:
-        if (EqualsLower(name, "connection")) {
-          if (HasToken(value, "close")) out->connection_close = true;
-          if (HasToken(value, "keep-alive")) out->connection_keep_alive = true;
+        if (TokenEqualsLower(name, "connection")) {
+          // The common values, without a token walk.
+          if (EqualsLower(value, "keep-alive")) {
+            out->connection_keep_alive = true;
+          } else if (EqualsLower(value, "close")) {
+            out->connection_close = true;
+          } else {
+            if (HasToken(value, "close")) out->connection_close = true;
+            if (HasToken(value, "keep-alive")) out->connection_keep_alive = true;
+          }
         }
         break;
       case 14:
-        if (EqualsLower(name, "content-length")) {
+        if (TokenEqualsLower(name, "content-length")) {
           uint64_t len = 0;
           if (!ParseDecimal(value, &len)) return ParseStatus::kInvalid;
           if (out->has_content_length && len != out->content_length) return ParseStatus::kInvalid;
@@ -122,7 +174,7 @@ ParseStatus ParseHeaders(std::string_view buf, size_t pos, MessageHead* out) {
         }
         break;
       case 17:
-        if (EqualsLower(name, "transfer-encoding")) {
+        if (TokenEqualsLower(name, "transfer-encoding")) {
           // chunked must be the final coding; anything else is not chunked.
           size_t last = value.rfind(',');
           std::string_view final_coding = last == std::string_view::npos ? value : value.substr(last + 1);
@@ -137,6 +189,13 @@ ParseStatus ParseHeaders(std::string_view buf, size_t pos, MessageHead* out) {
   }
   out->head_len = pos;
   return ParseStatus::kOk;
+}
+
+void ResetDerived(MessageHead* out) {
+  out->has_content_length = out->chunked = out->connection_close = false;
+  out->connection_keep_alive = out->expect_continue = false;
+  out->content_length = 0;
+  out->host = {};
 }
 
 }  // namespace
@@ -183,9 +242,10 @@ bool StartsWithMethod(std::string_view s) { return LooksLikeRequestStart(s) == 1
 ParseStatus ParseRequestHead(std::string_view buf, MessageHead* out) {
   out->headers.clear();
   out->is_request = true;
+  LineScanner scanner(buf);
   size_t pos = 0;
   std::string_view line;
-  if (!NextLine(buf, &pos, &line)) {
+  if (!NextHeadLine(scanner, buf, &pos, &line)) {
     if (LooksLikeRequestStart(buf) == 0) return ParseStatus::kInvalid;
     return buf.size() > kMaxHeadBytes ? ParseStatus::kInvalid : ParseStatus::kNeedMoreData;
   }
@@ -195,38 +255,33 @@ ParseStatus ParseRequestHead(std::string_view buf, MessageHead* out) {
   if (sp2 == sp1) return ParseStatus::kInvalid;
   out->method = line.substr(0, sp1);
   for (char c : out->method) {
-    if (!IsTchar(static_cast<unsigned char>(c))) return ParseStatus::kInvalid;
+    if (!IsTokenChar(static_cast<unsigned char>(c))) return ParseStatus::kInvalid;
   }
   out->target = line.substr(sp1 + 1, sp2 - sp1 - 1);
   if (out->target.empty() || out->target.find(' ') != std::string_view::npos) {
     return ParseStatus::kInvalid;
   }
   if (!ParseVersion(line.substr(sp2 + 1), &out->version_minor)) return ParseStatus::kInvalid;
-  out->has_content_length = out->chunked = out->connection_close = false;
-  out->connection_keep_alive = out->expect_continue = false;
-  out->content_length = 0;
-  out->host = {};
-  return ParseHeaders(buf, pos, out);
+  ResetDerived(out);
+  return ParseHeaders(scanner, buf, pos, out);
 }
 
 ParseStatus ParseResponseHead(std::string_view buf, MessageHead* out) {
   out->headers.clear();
   out->is_request = false;
   if (LooksLikeResponseStart(buf) == 0) return ParseStatus::kInvalid;
+  LineScanner scanner(buf);
   size_t pos = 0;
   std::string_view line;
-  if (!NextLine(buf, &pos, &line)) {
+  if (!NextHeadLine(scanner, buf, &pos, &line)) {
     return buf.size() > kMaxHeadBytes ? ParseStatus::kInvalid : ParseStatus::kNeedMoreData;
   }
   if (line.size() < 12 || !ParseVersion(line.substr(0, 8), &out->version_minor)) {
     return ParseStatus::kInvalid;
   }
   out->status = (line[9] - '0') * 100 + (line[10] - '0') * 10 + (line[11] - '0');
-  out->has_content_length = out->chunked = out->connection_close = false;
-  out->connection_keep_alive = out->expect_continue = false;
-  out->content_length = 0;
-  out->host = {};
-  return ParseHeaders(buf, pos, out);
+  ResetDerived(out);
+  return ParseHeaders(scanner, buf, pos, out);
 }
 
 BodyFraming RequestFraming(const MessageHead& req) {

@@ -82,8 +82,7 @@ void Http1Session::StartMessage(Direction dir, const StreamView& view, size_t po
   w.bytes = head.head_len;
   // Header views point into this head; the list keeps one copy of it.
   const std::string_view head_bytes = view.bytes.substr(pos, head.head_len);
-  w.headers.AssignBlock(head_bytes, head.headers.size());
-  for (const HeaderView& h : head.headers) w.headers.AddFromBlock(head_bytes, h.name, h.value);
+  w.headers.AssignParsedBlock(head_bytes, head.headers);
   msg->version_minor = head.version_minor;
   if (head.is_request) {
     msg->method.assign(head.method);
@@ -165,8 +164,7 @@ void Http1Session::Finish(Direction dir, DirState& st, uint64_t last_byte_ns) {
   if (st.phase == Phase::kChunked) msg.wire.body_bytes = st.chunked.data_bytes();
   if (st.phase != Phase::kTunnel) st.phase = Phase::kHead;
   auto& queue = IsRequestDir(dir) ? requests_ : responses_;
-  queue.push_back(std::move(msg));
-  msg = Http1Message{};
+  queue.push_back(std::move(msg));  // `msg` is reset when the next head starts (ParseHead)
   Pair();
 }
 

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <vector>
 
 namespace sonde::protocols {
 namespace {
@@ -29,9 +30,12 @@ TEST(HeaderList, BlockFieldsAreViewsIntoOneCopy) {
   std::string head = "GET / HTTP/1.1\r\nHost: a\r\nX-Kong-Request-Id: K1\r\n\r\n";
   const std::string_view block(head);
   HeaderList h;
-  h.AssignBlock(block, 2);
-  h.AddFromBlock(block, block.substr(16, 4), block.substr(22, 1));
-  h.AddFromBlock(block, block.substr(25, 17), block.substr(44, 2));
+  struct Field {
+    std::string_view name, value;
+  };
+  const std::vector<Field> fields = {{block.substr(16, 4), block.substr(22, 1)},
+                                     {block.substr(25, 17), block.substr(44, 2)}};
+  h.AssignParsedBlock(block, fields);
   head.assign(head.size(), '#');  // the list must not point into the caller's buffer
   EXPECT_EQ(h[0].name, "host");
   EXPECT_EQ(h[0].value, "a");
@@ -39,6 +43,67 @@ TEST(HeaderList, BlockFieldsAreViewsIntoOneCopy) {
   h.SetValue(1, "[REDACTED]");
   EXPECT_EQ(h[1].value, "[REDACTED]");
   EXPECT_EQ(h[0].value, "a");
+}
+
+TEST(HeaderList, NamesOfEveryLengthLowercaseExactly) {
+  // Short names take 4-byte words, longer ones 8-byte words with an
+  // overlapping last word; the value right after must stay untouched.
+  for (size_t n = 0; n <= 40; ++n) {
+    std::string head;
+    for (size_t i = 0; i < n; ++i) head.push_back(static_cast<char>("AbZz@[`{-Q"[i % 10]));
+    head += ":VALUE";
+    struct Field {
+      std::string_view name, value;
+    };
+    const std::string_view block(head);
+    const std::vector<Field> fields = {{block.substr(0, n), block.substr(n + 1)}};
+    HeaderList h;
+    h.AssignParsedBlock(block, fields);
+    std::string want(head.substr(0, n));
+    for (char& c : want) c = (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c;
+    EXPECT_EQ(h[0].name, want) << "length " << n;
+    EXPECT_EQ(h[0].value, "VALUE") << "length " << n;
+  }
+}
+
+TEST(HeaderList, GrowsInOneBufferAndKeepsEveryField) {
+  HeaderList h;
+  for (int i = 0; i < 500; ++i) h.Add("name-" + std::to_string(i), std::string(static_cast<size_t>(i % 50), 'v'), i % 7 == 0);
+  ASSERT_EQ(h.size(), 500u);
+  h.SetValue(3, std::string(300, 'w'));  // longer: appended after growth
+  for (int i = 0; i < 500; ++i) {
+    EXPECT_EQ(h[static_cast<size_t>(i)].name, "name-" + std::to_string(i));
+    EXPECT_EQ(h[static_cast<size_t>(i)].unknown, i % 7 == 0);
+    if (i != 3) {
+      EXPECT_EQ(h[static_cast<size_t>(i)].value.size(), static_cast<size_t>(i % 50));
+    }
+  }
+  EXPECT_EQ(h[3].value, std::string(300, 'w'));
+  HeaderList copy = h;
+  h.Clear();
+  EXPECT_TRUE(h.empty());
+  EXPECT_EQ(copy.Find("name-499").value_or("?"), std::string(499 % 50, 'v'));
+}
+
+TEST(HeaderList, BlockNamesAreLowercasedWholeWordsAtATime) {
+  // Names longer than 8 bytes take the word-at-a-time path; every byte value
+  // around the letter ranges must come out as the byte-wise rule says.
+  std::string head;
+  for (int c = 1; c < 256; ++c) head.push_back(static_cast<char>(c));
+  head += ": v";
+  struct Field {
+    std::string_view name, value;
+  };
+  const std::string_view block(head);
+  const std::vector<Field> fields = {{block.substr(0, 255), block.substr(257, 1)}};
+  HeaderList h;
+  h.AssignParsedBlock(block, fields);
+  ASSERT_EQ(h[0].name.size(), 255u);
+  for (int c = 1; c < 256; ++c) {
+    const char want = (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : static_cast<char>(c);
+    EXPECT_EQ(h[0].name[static_cast<size_t>(c - 1)], want) << "byte " << c;
+  }
+  EXPECT_EQ(h[0].value, "v");
 }
 
 TEST(HeaderList, SetValueOverwritesTheOldBytes) {
