@@ -1,9 +1,10 @@
 #pragma once
 // Finds line ends (LF) and name/value separators (':') in an HTTP head 64
-// bytes at a time. One pass builds 64-bit masks of their positions, then each
-// lookup is a count of trailing zeros: a head of ~15 short lines costs ~8
-// vector compares instead of 15 memchr calls and a byte loop per header name,
-// which is where header-only HTTP/1 parsing spent its time.
+// bytes at a time. Each 64-byte window of the head is scanned once into bit
+// masks of their positions; a line's end and its first ':' are then counts of
+// trailing zeros. A head of ~15 short lines costs ~8 vector compares instead
+// of 15 memchr calls and a byte loop per header name, which is where
+// header-only HTTP/1 parsing spent its time.
 #include <array>
 #include <cstddef>
 #include <cstdint>
@@ -34,13 +35,38 @@ class BasicLineScanner {
  public:
   static constexpr size_t npos = std::string_view::npos;
 
-  explicit BasicLineScanner(std::string_view buf) : buf_(buf) {}
+  explicit BasicLineScanner(std::string_view buf) : buf_(buf) { Scan(0); }
 
-  // Offset of the first LF at or after `pos`, or npos. Lookups must not go
-  // back before the block already scanned (heads are read front to back).
-  size_t NextLf(size_t pos) { return Next(pos, &BasicLineScanner::lf_mask_); }
-  // Offset of the first ':' or LF at or after `pos`, or npos.
-  size_t NextColonOrLf(size_t pos) { return Next(pos, &BasicLineScanner::stop_mask_); }
+  // The line that starts at `pos`: its LF and its first ':' (npos when the
+  // line has none). False when no LF follows `pos` yet. Lines must be asked
+  // for front to back (windows already passed are not kept).
+  bool Line(size_t pos, size_t* lf, size_t* colon) {
+    while (pos >= base_ + 64) {
+      if (base_ + 64 >= buf_.size()) return false;
+      Scan(base_ + 64);
+    }
+    const uint64_t from_pos = ~uint64_t{0} << (pos - base_);
+    uint64_t lfs = lf_mask_ & from_pos;
+    uint64_t colons = colon_mask_ & from_pos;
+    size_t first_colon = npos;
+    while (lfs == 0) {  // the line runs past this window
+      if (colons != 0 && first_colon == npos) {
+        first_colon = base_ + static_cast<size_t>(__builtin_ctzll(colons));
+      }
+      if (base_ + 64 >= buf_.size()) return false;
+      Scan(base_ + 64);
+      lfs = lf_mask_;
+      colons = colon_mask_;
+    }
+    const size_t at = static_cast<size_t>(__builtin_ctzll(lfs));
+    *lf = base_ + at;
+    if (first_colon == npos) {
+      const uint64_t before_lf = colons & ((uint64_t{1} << at) - 1);
+      if (before_lf != 0) first_colon = base_ + static_cast<size_t>(__builtin_ctzll(before_lf));
+    }
+    *colon = first_colon;
+    return true;
+  }
 
   // Whether buf[begin, end) holds only tchar bytes (RFC 9110 token
   // characters). Names up to 32 bytes take one or two vector checks, so the
@@ -69,31 +95,21 @@ class BasicLineScanner {
   }
 
  private:
-  size_t Next(size_t pos, uint64_t BasicLineScanner::*which) {
-    while (true) {
-      if (pos >= buf_.size()) return npos;
-      if (!scanned_ || pos < block_start_ || pos >= block_start_ + 64) Load(pos);
-      const uint64_t m = this->*which & (~uint64_t{0} << (pos - block_start_));
-      if (m != 0) return block_start_ + static_cast<size_t>(__builtin_ctzll(m));
-      pos = block_start_ + 64;
-    }
-  }
-
-  void Load(size_t start) {
-    block_start_ = start;
-    scanned_ = true;
-    const size_t left = buf_.size() - start;
+  // Scans the window [start, start + 64); bytes past the buffer read as 0.
+  void Scan(size_t start) {
+    base_ = start;
+    const size_t left = start < buf_.size() ? buf_.size() - start : 0;
     if (left >= 64) {
-      Scan(buf_.data() + start);
+      ScanBlock(buf_.data() + start);
       return;
     }
     // Never read past the caller's buffer: the tail goes through a padded copy.
     char tail[64] = {};
-    std::memcpy(tail, buf_.data() + start, left);
-    Scan(tail);
+    if (left > 0) std::memcpy(tail, buf_.data() + start, left);
+    ScanBlock(tail);
   }
 
-  void Scan(const char* p) {
+  void ScanBlock(const char* p) {
 #if defined(__SSE2__)
     if constexpr (kVector) {
       const __m128i lf = _mm_set1_epi8('\n');
@@ -108,7 +124,7 @@ class BasicLineScanner {
         colons |= bits(_mm_cmpeq_epi8(v, colon)) << (16 * i);
       }
       lf_mask_ = lfs;
-      stop_mask_ = lfs | colons;
+      colon_mask_ = colons;
       return;
     }
 #endif
@@ -118,7 +134,7 @@ class BasicLineScanner {
       colons |= static_cast<uint64_t>(p[i] == ':') << i;
     }
     lf_mask_ = lfs;
-    stop_mask_ = lfs | colons;
+    colon_mask_ = colons;
   }
 
 #if defined(__SSE2__)
@@ -145,10 +161,9 @@ class BasicLineScanner {
 #endif
 
   std::string_view buf_;
-  size_t block_start_ = 0;
+  size_t base_ = 0;  // start of the window the masks describe
   uint64_t lf_mask_ = 0;
-  uint64_t stop_mask_ = 0;
-  bool scanned_ = false;
+  uint64_t colon_mask_ = 0;
 };
 
 #if defined(__SSE2__)

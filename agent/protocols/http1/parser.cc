@@ -73,8 +73,8 @@ bool ParseDecimal(std::string_view s, uint64_t* out) {
 // advanced past the LF; false when no complete line is available.
 inline bool NextHeadLine(LineScanner& scanner, std::string_view buf, size_t* pos,
                          std::string_view* line) {
-  const size_t lf = scanner.NextLf(*pos);
-  if (lf == LineScanner::npos) return false;
+  size_t lf = 0, colon = 0;
+  if (!scanner.Line(*pos, &lf, &colon)) return false;
   size_t end = lf;
   if (end > *pos && buf[end - 1] == '\r') --end;
   *line = std::string_view(buf.data() + *pos, end - *pos);
@@ -109,33 +109,23 @@ ParseStatus ParseHeaders(LineScanner& scanner, std::string_view buf, size_t pos,
     return buf.size() > kMaxHeadBytes ? ParseStatus::kInvalid : ParseStatus::kNeedMoreData;
   };
   while (true) {
-    const size_t stop = scanner.NextColonOrLf(pos);
-    if (stop == LineScanner::npos) return incomplete();
-    if (buf[stop] == '\n') {
-      // A line without ':' is the blank line ending the head, an obsolete
-      // folded continuation (ignored) or garbage.
-      size_t end = stop;
-      if (end > pos && buf[end - 1] == '\r') --end;
-      const bool blank = end == pos;
-      const bool folded = !blank && IsBlank(buf[pos]);
-      pos = stop + 1;
-      if (blank) break;
-      if (folded) continue;
-      return ParseStatus::kInvalid;
+    size_t lf = 0, colon = 0;
+    if (!scanner.Line(pos, &lf, &colon)) return incomplete();
+    size_t value_end = lf;
+    if (value_end > pos && buf[value_end - 1] == '\r') --value_end;
+    if (value_end == pos) {  // the blank line ending the head
+      pos = lf + 1;
+      break;
     }
-    const bool folded = IsBlank(buf[pos]);  // a folded continuation that contains a ':'
-    const std::string_view name(buf.data() + pos, stop - pos);
-    if (!folded) {
-      if (name.empty() || !scanner.AllTchar(pos, stop)) return ParseStatus::kInvalid;
-    }
-    const size_t lf = scanner.NextLf(stop + 1);
-    if (lf == LineScanner::npos) return incomplete();
-    if (folded) {
+    if (IsBlank(buf[pos])) {  // obsolete line folding: ignored
       pos = lf + 1;
       continue;
     }
-    size_t value_begin = stop + 1, value_end = lf;
-    if (value_end > value_begin && buf[value_end - 1] == '\r') --value_end;
+    if (colon == LineScanner::npos || colon == pos || !scanner.AllTchar(pos, colon)) {
+      return ParseStatus::kInvalid;
+    }
+    const std::string_view name(buf.data() + pos, colon - pos);
+    size_t value_begin = colon + 1;
     while (value_begin < value_end && IsBlank(buf[value_begin])) ++value_begin;
     while (value_end > value_begin && IsBlank(buf[value_end - 1])) --value_end;
     const std::string_view value(buf.data() + value_begin, value_end - value_begin);
