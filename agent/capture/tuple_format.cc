@@ -7,17 +7,30 @@
 
 namespace sonde::capture {
 
+namespace {
+
+// Dotted quad without inet_ntop: glibc formats IPv4 through sprintf, which
+// was ~4 % of the whole user-space pipeline (two addresses per span).
+std::string FormatIpv4(const uint8_t* octets) {
+  char buf[16];
+  char* p = buf;
+  for (int i = 0; i < 4; ++i) {
+    const unsigned v = octets[i];
+    if (v >= 100) *p++ = static_cast<char>('0' + v / 100);
+    if (v >= 10) *p++ = static_cast<char>('0' + v / 10 % 10);
+    *p++ = static_cast<char>('0' + v % 10);
+    if (i < 3) *p++ = '.';
+  }
+  return std::string(buf, static_cast<size_t>(p - buf));
+}
+
+}  // namespace
+
 std::string FormatAddress(uint16_t family, const uint8_t (&addr)[SONDE_ADDR_LEN]) {
-  char buf[INET6_ADDRSTRLEN] = {};
-  if (family == AF_INET) {
-    inet_ntop(AF_INET, addr, buf, sizeof(buf));
-    return buf;
-  }
+  if (family == AF_INET) return FormatIpv4(addr);
   static constexpr uint8_t kMappedPrefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-  if (std::memcmp(addr, kMappedPrefix, sizeof(kMappedPrefix)) == 0) {
-    inet_ntop(AF_INET, addr + 12, buf, sizeof(buf));
-    return buf;
-  }
+  if (std::memcmp(addr, kMappedPrefix, sizeof(kMappedPrefix)) == 0) return FormatIpv4(addr + 12);
+  char buf[INET6_ADDRSTRLEN] = {};
   inet_ntop(AF_INET6, addr, buf, sizeof(buf));
   return buf;
 }

@@ -59,5 +59,18 @@ TEST(EventJson, MappedIpv6PrintsAsIpv4AndMalformedIsLabelled) {
   EXPECT_EQ(EventToJson(junk, 0)["type"], "malformed");
 }
 
+TEST(EventJson, Ipv4FormattingMatchesInetNtop) {
+  // Every octet value in every position, against libc.
+  for (unsigned v = 0; v < 256; ++v) {
+    for (int at = 0; at < 4; ++at) {
+      uint8_t addr[SONDE_ADDR_LEN] = {10, 0, 200, 9};
+      addr[at] = static_cast<uint8_t>(v);
+      char want[INET_ADDRSTRLEN];
+      inet_ntop(AF_INET, addr, want, sizeof(want));
+      EXPECT_EQ(FormatAddress(AF_INET, addr), want);
+    }
+  }
+}
+
 }  // namespace
 }  // namespace sonde::capture
