@@ -78,53 +78,6 @@ void HeaderList::Add(std::string_view name, std::string_view value, bool unknown
   e->unknown = unknown ? 1 : 0;
 }
 
-namespace {
-
-// ASCII-lowercase of 8 bytes at once (SWAR): a byte gets 0x20 when in 'A'..'Z'.
-inline uint64_t Lower8(uint64_t x) {
-  constexpr uint64_t kOnes = 0x0101010101010101ull, kHigh = 0x8080808080808080ull;
-  const uint64_t low7 = x & ~kHigh;
-  const uint64_t at_least_a = low7 + kOnes * (0x80 - 'A');
-  const uint64_t above_z = low7 + kOnes * (0x80 - 'Z' - 1);
-  return x | ((at_least_a & ~above_z & ~x & kHigh) >> 2);
-}
-
-inline uint32_t Lower4(uint32_t x) {
-  constexpr uint32_t kOnes = 0x01010101u, kHigh = 0x80808080u;
-  const uint32_t low7 = x & ~kHigh;
-  const uint32_t at_least_a = low7 + kOnes * (0x80 - 'A');
-  const uint32_t above_z = low7 + kOnes * (0x80 - 'Z' - 1);
-  return x | ((at_least_a & ~above_z & ~x & kHigh) >> 2);
-}
-
-template <typename Word, Word (*kLower)(Word)>
-inline void LowerWord(char* dst, const char* src) {
-  Word w;
-  std::memcpy(&w, src, sizeof(w));
-  w = kLower(w);
-  std::memcpy(dst, &w, sizeof(w));
-}
-
-}  // namespace
-
-void HeaderList::LowercaseCopy(char* dst, const char* src, size_t size) {
-  // Reads come from `src`, never from bytes just written: a load overlapping
-  // a recent store would stall on store forwarding. Lowercasing is
-  // idempotent, so the last word may overlap the one before it.
-  if (size >= 8) {
-    for (size_t i = 0; i + 8 <= size; i += 8) LowerWord<uint64_t, Lower8>(dst + i, src + i);
-    LowerWord<uint64_t, Lower8>(dst + size - 8, src + size - 8);
-  } else if (size >= 4) {
-    LowerWord<uint32_t, Lower4>(dst, src);
-    LowerWord<uint32_t, Lower4>(dst + size - 4, src + size - 4);
-  } else {
-    for (size_t i = 0; i < size; ++i) {
-      const char c = src[i];
-      dst[i] = static_cast<char>(c | (static_cast<unsigned char>(c - 'A') < 26 ? 0x20 : 0));
-    }
-  }
-}
-
 void HeaderList::SetValue(size_t index, std::string_view value) {
   Entry* e = EntryAt(index);
   if (value.size() <= e->value_size) {

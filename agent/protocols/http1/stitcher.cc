@@ -9,8 +9,9 @@ namespace {
 // ("http://host/p") give their authority too.
 void SplitTarget(std::string_view target, std::string* path, std::string* query,
                  std::string* authority) {
-  size_t scheme = target.find("://");
-  if (scheme != std::string_view::npos && scheme < 8 && target[0] != '/') {
+  // Absolute form only when the target does not start with '/' (origin form, the usual case).
+  const size_t scheme = !target.empty() && target[0] != '/' ? target.find("://") : std::string_view::npos;
+  if (scheme != std::string_view::npos && scheme < 8) {
     std::string_view rest = target.substr(scheme + 3);
     size_t slash = rest.find_first_of("/?");
     if (authority->empty()) authority->assign(rest.substr(0, slash));
@@ -117,7 +118,7 @@ size_t Http1Session::ParseHead(Direction dir, const StreamView& view, size_t pos
     return head.head_len;
   }
   Http1Message& msg = st.current;
-  msg = Http1Message{};
+  msg.Reset();
   StartMessage(dir, view, pos, head, &msg);
   msg.late_join = st.after_desync && late_join_;
   msg.truncated = st.after_desync && !late_join_;
@@ -317,9 +318,8 @@ void Http1Session::Pair() {
       responses_.pop_front();
       continue;
     }
-    Http1Message request = std::move(req);
+    Emit(std::move(req), &resp);
     requests_.pop_front();
-    Emit(std::move(request), &resp);
     responses_.pop_front();
   }
   while (requests_.size() > kMaxPending) {

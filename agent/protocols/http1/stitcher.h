@@ -25,7 +25,27 @@ struct Http1Message {
   uint64_t interim_bytes = 0;  // responses: bytes of 1xx heads before the final one
   bool truncated = false;      // a capture gap broke this message
   bool late_join = false;      // first message after joining a connection mid-way
+
+  // Ready for the next message. Cheaper than assigning a fresh Http1Message,
+  // which zero-fills ~220 bytes with `rep stos` (7 % of header-only parsing).
+  void Reset() {
+    wire.first_byte_ns = wire.last_byte_ns = wire.bytes = wire.body_bytes = 0;
+    wire.first_tcp_seq.reset();
+    wire.headers.Clear();
+    wire.thread_id = 0;
+    wire.complete = false;
+    method.clear();
+    path.clear();
+    query.clear();
+    authority.clear();
+    status = 0;
+    version_minor = 1;
+    interim_bytes = 0;
+    truncated = late_join = false;
+  }
 };
+// Reset() names every field: a new field in L7Message must be added there.
+static_assert(sizeof(L7Message) == 72, "update Http1Message::Reset() for the new L7Message field");
 
 // FIFO of messages waiting to be paired. A vector with a moving head, not a
 // std::deque: a message is larger than deque's 512-byte node, so a deque
