@@ -24,7 +24,8 @@ bool Redactor::IsSensitive(std::string_view name) const {
   for (const auto& n : names_) {
     if (n.size() == name.size() &&
         std::equal(n.begin(), n.end(), name.begin(), [](char a, char b) {
-          return a == std::tolower(static_cast<unsigned char>(b));
+          // ASCII only: header names are tokens, and std::tolower is a locale call.
+          return a == ((b >= 'A' && b <= 'Z') ? static_cast<char>(b + 32) : b);
         })) {
       return true;
     }

@@ -147,7 +147,9 @@ Span SpanBuilder::Build(const conn::ConnRecord& cr) {
   uint16_t host_port = 0;
   SplitAuthority(r.authority, &host, &host_port);
   auto& a = s.attributes;
-  a.reserve(14);
+  // Room for every attribute below plus the linker's two: growing the vector
+  // mid-span moved all of them (~5 % of the pipeline).
+  a.reserve(r.protocol == protocols::L7Protocol::kGrpc ? 28 : 22);
   a.push_back({"http.request.method", r.method});
   a.push_back({"url.path", r.path});
   if (!r.query.empty()) a.push_back({"url.query", r.query});
