@@ -17,7 +17,7 @@ HeaderList::HeaderList(const HeaderList& other) { *this = other; }
 HeaderList& HeaderList::operator=(const HeaderList& other) {
   if (this == &other) return *this;
   Clear();
-  Grow(other.count_, other.used_);
+  Reserve(other.count_, other.used_);
   if (other.used_ > 0) std::memcpy(data_.get(), other.data_.get(), other.used_);
   if (other.count_ > 0) {
     std::memcpy(EntryAt(other.count_ - 1), other.EntryAt(other.count_ - 1), other.count_ * sizeof(Entry));
@@ -42,9 +42,7 @@ HeaderList& HeaderList::operator=(HeaderList&& other) noexcept {
   return *this;
 }
 
-void HeaderList::Reserve(size_t fields, size_t bytes) { Grow(fields, bytes); }
-
-void HeaderList::Grow(size_t fields, size_t bytes) {
+void HeaderList::Reserve(size_t fields, size_t bytes) {
   const size_t need = used_ + bytes + (count_ + fields) * sizeof(Entry);
   if (need <= capacity_) return;
   size_t cap = std::max<size_t>(need, size_t{capacity_} * 2);
@@ -59,7 +57,6 @@ void HeaderList::Grow(size_t fields, size_t bytes) {
 }
 
 uint32_t HeaderList::Append(std::string_view bytes) {
-  Grow(0, bytes.size());
   const uint32_t offset = used_;
   if (!bytes.empty()) std::memcpy(data_.get() + used_, bytes.data(), bytes.size());
   used_ += static_cast<uint32_t>(bytes.size());
@@ -67,7 +64,7 @@ uint32_t HeaderList::Append(std::string_view bytes) {
 }
 
 void HeaderList::Add(std::string_view name, std::string_view value, bool unknown) {
-  Grow(1, name.size() + value.size());
+  Reserve(1, name.size() + value.size());
   const uint32_t name_offset = Append(name);
   const uint32_t value_offset = Append(value);
   Entry* e = EntryAt(count_++);
@@ -86,8 +83,9 @@ void HeaderList::SetValue(size_t index, std::string_view value) {
     std::memset(old + value.size(), 0, e->value_size - value.size());
   } else {
     std::memset(data_.get() + e->value_offset, 0, e->value_size);
-    const uint32_t offset = Append(value);  // may move the buffer: look the entry up again
+    Reserve(0, value.size());  // may move the buffer: look the entry up again
     e = EntryAt(index);
+    const uint32_t offset = Append(value);
     e->value_offset = offset;
   }
   e->value_size = static_cast<uint32_t>(value.size());

@@ -102,8 +102,7 @@ class HeaderList {
   const Entry* EntryAt(size_t i) const {
     return reinterpret_cast<const Entry*>(data_.get() + capacity_) - (i + 1);
   }
-  // Ensures room for `fields` more entries and `bytes` more bytes.
-  void Grow(size_t fields, size_t bytes);
+  // Copies `bytes` after the used ones; the caller has reserved room.
   uint32_t Append(std::string_view bytes);
   // ASCII-lowercased copy of `size` bytes (dst may equal src).
   static void LowercaseCopy(char* dst, const char* src, size_t size);
@@ -116,46 +115,38 @@ class HeaderList {
 
 namespace header_list_detail {
 
-// ASCII-lowercase of 8 bytes at once (SWAR): a byte gets 0x20 when in 'A'..'Z'.
-inline uint64_t Lower8(uint64_t x) {
-  constexpr uint64_t kOnes = 0x0101010101010101ull, kHigh = 0x8080808080808080ull;
-  const uint64_t low7 = x & ~kHigh;
-  const uint64_t at_least_a = low7 + kOnes * (0x80 - 'A');
-  const uint64_t above_z = low7 + kOnes * (0x80 - 'Z' - 1);
-  return x | ((at_least_a & ~above_z & ~x & kHigh) >> 2);
+// ASCII-lowercase of a whole word at once (SWAR): a byte gets 0x20 when it
+// is in 'A'..'Z'.
+template <typename Word>
+inline Word LowerAscii(Word x) {
+  constexpr Word kOnes = static_cast<Word>(~Word{0}) / 0xff, kHigh = kOnes * 0x80;
+  const Word low7 = x & static_cast<Word>(~kHigh);
+  const Word at_least_a = low7 + kOnes * (0x80 - 'A');
+  const Word above_z = low7 + kOnes * (0x80 - 'Z' - 1);
+  return x | static_cast<Word>((at_least_a & ~above_z & ~x & kHigh) >> 2);
 }
 
-inline uint32_t Lower4(uint32_t x) {
-  constexpr uint32_t kOnes = 0x01010101u, kHigh = 0x80808080u;
-  const uint32_t low7 = x & ~kHigh;
-  const uint32_t at_least_a = low7 + kOnes * (0x80 - 'A');
-  const uint32_t above_z = low7 + kOnes * (0x80 - 'Z' - 1);
-  return x | ((at_least_a & ~above_z & ~x & kHigh) >> 2);
-}
-
-template <typename Word, Word (*kLower)(Word)>
+template <typename Word>
 inline void LowerWord(char* dst, const char* src) {
   Word w;
   std::memcpy(&w, src, sizeof(w));
-  w = kLower(w);
+  w = LowerAscii(w);
   std::memcpy(dst, &w, sizeof(w));
 }
 
 }  // namespace header_list_detail
 
 inline void HeaderList::LowercaseCopy(char* dst, const char* src, size_t size) {
-  using header_list_detail::Lower4;
-  using header_list_detail::Lower8;
   using header_list_detail::LowerWord;
   // Reads come from `src`, never from bytes just written: a load overlapping
   // a recent store would stall on store forwarding. Lowercasing is
   // idempotent, so the last word may overlap the one before it.
   if (size >= 8) {
-    for (size_t i = 0; i + 8 <= size; i += 8) LowerWord<uint64_t, Lower8>(dst + i, src + i);
-    LowerWord<uint64_t, Lower8>(dst + size - 8, src + size - 8);
+    for (size_t i = 0; i + 8 <= size; i += 8) LowerWord<uint64_t>(dst + i, src + i);
+    LowerWord<uint64_t>(dst + size - 8, src + size - 8);
   } else if (size >= 4) {
-    LowerWord<uint32_t, Lower4>(dst, src);
-    LowerWord<uint32_t, Lower4>(dst + size - 4, src + size - 4);
+    LowerWord<uint32_t>(dst, src);
+    LowerWord<uint32_t>(dst + size - 4, src + size - 4);
   } else {
     for (size_t i = 0; i < size; ++i) {
       const char c = src[i];
@@ -168,7 +159,7 @@ template <typename Fields>
 void HeaderList::AssignParsedBlock(std::string_view block, const Fields& fields) {
   Clear();
   const size_t n = std::size(fields);
-  Grow(n, block.size());
+  Reserve(n, block.size());
   std::memcpy(data_.get(), block.data(), block.size());
   used_ = static_cast<uint32_t>(block.size());
   for (const auto& f : fields) {
