@@ -1,9 +1,97 @@
 #include "agent/protocols/header_list.h"
 
 #include <algorithm>
+#include <bit>
 #include <cstring>
+#include <new>
 
 namespace sonde::protocols {
+
+namespace header_list_detail {
+namespace {
+
+// Size classes 64, 128, ..., 4096 bytes and how many buffers of each a
+// thread keeps (at most 32 KiB a class, 128 buffers).
+constexpr int kMinShift = 6;
+constexpr int kClasses = 7;
+static_assert(size_t{1} << (kMinShift + kClasses - 1) == Buffer::kPooledMaxBytes);
+constexpr uint32_t kMaxCached[kClasses] = {128, 128, 128, 64, 32, 16, 8};
+constexpr uint32_t kFirstSlot[kClasses + 1] = {0, 128, 256, 384, 448, 480, 496, 504};
+static_assert([] {
+  for (int k = 0; k < kClasses; ++k) {
+    if (kFirstSlot[k + 1] - kFirstSlot[k] != kMaxCached[k]) return false;
+  }
+  return true;
+}());
+
+// Trivially destructible, so it stays usable while the thread's other
+// thread_local objects (which may own HeaderLists) are destroyed.
+struct ThreadCache {
+  char* slots[kFirstSlot[kClasses]];
+  uint32_t count[kClasses];
+  bool drainer_armed;
+  bool dead;  // the thread is exiting: frees go straight to operator delete
+};
+constinit thread_local ThreadCache tl_cache{};
+
+// Frees the cached buffers when the thread exits. Constructed (and its
+// destructor registered) the first time the thread caches a buffer.
+struct CacheDrainer {
+  ~CacheDrainer() {
+    ThreadCache& c = tl_cache;
+    for (int k = 0; k < kClasses; ++k) {
+      for (uint32_t i = 0; i < c.count[k]; ++i) {
+        ::operator delete(c.slots[kFirstSlot[k] + i], size_t{1} << (kMinShift + k));
+      }
+      c.count[k] = 0;
+    }
+    c.dead = true;
+  }
+  bool armed = false;
+};
+thread_local CacheDrainer tl_drainer;
+
+inline int ClassOf(size_t bytes) {
+  return bytes <= (size_t{1} << kMinShift) ? 0 : static_cast<int>(std::bit_width(bytes - 1)) - kMinShift;
+}
+
+}  // namespace
+
+Buffer Buffer::Allocate(size_t bytes) {
+  if (bytes > kPooledMaxBytes) {
+    const size_t cap = (bytes + 15) & ~size_t{15};
+    return Buffer(static_cast<char*>(::operator new(cap)), static_cast<uint32_t>(cap));
+  }
+  const int k = ClassOf(bytes);
+  const size_t cap = size_t{1} << (kMinShift + k);
+  ThreadCache& c = tl_cache;
+  if (c.count[k] > 0) return Buffer(c.slots[kFirstSlot[k] + --c.count[k]], static_cast<uint32_t>(cap));
+  return Buffer(static_cast<char*>(::operator new(cap)), static_cast<uint32_t>(cap));
+}
+
+void Buffer::Release(char* data, uint32_t capacity) {
+  ThreadCache& c = tl_cache;
+  if (capacity <= kPooledMaxBytes && (capacity & (capacity - 1)) == 0 && !c.dead) {
+    const int k = ClassOf(capacity);
+    if (c.count[k] < kMaxCached[k]) {
+      if (!c.drainer_armed) {
+        tl_drainer.armed = true;  // first use constructs it: drained at thread exit
+        c.drainer_armed = true;
+      }
+      c.slots[kFirstSlot[k] + c.count[k]++] = data;
+      return;
+    }
+  }
+  ::operator delete(data, capacity);
+}
+
+size_t Buffer::CachedOnThisThread() {
+  size_t n = 0;
+  for (uint32_t k : tl_cache.count) n += k;
+  return n;
+}
+
+}  // namespace header_list_detail
 
 HeaderList::HeaderList(std::initializer_list<HeaderField> fields) {
   size_t bytes = 0;
@@ -28,32 +116,30 @@ HeaderList& HeaderList::operator=(const HeaderList& other) {
 }
 
 HeaderList::HeaderList(HeaderList&& other) noexcept
-    : data_(std::move(other.data_)), capacity_(other.capacity_), used_(other.used_), count_(other.count_) {
-  other.capacity_ = other.used_ = other.count_ = 0;
+    : data_(std::move(other.data_)), used_(other.used_), count_(other.count_) {
+  other.used_ = other.count_ = 0;
 }
 
 HeaderList& HeaderList::operator=(HeaderList&& other) noexcept {
   if (this == &other) return *this;
   data_ = std::move(other.data_);
-  capacity_ = other.capacity_;
   used_ = other.used_;
   count_ = other.count_;
-  other.capacity_ = other.used_ = other.count_ = 0;
+  other.used_ = other.count_ = 0;
   return *this;
 }
 
 void HeaderList::Reserve(size_t fields, size_t bytes) {
   const size_t need = used_ + bytes + (count_ + fields) * sizeof(Entry);
-  if (need <= capacity_) return;
-  size_t cap = std::max<size_t>(need, size_t{capacity_} * 2);
-  cap = (std::max<size_t>(cap, 64) + 15) & ~size_t{15};
-  auto grown = std::make_unique_for_overwrite<char[]>(cap);
+  if (need <= data_.capacity()) return;
+  header_list_detail::Buffer grown =
+      header_list_detail::Buffer::Allocate(std::max<size_t>(need, size_t{data_.capacity()} * 2));
+  const size_t cap = grown.capacity();
   if (used_ > 0) std::memcpy(grown.get(), data_.get(), used_);
   if (count_ > 0) {
     std::memcpy(grown.get() + cap - count_ * sizeof(Entry), EntryAt(count_ - 1), count_ * sizeof(Entry));
   }
   data_ = std::move(grown);
-  capacity_ = static_cast<uint32_t>(cap);
 }
 
 uint32_t HeaderList::Append(std::string_view bytes) {

@@ -13,9 +13,62 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace sonde::protocols {
+
+namespace header_list_detail {
+
+// Owning handle on the one buffer of a HeaderList. Buffers of up to
+// kPooledMaxBytes are rounded up to a power-of-two size class and recycled
+// through a small per-thread cache (a bounded number per class, ~184 KiB at
+// most per thread); larger ones are plain operator new/delete. Records are
+// created and dropped in batches (tens of exchanges per TakeRecords), which
+// overflows glibc's tcache (7 chunks a bin) into _int_malloc/_int_free and
+// chunk consolidation: ~13 % of header-only HTTP/1 parsing. A buffer freed
+// on another thread simply joins that thread's cache.
+class Buffer {
+ public:
+  static constexpr size_t kPooledMaxBytes = 4096;
+
+  Buffer() = default;
+  // At least `bytes` bytes (16-byte aligned); capacity() says how many.
+  static Buffer Allocate(size_t bytes);
+  Buffer(Buffer&& other) noexcept
+      : data_(std::exchange(other.data_, nullptr)), capacity_(std::exchange(other.capacity_, 0)) {}
+  Buffer& operator=(Buffer&& other) noexcept {
+    if (this != &other) {
+      Reset();
+      data_ = std::exchange(other.data_, nullptr);
+      capacity_ = std::exchange(other.capacity_, 0);
+    }
+    return *this;
+  }
+  Buffer(const Buffer&) = delete;
+  Buffer& operator=(const Buffer&) = delete;
+  ~Buffer() { Reset(); }
+
+  char* get() const { return data_; }
+  uint32_t capacity() const { return capacity_; }
+
+  // Buffers cached by the calling thread (tests).
+  static size_t CachedOnThisThread();
+
+ private:
+  Buffer(char* data, uint32_t capacity) : data_(data), capacity_(capacity) {}
+  void Reset() {
+    if (data_ != nullptr) Release(data_, capacity_);
+    data_ = nullptr;
+    capacity_ = 0;
+  }
+  static void Release(char* data, uint32_t capacity);
+
+  char* data_ = nullptr;
+  uint32_t capacity_ = 0;
+};
+
+}  // namespace header_list_detail
 
 // A header field as read from a HeaderList (or written into one).
 struct HeaderField {
@@ -56,6 +109,9 @@ class HeaderList {
   std::optional<std::string_view> Find(std::string_view lowercase_name) const;
   // Bytes held for names and values (memory accounting).
   size_t byte_size() const { return used_; }
+  // Those bytes. After AssignParsedBlock they are the block as given (names
+  // lowercased), so offsets into the block stay valid in the copy.
+  std::string_view bytes() const { return {data_.get(), used_}; }
 
   class const_iterator {
    public:
@@ -97,18 +153,17 @@ class HeaderList {
 
   // Entry i lives at the back of the buffer, i+1 entries from its end.
   Entry* EntryAt(size_t i) {
-    return reinterpret_cast<Entry*>(data_.get() + capacity_) - (i + 1);
+    return reinterpret_cast<Entry*>(data_.get() + data_.capacity()) - (i + 1);
   }
   const Entry* EntryAt(size_t i) const {
-    return reinterpret_cast<const Entry*>(data_.get() + capacity_) - (i + 1);
+    return reinterpret_cast<const Entry*>(data_.get() + data_.capacity()) - (i + 1);
   }
   // Copies `bytes` after the used ones; the caller has reserved room.
   uint32_t Append(std::string_view bytes);
   // ASCII-lowercased copy of `size` bytes (dst may equal src).
   static void LowercaseCopy(char* dst, const char* src, size_t size);
 
-  std::unique_ptr<char[]> data_;  // 16-byte aligned (operator new[])
-  uint32_t capacity_ = 0;         // multiple of 16
+  header_list_detail::Buffer data_;  // 16-byte aligned, capacity a multiple of 16
   uint32_t used_ = 0;             // bytes of names and values at the front
   uint32_t count_ = 0;            // entries at the back
 };

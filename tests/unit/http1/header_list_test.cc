@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace sonde::protocols {
@@ -132,6 +133,86 @@ TEST(HeaderList, CopiesAndMovesKeepViewsValid) {
   c.Clear();
   EXPECT_TRUE(c.empty());
   EXPECT_EQ(c.byte_size(), 0u);
+}
+
+using header_list_detail::Buffer;
+
+TEST(HeaderListBuffer, SizeClassesAndReuseOnTheSameThread) {
+  std::thread([] {  // a fresh thread: its cache starts empty
+    EXPECT_EQ(Buffer::CachedOnThisThread(), 0u);
+    Buffer a = Buffer::Allocate(1);
+    EXPECT_EQ(a.capacity(), 64u);
+    EXPECT_EQ(Buffer::Allocate(65).capacity(), 128u);  // freed at once: cached
+    EXPECT_EQ(Buffer::CachedOnThisThread(), 1u);
+    Buffer b = Buffer::Allocate(100);  // the cached 128-byte one
+    EXPECT_EQ(Buffer::CachedOnThisThread(), 0u);
+    EXPECT_EQ(b.capacity(), 128u);
+    EXPECT_EQ(Buffer::Allocate(4096).capacity(), 4096u);
+    const Buffer big = Buffer::Allocate(4097);  // not pooled: 16-byte granularity
+    EXPECT_EQ(big.capacity(), 4112u);
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(big.get()) % 16, 0u);
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(a.get()) % 16, 0u);
+    char* const reused = b.get();
+    b = Buffer();
+    EXPECT_EQ(Buffer::Allocate(128).get(), reused);  // the most recently freed comes back first
+  }).join();
+}
+
+TEST(HeaderListBuffer, TheCacheIsBounded) {
+  std::thread([] {
+    std::vector<Buffer> many;
+    for (int i = 0; i < 1000; ++i) many.push_back(Buffer::Allocate(500));  // 512-byte class
+    many.clear();
+    EXPECT_EQ(Buffer::CachedOnThisThread(), 64u);  // the rest went back to operator delete
+    for (int i = 0; i < 1000; ++i) many.push_back(Buffer::Allocate(4000));
+    many.clear();
+    EXPECT_EQ(Buffer::CachedOnThisThread(), 64u + 8u);
+    for (int i = 0; i < 1000; ++i) many.push_back(Buffer::Allocate(10000));  // never cached
+    many.clear();
+    EXPECT_EQ(Buffer::CachedOnThisThread(), 72u);
+  }).join();
+}
+
+TEST(HeaderListBuffer, ListsFreedOnAnotherThreadJoinThatThreadsCache) {
+  std::vector<HeaderList> lists(10);
+  for (HeaderList& h : lists) h.Add("name", std::string(300, 'v'));
+  std::thread([&] {
+    EXPECT_EQ(Buffer::CachedOnThisThread(), 0u);
+    lists.clear();
+    EXPECT_EQ(Buffer::CachedOnThisThread(), 10u);
+    HeaderList h;
+    h.Add("x", "y");  // from the 64-byte class: not one of the cached 512-byte buffers
+    EXPECT_EQ(Buffer::CachedOnThisThread(), 10u);
+    h.Add("name", std::string(300, 'v'));  // grows into a cached 512-byte buffer
+    EXPECT_EQ(Buffer::CachedOnThisThread(), 10u);  // and the 64-byte one is cached instead
+    EXPECT_EQ(h[1].value, std::string(300, 'v'));
+  }).join();  // the thread's cache is freed as it exits (leak checkers see it)
+}
+
+// A list that outlives the thread's cache (a thread_local constructed before
+// the cache was first used) is freed with operator delete.
+TEST(HeaderListBuffer, ListsDestroyedAfterTheThreadsCacheAreFreedPlainly) {
+  std::thread([] {
+    thread_local HeaderList early;  // destroyed after the cache's drainer
+    early.Add("a", std::string(200, 'b'));
+    HeaderList{{"warm", "up"}};  // first cached buffer: the drainer is constructed now
+    EXPECT_GE(Buffer::CachedOnThisThread(), 1u);
+  }).join();
+  SUCCEED();
+}
+
+TEST(HeaderList, BytesAreTheAssignedBlock) {
+  const std::string head = "GET /x HTTP/1.1\r\nHost: H\r\n\r\n";
+  struct Field {
+    std::string_view name, value;
+  };
+  const std::string_view block(head);
+  const std::vector<Field> fields = {{block.substr(17, 4), block.substr(23, 1)}};
+  HeaderList h;
+  h.AssignParsedBlock(block, fields);
+  EXPECT_EQ(h.bytes(), "GET /x HTTP/1.1\r\nhost: H\r\n\r\n");
+  EXPECT_EQ(h[0].name, "host");
+  EXPECT_EQ(h[0].value, "H");
 }
 
 }  // namespace
