@@ -5,27 +5,34 @@
 namespace sonde::protocols::http1 {
 namespace {
 
-// Splits a request-target into path and query; absolute-form targets
-// ("http://host/p") give their authority too.
-void SplitTarget(std::string_view target, std::string* path, std::string* query,
-                 std::string* authority) {
+HeadSpan SpanOf(std::string_view part, const char* head) {
+  return HeadSpan{static_cast<uint32_t>(part.data() - head), static_cast<uint32_t>(part.size())};
+}
+
+// Splits a request-target (a view into the head starting at `head`) into
+// path and query; absolute-form targets ("http://host/p") give their
+// authority too when the head had no Host.
+void SplitTarget(std::string_view target, const char* head, Http1Message* msg) {
   // Absolute form only when the target does not start with '/' (origin form, the usual case).
   const size_t scheme = !target.empty() && target[0] != '/' ? target.find("://") : std::string_view::npos;
   if (scheme != std::string_view::npos && scheme < 8) {
     std::string_view rest = target.substr(scheme + 3);
     size_t slash = rest.find_first_of("/?");
-    if (authority->empty()) authority->assign(rest.substr(0, slash));
-    target = slash == std::string_view::npos ? std::string_view("/") : rest.substr(slash);
+    if (msg->authority.size == 0) msg->authority = SpanOf(rest.substr(0, slash), head);
+    if (slash == std::string_view::npos) {
+      msg->path = msg->query = HeadSpan{};  // path "/"
+      return;
+    }
+    target = rest.substr(slash);
   }
-  size_t q = target.find('?');
+  const size_t q = target.find('?');
   if (q == std::string_view::npos) {
-    path->assign(target);
-    query->clear();
+    msg->path = SpanOf(target, head);
+    msg->query = HeadSpan{};
   } else {
-    path->assign(target.substr(0, q));
-    query->assign(target.substr(q + 1));
+    msg->path = SpanOf(target.substr(0, q), head);
+    msg->query = SpanOf(target.substr(q + 1), head);
   }
-  if (path->empty()) path->assign("/");
 }
 
 }  // namespace
@@ -66,7 +73,9 @@ void Http1Session::ResolveRole(Direction dir, std::string_view bytes) {
 std::string_view Http1Session::NextResponseMethod() const {
   // The response being parsed answers the request after those already answered.
   size_t index = responses_.size();
-  return index < requests_.size() ? std::string_view(requests_[index].method) : std::string_view();
+  if (index >= requests_.size()) return {};
+  const Http1Message& req = requests_[index];
+  return req.method.In(req.head());
 }
 
 void Http1Session::StartMessage(Direction dir, const StreamView& view, size_t pos,
@@ -86,9 +95,11 @@ void Http1Session::StartMessage(Direction dir, const StreamView& view, size_t po
   w.headers.AssignParsedBlock(head_bytes, head.headers);
   msg->version_minor = head.version_minor;
   if (head.is_request) {
-    msg->method.assign(head.method);
-    msg->authority.assign(head.host);
-    SplitTarget(head.target, &msg->path, &msg->query, &msg->authority);
+    // Spans into the copy: the head's views are at the same offsets in it.
+    const char* at = head_bytes.data();
+    msg->method = SpanOf(head.method, at);
+    if (!head.host.empty()) msg->authority = SpanOf(head.host, at);
+    SplitTarget(head.target, at, msg);
   } else {
     msg->status = head.status;
   }
@@ -164,9 +175,16 @@ void Http1Session::Finish(Direction dir, DirState& st, uint64_t last_byte_ns) {
   msg.wire.last_byte_ns = last_byte_ns != 0 ? last_byte_ns : st.last_exit_ns;
   if (st.phase == Phase::kChunked) msg.wire.body_bytes = st.chunked.data_bytes();
   if (st.phase != Phase::kTunnel) st.phase = Phase::kHead;
-  auto& queue = IsRequestDir(dir) ? requests_ : responses_;
-  queue.push_back(std::move(msg));  // `msg` is reset when the next head starts (ParseHead)
-  Pair();
+  // `msg` is reset when the next head starts (ParseHead).
+  if (IsRequestDir(dir)) {
+    requests_.push_back(std::move(msg));
+    Pair();
+  } else if (responses_.empty() && !requests_.empty()) {
+    PairNow(msg);  // the usual case: no need to queue the response
+  } else {
+    responses_.push_back(std::move(msg));
+    Pair();
+  }
 }
 
 void Http1Session::Desync(Direction dir, DirState& st) {
@@ -307,6 +325,18 @@ void Http1Session::OnGap(Direction dir, uint64_t bytes) {
   }
 }
 
+void Http1Session::PairNow(Http1Message& resp) {
+  // What Pair() does with `resp` at the front of an otherwise empty queue.
+  Http1Message& req = requests_.front();
+  if (resp.wire.first_byte_ns != 0 && req.wire.first_byte_ns != 0 &&
+      resp.wire.first_byte_ns < req.wire.first_byte_ns) {
+    ++counters_.unpaired;  // a response cannot start before its request: its request was lost
+    return;
+  }
+  Emit(std::move(req), &resp);
+  requests_.pop_front();
+}
+
 void Http1Session::Pair() {
   while (!requests_.empty() && !responses_.empty()) {
     Http1Message& resp = responses_.front();
@@ -336,12 +366,17 @@ void Http1Session::Pair() {
 void Http1Session::Emit(Http1Message&& req, Http1Message* resp) {
   L7Record& r = ready_.emplace_back();
   r.protocol = L7Protocol::kHttp1;
-  r.version = req.version_minor == 0 ? "1.0" : "1.1";
-  r.method = std::move(req.method);
-  r.authority = std::move(req.authority);
-  r.path = std::move(req.path);
-  r.query = std::move(req.query);
-  r.scheme = "http";
+  r.version.assign(req.version_minor == 0 ? "1.0" : "1.1", 3);
+  const std::string_view head = req.head();
+  r.method.assign(req.method.In(head));
+  r.authority.assign(req.authority.In(head));
+  if (req.path.size == 0) {
+    r.path.assign("/", 1);
+  } else {
+    r.path.assign(req.path.In(head));
+  }
+  r.query.assign(req.query.In(head));
+  r.scheme.assign("http", 4);
   r.request = std::move(req.wire);
   bool truncated = req.truncated;
   bool late = req.late_join;
