@@ -102,26 +102,16 @@ inline bool DecodeString(std::string_view in, size_t& pos, DecodedFieldList& out
 
 // --- dynamic table -----------------------------------------------------------------
 
-void HpackDynamicTable::Add(std::string_view name, std::string_view value, bool name_unknown,
-                            DecodedFieldList* views) {
+void HpackDynamicTable::AddMakingRoom(std::string_view name, std::string_view value, bool name_unknown,
+                                      DecodedFieldList* views) {
   const size_t need = name.size() + value.size();
   std::string keep;
-  if (cap_ - used_ < need) {
-    // Rare: `name`/`value` may lie in this buffer or in `views`' storage,
-    // and both can move below.
-    keep.reserve(need);
-    keep.append(name).append(value);
-    name = std::string_view(keep).substr(0, name.size());
-    value = std::string_view(keep).substr(name.size());
-    MakeRoom(need, views);
-  }
-  char* dst = buf_.get() + used_;
-  if (!name.empty()) std::memcpy(dst, name.data(), name.size());
-  if (!value.empty()) std::memcpy(dst + name.size(), value.data(), value.size());
-  refs_.push_back(Ref{static_cast<uint32_t>(used_), static_cast<uint32_t>(name.size()),
-                      static_cast<uint32_t>(value.size()), name_unknown});
-  used_ += need;
-  bytes_ += need + kHpackEntryOverhead;
+  keep.reserve(need);
+  keep.append(name).append(value);
+  name = std::string_view(keep).substr(0, name.size());
+  value = std::string_view(keep).substr(name.size());
+  MakeRoom(need, views);
+  Append(name, value, name_unknown);
 }
 
 void HpackDynamicTable::MakeRoom(size_t need, DecodedFieldList* views) {
@@ -146,13 +136,11 @@ void HpackDynamicTable::MakeRoom(size_t need, DecodedFieldList* views) {
   used_ = live;
 }
 
-void HpackDynamicTable::EvictOldest() {
-  const Ref& r = refs_[head_++];
-  bytes_ -= r.name_len + r.value_len + kHpackEntryOverhead;
+void HpackDynamicTable::DropEvictedRefs() {
   if (head_ == refs_.size()) {
     refs_.clear();
     head_ = 0;
-  } else if (head_ >= 256 && head_ * 2 >= refs_.size()) {
+  } else if (head_ * 2 >= refs_.size()) {
     refs_.erase(refs_.begin(), refs_.begin() + static_cast<std::ptrdiff_t>(head_));
     head_ = 0;
   }
@@ -194,7 +182,7 @@ void TolerantHpackDecoder::SetMaxSize(uint32_t size) {
   EvictToFit();
 }
 
-void TolerantHpackDecoder::Add(std::string_view name, std::string_view value, bool name_unknown,
+inline void TolerantHpackDecoder::Add(std::string_view name, std::string_view value, bool name_unknown,
                                DecodedFieldList* views) {
   const size_t size = name.size() + value.size() + kHpackEntryOverhead;
   if (size > max_size_) {
@@ -212,7 +200,8 @@ void TolerantHpackDecoder::Add(std::string_view name, std::string_view value, bo
   }
   table_.Add(name, value, name_unknown, views);
   if (name_unknown) ++unknown_names_;
-  EvictToFit();
+  // The table fits (room was made above), so only the unknown tail can change.
+  if (unknown_tail_ && table_.bytes() + kHpackEntryOverhead > max_size_) unknown_tail_ = false;
 }
 
 inline bool TolerantHpackDecoder::Lookup(uint64_t index, HpackDynamicTable::EntryView& entry) {

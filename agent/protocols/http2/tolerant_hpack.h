@@ -25,6 +25,37 @@ namespace sonde::protocols::http2 {
 inline constexpr uint32_t kDefaultHeaderTableSize = 4096;
 inline constexpr uint32_t kHpackEntryOverhead = 32;  // RFC 7541 section 4.1
 
+// memcpy for header-sized strings without a library call: most names and
+// values are under 32 bytes, and a call per string (two per table insert)
+// cost more than the copy. `src` and `dst` must not overlap.
+inline void CopyShort(char* dst, std::string_view src) {
+  const size_t n = src.size();
+  const char* s = src.data();
+  if (n >= 16 && n <= 32) {
+    char a[16], b[16];
+    std::memcpy(a, s, 16);
+    std::memcpy(b, s + n - 16, 16);
+    std::memcpy(dst, a, 16);
+    std::memcpy(dst + n - 16, b, 16);
+  } else if (n >= 8 && n < 16) {
+    uint64_t a, b;
+    std::memcpy(&a, s, 8);
+    std::memcpy(&b, s + n - 8, 8);
+    std::memcpy(dst, &a, 8);
+    std::memcpy(dst + n - 8, &b, 8);
+  } else if (n >= 4 && n < 8) {
+    uint32_t a, b;
+    std::memcpy(&a, s, 4);
+    std::memcpy(&b, s + n - 4, 4);
+    std::memcpy(dst, &a, 4);
+    std::memcpy(dst + n - 4, &b, 4);
+  } else if (n > 32) {
+    std::memcpy(dst, s, n);
+  } else {
+    for (size_t i = 0; i < n; ++i) dst[i] = s[i];
+  }
+}
+
 // One decoded field. The strings are views: into the static table, into the
 // decoder's dynamic table, or into the DecodedFieldList's own storage. They stay
 // valid until the DecodedFieldList is cleared or the decoder that filled it decodes
@@ -55,9 +86,9 @@ struct DecodedFieldList {
     used_ = 0;
   }
   DecodedField& Add() { return Add({}, {}, false, false); }
-  DecodedField& Add(std::string_view name, std::string_view value, bool name_unknown,
-                    bool value_unknown) {
-    if (__builtin_expect(count == fields.size(), 0)) fields.emplace_back();
+  __attribute__((always_inline)) DecodedField& Add(std::string_view name, std::string_view value,
+                                                   bool name_unknown, bool value_unknown) {
+    if (__builtin_expect(count == fields.size(), 0)) GrowFields();
     DecodedField& f = fields[count++];
     f.name = name;
     f.value = value;
@@ -72,7 +103,7 @@ struct DecodedFieldList {
   // n bytes (moving the arena rebases every field already added), Commit(k)
   // keeps the first k of them and returns their view.
   char* Reserve(size_t n) {
-    if (cap_ - used_ < n) Grow(n);
+    if (__builtin_expect(cap_ - used_ < n, 0)) Grow(n);
     return arena_.get() + used_;
   }
   std::string_view Commit(size_t n) {
@@ -82,7 +113,7 @@ struct DecodedFieldList {
   }
   std::string_view Store(std::string_view s) {
     char* dst = Reserve(s.size());
-    if (!s.empty()) std::memcpy(dst, s.data(), s.size());
+    CopyShort(dst, s);
     return Commit(s.size());
   }
   // Copies every field string lying in [lo, hi) into this list's storage
@@ -91,6 +122,7 @@ struct DecodedFieldList {
 
  private:
   void Grow(size_t n);
+  __attribute__((noinline)) void GrowFields() { fields.emplace_back(); }
 
   std::unique_ptr<char[]> arena_;
   size_t cap_ = 0;
@@ -121,8 +153,17 @@ class HpackDynamicTable {
   bool oldest_name_unknown() const { return refs_[head_].name_unknown; }
   // `name` and `value` may point anywhere (this table included). `views`
   // (may be null): fields to copy out before the buffer changes.
-  void Add(std::string_view name, std::string_view value, bool name_unknown, DecodedFieldList* views);
-  void EvictOldest();
+  __attribute__((always_inline)) void Add(std::string_view name, std::string_view value, bool name_unknown,
+                                          DecodedFieldList* views) {
+    const size_t need = name.size() + value.size();
+    if (__builtin_expect(cap_ - used_ < need, 0)) return AddMakingRoom(name, value, name_unknown, views);
+    Append(name, value, name_unknown);
+  }
+  __attribute__((always_inline)) void EvictOldest() {
+    const Ref& r = refs_[head_++];
+    bytes_ -= r.name_len + r.value_len + kHpackEntryOverhead;
+    if (__builtin_expect(head_ == refs_.size() || head_ >= 256, 0)) DropEvictedRefs();
+  }
   // Drops every entry (their bytes stay until a later Add needs the room).
   void Clear();
 
@@ -134,6 +175,21 @@ class HpackDynamicTable {
     bool name_unknown;
   };
   void MakeRoom(size_t need, DecodedFieldList* views);
+  // Add() when the buffer has no room: `name`/`value` may lie in this buffer
+  // or in `views`' storage, and both can move.
+  __attribute__((noinline)) void AddMakingRoom(std::string_view name, std::string_view value,
+                                               bool name_unknown, DecodedFieldList* views);
+  __attribute__((always_inline)) void Append(std::string_view name, std::string_view value, bool name_unknown) {
+    char* dst = buf_.get() + used_;
+    CopyShort(dst, name);
+    CopyShort(dst + name.size(), value);
+    refs_.push_back(Ref{static_cast<uint32_t>(used_), static_cast<uint32_t>(name.size()),
+                        static_cast<uint32_t>(value.size()), name_unknown});
+    used_ += name.size() + value.size();
+    bytes_ += name.size() + value.size() + kHpackEntryOverhead;
+  }
+  // Forgets refs of evicted entries (all of them, or a long prefix).
+  void DropEvictedRefs();
 
   std::vector<Ref> refs_;  // oldest at head_, newest at the back
   size_t head_ = 0;
