@@ -96,6 +96,10 @@ class HeaderList {
   // that copy, lowercasing names there. One memcpy instead of one per field.
   template <typename Fields>
   void AssignParsedBlock(std::string_view block, const Fields& fields);
+  // The same with the fields as offsets into `block` (items with
+  // name_offset, name_size, value_offset and value_size).
+  template <typename OffsetField>
+  void AssignParsedOffsets(std::string_view block, const OffsetField* fields, size_t count);
   // Replaces the value of field `index`; the old bytes are overwritten so a
   // redacted secret does not linger in memory that is shipped or dumped.
   void SetValue(size_t index, std::string_view value);
@@ -226,6 +230,26 @@ void HeaderList::AssignParsedBlock(std::string_view block, const Fields& fields)
     e->unknown = 0;
     LowercaseCopy(data_.get() + e->name_offset, f.name.data(), f.name.size());
   }
+}
+
+template <typename OffsetField>
+void HeaderList::AssignParsedOffsets(std::string_view block, const OffsetField* fields, size_t count) {
+  Clear();
+  Reserve(count, block.size());
+  char* const base = data_.get();
+  std::memcpy(base, block.data(), block.size());
+  used_ = static_cast<uint32_t>(block.size());
+  Entry* e = EntryAt(0);
+  for (size_t i = 0; i < count; ++i, --e) {
+    const OffsetField& f = fields[i];
+    e->name_offset = f.name_offset;
+    e->name_size = f.name_size;
+    e->value_offset = f.value_offset;
+    e->value_size = f.value_size;
+    e->unknown = 0;
+    LowercaseCopy(base + f.name_offset, block.data() + f.name_offset, f.name_size);
+  }
+  count_ = static_cast<uint32_t>(count);
 }
 
 }  // namespace sonde::protocols

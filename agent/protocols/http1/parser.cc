@@ -71,8 +71,9 @@ bool ParseDecimal(std::string_view s, uint64_t* out) {
 
 // Next line of a head through `scanner`: the line without CR/LF, `pos`
 // advanced past the LF; false when no complete line is available.
-inline bool NextHeadLine(LineScanner& scanner, std::string_view buf, size_t* pos,
-                         std::string_view* line) {
+template <typename Scanner>
+[[gnu::always_inline]] inline bool NextHeadLine(Scanner& scanner, std::string_view buf, size_t* pos,
+                                                std::string_view* line) {
   size_t lf = 0, colon = 0;
   if (!scanner.Line(*pos, &lf, &colon)) return false;
   size_t end = lf;
@@ -103,8 +104,12 @@ inline bool TokenEqualsLower(std::string_view name, std::string_view lower) {
   return (a | kCase) == b;
 }
 
-// Parses header lines from `pos` until the blank line.
-ParseStatus ParseHeaders(LineScanner& scanner, std::string_view buf, size_t pos, MessageHead* out) {
+// Parses header lines from `pos` until the blank line. Inlined into each
+// dispatched parser below, so the scanner's vector code is built for its
+// instruction set.
+template <typename Scanner>
+[[gnu::always_inline]] inline ParseStatus ParseHeaders(Scanner& scanner, std::string_view buf, size_t pos,
+                                                       MessageHead* out) {
   const auto incomplete = [&] {
     return buf.size() > kMaxHeadBytes ? ParseStatus::kInvalid : ParseStatus::kNeedMoreData;
   };
@@ -121,17 +126,21 @@ ParseStatus ParseHeaders(LineScanner& scanner, std::string_view buf, size_t pos,
       pos = lf + 1;
       continue;
     }
-    if (colon == LineScanner::npos || colon == pos || !scanner.AllTchar(pos, colon)) {
-      return ParseStatus::kInvalid;
+    if (colon == Scanner::npos || colon == pos) return ParseStatus::kInvalid;
+    if constexpr (Scanner::kClassifies) {
+      if (!scanner.NameIsToken()) return ParseStatus::kInvalid;
+    } else {
+      if (!scanner.AllTchar(pos, colon)) return ParseStatus::kInvalid;
     }
     const std::string_view name(buf.data() + pos, colon - pos);
     size_t value_begin = colon + 1;
     while (value_begin < value_end && IsBlank(buf[value_begin])) ++value_begin;
     while (value_end > value_begin && IsBlank(buf[value_end - 1])) --value_end;
     const std::string_view value(buf.data() + value_begin, value_end - value_begin);
+    if (out->headers.full()) return ParseStatus::kInvalid;
+    out->headers.Push({static_cast<uint32_t>(pos), static_cast<uint32_t>(colon - pos),
+                       static_cast<uint32_t>(value_begin), static_cast<uint32_t>(value_end - value_begin)});
     pos = lf + 1;
-    if (out->headers.size() >= kMaxHeaders) return ParseStatus::kInvalid;
-    out->headers.push_back({name, value});
     switch (name.size()) {
       case 4:
         if (TokenEqualsLower(name, "host")) out->host = value;
@@ -229,10 +238,13 @@ int LooksLikeResponseStart(std::string_view s) {
 
 bool StartsWithMethod(std::string_view s) { return LooksLikeRequestStart(s) == 1; }
 
-ParseStatus ParseRequestHead(std::string_view buf, MessageHead* out) {
-  out->headers.clear();
+namespace {
+
+template <ScanIsa kIsa>
+[[gnu::always_inline]] inline ParseStatus RequestHead(std::string_view buf, MessageHead* out) {
+  out->headers.Reset(buf.data());
   out->is_request = true;
-  LineScanner scanner(buf);
+  BasicLineScanner<kIsa> scanner(buf);
   size_t pos = 0;
   std::string_view line;
   if (!NextHeadLine(scanner, buf, &pos, &line)) {
@@ -256,11 +268,12 @@ ParseStatus ParseRequestHead(std::string_view buf, MessageHead* out) {
   return ParseHeaders(scanner, buf, pos, out);
 }
 
-ParseStatus ParseResponseHead(std::string_view buf, MessageHead* out) {
-  out->headers.clear();
+template <ScanIsa kIsa>
+[[gnu::always_inline]] inline ParseStatus ResponseHead(std::string_view buf, MessageHead* out) {
+  out->headers.Reset(buf.data());
   out->is_request = false;
   if (LooksLikeResponseStart(buf) == 0) return ParseStatus::kInvalid;
-  LineScanner scanner(buf);
+  BasicLineScanner<kIsa> scanner(buf);
   size_t pos = 0;
   std::string_view line;
   if (!NextHeadLine(scanner, buf, &pos, &line)) {
@@ -272,6 +285,98 @@ ParseStatus ParseResponseHead(std::string_view buf, MessageHead* out) {
   out->status = (line[9] - '0') * 100 + (line[10] - '0') * 10 + (line[11] - '0');
   ResetDerived(out);
   return ParseHeaders(scanner, buf, pos, out);
+}
+
+// One instance per instruction set; the AVX ones are built for it, so the
+// scanner's window scans inline into them.
+ParseStatus RequestScalar(std::string_view buf, MessageHead* out) {
+  return RequestHead<ScanIsa::kScalar>(buf, out);
+}
+ParseStatus ResponseScalar(std::string_view buf, MessageHead* out) {
+  return ResponseHead<ScanIsa::kScalar>(buf, out);
+}
+#if defined(SONDE_HTTP1_X86)
+ParseStatus RequestSse2(std::string_view buf, MessageHead* out) { return RequestHead<ScanIsa::kSse2>(buf, out); }
+ParseStatus ResponseSse2(std::string_view buf, MessageHead* out) {
+  return ResponseHead<ScanIsa::kSse2>(buf, out);
+}
+[[gnu::target("avx2")]] ParseStatus RequestAvx2(std::string_view buf, MessageHead* out) {
+  return RequestHead<ScanIsa::kAvx2>(buf, out);
+}
+[[gnu::target("avx2")]] ParseStatus ResponseAvx2(std::string_view buf, MessageHead* out) {
+  return ResponseHead<ScanIsa::kAvx2>(buf, out);
+}
+[[gnu::target("avx512f,avx512bw,avx512vbmi")]] ParseStatus RequestAvx512(std::string_view buf, MessageHead* out) {
+  return RequestHead<ScanIsa::kAvx512>(buf, out);
+}
+[[gnu::target("avx512f,avx512bw,avx512vbmi")]] ParseStatus ResponseAvx512(std::string_view buf,
+                                                                          MessageHead* out) {
+  return ResponseHead<ScanIsa::kAvx512>(buf, out);
+}
+#endif
+
+struct HeadParsers {
+  ParseStatus (*request)(std::string_view, MessageHead*);
+  ParseStatus (*response)(std::string_view, MessageHead*);
+};
+
+HeadParsers ParsersFor(ScanIsa isa) {
+  switch (isa) {
+#if defined(SONDE_HTTP1_X86)
+    case ScanIsa::kAvx512:
+      return {RequestAvx512, ResponseAvx512};
+    case ScanIsa::kAvx2:
+      return {RequestAvx2, ResponseAvx2};
+    case ScanIsa::kSse2:
+      return {RequestSse2, ResponseSse2};
+#endif
+    default:
+      return {RequestScalar, ResponseScalar};
+  }
+}
+
+const HeadParsers& BestParsers() {
+  static const HeadParsers parsers = ParsersFor(BestScanIsa());
+  return parsers;
+}
+
+}  // namespace
+
+bool ScanIsaSupported(ScanIsa isa) {
+  switch (isa) {
+    case ScanIsa::kScalar:
+      return true;
+#if defined(SONDE_HTTP1_X86)
+    case ScanIsa::kSse2:
+      return true;
+    case ScanIsa::kAvx2:
+      __builtin_cpu_init();
+      return __builtin_cpu_supports("avx2");
+    case ScanIsa::kAvx512:
+      __builtin_cpu_init();
+      return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+             __builtin_cpu_supports("avx512vbmi");
+#endif
+    default:
+      return false;
+  }
+}
+
+ScanIsa BestScanIsa() {
+  for (ScanIsa isa : {ScanIsa::kAvx512, ScanIsa::kAvx2, ScanIsa::kSse2}) {
+    if (ScanIsaSupported(isa)) return isa;
+  }
+  return ScanIsa::kScalar;
+}
+
+ParseStatus ParseRequestHead(std::string_view buf, MessageHead* out) { return BestParsers().request(buf, out); }
+ParseStatus ParseResponseHead(std::string_view buf, MessageHead* out) { return BestParsers().response(buf, out); }
+
+ParseStatus ParseRequestHeadWith(ScanIsa isa, std::string_view buf, MessageHead* out) {
+  return ScanIsaSupported(isa) ? ParsersFor(isa).request(buf, out) : ParseStatus::kInvalid;
+}
+ParseStatus ParseResponseHeadWith(ScanIsa isa, std::string_view buf, MessageHead* out) {
+  return ScanIsaSupported(isa) ? ParsersFor(isa).response(buf, out) : ParseStatus::kInvalid;
 }
 
 BodyFraming RequestFraming(const MessageHead& req) {

@@ -8,6 +8,8 @@
 #include <string_view>
 #include <vector>
 
+#include "agent/protocols/http1/line_scanner.h"
+
 namespace sonde::protocols::http1 {
 
 enum class ParseStatus : uint8_t { kOk, kNeedMoreData, kInvalid };
@@ -19,6 +21,61 @@ inline constexpr size_t kMaxHeaders = 128;
 struct HeaderView {
   std::string_view name;  // as on the wire (case preserved)
   std::string_view value; // trimmed
+};
+
+// A header field as offsets into the parsed buffer (the layout HeaderList's
+// AssignParsedOffsets takes, so a head is copied without a pass over views).
+struct HeaderOffsets {
+  uint32_t name_offset;
+  uint32_t name_size;
+  uint32_t value_offset;
+  uint32_t value_size;
+};
+
+// The header fields of a parsed head, in order: at most kMaxHeaders, held
+// inline (no allocation, no out-of-line push_back per field). Reads as views
+// into the parsed buffer.
+class HeaderViews {
+ public:
+  size_t size() const { return size_; }
+  bool empty() const { return size_ == 0; }
+  HeaderView operator[](size_t i) const {
+    const HeaderOffsets& f = fields_[i];
+    return {std::string_view(base_ + f.name_offset, f.name_size),
+            std::string_view(base_ + f.value_offset, f.value_size)};
+  }
+  const HeaderOffsets* offsets() const { return fields_; }
+
+  class const_iterator {
+   public:
+    const_iterator(const HeaderViews* v, size_t i) : v_(v), i_(i) {}
+    HeaderView operator*() const { return (*v_)[i_]; }
+    const_iterator& operator++() {
+      ++i_;
+      return *this;
+    }
+    bool operator==(const const_iterator& o) const { return i_ == o.i_; }
+    bool operator!=(const const_iterator& o) const { return i_ != o.i_; }
+
+   private:
+    const HeaderViews* v_;
+    size_t i_;
+  };
+  const_iterator begin() const { return {this, 0}; }
+  const_iterator end() const { return {this, size_}; }
+
+  // For the parser: fields are offsets from `base`.
+  void Reset(const char* base) {
+    base_ = base;
+    size_ = 0;
+  }
+  bool full() const { return size_ == kMaxHeaders; }
+  void Push(const HeaderOffsets& f) { fields_[size_++] = f; }
+
+ private:
+  const char* base_ = nullptr;
+  size_t size_ = 0;
+  HeaderOffsets fields_[kMaxHeaders];
 };
 
 enum class BodyFraming : uint8_t {
@@ -36,7 +93,7 @@ struct MessageHead {
   int status = 0;           // responses
   int version_minor = 1;    // HTTP/1.<minor>
   size_t head_len = 0;      // bytes up to and including the blank line
-  std::vector<HeaderView> headers;
+  HeaderViews headers;
 
   // Derived from the headers while parsing.
   bool has_content_length = false;
@@ -48,9 +105,17 @@ struct MessageHead {
   std::string_view host;
 };
 
-// Parses one request or response head starting at buf[0].
+// Parses one request or response head starting at buf[0], with the widest
+// head scanner the CPU supports (chosen once).
 ParseStatus ParseRequestHead(std::string_view buf, MessageHead* out);
 ParseStatus ParseResponseHead(std::string_view buf, MessageHead* out);
+
+// The same with a given scanner, for tests comparing them: every instruction
+// set must give the same results. kInvalid when the CPU lacks `isa`.
+bool ScanIsaSupported(ScanIsa isa);
+ScanIsa BestScanIsa();
+ParseStatus ParseRequestHeadWith(ScanIsa isa, std::string_view buf, MessageHead* out);
+ParseStatus ParseResponseHeadWith(ScanIsa isa, std::string_view buf, MessageHead* out);
 
 // Framing of a request body (RFC 9112 section 6).
 BodyFraming RequestFraming(const MessageHead& req);

@@ -92,7 +92,7 @@ void Http1Session::StartMessage(Direction dir, const StreamView& view, size_t po
   w.bytes = head.head_len;
   // Header views point into this head; the list keeps one copy of it.
   const std::string_view head_bytes = view.bytes.substr(pos, head.head_len);
-  w.headers.AssignParsedBlock(head_bytes, head.headers);
+  w.headers.AssignParsedOffsets(head_bytes, head.headers.offsets(), head.headers.size());
   msg->version_minor = head.version_minor;
   if (head.is_request) {
     // Spans into the copy: the head's views are at the same offsets in it.

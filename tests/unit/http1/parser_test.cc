@@ -25,9 +25,12 @@ std::string RandomBytes(std::mt19937& rng, size_t n) {
   return s;
 }
 
-template <bool kVector>
+constexpr ScanIsa kAllIsas[] = {ScanIsa::kScalar, ScanIsa::kSse2, ScanIsa::kAvx2, ScanIsa::kAvx512};
+
+template <ScanIsa kIsa>
 void CheckScanner(const std::string& buf, std::mt19937& rng) {
-  BasicLineScanner<kVector> scanner(buf);
+  constexpr int kVector = static_cast<int>(kIsa);
+  BasicLineScanner<kIsa> scanner(buf);
   size_t pos = rng() % 3;
   while (true) {
     size_t lf = 0, colon = 0;
@@ -44,6 +47,13 @@ void CheckScanner(const std::string& buf, std::mt19937& rng) {
     if (!got) break;
     ASSERT_EQ(lf, want_lf) << "vector=" << kVector << " pos=" << pos;
     ASSERT_EQ(colon, want_colon) << "vector=" << kVector << " pos=" << pos;
+    if constexpr (BasicLineScanner<kIsa>::kClassifies) {
+      if (colon != std::string::npos) {
+        bool all = true;
+        for (size_t i = pos; i < colon; ++i) all = all && IsTokenChar(static_cast<unsigned char>(buf[i]));
+        ASSERT_EQ(scanner.NameIsToken(), all) << "vector=" << kVector << " name " << pos << ".." << colon;
+      }
+    }
     // Token check of a random range ending at the line's end (as a name would).
     const size_t begin = lf - std::min<size_t>(lf, rng() % 40);
     bool all = true;
@@ -53,13 +63,60 @@ void CheckScanner(const std::string& buf, std::mt19937& rng) {
   }
 }
 
-TEST(LineScanner, AgreesWithAByteLoopOnRandomBuffers) {
+TEST(LineScanner, EveryInstructionSetAgreesWithAByteLoopOnRandomBuffers) {
   std::mt19937 rng(7);
   for (int round = 0; round < 20000; ++round) {
-    const std::string buf = RandomBytes(rng, rng() % 300);
-    CheckScanner<true>(buf, rng);
-    CheckScanner<false>(buf, rng);
+    // Sometimes long lines, so names and lines span several 64-byte windows.
+    const std::string buf = RandomBytes(rng, round % 10 == 0 ? rng() % 1000 : rng() % 300);
+    CheckScanner<ScanIsa::kScalar>(buf, rng);
+    CheckScanner<ScanIsa::kSse2>(buf, rng);
+    if (ScanIsaSupported(ScanIsa::kAvx2)) CheckScanner<ScanIsa::kAvx2>(buf, rng);
+    if (ScanIsaSupported(ScanIsa::kAvx512)) CheckScanner<ScanIsa::kAvx512>(buf, rng);
   }
+}
+
+// Lines of tchar bytes with one byte value at one place, around and across
+// window boundaries: every scanner classifies every byte value as IsTokenChar.
+template <ScanIsa kIsa>
+void CheckEveryByteInNames() {
+  for (size_t start : {0, 1, 30, 60, 63, 64, 100}) {
+    for (size_t len : {1, 5, 16, 33, 64, 70, 130}) {
+      for (int c = 0; c < 256; ++c) {
+        if (c == '\n' || c == ':') continue;
+        for (size_t at : {size_t{0}, len / 2, len - 1}) {
+          std::string buf(start, 'x');
+          buf.back() = '\n';  // when start > 0, a line before the name
+          if (start == 0) buf.clear();
+          const size_t name_at = buf.size();
+          std::string name(len, 'a');
+          name[at] = static_cast<char>(c);
+          buf += name + ": value\r\n\r\n";
+          BasicLineScanner<kIsa> scanner(buf);
+          size_t lf = 0, colon = 0, pos = 0;
+          if (name_at > 0) {
+            ASSERT_TRUE(scanner.Line(0, &lf, &colon));
+            pos = lf + 1;
+          }
+          ASSERT_EQ(pos, name_at);
+          ASSERT_TRUE(scanner.Line(pos, &lf, &colon));
+          ASSERT_EQ(colon, name_at + len);
+          const bool want = IsTokenChar(static_cast<unsigned char>(c));
+          if constexpr (BasicLineScanner<kIsa>::kClassifies) {
+            ASSERT_EQ(scanner.NameIsToken(), want) << "isa " << static_cast<int>(kIsa) << " byte " << c
+                                                   << " start " << start << " len " << len << " at " << at;
+          }
+          ASSERT_EQ(scanner.AllTchar(pos, colon), want) << "byte " << c << " len " << len;
+        }
+      }
+    }
+  }
+}
+
+TEST(LineScanner, EveryInstructionSetClassifiesEveryByte) {
+  CheckEveryByteInNames<ScanIsa::kScalar>();
+  CheckEveryByteInNames<ScanIsa::kSse2>();
+  if (ScanIsaSupported(ScanIsa::kAvx2)) CheckEveryByteInNames<ScanIsa::kAvx2>();
+  if (ScanIsaSupported(ScanIsa::kAvx512)) CheckEveryByteInNames<ScanIsa::kAvx512>();
 }
 
 TEST(LineScanner, TokenCharsAreExactlyRfc9110) {
@@ -72,7 +129,7 @@ TEST(LineScanner, TokenCharsAreExactlyRfc9110) {
     for (size_t at = 0; at < 32; at += 7) {
       std::string name(40, 'a');
       name[at] = static_cast<char>(c);
-      BasicLineScanner<true> scanner(name);
+      BasicLineScanner<ScanIsa::kSse2> scanner(name);
       EXPECT_EQ(scanner.AllTchar(0, 32), want) << "byte " << c << " at " << at;
       EXPECT_TRUE(scanner.AllTchar(at + 1, 32)) << "bytes before the range must not count";
     }
