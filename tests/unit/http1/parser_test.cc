@@ -3,6 +3,7 @@
 // same verdicts and the same header fields.
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <cstring>
 #include <random>
 #include <string>
@@ -236,6 +237,68 @@ TEST(Http1Parser, AgreesWithTheReferenceOnMutatedHeads) {
   EXPECT_GT(ok, 1000);
   EXPECT_GT(invalid, 1000);
   EXPECT_GT(more, 500);
+}
+
+// Every head scanner gives the scalar one's verdict and fields, on mutated
+// and truncated request and response heads (and heads long enough to span
+// several 64-byte windows per line).
+TEST(Http1Parser, EveryInstructionSetAgreesWithScalarOnMutatedHeads) {
+  std::mt19937 rng(23);
+  int checked = 0;
+  for (int round = 0; round < 20000; ++round) {
+    std::string buf = ValidHead(rng);
+    const bool response = rng() % 2 == 0;
+    if (response) buf.replace(0, buf.find('\n') + 1, "HTTP/1.1 200 OK\r\n");
+    if (rng() % 8 == 0) {
+      const size_t at = buf.find('\n') + 1;
+      buf.insert(at, "X-Long-" + std::string(rng() % 200, 'N') + ": " + std::string(rng() % 200, 'v') + "\r\n");
+    }
+    const int mutations = static_cast<int>(rng() % 4);
+    for (int m = 0; m < mutations && !buf.empty(); ++m) {
+      const size_t at = rng() % buf.size();
+      switch (rng() % 3) {
+        case 0: buf[at] = RandomBytes(rng, 1)[0]; break;
+        case 1: buf.erase(at, 1); break;
+        default: buf.insert(at, RandomBytes(rng, 1 + rng() % 3)); break;
+      }
+    }
+    if (rng() % 4 == 0) buf.resize(rng() % (buf.size() + 1));
+    MessageHead want;
+    const auto parse = [&](ScanIsa isa, MessageHead* head) {
+      return response ? ParseResponseHeadWith(isa, buf, head) : ParseRequestHeadWith(isa, buf, head);
+    };
+    const ParseStatus want_status = parse(ScanIsa::kScalar, &want);
+    for (ScanIsa isa : kAllIsas) {
+      if (!ScanIsaSupported(isa)) continue;
+      MessageHead got;
+      ASSERT_EQ(parse(isa, &got), want_status) << "isa " << static_cast<int>(isa) << ": " << buf;
+      ++checked;
+      if (want_status != ParseStatus::kOk) continue;
+      ASSERT_EQ(got.head_len, want.head_len);
+      ASSERT_EQ(got.headers.size(), want.headers.size());
+      for (size_t i = 0; i < want.headers.size(); ++i) {
+        EXPECT_EQ(got.headers[i].name, want.headers[i].name);
+        EXPECT_EQ(got.headers[i].value, want.headers[i].value);
+      }
+      EXPECT_EQ(got.host, want.host);
+      EXPECT_EQ(got.content_length, want.content_length);
+      EXPECT_EQ(got.has_content_length, want.has_content_length);
+      EXPECT_EQ(got.chunked, want.chunked);
+      EXPECT_EQ(got.connection_close, want.connection_close);
+      EXPECT_EQ(got.connection_keep_alive, want.connection_keep_alive);
+      EXPECT_EQ(got.expect_continue, want.expect_continue);
+      EXPECT_EQ(got.method, want.method);
+      EXPECT_EQ(got.target, want.target);
+      EXPECT_EQ(got.status, want.status);
+    }
+  }
+  EXPECT_GT(checked, 40000);
+}
+
+TEST(Http1Parser, DispatchPicksASupportedScanner) {
+  EXPECT_TRUE(ScanIsaSupported(ScanIsa::kScalar));
+  EXPECT_TRUE(ScanIsaSupported(BestScanIsa()));
+  std::printf("head scanner: %d (0 scalar, 1 SSE2, 2 AVX2, 3 AVX-512)\n", static_cast<int>(BestScanIsa()));
 }
 
 }  // namespace
