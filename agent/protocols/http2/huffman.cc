@@ -1,4 +1,5 @@
 #include "agent/protocols/http2/huffman.h"
+#include "agent/protocols/http2/huffman_fast.h"
 
 #include <array>
 #include <cstdint>
@@ -16,23 +17,12 @@ constexpr Code kCodes[257] = {
 #include "agent/protocols/http2/huffman_table.inc"
 };
 
-#ifndef SONDE_HUFFMAN_PEEK_BITS
-#define SONDE_HUFFMAN_PEEK_BITS 12
-#endif
-// Bits peeked per lookup. 12 bits keep the table (16 KiB) in L1 and decode
-// ~2 symbols of typical header text per lookup.
-constexpr int kPeekBits = SONDE_HUFFMAN_PEEK_BITS;
-static_assert(kPeekBits >= 8 && kPeekBits <= 16);
-
-// A lookup entry: bits 0..4 hold the code bits the decoded symbols used (so
-// the entry itself is the shift count: x86 masks it to 6 bits), bits 6..7
-// how many symbols there are (0: the first code is longer than kPeekBits, or
-// is EOS), bits 8..31 up to three symbols, first symbol lowest, so a
-// little-endian 4-byte store of `e >> 8` writes them in order.
-constexpr int kCountShift = 6;
-constexpr uint32_t EntryCount(uint32_t e) { return (e >> kCountShift) & 3; }
-constexpr int EntryConsumed(uint32_t e) { return static_cast<int>(e & 63); }
-constexpr uint32_t EntrySymbols(uint32_t e) { return e >> 8; }
+using huffman_internal::EntryConsumed;
+using huffman_internal::EntryCount;
+using huffman_internal::EntrySymbols;
+using huffman_internal::kCountShift;
+using huffman_internal::kPeekBits;
+using huffman_internal::LoadBigEndian64;
 
 struct Machine {
   struct Node {
@@ -40,6 +30,8 @@ struct Machine {
   };
   std::vector<Node> nodes;
   std::array<uint32_t, 1u << kPeekBits> peek{};
+  // peek indexed by the complement of the peeked bits (HuffmanDecodeFast).
+  std::array<uint32_t, 1u << kPeekBits> complement_peek{};
 
   Machine() : nodes(1) {
     for (int sym = 0; sym < 257; ++sym) {
@@ -77,6 +69,7 @@ struct Machine {
       }
       peek[v] = syms | consumed | (count << kCountShift);
     }
+    for (uint32_t v = 0; v < peek.size(); ++v) complement_peek[v] = peek[~v & (peek.size() - 1)];
   }
 };
 
@@ -85,13 +78,9 @@ __attribute__((always_inline)) inline const Machine& GetMachine() {
   return machine;
 }
 
-inline uint64_t LoadBigEndian64(const uint8_t* p) {
-  uint64_t v;
-  std::memcpy(&v, p, sizeof(v));
-  return __builtin_bswap64(v);
-}
-
 }  // namespace
+
+const uint32_t* huffman_internal::ComplementPeekTable() { return GetMachine().complement_peek.data(); }
 
 namespace {
 

@@ -17,7 +17,9 @@ namespace sonde::protocols::http2 {
 // Upper bound of the decoded size of `encoded_size` Huffman bytes plus the
 // slack HuffmanDecodeTo may write past the decoded bytes (the shortest code is
 // 5 bits, and the hot loop stores 4 bytes at a time).
-constexpr size_t HuffmanDecodedBound(size_t encoded_size) { return encoded_size * 8 / 5 + 4; }
+// (HuffmanDecodeFast, in huffman_fast.h, may also store one symbol made of
+// bits past the end of a malformed string before handing it over.)
+constexpr size_t HuffmanDecodedBound(size_t encoded_size) { return encoded_size * 8 / 5 + 8; }
 
 // Decodes `in` to `out`, which must have room for HuffmanDecodedBound(in.size())
 // bytes; `written` receives the decoded size. Returns false on an EOS symbol

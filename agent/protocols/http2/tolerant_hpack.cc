@@ -4,7 +4,7 @@
 #include <cstdint>
 
 #include "agent/protocols/http2/hpack_static.h"
-#include "agent/protocols/http2/huffman.h"
+#include "agent/protocols/http2/huffman_fast.h"
 
 namespace sonde::protocols::http2 {
 namespace {
@@ -79,21 +79,28 @@ inline bool ReadInteger(std::string_view in, size_t& pos, int prefix_bits, uint6
   return DecodeHpackInteger(in, pos, prefix_bits, value);
 }
 
+// A Huffman string into `out`'s storage. Out of line (a plain call, not the
+// ifunc of HuffmanDecodeTo): inlined, the decoder's registers crowded the
+// field loop and slowed the indexed fields around it.
+__attribute__((noinline)) bool DecodeHuffmanString(std::string_view raw, DecodedFieldList& out,
+                                                   std::string_view& s, const uint32_t* huffman_table) {
+  char* dst = out.Reserve(HuffmanDecodedBound(raw.size()));
+  size_t written = 0;
+  const bool ok = HuffmanDecodeFast(raw, dst, written, huffman_table);
+  s = out.Commit(written);
+  return ok;
+}
+
 // String literal (RFC 7541 section 5.2), decoded into `out`'s storage.
-inline bool DecodeString(std::string_view in, size_t& pos, DecodedFieldList& out, std::string_view& s) {
+inline bool DecodeString(std::string_view in, size_t& pos, DecodedFieldList& out, std::string_view& s,
+                         const uint32_t* huffman_table) {
   if (pos >= in.size()) return false;
   const bool huffman = (static_cast<uint8_t>(in[pos]) & 0x80) != 0;
   uint64_t len = 0;
   if (!ReadInteger(in, pos, 7, len) || len > in.size() - pos) return false;
   const std::string_view raw(in.data() + pos, len);
   pos += len;
-  if (huffman) {
-    char* dst = out.Reserve(HuffmanDecodedBound(raw.size()));
-    size_t written = 0;
-    const bool ok = HuffmanDecodeTo(raw, dst, written);
-    s = out.Commit(written);
-    return ok;
-  }
+  if (huffman) return DecodeHuffmanString(raw, out, s, huffman_table);
   s = out.Store(raw);
   return true;
 }
@@ -154,7 +161,8 @@ void HpackDynamicTable::Clear() {
 
 // --- decoder -------------------------------------------------------------------------
 
-TolerantHpackDecoder::TolerantHpackDecoder(uint32_t max_table_size) : max_size_(max_table_size) {}
+TolerantHpackDecoder::TolerantHpackDecoder(uint32_t max_table_size)
+    : huffman_table_(huffman_internal::ComplementPeekTable()), max_size_(max_table_size) {}
 
 void TolerantHpackDecoder::LoseState() {
   table_.Clear();
@@ -259,7 +267,7 @@ absl::Status TolerantHpackDecoder::Decode(std::string_view block, DecodedFieldLi
     }
     DecodedField& f = out.Add({}, {}, false, false);
     if (index == 0) {
-      if (!DecodeString(block, pos, out, f.name)) return absl::DataLossError("hpack: name");
+      if (!DecodeString(block, pos, out, f.name, huffman_table_)) return absl::DataLossError("hpack: name");
     } else {
       HpackDynamicTable::EntryView e;
       if (Lookup(index, e)) {
@@ -270,7 +278,7 @@ absl::Status TolerantHpackDecoder::Decode(std::string_view block, DecodedFieldLi
       }
     }
     // `f` stays a valid reference: nothing is added to `out` until the next field.
-    if (!DecodeString(block, pos, out, f.value)) return absl::DataLossError("hpack: value");
+    if (!DecodeString(block, pos, out, f.value, huffman_table_)) return absl::DataLossError("hpack: value");
     if (indexing) Add(f.name, f.value, f.name_unknown, &out);
   }
   return absl::OkStatus();

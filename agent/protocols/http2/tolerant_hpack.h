@@ -227,6 +227,7 @@ class TolerantHpackDecoder {
   bool Lookup(uint64_t index, HpackDynamicTable::EntryView& entry);
 
   HpackDynamicTable table_;
+  const uint32_t* huffman_table_;  // huffman_internal::ComplementPeekTable()
   uint32_t max_size_;
   bool unknown_tail_ = false;
   size_t unknown_names_ = 0;  // entries whose name is unknown

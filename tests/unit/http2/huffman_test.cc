@@ -1,8 +1,11 @@
 // HPACK Huffman decoder (agent/protocols/http2/huffman.cc) against a
 // reference encoder written here from the RFC 7541 Appendix B table and
 // against nghttp2's inflater: every symbol at every bit alignment, the
-// padding/EOS rules, and random strings and garbage (differential).
+// padding/EOS rules, and random strings and garbage (differential). Every
+// input also goes through the inline fast path, which must agree with the
+// exact decoder byte for byte.
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <optional>
 #include <random>
@@ -13,6 +16,7 @@
 #include <nghttp2/nghttp2.h>
 
 #include "agent/protocols/http2/huffman.h"
+#include "agent/protocols/http2/huffman_fast.h"
 
 namespace sonde::protocols::http2 {
 namespace {
@@ -69,6 +73,18 @@ std::optional<std::string> Decode(std::string_view in) {
   std::string appended = "prefix";
   EXPECT_EQ(HuffmanDecode(in, appended), ok);
   EXPECT_EQ(appended, "prefix" + buf.substr(0, written));
+  // So does the inline fast path the HPACK decoder uses (verdict, size and
+  // bytes, the decoded prefix of a rejected string included), reading the
+  // string from a buffer that ends where it ends.
+  const auto exact = std::make_unique<char[]>(in.size() + 1);
+  if (!in.empty()) std::memcpy(exact.get(), in.data(), in.size());
+  std::string fast(bound + 16, '\x5a');
+  size_t fast_written = 0;
+  EXPECT_EQ(HuffmanDecodeFast(std::string_view(exact.get(), in.size()), fast.data(), fast_written,
+                              huffman_internal::ComplementPeekTable()),
+            ok);
+  EXPECT_EQ(fast.substr(0, fast_written), buf.substr(0, written));
+  EXPECT_EQ(fast.substr(bound), std::string(16, '\x5a')) << "fast path wrote past HuffmanDecodedBound";
   if (!ok) return std::nullopt;
   return buf.substr(0, written);
 }
