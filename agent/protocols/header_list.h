@@ -16,6 +16,10 @@
 #include <utility>
 #include <vector>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 namespace sonde::protocols {
 
 namespace header_list_detail {
@@ -166,6 +170,9 @@ class HeaderList {
   uint32_t Append(std::string_view bytes);
   // ASCII-lowercased copy of `size` bytes (dst may equal src).
   static void LowercaseCopy(char* dst, const char* src, size_t size);
+  // Lowercases the name at `offset` of a block copied to `dst` from `src`
+  // (`limit` bytes long), reading `src`.
+  static void LowercaseName(char* dst, const char* src, size_t offset, size_t size, size_t limit);
 
   header_list_detail::Buffer data_;  // 16-byte aligned, capacity a multiple of 16
   uint32_t used_ = 0;             // bytes of names and values at the front
@@ -214,6 +221,33 @@ inline void HeaderList::LowercaseCopy(char* dst, const char* src, size_t size) {
   }
 }
 
+inline void HeaderList::LowercaseName(char* dst, const char* src, size_t offset, size_t size, size_t limit) {
+#if defined(__SSE2__)
+  // 16 bytes at a time, names within the block: bytes past the name are
+  // stored back unchanged (they were copied from `src` already).
+  if (offset + ((size + 15) & ~size_t{15}) <= limit) {
+    static constexpr char kPrefix[32] = {-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1};
+    const __m128i before_a = _mm_set1_epi8('A' - 1), after_z = _mm_set1_epi8('Z' + 1);
+    const __m128i case_bit = _mm_set1_epi8(0x20);
+    for (size_t i = 0; i < size; i += 16) {
+      const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + offset + i));
+      // Signed compares: bytes >= 0x80 are below 'A'.
+      __m128i upper = _mm_and_si128(_mm_cmpgt_epi8(v, before_a), _mm_cmplt_epi8(v, after_z));
+      const size_t left = size - i;
+      if (left < 16) {
+        upper = _mm_and_si128(upper, _mm_loadu_si128(reinterpret_cast<const __m128i*>(kPrefix + 16 - left)));
+      }
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + offset + i),
+                       _mm_or_si128(v, _mm_and_si128(upper, case_bit)));
+    }
+    return;
+  }
+#else
+  (void)limit;
+#endif
+  LowercaseCopy(dst + offset, src + offset, size);
+}
+
 template <typename Fields>
 void HeaderList::AssignParsedBlock(std::string_view block, const Fields& fields) {
   Clear();
@@ -228,7 +262,7 @@ void HeaderList::AssignParsedBlock(std::string_view block, const Fields& fields)
     e->value_offset = static_cast<uint32_t>(f.value.data() - block.data());
     e->value_size = static_cast<uint32_t>(f.value.size());
     e->unknown = 0;
-    LowercaseCopy(data_.get() + e->name_offset, f.name.data(), f.name.size());
+    LowercaseName(data_.get(), block.data(), e->name_offset, f.name.size(), block.size());
   }
 }
 
@@ -247,7 +281,7 @@ void HeaderList::AssignParsedOffsets(std::string_view block, const OffsetField* 
     e->value_offset = f.value_offset;
     e->value_size = f.value_size;
     e->unknown = 0;
-    LowercaseCopy(base + f.name_offset, block.data() + f.name_offset, f.name_size);
+    LowercaseName(base, block.data(), f.name_offset, f.name_size, block.size());
   }
   count_ = static_cast<uint32_t>(count);
 }

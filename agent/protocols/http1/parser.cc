@@ -14,9 +14,41 @@ constexpr std::string_view kMethods[] = {"GET",     "POST",  "PUT",   "DELETE", 
 
 inline char Lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
 
+// ASCII-lowercase of a whole word (SWAR): a byte gets 0x20 when it is in
+// 'A'..'Z'; every other byte is left as it is.
+template <typename Word>
+inline Word LowerWord(Word x) {
+  constexpr Word kOnes = static_cast<Word>(~Word{0}) / 0xff, kHigh = kOnes * 0x80;
+  const Word low7 = x & static_cast<Word>(~kHigh);
+  const Word at_least_a = low7 + kOnes * (0x80 - 'A');
+  const Word above_z = low7 + kOnes * (0x80 - 'Z' - 1);
+  return x | static_cast<Word>((at_least_a & ~above_z & ~x & kHigh) >> 2);
+}
+
+template <typename Word>
+inline bool WordEqualsLower(const char* s, const char* lower) {
+  Word a, b;
+  std::memcpy(&a, s, sizeof(a));
+  std::memcpy(&b, lower, sizeof(b));
+  return LowerWord(a) == b;
+}
+
+// `s` lowercased equals `lower`. Words at a time (the last one overlapping),
+// exact for every byte value.
 inline bool EqualsLower(std::string_view s, std::string_view lower) {
-  if (s.size() != lower.size()) return false;
-  for (size_t i = 0; i < s.size(); ++i) {
+  const size_t n = s.size();
+  if (n != lower.size()) return false;
+  if (n >= 8) {
+    for (size_t i = 0; i + 8 < n; i += 8) {
+      if (!WordEqualsLower<uint64_t>(s.data() + i, lower.data() + i)) return false;
+    }
+    return WordEqualsLower<uint64_t>(s.data() + n - 8, lower.data() + n - 8);
+  }
+  if (n >= 4) {
+    return WordEqualsLower<uint32_t>(s.data(), lower.data()) &&
+           WordEqualsLower<uint32_t>(s.data() + n - 4, lower.data() + n - 4);
+  }
+  for (size_t i = 0; i < n; ++i) {
     if (Lower(s[i]) != lower[i]) return false;
   }
   return true;

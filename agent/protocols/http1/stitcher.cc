@@ -366,17 +366,22 @@ void Http1Session::Pair() {
 void Http1Session::Emit(Http1Message&& req, Http1Message* resp) {
   L7Record& r = ready_.emplace_back();
   r.protocol = L7Protocol::kHttp1;
-  r.version.assign(req.version_minor == 0 ? "1.0" : "1.1", 3);
+  // The strings are empty: append() fills them without assign()'s generic
+  // replace (_M_replace, ~4 % of header-only parsing for six short strings).
   const std::string_view head = req.head();
-  r.method.assign(req.method.In(head));
-  r.authority.assign(req.authority.In(head));
+  const auto fill = [&](std::string& s, HeadSpan span) {
+    if (span.size != 0) s.append(head.data() + span.offset, span.size);
+  };
+  r.version.append(req.version_minor == 0 ? "1.0" : "1.1", 3);
+  fill(r.method, req.method);
+  fill(r.authority, req.authority);
   if (req.path.size == 0) {
-    r.path.assign("/", 1);
+    r.path.push_back('/');
   } else {
-    r.path.assign(req.path.In(head));
+    fill(r.path, req.path);
   }
-  r.query.assign(req.query.In(head));
-  r.scheme.assign("http", 4);
+  fill(r.query, req.query);
+  r.scheme.append("http", 4);
   r.request = std::move(req.wire);
   bool truncated = req.truncated;
   bool late = req.late_join;

@@ -301,5 +301,50 @@ TEST(Http1Parser, DispatchPicksASupportedScanner) {
   std::printf("head scanner: %d (0 scalar, 1 SSE2, 2 AVX2, 3 AVX-512)\n", static_cast<int>(BestScanIsa()));
 }
 
+// Header values the parser acts on compare case-insensitively, byte-exactly:
+// every position of every value, flipped in case or replaced by a byte that
+// only differs in the 0x20 bit, against a byte-wise rule.
+TEST(Http1Parser, DerivedHeaderValuesCompareExactlyIgnoringCase) {
+  const auto lower_eq = [](std::string_view s, std::string_view lower) {
+    if (s.size() != lower.size()) return false;
+    for (size_t i = 0; i < s.size(); ++i) {
+      const char c = (s[i] >= 'A' && s[i] <= 'Z') ? static_cast<char>(s[i] + 32) : s[i];
+      if (c != lower[i]) return false;
+    }
+    return true;
+  };
+  for (const std::string_view want : {"keep-alive", "close"}) {
+    for (size_t at = 0; at < want.size(); ++at) {
+      for (int c = 1; c < 256; ++c) {
+        if (c == '\n' || c == '\r' || c == ',') continue;
+        std::string value(want);
+        value[at] = static_cast<char>(c);
+        MessageHead head;
+        const std::string buf = "GET / HTTP/1.1\r\nConnection: " + value + "\r\n\r\n";
+        ASSERT_EQ(ParseRequestHead(buf, &head), ParseStatus::kOk) << buf;
+        const std::string_view trimmed = head.headers[0].value;
+        const bool exact = lower_eq(trimmed, want);
+        // One token (no commas): the flag is set exactly when it matches.
+        EXPECT_EQ(want == "close" ? head.connection_close : head.connection_keep_alive, exact) << value;
+      }
+    }
+  }
+  for (const char* name : {"HOST", "Host", "hOsT"}) {
+    MessageHead head;
+    ASSERT_EQ(ParseRequestHead(std::string("GET / HTTP/1.1\r\n") + name + ": h\r\n\r\n", &head), ParseStatus::kOk);
+    EXPECT_EQ(head.host, "h") << name;
+  }
+  for (const char* name : {"Hosu", "Hos", "Hostx", "Expecu"}) {
+    MessageHead head;
+    ASSERT_EQ(ParseRequestHead(std::string("GET / HTTP/1.1\r\n") + name + ": h\r\n\r\n", &head), ParseStatus::kOk);
+    EXPECT_EQ(head.host, "") << name;
+  }
+  MessageHead head;
+  ASSERT_EQ(ParseRequestHead("GET / HTTP/1.1\r\nEXPECT: 100-Continue\r\nTransfer-Encoding: gzip, CHUNKED\r\n\r\n", &head),
+            ParseStatus::kOk);
+  EXPECT_TRUE(head.expect_continue);
+  EXPECT_TRUE(head.chunked);
+}
+
 }  // namespace
 }  // namespace sonde::protocols::http1
