@@ -20,7 +20,7 @@ bool Inside(std::string_view s, const char* lo, const char* hi) {
 
 void DecodedFieldList::Grow(size_t n) {
   const size_t cap = std::max({cap_ * 2, used_ + n, size_t{4096}});
-  auto fresh = std::make_unique<char[]>(cap);
+  auto fresh = std::make_unique_for_overwrite<char[]>(cap);  // no zero-fill: bytes are written before read
   if (used_ > 0) std::memcpy(fresh.get(), arena_.get(), used_);
   const char* lo = arena_.get();
   const char* hi = lo + cap_;
@@ -132,7 +132,7 @@ void HpackDynamicTable::MakeRoom(size_t need, DecodedFieldList* views) {
     if (live > 0) std::memmove(buf_.get(), buf_.get() + start, live);
   } else {
     const size_t cap = std::max((live + need) * 2, size_t{8192});
-    auto fresh = std::make_unique<char[]>(cap);
+    auto fresh = std::make_unique_for_overwrite<char[]>(cap);  // no zero-fill: bytes are written before read
     if (live > 0) std::memcpy(fresh.get(), buf_.get() + start, live);
     buf_ = std::move(fresh);
     cap_ = cap;
