@@ -152,14 +152,16 @@ inline __m128i NonTcharSse2(__m128i v) {
 
 [[gnu::target("avx512f,avx512bw,avx512vbmi")]] inline void ScanAvx512(const char* p, WindowMasks* m) {
   const __m512i v = _mm512_loadu_si512(p);
-  m->lf = _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8('\n'));
-  m->colon = _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8(':'));
+  // Masks move to general registers at once: the line walk is scalar bit
+  // arithmetic, slower on mask registers (kandn, kmov round trips).
+  m->lf = _cvtmask64_u64(_mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8('\n')));
+  m->colon = _cvtmask64_u64(_mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8(':')));
   // Bytes 0..127 look their class up in 128 bytes; bytes >= 0x80 carry
   // their own high bit.
   const __m512i table_lo = _mm512_loadu_si512(kNonTcharHigh.data());
   const __m512i table_hi = _mm512_loadu_si512(kNonTcharHigh.data() + 64);
   const __m512i cls = _mm512_permutex2var_epi8(table_lo, v, table_hi);
-  m->non_tchar = _mm512_movepi8_mask(_mm512_or_si512(cls, v));
+  m->non_tchar = _cvtmask64_u64(_mm512_movepi8_mask(_mm512_or_si512(cls, v)));
 }
 #endif
 
@@ -259,14 +261,14 @@ class BasicLineScanner {
   [[gnu::always_inline]] void Scan(size_t start) {
     base_ = start;
     const size_t left = start < buf_.size() ? buf_.size() - start : 0;
-    if (left >= 64) {
-      ScanBlock(buf_.data() + start);
-      return;
+    const char* p = buf_.data() + start;
+    if (left < 64) [[unlikely]] {
+      // Never read past the caller's buffer: the tail goes through a padded copy.
+      std::memset(tail_, 0, sizeof(tail_));
+      if (left > 0) std::memcpy(tail_, p, left);
+      p = tail_;
     }
-    // Never read past the caller's buffer: the tail goes through a padded copy.
-    char tail[64] = {};
-    if (left > 0) std::memcpy(tail, buf_.data() + start, left);
-    ScanBlock(tail);
+    ScanBlock(p);  // one call site, so it inlines
   }
 
   [[gnu::always_inline]] void ScanBlock(const char* p) {
@@ -289,6 +291,7 @@ class BasicLineScanner {
   size_t base_ = 0;  // start of the window the masks describe
   WindowMasks m_;
   bool name_is_token_ = false;
+  char tail_[64];
 };
 
 #if defined(SONDE_HTTP1_X86)

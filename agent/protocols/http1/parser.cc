@@ -35,7 +35,7 @@ inline bool WordEqualsLower(const char* s, const char* lower) {
 
 // `s` lowercased equals `lower`. Words at a time (the last one overlapping),
 // exact for every byte value.
-inline bool EqualsLower(std::string_view s, std::string_view lower) {
+[[gnu::always_inline]] inline bool EqualsLower(std::string_view s, std::string_view lower) {
   const size_t n = s.size();
   if (n != lower.size()) return false;
   if (n >= 8) {
@@ -123,7 +123,16 @@ inline bool IsBlank(char c) { return c == ' ' || c == '\t'; }
 inline bool TokenEqualsLower(std::string_view name, std::string_view lower) {
   const size_t n = name.size();
   if (n != lower.size()) return false;
-  if (n < 8) return EqualsLower(name, lower);
+  if (n < 8) {
+    if (n < 4) return EqualsLower(name, lower);
+    constexpr uint32_t kCase4 = 0x20202020u;
+    uint32_t a, b, c, d;
+    std::memcpy(&a, name.data(), 4);
+    std::memcpy(&b, lower.data(), 4);
+    std::memcpy(&c, name.data() + n - 4, 4);  // the tail, overlapping
+    std::memcpy(&d, lower.data() + n - 4, 4);
+    return ((a | kCase4) == b) & ((c | kCase4) == d);
+  }
   constexpr uint64_t kCase = 0x2020202020202020ull;
   uint64_t a, b;
   for (size_t i = 0; i + 8 <= n; i += 8) {
