@@ -190,7 +190,7 @@ void TolerantHpackDecoder::SetMaxSize(uint32_t size) {
   EvictToFit();
 }
 
-inline void TolerantHpackDecoder::Add(std::string_view name, std::string_view value, bool name_unknown,
+__attribute__((always_inline)) inline void TolerantHpackDecoder::Add(std::string_view name, std::string_view value, bool name_unknown,
                                DecodedFieldList* views) {
   const size_t size = name.size() + value.size() + kHpackEntryOverhead;
   if (size > max_size_) {
