@@ -157,18 +157,7 @@ bool HuffmanDecodeTo(std::string_view in, char* out, size_t& written) {
   // Tail: fewer than 8 input bytes left. Short strings (the common case)
   // land here with an empty buffer: load them whole with overlapping loads.
   if (const auto left = static_cast<int>(end - p); left > 0 && bits + 8 * left <= 64) {
-    uint64_t v;
-    if (left >= 4) {
-      uint32_t head, tail;
-      std::memcpy(&head, p, 4);
-      std::memcpy(&tail, end - 4, 4);
-      v = static_cast<uint64_t>(__builtin_bswap32(head)) << 32 |
-          static_cast<uint64_t>(__builtin_bswap32(tail)) << (64 - 8 * left);
-    } else {
-      v = static_cast<uint64_t>(p[0]) << 56 | static_cast<uint64_t>(p[left / 2]) << (56 - 8 * (left / 2)) |
-          static_cast<uint64_t>(p[left - 1]) << (56 - 8 * (left - 1));
-    }
-    buf |= v >> bits;
+    buf |= huffman_internal::LoadShortBigEndian(p, static_cast<size_t>(left)) >> bits;
     bits += 8 * left;
     p = end;
   }

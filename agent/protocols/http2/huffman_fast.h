@@ -43,6 +43,20 @@ inline uint64_t LoadBigEndian64(const uint8_t* p) {
   return __builtin_bswap64(v);
 }
 
+// 1..7 bytes from `p` as the top of a big-endian word (zeros below), read
+// with overlapping loads and never a byte outside [p, p + n).
+inline uint64_t LoadShortBigEndian(const uint8_t* p, size_t n) {
+  if (n >= 4) {
+    uint32_t head, tail;
+    std::memcpy(&head, p, 4);
+    std::memcpy(&tail, p + n - 4, 4);
+    return static_cast<uint64_t>(__builtin_bswap32(head)) << 32 |
+           static_cast<uint64_t>(__builtin_bswap32(tail)) << (64 - 8 * n);
+  }
+  return static_cast<uint64_t>(p[0]) << 56 | static_cast<uint64_t>(p[n / 2]) << (56 - 8 * (n / 2)) |
+         static_cast<uint64_t>(p[n - 1]) << (56 - 8 * (n - 1));
+}
+
 }  // namespace huffman_internal
 
 // Same results as HuffmanDecodeTo (same room rule at `out`); `table` is
@@ -119,19 +133,8 @@ __attribute__((always_inline)) inline bool HuffmanDecodeFast(std::string_view in
       SONDE_HUFFMAN_FAST_STEP();
     }
   } else if (n > 0) {
-    // The whole string in one word, read without a byte past either end.
-    uint64_t v;
-    if (n >= 4) {
-      uint32_t head, tail;
-      std::memcpy(&head, start, 4);
-      std::memcpy(&tail, end - 4, 4);
-      v = static_cast<uint64_t>(__builtin_bswap32(head)) << 32 |
-          static_cast<uint64_t>(__builtin_bswap32(tail)) << (64 - 8 * n);
-    } else {
-      v = static_cast<uint64_t>(start[0]) << 56 | static_cast<uint64_t>(start[n / 2]) << (56 - 8 * (n / 2)) |
-          static_cast<uint64_t>(start[n - 1]) << (56 - 8 * (n - 1));
-    }
-    nbuf = ~v & (~uint64_t{0} << (64 - 8 * n));
+    // The whole string in one word.
+    nbuf = ~LoadShortBigEndian(start, n) & (~uint64_t{0} << (64 - 8 * n));
     bits = static_cast<int64_t>(8 * n);
     do SONDE_HUFFMAN_FAST_STEP();
     while (EntryCount(last) != 0);
