@@ -271,6 +271,59 @@ TEST(Http1Session, AbsoluteFormTarget) {
   EXPECT_EQ(recs[0].authority, "proxy.example:8080");
 }
 
+// Request-line parts and Host are kept as offsets into the head copy until the
+// record is built: every shape of target and Host gives the strings it did.
+TEST(Http1Session, TargetShapesAndHostPrecedence) {
+  struct Case {
+    const char* target;
+    const char* host_line;
+    const char* path;
+    const char* query;
+    const char* authority;
+  };
+  const Case cases[] = {
+      {"/", "", "/", "", ""},
+      {"?q=1", "", "/", "q=1", ""},
+      {"/p?", "Host: h\r\n", "/p", "", "h"},
+      {"http://up.example", "", "/", "", "up.example"},
+      {"http://up.example?x", "", "/", "x", "up.example"},
+      {"http://up.example/a/b?c", "Host: h\r\n", "/a/b", "c", "h"},  // Host wins
+      {"http://up.example/a", "Host:\r\n", "/a", "", "up.example"},  // empty Host: the target's
+      {"*", "Host: h\r\nHost: second\r\n", "*", "", "second"},
+      {"/a-path-longer-than-the-small-string-buffer/x?y=z", "HOST: Mixed.Case\r\n",
+       "/a-path-longer-than-the-small-string-buffer/x", "y=z", "Mixed.Case"},
+  };
+  for (const Case& c : cases) {
+    Feeder f(Role::kClient);
+    f.Send(kOut, std::string("DELETE ") + c.target + " HTTP/1.0\r\n" + c.host_line + "\r\n", 10);
+    f.Send(kIn, "HTTP/1.1 204 No Content\r\n\r\n", 20);
+    auto recs = f.Take();
+    ASSERT_EQ(recs.size(), 1u) << c.target;
+    EXPECT_EQ(recs[0].method, "DELETE");
+    EXPECT_EQ(recs[0].path, c.path) << c.target;
+    EXPECT_EQ(recs[0].query, c.query) << c.target;
+    EXPECT_EQ(recs[0].authority, c.authority) << c.target;
+    EXPECT_EQ(recs[0].version, "1.0");
+    EXPECT_EQ(recs[0].scheme, "http");
+    EXPECT_EQ(recs[0].status, 204);
+  }
+}
+
+// A response finished while no other response waits pairs at once; one that
+// would precede its request is dropped (and counted) the same way.
+TEST(Http1Session, ResponseBeforeItsRequestIsDroppedWhenPairedAtOnce) {
+  Feeder f(Role::kClient);
+  f.Send(kOut, "GET /a HTTP/1.1\r\nHost: h\r\n\r\n", 100);
+  f.Send(kIn, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", 50);  // started before the request
+  EXPECT_TRUE(f.Take().empty());
+  EXPECT_EQ(f.session().counters().unpaired, 1u);
+  f.Send(kIn, "HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n", 200);
+  auto recs = f.Take();
+  ASSERT_EQ(recs.size(), 1u);
+  EXPECT_EQ(recs[0].path, "/a");
+  EXPECT_EQ(recs[0].status, 201);
+}
+
 TEST(Http1Session, RandomGarbageNeverCrashes) {
   std::mt19937 rng(42);
   for (int round = 0; round < 300; ++round) {
