@@ -364,6 +364,9 @@ void Http1Session::Pair() {
 }
 
 void Http1Session::Emit(Http1Message&& req, Http1Message* resp) {
+  // Room for a batch from the first record on (growing 1, 2, 4, ... moved
+  // every record built so far).
+  if (ready_.capacity() == 0) ready_.reserve(16);
   L7Record& r = ready_.emplace_back();
   r.protocol = L7Protocol::kHttp1;
   // The strings are empty: append() fills them without assign()'s generic
