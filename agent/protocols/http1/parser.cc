@@ -1,5 +1,6 @@
 #include "agent/protocols/http1/parser.h"
 
+#include "agent/protocols/header_list.h"
 #include "agent/protocols/http1/line_scanner.h"
 
 #include <algorithm>
@@ -14,23 +15,12 @@ constexpr std::string_view kMethods[] = {"GET",     "POST",  "PUT",   "DELETE", 
 
 inline char Lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
 
-// ASCII-lowercase of a whole word (SWAR): a byte gets 0x20 when it is in
-// 'A'..'Z'; every other byte is left as it is.
-template <typename Word>
-inline Word LowerWord(Word x) {
-  constexpr Word kOnes = static_cast<Word>(~Word{0}) / 0xff, kHigh = kOnes * 0x80;
-  const Word low7 = x & static_cast<Word>(~kHigh);
-  const Word at_least_a = low7 + kOnes * (0x80 - 'A');
-  const Word above_z = low7 + kOnes * (0x80 - 'Z' - 1);
-  return x | static_cast<Word>((at_least_a & ~above_z & ~x & kHigh) >> 2);
-}
-
 template <typename Word>
 inline bool WordEqualsLower(const char* s, const char* lower) {
   Word a, b;
   std::memcpy(&a, s, sizeof(a));
   std::memcpy(&b, lower, sizeof(b));
-  return LowerWord(a) == b;
+  return ::sonde::protocols::header_list_detail::LowerAscii(a) == b;
 }
 
 // `s` lowercased equals `lower`. Words at a time (the last one overlapping),
