@@ -12,7 +12,7 @@
 #include "server/api/http_api.h"
 #include "server/api/params.h"
 #include "server/ingest/ingest_service.h"
-#include "server/store/sqlite_storage.h"
+#include "server/store/storage.h"
 
 namespace {
 
@@ -84,9 +84,9 @@ int main(int argc, char** argv) {
     spdlog::error("cannot create data dir {}: {}", data_dir, ec.message());
     return 1;
   }
-  sonde::server::SqliteStorage::Options opts;
+  sonde::server::StorageOptions opts;
   opts.path = (std::filesystem::path(data_dir) / "sonde.db").string();
-  auto storage = sonde::server::SqliteStorage::Open(opts);
+  auto storage = sonde::server::OpenStorage(opts);
   if (!storage.ok()) {
     spdlog::error("storage: {}", storage.status().ToString());
     return 1;

@@ -11,7 +11,7 @@
 #include "server/query/flame.h"
 #include "server/query/red.h"
 #include "server/query/trace_assembler.h"
-#include "server/store/sqlite_storage.h"
+#include "server/store/storage.h"
 #include "server/ui/assets.h"
 
 namespace sonde::server {

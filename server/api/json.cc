@@ -3,7 +3,7 @@
 #include <map>
 #include <tuple>
 
-#include "server/store/sqlite_storage.h"
+#include "server/store/storage.h"
 
 namespace sonde::server {
 

@@ -27,11 +27,13 @@ std::string Statement::Text(int col) const {
   return p ? std::string(reinterpret_cast<const char*>(p), static_cast<size_t>(n)) : std::string();
 }
 
-std::string Statement::Blob(int col) const {
+std::string_view Statement::BlobView(int col) const {
   const void* p = sqlite3_column_blob(stmt_.get(), col);
   int n = sqlite3_column_bytes(stmt_.get(), col);
-  return p ? std::string(static_cast<const char*>(p), static_cast<size_t>(n)) : std::string();
+  return p ? std::string_view(static_cast<const char*>(p), static_cast<size_t>(n)) : std::string_view();
 }
+
+std::string Statement::Blob(int col) const { return std::string(BlobView(col)); }
 
 absl::StatusOr<std::unique_ptr<Database>> Database::Open(const std::string& path, bool read_only) {
   sqlite3* raw = nullptr;

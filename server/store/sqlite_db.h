@@ -61,6 +61,8 @@ class Statement {
   double Double(int col) const { return sqlite3_column_double(stmt_.get(), col); }
   std::string Text(int col) const;
   std::string Blob(int col) const;
+  // The column's bytes without a copy: valid until the next Step or Reset.
+  std::string_view BlobView(int col) const;
   bool IsNull(int col) const { return sqlite3_column_type(stmt_.get(), col) == SQLITE_NULL; }
   sqlite3_stmt* get() const { return stmt_.get(); }
 

@@ -6,6 +6,16 @@
 // batch): the trace's spans of that batch as one encoded blob plus the
 // per-row facts searches filter on (see docs/server.md, "Storage"). Other
 // rows keep filterable fields as columns and the rest as the agent's proto.
+//
+// Only server/store (and tests of this backend) include this header; everyone
+// else opens storage through OpenStorage() in storage.h. The implementation
+// is split by concern:
+//   sqlite_storage.cc    connections (writer, reader pool), opening, stats
+//   sqlite_schema.cc     tables, schema version check, migration from v1
+//   sqlite_writes.cc     WriteBatch and its prepared statements
+//   sqlite_queries.cc    the read queries
+//   sqlite_retention.cc  EnforceRetention
+//   span_chunk.{h,cc}    the span_chunks row format shared by writes and queries
 #include <memory>
 #include <mutex>
 #include <string>
@@ -20,13 +30,7 @@ class SqliteStorage final : public Storage {
  public:
   static constexpr int kSchemaVersion = 2;
 
-  struct Options {
-    std::string path;          // database file
-    int read_connections = 4;
-    bool synchronous_full = false;  // NORMAL is durable in WAL except on power loss
-    bool compress_spans = true;     // zstd on each (trace, batch) span blob
-    int zstd_level = -1;            // fast levels: same size as 1 here, ~25 % less CPU
-  };
+  using Options = StorageOptions;
   static absl::StatusOr<std::unique_ptr<SqliteStorage>> Open(const Options& options);
   ~SqliteStorage() override;
 
@@ -45,16 +49,19 @@ class SqliteStorage final : public Storage {
                                                    const RetentionPolicy& policy) override;
   StorageStats Stats() override;
 
-  int schema_version() const { return schema_version_; }
+  int schema_version() const override { return schema_version_; }
 
  private:
   class ReadLease;
   struct WriteStatements;
   explicit SqliteStorage(Options options);
   absl::Status Init();
+  // The steps below run inside Init's transaction on the writer.
+  absl::Status PrepareSchemaLocked();
+  absl::Status PrepareWriteStatementsLocked();
+  absl::Status MigrateV1Locked();
   absl::Status InsertBatchLocked(const IngestContext& ctx, const v1::Batch& batch);
   absl::Status InsertSpansLocked(const std::string& host, const v1::Span* const* spans, size_t n);
-  absl::Status MigrateV1Locked();
   absl::StatusOr<ReadLease> AcquireReader();
   void ReleaseReader(std::unique_ptr<sqlite::Database> db);
 
@@ -69,9 +76,5 @@ class SqliteStorage final : public Storage {
   std::mutex read_mu_;
   std::vector<std::unique_ptr<sqlite::Database>> readers_;
 };
-
-// Hex text of raw id bytes, and back (nullopt-like empty string on bad input).
-std::string HexEncode(std::string_view bytes);
-bool HexDecode(std::string_view hex, std::string* out);
 
 }  // namespace sonde::server

@@ -1,11 +1,14 @@
 #pragma once
-// The server's storage interface. The embedded default is SqliteStorage; a
-// networked backend implements the same interface. Rows that the UI shows in
+// The server's storage interface. OpenStorage() opens the embedded default (a
+// SQLite file); a networked backend implements the same interface. Callers
+// outside server/store see only this header. Rows that the UI shows in
 // detail are returned as the proto messages the agent sent (plus the host
 // that sent them), so every backend shares one row model.
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -174,6 +177,25 @@ class Storage {
   virtual absl::StatusOr<RetentionResult> EnforceRetention(uint64_t now_ns,
                                                            const RetentionPolicy& policy) = 0;
   virtual StorageStats Stats() = 0;
+  // Layout version of the stored data (logged at start).
+  virtual int schema_version() const = 0;
 };
+
+// The embedded store: one SQLite file in WAL mode.
+struct StorageOptions {
+  std::string path;  // database file
+  int read_connections = 4;
+  bool synchronous_full = false;  // NORMAL is durable in WAL except on power loss
+  bool compress_spans = true;     // zstd on each (trace, batch) span blob
+  int zstd_level = -1;            // fast levels: same size as 1 here, ~25 % less CPU
+};
+
+// Opens (creating or upgrading) the embedded store at options.path.
+absl::StatusOr<std::unique_ptr<Storage>> OpenStorage(const StorageOptions& options);
+
+// Hex text of raw id bytes (trace and span ids), and back; HexDecode returns
+// false on bad input.
+std::string HexEncode(std::string_view bytes);
+bool HexDecode(std::string_view hex, std::string* out);
 
 }  // namespace sonde::server

@@ -9,7 +9,7 @@
 
 #include "server/api/http_api.h"
 #include "server/api/params.h"
-#include "server/store/sqlite_storage.h"
+#include "server/store/storage.h"
 #include "tests/unit/server/test_util.h"
 
 namespace sonde::server {
@@ -21,9 +21,9 @@ constexpr uint64_t kSec = 1'000'000'000;
 class ApiTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    SqliteStorage::Options o;
+    StorageOptions o;
     o.path = (dir_.path() / "sonde.db").string();
-    auto s = SqliteStorage::Open(o);
+    auto s = OpenStorage(o);
     ASSERT_TRUE(s.ok());
     store_ = std::move(*s);
     now_ = testing::NowNs();
@@ -62,7 +62,7 @@ class ApiTest : public ::testing::Test {
   }
 
   testing::TempDir dir_;
-  std::unique_ptr<SqliteStorage> store_;
+  std::unique_ptr<Storage> store_;
   uint64_t now_ = 0;
   std::unique_ptr<HttpApi> api_;
   httplib::Server server_;
