@@ -77,14 +77,13 @@ TEST(Huffman, RejectsEosAndBadPadding) {
 
 // --- Public stories --------------------------------------------------------
 
-fs::path StoriesDir() { return fs::path(SONDE_SOURCE_DIR) / ".." / "shared" / "testdata" / "hpack"; }
+// A subset of the hpack-test-case stories, committed with the tests (see its
+// README.md): six encoders, 30 stories, 348 header blocks.
+fs::path StoriesDir() { return fs::path(SONDE_TEST_DATA_DIR) / "hpack"; }
 
 bool RequireStories() {
   if (fs::is_directory(StoriesDir())) return true;
-  const char* ci = std::getenv("CI");
-  if (ci != nullptr && std::string(ci) == "true") {
-    ADD_FAILURE() << "HPACK test vectors missing at " << StoriesDir();
-  }
+  ADD_FAILURE() << "HPACK test vectors missing at " << StoriesDir();
   return false;
 }
 
@@ -132,7 +131,7 @@ INSTANTIATE_TEST_SUITE_P(Both, HpackBackends,
 TEST_P(HpackBackends, ExactDecoderMatchesEveryStory) {
   if (!RequireStories()) GTEST_SKIP() << "no HPACK test vectors at " << StoriesDir();
   const auto stories = LoadStories();
-  ASSERT_GE(stories.size(), 150u);
+  ASSERT_GE(stories.size(), 30u);
   size_t blocks = 0;
   for (const Story& story : stories) {
     HpackDecoder decoder(GetParam());
@@ -144,7 +143,7 @@ TEST_P(HpackBackends, ExactDecoderMatchesEveryStory) {
     }
     EXPECT_EQ(decoder.counters().blocks_degraded, 0u) << story.name;
   }
-  EXPECT_GT(blocks, 3000u);
+  EXPECT_GE(blocks, 348u);
 }
 
 TEST(HpackStories, TolerantDecoderWithKnownStateMatchesEveryStory) {
