@@ -7,8 +7,7 @@ cd "$(dirname "$0")/.."
 
 bash scripts/setup.sh
 BUILD_DIR=${SONDE_BUILD_DIR:-build}
-cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSONDE_BUILD_TESTS=ON -DSONDE_BUILD_BENCH=ON \
-  -DSONDE_SKIP_COMPONENTS=""
+cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSONDE_BUILD_TESTS=ON -DSONDE_BUILD_BENCH=ON
 cmake --build "$BUILD_DIR" -j"$(nproc)"
 
 cd "$BUILD_DIR"

@@ -1,25 +1,16 @@
 #include "agent/protocols/registry.h"
 
-// One line per protocol; each protocol folder exports its definition.
-#if __has_include("agent/protocols/http2/definition.h")
-#include "agent/protocols/http2/definition.h"
-#define SONDE_HAVE_HTTP2 1
-#endif
-#if __has_include("agent/protocols/http1/definition.h")
+// Each protocol folder exports its definition: a protocol is one include here
+// and one line in kProtocols.
 #include "agent/protocols/http1/definition.h"
-#define SONDE_HAVE_HTTP1 1
-#endif
+#include "agent/protocols/http2/definition.h"
 
 namespace sonde::protocols {
 namespace {
 // HTTP/2 first: its preface also looks like an HTTP/1 request line ("PRI * HTTP/2.0").
 const ProtocolDefinition kProtocols[] = {
-#ifdef SONDE_HAVE_HTTP2
     http2::Definition(),
-#endif
-#ifdef SONDE_HAVE_HTTP1
     http1::Definition(),
-#endif
     {L7Protocol::kUnknown, "unknown", nullptr, nullptr},
 };
 }  // namespace
