@@ -202,6 +202,9 @@ int RunAgent(const sonde::core::AgentConfig& config, const RunCommand& cmd,
              sonde::otlp::OtlpFlags& otlp_flags) {
   sonde::pipeline::PipelineOptions options;
   options.metrics_listen = config.metrics_listen;
+  options.sampler.spans_per_second = config.spans.rate_limit;
+  options.sampler.slow_ns = static_cast<uint64_t>(config.spans.slow_ms) * 1'000'000;
+  options.sampler.honour_parent_flag = config.spans.honour_parent_flag;
   options.print_json = !cmd.no_json && config.server_address.empty();
   sonde::capture::File json_file;
   if (options.print_json && !cmd.json_path.empty()) {
@@ -319,6 +322,7 @@ int main(int argc, char** argv) {
   run->add_option("--metrics-listen", config.metrics_listen, "Prometheus /metrics address (empty: off)")
       ->capture_default_str();
   sonde::core::AddCaptureFlags(*run, config);
+  sonde::core::AddSpanFlags(*run, config);
   run->add_flag("!--no-otlp", run_cmd.otlp_enabled, "Do not start the OTLP receivers");
   sonde::packet::AddNetworkFlags(*run, run_cmd.network);
   sonde::profile::AddProfileFlags(*run, run_cmd.profile);

@@ -13,4 +13,6 @@ static_assert(offsetof(sonde_data_event, bytes) == 104);
 static_assert(offsetof(sonde_data_event, payload) == 120);
 static_assert(sizeof(sonde_data_event) == 120);
 static_assert(sizeof(sonde_conn_event) == 128);
+static_assert(sizeof(sonde_filter_config) == 16);
+static_assert(sizeof(sonde_sock_state) == 48);
 static_assert((SONDE_PAYLOAD_MAX & (SONDE_PAYLOAD_MAX - 1)) == 0, "payload max must be a power of two");

@@ -20,6 +20,7 @@ struct SourceCounters {
   uint64_t events = 0;          // records delivered
   uint64_t malformed = 0;       // records too short / bad size (dropped, counted)
   uint64_t kernel_lost = 0;     // sum of the kernel's lost-event counters
+  uint64_t ignored_sockets = 0; // sockets the kernel was told to stop capturing
 };
 
 class EventSource {
@@ -29,6 +30,9 @@ class EventSource {
   // Returns OutOfRange at the end of a recording, other errors on failure.
   virtual absl::Status Poll(int timeout_ms, const EventCallback& on_event) = 0;
   virtual SourceCounters counters() const = 0;
+  // A socket whose bytes are of no use (no protocol claimed it, TLS
+  // ciphertext): a live source stops capturing it; recordings ignore this.
+  virtual void IgnoreSocket(uint64_t /*sock_id*/) {}
 };
 
 // Typed views over a RawEvent; nullptr when the record is not of that type or

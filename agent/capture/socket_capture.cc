@@ -166,7 +166,35 @@ std::vector<ProgramStats> SocketCapture::ReadProgramStats() const {
 }
 
 absl::Status SocketCapture::ExcludePort(uint16_t port) {
-  return PutFilter(bpf_map__fd(impl_->skel->maps.port_filter), port, SONDE_FILTER_EXCLUDE, "port");
+  if (auto st = PutFilter(bpf_map__fd(impl_->skel->maps.port_filter), port, SONDE_FILTER_EXCLUDE, "port");
+      !st.ok())
+    return st;
+  // Per-socket filter decisions are cached in the kernel: a new generation
+  // makes every socket decide again on its next call.
+  return UpdateFilterConfig([](sonde_filter_config& cfg) { ++cfg.generation; });
+}
+
+absl::Status SocketCapture::UpdateFilterConfig(const std::function<void(sonde_filter_config&)>& change) {
+  const uint32_t zero = 0;
+  sonde_filter_config cfg{};
+  const int cfg_fd = bpf_map__fd(impl_->skel->maps.filter_config);
+  if (bpf_map_lookup_elem(cfg_fd, &zero, &cfg) != 0) {
+    return absl::InternalError(absl::StrCat("reading filter config failed: ", std::strerror(errno)));
+  }
+  change(cfg);
+  if (bpf_map_update_elem(cfg_fd, &zero, &cfg, BPF_ANY) != 0) {
+    return absl::InternalError(absl::StrCat("updating filter config failed: ", std::strerror(errno)));
+  }
+  return absl::OkStatus();
+}
+
+void SocketCapture::IgnoreSocket(uint64_t sock_id) {
+  const int fd = bpf_map__fd(impl_->skel->maps.sock_states);
+  sonde_sock_state state{};
+  // Missing (closed meanwhile or evicted): nothing to ignore any more.
+  if (bpf_map_lookup_elem(fd, &sock_id, &state) != 0) return;
+  state.flags |= SONDE_SOCK_IGNORED;
+  if (bpf_map_update_elem(fd, &sock_id, &state, BPF_EXIST) == 0) ++impl_->counters.ignored_sockets;
 }
 
 absl::Status SocketCapture::ExcludePid(uint32_t pid) {
@@ -174,17 +202,7 @@ absl::Status SocketCapture::ExcludePid(uint32_t pid) {
       !st.ok())
     return st;
   // Make sure the kernel side consults the pid map from now on.
-  const uint32_t zero = 0;
-  sonde_filter_config cfg{};
-  const int cfg_fd = bpf_map__fd(impl_->skel->maps.filter_config);
-  if (bpf_map_lookup_elem(cfg_fd, &zero, &cfg) != 0) {
-    return absl::InternalError(absl::StrCat("reading filter config failed: ", std::strerror(errno)));
-  }
-  cfg.mode |= SONDE_FILTER_HAS_PID_ENTRIES;
-  if (bpf_map_update_elem(cfg_fd, &zero, &cfg, BPF_ANY) != 0) {
-    return absl::InternalError(absl::StrCat("updating filter config failed: ", std::strerror(errno)));
-  }
-  return absl::OkStatus();
+  return UpdateFilterConfig([](sonde_filter_config& cfg) { cfg.mode |= SONDE_FILTER_HAS_PID_ENTRIES; });
 }
 
 }  // namespace sonde::capture

@@ -2,6 +2,7 @@
 // Live socket capture: loads bpf/socket_trace.bpf.c, sets its filters and
 // drains its ring buffer on a timer (the kernel side submits without wake-ups).
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -61,10 +62,14 @@ class SocketCapture final : public EventSource {
   // Runtime filter changes (e.g. exclude a receiver port once it is bound).
   absl::Status ExcludePort(uint16_t port);
   absl::Status ExcludePid(uint32_t pid);
+  // EventSource: the kernel stops copying this socket's bytes (one map
+  // lookup per call from now on).
+  void IgnoreSocket(uint64_t sock_id) override;
 
  private:
   struct Impl;
   explicit SocketCapture(std::unique_ptr<Impl> impl);
+  absl::Status UpdateFilterConfig(const std::function<void(sonde_filter_config&)>& change);
   std::unique_ptr<Impl> impl_;
 };
 

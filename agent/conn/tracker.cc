@@ -174,6 +174,12 @@ void ConnectionTracker::OnData(const sonde_data_event& ev, std::vector<ConnRecor
   size_t before = out.size();
   conn->TakeRecords(hdr.ts_exit_ns, /*closing=*/false, out);
   closed_.records += out.size() - before;
+  if (conn->gave_up() && ev.sock_id != 0) {
+    // Not a protocol we reconstruct (or TLS ciphertext): let the kernel stop
+    // copying it and free its state now instead of at the idle timeout.
+    unclaimed_sockets_.push_back(ev.sock_id);
+    Close(connections_.find(key), out);
+  }
 }
 
 void ConnectionTracker::OnConn(const sonde_conn_event& ev, std::vector<ConnRecord>& out) {

@@ -70,6 +70,10 @@ class ConnectionTracker {
   // Live sums (walks the connections; meant for scrapes, not per event).
   TrackerCounters counters() const;
   uint64_t latest_event_ns() const { return latest_ns_; }
+  // Sockets no protocol claimed since the last call (their connections are
+  // forgotten): the capture source can stop copying their bytes. Cleared by
+  // the caller.
+  std::vector<uint64_t>& unclaimed_sockets() { return unclaimed_sockets_; }
 
  private:
   using ConnMap = std::unordered_map<uint64_t, std::unique_ptr<Connection>>;
@@ -82,6 +86,7 @@ class ConnectionTracker {
   void Retire(const Connection& c);
 
   TrackerOptions options_;
+  std::vector<uint64_t> unclaimed_sockets_;
   MemoryBudget budget_;
   ConnMap connections_;                            // by socket id (or pid+fd when unknown)
   std::unordered_map<uint64_t, uint64_t> by_fd_;   // (pid << 32 | fd) -> key

@@ -51,7 +51,7 @@ absl::Status LoadYamlConfig(const std::string& path, AgentConfig& c) {
   }
   if (root.IsNull()) return absl::OkStatus();
   // Component sections are read by their components (e.g. packet::LoadNetworkYaml).
-  SONDE_RETURN_IF_ERROR(CheckKeys(root, path, {"log_level", "node_name", "capture", "server", "metrics", "network"}));
+  SONDE_RETURN_IF_ERROR(CheckKeys(root, path, {"log_level", "node_name", "capture", "server", "metrics", "network", "spans"}));
   SONDE_RETURN_IF_ERROR(Read(root, "log_level", path, c.log_level));
   SONDE_RETURN_IF_ERROR(Read(root, "node_name", path, c.node_name));
   if (const auto cap = root["capture"]) {
@@ -79,6 +79,13 @@ absl::Status LoadYamlConfig(const std::string& path, AgentConfig& c) {
     SONDE_RETURN_IF_ERROR(Read(srv, "address", w, c.server_address));
     SONDE_RETURN_IF_ERROR(Read(srv, "token", w, c.server_token));
   }
+  if (const auto sp = root["spans"]) {
+    const std::string w = path + ": spans";
+    SONDE_RETURN_IF_ERROR(CheckKeys(sp, w, {"rate_limit", "slow_ms", "honour_parent_flag"}));
+    SONDE_RETURN_IF_ERROR(Read(sp, "rate_limit", w, c.spans.rate_limit));
+    SONDE_RETURN_IF_ERROR(Read(sp, "slow_ms", w, c.spans.slow_ms));
+    SONDE_RETURN_IF_ERROR(Read(sp, "honour_parent_flag", w, c.spans.honour_parent_flag));
+  }
   if (const auto m = root["metrics"]) {
     const std::string w = path + ": metrics";
     SONDE_RETURN_IF_ERROR(CheckKeys(m, w, {"listen"}));
@@ -102,6 +109,10 @@ absl::Status ValidateConfig(const AgentConfig& c) {
   }
   if (k.drain_interval_ms == 0 || k.drain_interval_ms > 1000) {
     return absl::InvalidArgumentError("capture.drain_interval_ms must be 1..1000");
+  }
+  if (!(c.spans.rate_limit >= 0) || c.spans.rate_limit > 1e7) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("spans.rate_limit must be 0 (every span) .. 10000000 spans/s, got ", c.spans.rate_limit));
   }
   if (!k.include_pids.empty() && !k.exclude_pids.empty()) {
     for (auto p : k.include_pids)
@@ -128,6 +139,18 @@ void AddCaptureFlags(CLI::App& app, AgentConfig& c) {
   app.add_option("--exclude-port", k.exclude_ports, "Never trace sockets with these ports");
   app.add_option("--cgroup", k.include_cgroups, "Trace only these cgroup v2 ids");
   app.add_option("--exclude-cgroup", k.exclude_cgroups, "Never trace these cgroup v2 ids");
+}
+
+void AddSpanFlags(CLI::App& app, AgentConfig& config) {
+  auto& sp = config.spans;
+  app.add_option("--span-rate-limit", sp.rate_limit,
+                 "Spans shipped per second by budget, decided per trace (0: every span); "
+                 "errors, slow and parent-sampled traces are always shipped, RED counts everything")
+      ->capture_default_str();
+  app.add_option("--span-slow-ms", sp.slow_ms, "Spans at least this long are always shipped")
+      ->capture_default_str();
+  app.add_flag("!--ignore-parent-sampled", sp.honour_parent_flag,
+               "Decide by budget even when an incoming traceparent/b3 carries a sampled flag");
 }
 
 }  // namespace sonde::core

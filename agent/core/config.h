@@ -23,6 +23,13 @@ struct CaptureConfig {
   std::vector<uint64_t> include_cgroups, exclude_cgroups;
 };
 
+// Span budget (agent/trace/sampler.h). RED counts every request regardless.
+struct SpanConfig {
+  double rate_limit = 2000;     // spans/s shipped by budget; 0: every span
+  uint32_t slow_ms = 500;       // spans at least this long are always shipped
+  bool honour_parent_flag = true;  // incoming traceparent/b3 sampled flag decides when present
+};
+
 struct AgentConfig {
   std::string log_level = "info";
   std::string node_name;  // default: hostname
@@ -30,6 +37,7 @@ struct AgentConfig {
   std::string server_address;  // host:port of sonde-server ingest; empty: JSON lines to stdout
   std::string server_token;
   std::string metrics_listen = "0.0.0.0:9464";  // Prometheus /metrics and /healthz
+  SpanConfig spans;
 };
 
 // Loads `path` into `config`, keeping defaults for absent keys. Unknown keys
@@ -41,5 +49,7 @@ absl::Status ValidateConfig(const AgentConfig& config);
 
 // Flags shared by every subcommand that captures (bound to `config` fields).
 void AddCaptureFlags(CLI::App& app, AgentConfig& config);
+// Span budget flags of `run`.
+void AddSpanFlags(CLI::App& app, AgentConfig& config);
 
 }  // namespace sonde::core

@@ -94,10 +94,15 @@ RedKey RedAggregator::KeyOf(const trace::Span& s) {
   k.service = s.service_name.empty() ? s.comm : s.service_name;
   k.protocol = std::string(protocols::L7ProtocolName(s.protocol));
   k.kind = s.kind == trace::SpanKind::kServer ? "server" : s.kind == trace::SpanKind::kClient ? "client" : "unknown";
-  const std::string* method = trace::StringAttribute(s, "http.request.method");
-  const std::string* route = trace::StringAttribute(s, "http.route");
-  k.method = method ? *method : std::string();
-  k.route = route ? *route : s.endpoint;
+  if (!s.http_route.empty()) {
+    k.method = s.http_method;
+    k.route = s.http_route;
+  } else {
+    const std::string* method = trace::StringAttribute(s, "http.request.method");
+    const std::string* route = trace::StringAttribute(s, "http.route");
+    k.method = method ? *method : std::string();
+    k.route = route ? *route : s.endpoint;
+  }
   k.status_class = StatusClass(s);
   return k;
 }

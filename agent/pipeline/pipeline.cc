@@ -30,13 +30,13 @@ Agent::Agent(PipelineOptions options)
       redactor_(options_.redact_headers),
       builder_(clock_),
       linker_(options_.linker),
-      red_(std::make_shared<metrics::RedAggregator>(options_.red)) {
+      red_(std::make_shared<metrics::RedAggregator>(options_.red)),
+      sampler_(options_.sampler) {
   if (options_.clock_offset_ns) clock_.SetOffset(*options_.clock_offset_ns);
-  emit_ = [this](trace::Span&& span) { EmitSpan(std::move(span)); };
+  emit_ = [this](trace::Span&& span) { group_.push_back(std::move(span)); };
   if (options_.print_json && options_.json_out != nullptr) {
     sinks_.push_back(std::make_shared<JsonLinesSink>(options_.json_out, options_.json_line_buffered));
   }
-  sinks_.push_back(red_);
   metrics_server_.AddCollector([this](std::string& out) {
     red_->AppendPrometheus(out);
     AppendSelfMetrics(out);
@@ -78,19 +78,65 @@ void Agent::Stop() {
 void Agent::OnEvent(capture::RawEvent ev) {
   tracker_.OnEvent(ev, records_);
   if (!records_.empty()) Process();
+  if (auto& unclaimed = tracker_.unclaimed_sockets(); !unclaimed.empty()) {
+    if (source_ != nullptr) {
+      for (uint64_t sock_id : unclaimed) source_->IgnoreSocket(sock_id);
+    }
+    unclaimed.clear();
+  }
 }
 
 void Agent::Process() {
   for (auto& r : records_) {
-    redactor_.Apply(r.record);
-    linker_.Add(builder_.Build(r), emit_);
+    linker_.Add(builder_.BuildDeferred(std::move(r)), emit_);
+    if (!group_.empty()) Deliver(group_);
   }
   records_.clear();
 }
 
+void Agent::Deliver(std::vector<trace::Span>& group) {
+  for (const auto& span : group) red_->OnSpan(span);
+  // Recordings replay faster than real time: their budget follows event time.
+  sampler_.Decide(group, options_.event_time ? tracker_.latest_event_ns() : core::MonotonicNowNs(), keep_);
+  for (size_t i = 0; i < group.size(); ++i) {
+    if (!keep_[i]) continue;
+    trace::Span& span = group[i];
+    if (span.deferred) {
+      redactor_.Apply(span.deferred->record);
+      trace::SpanBuilder::Complete(span);
+    }
+    ++spans_;
+    for (auto& sink : sinks_) sink->OnSpan(span);
+  }
+  group.clear();
+}
+
 void Agent::EmitSpan(trace::Span&& span) {
-  ++spans_;
-  for (auto& sink : sinks_) sink->OnSpan(span);
+  if (span.source == trace::SpanSource::kApplication) {
+    ++spans_;
+    for (auto& sink : sinks_) sink->OnSpan(span);
+    return;
+  }
+  std::vector<trace::Span> one;
+  one.push_back(std::move(span));
+  Deliver(one);
+}
+
+void Agent::FlushLinker(uint64_t now_unix_ns, bool all) {
+  // Released egress spans are unrelated to one another: one group each.
+  std::vector<trace::Span> released;
+  released.swap(group_);
+  if (all) {
+    linker_.FlushAll(emit_);
+  } else {
+    linker_.Flush(now_unix_ns, emit_);
+  }
+  released.swap(group_);
+  for (auto& span : released) {
+    std::vector<trace::Span> one;
+    one.push_back(std::move(span));
+    Deliver(one);
+  }
 }
 
 void Agent::Tick(uint64_t now_ns) {
@@ -101,7 +147,7 @@ void Agent::Tick(uint64_t now_ns) {
     last_clock_refresh_ns_ = now_ns;
   }
   const uint64_t now_unix = clock_.ToUnixNs(now_ns);
-  linker_.Flush(now_unix, emit_);
+  FlushLinker(now_unix, /*all=*/false);
   red_->Tick(now_unix);
   for (auto& c : components_) c->Tick(now_unix);
   Snapshot(nullptr);
@@ -110,7 +156,7 @@ void Agent::Tick(uint64_t now_ns) {
 void Agent::Finish() {
   tracker_.CloseAll(records_);
   Process();
-  linker_.FlushAll(emit_);
+  FlushLinker(0, /*all=*/true);
   red_->Tick(UINT64_MAX);
   Snapshot(nullptr);
 }
@@ -119,6 +165,7 @@ void Agent::Snapshot(const capture::SourceCounters* source) {
   std::lock_guard<std::mutex> lock(snapshot_mu_);
   snapshot_.tracker = tracker_.counters();
   snapshot_.linker = linker_.counters();
+  snapshot_.sampler = sampler_.counters();
   if (source != nullptr) snapshot_.source = *source;
   snapshot_.spans = spans_;
   snapshot_.open_connections = tracker_.open_connections();
@@ -164,6 +211,20 @@ void Agent::AppendSelfMetrics(std::string& out) const {
     fmt::format_to(std::back_inserter(out), "sonde_agent_links_total{{reason=\"{}\"}} {}\n",
                    trace::LinkReasonName(static_cast<trace::LinkReason>(r)), c.linker.links[r]);
   }
+  out += "# HELP sonde_agent_spans_sampled_total Spans kept by the span budget, by reason.\n"
+         "# TYPE sonde_agent_spans_sampled_total counter\n";
+  for (size_t r = 0; r < static_cast<size_t>(trace::SampleReason::kCount); ++r) {
+    fmt::format_to(std::back_inserter(out), "sonde_agent_spans_sampled_total{{reason=\"{}\"}} {}\n",
+                   trace::SampleReasonName(static_cast<trace::SampleReason>(r)), c.sampler.kept[r]);
+  }
+  out += "# HELP sonde_agent_spans_left_out_total Spans not shipped (still counted in RED), by reason.\n"
+         "# TYPE sonde_agent_spans_left_out_total counter\n";
+  fmt::format_to(std::back_inserter(out), "sonde_agent_spans_left_out_total{{reason=\"budget\"}} {}\n",
+                 c.sampler.dropped_budget);
+  fmt::format_to(std::back_inserter(out), "sonde_agent_spans_left_out_total{{reason=\"parent_not_sampled\"}} {}\n",
+                 c.sampler.dropped_parent_flag);
+  AppendCounter(out, "sonde_agent_sockets_ignored_total",
+                "Sockets no protocol claimed, no longer copied by the kernel.", c.source.ignored_sockets);
   metrics::AppendGauge(out, "sonde_agent_open_connections", "Connections currently tracked.",
                        static_cast<double>(c.open_connections));
   metrics::AppendGauge(out, "sonde_agent_buffered_bytes", "Stream bytes buffered in user space.",
@@ -172,6 +233,7 @@ void Agent::AppendSelfMetrics(std::string& out) const {
 
 absl::Status Agent::Run(capture::EventSource& source, std::atomic<bool>& stop) {
   if (auto st = Start(); !st.ok()) return st;
+  source_ = &source;
   absl::Status result = absl::OkStatus();
   auto on_event = [this](capture::RawEvent ev) { OnEvent(ev); };
   while (!stop.load(std::memory_order_relaxed)) {
@@ -192,6 +254,7 @@ absl::Status Agent::Run(capture::EventSource& source, std::atomic<bool>& stop) {
   Finish();
   const capture::SourceCounters sc = source.counters();
   Snapshot(&sc);
+  source_ = nullptr;
   return result;
 }
 

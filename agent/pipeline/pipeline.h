@@ -1,7 +1,9 @@
 #pragma once
 // The agent pipeline: EventSource -> ConnectionTracker -> protocol sessions
-// -> redaction -> SpanBuilder -> GatewayLinker -> span sinks (JSON lines,
-// RED aggregator, and whatever other components add: exporter, OTLP...).
+// -> SpanBuilder (deferred) -> GatewayLinker -> RED (every span) -> sampler
+// (span budget, per trace) -> redaction + span completion -> span sinks (JSON
+// lines and whatever components add: exporter...). Spans left out by the
+// sampler are counted in RED and never completed, serialised or shipped.
 //
 // Modular on purpose: other components plug in as SpanSinks (receive every
 // finished span) or Components (started with the agent, ticked, stopped),
@@ -22,6 +24,7 @@
 #include "agent/metrics/server.h"
 #include "agent/trace/linker.h"
 #include "agent/trace/redaction.h"
+#include "agent/trace/sampler.h"
 #include "agent/trace/span_builder.h"
 
 namespace sonde::pipeline {
@@ -30,6 +33,7 @@ struct PipelineOptions {
   conn::TrackerOptions tracker;
   trace::LinkerOptions linker;
   metrics::RedOptions red;
+  trace::SamplerOptions sampler;
   std::vector<std::string> redact_headers = trace::DefaultSensitiveHeaders();
   bool print_json = true;          // JSON lines of spans (when no server is configured)
   std::FILE* json_out = stdout;    // not owned
@@ -55,6 +59,7 @@ class Component {
 struct AgentCounters {
   conn::TrackerCounters tracker;
   trace::LinkerCounters linker;
+  trace::SamplerCounters sampler;
   capture::SourceCounters source;
   uint64_t spans = 0;
   uint64_t open_connections = 0;
@@ -79,7 +84,8 @@ class Agent {
   void OnEvent(capture::RawEvent ev);
   void Tick(uint64_t now_monotonic_ns);
   void Finish();  // closes every connection and releases held spans
-  // Spans produced elsewhere (OTLP app spans, network spans) go to the sinks.
+  // Spans produced elsewhere (OTLP app spans, network spans) go to the sinks;
+  // network spans pass through the sampler, app spans (sampled by the app) do not.
   void EmitSpan(trace::Span&& span);
 
   core::MonotonicToRealtime& clock() { return clock_; }
@@ -89,6 +95,10 @@ class Agent {
 
  private:
   void Process();
+  // RED for every span of a group, then one sampling decision for the group,
+  // then completion and the sinks for the kept spans.
+  void Deliver(std::vector<trace::Span>& group);
+  void FlushLinker(uint64_t now_unix_ns, bool all);
   void Snapshot(const capture::SourceCounters* source);
   void AppendSelfMetrics(std::string& out) const;
 
@@ -103,7 +113,11 @@ class Agent {
   std::vector<std::unique_ptr<Component>> components_;
   metrics::MetricsServer metrics_server_;
   std::vector<conn::ConnRecord> records_;
+  trace::TraceSampler sampler_;
+  std::vector<trace::Span> group_;  // spans the linker emitted for one Add / Flush
+  std::vector<bool> keep_;
   trace::GatewayLinker::Emit emit_;
+  capture::EventSource* source_ = nullptr;  // during Run: told about unclaimed sockets
   uint64_t spans_ = 0;
   uint64_t last_tick_ns_ = 0;
   uint64_t last_clock_refresh_ns_ = 0;

@@ -49,13 +49,10 @@ void GatewayLinker::Add(Span span, const Emit& emit) {
     ++counters_.egress;
     Process& proc = processes_[span.pid];
     Pending& p = proc.egress.emplace_back();
-    const std::string* path = StringAttribute(span, "url.path");
-    const std::string* query = StringAttribute(span, "url.query");
-    p.path = path ? *path : std::string();
-    p.query = query ? *query : std::string();
-    p.host = std::string(HostOnly(HeaderOr(span.request_headers, "host")));
-    p.kong_id = HeaderOr(span.request_headers, "x-kong-request-id");
-    p.request_id = HeaderOr(span.request_headers, "x-request-id");
+    const protocols::HeaderList& headers = span.RequestHeaders();
+    p.host = std::string(HostOnly(HeaderOr(headers, "host")));
+    p.kong_id = HeaderOr(headers, "x-kong-request-id");
+    p.request_id = HeaderOr(headers, "x-request-id");
     p.deadline_ns = span.end_unix_ns + (proc.serves ? options_.hold_ns : options_.client_only_hold_ns);
     p.span = std::move(span);
     if (++pending_count_ > options_.max_pending) {
@@ -75,14 +72,16 @@ void GatewayLinker::Add(Span span, const Emit& emit) {
   Process& proc = processes_[span.pid];
   proc.serves = true;
   auto& queue = proc.egress;
-  std::vector<size_t> matched;
+  // Reused across calls: an ingress span is linked on every request.
+  std::vector<size_t>& matched = matched_;
+  matched.clear();
   LinkReason reason = LinkReason::kNone;
 
   // 1-3: exact evidence.
   const bool ingress_has_context = span.parent_reason == LinkReason::kTraceparent;
-  const std::string kong_id = HeaderOr(span.response_headers, "x-kong-request-id");
-  std::string request_id = HeaderOr(span.request_headers, "x-request-id");
-  if (request_id.empty()) request_id = HeaderOr(span.response_headers, "x-request-id");
+  const std::string kong_id = HeaderOr(span.ResponseHeaders(), "x-kong-request-id");
+  std::string request_id = HeaderOr(span.RequestHeaders(), "x-request-id");
+  if (request_id.empty()) request_id = HeaderOr(span.ResponseHeaders(), "x-request-id");
   for (size_t i = 0; i < queue.size(); ++i) {
     const Pending& e = queue[i];
     LinkReason r = LinkReason::kNone;
@@ -103,10 +102,10 @@ void GatewayLinker::Add(Span span, const Emit& emit) {
   }
 
   // 4: time nesting and path/host similarity.
-  if (matched.empty()) {
-    const std::string* ipath = StringAttribute(span, "url.path");
-    const std::string* iquery = StringAttribute(span, "url.query");
-    const std::string ihost(HostOnly(HeaderOr(span.request_headers, "host")));
+  if (matched.empty() && !queue.empty()) {
+    const std::string* ipath = span.url_path.empty() ? StringAttribute(span, "url.path") : &span.url_path;
+    const std::string* iquery = span.url_path.empty() ? StringAttribute(span, "url.query") : &span.url_query;
+    const std::string ihost(HostOnly(HeaderOr(span.RequestHeaders(), "host")));
     int best = 0;
     for (size_t i = 0; i < queue.size(); ++i) {
       const Pending& e = queue[i];
@@ -115,9 +114,9 @@ void GatewayLinker::Add(Span span, const Emit& emit) {
         continue;
       }
       int score = 0;
-      if (ipath != nullptr && e.path == *ipath) {
-        score = 4 + ((iquery ? *iquery : std::string()) == e.query ? 2 : 0);
-      } else if (ipath != nullptr && SuffixMatch(*ipath, e.path)) {
+      if (ipath != nullptr && e.span.url_path == *ipath) {
+        score = 4 + ((iquery ? std::string_view(*iquery) : std::string_view()) == e.span.url_query ? 2 : 0);
+      } else if (ipath != nullptr && SuffixMatch(*ipath, e.span.url_path)) {
         score = 2;
       }
       if (score > 0 && !ihost.empty() && ihost == e.host) score += 1;
@@ -144,19 +143,20 @@ void GatewayLinker::Add(Span span, const Emit& emit) {
 
   for (size_t idx : matched) Link(span, queue[idx], reason);
   emit(std::move(span));
-  // Emit linked egress spans (in order), keep the rest waiting.
-  std::deque<Pending> keep;
-  size_t m = 0;
+  if (matched.empty()) return;
+  // Emit linked egress spans (in order), keep the rest waiting, in place.
+  size_t m = 0, kept = 0;
   for (size_t i = 0; i < queue.size(); ++i) {
     if (m < matched.size() && matched[m] == i) {
       ++m;
       emit(std::move(queue[i].span));
       --pending_count_;
     } else {
-      keep.push_back(std::move(queue[i]));
+      if (kept != i) queue[kept] = std::move(queue[i]);
+      ++kept;
     }
   }
-  if (!matched.empty()) queue.swap(keep);
+  queue.erase(queue.begin() + static_cast<std::ptrdiff_t>(kept), queue.end());
 }
 
 void GatewayLinker::Link(Span& ingress, Pending& egress, LinkReason reason) {

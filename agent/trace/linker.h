@@ -16,6 +16,7 @@
 #include <functional>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "agent/trace/span.h"
 
@@ -56,8 +57,8 @@ class GatewayLinker {
 
  private:
   struct Pending {
-    Span span;
-    std::string path, query, host, kong_id, request_id;
+    Span span;  // its url_path / url_query are the path evidence
+    std::string host, kong_id, request_id;
     uint64_t deadline_ns = 0;
   };
   struct Process {
@@ -71,6 +72,7 @@ class GatewayLinker {
   std::unordered_map<uint32_t, Process> processes_;
   size_t pending_count_ = 0;
   LinkerCounters counters_;
+  std::vector<size_t> matched_;
 };
 
 }  // namespace sonde::trace

@@ -1,15 +1,17 @@
 #pragma once
-// The agent's span model (architecture.md "Spans and correlation"). Every
+// The agent's span model (docs/architecture.md "Spans and correlation"). Every
 // producer (system spans from syscalls, network spans from packets, app spans
 // from OTLP) fills this one struct; the exporter converts it to sonde.v1.Span.
 #include <array>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <variant>
 #include <vector>
 
 #include "agent/protocols/l7_protocol.h"
 #include "agent/protocols/record.h"
+#include "sonde/abi.h"
 
 namespace sonde::trace {
 
@@ -53,6 +55,38 @@ struct Endpoint {
   uint16_t port = 0;
 };
 
+// What a system span needs to become complete (semconv attributes, address
+// text, headers). Kept aside by SpanBuilder::BuildDeferred so that spans left
+// out by sampling never pay for them; SpanBuilder::Complete consumes it.
+struct DeferredDetail {
+  protocols::L7Record record;
+  sonde_tuple tuple{};
+};
+
+// Owns the DeferredDetail; copying a span copies it (spans are copied in
+// places, and completing one copy must not empty the other's).
+class DeferredPtr {
+ public:
+  DeferredPtr() = default;
+  DeferredPtr(const DeferredPtr& o) : ptr_(o.ptr_ ? std::make_unique<DeferredDetail>(*o.ptr_) : nullptr) {}
+  DeferredPtr& operator=(const DeferredPtr& o) {
+    if (this != &o) ptr_ = o.ptr_ ? std::make_unique<DeferredDetail>(*o.ptr_) : nullptr;
+    return *this;
+  }
+  DeferredPtr(DeferredPtr&&) noexcept = default;
+  DeferredPtr& operator=(DeferredPtr&&) noexcept = default;
+  DeferredPtr& operator=(std::unique_ptr<DeferredDetail> p) {
+    ptr_ = std::move(p);
+    return *this;
+  }
+  explicit operator bool() const { return ptr_ != nullptr; }
+  DeferredDetail* operator->() const { return ptr_.get(); }
+  void reset() { ptr_.reset(); }
+
+ private:
+  std::unique_ptr<DeferredDetail> ptr_;
+};
+
 struct Span {
   TraceId trace_id{};
   SpanId span_id{};
@@ -91,9 +125,28 @@ struct Span {
   bool request_seq_valid = false;
   bool response_seq_valid = false;
 
+  // Request line of HTTP-like spans, outside `attributes` so that linking and
+  // RED need no attribute lookups (empty for spans without one).
+  std::string http_method;
+  std::string http_route;
+  std::string url_path;
+  std::string url_query;
+  // An incoming trace context's sampled flag: -1 none, 0 not sampled, 1 sampled.
+  int8_t parent_sampled = -1;
+
   std::vector<Attribute> attributes;
   protocols::HeaderList request_headers;
   protocols::HeaderList response_headers;
+  // Set while the span is incomplete (see DeferredDetail); null afterwards.
+  DeferredPtr deferred;
+
+  // Headers wherever they are now: in the deferred record until Complete.
+  const protocols::HeaderList& RequestHeaders() const {
+    return deferred ? deferred->record.request.headers : request_headers;
+  }
+  const protocols::HeaderList& ResponseHeaders() const {
+    return deferred ? deferred->record.response.headers : response_headers;
+  }
 
   uint64_t duration_ns() const { return end_unix_ns > start_unix_ns ? end_unix_ns - start_unix_ns : 0; }
 };

@@ -27,7 +27,15 @@ class SpanBuilder {
   // `clock` converts monotonic syscall times to Unix time; it must outlive the builder.
   explicit SpanBuilder(const core::MonotonicToRealtime& clock, uint64_t seed = 0);
 
+  // A complete span (tests, tools): BuildDeferred then Complete.
   Span Build(const conn::ConnRecord& record);
+  // The span's identity, timing, status and request line, enough to link it
+  // and count it in RED; the record is kept aside in span.deferred.
+  Span BuildDeferred(conn::ConnRecord&& record);
+  // Adds what BuildDeferred left out: semconv attributes, address text and
+  // headers. Called only for spans that leave the agent (after sampling);
+  // redact span.deferred->record before. No-op on complete spans.
+  static void Complete(Span& span);
 
  private:
   const core::MonotonicToRealtime& clock_;

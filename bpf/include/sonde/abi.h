@@ -70,12 +70,21 @@ enum sonde_data_flags {
 /* Why an event or part of one was not delivered (index into the lost-events map). */
 enum sonde_drop_reason {
   SONDE_DROP_RINGBUF_FULL = 0,   /* bpf_ringbuf_output failed */
-  SONDE_DROP_STASH_FULL = 1,     /* no room to stash syscall args at entry */
+  SONDE_DROP_STASH_FULL = 1,     /* no task storage for the syscall entry record */
   SONDE_DROP_SCRATCH = 2,        /* per-CPU scratch buffer unavailable */
   SONDE_DROP_PAYLOAD_READ = 3,   /* bpf_probe_read_user of the payload failed */
-  SONDE_DROP_CONN_MAP_FULL = 4,  /* connection-info map insert failed */
+  SONDE_DROP_CONN_MAP_FULL = 4,  /* socket state map insert failed */
   SONDE_DROP_REASON_COUNT = 5,
 };
+
+/* Bits of sonde_sock_state.flags */
+enum sonde_sock_flags {
+  SONDE_SOCK_NOT_INET = 1 << 0,     /* not TCP/UDP over IPv4/IPv6: never captured */
+  SONDE_SOCK_FILTERED = 1 << 1,     /* dropped by the port filter of generation filter_gen */
+  SONDE_SOCK_IGNORED = 1 << 2,      /* user space: not a protocol it reconstructs (set by the agent) */
+  SONDE_SOCK_TUPLE_CACHED = 1 << 3, /* tuple holds the connected TCP tuple */
+};
+
 
 /* Counters of things seen but not turned into events (index into the stats map). */
 enum sonde_stat {
@@ -84,7 +93,8 @@ enum sonde_stat {
   SONDE_STAT_SENDFILE_CALLS = 2, /* sendfile calls on sockets */
   SONDE_STAT_WAKEUPS = 3,        /* forced ring-buffer wake-ups */
   SONDE_STAT_FILTERED = 4,       /* calls dropped by the pid/port/cgroup filters */
-  SONDE_STAT_COUNT = 5,
+  SONDE_STAT_IGNORED = 5,        /* calls on sockets user space asked not to capture */
+  SONDE_STAT_COUNT = 6,
 };
 
 /* Filter map values (pid/port/cgroup filter maps). */
@@ -107,6 +117,8 @@ enum sonde_filter_mode {
 struct sonde_filter_config {
   __u32 mode;       /* enum sonde_filter_mode bits */
   __u32 agent_tgid; /* never traced */
+  __u32 generation; /* bumped on every port filter change: cached per-socket decisions expire */
+  __u32 _pad;
 };
 
 /* Connection 4/5-tuple as seen from the traced process: local = s*, remote = d*. */
@@ -118,6 +130,18 @@ struct sonde_tuple {
   __u16 family; /* AF_INET / AF_INET6 */
   __u8 l4_protocol; /* IPPROTO_TCP / IPPROTO_UDP */
   __u8 _pad;
+};
+
+/* Per-socket state (LRU hash keyed by socket inode), created at connect/accept
+ * or at the first data call. A socket that is not wanted (not inet, filtered
+ * out by port, or ignored by user space) costs one lookup per call after that;
+ * a connected TCP socket's tuple is read from the kernel socket once. */
+struct sonde_sock_state {
+  struct sonde_tuple tuple; /* valid when SONDE_SOCK_TUPLE_CACHED */
+  __u8 role;                /* enum sonde_role */
+  __u8 flags;               /* enum sonde_sock_flags bits */
+  __u16 _pad;
+  __u32 filter_gen;         /* sonde_filter_config.generation the decision was made with */
 };
 
 /* Common prefix of every ring-buffer record. */
