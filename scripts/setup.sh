@@ -15,7 +15,7 @@ PACKAGES=(
   libbpf-dev bpftool libelf-dev zlib1g-dev libzstd-dev linux-perf
   # agent/server libraries
   libprotobuf-dev protobuf-compiler libgrpc++-dev protobuf-compiler-grpc libabsl-dev
-  libpcap-dev libspdlog-dev libfmt-dev libcli11-dev libyaml-cpp-dev nlohmann-json3-dev
+  libjemalloc-dev libpcap-dev libspdlog-dev libfmt-dev libcli11-dev libyaml-cpp-dev nlohmann-json3-dev
   libcpp-httplib-dev libsqlite3-dev sqlite3 libnghttp2-dev libssl-dev
   libnetfilter-queue-dev libmnl-dev
   # tests and benchmarks

@@ -7,9 +7,17 @@
 namespace sonde::metrics {
 namespace {
 
-std::string StatusClass(const trace::Span& s) {
-  if (s.grpc_status >= 0) return "grpc_" + std::to_string(s.grpc_status);
-  if (s.http_status >= 100 && s.http_status < 600) return std::to_string(s.http_status / 100) + "xx";
+std::string_view StatusClass(const trace::Span& s, char (&buf)[16]) {
+  if (s.grpc_status >= 0) {
+    auto r = fmt::format_to_n(buf, sizeof buf, "grpc_{}", s.grpc_status);
+    return {buf, r.size < sizeof buf ? r.size : sizeof buf};
+  }
+  if (s.http_status >= 100 && s.http_status < 600) {
+    buf[0] = static_cast<char>('0' + s.http_status / 100);
+    buf[1] = 'x';
+    buf[2] = 'x';
+    return {buf, 3};
+  }
   return "none";
 }
 
@@ -89,10 +97,10 @@ void RedSeries::Merge(const RedSeries& o) {
   for (size_t i = 0; i < buckets.size(); ++i) buckets[i] += o.buckets[i];
 }
 
-RedKey RedAggregator::KeyOf(const trace::Span& s) {
-  RedKey k;
+RedKeyView RedAggregator::KeyOf(const trace::Span& s, char (&status_buf)[16]) {
+  RedKeyView k;
   k.service = s.service_name.empty() ? s.comm : s.service_name;
-  k.protocol = std::string(protocols::L7ProtocolName(s.protocol));
+  k.protocol = protocols::L7ProtocolName(s.protocol);
   k.kind = s.kind == trace::SpanKind::kServer ? "server" : s.kind == trace::SpanKind::kClient ? "client" : "unknown";
   if (!s.http_route.empty()) {
     k.method = s.http_method;
@@ -100,41 +108,64 @@ RedKey RedAggregator::KeyOf(const trace::Span& s) {
   } else {
     const std::string* method = trace::StringAttribute(s, "http.request.method");
     const std::string* route = trace::StringAttribute(s, "http.route");
-    k.method = method ? *method : std::string();
-    k.route = route ? *route : s.endpoint;
+    k.method = method ? std::string_view(*method) : std::string_view();
+    k.route = route ? std::string_view(*route) : std::string_view(s.endpoint);
   }
-  k.status_class = StatusClass(s);
+  k.status_class = StatusClass(s, status_buf);
   return k;
+}
+
+uint32_t RedAggregator::SeriesId(const RedKeyView& key) {
+  if (auto it = ids_.find(key); it != ids_.end()) return it->second;
+  RedKey owned{std::string(key.service), std::string(key.protocol), std::string(key.kind),
+               std::string(key.method), std::string(key.route), std::string(key.status_class)};
+  if (keys_.size() >= options_.max_series) {
+    ++overflowed_;
+    owned.route = "{overflow}";
+    owned.method.clear();
+    if (auto it = ids_.find(owned); it != ids_.end()) return it->second;
+  }
+  const auto id = static_cast<uint32_t>(keys_.size());
+  ids_.emplace(owned, id);
+  keys_.push_back(std::move(owned));
+  totals_.emplace_back();
+  return id;
 }
 
 void RedAggregator::OnSpan(const trace::Span& span) {
   if (span.source != trace::SpanSource::kSystem && span.source != trace::SpanSource::kNetwork) return;
-  RedKey key = KeyOf(span);
+  char status_buf[16];
+  const RedKeyView key = KeyOf(span, status_buf);
   const double seconds = static_cast<double>(span.duration_ns()) / 1e9;
   const bool error = span.status == trace::StatusCode::kError;
   const uint64_t window = span.end_unix_ns - span.end_unix_ns % options_.window_ns;
   std::lock_guard<std::mutex> lock(mu_);
-  auto it = totals_.find(key);
-  if (it == totals_.end()) {
-    if (totals_.size() >= options_.max_series) {
-      ++overflowed_;
-      key.route = "{overflow}";
-      key.method.clear();
-    }
-    it = totals_.try_emplace(std::move(key)).first;
+  const uint32_t id = SeriesId(key);
+  totals_[id].Add(seconds, error);
+  if (window != last_window_start_) {
+    last_window_ = &open_[window];
+    last_window_start_ = window;
   }
-  it->second.Add(seconds, error);
-  RedWindow& w = open_[window];
-  w.start_unix_ns = window;
-  w.duration_ns = options_.window_ns;
-  w.series[it->first].Add(seconds, error);
+  last_window_->series[id].Add(seconds, error);
+}
+
+RedWindow RedAggregator::Close(uint64_t start, OpenWindow& w) const {
+  RedWindow out;
+  out.start_unix_ns = start;
+  out.duration_ns = options_.window_ns;
+  for (auto& [id, series] : w.series) out.series.emplace(keys_[id], series);
+  return out;
 }
 
 void RedAggregator::Tick(uint64_t now_unix_ns) {
   std::lock_guard<std::mutex> lock(mu_);
   while (!open_.empty() &&
          open_.begin()->first + options_.window_ns + options_.late_grace_ns <= now_unix_ns) {
-    closed_.push_back(std::move(open_.begin()->second));
+    if (open_.begin()->first == last_window_start_) {
+      last_window_start_ = UINT64_MAX;
+      last_window_ = nullptr;
+    }
+    closed_.push_back(Close(open_.begin()->first, open_.begin()->second));
     open_.erase(open_.begin());
     if (closed_.size() > options_.max_closed_windows) closed_.pop_front();
   }
@@ -150,7 +181,9 @@ std::vector<RedWindow> RedAggregator::TakeClosedWindows() {
 
 std::map<RedKey, RedSeries> RedAggregator::Totals() const {
   std::lock_guard<std::mutex> lock(mu_);
-  return totals_;
+  std::map<RedKey, RedSeries> out;
+  for (size_t id = 0; id < keys_.size(); ++id) out.emplace(keys_[id], totals_[id]);
+  return out;
 }
 
 uint64_t RedAggregator::overflowed() const {
@@ -159,13 +192,13 @@ uint64_t RedAggregator::overflowed() const {
 }
 
 void RedAggregator::AppendPrometheus(std::string& out) const {
-  std::lock_guard<std::mutex> lock(mu_);
+  const std::map<RedKey, RedSeries> totals = Totals();  // sorted: stable output
   AppendHistogram(out, "http_server_request_duration_seconds",
-                  "Duration of HTTP server requests (system spans).", totals_, "server");
+                  "Duration of HTTP server requests (system spans).", totals, "server");
   AppendHistogram(out, "http_client_request_duration_seconds",
-                  "Duration of HTTP client requests (system spans).", totals_, "client");
-  AppendErrors(out, "sonde_http_server_request_errors_total", totals_, "server");
-  AppendErrors(out, "sonde_http_client_request_errors_total", totals_, "client");
+                  "Duration of HTTP client requests (system spans).", totals, "client");
+  AppendErrors(out, "sonde_http_server_request_errors_total", totals, "server");
+  AppendErrors(out, "sonde_http_client_request_errors_total", totals, "client");
 }
 
 }  // namespace sonde::metrics

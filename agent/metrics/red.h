@@ -13,6 +13,8 @@
 #include <tuple>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
+#include "absl/hash/hash.h"
 #include "agent/trace/span.h"
 
 namespace sonde::metrics {
@@ -30,6 +32,29 @@ struct RedKey {
   std::string status_class;  // "2xx".."5xx", "grpc_<code>", "none"
   auto Tie() const { return std::tie(service, protocol, kind, method, route, status_class); }
   bool operator<(const RedKey& o) const { return Tie() < o.Tie(); }
+};
+
+// A RedKey's fields without owning them: what a span is looked up by, so
+// counting a request builds no strings.
+struct RedKeyView {
+  std::string_view service, protocol, kind, method, route, status_class;
+  auto Tie() const { return std::tie(service, protocol, kind, method, route, status_class); }
+};
+struct RedKeyHash {
+  using is_transparent = void;
+  size_t operator()(const RedKeyView& k) const { return absl::HashOf(k.Tie()); }
+  size_t operator()(const RedKey& k) const {
+    return (*this)(RedKeyView{k.service, k.protocol, k.kind, k.method, k.route, k.status_class});
+  }
+};
+struct RedKeyEq {
+  using is_transparent = void;
+  static RedKeyView View(const RedKey& k) {
+    return {k.service, k.protocol, k.kind, k.method, k.route, k.status_class};
+  }
+  static RedKeyView View(const RedKeyView& k) { return k; }
+  template <typename A, typename B>
+  bool operator()(const A& a, const B& b) const { return View(a).Tie() == View(b).Tie(); }
 };
 
 struct RedSeries {
@@ -67,11 +92,23 @@ class RedAggregator final : public trace::SpanSink {
   uint64_t overflowed() const;
 
  private:
-  static RedKey KeyOf(const trace::Span& span);
+  // Series ids: totals_[id] and keys_[id]; windows count by id.
+  struct OpenWindow {
+    absl::flat_hash_map<uint32_t, RedSeries> series;
+  };
+  // The span's key; `status_buf` holds the status class text it points to.
+  static RedKeyView KeyOf(const trace::Span& span, char (&status_buf)[16]);
+  uint32_t SeriesId(const RedKeyView& key);  // under mu_
+  RedWindow Close(uint64_t start, OpenWindow& w) const;
+
   RedOptions options_;
   mutable std::mutex mu_;
-  std::map<RedKey, RedSeries> totals_;
-  std::map<uint64_t, RedWindow> open_;  // by window start
+  absl::flat_hash_map<RedKey, uint32_t, RedKeyHash, RedKeyEq> ids_;
+  std::vector<RedKey> keys_;
+  std::vector<RedSeries> totals_;
+  std::map<uint64_t, OpenWindow> open_;  // by window start
+  uint64_t last_window_start_ = UINT64_MAX;
+  OpenWindow* last_window_ = nullptr;    // open_[last_window_start_]
   std::deque<RedWindow> closed_;
   uint64_t overflowed_ = 0;
 };

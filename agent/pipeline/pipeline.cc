@@ -122,6 +122,13 @@ void Agent::EmitSpan(trace::Span&& span) {
   Deliver(one);
 }
 
+void Agent::EmitRecord(conn::ConnRecord&& record, trace::SpanSource source) {
+  std::vector<trace::Span> one;
+  one.push_back(builder_.BuildDeferred(std::move(record)));
+  one.back().source = source;
+  Deliver(one);
+}
+
 void Agent::FlushLinker(uint64_t now_unix_ns, bool all) {
   // Released egress spans are unrelated to one another: one group each.
   std::vector<trace::Span> released;

@@ -87,6 +87,10 @@ class Agent {
   // Spans produced elsewhere (OTLP app spans, network spans) go to the sinks;
   // network spans pass through the sampler, app spans (sampled by the app) do not.
   void EmitSpan(trace::Span&& span);
+  // A record reconstructed elsewhere (network spans from packets: source N)
+  // takes the same path as syscall records after linking: span building, RED,
+  // sampling, redaction and completion, the sinks.
+  void EmitRecord(conn::ConnRecord&& record, trace::SpanSource source);
 
   core::MonotonicToRealtime& clock() { return clock_; }
   metrics::RedAggregator& red() { return *red_; }

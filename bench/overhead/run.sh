@@ -101,13 +101,14 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 metric_sum() {  # sum of a Prometheus metric (all label sets matching the regex) from the agent
   curl -s --max-time 2 "http://127.0.0.1:$METRICS/metrics" | awk -v re="$1" '$1 ~ re {s += $2} END {printf "%.0f", s}'
 }
-bpf_snapshot() {  # "name run_cnt run_time_ns" per program of process $1
+prog_ids() { bpftool prog show -j 2>/dev/null | python3 -c 'import json,sys; print(" ".join(str(p["id"]) for p in json.load(sys.stdin)))'; }
+bpf_snapshot() {  # "name run_cnt run_time_ns" per program not in the id list $1 (loaded by the agent)
   bpftool prog show -j 2>/dev/null | python3 -c '
 import json, sys
-pid = int(sys.argv[1])
+before = set(sys.argv[1].split())
 for p in json.load(sys.stdin):
-    if any(x.get("pid") == pid for x in p.get("pids", [])):
-        print(p.get("name", "?"), p.get("run_cnt", 0), p.get("run_time_ns", 0))' "$1"
+    if str(p["id"]) not in before:
+        print(p.get("name", "?") + "#" + str(p["id"]), p.get("run_cnt", 0), p.get("run_time_ns", 0))' "$1"
 }
 
 agent_cmd() {  # the command line of a mode
@@ -202,13 +203,14 @@ for m in $modes; do echo "# runs $m: ${rps[$m]}"; done
 if [ "$do_stats" = 1 ]; then
   echo
   echo "## BPF run time per program (kernel.bpf_stats_enabled=1, wrk ${secs}s; stats themselves add ~20-40 ns per run)"
-  for m in filtered export; do
+  for m in filtered capture export; do
     case " $modes " in *" $m "*) ;; *) continue ;; esac
     sysctl -q -w kernel.bpf_stats_enabled=1
+    ids=$(prog_ids)
     start_agent "$m" || continue
-    bpf_snapshot "$agent_pid" > "$T/bpf0"
+    bpf_snapshot "$ids" > "$T/bpf0"
     out=$(wrk_load)
-    bpf_snapshot "$agent_pid" > "$T/bpf1"
+    bpf_snapshot "$ids" > "$T/bpf1"
     stop_agent
     sysctl -q -w kernel.bpf_stats_enabled=0
     n=${out% *}
