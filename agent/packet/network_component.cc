@@ -8,17 +8,9 @@ namespace sonde::packet {
 
 absl::Status NetworkComponent::Start(pipeline::Agent& agent) {
   agent_ = &agent;
+  // The agent's clock: record times go back to Unix time through the same offset.
   auto sources = StartNetworkSources(
-      config_,
-      [this](trace::Span&& s) {
-        std::lock_guard lock(mu_);
-        if (queue_.size() >= max_queued_) {
-          ++dropped_;
-          return;
-        }
-        queue_.push_back(std::move(s));
-      },
-      on_tcp_window_);
+      config_, [this](conn::ConnRecord&& r) { OnRecord(std::move(r)); }, on_tcp_window_, &agent.clock());
   if (!sources.ok()) {
     // Capture was asked for explicitly: failing is right. TCP health is on by
     // default: without BPF rights the agent still runs, without it.
@@ -32,30 +24,40 @@ absl::Status NetworkComponent::Start(pipeline::Agent& agent) {
     if (auto s = weak.lock()) s->AppendPrometheus(out);
     tcp::AppendMetricHeader(out, "sonde_packet_spans_dropped_total", "counter",
                             "Network spans dropped because the pipeline queue was full.");
-    tcp::AppendSample(out, "sonde_packet_spans_dropped_total", {}, dropped_spans());
+    tcp::AppendSample(out, "sonde_packet_spans_dropped_total", {}, dropped_records());
   });
   return absl::OkStatus();
 }
 
+void NetworkComponent::OnRecord(conn::ConnRecord&& record) {
+  std::lock_guard lock(mu_);
+  if (queue_.size() >= max_queued_) {
+    ++dropped_;
+    return;
+  }
+  queue_.push_back(std::move(record));
+}
+
 void NetworkComponent::Tick(uint64_t) {
-  std::deque<trace::Span> spans;
+  if (agent_ == nullptr) return;
   {
     std::lock_guard lock(mu_);
-    spans.swap(queue_);
+    draining_.swap(queue_);
   }
-  for (auto& s : spans) agent_->EmitSpan(std::move(s));
+  for (auto& r : draining_) agent_->EmitRecord(std::move(r), trace::SpanSource::kNetwork);
+  draining_.clear();
 }
 
 void NetworkComponent::Stop() {
   if (sources_ && sources_->packets) {
-    sources_->packets->FlushFlows();  // pending exchanges become spans
+    sources_->packets->FlushFlows();  // pending exchanges become records
     sources_->packets->Stop();
   }
   if (sources_ && sources_->tcp) sources_->tcp->Stop();
-  if (agent_) Tick(0);
+  Tick(0);
 }
 
-uint64_t NetworkComponent::dropped_spans() const {
+uint64_t NetworkComponent::dropped_records() const {
   std::lock_guard lock(mu_);
   return dropped_;
 }

@@ -1,10 +1,12 @@
 #pragma once
 // Plugs the TCP health collector and the packet collector into the agent
 // pipeline: started with the agent, their Prometheus text registered with the
-// agent's /metrics, network spans handed to the pipeline's sinks on the
-// pipeline thread (queued by the capture thread, drained on Tick).
-#include <deque>
+// agent's /metrics. Exchanges reconstructed from packets (conn::ConnRecords,
+// queued by the capture thread) take the agent's one span path on the
+// pipeline thread: Agent::EmitRecord on Tick (span building, RED, sampling,
+// redaction, sinks).
 #include <mutex>
+#include <vector>
 
 #include "agent/packet/network_sources.h"
 #include "agent/pipeline/pipeline.h"
@@ -16,13 +18,16 @@ class NetworkComponent : public pipeline::Component {
   // `on_tcp_window` (optional) receives every closed TCP health window, on the
   // collector's thread (e.g. the exporter, which ships them to sonde-server).
   explicit NetworkComponent(NetworkConfig config, tcp::TcpCollector::WindowCallback on_tcp_window = nullptr,
-                            size_t max_queued_spans = 65536)
-      : config_(std::move(config)), on_tcp_window_(std::move(on_tcp_window)), max_queued_(max_queued_spans) {}
+                            size_t max_queued_records = 65536)
+      : config_(std::move(config)), on_tcp_window_(std::move(on_tcp_window)), max_queued_(max_queued_records) {}
   absl::Status Start(pipeline::Agent& agent) override;
   void Tick(uint64_t now_unix_ns) override;
   void Stop() override;
 
-  uint64_t dropped_spans() const;
+  // Queues one record for the next Tick (any thread; the capture thread in
+  // the agent). Over the bound it is dropped and counted.
+  void OnRecord(conn::ConnRecord&& record);
+  uint64_t dropped_records() const;
 
  private:
   NetworkConfig config_;
@@ -31,8 +36,9 @@ class NetworkComponent : public pipeline::Component {
   pipeline::Agent* agent_ = nullptr;
   std::shared_ptr<NetworkSources> sources_;
   mutable std::mutex mu_;
-  std::deque<trace::Span> queue_;
-  uint64_t dropped_ = 0;
+  std::vector<conn::ConnRecord> queue_;  // guarded by mu_
+  uint64_t dropped_ = 0;                 // guarded by mu_
+  std::vector<conn::ConnRecord> draining_;  // pipeline thread only
 };
 
 }  // namespace sonde::packet

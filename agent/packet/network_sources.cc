@@ -57,8 +57,9 @@ void NetworkSources::AppendPrometheus(std::string& out) const {
 }
 
 absl::StatusOr<NetworkSources> StartNetworkSources(const NetworkConfig& c,
-                                                   PacketCollector::SpanCallback on_span,
-                                                   tcp::TcpCollector::WindowCallback on_window) {
+                                                   PacketCollector::RecordCallback on_record,
+                                                   tcp::TcpCollector::WindowCallback on_window,
+                                                   const core::MonotonicToRealtime* clock) {
   NetworkSources s;
   if (c.tcp_health) {
     tcp::TcpCollectorOptions o;
@@ -79,7 +80,8 @@ absl::StatusOr<NetworkSources> StartNetworkSources(const NetworkConfig& c,
     o.flows.max_flows = c.max_flows;
     o.flows.idle_timeout_ns = c.flow_idle_timeout_s * 1'000'000'000ull;
     o.build_spans = c.network_spans;
-    auto p = PacketCollector::Start(o, std::move(on_span));
+    o.clock = clock;
+    auto p = PacketCollector::Start(o, std::move(on_record));
     if (!p.ok()) return absl::Status(p.status().code(), "packet capture: " + std::string(p.status().message()));
     s.packets = std::move(*p);
   }

@@ -2,7 +2,7 @@
 // One place to start the TCP health collector (kernel tracepoints) and the
 // packet collector (libpcap) from configuration, so the agent's `run` wires
 // both with a few lines: start, register AppendPrometheus with the metrics
-// server, route spans and TCP windows to the pipeline.
+// server, route records (network spans) and TCP windows to the pipeline.
 #include <functional>
 #include <memory>
 #include <string>
@@ -50,9 +50,11 @@ struct NetworkSources {
 };
 
 // Starts what the configuration enables. A source that cannot start (no BTF,
-// no CAP_NET_RAW, no matching interface) is an error naming it.
+// no CAP_NET_RAW, no matching interface) is an error naming it. `clock`
+// (optional, must outlive the sources) times the records: the agent's clock.
 absl::StatusOr<NetworkSources> StartNetworkSources(const NetworkConfig& config,
-                                                   PacketCollector::SpanCallback on_span,
-                                                   tcp::TcpCollector::WindowCallback on_window);
+                                                   PacketCollector::RecordCallback on_record,
+                                                   tcp::TcpCollector::WindowCallback on_window,
+                                                   const core::MonotonicToRealtime* clock = nullptr);
 
 }  // namespace sonde::packet
