@@ -51,7 +51,7 @@ void ServerExporter::Stop(std::chrono::milliseconds drain) {
 
 template <typename Fill>
 bool ServerExporter::Append(size_t items, size_t bytes, Fill&& fill) {
-  bool full;
+  bool full, overfull;
   {
     std::lock_guard lock(mu_);
     if (queued_items_ + items > options_.max_queued_items) {
@@ -65,8 +65,15 @@ bool ServerExporter::Append(size_t items, size_t bytes, Fill&& fill) {
     queued_items_ += items;
     stats_.items_accepted += items;
     full = open_items_ >= options_.max_batch_items || open_bytes_ >= options_.max_batch_bytes;
+    // The sender thread seals full batches; a producer seals only when the
+    // sender is far behind (e.g. reconnecting), to keep batches bounded.
+    overfull = open_items_ >= 2 * options_.max_batch_items || open_bytes_ >= 2 * options_.max_batch_bytes;
   }
-  if (full) Seal();
+  if (overfull) {
+    Seal();
+  } else if (full) {
+    cv_.notify_all();
+  }
   return true;
 }
 
@@ -135,7 +142,7 @@ void ServerExporter::Seal() {
   p.sequence = seq;
   p.items = items;
   std::string raw = batch.SerializeAsString();
-  auto compressed = Compress(raw, options_.compression);
+  auto compressed = Compress(raw, options_.compression, options_.compression_level);
   auto* cb = p.request.mutable_compressed_batch();
   cb->set_sequence(seq);
   cb->set_uncompressed_size(raw.size());
@@ -269,6 +276,7 @@ bool ServerExporter::RunStream() {
       auto deadline = open_since_ + options_.flush_interval;
       cv_.wait_until(lock, deadline, [&] {
         if (stopping_ || stream_broken_) return true;
+        if (open_items_ >= options_.max_batch_items || open_bytes_ >= options_.max_batch_bytes) return true;
         size_t in_flight = 0;
         for (auto& p : queue_) {
           if (!p.written) return in_flight < options_.max_in_flight;
@@ -286,7 +294,8 @@ bool ServerExporter::RunStream() {
         ++in_flight;
       }
       if (!pending) {
-        const bool due = open_items_ > 0 && std::chrono::steady_clock::now() >= open_since_ + options_.flush_interval;
+        const bool due = (open_items_ > 0 && std::chrono::steady_clock::now() >= open_since_ + options_.flush_interval) ||
+                         open_items_ >= options_.max_batch_items || open_bytes_ >= options_.max_batch_bytes;
         if (!due && open_items_ == 0) open_since_ = std::chrono::steady_clock::now();
         lock.unlock();
         if (due) Seal();

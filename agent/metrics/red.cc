@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <cstring>
+
 #include "agent/trace/span_builder.h"
 
 namespace sonde::metrics {
@@ -95,6 +97,41 @@ void RedSeries::Merge(const RedSeries& o) {
   errors += o.errors;
   sum_seconds += o.sum_seconds;
   for (size_t i = 0; i < buckets.size(); ++i) buckets[i] += o.buckets[i];
+}
+
+namespace {
+
+inline uint64_t Mix(uint64_t a, uint64_t b) {
+  const __uint128_t m = static_cast<__uint128_t>(a ^ 0x9e3779b97f4a7c15ull) * (b ^ 0xd6e8feb86659fd93ull);
+  return static_cast<uint64_t>(m) ^ static_cast<uint64_t>(m >> 64);
+}
+
+uint64_t HashField(uint64_t h, std::string_view s) {
+  const char* p = s.data();
+  size_t n = s.size();
+  while (n >= 8) {
+    uint64_t w;
+    std::memcpy(&w, p, 8);
+    h = Mix(h, w);
+    p += 8;
+    n -= 8;
+  }
+  uint64_t tail = 0;
+  std::memcpy(&tail, p, n);
+  return Mix(h, tail ^ (static_cast<uint64_t>(s.size()) << 56));
+}
+
+}  // namespace
+
+size_t HashRedKey(const RedKeyView& k) {
+  uint64_t h = 0;
+  h = HashField(h, k.service);
+  h = HashField(h, k.protocol);
+  h = HashField(h, k.kind);
+  h = HashField(h, k.method);
+  h = HashField(h, k.route);
+  h = HashField(h, k.status_class);
+  return static_cast<size_t>(h);
 }
 
 RedKeyView RedAggregator::KeyOf(const trace::Span& s, char (&status_buf)[16]) {

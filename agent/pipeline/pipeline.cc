@@ -117,16 +117,14 @@ void Agent::EmitSpan(trace::Span&& span) {
     for (auto& sink : sinks_) sink->OnSpan(span);
     return;
   }
-  std::vector<trace::Span> one;
-  one.push_back(std::move(span));
-  Deliver(one);
+  single_.push_back(std::move(span));
+  Deliver(single_);
 }
 
 void Agent::EmitRecord(conn::ConnRecord&& record, trace::SpanSource source) {
-  std::vector<trace::Span> one;
-  one.push_back(builder_.BuildDeferred(std::move(record)));
-  one.back().source = source;
-  Deliver(one);
+  single_.push_back(builder_.BuildDeferred(std::move(record)));
+  single_.back().source = source;
+  Deliver(single_);
 }
 
 void Agent::FlushLinker(uint64_t now_unix_ns, bool all) {
@@ -140,9 +138,8 @@ void Agent::FlushLinker(uint64_t now_unix_ns, bool all) {
   }
   released.swap(group_);
   for (auto& span : released) {
-    std::vector<trace::Span> one;
-    one.push_back(std::move(span));
-    Deliver(one);
+    single_.push_back(std::move(span));
+    Deliver(single_);
   }
 }
 

@@ -119,6 +119,7 @@ class Agent {
   std::vector<conn::ConnRecord> records_;
   trace::TraceSampler sampler_;
   std::vector<trace::Span> group_;  // spans the linker emitted for one Add / Flush
+  std::vector<trace::Span> single_;  // a group of one (reused: no allocation per span)
   std::vector<bool> keep_;
   trace::GatewayLinker::Emit emit_;
   capture::EventSource* source_ = nullptr;  // during Run: told about unclaimed sockets

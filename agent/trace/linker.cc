@@ -44,17 +44,16 @@ std::string_view LinkReasonName(LinkReason r) {
   }
 }
 
-void GatewayLinker::Add(Span span, const Emit& emit) {
+void GatewayLinker::Add(Span&& span, const Emit& emit) {
   if (span.kind == SpanKind::kClient) {
     ++counters_.egress;
     Process& proc = processes_[span.pid];
-    Pending& p = proc.egress.emplace_back();
     const protocols::HeaderList& headers = span.RequestHeaders();
-    p.host = std::string(HostOnly(HeaderOr(headers, "host")));
-    p.kong_id = HeaderOr(headers, "x-kong-request-id");
-    p.request_id = HeaderOr(headers, "x-request-id");
-    p.deadline_ns = span.end_unix_ns + (proc.serves ? options_.hold_ns : options_.client_only_hold_ns);
-    p.span = std::move(span);
+    std::string host(HostOnly(FindHeader(headers, "host").value_or(std::string_view())));
+    std::string kong_id = HeaderOr(headers, "x-kong-request-id");
+    std::string request_id = HeaderOr(headers, "x-request-id");
+    const uint64_t deadline = span.end_unix_ns + (proc.serves ? options_.hold_ns : options_.client_only_hold_ns);
+    proc.egress.push_back(Pending{std::move(span), std::move(host), std::move(kong_id), std::move(request_id), deadline});
     if (++pending_count_ > options_.max_pending) {
       // Release the globally oldest is costly; release this process's oldest.
       ++counters_.evicted;
@@ -105,7 +104,7 @@ void GatewayLinker::Add(Span span, const Emit& emit) {
   if (matched.empty() && !queue.empty()) {
     const std::string* ipath = span.url_path.empty() ? StringAttribute(span, "url.path") : &span.url_path;
     const std::string* iquery = span.url_path.empty() ? StringAttribute(span, "url.query") : &span.url_query;
-    const std::string ihost(HostOnly(HeaderOr(span.RequestHeaders(), "host")));
+    const std::string_view ihost = HostOnly(FindHeader(span.RequestHeaders(), "host").value_or(std::string_view()));
     int best = 0;
     for (size_t i = 0; i < queue.size(); ++i) {
       const Pending& e = queue[i];

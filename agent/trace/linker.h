@@ -47,7 +47,7 @@ class GatewayLinker {
 
   // Server spans are linked with waiting egress spans and emitted with them;
   // client spans wait; others pass through.
-  void Add(Span span, const Emit& emit);
+  void Add(Span&& span, const Emit& emit);
   // Releases egress spans that waited long enough (`now_unix_ns`: wall clock).
   void Flush(uint64_t now_unix_ns, const Emit& emit);
   void FlushAll(const Emit& emit);

@@ -12,7 +12,7 @@ uint64_t TraceKey(const TraceId& id) {
   uint64_t a, b;
   std::memcpy(&a, id.data(), 8);
   std::memcpy(&b, id.data() + 8, 8);
-  return a ^ b;
+  return a ^ (b * 0x9e3779b97f4a7c15ull);
 }
 
 // Uniform in [0, 1) from the trace id, the same on every agent (ids are random).

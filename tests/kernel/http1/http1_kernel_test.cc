@@ -68,6 +68,7 @@ TEST(Http1Kernel, NginxReverseProxyUnderWrk) {
   pipeline::PipelineOptions po;
   po.print_json = false;
   po.poll_timeout_ms = 20;
+  po.sampler.spans_per_second = 0;  // every span: this test checks each exchange's span
   pipeline::Agent agent(po);
   auto sink = std::make_shared<CollectSink>();
   agent.AddSink(sink);

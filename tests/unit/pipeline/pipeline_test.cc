@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "agent/pipeline/pipeline.h"
+#include "agent/trace/trace_headers.h"
 #include "tests/unit/conn/event_builder.h"
 #include "tests/unit/pipeline/memory_source.h"
 
@@ -133,6 +134,77 @@ TEST(Pipeline, ServesSelfMetrics) {
   ASSERT_TRUE(health);
   EXPECT_EQ(health->body, "ok\n");
   agent.Stop();
+}
+
+// Collects what reaches the span sinks (after the span budget).
+class CollectingSink : public trace::SpanSink {
+ public:
+  void OnSpan(const trace::Span& span) override { spans.push_back(span); }
+  std::vector<trace::Span> spans;
+};
+
+// A gateway at 2,000 requests/s of event time for 5 s against a budget of 100
+// spans/s: RED counts every request, the sinks get about the budget, every
+// kept ingress comes with its linked egress (decision per trace), every error
+// is kept, and kept spans are complete (attributes, redacted headers).
+TEST(Pipeline, SpanBudgetKeepsWholeTracesAndRedCountsEverything) {
+  constexpr int kRequests = 10'000;
+  std::vector<std::vector<uint8_t>> ev;
+  SocketSim up(300, 300, "nginx", 5000, 50, SONDE_ROLE_CLIENT, Endpoints{"127.0.0.1", 50000, "127.0.0.1", 9000});
+  SocketSim down(300, 300, "nginx", 100, 1000, SONDE_ROLE_SERVER,
+                 Endpoints{"127.0.0.1", 8080, "127.0.0.1", 40000});
+  ev.push_back(up.Open(1));
+  ev.push_back(down.Open(1));
+  uint64_t t = 1'000'000;
+  for (int i = 0; i < kRequests; ++i) {
+    const std::string path = "/item/" + std::to_string(i);
+    const int status = i % 100 == 0 ? 503 : 200;
+    const std::string resp = "HTTP/1.1 " + std::to_string(status) + " X\r\nContent-Length: 2\r\n\r\nok";
+    ev.push_back(down.Read("GET " + path + " HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer s3cret\r\n\r\n", t));
+    ev.push_back(up.Write("GET " + path + " HTTP/1.1\r\nHost: backend\r\n\r\n", t + 20'000));
+    ev.push_back(up.Read(resp, t + 100'000));
+    ev.push_back(down.Write(resp, t + 120'000));
+    t += 500'000;  // 2,000 requests per second
+  }
+  MemorySource source(std::move(ev));
+  PipelineOptions o;
+  o.print_json = false;
+  o.clock_offset_ns = 1'700'000'000'000'000'000ull;
+  o.event_time = true;
+  o.sampler.spans_per_second = 100;
+  Agent agent(o);
+  auto sink = std::make_shared<CollectingSink>();
+  agent.AddSink(sink);
+  std::atomic<bool> stop{false};
+  ASSERT_TRUE(agent.Run(source, stop).ok());
+
+  uint64_t red_server = 0, red_client = 0;
+  for (const auto& [key, series] : agent.red().Totals()) {
+    (key.kind == "server" ? red_server : red_client) += series.count;
+  }
+  EXPECT_EQ(red_server, static_cast<uint64_t>(kRequests));
+  EXPECT_EQ(red_client, static_cast<uint64_t>(kRequests));
+
+  std::map<std::string, int> per_trace;
+  int errors = 0;
+  for (const auto& s : sink->spans) {
+    per_trace[trace::ToHex(s.trace_id)] += 1;
+    if (s.status == trace::StatusCode::kError) ++errors;
+    EXPECT_FALSE(s.deferred) << "kept spans are completed";
+    EXPECT_NE(trace::StringAttribute(s, "url.path"), nullptr);
+    for (const auto h : s.request_headers) {
+      if (h.name == "authorization") {
+        EXPECT_EQ(h.value, "[REDACTED]");
+      }
+    }
+  }
+  // 100 errors (server + client span each), plus about 5 s x 100 spans/s.
+  EXPECT_EQ(errors, 2 * kRequests / 100);
+  EXPECT_GE(sink->spans.size(), 400u);
+  EXPECT_LE(sink->spans.size(), 200u + 5 * 100 + 100);
+  for (const auto& [trace_id, n] : per_trace) EXPECT_EQ(n, 2) << "trace " << trace_id << " incomplete";
+  const auto c = agent.counters();
+  EXPECT_EQ(c.sampler.dropped_budget + sink->spans.size(), 2u * kRequests);
 }
 
 }  // namespace

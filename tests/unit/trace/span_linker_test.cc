@@ -212,7 +212,7 @@ TEST(GatewayLinker, EgressReleasedAfterHold) {
   s.end_unix_ns = 100;
   std::vector<Span> out;
   auto emit = [&](Span&& sp) { out.push_back(std::move(sp)); };
-  linker.Add(s, emit);
+  linker.Add(Span(s), emit);
   linker.Flush(500, emit);
   EXPECT_TRUE(out.empty());
   linker.Flush(1200, emit);

@@ -1,0 +1,95 @@
+// The span budget's decisions: per trace, forced keeps, the parent's flag.
+#include "agent/trace/sampler.h"
+
+#include <gtest/gtest.h>
+
+#include <cstring>
+
+namespace sonde::trace {
+namespace {
+
+Span SpanOf(uint8_t trace_byte, uint64_t duration_ns = 1'000'000) {
+  Span s;
+  s.trace_id[0] = trace_byte;
+  s.trace_id[15] = static_cast<uint8_t>(trace_byte * 7 + 1);
+  s.start_unix_ns = 1'000'000'000;
+  s.end_unix_ns = s.start_unix_ns + duration_ns;
+  return s;
+}
+
+TEST(TraceSampler, ErrorsSlowAndParentSampledAreKeptWithAnEmptyBudget) {
+  TraceSampler sampler({.spans_per_second = 1e-9, .slow_ns = 500'000'000});
+  std::vector<bool> keep;
+  std::vector<Span> group{SpanOf(1), SpanOf(1)};
+  group[1].status = StatusCode::kError;  // one error keeps its whole group
+  sampler.Decide(group, 1, keep);
+  EXPECT_EQ(keep, std::vector<bool>({true, true}));
+
+  group = {SpanOf(2, 600'000'000)};
+  sampler.Decide(group, 2, keep);
+  EXPECT_TRUE(keep[0]);
+
+  group = {SpanOf(3)};
+  group[0].parent_sampled = 1;
+  sampler.Decide(group, 3, keep);
+  EXPECT_TRUE(keep[0]);
+
+  group = {SpanOf(4)};
+  group[0].parent_sampled = 0;
+  sampler.Decide(group, 4, keep);
+  EXPECT_FALSE(keep[0]);
+
+  group = {SpanOf(5)};
+  sampler.Decide(group, 5, keep);
+  EXPECT_FALSE(keep[0]) << "no budget left";
+
+  const auto& c = sampler.counters();
+  EXPECT_EQ(c.kept[static_cast<size_t>(SampleReason::kError)], 2u);
+  EXPECT_EQ(c.kept[static_cast<size_t>(SampleReason::kSlow)], 1u);
+  EXPECT_EQ(c.kept[static_cast<size_t>(SampleReason::kParentSampled)], 1u);
+  EXPECT_EQ(c.dropped_parent_flag, 1u);
+  EXPECT_EQ(c.dropped_budget, 1u);
+}
+
+TEST(TraceSampler, LaterSpansOfAKeptTraceAreKept) {
+  TraceSampler sampler({.spans_per_second = 1e-9});
+  std::vector<bool> keep;
+  std::vector<Span> group{SpanOf(9)};
+  group[0].status = StatusCode::kError;
+  sampler.Decide(group, 10, keep);
+  ASSERT_TRUE(keep[0]);
+  group = {SpanOf(9)};  // same trace, fine this time: follows the trace's decision
+  sampler.Decide(group, 20, keep);
+  EXPECT_TRUE(keep[0]);
+  EXPECT_EQ(sampler.counters().kept[static_cast<size_t>(SampleReason::kTrace)], 1u);
+}
+
+TEST(TraceSampler, BudgetHoldsAtHighOfferedRates) {
+  TraceSampler sampler({.spans_per_second = 1000});
+  std::vector<bool> keep;
+  uint64_t kept = 0;
+  // 100k single-span traces over 2 s (50k spans/s offered).
+  for (uint32_t i = 0; i < 100'000; ++i) {
+    std::vector<Span> group{SpanOf(0)};
+    uint64_t x = (i + 1) * 0x9e3779b97f4a7c15ull;  // distinct, random-looking ids
+    x ^= x >> 31;
+    std::memcpy(group[0].trace_id.data(), &x, sizeof x);
+    x *= 0xbf58476d1ce4e5b9ull;
+    std::memcpy(group[0].trace_id.data() + 8, &x, sizeof x);
+    sampler.Decide(group, 1 + static_cast<uint64_t>(i) * 20'000, keep);
+    kept += keep[0];
+  }
+  EXPECT_GE(kept, 1000u);
+  EXPECT_LE(kept, 3100u);  // 2 s of budget plus one burst
+}
+
+TEST(TraceSampler, ZeroBudgetMeansEverySpan) {
+  TraceSampler sampler({.spans_per_second = 0});
+  std::vector<bool> keep;
+  std::vector<Span> group{SpanOf(1), SpanOf(2)};
+  sampler.Decide(group, 1, keep);
+  EXPECT_EQ(keep, std::vector<bool>({true, true}));
+}
+
+}  // namespace
+}  // namespace sonde::trace
