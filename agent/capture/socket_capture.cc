@@ -9,8 +9,8 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "agent/bpf/abi_checks.h"
 #include "agent/bpf/libbpf_raii.h"
-#include "agent/capture/abi_checks.h"
 #include "socket_trace.skel.h"
 
 namespace sonde::capture {

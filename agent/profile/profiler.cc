@@ -12,8 +12,11 @@
 #include <cstring>
 #include <fstream>
 
+#include "absl/strings/str_cat.h"
+
 // abi.h first: the skeleton's .rodata/.bss structs use its types.
-#include "sonde/abi.h"
+#include "agent/bpf/abi_checks.h"
+#include "agent/bpf/libbpf_raii.h"
 // clang-format off
 #include "profile.skel.h"
 // clang-format on
@@ -21,41 +24,18 @@
 namespace sonde::profile {
 namespace {
 
-static_assert(sizeof(sonde_profile_key) == 40, "ABI: sonde_profile_key");
-static_assert(sizeof(sonde_profile_config) == 24, "ABI: sonde_profile_config");
-static_assert(sizeof(sonde_profile_new_process) == 16, "ABI: sonde_profile_new_process");
-static_assert(sizeof(sonde_profile_offcpu_value) == 16, "ABI: sonde_profile_offcpu_value");
-
-// Owns a file descriptor until handed over.
-class UniqueFd {
- public:
-  explicit UniqueFd(int fd = -1) : fd_(fd) {}
-  ~UniqueFd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  UniqueFd(UniqueFd&& o) noexcept : fd_(o.release()) {}
-  UniqueFd& operator=(UniqueFd&& o) noexcept {
-    if (this != &o) {
-      if (fd_ >= 0) ::close(fd_);
-      fd_ = o.release();
-    }
-    return *this;
-  }
-  int get() const { return fd_; }
-  int release() {
-    int fd = fd_;
-    fd_ = -1;
-    return fd;
-  }
-
- private:
-  int fd_;
-};
+using ProfileSkeleton = bpf::Skeleton<::profile, profile__open, profile__load, profile__attach,
+                                      profile__destroy>;
 
 absl::Status Errno(const std::string& what, int err) {
   return absl::Status(err == EPERM || err == EACCES ? absl::StatusCode::kPermissionDenied
                                                     : absl::StatusCode::kInternal,
                       what + ": " + std::strerror(err));
+}
+
+// The loader's own errors read "profile: ..." like the ones above.
+absl::Status Prefixed(const std::string& prefix, const absl::Status& s) {
+  return absl::Status(s.code(), absl::StrCat(prefix, ": ", s.message()));
 }
 
 // "0-3,5,7-8" -> {0,1,2,3,5,7,8}
@@ -153,9 +133,13 @@ void TrimTracepointFrames(std::vector<std::string>& kernel_innermost_first) {
 
 }  // namespace
 
-void Profiler::SkeletonDeleter::operator()(::profile* skel) const { profile__destroy(skel); }
-void Profiler::LinkDeleter::operator()(bpf_link* link) const { bpf_link__destroy(link); }
-void Profiler::RingBufferDeleter::operator()(ring_buffer* rb) const { ring_buffer__free(rb); }
+// Members are destroyed last to first: the ring buffer and the links go before
+// the skeleton whose maps and programs they use.
+struct Profiler::Kernel {
+  ProfileSkeleton skel;
+  std::vector<bpf::BpfLink> links;  // perf events (one per CPU) and sched_switch
+  bpf::RingBuffer notices;
+};
 
 Profiler::Profiler(const ProfilerOptions& options)
     : options_(options), symbolizer_(options.symbolizer) {}
@@ -181,8 +165,10 @@ absl::StatusOr<std::unique_ptr<Profiler>> Profiler::Create(const ProfilerOptions
 }
 
 absl::Status Profiler::Init() {
-  skel_.reset(profile__open());
-  if (!skel_) return Errno("profile: open BPF object", errno);
+  auto opened = ProfileSkeleton::Open();
+  if (!opened.ok()) return Prefixed("profile", opened.status());
+  kernel_ = std::make_unique<Kernel>(std::move(*opened));
+  ProfileSkeleton& skel = kernel_->skel;
 
   sonde_profile_config cfg{};
   cfg.flags = (options_.include_pids.empty() ? 0 : SONDE_PROFILE_PIDS_INCLUDE_ONLY) |
@@ -191,20 +177,20 @@ absl::Status Profiler::Init() {
   cfg.agent_tgid = options_.exclude_self ? static_cast<uint32_t>(::getpid()) : 0;
   cfg.min_block_ns = static_cast<uint64_t>(options_.min_block.count()) * 1000;
   cfg.slot_ns = static_cast<uint64_t>(options_.slot.count()) * 1000000;
-  std::memcpy(const_cast<sonde_profile_config*>(&skel_->rodata->profile_config), &cfg, sizeof(cfg));
+  std::memcpy(const_cast<sonde_profile_config*>(&skel->rodata->profile_config), &cfg, sizeof(cfg));
 
-  for (bpf_map* m : {skel_->maps.stacks_0, skel_->maps.stacks_1}) {
+  for (bpf_map* m : {skel->maps.stacks_0, skel->maps.stacks_1}) {
     bpf_map__set_max_entries(m, options_.stack_map_entries);
   }
-  for (bpf_map* m : {skel_->maps.oncpu_0, skel_->maps.oncpu_1, skel_->maps.offcpu_0,
-                     skel_->maps.offcpu_1}) {
+  for (bpf_map* m : {skel->maps.oncpu_0, skel->maps.oncpu_1, skel->maps.offcpu_0,
+                     skel->maps.offcpu_1}) {
     bpf_map__set_max_entries(m, options_.count_map_entries);
   }
-  bpf_program__set_autoload(skel_->progs.sonde_oncpu_sample, options_.on_cpu);
-  bpf_program__set_autoload(skel_->progs.sonde_offcpu_switch, options_.off_cpu);
-  if (int err = profile__load(skel_.get()); err != 0) return Errno("profile: load BPF object", -err);
+  bpf_program__set_autoload(skel->progs.sonde_oncpu_sample, options_.on_cpu);
+  bpf_program__set_autoload(skel->progs.sonde_offcpu_switch, options_.off_cpu);
+  if (absl::Status s = skel.Load(); !s.ok()) return Prefixed("profile", s);
 
-  skel_->bss->profile_epoch.gen = 0;
+  skel->bss->profile_epoch.gen = 0;
   for (uint32_t pid : options_.include_pids) {
     if (absl::Status s = SetPidFilter(pid, SONDE_FILTER_INCLUDE); !s.ok()) return s;
   }
@@ -212,18 +198,18 @@ absl::Status Profiler::Init() {
     if (absl::Status s = SetPidFilter(pid, SONDE_FILTER_EXCLUDE); !s.ok()) return s;
   }
 
-  notices_.reset(ring_buffer__new(bpf_map__fd(skel_->maps.process_notices), &Profiler::OnNotice,
-                                  this, nullptr));
-  if (!notices_) return Errno("profile: ring buffer", errno);
+  kernel_->notices.reset(ring_buffer__new(bpf_map__fd(skel->maps.process_notices), &Profiler::OnNotice,
+                                         this, nullptr));
+  if (!kernel_->notices) return Errno("profile: ring buffer", errno);
 
   last_drain_unix_ns_ = core::RealtimeNowNs();
   if (options_.on_cpu) {
     if (absl::Status s = AttachPerfEvents(); !s.ok()) return s;
   }
   if (options_.off_cpu) {
-    bpf_link* link = bpf_program__attach(skel_->progs.sonde_offcpu_switch);
-    if (!link) return Errno("profile: attach tp_btf/sched_switch", errno);
-    links_.emplace_back(link);
+    auto link = bpf::AttachProgram(skel->progs.sonde_offcpu_switch);
+    if (!link.ok()) return Prefixed("profile", link.status());
+    kernel_->links.push_back(std::move(*link));
   }
   notice_thread_ = std::jthread([this](std::stop_token st) { PollNotices(st); });
   return absl::OkStatus();
@@ -237,16 +223,15 @@ absl::Status Profiler::AttachPerfEvents() {
     attr.config = PERF_COUNT_SW_CPU_CLOCK;
     attr.freq = 1;
     attr.sample_freq = options_.frequency_hz;
-    UniqueFd fd(static_cast<int>(
+    bpf::UniqueFd event(static_cast<int>(
         ::syscall(__NR_perf_event_open, &attr, /*pid=*/-1, cpu, /*group_fd=*/-1, PERF_FLAG_FD_CLOEXEC)));
-    if (fd.get() < 0) {
+    if (!event.valid()) {
       if (errno == ENODEV) continue;  // CPU went offline
       return Errno("profile: perf_event_open cpu " + std::to_string(cpu), errno);
     }
-    bpf_link* link = bpf_program__attach_perf_event(skel_->progs.sonde_oncpu_sample, fd.get());
-    if (!link) return Errno("profile: attach perf event cpu " + std::to_string(cpu), errno);
-    fd.release();  // the link closes it
-    links_.emplace_back(link);
+    auto link = bpf::AttachPerfEvent(kernel_->skel->progs.sonde_oncpu_sample, std::move(event));
+    if (!link.ok()) return Prefixed("profile: cpu " + std::to_string(cpu), link.status());
+    kernel_->links.push_back(std::move(*link));
     std::lock_guard<std::mutex> lock(stats_mu_);
     ++stats_.perf_events;
   }
@@ -255,7 +240,7 @@ absl::Status Profiler::AttachPerfEvents() {
 }
 
 absl::Status Profiler::SetPidFilter(uint32_t pid, uint8_t action) {
-  if (bpf_map__update_elem(skel_->maps.pid_filter, &pid, sizeof(pid), &action, sizeof(action),
+  if (bpf_map__update_elem(kernel_->skel->maps.pid_filter, &pid, sizeof(pid), &action, sizeof(action),
                            BPF_ANY) != 0) {
     return Errno("profile: pid filter update", errno);
   }
@@ -275,7 +260,7 @@ int Profiler::OnNotice(void* ctx, void* data, size_t size) {
 
 void Profiler::PollNotices(std::stop_token stop) {
   while (!stop.stop_requested()) {
-    ring_buffer__poll(notices_.get(), 100 /* ms */);
+    ring_buffer__poll(kernel_->notices.get(), 100 /* ms */);
   }
 }
 
@@ -286,7 +271,7 @@ absl::StatusOr<std::vector<ProfileWindow>> Profiler::Drain() {
   // 1. Swap map sets and let programs that read the old generation finish.
   const uint32_t old_gen = gen_;
   gen_ = old_gen + 1;
-  skel_->bss->profile_epoch.gen = gen_;
+  kernel_->skel->bss->profile_epoch.gen = gen_;
   std::this_thread::sleep_for(options_.swap_grace);
   const uint64_t window_end = core::RealtimeNowNs();
   const uint64_t window_start = last_drain_unix_ns_;
@@ -300,10 +285,10 @@ absl::StatusOr<std::vector<ProfileWindow>> Profiler::Drain() {
   // 2. Read and clear the idle set.
   const bool odd = old_gen & 1;
   saved_stacks_[old_gen] =
-      DrainStacks(bpf_map__fd(odd ? skel_->maps.stacks_1 : skel_->maps.stacks_0));
+      DrainStacks(bpf_map__fd(odd ? kernel_->skel->maps.stacks_1 : kernel_->skel->maps.stacks_0));
   std::vector<DrainedCount> on, off;
-  if (options_.on_cpu) on = DrainCounts(bpf_map__fd(odd ? skel_->maps.oncpu_1 : skel_->maps.oncpu_0), false);
-  if (options_.off_cpu) off = DrainCounts(bpf_map__fd(odd ? skel_->maps.offcpu_1 : skel_->maps.offcpu_0), true);
+  if (options_.on_cpu) on = DrainCounts(bpf_map__fd(odd ? kernel_->skel->maps.oncpu_1 : kernel_->skel->maps.oncpu_0), false);
+  if (options_.off_cpu) off = DrainCounts(bpf_map__fd(odd ? kernel_->skel->maps.offcpu_1 : kernel_->skel->maps.offcpu_0), true);
 
   // 3. Symbolise and fold.
   symbolizer_.BeginBatch();
@@ -418,7 +403,7 @@ ProfilerStats Profiler::stats() const {
   std::vector<uint64_t> values(ncpu > 0 ? ncpu : 1);
   auto read = [&](uint32_t stat) -> uint64_t {
     uint64_t sum = 0;
-    if (bpf_map__lookup_elem(skel_->maps.profile_stats, &stat, sizeof(stat), values.data(),
+    if (bpf_map__lookup_elem(kernel_->skel->maps.profile_stats, &stat, sizeof(stat), values.data(),
                              values.size() * sizeof(uint64_t), 0) == 0) {
       for (uint64_t v : values) sum += v;
     }
@@ -441,8 +426,8 @@ ProfilerStats Profiler::stats() const {
       ns = info.run_time_ns;
     }
   };
-  prog_stats(skel_->progs.sonde_oncpu_sample, s.oncpu_prog_runs, s.oncpu_prog_ns);
-  prog_stats(skel_->progs.sonde_offcpu_switch, s.offcpu_prog_runs, s.offcpu_prog_ns);
+  prog_stats(kernel_->skel->progs.sonde_oncpu_sample, s.oncpu_prog_runs, s.oncpu_prog_ns);
+  prog_stats(kernel_->skel->progs.sonde_offcpu_switch, s.offcpu_prog_runs, s.offcpu_prog_ns);
   s.symbolizer = symbolizer_.stats();
   return s;
 }

@@ -28,10 +28,6 @@
 #include "agent/profile/folded.h"
 #include "agent/profile/symbolizer.h"
 
-struct profile;  // bpftool skeleton (profile.skel.h)
-struct bpf_link;
-struct ring_buffer;
-
 namespace sonde::profile {
 
 struct ProfilerOptions {
@@ -98,15 +94,9 @@ class Profiler {
   const ProfilerOptions& options() const { return options_; }
 
  private:
-  struct SkeletonDeleter {
-    void operator()(::profile* skel) const;
-  };
-  struct LinkDeleter {
-    void operator()(bpf_link* link) const;
-  };
-  struct RingBufferDeleter {
-    void operator()(ring_buffer* rb) const;
-  };
+  // The skeleton, its links and the notice ring buffer (profiler.cc: their
+  // types need the generated skeleton header).
+  struct Kernel;
   using StackTable = std::unordered_map<uint32_t, std::vector<uint64_t>>;
 
   explicit Profiler(const ProfilerOptions& options);
@@ -120,11 +110,9 @@ class Profiler {
   core::MonotonicToRealtime clock_;
   Symbolizer symbolizer_;
 
-  // Declaration order is teardown order in reverse: the notice thread stops
-  // first, then links detach (closing perf fds), then the object is freed.
-  std::unique_ptr<::profile, SkeletonDeleter> skel_;
-  std::vector<std::unique_ptr<bpf_link, LinkDeleter>> links_;
-  std::unique_ptr<ring_buffer, RingBufferDeleter> notices_;
+  // Declared before the notice thread, so the thread stops before the ring
+  // buffer it polls is freed; links detach before the skeleton goes.
+  std::unique_ptr<Kernel> kernel_;
   std::jthread notice_thread_;
 
   std::mutex drain_mu_;

@@ -2,42 +2,42 @@
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <cstring>
 
 #include "absl/status/status.h"
-#include "absl/strings/str_cat.h"
+#include "agent/bpf/abi_checks.h"
+#include "agent/bpf/libbpf_raii.h"
 #include "tcp_health.skel.h"
 
 namespace sonde::tcp {
-namespace {
-absl::Status Errno(std::string_view what, int err) {
-  return absl::InternalError(std::string(what) + ": " + std::strerror(err < 0 ? -err : err));
-}
-}  // namespace
+
+using TcpHealthSkeleton = bpf::Skeleton<tcp_health, tcp_health__open, tcp_health__load,
+                                        tcp_health__attach, tcp_health__destroy>;
+
+struct TcpHealthSource::Kernel {
+  TcpHealthSkeleton skel;
+};
+
+TcpHealthSource::TcpHealthSource(std::unique_ptr<Kernel> kernel) : kernel_(std::move(kernel)) {}
+TcpHealthSource::~TcpHealthSource() = default;
 
 absl::StatusOr<std::unique_ptr<TcpHealthSource>> TcpHealthSource::Open(
     const TcpHealthOptions& options) {
-  std::unique_ptr<tcp_health, decltype(&tcp_health__destroy)> skel(tcp_health__open(),
-                                                                   &tcp_health__destroy);
-  if (!skel) return Errno("tcp_health__open", errno);
+  auto opened = TcpHealthSkeleton::Open();
+  if (!opened.ok()) return opened.status();
+  TcpHealthSkeleton skel = std::move(*opened);
   skel->rodata->sample_interval_ns = options.sample_interval_ns;
   if (int err = bpf_map__set_max_entries(skel->maps.tcp_socks, options.max_sockets); err != 0)
-    return Errno("resize tcp_socks", err);
-  if (int err = tcp_health__load(skel.get()); err != 0) return Errno("tcp_health__load", err);
-  if (int err = tcp_health__attach(skel.get()); err != 0) return Errno("tcp_health__attach", err);
-  return std::unique_ptr<TcpHealthSource>(new TcpHealthSource(skel.release()));
+    return absl::ErrnoToStatus(-err, "resizing tcp_socks");
+  if (auto st = skel.Load(); !st.ok()) return st;
+  if (auto st = skel.Attach(); !st.ok()) return st;
+  return std::unique_ptr<TcpHealthSource>(new TcpHealthSource(std::make_unique<Kernel>(std::move(skel))));
 }
-
-TcpHealthSource::~TcpHealthSource() { tcp_health__destroy(skel_); }
 
 absl::Status TcpHealthSource::Read(std::vector<SocketSnapshot>& sockets,
                                    std::vector<PairSnapshot>& pairs) {
   sockets.clear();
   pairs.clear();
-  const int socks_fd = bpf_map__fd(skel_->maps.tcp_socks);
+  const int socks_fd = bpf_map__fd(kernel_->skel->maps.tcp_socks);
   std::vector<uint64_t> closed;
   uint64_t key = 0, next = 0;
   const void* prev = nullptr;
@@ -53,7 +53,7 @@ absl::Status TcpHealthSource::Read(std::vector<SocketSnapshot>& sockets,
   }
   for (uint64_t cookie : closed) bpf_map_delete_elem(socks_fd, &cookie);
 
-  const int pairs_fd = bpf_map__fd(skel_->maps.tcp_pairs);
+  const int pairs_fd = bpf_map__fd(kernel_->skel->maps.tcp_pairs);
   sonde_tcp_pair_key pkey{}, pnext{};
   const void* pprev = nullptr;
   while (bpf_map_get_next_key(pairs_fd, pprev, &pnext) == 0) {
@@ -68,7 +68,7 @@ absl::Status TcpHealthSource::Read(std::vector<SocketSnapshot>& sockets,
 
 KernelCounters TcpHealthSource::kernel_counters() const {
   KernelCounters c;
-  const int fd = bpf_map__fd(skel_->maps.tcp_stats);
+  const int fd = bpf_map__fd(kernel_->skel->maps.tcp_stats);
   const int ncpu = libbpf_num_possible_cpus();
   if (ncpu <= 0) return c;
   std::vector<uint64_t> values(static_cast<size_t>(ncpu));

@@ -1,15 +1,13 @@
 #pragma once
 // Loads bpf/tcp_health.bpf.c, attaches its tracepoints and reads the per-socket
-// and per-pair maps. One object owns the skeleton (and so every link and map);
-// the destructor detaches everything.
+// and per-pair maps. One object owns the skeleton (bpf::Skeleton, and so every
+// link and map); the destructor detaches everything.
 #include <cstdint>
 #include <memory>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "agent/tcp/tcp_types.h"
-
-struct tcp_health;  // generated skeleton
 
 namespace sonde::tcp {
 
@@ -37,8 +35,9 @@ class TcpHealthSource {
   KernelCounters kernel_counters() const;
 
  private:
-  explicit TcpHealthSource(tcp_health* skel) : skel_(skel) {}
-  tcp_health* skel_;
+  struct Kernel;  // the skeleton (tcp_health_source.cc: its type needs the generated header)
+  explicit TcpHealthSource(std::unique_ptr<Kernel> kernel);
+  std::unique_ptr<Kernel> kernel_;
 };
 
 }  // namespace sonde::tcp

@@ -4,7 +4,7 @@
 #include <cstddef>
 #include <vector>
 
-#include "agent/capture/abi_checks.h"
+#include "agent/bpf/abi_checks.h"
 #include "agent/capture/event_source.h"
 
 namespace sonde::capture {
