@@ -1,9 +1,11 @@
 // Network spans end to end: curl (root namespace) -> nginx (its own namespace)
 // over a veth pair, captured on the root end by PacketCapture, while the
 // socket-syscall capture (agent/capture + agent/conn) reconstructs the same
-// exchange from curl's syscalls. The network span and the system record share
-// the TCP sequence numbers of the first request and response bytes, and the
-// network span nests inside curl's system span in time.
+// exchange from curl's syscalls. The packet collector feeds the flows to the
+// same tracker and protocol sessions and yields records; built into spans
+// (the span builder the pipeline uses), the network span and the system
+// record share the TCP sequence numbers of the first request and response
+// bytes, and the network span nests inside curl's system span in time.
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -19,6 +21,8 @@
 #include "agent/core/clock.h"
 #include "agent/packet/network_component.h"
 #include "agent/packet/packet_collector.h"
+#include "agent/trace/redaction.h"
+#include "agent/trace/span_builder.h"
 #include "tests/kernel/tcp/netns.h"
 #include "tests/kernel/tcp/process.h"
 
@@ -98,16 +102,19 @@ TEST(NetworkSpanKernelTest, CurlThroughVethJoinsSystemSpanBySequence) {
   auto nginx = StartNginx("sd5n" + tag, ns_ip, dir);
   ASSERT_TRUE(nginx.running());
 
-  // Packet side: capture only this veth, spans into a vector.
+  // Packet side: capture only this veth, records into a vector, timed on
+  // `clock` (CLOCK_MONOTONIC, like the system records).
+  core::MonotonicToRealtime clock;
   std::mutex mu;
-  std::vector<trace::Span> net_spans;
+  std::vector<conn::ConnRecord> net_records;
   PacketCollectorOptions popts;
   popts.capture.interfaces = {"vsd5" + tag};
   popts.capture.filter = "tcp port 8080 or tcp port 8081";
   popts.poll_ms = 20;
-  auto packets = PacketCollector::Start(popts, [&](trace::Span&& s) {
+  popts.clock = &clock;
+  auto packets = PacketCollector::Start(popts, [&](conn::ConnRecord&& r) {
     std::lock_guard lock(mu);
-    net_spans.push_back(std::move(s));
+    net_records.push_back(std::move(r));
   });
   if (!packets.ok()) {
     if (sonde::testing::InCi()) FAIL() << packets.status();
@@ -147,15 +154,21 @@ TEST(NetworkSpanKernelTest, CurlThroughVethJoinsSystemSpanBySequence) {
   for (const auto& r : records)
     if (r.conn.comm == "curl" && r.record.path == "/users/42") sys = &r;
   ASSERT_NE(sys, nullptr) << records.size() << " system records";
-  const trace::Span* nspan = nullptr;
+  // The spans the pipeline would build (Agent::EmitRecord) from the packet records.
+  std::vector<trace::Span> net_spans;
   {
+    trace::SpanBuilder builder(clock);
     std::lock_guard lock(mu);
-    for (const auto& s : net_spans)
-      if (s.endpoint == "GET /users/42") nspan = &s;
-    ASSERT_NE(nspan, nullptr) << net_spans.size() << " network spans";
+    for (const auto& r : net_records) net_spans.push_back(builder.Build(r));
   }
-  EXPECT_EQ(nspan->source, trace::SpanSource::kNetwork);
+  const trace::Span* nspan = nullptr;
+  for (const auto& s : net_spans)
+    if (s.url_path == "/users/42") nspan = &s;
+  ASSERT_NE(nspan, nullptr) << net_spans.size() << " network spans";
+  EXPECT_EQ(nspan->endpoint, "GET /users/{id}");
+  EXPECT_EQ(nspan->kind, trace::SpanKind::kClient);  // the client view of the flow
   EXPECT_EQ(nspan->http_status, 200);
+  EXPECT_EQ(nspan->client.address, host_ip);
   EXPECT_EQ(nspan->server.address, ns_ip);
   EXPECT_EQ(nspan->server.port, 8080);
   ASSERT_TRUE(sys->record.request.first_tcp_seq.has_value());
@@ -165,7 +178,6 @@ TEST(NetworkSpanKernelTest, CurlThroughVethJoinsSystemSpanBySequence) {
   EXPECT_EQ(nspan->response_tcp_seq, *sys->record.response.first_tcp_seq);
 
   // Nesting: curl wrote before the first request packet and read after the last response packet.
-  core::MonotonicToRealtime clock;
   const uint64_t sys_start = clock.ToUnixNs(sys->record.request.first_byte_ns);
   const uint64_t sys_end = clock.ToUnixNs(sys->record.response.last_byte_ns);
   constexpr uint64_t kSlackNs = 200'000;  // clock-offset estimate
@@ -182,10 +194,9 @@ TEST(NetworkSpanKernelTest, CurlThroughVethJoinsSystemSpanBySequence) {
     const conn::ConnRecord* sys2 = nullptr;
     for (const auto& r : records)
       if (r.conn.comm == "curl" && r.record.path == "/h2/path") sys2 = &r;
-    std::lock_guard lock(mu);
     const trace::Span* n2 = nullptr;
     for (const auto& s : net_spans)
-      if (s.endpoint == "GET /h2/path") n2 = &s;
+      if (s.url_path == "/h2/path") n2 = &s;
     ASSERT_NE(n2, nullptr) << "no HTTP/2 network span";
     EXPECT_EQ(n2->protocol, protocols::L7Protocol::kHttp2);
     EXPECT_EQ(n2->http_status, 200);
@@ -210,8 +221,8 @@ TEST(NetworkSpanKernelTest, CurlThroughVethJoinsSystemSpanBySequence) {
 }
 
 // The same path through the agent pipeline: NetworkComponent started by
-// pipeline::Agent, network spans reach the agent's sinks, TCP and packet
-// metrics appear in its /metrics text.
+// pipeline::Agent, network spans reach the agent's sinks (redacted like system
+// spans), TCP and packet metrics appear in its /metrics text.
 class CollectingSink : public trace::SpanSink {
  public:
   void OnSpan(const trace::Span& s) override {
@@ -254,7 +265,7 @@ TEST(NetworkSpanKernelTest, NetworkComponentFeedsPipelineSinksAndMetrics) {
   }
   ASSERT_NE(WaitForNginx(ns_ip).find("hello from nginx"), std::string::npos);
   int rc = 0;
-  Shell("curl -s -m 5 http://" + ns_ip + ":8080/orders/7", &rc);
+  Shell("curl -s -m 5 -H 'Authorization: Bearer kernel-s3cret' http://" + ns_ip + ":8080/orders/7", &rc);
   ASSERT_EQ(rc, 0);
   std::this_thread::sleep_for(1500ms);  // one TCP window and a capture block
   agent.Tick(core::MonotonicNowNs());
@@ -267,10 +278,13 @@ TEST(NetworkSpanKernelTest, NetworkComponentFeedsPipelineSinksAndMetrics) {
   {
     std::lock_guard lock(sink->mu);
     for (const auto& s : sink->spans)
-      if (s.source == trace::SpanSource::kNetwork && s.endpoint == "GET /orders/7") found = &s;
+      if (s.source == trace::SpanSource::kNetwork && s.url_path == "/orders/7") found = &s;
     ASSERT_NE(found, nullptr) << sink->spans.size() << " spans";
+    EXPECT_EQ(found->endpoint, "GET /orders/{id}");
     EXPECT_TRUE(found->request_seq_valid);
     EXPECT_EQ(found->http_status, 200);
+    EXPECT_EQ(found->server.address, ns_ip);
+    EXPECT_EQ(found->request_headers.Find("authorization"), trace::kRedacted);
   }
   const std::string pair = "client=\"" + host_ip + "\",server=\"" + ns_ip + "\",server_port=\"8080\"";
   EXPECT_NE(metrics.find("sonde_tcp_connections_opened_total{" + pair + ",side=\"client\",process=\"curl\"} 2"),
@@ -278,6 +292,7 @@ TEST(NetworkSpanKernelTest, NetworkComponentFeedsPipelineSinksAndMetrics) {
       << metrics.substr(0, 4000);
   EXPECT_NE(metrics.find("sonde_tcp_connections_opened_total{" + pair + ",side=\"server\""), std::string::npos);
   EXPECT_NE(metrics.find("sonde_packet_flows_total{" + pair + ",transport=\"tcp\"} 2"), std::string::npos);
+  EXPECT_NE(metrics.find("sonde_packet_records_total "), std::string::npos);
 }
 
 }  // namespace
