@@ -34,11 +34,13 @@ class NetworkComponent : public pipeline::Component {
   tcp::TcpCollector::WindowCallback on_tcp_window_;
   size_t max_queued_;
   pipeline::Agent* agent_ = nullptr;
-  std::shared_ptr<NetworkSources> sources_;
   mutable std::mutex mu_;
-  std::vector<conn::ConnRecord> queue_;  // guarded by mu_
-  uint64_t dropped_ = 0;                 // guarded by mu_
+  std::vector<conn::ConnRecord> queue_;     // guarded by mu_
+  uint64_t dropped_ = 0;                    // guarded by mu_
   std::vector<conn::ConnRecord> draining_;  // pipeline thread only
+  // Last: destroyed first, so the capture thread (which calls OnRecord) is
+  // joined before the queue it writes to goes away.
+  std::shared_ptr<NetworkSources> sources_;
 };
 
 }  // namespace sonde::packet
