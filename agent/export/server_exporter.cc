@@ -51,7 +51,7 @@ void ServerExporter::Stop(std::chrono::milliseconds drain) {
 
 template <typename Fill>
 bool ServerExporter::Append(size_t items, size_t bytes, Fill&& fill) {
-  bool full, overfull;
+  bool full;
   {
     std::lock_guard lock(mu_);
     if (queued_items_ + items > options_.max_queued_items) {
@@ -65,15 +65,17 @@ bool ServerExporter::Append(size_t items, size_t bytes, Fill&& fill) {
     queued_items_ += items;
     stats_.items_accepted += items;
     full = open_items_ >= options_.max_batch_items || open_bytes_ >= options_.max_batch_bytes;
-    // The sender thread seals full batches; a producer seals only when the
-    // sender is far behind (e.g. reconnecting), to keep batches bounded.
-    overfull = open_items_ >= 2 * options_.max_batch_items || open_bytes_ >= 2 * options_.max_batch_bytes;
+    if (full) {
+      // Hand the full batch to the sender thread: serialising and compressing
+      // it stay off the producer (the pipeline thread).
+      Unsealed& u = to_seal_.emplace_back();
+      u.batch.Swap(&open_);
+      u.items = open_items_;
+      open_items_ = 0;
+      open_bytes_ = 0;
+    }
   }
-  if (overfull) {
-    Seal();
-  } else if (full) {
-    cv_.notify_all();
-  }
+  if (full) cv_.notify_all();
   return true;
 }
 
@@ -119,52 +121,62 @@ void ServerExporter::SetHostInfo(v1::HostInfo host) {
   host_pending_ = true;
 }
 
-void ServerExporter::Seal() {
+void ServerExporter::Seal(bool include_open) {
   std::lock_guard seal_lock(seal_mu_);
-  v1::Batch batch;
-  size_t items;
-  uint64_t seq;
-  {
-    std::lock_guard lock(mu_);
-    if (open_items_ == 0 && !host_pending_) return;
-    batch.Swap(&open_);
-    items = open_items_;
-    open_items_ = 0;
-    open_bytes_ = 0;
-    if (host_pending_) {
-      *batch.mutable_host() = host_;
-      host_pending_ = false;
+  for (;;) {
+    v1::Batch batch;
+    size_t items;
+    uint64_t seq;
+    {
+      std::lock_guard lock(mu_);
+      if (!to_seal_.empty()) {
+        batch.Swap(&to_seal_.front().batch);
+        items = to_seal_.front().items;
+        to_seal_.pop_front();
+      } else if (include_open && (open_items_ > 0 || host_pending_)) {
+        batch.Swap(&open_);
+        items = open_items_;
+        open_items_ = 0;
+        open_bytes_ = 0;
+        include_open = false;
+      } else {
+        return;
+      }
+      if (host_pending_) {
+        *batch.mutable_host() = host_;
+        host_pending_ = false;
+      }
+      seq = next_sequence_++;
     }
-    seq = next_sequence_++;
+    batch.set_sequence(seq);
+    Pending p;
+    p.sequence = seq;
+    p.items = items;
+    std::string raw = batch.SerializeAsString();
+    auto compressed = Compress(raw, options_.compression, options_.compression_level);
+    auto* cb = p.request.mutable_compressed_batch();
+    cb->set_sequence(seq);
+    cb->set_uncompressed_size(raw.size());
+    if (compressed.ok()) {
+      cb->set_compression(options_.compression);
+      cb->set_data(std::move(*compressed));
+    } else {
+      cb->set_compression(v1::COMPRESSION_NONE);
+      cb->set_data(std::move(raw));
+    }
+    {
+      std::lock_guard lock(mu_);
+      queue_.push_back(std::move(p));
+      ++stats_.batches_sealed;
+    }
+    cv_.notify_all();
   }
-  batch.set_sequence(seq);
-  Pending p;
-  p.sequence = seq;
-  p.items = items;
-  std::string raw = batch.SerializeAsString();
-  auto compressed = Compress(raw, options_.compression, options_.compression_level);
-  auto* cb = p.request.mutable_compressed_batch();
-  cb->set_sequence(seq);
-  cb->set_uncompressed_size(raw.size());
-  if (compressed.ok()) {
-    cb->set_compression(options_.compression);
-    cb->set_data(std::move(*compressed));
-  } else {
-    cb->set_compression(v1::COMPRESSION_NONE);
-    cb->set_data(std::move(raw));
-  }
-  {
-    std::lock_guard lock(mu_);
-    queue_.push_back(std::move(p));
-    ++stats_.batches_sealed;
-  }
-  cv_.notify_all();
 }
 
 bool ServerExporter::Flush(std::chrono::milliseconds timeout) {
-  Seal();
+  Seal(/*include_open=*/true);
   std::unique_lock lock(mu_);
-  return cv_.wait_for(lock, timeout, [&] { return queue_.empty() && open_items_ == 0; });
+  return cv_.wait_for(lock, timeout, [&] { return queue_.empty() && open_items_ == 0 && to_seal_.empty(); });
 }
 
 ExporterStats ServerExporter::stats() const {
@@ -276,7 +288,7 @@ bool ServerExporter::RunStream() {
       auto deadline = open_since_ + options_.flush_interval;
       cv_.wait_until(lock, deadline, [&] {
         if (stopping_ || stream_broken_) return true;
-        if (open_items_ >= options_.max_batch_items || open_bytes_ >= options_.max_batch_bytes) return true;
+        if (!to_seal_.empty()) return true;
         size_t in_flight = 0;
         for (auto& p : queue_) {
           if (!p.written) return in_flight < options_.max_in_flight;
@@ -294,11 +306,11 @@ bool ServerExporter::RunStream() {
         ++in_flight;
       }
       if (!pending) {
-        const bool due = (open_items_ > 0 && std::chrono::steady_clock::now() >= open_since_ + options_.flush_interval) ||
-                         open_items_ >= options_.max_batch_items || open_bytes_ >= options_.max_batch_bytes;
+        const bool due = open_items_ > 0 && std::chrono::steady_clock::now() >= open_since_ + options_.flush_interval;
+        const bool full_waiting = !to_seal_.empty();
         if (!due && open_items_ == 0) open_since_ = std::chrono::steady_clock::now();
         lock.unlock();
-        if (due) Seal();
+        if (due || full_waiting) Seal(/*include_open=*/due);
         continue;
       }
       pending->written = true;

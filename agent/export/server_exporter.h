@@ -106,7 +106,9 @@ class ServerExporter final : public trace::SpanSink {
   // Adds `items` to the open batch through `fill` (called under the lock).
   template <typename Fill>
   bool Append(size_t items, size_t bytes, Fill&& fill);
-  void Seal();
+  // Serialises and compresses every full batch handed over by producers, and
+  // the open batch too when `include_open`, in sequence order.
+  void Seal(bool include_open = true);
   void SenderLoop();
   bool RunStream();  // one connection's lifetime; true if any batch was acked
   void SleepBackoff(std::chrono::milliseconds* backoff);
@@ -116,6 +118,11 @@ class ServerExporter final : public trace::SpanSink {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   v1::Batch open_;
+  struct Unsealed {
+    v1::Batch batch;
+    size_t items = 0;
+  };
+  std::deque<Unsealed> to_seal_;  // full batches waiting for the sender thread
   size_t open_items_ = 0;
   size_t open_bytes_ = 0;
   std::chrono::steady_clock::time_point open_since_;

@@ -2,18 +2,21 @@
 // The one interface every application protocol implements. The connection
 // tracker owns ordering, gaps and memory; a protocol owns bytes -> records.
 //
-// Adding a protocol touches: L7Protocol (l7_protocol.h), its inference rule
-// and factory in its own folder, one line in registry.cc, and its folder
-// protocols/<p>/ (parser + stitcher). Nothing in the tracker changes.
+// Adding a protocol touches: its L7Protocol value (l7_protocol.h), its folder
+// protocols/<p>/ (parser, session, inference, RecordSemantics and the
+// ProtocolDefinition that lists them) and one line in registry.cc. Nothing in
+// the tracker, the span builder or RED changes.
 #include <cstdint>
 #include <limits>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string_view>
 #include <vector>
 
 #include "agent/protocols/l7_protocol.h"
 #include "agent/protocols/record.h"
+#include "agent/protocols/semantics.h"
 
 namespace sonde::protocols {
 
@@ -102,6 +105,9 @@ struct ProtocolDefinition {
   // yes (a request seen in egress means this process is the client). Used
   // when the socket was joined mid-life and its role is unknown.
   Role (*infer_role)(std::string_view first_bytes, Direction dir) = nullptr;
+  // The record kinds its sessions produce and what they mean as spans (an
+  // HTTP/2 session yields HTTP/2 and gRPC records).
+  std::span<const RecordKind> record_kinds = {};
 };
 
 }  // namespace sonde::protocols

@@ -13,6 +13,14 @@ const ProtocolDefinition kProtocols[] = {
     http1::Definition(),
     {L7Protocol::kUnknown, "unknown", nullptr, nullptr},
 };
+
+// Records no definition claims (should not happen): named after the protocol, no attributes.
+void DescribeUnknown(const L7Record& r, bool /*server_side*/, SpanDescription& out) {
+  out.name = out.endpoint = std::string(L7ProtocolName(r.protocol));
+  out.route = out.endpoint;
+}
+void NoAttributes(const L7Record&, const SpanDescription&, const ExchangeAddresses&, std::vector<Attribute>&) {}
+const RecordSemantics kUnknownSemantics{&DescribeUnknown, &NoAttributes};
 }  // namespace
 
 std::span<const ProtocolDefinition> AllProtocols() {
@@ -24,6 +32,15 @@ const ProtocolDefinition* FindProtocol(L7Protocol protocol) {
     if (p.protocol == protocol) return &p;
   }
   return nullptr;
+}
+
+const RecordSemantics& SemanticsFor(L7Protocol protocol) {
+  for (const auto& p : AllProtocols()) {
+    for (const auto& kind : p.record_kinds) {
+      if (kind.protocol == protocol) return *kind.semantics;
+    }
+  }
+  return kUnknownSemantics;
 }
 
 }  // namespace sonde::protocols

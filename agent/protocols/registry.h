@@ -8,5 +8,8 @@ namespace sonde::protocols {
 
 std::span<const ProtocolDefinition> AllProtocols();
 const ProtocolDefinition* FindProtocol(L7Protocol protocol);
+// The semantics of records of `protocol` (whichever definition produces
+// them); a generic fallback for kUnknown.
+const RecordSemantics& SemanticsFor(L7Protocol protocol);
 
 }  // namespace sonde::protocols

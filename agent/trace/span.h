@@ -11,6 +11,7 @@
 
 #include "agent/protocols/l7_protocol.h"
 #include "agent/protocols/record.h"
+#include "agent/protocols/semantics.h"
 #include "sonde/abi.h"
 
 namespace sonde::trace {
@@ -44,11 +45,9 @@ enum class LinkReason : uint8_t {
   kThread = 7,           // same thread, ingress followed by egress
 };
 
-using AttributeValue = std::variant<std::string, int64_t, double, bool>;
-struct Attribute {
-  std::string key;
-  AttributeValue value;
-};
+// Attributes are defined with the protocols' semantics, which produce them.
+using AttributeValue = protocols::AttributeValue;
+using Attribute = protocols::Attribute;
 
 struct Endpoint {
   std::string address;  // IP text
@@ -125,10 +124,11 @@ struct Span {
   bool request_seq_valid = false;
   bool response_seq_valid = false;
 
-  // Request line of HTTP-like spans, outside `attributes` so that linking and
-  // RED need no attribute lookups (empty for spans without one).
-  std::string http_method;
-  std::string http_route;
+  // The protocol's RED labels (protocols::SpanDescription) and, for
+  // request/path protocols, the raw path and query the linker compares: kept
+  // outside `attributes` so linking and RED need no attribute lookups.
+  std::string operation;  // HTTP method, RPC method
+  std::string route;      // normalised path, RPC service/method
   std::string url_path;
   std::string url_query;
   // An incoming trace context's sampled flag: -1 none, 0 not sampled, 1 sampled.

@@ -3,7 +3,7 @@
 #include <random>
 
 #include "agent/capture/tuple_format.h"
-#include "agent/trace/route.h"
+#include "agent/protocols/registry.h"
 #include "agent/trace/trace_headers.h"
 
 namespace sonde::trace {
@@ -14,30 +14,6 @@ uint64_t SplitMix(uint64_t& x) {
   z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
   z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
   return z ^ (z >> 31);
-}
-
-// "host:port" -> host, port (0 when absent); IPv6 literals keep their brackets off.
-void SplitAuthority(std::string_view authority, std::string* host, uint16_t* port) {
-  *port = 0;
-  size_t colon = authority.rfind(':');
-  size_t bracket = authority.rfind(']');
-  if (colon != std::string_view::npos && (bracket == std::string_view::npos || colon > bracket)) {
-    uint32_t p = 0;
-    bool ok = colon + 1 < authority.size();
-    for (char c : authority.substr(colon + 1)) {
-      if (c < '0' || c > '9') {
-        ok = false;
-        break;
-      }
-      p = p * 10 + static_cast<uint32_t>(c - '0');
-    }
-    if (ok && p <= 65535) *port = static_cast<uint16_t>(p);
-    authority = authority.substr(0, colon);
-  }
-  if (authority.size() >= 2 && authority.front() == '[' && authority.back() == ']') {
-    authority = authority.substr(1, authority.size() - 2);
-  }
-  host->assign(authority);
 }
 
 }  // namespace
@@ -109,13 +85,15 @@ Span SpanBuilder::BuildDeferred(conn::ConnRecord&& cr) {
     s.trace_id = ids_.NewTraceId();
   }
 
-  s.http_route = NormaliseRoute(r.path);
-  s.http_method = r.method;
-  s.endpoint.reserve((r.method.empty() ? 4 : r.method.size()) + 1 + s.http_route.size());
-  s.endpoint.append(r.method.empty() ? std::string_view("HTTP") : std::string_view(r.method));
-  s.endpoint.push_back(' ');
-  s.endpoint.append(s.http_route);
-  s.name = s.endpoint;
+  // The protocol names the span, decides the error and the RED labels.
+  protocols::SpanDescription d;
+  protocols::SemanticsFor(r.protocol).describe(r, s.kind == SpanKind::kServer, d);
+  s.name = std::move(d.name);
+  s.endpoint = std::move(d.endpoint);
+  s.operation = std::move(d.operation);
+  s.route = std::move(d.route);
+  if (d.error) s.status = StatusCode::kError;
+  s.status_message = std::move(d.status_message);
   s.url_path = r.path;
   s.url_query = r.query;
   s.service_name = c.comm;
@@ -134,6 +112,7 @@ Span SpanBuilder::BuildDeferred(conn::ConnRecord&& cr) {
   s.peer.port = c.tuple.dport;
 
   s.http_status = r.status;
+  s.grpc_status = r.grpc_status;
   s.request_bytes = r.request.bytes;
   s.response_bytes = r.response.bytes;
   if (r.request.first_tcp_seq) {
@@ -143,22 +122,6 @@ Span SpanBuilder::BuildDeferred(conn::ConnRecord&& cr) {
   if (r.response.first_tcp_seq) {
     s.response_tcp_seq = *r.response.first_tcp_seq;
     s.response_seq_valid = true;
-  }
-
-  const bool server = s.kind == SpanKind::kServer;
-  if (r.flags & protocols::kRecordNoResponse) {
-    s.status = StatusCode::kError;
-    s.status_message = "no response";
-  } else if (r.status >= 500 || (!server && r.status >= 400)) {
-    s.status = StatusCode::kError;
-  }
-  if (r.protocol == protocols::L7Protocol::kGrpc) {
-    if (!r.rpc_service.empty()) s.name = r.rpc_service + "/" + r.rpc_method;
-    s.grpc_status = r.grpc_status;
-    if (r.grpc_status > 0) {
-      s.status = StatusCode::kError;
-      s.status_message = r.grpc_message;
-    }
   }
   s.deferred = std::make_unique<DeferredDetail>();
   s.deferred->record = std::move(r);
@@ -176,43 +139,20 @@ void SpanBuilder::Complete(Span& s) {
   s.client = server ? s.peer : s.local;
   s.server = server ? s.local : s.peer;
 
-  std::string host;
-  uint16_t host_port = 0;
-  SplitAuthority(r.authority, &host, &host_port);
-  auto& a = s.attributes;
-  // Room for every attribute below plus those already there (the linker's).
-  a.reserve(a.size() + (r.protocol == protocols::L7Protocol::kGrpc ? 28 : 22));
-  a.push_back({"http.request.method", r.method});
-  a.push_back({"url.path", r.path});
-  if (!r.query.empty()) a.push_back({"url.query", r.query});
-  a.push_back({"http.route", s.http_route});
-  if (r.status != 0) a.push_back({"http.response.status_code", int64_t{r.status}});
-  a.push_back({"server.address", host.empty() ? s.server.address : host});
-  a.push_back({"server.port", int64_t{host_port != 0 && !server ? host_port : s.server.port}});
-  a.push_back({"client.address", s.client.address});
-  a.push_back({"client.port", int64_t{s.client.port}});
-  a.push_back({"network.peer.address", s.peer.address});
-  a.push_back({"network.peer.port", int64_t{s.peer.port}});
-  a.push_back({"network.protocol.name", std::string("http")});
-  a.push_back({"network.protocol.version", r.version});
-  if (const auto ua = FindHeader(r.request.headers, "user-agent")) {
-    a.push_back({"user_agent.original", std::string(*ua)});
-  }
-  a.push_back({"http.request.body.size", static_cast<int64_t>(r.request.body_bytes)});
-  a.push_back({"http.response.body.size", static_cast<int64_t>(r.response.body_bytes)});
-  if (s.status == StatusCode::kError && r.status != 0) {
-    a.push_back({"error.type", std::to_string(r.status)});
-  }
-  if (r.flags != 0) a.push_back({"sonde.record.flags", int64_t{r.flags}});
-  if (r.protocol == protocols::L7Protocol::kGrpc) {
-    // gRPC: rpc.* semconv; grpc-status is the error signal.
-    a.push_back({"rpc.system", std::string("grpc")});
-    a.push_back({"rpc.service", r.rpc_service});
-    a.push_back({"rpc.method", r.rpc_method});
-    if (r.grpc_status >= 0) a.push_back({"rpc.grpc.status_code", int64_t{r.grpc_status}});
-    a.push_back({"sonde.rpc.request_messages", int64_t{r.request_messages}});
-    a.push_back({"sonde.rpc.response_messages", int64_t{r.response_messages}});
-  }
+  protocols::ExchangeAddresses addr;
+  addr.server_side = server;
+  addr.local_address = s.local.address;
+  addr.peer_address = s.peer.address;
+  addr.client_address = s.client.address;
+  addr.server_address = s.server.address;
+  addr.local_port = s.local.port;
+  addr.peer_port = s.peer.port;
+  addr.client_port = s.client.port;
+  addr.server_port = s.server.port;
+  protocols::SpanDescription d;  // what the attributes need of the description
+  d.route = s.route;
+  d.error = s.status == StatusCode::kError;
+  protocols::SemanticsFor(r.protocol).attributes(r, d, addr, s.attributes);
   s.request_headers = std::move(s.deferred->record.request.headers);
   s.response_headers = std::move(s.deferred->record.response.headers);
   s.deferred.reset();

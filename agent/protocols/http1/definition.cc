@@ -1,5 +1,7 @@
 #include "agent/protocols/http1/definition.h"
 
+#include "agent/protocols/http/semantics.h"
+
 #include "agent/protocols/http1/parser.h"
 #include "agent/protocols/http1/stitcher.h"
 
@@ -35,7 +37,8 @@ Role InferRole(std::string_view first_bytes, Direction dir) {
 }
 
 ProtocolDefinition Definition() {
-  return ProtocolDefinition{L7Protocol::kHttp1, "http1", &Infer, &MakeSession, &InferRole};
+  static const RecordKind kRecordKinds[] = {{L7Protocol::kHttp1, &http::HttpSemantics()}};
+  return ProtocolDefinition{L7Protocol::kHttp1, "http1", &Infer, &MakeSession, &InferRole, kRecordKinds};
 }
 
 }  // namespace sonde::protocols::http1

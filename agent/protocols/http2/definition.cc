@@ -1,5 +1,8 @@
 #include "agent/protocols/http2/definition.h"
 
+#include "agent/protocols/http/semantics.h"
+#include "agent/protocols/http2/grpc_semantics.h"
+
 #include <algorithm>
 #include <memory>
 
@@ -70,7 +73,11 @@ std::unique_ptr<ProtocolSession> MakeSession(Role role, bool late_join) {
 }  // namespace
 
 ProtocolDefinition Definition() {
-  return ProtocolDefinition{L7Protocol::kHttp2, "http2", &Infer, &MakeSession, &InferRole};
+  static const RecordKind kRecordKinds[] = {
+      {L7Protocol::kHttp2, &http::HttpSemantics()},
+      {L7Protocol::kGrpc, &GrpcSemantics()},
+  };
+  return ProtocolDefinition{L7Protocol::kHttp2, "http2", &Infer, &MakeSession, &InferRole, kRecordKinds};
 }
 
 }  // namespace sonde::protocols::http2

@@ -1,7 +1,7 @@
 #include <gtest/gtest.h>
 
 #include "agent/trace/redaction.h"
-#include "agent/trace/route.h"
+#include "agent/protocols/http/route.h"
 #include "agent/trace/trace_headers.h"
 
 namespace sonde::trace {
@@ -84,18 +84,18 @@ TEST(Extract, PrefersTraceparentThenB3) {
 }
 
 TEST(Route, Normalise) {
-  EXPECT_EQ(NormaliseRoute("/users/42"), "/users/{id}");
-  EXPECT_EQ(NormaliseRoute("/users/42/orders/7/"), "/users/{id}/orders/{id}/");
-  EXPECT_EQ(NormaliseRoute("/items/123e4567-e89b-12d3-a456-426614174000"), "/items/{id}");
-  EXPECT_EQ(NormaliseRoute("/commits/da39a3ee5e6b4b0d3255bfef95601890afd80709"), "/commits/{id}");
-  EXPECT_EQ(NormaliseRoute("/obj/507f1f77bcf86cd799439011"), "/obj/{id}");
-  EXPECT_EQ(NormaliseRoute("/v1/prices/3.50"), "/v1/prices/{id}");
-  EXPECT_EQ(NormaliseRoute("/t/01ARZ3NDEKTSV4RRFFQ69G5FAV"), "/t/{id}");
-  EXPECT_EQ(NormaliseRoute("/api/v2/health"), "/api/v2/health");
-  EXPECT_EQ(NormaliseRoute("/static/app.js"), "/static/app.js");
-  EXPECT_EQ(NormaliseRoute("/feed/deadbeef"), "/feed/deadbeef");  // a word, no digit
-  EXPECT_EQ(NormaliseRoute("/"), "/");
-  EXPECT_EQ(NormaliseRoute("/blog/my-first-post"), "/blog/my-first-post");
+  EXPECT_EQ(protocols::http::NormaliseRoute("/users/42"), "/users/{id}");
+  EXPECT_EQ(protocols::http::NormaliseRoute("/users/42/orders/7/"), "/users/{id}/orders/{id}/");
+  EXPECT_EQ(protocols::http::NormaliseRoute("/items/123e4567-e89b-12d3-a456-426614174000"), "/items/{id}");
+  EXPECT_EQ(protocols::http::NormaliseRoute("/commits/da39a3ee5e6b4b0d3255bfef95601890afd80709"), "/commits/{id}");
+  EXPECT_EQ(protocols::http::NormaliseRoute("/obj/507f1f77bcf86cd799439011"), "/obj/{id}");
+  EXPECT_EQ(protocols::http::NormaliseRoute("/v1/prices/3.50"), "/v1/prices/{id}");
+  EXPECT_EQ(protocols::http::NormaliseRoute("/t/01ARZ3NDEKTSV4RRFFQ69G5FAV"), "/t/{id}");
+  EXPECT_EQ(protocols::http::NormaliseRoute("/api/v2/health"), "/api/v2/health");
+  EXPECT_EQ(protocols::http::NormaliseRoute("/static/app.js"), "/static/app.js");
+  EXPECT_EQ(protocols::http::NormaliseRoute("/feed/deadbeef"), "/feed/deadbeef");  // a word, no digit
+  EXPECT_EQ(protocols::http::NormaliseRoute("/"), "/");
+  EXPECT_EQ(protocols::http::NormaliseRoute("/blog/my-first-post"), "/blog/my-first-post");
 }
 
 TEST(Redaction, DefaultsAndConfigurable) {

@@ -1,6 +1,6 @@
-#include "agent/trace/route.h"
+#include "agent/protocols/http/route.h"
 
-namespace sonde::trace {
+namespace sonde::protocols::http {
 namespace {
 
 bool IsHex(char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
@@ -71,4 +71,4 @@ std::string NormaliseRoute(std::string_view path) {
   return out;
 }
 
-}  // namespace sonde::trace
+}  // namespace sonde::protocols::http

@@ -5,7 +5,7 @@
 #include <string>
 #include <string_view>
 
-namespace sonde::trace {
+namespace sonde::protocols::http {
 
 inline constexpr std::string_view kIdPlaceholder = "{id}";
 
@@ -15,4 +15,4 @@ std::string NormaliseRoute(std::string_view path);
 // True when one path segment (no '/') is an identifier.
 bool IsIdSegment(std::string_view segment);
 
-}  // namespace sonde::trace
+}  // namespace sonde::protocols::http

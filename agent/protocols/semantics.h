@@ -1,0 +1,55 @@
+#pragma once
+// What a protocol's records mean as spans: each protocol owns its semantic
+// conventions (span name, error rule, RED operation/route, attributes), so the
+// span builder, RED and the exporters stay protocol-agnostic. A protocol
+// folder exports one RecordSemantics per record kind it produces and lists
+// them in its ProtocolDefinition (agent/protocols/protocol.h).
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "agent/protocols/record.h"
+
+namespace sonde::protocols {
+
+using AttributeValue = std::variant<std::string, int64_t, double, bool>;
+struct Attribute {
+  std::string key;
+  AttributeValue value;
+};
+
+// The cheap part, taken for every record before sampling: enough to name
+// the span, count it in RED and decide whether it is an error.
+struct SpanDescription {
+  std::string name;       // span name: "GET /users/{id}", "pkg.Service/Method"
+  std::string endpoint;   // what the UI and RED group by
+  std::string operation;  // RED operation label (HTTP method, RPC method)
+  std::string route;      // RED route label (normalised path, RPC service/method)
+  bool error = false;
+  std::string status_message;
+};
+
+// Addresses of the exchange as text, for attributes (filled by the builder).
+struct ExchangeAddresses {
+  bool server_side = false;  // the span is the server's view
+  std::string_view local_address, peer_address, client_address, server_address;
+  uint16_t local_port = 0, peer_port = 0, client_port = 0, server_port = 0;
+};
+
+struct RecordSemantics {
+  // Every record. `server_side`: the span is the server's view of the exchange.
+  void (*describe)(const L7Record& record, bool server_side, SpanDescription& out);
+  // Kept spans only (after sampling): semconv attributes appended to `out`.
+  void (*attributes)(const L7Record& record, const SpanDescription& description,
+                     const ExchangeAddresses& addresses, std::vector<Attribute>& out);
+};
+
+// Which semantics apply to records of one L7Protocol value.
+struct RecordKind {
+  L7Protocol protocol;
+  const RecordSemantics* semantics;
+};
+
+}  // namespace sonde::protocols
