@@ -113,6 +113,35 @@ TEST_F(ReceiverTest, PartialSuccessIsStill200) {
   EXPECT_EQ(receiver_->stats().rejected(Signal::kTraces), 1u);
 }
 
+// `sonde-agent run` registers no OTLP metrics/logs sink: nothing would keep
+// them, so they are refused in the response (all rejected, a clear message)
+// and counted, not accepted and dropped.
+TEST(ReceiverWithoutOtlpSink, MetricsAndLogsAreRefusedNotDropped) {
+  OtlpConfig config;
+  config.bind = {"127.0.0.1"};
+  config.grpc_port = 0;
+  config.http_port = 0;
+  OtlpReceiver receiver(config);
+  ASSERT_TRUE(receiver.Start().ok());
+  httplib::Client http("127.0.0.1", receiver.http_port());
+  const std::string metrics = R"({"resourceMetrics":[{"scopeMetrics":[{"metrics":[{"name":"m",)"
+                              R"("gauge":{"dataPoints":[{"asInt":"1"},{"asInt":"2"}]}}]}]}]})";
+  auto r = http.Post("/v1/metrics", metrics, "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_NE(r->body.find(R"("rejectedDataPoints":"2")"), std::string::npos) << r->body;
+  EXPECT_NE(r->body.find("metrics are not stored"), std::string::npos) << r->body;
+  const std::string logs = R"({"resourceLogs":[{"scopeLogs":[{"logRecords":[{"body":{"stringValue":"x"}}]}]}]})";
+  r = http.Post("/v1/logs", logs, "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_NE(r->body.find(R"("rejectedLogRecords":"1")"), std::string::npos) << r->body;
+  EXPECT_EQ(receiver.stats().rejected(Signal::kMetrics), 2u);
+  EXPECT_EQ(receiver.stats().rejected(Signal::kLogs), 1u);
+  EXPECT_EQ(receiver.stats().accepted(Signal::kMetrics), 0u);
+  receiver.Stop();
+}
+
 TEST_F(ReceiverTest, MalformedBodiesGet400WithRpcStatus) {
   auto r = Post("/v1/traces", "this is not protobuf \xff\xff\xff", "application/x-protobuf");
   ASSERT_TRUE(r);
