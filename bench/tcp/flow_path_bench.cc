@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "agent/packet/flow_table.h"
-#include "agent/packet/network_spans.h"
+#include "agent/packet/flow_conn_feed.h"
 #include "tests/unit/packet/packet_builder.h"
 
 namespace sonde::packet {
@@ -87,11 +87,12 @@ void BM_ParseAndFlowTable(benchmark::State& state) {
 }
 BENCHMARK(BM_ParseAndFlowTable)->Arg(64)->Arg(4096);
 
-void BM_ParseFlowTableAndSpans(benchmark::State& state) {
+void BM_ParseFlowTableAndRecords(benchmark::State& state) {
   const auto& t = MakeTrace(static_cast<int>(state.range(0)), 8);
   uint64_t spans = 0;
   for (auto _ : state) {
-    NetworkSpanBuilder builder([&](trace::Span&&) { ++spans; });
+    core::MonotonicToRealtime clock;
+    FlowConnFeed builder([&](conn::ConnRecord&&) { ++spans; }, clock);
     FlowTable table(FlowTableOptions{}, &builder);
     ParsedPacket p;
     uint64_t ts = 1;
@@ -102,7 +103,7 @@ void BM_ParseFlowTableAndSpans(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * t.frames.size());
   state.counters["spans_per_iter"] = static_cast<double>(spans) / state.iterations();
 }
-BENCHMARK(BM_ParseFlowTableAndSpans)->Arg(64)->Arg(4096);
+BENCHMARK(BM_ParseFlowTableAndRecords)->Arg(64)->Arg(4096);
 
 }  // namespace
 }  // namespace sonde::packet
