@@ -26,7 +26,7 @@ std::string FormatIpv4(const uint8_t* octets) {
 
 }  // namespace
 
-std::string FormatAddress(uint16_t family, const uint8_t (&addr)[SONDE_ADDR_LEN]) {
+std::string FormatAddress(uint16_t family, const uint8_t* addr) {
   if (family == AF_INET) return FormatIpv4(addr);
   static constexpr uint8_t kMappedPrefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
   if (std::memcmp(addr, kMappedPrefix, sizeof(kMappedPrefix)) == 0) return FormatIpv4(addr + 12);

@@ -4,6 +4,7 @@
 
 #include <cstring>
 
+#include "agent/metrics/prometheus_text.h"
 #include "agent/trace/span_builder.h"
 
 namespace sonde::metrics {
@@ -23,29 +24,25 @@ std::string_view StatusClass(const trace::Span& s, char (&buf)[16]) {
   return "none";
 }
 
+// The five labels of a RED series, in exposition order.
+prometheus::Labels SeriesLabels(const RedKey& k) {
+  return {{"service_name", k.service},
+          {"network_protocol_name", k.protocol},
+          {"http_request_method", k.method},
+          {"http_route", k.route},
+          {"http_status_class", k.status_class}};
+}
+
 void AppendHistogram(std::string& out, std::string_view name, std::string_view help,
                      const std::map<RedKey, RedSeries>& totals, std::string_view kind) {
   bool header = false;
   for (const auto& [k, s] : totals) {
     if (k.kind != kind) continue;
     if (!header) {
-      fmt::format_to(std::back_inserter(out), "# HELP {} {}\n# TYPE {} histogram\n", name, help, name);
+      prometheus::AppendMetricHeader(out, name, "histogram", help);
       header = true;
     }
-    std::string labels = fmt::format(
-        "service_name=\"{}\",network_protocol_name=\"{}\",http_request_method=\"{}\","
-        "http_route=\"{}\",http_status_class=\"{}\"",
-        EscapeLabelValue(k.service), EscapeLabelValue(k.protocol), EscapeLabelValue(k.method),
-        EscapeLabelValue(k.route), EscapeLabelValue(k.status_class));
-    uint64_t cumulative = 0;
-    for (size_t i = 0; i < kDurationBuckets.size(); ++i) {
-      cumulative += s.buckets[i];
-      fmt::format_to(std::back_inserter(out), "{}_bucket{{{},le=\"{}\"}} {}\n", name, labels,
-                     kDurationBuckets[i], cumulative);
-    }
-    fmt::format_to(std::back_inserter(out), "{}_bucket{{{},le=\"+Inf\"}} {}\n", name, labels, s.count);
-    fmt::format_to(std::back_inserter(out), "{}_sum{{{}}} {}\n{}_count{{{}}} {}\n", name, labels,
-                   s.sum_seconds, name, labels, s.count);
+    prometheus::AppendHistogram(out, name, SeriesLabels(k), kDurationBuckets, s.buckets, s.sum_seconds);
   }
 }
 
@@ -55,33 +52,15 @@ void AppendErrors(std::string& out, std::string_view name, const std::map<RedKey
   for (const auto& [k, s] : totals) {
     if (k.kind != kind) continue;
     if (!header) {
-      fmt::format_to(std::back_inserter(out),
-                     "# HELP {} Requests counted as errors (semconv span status).\n# TYPE {} counter\n",
-                     name, name);
+      prometheus::AppendMetricHeader(out, name, "counter",
+                                     "Requests counted as errors (semconv span status).");
       header = true;
     }
-    fmt::format_to(std::back_inserter(out),
-                   "{}{{service_name=\"{}\",network_protocol_name=\"{}\",http_request_method=\"{}\","
-                   "http_route=\"{}\",http_status_class=\"{}\"}} {}\n",
-                   name, EscapeLabelValue(k.service), EscapeLabelValue(k.protocol),
-                   EscapeLabelValue(k.method), EscapeLabelValue(k.route),
-                   EscapeLabelValue(k.status_class), s.errors);
+    prometheus::AppendSample(out, name, SeriesLabels(k), s.errors);
   }
 }
 
 }  // namespace
-
-std::string EscapeLabelValue(std::string_view v) {
-  std::string out;
-  out.reserve(v.size());
-  for (char c : v) {
-    if (c == '\\') out += "\\\\";
-    else if (c == '"') out += "\\\"";
-    else if (c == '\n') out += "\\n";
-    else out.push_back(c);
-  }
-  return out;
-}
 
 void RedSeries::Add(double seconds, bool error) {
   ++count;
@@ -139,9 +118,9 @@ RedKeyView RedAggregator::KeyOf(const trace::Span& s, char (&status_buf)[16]) {
   k.service = s.service_name.empty() ? s.comm : s.service_name;
   k.protocol = protocols::L7ProtocolName(s.protocol);
   k.kind = s.kind == trace::SpanKind::kServer ? "server" : s.kind == trace::SpanKind::kClient ? "client" : "unknown";
-  if (!s.http_route.empty()) {
-    k.method = s.http_method;
-    k.route = s.http_route;
+  if (!s.route.empty()) {
+    k.method = s.operation;
+    k.route = s.route;
   } else {
     const std::string* method = trace::StringAttribute(s, "http.request.method");
     const std::string* route = trace::StringAttribute(s, "http.route");

@@ -115,7 +115,4 @@ class RedAggregator final : public trace::SpanSink {
   uint64_t overflowed_ = 0;
 };
 
-// Text-format helpers shared with other metric producers.
-std::string EscapeLabelValue(std::string_view v);
-
 }  // namespace sonde::metrics

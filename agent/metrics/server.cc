@@ -55,16 +55,4 @@ void MetricsServer::Stop() {
   http_.reset();
 }
 
-void AppendCounter(std::string& out, std::string_view name, std::string_view help, uint64_t value,
-                   std::string_view labels) {
-  fmt::format_to(std::back_inserter(out), "# HELP {} {}\n# TYPE {} counter\n{}{}{}{} {}\n", name,
-                 help, name, name, labels.empty() ? "" : "{", labels, labels.empty() ? "" : "}",
-                 value);
-}
-
-void AppendGauge(std::string& out, std::string_view name, std::string_view help, double value) {
-  fmt::format_to(std::back_inserter(out), "# HELP {} {}\n# TYPE {} gauge\n{} {}\n", name, help,
-                 name, name, value);
-}
-
 }  // namespace sonde::metrics

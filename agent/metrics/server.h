@@ -1,7 +1,7 @@
 #pragma once
 // The agent's Prometheus endpoint (:9464/metrics) and /healthz. Producers
-// register collectors that append text-format lines; the server calls them
-// on every scrape.
+// register collectors that append text-format lines (written with
+// agent/metrics/prometheus_text.h); the server calls them on every scrape.
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -41,10 +41,5 @@ class MetricsServer {
   std::vector<Collector> collectors_;
   int port_ = 0;
 };
-
-// "# TYPE name counter\nname value\n" helpers for self metrics.
-void AppendCounter(std::string& out, std::string_view name, std::string_view help, uint64_t value,
-                   std::string_view labels = "");
-void AppendGauge(std::string& out, std::string_view name, std::string_view help, double value);
 
 }  // namespace sonde::metrics

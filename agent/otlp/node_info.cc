@@ -1,6 +1,5 @@
 #include "agent/otlp/node_info.h"
 
-#include <arpa/inet.h>
 #include <ifaddrs.h>
 #include <net/if.h>
 #include <netinet/in.h>
@@ -10,6 +9,8 @@
 #include <fstream>
 #include <memory>
 #include <sstream>
+
+#include "agent/capture/tuple_format.h"
 
 namespace sonde::otlp {
 namespace {
@@ -47,13 +48,14 @@ std::vector<std::pair<std::string, std::string>> InterfaceAddresses() {
   std::unique_ptr<ifaddrs, IfAddrsDeleter> list(raw);
   for (ifaddrs* ifa = raw; ifa != nullptr; ifa = ifa->ifa_next) {
     if (ifa->ifa_addr == nullptr) continue;
-    char text[INET6_ADDRSTRLEN] = {};
+    std::string text;
     if (ifa->ifa_addr->sa_family == AF_INET) {
-      inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(ifa->ifa_addr)->sin_addr, text, sizeof text);
+      const in_addr& a4 = reinterpret_cast<sockaddr_in*>(ifa->ifa_addr)->sin_addr;
+      text = capture::FormatAddress(AF_INET, reinterpret_cast<const uint8_t*>(&a4.s_addr));
     } else if (ifa->ifa_addr->sa_family == AF_INET6) {
       auto* a6 = reinterpret_cast<sockaddr_in6*>(ifa->ifa_addr);
       if (IN6_IS_ADDR_LINKLOCAL(&a6->sin6_addr)) continue;  // needs a scope id to bind
-      inet_ntop(AF_INET6, &a6->sin6_addr, text, sizeof text);
+      text = capture::FormatAddress(AF_INET6, a6->sin6_addr.s6_addr);
     } else {
       continue;
     }

@@ -6,7 +6,7 @@
 #include <algorithm>
 #include <cstring>
 
-#include "agent/tcp/prometheus.h"
+#include "agent/metrics/prometheus_text.h"
 
 namespace sonde::packet {
 namespace {
@@ -139,19 +139,21 @@ void FlowConnFeed::Tick(uint64_t now_monotonic_ns) {
 }
 
 void FlowConnFeed::AppendPrometheus(std::string& out) const {
+  using metrics::prometheus::AppendMetricHeader;
+  using metrics::prometheus::AppendSample;
   const conn::TrackerCounters t = tracker_.counters();
-  tcp::AppendMetricHeader(out, "sonde_packet_records_total", "counter",
-                          "Exchanges reconstructed from packets (each becomes a network span before sampling).");
-  tcp::AppendSample(out, "sonde_packet_records_total", {}, counters_.records);
-  tcp::AppendMetricHeader(out, "sonde_packet_gap_bytes_total", "counter",
-                          "Flow bytes the protocol parsers never saw (loss before the capture point, snaplen, bounds).");
-  tcp::AppendSample(out, "sonde_packet_gap_bytes_total", {}, t.gap_bytes);
-  tcp::AppendMetricHeader(out, "sonde_packet_unclaimed_flows_total", "counter",
-                          "TCP flows no protocol parser claimed (their later segments are skipped).");
-  tcp::AppendSample(out, "sonde_packet_unclaimed_flows_total", {}, counters_.flows_unclaimed);
-  tcp::AppendMetricHeader(out, "sonde_packet_parse_errors_total", "counter",
-                          "Protocol parse errors on packet payload (each followed by a resync).");
-  tcp::AppendSample(out, "sonde_packet_parse_errors_total", {}, t.protocol.parse_errors);
+  AppendMetricHeader(out, "sonde_packet_records_total", "counter",
+                     "Exchanges reconstructed from packets (each becomes a network span before sampling).");
+  AppendSample(out, "sonde_packet_records_total", {}, counters_.records);
+  AppendMetricHeader(out, "sonde_packet_gap_bytes_total", "counter",
+                     "Flow bytes the protocol parsers never saw (loss before the capture point, snaplen, bounds).");
+  AppendSample(out, "sonde_packet_gap_bytes_total", {}, t.gap_bytes);
+  AppendMetricHeader(out, "sonde_packet_unclaimed_flows_total", "counter",
+                     "TCP flows no protocol parser claimed (their later segments are skipped).");
+  AppendSample(out, "sonde_packet_unclaimed_flows_total", {}, counters_.flows_unclaimed);
+  AppendMetricHeader(out, "sonde_packet_parse_errors_total", "counter",
+                     "Protocol parse errors on packet payload (each followed by a resync).");
+  AppendSample(out, "sonde_packet_parse_errors_total", {}, t.protocol.parse_errors);
 }
 
 void FlowConnFeed::Drain() {

@@ -1,6 +1,6 @@
 #include "agent/packet/packet_metrics.h"
 
-#include "agent/tcp/prometheus.h"
+#include "agent/metrics/prometheus_text.h"
 
 namespace sonde::packet {
 namespace {
@@ -50,9 +50,9 @@ std::map<PacketPairKey, PacketPairTotals> PacketMetrics::Snapshot(const FlowTabl
 
 void PacketMetrics::AppendPrometheus(std::string& out, const FlowTable& live,
                                      const std::vector<InterfaceStats>& interfaces) const {
-  using tcp::AppendMetricHeader;
-  using tcp::AppendSample;
-  using tcp::Labels;
+  using metrics::prometheus::AppendMetricHeader;
+  using metrics::prometheus::AppendSample;
+  using metrics::prometheus::Labels;
   const auto snap = Snapshot(live);
   auto labels = [](const PacketPairKey& k) {
     return Labels{{"client", k.client},

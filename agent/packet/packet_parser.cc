@@ -4,6 +4,8 @@
 
 #include <cstring>
 
+#include "agent/capture/tuple_format.h"
+
 namespace sonde::packet {
 namespace {
 
@@ -71,9 +73,7 @@ ParseStatus ParseL4(uint8_t proto, std::span<const uint8_t> l4, uint32_t l4_len_
 }  // namespace
 
 std::string IpAddress::ToString() const {
-  char buf[INET6_ADDRSTRLEN] = {};
-  inet_ntop(family == 6 ? AF_INET6 : AF_INET, bytes.data(), buf, sizeof(buf));
-  return buf;
+  return capture::FormatAddress(family == 6 ? AF_INET6 : AF_INET, bytes.data());
 }
 
 IpAddress IpAddress::V4(uint32_t host_order) {

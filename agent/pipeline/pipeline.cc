@@ -1,8 +1,8 @@
 #include "agent/pipeline/pipeline.h"
 
-#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "agent/metrics/prometheus_text.h"
 #include "agent/pipeline/json_sink.h"
 
 namespace sonde::pipeline {
@@ -183,22 +183,19 @@ AgentCounters Agent::counters() const {
 
 void Agent::AppendSelfMetrics(std::string& out) const {
   const AgentCounters c = counters();
-  using metrics::AppendCounter;
+  using metrics::prometheus::AppendCounter;
+  using metrics::prometheus::AppendMetricHeader;
+  using metrics::prometheus::AppendSample;
   AppendCounter(out, "sonde_agent_events_total", "Capture events delivered to the pipeline.", c.tracker.events);
   AppendCounter(out, "sonde_agent_events_malformed_total", "Events too short or inconsistent.",
                 c.tracker.malformed_events + c.source.malformed);
   AppendCounter(out, "sonde_agent_kernel_lost_events_total", "Events the kernel could not deliver.",
                 c.source.kernel_lost);
-  out += "# HELP sonde_agent_drops_total Data dropped in user space, by reason.\n"
-         "# TYPE sonde_agent_drops_total counter\n";
-  fmt::format_to(std::back_inserter(out), "sonde_agent_drops_total{{reason=\"memory_budget\"}} {}\n",
-                 c.tracker.memory_drops);
-  fmt::format_to(std::back_inserter(out), "sonde_agent_drops_total{{reason=\"stream_bound\"}} {}\n",
-                 c.tracker.overflow_drops);
-  fmt::format_to(std::back_inserter(out), "sonde_agent_drops_total{{reason=\"max_connections\"}} {}\n",
-                 c.tracker.connections_rejected);
-  fmt::format_to(std::back_inserter(out), "sonde_agent_drops_total{{reason=\"linker_evicted\"}} {}\n",
-                 c.linker.evicted);
+  AppendMetricHeader(out, "sonde_agent_drops_total", "counter", "Data dropped in user space, by reason.");
+  AppendSample(out, "sonde_agent_drops_total", {{"reason", "memory_budget"}}, c.tracker.memory_drops);
+  AppendSample(out, "sonde_agent_drops_total", {{"reason", "stream_bound"}}, c.tracker.overflow_drops);
+  AppendSample(out, "sonde_agent_drops_total", {{"reason", "max_connections"}}, c.tracker.connections_rejected);
+  AppendSample(out, "sonde_agent_drops_total", {{"reason", "linker_evicted"}}, c.linker.evicted);
   AppendCounter(out, "sonde_agent_parse_errors_total", "Protocol parse errors (each followed by a resync).",
                 c.tracker.protocol.parse_errors);
   AppendCounter(out, "sonde_agent_unpaired_messages_total", "Requests/responses without a partner.",
@@ -209,30 +206,30 @@ void Agent::AppendSelfMetrics(std::string& out) const {
   AppendCounter(out, "sonde_agent_connections_opened_total", "Connections tracked.", c.tracker.connections_opened);
   AppendCounter(out, "sonde_agent_unknown_protocol_connections_total", "Connections no protocol claimed.",
                 c.tracker.unknown_protocol);
-  out += "# HELP sonde_agent_links_total Egress spans linked to an ingress span, by evidence.\n"
-         "# TYPE sonde_agent_links_total counter\n";
+  AppendMetricHeader(out, "sonde_agent_links_total", "counter",
+                     "Egress spans linked to an ingress span, by evidence.");
   for (int r = 1; r <= 7; ++r) {
-    fmt::format_to(std::back_inserter(out), "sonde_agent_links_total{{reason=\"{}\"}} {}\n",
-                   trace::LinkReasonName(static_cast<trace::LinkReason>(r)), c.linker.links[r]);
+    AppendSample(out, "sonde_agent_links_total",
+                 {{"reason", std::string(trace::LinkReasonName(static_cast<trace::LinkReason>(r)))}},
+                 c.linker.links[r]);
   }
-  out += "# HELP sonde_agent_spans_sampled_total Spans kept by the span budget, by reason.\n"
-         "# TYPE sonde_agent_spans_sampled_total counter\n";
+  AppendMetricHeader(out, "sonde_agent_spans_sampled_total", "counter", "Spans kept by the span budget, by reason.");
   for (size_t r = 0; r < static_cast<size_t>(trace::SampleReason::kCount); ++r) {
-    fmt::format_to(std::back_inserter(out), "sonde_agent_spans_sampled_total{{reason=\"{}\"}} {}\n",
-                   trace::SampleReasonName(static_cast<trace::SampleReason>(r)), c.sampler.kept[r]);
+    AppendSample(out, "sonde_agent_spans_sampled_total",
+                 {{"reason", std::string(trace::SampleReasonName(static_cast<trace::SampleReason>(r)))}},
+                 c.sampler.kept[r]);
   }
-  out += "# HELP sonde_agent_spans_left_out_total Spans not shipped (still counted in RED), by reason.\n"
-         "# TYPE sonde_agent_spans_left_out_total counter\n";
-  fmt::format_to(std::back_inserter(out), "sonde_agent_spans_left_out_total{{reason=\"budget\"}} {}\n",
-                 c.sampler.dropped_budget);
-  fmt::format_to(std::back_inserter(out), "sonde_agent_spans_left_out_total{{reason=\"parent_not_sampled\"}} {}\n",
-                 c.sampler.dropped_parent_flag);
+  AppendMetricHeader(out, "sonde_agent_spans_left_out_total", "counter",
+                     "Spans not shipped (still counted in RED), by reason.");
+  AppendSample(out, "sonde_agent_spans_left_out_total", {{"reason", "budget"}}, c.sampler.dropped_budget);
+  AppendSample(out, "sonde_agent_spans_left_out_total", {{"reason", "parent_not_sampled"}},
+               c.sampler.dropped_parent_flag);
   AppendCounter(out, "sonde_agent_sockets_ignored_total",
                 "Sockets no protocol claimed, no longer copied by the kernel.", c.source.ignored_sockets);
-  metrics::AppendGauge(out, "sonde_agent_open_connections", "Connections currently tracked.",
-                       static_cast<double>(c.open_connections));
-  metrics::AppendGauge(out, "sonde_agent_buffered_bytes", "Stream bytes buffered in user space.",
-                       static_cast<double>(c.buffered_bytes));
+  metrics::prometheus::AppendGauge(out, "sonde_agent_open_connections", "Connections currently tracked.",
+                                   static_cast<double>(c.open_connections));
+  metrics::prometheus::AppendGauge(out, "sonde_agent_buffered_bytes", "Stream bytes buffered in user space.",
+                                   static_cast<double>(c.buffered_bytes));
 }
 
 absl::Status Agent::Run(capture::EventSource& source, std::atomic<bool>& stop) {

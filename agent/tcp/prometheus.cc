@@ -1,51 +1,12 @@
-#include "agent/tcp/prometheus.h"
-
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
+#include "agent/metrics/prometheus_text.h"
 #include "agent/tcp/tcp_aggregator.h"
 
 namespace sonde::tcp {
-namespace {
 
-void AppendLabels(std::string& out, const Labels& labels) {
-  if (labels.empty()) return;
-  out += '{';
-  bool first = true;
-  for (const auto& [k, v] : labels) {
-    if (!first) out += ',';
-    first = false;
-    out.append(k);
-    out += "=\"";
-    for (char c : v) {
-      if (c == '\\') out += "\\\\";
-      else if (c == '"') out += "\\\"";
-      else if (c == '\n') out += "\\n";
-      else out += c;
-    }
-    out += '"';
-  }
-  out += '}';
-}
-
-}  // namespace
-
-void AppendMetricHeader(std::string& out, std::string_view name, std::string_view type,
-                        std::string_view help) {
-  out.append("# HELP ").append(name).append(" ").append(help);
-  out.append("\n# TYPE ").append(name).append(" ").append(type).append("\n");
-}
-
-void AppendSample(std::string& out, std::string_view name, const Labels& labels, double value) {
-  out.append(name);
-  AppendLabels(out, labels);
-  absl::StrAppend(&out, " ", absl::StrFormat("%.9g", value), "\n");
-}
-
-void AppendSample(std::string& out, std::string_view name, const Labels& labels, uint64_t value) {
-  out.append(name);
-  AppendLabels(out, labels);
-  absl::StrAppend(&out, " ", value, "\n");
-}
+using metrics::prometheus::AppendMetricHeader;
+using metrics::prometheus::AppendSample;
+using metrics::prometheus::Labels;
 
 void TcpAggregator::AppendPrometheus(std::string& out) const {
   std::lock_guard lock(mu_);
@@ -121,17 +82,8 @@ void TcpAggregator::AppendPrometheus(std::string& out) const {
                      "TCP handshake time: SYN -> ESTABLISHED for connects, SYN/ACK -> ACK for accepts.");
   for (const auto& [key, s] : series_) {
     const auto& h = s.totals.handshake;
-    uint64_t cumulative = 0;
-    for (size_t i = 0; i < h.counts.size(); ++i) {
-      cumulative += h.counts[i];
-      Labels l = labels_of(key);
-      l.emplace_back("le", i < kHandshakeBucketsSeconds.size()
-                               ? absl::StrFormat("%g", kHandshakeBucketsSeconds[i])
-                               : std::string("+Inf"));
-      AppendSample(out, "sonde_tcp_handshake_rtt_seconds_bucket", l, cumulative);
-    }
-    AppendSample(out, "sonde_tcp_handshake_rtt_seconds_sum", labels_of(key), double(h.sum_ns) / 1e9);
-    AppendSample(out, "sonde_tcp_handshake_rtt_seconds_count", labels_of(key), h.count);
+    metrics::prometheus::AppendHistogram(out, "sonde_tcp_handshake_rtt_seconds", labels_of(key),
+                                         kHandshakeBucketsSeconds, h.counts, double(h.sum_ns) / 1e9);
   }
 }
 

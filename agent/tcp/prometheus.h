@@ -1,20 +1,13 @@
 #pragma once
-// Prometheus text exposition (format 0.0.4) helpers shared by the TCP and
-// packet metrics.
-#include <string>
-#include <string_view>
-#include <utility>
-#include <vector>
+// The TCP metrics are written with agent/metrics/prometheus_text.h. These
+// names remain only for agent/packet/network_component.cc, which still spells
+// the writer tcp::; new code includes prometheus_text.h.
+#include "agent/metrics/prometheus_text.h"
 
 namespace sonde::tcp {
 
-using Labels = std::vector<std::pair<std::string_view, std::string>>;
-
-// `# HELP` and `# TYPE` lines.
-void AppendMetricHeader(std::string& out, std::string_view name, std::string_view type,
-                        std::string_view help);
-// `name{k="v",...} value`, label values escaped.
-void AppendSample(std::string& out, std::string_view name, const Labels& labels, double value);
-void AppendSample(std::string& out, std::string_view name, const Labels& labels, uint64_t value);
+using metrics::prometheus::AppendMetricHeader;
+using metrics::prometheus::AppendSample;
+using metrics::prometheus::Labels;
 
 }  // namespace sonde::tcp

@@ -1,12 +1,9 @@
 #include "agent/tcp/tcp_aggregator.h"
 
-#include <arpa/inet.h>
-#include <sys/socket.h>
-
 #include <algorithm>
 #include <cstring>
 
-#include "absl/strings/str_format.h"
+#include "agent/capture/tuple_format.h"
 
 namespace sonde::tcp {
 
@@ -16,19 +13,6 @@ std::string_view SideName(Side side) {
     case Side::kServer: return "server";
     default: return "unknown";
   }
-}
-
-std::string AddressText(const uint8_t* addr, uint16_t family) {
-  char buf[INET6_ADDRSTRLEN] = {};
-  if (family == AF_INET6) {
-    // IPv4-mapped addresses read as IPv4 so dual-stack sockets group with v4 peers.
-    static constexpr uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-    if (std::memcmp(addr, kMapped, 12) == 0) return AddressText(addr + 12, AF_INET);
-    inet_ntop(AF_INET6, addr, buf, sizeof(buf));
-  } else {
-    inet_ntop(AF_INET, addr, buf, sizeof(buf));
-  }
-  return buf;
 }
 
 void HandshakeHistogram::Observe(uint64_t ns) {
@@ -74,12 +58,12 @@ PairKey PairKeyOf(const sonde_tcp_sock_stats& s, const std::string& process) {
   key.side = side;
   key.process = process;
   if (local_is_client) {
-    key.client = AddressText(t.saddr, t.family);
-    key.server = AddressText(t.daddr, t.family);
+    key.client = capture::FormatAddress(t.family, t.saddr);
+    key.server = capture::FormatAddress(t.family, t.daddr);
     key.server_port = t.dport;
   } else {
-    key.client = AddressText(t.daddr, t.family);
-    key.server = AddressText(t.saddr, t.family);
+    key.client = capture::FormatAddress(t.family, t.daddr);
+    key.server = capture::FormatAddress(t.family, t.saddr);
     key.server_port = t.sport;
   }
   return key;
@@ -190,8 +174,8 @@ TcpWindow TcpAggregator::Update(std::span<const SocketSnapshot> sockets,
     d.synack_retrans = Delta(p.stats.synack_retrans, prev.synack_retrans);
     if (d.resets_sent == 0 && d.synack_retrans == 0) continue;
     PairKey key;
-    key.client = AddressText(p.key.raddr, p.key.family);
-    key.server = AddressText(p.key.laddr, p.key.family);
+    key.client = capture::FormatAddress(p.key.family, p.key.raddr);
+    key.server = capture::FormatAddress(p.key.family, p.key.laddr);
     key.server_port = p.key.lport;
     key.side = Side::kServer;
     PairWindow& pw = by_pair[key];

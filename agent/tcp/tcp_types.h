@@ -88,6 +88,4 @@ struct PairSnapshot {
   sonde_tcp_pair_stats stats{};
 };
 
-std::string AddressText(const uint8_t* addr, uint16_t family);
-
 }  // namespace sonde::tcp

@@ -72,5 +72,14 @@ TEST(EventJson, Ipv4FormattingMatchesInetNtop) {
   }
 }
 
+TEST(EventJson, Ipv6FormattingMatchesInetNtopAndMappedPrintsIpv4) {
+  const uint8_t v6[SONDE_ADDR_LEN] = {0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2};
+  char want[INET6_ADDRSTRLEN];
+  inet_ntop(AF_INET6, v6, want, sizeof(want));
+  EXPECT_EQ(FormatAddress(AF_INET6, v6), want);
+  const uint8_t mapped[SONDE_ADDR_LEN] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 1, 2, 3};
+  EXPECT_EQ(FormatAddress(AF_INET6, mapped), "10.1.2.3");
+}
+
 }  // namespace
 }  // namespace sonde::capture

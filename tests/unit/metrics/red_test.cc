@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 #include <httplib.h>
 
+#include "agent/metrics/prometheus_text.h"
 #include "agent/metrics/red.h"
 #include "agent/metrics/server.h"
 
@@ -82,7 +83,7 @@ TEST(Red, SeriesBoundedAndLabelsEscaped) {
   for (int i = 0; i < 5; ++i) red.OnSpan(MakeSpan(trace::SpanKind::kServer, 200, kSec, 1, "/r" + std::to_string(i)));
   EXPECT_EQ(red.Totals().size(), 3u);  // 2 + overflow
   EXPECT_EQ(red.overflowed(), 3u);
-  EXPECT_EQ(EscapeLabelValue("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+  EXPECT_EQ(prometheus::EscapeLabelValue("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
 }
 
 TEST(MetricsServer, ServesMetricsAndHealth) {
@@ -90,7 +91,7 @@ TEST(MetricsServer, ServesMetricsAndHealth) {
   red.OnSpan(MakeSpan(trace::SpanKind::kServer, 200, kSec, 1000));
   MetricsServer server;
   server.AddCollector([&](std::string& out) { red.AppendPrometheus(out); });
-  server.AddCollector([](std::string& out) { AppendCounter(out, "sonde_agent_events_total", "Events.", 42); });
+  server.AddCollector([](std::string& out) { prometheus::AppendCounter(out, "sonde_agent_events_total", "Events.", 42); });
   ASSERT_TRUE(server.Start("127.0.0.1", 0).ok());
   httplib::Client cli("127.0.0.1", server.port());
   auto res = cli.Get("/metrics");
