@@ -1,5 +1,7 @@
 #include "agent/export/red_convert.h"
 
+#include "proto/sonde/v1/enum_names.h"
+
 namespace sonde::exporter {
 
 std::vector<v1::RedWindow> RedWindowToProto(const metrics::RedWindow& w) {
@@ -10,10 +12,9 @@ std::vector<v1::RedWindow> RedWindowToProto(const metrics::RedWindow& w) {
     p.set_window_start_unix_ns(w.start_unix_ns);
     p.set_window_end_unix_ns(w.start_unix_ns + w.duration_ns);
     p.set_service_name(key.service);
-    p.set_protocol(key.protocol == "http1"   ? v1::L7_PROTOCOL_HTTP1
-                   : key.protocol == "http2" ? v1::L7_PROTOCOL_HTTP2
-                   : key.protocol == "grpc"  ? v1::L7_PROTOCOL_GRPC
-                                             : v1::L7_PROTOCOL_UNKNOWN);
+    // The key holds protocols::L7ProtocolName, the shared names (span_convert.cc).
+    p.set_protocol(static_cast<v1::L7Protocol>(
+        v1::names::NumberOf(v1::names::kL7Protocol, key.protocol).value_or(v1::L7_PROTOCOL_UNKNOWN)));
     p.set_method(key.method);
     p.set_endpoint(key.method.empty() ? key.route : key.method + " " + key.route);
     if (key.status_class.size() == 3 && key.status_class[1] == 'x' && key.status_class[0] >= '1' &&

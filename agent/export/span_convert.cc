@@ -2,8 +2,65 @@
 
 #include <algorithm>
 
+#include "proto/sonde/v1/enum_names.h"
+
 namespace sonde::exporter {
 namespace {
+
+// The agent's span enums cross to the server by number (SpanToProto casts
+// them): every value keeps its span.proto number, and a value added on one
+// side only fails here.
+template <typename AgentEnum>
+constexpr bool SameNumber(AgentEnum agent, int wire) {
+  return static_cast<int>(agent) == wire;
+}
+using protocols::L7Protocol;
+using trace::LinkReason;
+using trace::SpanKind;
+using trace::SpanSource;
+using trace::StatusCode;
+namespace names = v1::names;
+
+static_assert(SameNumber(SpanKind::kUnspecified, v1::SPAN_KIND_UNSPECIFIED));
+static_assert(SameNumber(SpanKind::kInternal, v1::SPAN_KIND_INTERNAL));
+static_assert(SameNumber(SpanKind::kServer, v1::SPAN_KIND_SERVER));
+static_assert(SameNumber(SpanKind::kClient, v1::SPAN_KIND_CLIENT));
+static_assert(SameNumber(SpanKind::kProducer, v1::SPAN_KIND_PRODUCER));
+static_assert(SameNumber(SpanKind::kConsumer, v1::SPAN_KIND_CONSUMER));
+static_assert(v1::SpanKind_MAX == v1::SPAN_KIND_CONSUMER && v1::SpanKind_ARRAYSIZE == names::kSpanKind.size());
+
+static_assert(SameNumber(StatusCode::kUnset, v1::STATUS_CODE_UNSET));
+static_assert(SameNumber(StatusCode::kOk, v1::STATUS_CODE_OK));
+static_assert(SameNumber(StatusCode::kError, v1::STATUS_CODE_ERROR));
+static_assert(v1::StatusCode_MAX == v1::STATUS_CODE_ERROR && v1::StatusCode_ARRAYSIZE == names::kStatusCode.size());
+
+static_assert(SameNumber(LinkReason::kNone, v1::LINK_REASON_NONE));
+static_assert(SameNumber(LinkReason::kTraceparent, v1::LINK_REASON_TRACEPARENT));
+static_assert(SameNumber(LinkReason::kKongRequestId, v1::LINK_REASON_KONG_REQUEST_ID));
+static_assert(SameNumber(LinkReason::kRequestId, v1::LINK_REASON_REQUEST_ID));
+static_assert(SameNumber(LinkReason::kTimeNesting, v1::LINK_REASON_TIME_NESTING));
+static_assert(SameNumber(LinkReason::kTcpSequence, v1::LINK_REASON_TCP_SEQUENCE));
+static_assert(SameNumber(LinkReason::kOtlpParent, v1::LINK_REASON_OTLP_PARENT));
+static_assert(SameNumber(LinkReason::kThread, v1::LINK_REASON_THREAD));
+static_assert(v1::LinkReason_MAX == v1::LINK_REASON_THREAD && v1::LinkReason_ARRAYSIZE == names::kLinkReason.size());
+
+static_assert(SameNumber(L7Protocol::kUnknown, v1::L7_PROTOCOL_UNKNOWN));
+static_assert(SameNumber(L7Protocol::kHttp1, v1::L7_PROTOCOL_HTTP1));
+static_assert(SameNumber(L7Protocol::kHttp2, v1::L7_PROTOCOL_HTTP2));
+static_assert(SameNumber(L7Protocol::kGrpc, v1::L7_PROTOCOL_GRPC));
+static_assert(v1::L7Protocol_MAX == v1::L7_PROTOCOL_GRPC && v1::L7Protocol_ARRAYSIZE == names::kL7Protocol.size());
+// Protocol names also travel as text (RED keys, turned back into numbers in
+// red_convert.cc): the agent's names are the shared ones.
+static_assert(protocols::L7ProtocolName(L7Protocol::kUnknown) == names::L7ProtocolName(v1::L7_PROTOCOL_UNKNOWN));
+static_assert(protocols::L7ProtocolName(L7Protocol::kHttp1) == names::L7ProtocolName(v1::L7_PROTOCOL_HTTP1));
+static_assert(protocols::L7ProtocolName(L7Protocol::kHttp2) == names::L7ProtocolName(v1::L7_PROTOCOL_HTTP2));
+static_assert(protocols::L7ProtocolName(L7Protocol::kGrpc) == names::L7ProtocolName(v1::L7_PROTOCOL_GRPC));
+
+// SpanSource goes through a switch (Source below): its values are the shared letters.
+static_assert(static_cast<char>(SpanSource::kApplication) == names::SpanSourceLetter(v1::SPAN_SOURCE_APPLICATION)[0]);
+static_assert(static_cast<char>(SpanSource::kSystem) == names::SpanSourceLetter(v1::SPAN_SOURCE_SYSTEM)[0]);
+static_assert(static_cast<char>(SpanSource::kNetwork) == names::SpanSourceLetter(v1::SPAN_SOURCE_NETWORK)[0]);
+static_assert(v1::SpanSource_MAX == v1::SPAN_SOURCE_NETWORK && v1::SpanSource_ARRAYSIZE == names::kSpanSource.size());
 
 template <size_t N>
 bool IsZero(const std::array<uint8_t, N>& a) {
@@ -46,7 +103,7 @@ void SpanToProto(const trace::Span& s, v1::Span* out) {
   SetBytes(s.trace_id, out->mutable_trace_id());
   SetBytes(s.span_id, out->mutable_span_id());
   if (!IsZero(s.parent_span_id)) SetBytes(s.parent_span_id, out->mutable_parent_span_id());
-  // Both enums share their numbering (span.proto documents the mapping).
+  // Both enums share their numbering (static_asserts above).
   out->set_parent_reason(static_cast<v1::LinkReason>(s.parent_reason));
   out->set_source(Source(s.source));
   out->set_kind(static_cast<v1::SpanKind>(s.kind));

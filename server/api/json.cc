@@ -3,40 +3,16 @@
 #include <map>
 #include <tuple>
 
+#include "proto/sonde/v1/enum_names.h"
 #include "server/store/storage.h"
 
 namespace sonde::server {
 
 using nlohmann::json;
 
-const char* SourceLetter(int source) {
-  switch (source) {
-    case v1::SPAN_SOURCE_APPLICATION: return "A";
-    case v1::SPAN_SOURCE_SYSTEM: return "S";
-    case v1::SPAN_SOURCE_NETWORK: return "N";
-    default: return "?";
-  }
-}
-
-const char* KindName(int kind) {
-  switch (kind) {
-    case v1::SPAN_KIND_INTERNAL: return "internal";
-    case v1::SPAN_KIND_SERVER: return "server";
-    case v1::SPAN_KIND_CLIENT: return "client";
-    case v1::SPAN_KIND_PRODUCER: return "producer";
-    case v1::SPAN_KIND_CONSUMER: return "consumer";
-    default: return "unspecified";
-  }
-}
-
-const char* ProtocolName(int protocol) {
-  switch (protocol) {
-    case v1::L7_PROTOCOL_HTTP1: return "http1";
-    case v1::L7_PROTOCOL_HTTP2: return "http2";
-    case v1::L7_PROTOCOL_GRPC: return "grpc";
-    default: return "unknown";
-  }
-}
+std::string_view SourceLetter(int source) { return v1::names::SpanSourceLetter(source); }
+std::string_view KindName(int kind) { return v1::names::SpanKindName(kind); }
+std::string_view ProtocolName(int protocol) { return v1::names::L7ProtocolName(protocol); }
 
 namespace {
 double Ms(uint64_t ns) { return static_cast<double>(ns) / 1e6; }
@@ -88,7 +64,7 @@ json SpanJson(const StoredSpan& st) {
       {"start_ns", std::to_string(s.start_unix_ns())},
       {"start_ms", Ms(s.start_unix_ns())},
       {"duration_ms", Ms(s.end_unix_ns() > s.start_unix_ns() ? s.end_unix_ns() - s.start_unix_ns() : 0)},
-      {"status", s.status() == v1::STATUS_CODE_ERROR ? "error" : s.status() == v1::STATUS_CODE_OK ? "ok" : "unset"},
+      {"status", v1::names::StatusCodeName(s.status())},
       {"status_message", Text(s.status_message())},
       {"http_status", s.http_status()},
       {"grpc_status", s.grpc_status()},

@@ -3,6 +3,7 @@
 #include <charconv>
 
 #include "absl/strings/str_cat.h"
+#include "proto/sonde/v1/enum_names.h"
 
 namespace sonde::server {
 
@@ -87,20 +88,17 @@ absl::StatusOr<std::optional<int64_t>> ParseInt(const ParamLookup& get, const st
 absl::StatusOr<std::optional<int>> ParseSource(const ParamLookup& get) {
   auto s = get("source");
   if (!s) return std::optional<int>();
-  if (*s == "A" || *s == "application") return std::optional<int>(v1::SPAN_SOURCE_APPLICATION);
-  if (*s == "S" || *s == "system") return std::optional<int>(v1::SPAN_SOURCE_SYSTEM);
-  if (*s == "N" || *s == "network") return std::optional<int>(v1::SPAN_SOURCE_NETWORK);
+  auto source = v1::names::NumberOf(v1::names::kSpanSourceLetter, *s);
+  if (!source) source = v1::names::NumberOf(v1::names::kSpanSource, *s);
+  if (source && *source != v1::SPAN_SOURCE_UNSPECIFIED) return source;
   return absl::InvalidArgumentError("parameter 'source' must be A, S or N");
 }
 
 absl::StatusOr<std::optional<int>> ParseKind(const ParamLookup& get) {
   auto s = get("kind");
   if (!s) return std::optional<int>();
-  if (*s == "internal") return std::optional<int>(v1::SPAN_KIND_INTERNAL);
-  if (*s == "server") return std::optional<int>(v1::SPAN_KIND_SERVER);
-  if (*s == "client") return std::optional<int>(v1::SPAN_KIND_CLIENT);
-  if (*s == "producer") return std::optional<int>(v1::SPAN_KIND_PRODUCER);
-  if (*s == "consumer") return std::optional<int>(v1::SPAN_KIND_CONSUMER);
+  const auto kind = v1::names::NumberOf(v1::names::kSpanKind, *s);
+  if (kind && *kind != v1::SPAN_KIND_UNSPECIFIED) return kind;
   return absl::InvalidArgumentError(
       "parameter 'kind' must be server, client, internal, producer or consumer");
 }

@@ -4,6 +4,8 @@
 #include <functional>
 #include <unordered_map>
 
+#include "proto/sonde/v1/enum_names.h"
+
 namespace sonde::server {
 namespace {
 
@@ -304,16 +306,8 @@ class Builder {
 }  // namespace
 
 std::string LinkReasonName(int reason) {
-  switch (reason) {
-    case v1::LINK_REASON_TRACEPARENT: return "traceparent";
-    case v1::LINK_REASON_KONG_REQUEST_ID: return "kong_request_id";
-    case v1::LINK_REASON_REQUEST_ID: return "request_id";
-    case v1::LINK_REASON_TIME_NESTING: return "time_nesting";
-    case v1::LINK_REASON_TCP_SEQUENCE: return "tcp_sequence";
-    case v1::LINK_REASON_OTLP_PARENT: return "otlp_parent";
-    case v1::LINK_REASON_THREAD: return "thread";
-    default: return "parent_id";
-  }
+  // A number this server does not know (a newer agent) still names an edge.
+  return std::string(v1::names::Lookup(v1::names::kLinkReason, reason).value_or("parent_id"));
 }
 
 AssembledTrace AssembleTrace(const std::vector<StoredSpan>& spans, const AssemblerOptions& options) {
