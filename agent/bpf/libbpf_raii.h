@@ -65,7 +65,9 @@ inline absl::StatusOr<BpfLink> AttachProgram(bpf_program* prog) {
 // owns the event (libbpf closes it on detach); on failure `event` closes it.
 inline absl::StatusOr<BpfLink> AttachPerfEvent(bpf_program* prog, UniqueFd event) {
   BpfLink link(bpf_program__attach_perf_event(prog, event.get()));
-  if (!link) return absl::ErrnoToStatus(errno, absl::StrCat("attaching ", bpf_program__name(prog), " to a perf event"));
+  if (!link) {
+    return absl::ErrnoToStatus(errno, absl::StrCat("attaching ", bpf_program__name(prog), " to a perf event"));
+  }
   event.release();
   return link;
 }
