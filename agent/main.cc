@@ -25,7 +25,6 @@
 #include "agent/core/config.h"
 #include "agent/core/logging.h"
 #include "agent/export/export_component.h"
-#include "agent/export/tcp_convert.h"
 #include "agent/otlp/cli.h"
 #include "agent/packet/network_component.h"
 #include "agent/pipeline/otlp_component.h"
@@ -255,16 +254,9 @@ int RunAgent(const sonde::core::AgentConfig& config, const RunCommand& cmd,
     exporter = sonde::exporter::AttachExporter(agent, config.server_address, config.server_token);
   }
   if (cmd.network.tcp_health || cmd.network.packet_capture) {  // TCP health, packet metrics, network spans
-    sonde::tcp::TcpCollector::WindowCallback ship_tcp;
-    if (exporter) {
-      ship_tcp = [exporter, &agent](const sonde::tcp::TcpWindow& window) {
-        const auto offset = static_cast<uint64_t>(agent.clock().offset_ns());
-        for (auto& w : sonde::exporter::TcpWindowToProto(window, offset)) exporter->AddTcpWindow(std::move(w));
-      };
-    }
-    agent.AddComponent(std::make_unique<sonde::packet::NetworkComponent>(cmd.network, ship_tcp));
+    agent.AddComponent(std::make_unique<sonde::packet::NetworkComponent>(cmd.network));
   }
-  if (cmd.profile.enabled) sonde::profile::AttachProfiler(agent, cmd.profile, exporter);  // docs/profiling.md
+  if (cmd.profile.enabled) sonde::profile::AttachProfiler(agent, cmd.profile);  // docs/profiling.md
   // --- end of components ---
 
   if (auto st = agent.Start(); !st.ok()) {

@@ -5,26 +5,28 @@
 #include <fstream>
 
 #include "agent/export/red_convert.h"
+#include "agent/export/tcp_convert.h"
 
 namespace sonde::exporter {
 
-absl::Status ExportComponent::Start(pipeline::Agent& agent) {
-  agent_ = &agent;
+void ExporterSinks::OnRedWindow(const metrics::RedWindow& window) {
+  for (auto& p : RedWindowToProto(window)) exporter_->AddRedWindow(std::move(p));
+}
+
+void ExporterSinks::OnTcpWindow(const tcp::TcpWindow& window) {
+  for (auto& w : TcpWindowToProto(window, static_cast<uint64_t>(clock_.offset_ns()))) {
+    exporter_->AddTcpWindow(std::move(w));
+  }
+}
+
+void ExporterSinks::OnProfileBatch(const v1::ProfileBatch& batch) { exporter_->AddProfileStacks(batch); }
+
+absl::Status ExportComponent::Start(pipeline::Agent& /*agent*/) {
   exporter_->Start();
   return absl::OkStatus();
 }
 
-void ExportComponent::Tick(uint64_t /*now_unix_ns*/) {
-  if (!agent_) return;
-  for (const auto& w : agent_->red().TakeClosedWindows()) {
-    for (auto& p : RedWindowToProto(w)) exporter_->AddRedWindow(std::move(p));
-  }
-}
-
-void ExportComponent::Stop() {
-  Tick(0);
-  exporter_->Stop(std::chrono::milliseconds(3000));
-}
+void ExportComponent::Stop() { exporter_->Stop(std::chrono::milliseconds(3000)); }
 
 std::shared_ptr<ServerExporter> AttachExporter(pipeline::Agent& agent, const std::string& target,
                                                const std::string& token) {
@@ -44,6 +46,9 @@ std::shared_ptr<ServerExporter> AttachExporter(pipeline::Agent& agent, const std
   auto exporter = std::make_shared<ServerExporter>(std::move(o));
   exporter->SetHostInfo(std::move(info));
   agent.AddSink(exporter);
+  auto sinks = std::make_shared<ExporterSinks>(exporter, agent.clock());
+  agent.AddMetricSink(sinks);
+  agent.AddProfileSink(sinks);
   agent.AddComponent(std::make_unique<ExportComponent>(exporter));
   return exporter;
 }

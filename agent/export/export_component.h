@@ -1,7 +1,6 @@
 #pragma once
-// Plugs the ServerExporter into the agent pipeline: every finished span goes
-// to the exporter (a SpanSink), and each tick forwards the RED aggregator's
-// closed windows. Stop() drains what is queued for a few seconds.
+// Plugs the ServerExporter into the agent pipeline as its span, metric and
+// profile sink (agent/pipeline/signal_sinks.h).
 #include <memory>
 
 #include "agent/export/server_exporter.h"
@@ -9,20 +8,34 @@
 
 namespace sonde::exporter {
 
+// The exporter as the agent's metric and profile sink (it is its span sink
+// itself): converts windows and batches to their wire form.
+class ExporterSinks final : public pipeline::MetricSink, public pipeline::ProfileSink {
+ public:
+  ExporterSinks(std::shared_ptr<ServerExporter> exporter, const core::MonotonicToRealtime& clock)
+      : exporter_(std::move(exporter)), clock_(clock) {}
+  void OnRedWindow(const metrics::RedWindow& window) override;
+  void OnTcpWindow(const tcp::TcpWindow& window) override;
+  void OnProfileBatch(const v1::ProfileBatch& batch) override;
+
+ private:
+  std::shared_ptr<ServerExporter> exporter_;
+  const core::MonotonicToRealtime& clock_;
+};
+
+// Starts the exporter with the agent; Stop() drains what is queued for a few seconds.
 class ExportComponent final : public pipeline::Component {
  public:
   explicit ExportComponent(std::shared_ptr<ServerExporter> exporter) : exporter_(std::move(exporter)) {}
   absl::Status Start(pipeline::Agent& agent) override;
-  void Tick(uint64_t now_unix_ns) override;
   void Stop() override;
 
  private:
   std::shared_ptr<ServerExporter> exporter_;
-  pipeline::Agent* agent_ = nullptr;
 };
 
-// One call for main.cc: builds the exporter for `target`, adds it as a sink
-// and as a component. Returns the exporter (for counters).
+// One call for main.cc: builds the exporter for `target`, registers it as
+// every sink and as a component. Returns the exporter (for counters).
 std::shared_ptr<ServerExporter> AttachExporter(pipeline::Agent& agent, const std::string& target,
                                                const std::string& token);
 

@@ -89,10 +89,6 @@ bool ServerExporter::AddSpan(v1::Span span) {
   const size_t bytes = span.ByteSizeLong();
   return Append(1, bytes, [&](v1::Batch& b) { b.add_spans()->Swap(&span); });
 }
-bool ServerExporter::AddRequest(v1::RequestRecord r) {
-  const size_t bytes = r.ByteSizeLong();
-  return Append(1, bytes, [&](v1::Batch& b) { b.add_requests()->Swap(&r); });
-}
 bool ServerExporter::AddRedWindow(v1::RedWindow w) {
   const size_t bytes = w.ByteSizeLong();
   return Append(1, bytes, [&](v1::Batch& b) { b.add_red()->Swap(&w); });
@@ -106,14 +102,6 @@ bool ServerExporter::AddProfileStacks(const v1::ProfileBatch& profile) {
   return Append(static_cast<size_t>(profile.stacks_size()), bytes, [&](v1::Batch& b) {
     b.mutable_profile()->MergeFrom(profile);
   });
-}
-bool ServerExporter::AddOtlp(v1::OtlpPassthrough o) {
-  const size_t bytes = o.ByteSizeLong();
-  return Append(1, bytes, [&](v1::Batch& b) { b.add_otlp()->Swap(&o); });
-}
-bool ServerExporter::AddProcess(v1::ProcessInfo p) {
-  const size_t bytes = p.ByteSizeLong();
-  return Append(1, bytes, [&](v1::Batch& b) { b.add_processes()->Swap(&p); });
 }
 void ServerExporter::SetHostInfo(v1::HostInfo host) {
   std::lock_guard lock(mu_);

@@ -81,12 +81,9 @@ class ServerExporter final : public trace::SpanSink {
 
   // Other payloads (already in wire form). Thread-safe.
   bool AddSpan(v1::Span span);
-  bool AddRequest(v1::RequestRecord record);
   bool AddRedWindow(v1::RedWindow window);
   bool AddTcpWindow(v1::TcpWindow window);
   bool AddProfileStacks(const v1::ProfileBatch& profile);
-  bool AddOtlp(v1::OtlpPassthrough otlp);
-  bool AddProcess(v1::ProcessInfo process);
   void SetHostInfo(v1::HostInfo host);
 
   // Seals the open batch and waits until everything queued is acknowledged.

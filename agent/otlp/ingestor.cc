@@ -62,26 +62,45 @@ uint64_t CountDataPoints(const ExportMetricsRequest& request) {
 
 }  // namespace
 
-std::vector<std::pair<std::string, uint64_t>> IngestStats::Snapshot() const {
-  std::vector<std::pair<std::string, uint64_t>> out;
+std::vector<IngestStats::Sample> IngestStats::Samples() const {
+  std::vector<Sample> out;
   for (size_t t = 0; t < 2; ++t) {
     for (size_t s = 0; s < 3; ++s) {
-      out.emplace_back(absl::StrCat("sonde_otlp_requests_total{transport=\"", kTransportNames[t],
-                                    "\",signal=\"", kSignalNames[s], "\"}"),
-                       requests_[t * 3 + s].load(kRelaxed));
+      out.push_back({"sonde_otlp_requests_total",
+                     {{"transport", kTransportNames[t]}, {"signal", kSignalNames[s]}},
+                     requests_[t * 3 + s].load(kRelaxed)});
     }
   }
   for (size_t s = 0; s < 3; ++s) {
-    out.emplace_back(absl::StrCat("sonde_otlp_items_accepted_total{signal=\"", kSignalNames[s], "\"}"),
-                     accepted_[s].load(kRelaxed));
-    out.emplace_back(absl::StrCat("sonde_otlp_items_rejected_total{signal=\"", kSignalNames[s], "\"}"),
-                     rejected_[s].load(kRelaxed));
+    out.push_back(
+        {"sonde_otlp_items_accepted_total", {{"signal", kSignalNames[s]}}, accepted_[s].load(kRelaxed)});
+  }
+  for (size_t s = 0; s < 3; ++s) {
+    out.push_back(
+        {"sonde_otlp_items_rejected_total", {{"signal", kSignalNames[s]}}, rejected_[s].load(kRelaxed)});
   }
   for (size_t r = 0; r < static_cast<size_t>(RejectReason::kCount); ++r) {
-    out.emplace_back(absl::StrCat("sonde_otlp_requests_rejected_total{reason=\"", kReasonNames[r], "\"}"),
-                     rejects_[r].load(kRelaxed));
+    out.push_back(
+        {"sonde_otlp_requests_rejected_total", {{"reason", kReasonNames[r]}}, rejects_[r].load(kRelaxed)});
   }
   return out;
+}
+
+void IngestStats::AppendPrometheus(std::string& out) const {
+  auto help = [](std::string_view metric) -> std::string_view {
+    if (metric == "sonde_otlp_requests_total") return "OTLP export requests, by transport and signal.";
+    if (metric == "sonde_otlp_items_accepted_total") return "Spans, metric points and log records accepted.";
+    if (metric == "sonde_otlp_items_rejected_total") return "Items rejected inside accepted exports.";
+    return "OTLP export requests refused, by reason.";
+  };
+  std::string_view current;
+  for (const Sample& s : Samples()) {
+    if (s.metric != current) {
+      metrics::prometheus::AppendMetricHeader(out, s.metric, "counter", help(s.metric));
+      current = s.metric;
+    }
+    metrics::prometheus::AppendSample(out, s.metric, s.labels, s.value);
+  }
 }
 
 Ingestor::Ingestor(IngestOptions options, NodeInfo node)
@@ -232,6 +251,13 @@ absl::StatusOr<ExportResult> Ingestor::ExportTracesProtobuf(std::string_view bod
 ExportResult Ingestor::ExportMetrics(std::shared_ptr<ExportMetricsRequest> request,
                                      const PeerInfo& peer) {
   stats_.CountRequest(peer.transport, Signal::kMetrics);
+  if (otlp_sinks_.empty()) {
+    // Nothing here keeps metrics (`sonde-agent run` ships traces): refuse them
+    // in the response instead of accepting and dropping them.
+    const auto points = static_cast<int64_t>(CountDataPoints(*request));
+    stats_.CountItems(Signal::kMetrics, 0, static_cast<uint64_t>(points));
+    return {points, std::string(kMetricsNotKept)};
+  }
   const std::optional<ProcessInfo> sender = Sender(peer);
   for (auto& rm : *request->mutable_resource_metrics()) EnrichResource(rm.mutable_resource(), sender);
   stats_.CountItems(Signal::kMetrics, CountDataPoints(*request), 0);
@@ -242,6 +268,13 @@ ExportResult Ingestor::ExportMetrics(std::shared_ptr<ExportMetricsRequest> reque
 
 ExportResult Ingestor::ExportLogs(std::shared_ptr<ExportLogsRequest> request, const PeerInfo& peer) {
   stats_.CountRequest(peer.transport, Signal::kLogs);
+  if (otlp_sinks_.empty()) {
+    int64_t records = 0;
+    for (const auto& rl : request->resource_logs())
+      for (const auto& sl : rl.scope_logs()) records += sl.log_records_size();
+    stats_.CountItems(Signal::kLogs, 0, static_cast<uint64_t>(records));
+    return {records, std::string(kLogsNotKept)};
+  }
   const std::optional<ProcessInfo> sender = Sender(peer);
   ExportResult result;
   uint64_t accepted = 0;

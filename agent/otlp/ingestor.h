@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "agent/metrics/prometheus_text.h"
 #include "agent/otlp/body_codec.h"
 #include "agent/otlp/node_info.h"
 #include "agent/otlp/process_resolver.h"
@@ -55,6 +56,12 @@ struct PeerInfo {
 };
 
 // Outcome of an accepted export: items rejected inside it (partial success).
+// Partial-success messages when no sink keeps a signal (every item rejected).
+inline constexpr std::string_view kMetricsNotKept =
+    "sonde-agent keeps OTLP traces only: metrics are not stored; export them to a metrics backend";
+inline constexpr std::string_view kLogsNotKept =
+    "sonde-agent keeps OTLP traces only: logs are not stored; export them to a logs backend";
+
 struct ExportResult {
   int64_t rejected = 0;
   std::string error_message;
@@ -73,8 +80,15 @@ class IngestStats {
   uint64_t accepted(Signal s) const { return accepted_[static_cast<size_t>(s)].load(kRelaxed); }
   uint64_t rejected(Signal s) const { return rejected_[static_cast<size_t>(s)].load(kRelaxed); }
 
-  // Prometheus-style (name{labels}, value) pairs for the agent's /metrics.
-  std::vector<std::pair<std::string, uint64_t>> Snapshot() const;
+  struct Sample {
+    std::string_view metric;
+    metrics::prometheus::Labels labels;
+    uint64_t value;
+  };
+  // Every counter, the samples of one metric together.
+  std::vector<Sample> Samples() const;
+  // Samples() in Prometheus text, a HELP/TYPE header per metric.
+  void AppendPrometheus(std::string& out) const;
 
  private:
   static constexpr auto kRelaxed = std::memory_order_relaxed;

@@ -10,7 +10,8 @@ absl::Status NetworkComponent::Start(pipeline::Agent& agent) {
   agent_ = &agent;
   // The agent's clock: record times go back to Unix time through the same offset.
   auto sources = StartNetworkSources(
-      config_, [this](conn::ConnRecord&& r) { OnRecord(std::move(r)); }, on_tcp_window_, &agent.clock());
+      config_, [this](conn::ConnRecord&& r) { OnRecord(std::move(r)); },
+      [&agent](const tcp::TcpWindow& window) { agent.EmitTcpWindow(window); }, &agent.clock());
   if (!sources.ok()) {
     // Capture was asked for explicitly: failing is right. TCP health is on by
     // default: without BPF rights the agent still runs, without it.

@@ -15,11 +15,10 @@ namespace sonde::packet {
 
 class NetworkComponent : public pipeline::Component {
  public:
-  // `on_tcp_window` (optional) receives every closed TCP health window, on the
-  // collector's thread (e.g. the exporter, which ships them to sonde-server).
-  explicit NetworkComponent(NetworkConfig config, tcp::TcpCollector::WindowCallback on_tcp_window = nullptr,
-                            size_t max_queued_records = 65536)
-      : config_(std::move(config)), on_tcp_window_(std::move(on_tcp_window)), max_queued_(max_queued_records) {}
+  // Closed TCP health windows go to the agent's metric sinks
+  // (Agent::EmitTcpWindow, on the collector's thread).
+  explicit NetworkComponent(NetworkConfig config, size_t max_queued_records = 65536)
+      : config_(std::move(config)), max_queued_(max_queued_records) {}
   absl::Status Start(pipeline::Agent& agent) override;
   void Tick(uint64_t now_unix_ns) override;
   void Stop() override;
@@ -31,7 +30,6 @@ class NetworkComponent : public pipeline::Component {
 
  private:
   NetworkConfig config_;
-  tcp::TcpCollector::WindowCallback on_tcp_window_;
   size_t max_queued_;
   pipeline::Agent* agent_ = nullptr;
   mutable std::mutex mu_;

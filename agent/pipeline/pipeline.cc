@@ -47,6 +47,18 @@ Agent::~Agent() { Stop(); }
 
 void Agent::AddSink(std::shared_ptr<trace::SpanSink> sink) { sinks_.push_back(std::move(sink)); }
 
+void Agent::AddMetricSink(std::shared_ptr<MetricSink> sink) { metric_sinks_.push_back(std::move(sink)); }
+
+void Agent::AddProfileSink(std::shared_ptr<ProfileSink> sink) { profile_sinks_.push_back(std::move(sink)); }
+
+void Agent::EmitTcpWindow(const tcp::TcpWindow& window) {
+  for (auto& sink : metric_sinks_) sink->OnTcpWindow(window);
+}
+
+void Agent::EmitProfile(const v1::ProfileBatch& batch) {
+  for (auto& sink : profile_sinks_) sink->OnProfileBatch(batch);
+}
+
 void Agent::AddComponent(std::unique_ptr<Component> component) {
   components_.push_back(std::move(component));
 }
@@ -121,6 +133,14 @@ void Agent::EmitSpan(trace::Span&& span) {
   Deliver(single_);
 }
 
+void Agent::DeliverRedWindows() {
+  // Closed windows are kept for pull (TakeClosedWindows) when nobody takes them.
+  if (metric_sinks_.empty()) return;
+  for (const auto& w : red_->TakeClosedWindows()) {
+    for (auto& sink : metric_sinks_) sink->OnRedWindow(w);
+  }
+}
+
 void Agent::EmitRecord(conn::ConnRecord&& record, trace::SpanSource source) {
   single_.push_back(builder_.BuildDeferred(std::move(record)));
   single_.back().source = source;
@@ -153,6 +173,7 @@ void Agent::Tick(uint64_t now_ns) {
   const uint64_t now_unix = clock_.ToUnixNs(now_ns);
   FlushLinker(now_unix, /*all=*/false);
   red_->Tick(now_unix);
+  DeliverRedWindows();
   for (auto& c : components_) c->Tick(now_unix);
   Snapshot(nullptr);
 }
@@ -162,6 +183,7 @@ void Agent::Finish() {
   Process();
   FlushLinker(0, /*all=*/true);
   red_->Tick(UINT64_MAX);
+  DeliverRedWindows();
   Snapshot(nullptr);
 }
 

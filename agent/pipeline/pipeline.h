@@ -22,6 +22,7 @@
 #include "agent/core/clock.h"
 #include "agent/metrics/red.h"
 #include "agent/metrics/server.h"
+#include "agent/pipeline/signal_sinks.h"
 #include "agent/trace/linker.h"
 #include "agent/trace/redaction.h"
 #include "agent/trace/sampler.h"
@@ -71,8 +72,12 @@ class Agent {
   explicit Agent(PipelineOptions options);
   ~Agent();
 
+  // Consumers, one interface per signal (signal_sinks.h); register before Start.
   void AddSink(std::shared_ptr<trace::SpanSink> sink);
+  void AddMetricSink(std::shared_ptr<MetricSink> sink);
+  void AddProfileSink(std::shared_ptr<ProfileSink> sink);
   void AddComponent(std::unique_ptr<Component> component);
+  bool has_profile_sinks() const { return !profile_sinks_.empty(); }
 
   // Starts the metrics server (if configured) and the components.
   absl::Status Start();
@@ -91,6 +96,9 @@ class Agent {
   // takes the same path as syscall records after linking: span building, RED,
   // sampling, redaction and completion, the sinks.
   void EmitRecord(conn::ConnRecord&& record, trace::SpanSource source);
+  // Other signals' producers (any thread: see signal_sinks.h).
+  void EmitTcpWindow(const tcp::TcpWindow& window);
+  void EmitProfile(const v1::ProfileBatch& batch);
 
   core::MonotonicToRealtime& clock() { return clock_; }
   metrics::RedAggregator& red() { return *red_; }
@@ -103,6 +111,7 @@ class Agent {
   // then completion and the sinks for the kept spans.
   void Deliver(std::vector<trace::Span>& group);
   void FlushLinker(uint64_t now_unix_ns, bool all);
+  void DeliverRedWindows();
   void Snapshot(const capture::SourceCounters* source);
   void AppendSelfMetrics(std::string& out) const;
 
@@ -114,6 +123,8 @@ class Agent {
   trace::GatewayLinker linker_;
   std::shared_ptr<metrics::RedAggregator> red_;
   std::vector<std::shared_ptr<trace::SpanSink>> sinks_;
+  std::vector<std::shared_ptr<MetricSink>> metric_sinks_;
+  std::vector<std::shared_ptr<ProfileSink>> profile_sinks_;
   std::vector<std::unique_ptr<Component>> components_;
   metrics::MetricsServer metrics_server_;
   std::vector<conn::ConnRecord> records_;

@@ -17,7 +17,6 @@
 #include <utility>
 #include <vector>
 
-#include "agent/export/server_exporter.h"
 #include "agent/pipeline/pipeline.h"
 #include "agent/profile/profiler.h"
 #include "agent/profile/proto_convert.h"
@@ -98,18 +97,17 @@ inline void AddProfileFlags(CLI::App& app, ProfileFlags& flags) {
 }
 
 // One call for main.cc: the profiler as a pipeline component whose folded
-// stacks go to the exporter (or are only counted in the log when there is no
-// server).
-inline void AttachProfiler(pipeline::Agent& agent, const ProfileFlags& flags,
-                           std::shared_ptr<exporter::ServerExporter> exporter) {
+// stacks go to the agent's profile sinks (the exporter), or are only counted
+// in the log when nothing takes them (no server).
+inline void AttachProfiler(pipeline::Agent& agent, const ProfileFlags& flags) {
   ProfilerOptions o;
   o.frequency_hz = flags.frequency_hz;
   o.drain_interval = std::chrono::seconds(flags.drain_interval_s);
   o.off_cpu = flags.off_cpu;
   o.include_pids = flags.pids;
   ProfilerComponent::BatchSink sink;
-  if (exporter) {
-    sink = [exporter](const sonde::v1::ProfileBatch& b) { exporter->AddProfileStacks(b); };
+  if (agent.has_profile_sinks()) {
+    sink = [&agent](const sonde::v1::ProfileBatch& b) { agent.EmitProfile(b); };
   } else {
     sink = [](const sonde::v1::ProfileBatch& b) {
       spdlog::debug("profile: {} folded stacks (no server configured)", b.stacks_size());

@@ -45,7 +45,7 @@ class NetworkSpansTest : public ::testing::Test {
     NetworkConfig config;
     config.tcp_health = false;      // no BPF, no capture: records come from the test
     config.packet_capture = false;
-    auto component = std::make_unique<NetworkComponent>(config, nullptr, /*max_queued_records=*/4);
+    auto component = std::make_unique<NetworkComponent>(config, /*max_queued_records=*/4);
     component_ = component.get();
     agent_->AddComponent(std::move(component));
     agent_->AddSink(sink_);

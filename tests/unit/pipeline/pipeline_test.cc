@@ -207,5 +207,44 @@ TEST(Pipeline, SpanBudgetKeepsWholeTracesAndRedCountsEverything) {
   EXPECT_EQ(c.sampler.dropped_budget + sink->spans.size(), 2u * kRequests);
 }
 
+// Every signal has its sink: RED windows reach a registered MetricSink (no
+// pull by a component), TCP windows and profile batches emitted by their
+// producers reach theirs.
+TEST(Pipeline, SignalSinksReceiveRedTcpAndProfiles) {
+  struct Metrics : MetricSink {
+    uint64_t red_requests = 0, tcp_windows = 0;
+    void OnRedWindow(const metrics::RedWindow& w) override {
+      for (const auto& [k, s] : w.series) red_requests += s.count;
+    }
+    void OnTcpWindow(const tcp::TcpWindow&) override { ++tcp_windows; }
+  };
+  struct Profiles : ProfileSink {
+    int stacks = 0;
+    void OnProfileBatch(const v1::ProfileBatch& b) override { stacks += b.stacks_size(); }
+  };
+  constexpr int kRequests = 20;
+  MemorySource source(GatewayEvents(kRequests));
+  PipelineOptions o;
+  o.print_json = false;
+  o.clock_offset_ns = 1'700'000'000'000'000'000ull;
+  o.event_time = true;
+  Agent agent(o);
+  auto metrics = std::make_shared<Metrics>();
+  auto profiles = std::make_shared<Profiles>();
+  agent.AddMetricSink(metrics);
+  agent.AddProfileSink(profiles);
+  std::atomic<bool> stop{false};
+  ASSERT_TRUE(agent.Run(source, stop).ok());
+  // Every downstream request (server) and its upstream call (client), plus the garbage client's 400.
+  EXPECT_GE(metrics->red_requests, 2u * kRequests);
+  EXPECT_TRUE(agent.red().TakeClosedWindows().empty()) << "windows went to the sink, not left for pull";
+  agent.EmitTcpWindow(tcp::TcpWindow{});
+  v1::ProfileBatch batch;
+  batch.add_stacks();
+  agent.EmitProfile(batch);
+  EXPECT_EQ(metrics->tcp_windows, 1u);
+  EXPECT_EQ(profiles->stacks, 1);
+}
+
 }  // namespace
 }  // namespace sonde::pipeline
