@@ -127,8 +127,12 @@ int RunOtlpSubcommand(OtlpFlags& flags, const std::atomic<bool>& stop) {
                receiver.http_port());
   while (!stop.load()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
   receiver.Stop();
-  for (const auto& [name, value] : receiver.stats().Snapshot()) {
-    if (value != 0) spdlog::info("{} {}", name, value);
+  for (const IngestStats::Sample& s : receiver.stats().Samples()) {
+    if (s.value == 0) continue;
+    std::string line;
+    metrics::prometheus::AppendSample(line, s.metric, s.labels, s.value);
+    line.pop_back();  // the newline
+    spdlog::info("{}", line);
   }
   return 0;
 }

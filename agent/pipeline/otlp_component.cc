@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "agent/metrics/prometheus_text.h"
+
 namespace sonde::pipeline {
 
 OtlpComponent::OtlpComponent(otlp::OtlpConfig config, std::function<void(uint16_t)> exclude_port)
@@ -16,10 +18,9 @@ absl::Status OtlpComponent::Start(Agent& agent) {
     for (uint16_t port : receiver_.capture_exclusion().ports) exclude_port_(port);
   }
   agent.metrics_server().AddCollector([this](std::string& out) {
-    for (const auto& [name, value] : receiver_.stats().Snapshot()) {
-      out += name + " " + std::to_string(value) + "\n";
-    }
-    out += "sonde_otlp_inbox_dropped_total " + std::to_string(inbox_.dropped()) + "\n";
+    receiver_.stats().AppendPrometheus(out);
+    metrics::prometheus::AppendCounter(out, "sonde_otlp_inbox_dropped_total",
+                                       "OTLP spans dropped: the pipeline's inbox was full.", inbox_.dropped());
   });
   spdlog::info("OTLP receivers: gRPC port {}, HTTP port {}", receiver_.grpc_port(), receiver_.http_port());
   return absl::OkStatus();
