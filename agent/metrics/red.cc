@@ -1,5 +1,7 @@
 #include "agent/metrics/red.h"
 
+#include "agent/protocols/registry.h"
+
 #include <fmt/format.h>
 
 #include <cstring>
@@ -33,11 +35,17 @@ prometheus::Labels SeriesLabels(const RedKey& k) {
           {"http_status_class", k.status_class}};
 }
 
+// The Prometheus family a series belongs to: its protocol's (protocols/semantics.h).
+const protocols::RedMetricNames& FamilyOf(const RedKey& k) {
+  return protocols::SemanticsFor(std::string_view(k.protocol)).red_metrics;
+}
+
 void AppendHistogram(std::string& out, std::string_view name, std::string_view help,
                      const std::map<RedKey, RedSeries>& totals, std::string_view kind) {
   bool header = false;
   for (const auto& [k, s] : totals) {
     if (k.kind != kind) continue;
+    if ((kind == "server" ? FamilyOf(k).server_duration : FamilyOf(k).client_duration) != name) continue;
     if (!header) {
       prometheus::AppendMetricHeader(out, name, "histogram", help);
       header = true;
@@ -51,6 +59,7 @@ void AppendErrors(std::string& out, std::string_view name, const std::map<RedKey
   bool header = false;
   for (const auto& [k, s] : totals) {
     if (k.kind != kind) continue;
+    if ((kind == "server" ? FamilyOf(k).server_errors : FamilyOf(k).client_errors) != name) continue;
     if (!header) {
       prometheus::AppendMetricHeader(out, name, "counter",
                                      "Requests counted as errors (semconv span status).");
@@ -209,12 +218,22 @@ uint64_t RedAggregator::overflowed() const {
 
 void RedAggregator::AppendPrometheus(std::string& out) const {
   const std::map<RedKey, RedSeries> totals = Totals();  // sorted: stable output
-  AppendHistogram(out, "http_server_request_duration_seconds",
-                  "Duration of HTTP server requests (system spans).", totals, "server");
-  AppendHistogram(out, "http_client_request_duration_seconds",
-                  "Duration of HTTP client requests (system spans).", totals, "client");
-  AppendErrors(out, "sonde_http_server_request_errors_total", totals, "server");
-  AppendErrors(out, "sonde_http_client_request_errors_total", totals, "client");
+  // One set of families per distinct protocol family, in first-seen order.
+  std::vector<const protocols::RedMetricNames*> families;
+  for (const auto& [k, s] : totals) {
+    const protocols::RedMetricNames* f = &FamilyOf(k);
+    bool seen = false;
+    for (const auto* g : families) seen = seen || g->server_duration == f->server_duration;
+    if (!seen) families.push_back(f);
+  }
+  for (const auto* f : families) {
+    AppendHistogram(out, f->server_duration, fmt::format("Duration of {}, server side (system spans).", f->what),
+                    totals, "server");
+    AppendHistogram(out, f->client_duration, fmt::format("Duration of {}, client side (system spans).", f->what),
+                    totals, "client");
+    AppendErrors(out, f->server_errors, totals, "server");
+    AppendErrors(out, f->client_errors, totals, "client");
+  }
 }
 
 }  // namespace sonde::metrics

@@ -20,7 +20,10 @@ void DescribeUnknown(const L7Record& r, bool /*server_side*/, SpanDescription& o
   out.route = out.endpoint;
 }
 void NoAttributes(const L7Record&, const SpanDescription&, const ExchangeAddresses&, std::vector<Attribute>&) {}
-const RecordSemantics kUnknownSemantics{&DescribeUnknown, &NoAttributes};
+const RecordSemantics kUnknownSemantics{
+    &DescribeUnknown, &NoAttributes,
+    {"sonde_unknown_server_duration_seconds", "sonde_unknown_client_duration_seconds",
+     "sonde_unknown_server_errors_total", "sonde_unknown_client_errors_total", "exchanges"}};
 }  // namespace
 
 std::span<const ProtocolDefinition> AllProtocols() {
@@ -32,6 +35,14 @@ const ProtocolDefinition* FindProtocol(L7Protocol protocol) {
     if (p.protocol == protocol) return &p;
   }
   return nullptr;
+}
+
+const RecordSemantics& SemanticsFor(std::string_view protocol_name) {
+  for (int v = 0; v <= 255; ++v) {
+    const auto p = static_cast<L7Protocol>(v);
+    if (L7ProtocolName(p) == protocol_name && (p != L7Protocol::kUnknown || v == 0)) return SemanticsFor(p);
+  }
+  return kUnknownSemantics;
 }
 
 const RecordSemantics& SemanticsFor(L7Protocol protocol) {

@@ -38,12 +38,23 @@ struct ExchangeAddresses {
   uint16_t local_port = 0, peer_port = 0, client_port = 0, server_port = 0;
 };
 
+// The Prometheus families RED is exported under for a record kind (the
+// semconv duration histogram of its kind, plus Sonde's error counters).
+struct RedMetricNames {
+  std::string_view server_duration;  // e.g. http_server_request_duration_seconds
+  std::string_view client_duration;  // e.g. http_client_request_duration_seconds
+  std::string_view server_errors;    // e.g. sonde_http_server_request_errors_total
+  std::string_view client_errors;
+  std::string_view what;             // for HELP texts: "HTTP requests", "Redis commands"
+};
+
 struct RecordSemantics {
   // Every record. `server_side`: the span is the server's view of the exchange.
   void (*describe)(const L7Record& record, bool server_side, SpanDescription& out);
   // Kept spans only (after sampling): semconv attributes appended to `out`.
   void (*attributes)(const L7Record& record, const SpanDescription& description,
                      const ExchangeAddresses& addresses, std::vector<Attribute>& out);
+  RedMetricNames red_metrics;
 };
 
 // Which semantics apply to records of one L7Protocol value.

@@ -76,8 +76,13 @@ void AppendHttpAttributes(const L7Record& r, const SpanDescription& d, const Exc
   if (r.flags != 0) a.push_back({"sonde.record.flags", int64_t{r.flags}});
 }
 
+RedMetricNames HttpRedMetrics() {
+  return {"http_server_request_duration_seconds", "http_client_request_duration_seconds",
+          "sonde_http_server_request_errors_total", "sonde_http_client_request_errors_total", "HTTP requests"};
+}
+
 const RecordSemantics& HttpSemantics() {
-  static const RecordSemantics kHttp{&DescribeHttp, &AppendHttpAttributes};
+  static const RecordSemantics kHttp{&DescribeHttp, &AppendHttpAttributes, HttpRedMetrics()};
   return kHttp;
 }
 

@@ -7,6 +7,8 @@
 namespace sonde::protocols::http {
 
 const RecordSemantics& HttpSemantics();
+// gRPC keeps HTTP's families (semconv: rpc metrics are a later step).
+RedMetricNames HttpRedMetrics();
 
 // The HTTP parts, for protocols layered on HTTP (gRPC).
 void DescribeHttp(const L7Record& record, bool server_side, SpanDescription& out);

@@ -30,7 +30,7 @@ void AppendGrpcAttributes(const L7Record& r, const SpanDescription& d, const Exc
 }  // namespace
 
 const RecordSemantics& GrpcSemantics() {
-  static const RecordSemantics kGrpcSemantics{&DescribeGrpc, &AppendGrpcAttributes};
+  static const RecordSemantics kGrpcSemantics{&DescribeGrpc, &AppendGrpcAttributes, http::HttpRedMetrics()};
   return kGrpcSemantics;
 }
 
