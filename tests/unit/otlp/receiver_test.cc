@@ -113,15 +113,20 @@ TEST_F(ReceiverTest, PartialSuccessIsStill200) {
   EXPECT_EQ(receiver_->stats().rejected(Signal::kTraces), 1u);
 }
 
-// `sonde-agent run` registers no OTLP metrics/logs sink: nothing would keep
-// them, so they are refused in the response (all rejected, a clear message)
-// and counted, not accepted and dropped.
-TEST(ReceiverWithoutOtlpSink, MetricsAndLogsAreRefusedNotDropped) {
+// Receivers on loopback with ports the kernel picks.
+OtlpConfig LoopbackEphemeralConfig() {
   OtlpConfig config;
   config.bind = {"127.0.0.1"};
   config.grpc_port = 0;
   config.http_port = 0;
-  OtlpReceiver receiver(config);
+  return config;
+}
+
+// `sonde-agent run` registers no OTLP metrics/logs sink: nothing would keep
+// them, so they are refused in the response (all rejected, a clear message)
+// and counted, not accepted and dropped.
+TEST(ReceiverWithoutOtlpSink, MetricsAndLogsAreRefusedNotDropped) {
+  OtlpReceiver receiver(LoopbackEphemeralConfig());
   ASSERT_TRUE(receiver.Start().ok());
   httplib::Client http("127.0.0.1", receiver.http_port());
   const std::string metrics = R"({"resourceMetrics":[{"scopeMetrics":[{"metrics":[{"name":"m",)"
@@ -386,10 +391,7 @@ TEST_F(ReceiverTest, BearerToken) {
 }
 
 TEST(CaptureExclusion, ReportsPidAndPortsUnlessTracingSelf) {
-  OtlpConfig config;
-  config.bind = {"127.0.0.1"};
-  config.grpc_port = 0;
-  config.http_port = 0;
+  OtlpConfig config = LoopbackEphemeralConfig();
   OtlpReceiver receiver(config);
   ASSERT_TRUE(receiver.Start().ok());
   CaptureExclusion ex = receiver.capture_exclusion();
