@@ -126,7 +126,8 @@ RedKeyView RedAggregator::KeyOf(const trace::Span& s, char (&status_buf)[16]) {
   RedKeyView k;
   k.service = s.service_name.empty() ? s.comm : s.service_name;
   k.protocol = protocols::L7ProtocolName(s.protocol);
-  k.kind = s.kind == trace::SpanKind::kServer ? "server" : s.kind == trace::SpanKind::kClient ? "client" : "unknown";
+  k.kind = s.kind == trace::SpanKind::kServer || s.kind == trace::SpanKind::kClient ? trace::SpanKindName(s.kind)
+                                                                                    : std::string_view("unknown");
   if (!s.route.empty()) {
     k.method = s.operation;
     k.route = s.route;

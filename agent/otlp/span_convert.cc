@@ -7,6 +7,7 @@
 #include "absl/strings/escaping.h"
 #include "agent/otlp/json_codec.h"
 #include "agent/otlp/semconv.h"
+#include "opentelemetry/proto/trace/v1/trace.pb.h"
 
 namespace sonde::otlp {
 namespace {
@@ -271,15 +272,26 @@ absl::Status ConvertSpan(const SpanView& in, const AttributeView* attributes,
                                       [](uint8_t b) { return b != 0; });
   out->parent_reason = has_parent ? trace::LinkReason::kOtlpParent : trace::LinkReason::kNone;
   out->source = trace::SpanSource::kApplication;
-  out->kind = in.kind >= 0 && in.kind <= 5 ? static_cast<trace::SpanKind>(in.kind)
-                                                : trace::SpanKind::kUnspecified;
+  // OTLP kind and status numbers map onto the agent's enums by number.
+  using OtlpSpan = opentelemetry::proto::trace::v1::Span;
+  using OtlpStatus = opentelemetry::proto::trace::v1::Status;
+  static_assert(static_cast<int>(trace::SpanKind::kInternal) == OtlpSpan::SPAN_KIND_INTERNAL);
+  static_assert(static_cast<int>(trace::SpanKind::kServer) == OtlpSpan::SPAN_KIND_SERVER);
+  static_assert(static_cast<int>(trace::SpanKind::kClient) == OtlpSpan::SPAN_KIND_CLIENT);
+  static_assert(static_cast<int>(trace::SpanKind::kProducer) == OtlpSpan::SPAN_KIND_PRODUCER);
+  static_assert(static_cast<int>(trace::SpanKind::kConsumer) == OtlpSpan::SPAN_KIND_CONSUMER);
+  static_assert(static_cast<int>(trace::StatusCode::kOk) == OtlpStatus::STATUS_CODE_OK);
+  static_assert(static_cast<int>(trace::StatusCode::kError) == OtlpStatus::STATUS_CODE_ERROR);
+  out->kind = in.kind >= 0 && in.kind <= OtlpSpan::SPAN_KIND_CONSUMER ? static_cast<trace::SpanKind>(in.kind)
+                                                                      : trace::SpanKind::kUnspecified;
   out->name = in.name;
   out->service_name = resource.service_name;
   out->start_unix_ns = in.start_unix_ns;
   out->end_unix_ns = in.end_unix_ns;
   const int code = in.status_code;
-  out->status = code == 1 ? trace::StatusCode::kOk
-                          : code == 2 ? trace::StatusCode::kError : trace::StatusCode::kUnset;
+  out->status = code == OtlpStatus::STATUS_CODE_OK      ? trace::StatusCode::kOk
+                : code == OtlpStatus::STATUS_CODE_ERROR ? trace::StatusCode::kError
+                                                        : trace::StatusCode::kUnset;
   out->status_message = in.status_message;
   out->pid = resource.pid;
   out->comm = resource.comm;

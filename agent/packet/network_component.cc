@@ -2,7 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
-#include "agent/tcp/prometheus.h"
+#include "agent/metrics/prometheus_text.h"
 
 namespace sonde::packet {
 
@@ -23,9 +23,9 @@ absl::Status NetworkComponent::Start(pipeline::Agent& agent) {
   std::weak_ptr<NetworkSources> weak = sources_;
   agent.metrics_server().AddCollector([weak, this](std::string& out) {
     if (auto s = weak.lock()) s->AppendPrometheus(out);
-    tcp::AppendMetricHeader(out, "sonde_packet_spans_dropped_total", "counter",
+    metrics::prometheus::AppendMetricHeader(out, "sonde_packet_spans_dropped_total", "counter",
                             "Network spans dropped because the pipeline queue was full.");
-    tcp::AppendSample(out, "sonde_packet_spans_dropped_total", {}, dropped_records());
+    metrics::prometheus::AppendSample(out, "sonde_packet_spans_dropped_total", {}, dropped_records());
   });
   return absl::OkStatus();
 }

@@ -6,25 +6,6 @@
 namespace sonde::pipeline {
 namespace {
 
-const char* KindName(trace::SpanKind k) {
-  switch (k) {
-    case trace::SpanKind::kServer: return "server";
-    case trace::SpanKind::kClient: return "client";
-    case trace::SpanKind::kInternal: return "internal";
-    case trace::SpanKind::kProducer: return "producer";
-    case trace::SpanKind::kConsumer: return "consumer";
-    default: return "unspecified";
-  }
-}
-
-const char* StatusName(trace::StatusCode s) {
-  switch (s) {
-    case trace::StatusCode::kOk: return "ok";
-    case trace::StatusCode::kError: return "error";
-    default: return "unset";
-  }
-}
-
 nlohmann::json Headers(const protocols::HeaderList& headers) {
   nlohmann::json arr = nlohmann::json::array();
   for (const protocols::HeaderField h : headers) arr.push_back({h.name, h.value});
@@ -44,13 +25,13 @@ nlohmann::json SpanToJson(const trace::Span& s) {
       {"parent_span_id", s.parent_span_id == trace::SpanId{} ? "" : trace::ToHex(s.parent_span_id)},
       {"parent_reason", trace::LinkReasonName(s.parent_reason)},
       {"source", std::string(1, static_cast<char>(s.source))},
-      {"kind", KindName(s.kind)},
+      {"kind", trace::SpanKindName(s.kind)},
       {"name", s.name},
       {"service", s.service_name},
       {"start_unix_ns", s.start_unix_ns},
       {"end_unix_ns", s.end_unix_ns},
       {"duration_ns", s.duration_ns()},
-      {"status", StatusName(s.status)},
+      {"status", trace::StatusCodeName(s.status)},
       {"pid", s.pid},
       {"tid", s.tid},
       {"comm", s.comm},

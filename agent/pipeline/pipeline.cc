@@ -230,7 +230,7 @@ void Agent::AppendSelfMetrics(std::string& out) const {
                 c.tracker.unknown_protocol);
   AppendMetricHeader(out, "sonde_agent_links_total", "counter",
                      "Egress spans linked to an ingress span, by evidence.");
-  for (int r = 1; r <= 7; ++r) {
+  for (size_t r = 1; r < trace::kLinkReasonCount; ++r) {  // 0 is "none": not a link
     AppendSample(out, "sonde_agent_links_total",
                  {{"reason", std::string(trace::LinkReasonName(static_cast<trace::LinkReason>(r)))}},
                  c.linker.links[r]);

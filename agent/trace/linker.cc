@@ -31,18 +31,6 @@ bool SuffixMatch(std::string_view a, std::string_view b) {
 
 }  // namespace
 
-std::string_view LinkReasonName(LinkReason r) {
-  switch (r) {
-    case LinkReason::kTraceparent: return "traceparent";
-    case LinkReason::kKongRequestId: return "kong_request_id";
-    case LinkReason::kRequestId: return "x_request_id";
-    case LinkReason::kTimeNesting: return "time_nesting";
-    case LinkReason::kTcpSequence: return "tcp_sequence";
-    case LinkReason::kOtlpParent: return "otlp_parent";
-    case LinkReason::kThread: return "thread";
-    default: return "none";
-  }
-}
 
 void GatewayLinker::Add(Span&& span, const Emit& emit) {
   if (span.kind == SpanKind::kClient) {

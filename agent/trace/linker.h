@@ -32,13 +32,12 @@ struct LinkerOptions {
 struct LinkerCounters {
   uint64_t ingress = 0;
   uint64_t egress = 0;
-  uint64_t links[8] = {};    // by LinkReason
+  uint64_t links[kLinkReasonCount] = {};  // by LinkReason
   uint64_t unlinked_egress = 0;
   uint64_t ambiguous = 0;    // nesting candidates too alike to choose: left unlinked
   uint64_t evicted = 0;      // released early at max_pending
 };
 
-std::string_view LinkReasonName(LinkReason r);
 
 class GatewayLinker {
  public:

@@ -12,6 +12,7 @@
 #include "agent/protocols/l7_protocol.h"
 #include "agent/protocols/record.h"
 #include "agent/protocols/semantics.h"
+#include "proto/sonde/v1/enum_names.h"
 #include "sonde/abi.h"
 
 namespace sonde::trace {
@@ -44,6 +45,15 @@ enum class LinkReason : uint8_t {
   kOtlpParent = 6,       // parent id carried by an OTLP span
   kThread = 7,           // same thread, ingress followed by egress
 };
+
+// Text names, from the one table by wire number (the agent enums equal the
+// span.proto numbers: static_asserts in agent/export/span_convert.cc).
+constexpr std::string_view SpanKindName(SpanKind k) { return v1::names::SpanKindName(static_cast<int>(k)); }
+constexpr std::string_view StatusCodeName(StatusCode s) { return v1::names::StatusCodeName(static_cast<int>(s)); }
+constexpr std::string_view LinkReasonName(LinkReason r) {
+  return v1::names::Lookup(v1::names::kLinkReason, static_cast<int>(r)).value_or("none");
+}
+inline constexpr size_t kLinkReasonCount = v1::names::kLinkReason.size();
 
 // Attributes are defined with the protocols' semantics, which produce them.
 using AttributeValue = protocols::AttributeValue;
