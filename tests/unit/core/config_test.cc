@@ -22,6 +22,21 @@ class ConfigTest : public ::testing::Test {
 
 TEST_F(ConfigTest, DefaultsAreValid) { EXPECT_TRUE(ValidateConfig(AgentConfig{}).ok()); }
 
+TEST_F(ConfigTest, SpanBudgetFromYamlAndItsRange) {
+  AgentConfig c;
+  auto st = LoadYamlConfig(Write("spans:\n  rate_limit: 0\n  slow_ms: 250\n  honour_parent_flag: false\n"), c);
+  ASSERT_TRUE(st.ok()) << st;
+  EXPECT_EQ(c.spans.rate_limit, 0.0);
+  EXPECT_EQ(c.spans.slow_ms, 250u);
+  EXPECT_FALSE(c.spans.honour_parent_flag);
+  EXPECT_TRUE(ValidateConfig(c).ok());
+  c.spans.rate_limit = -1;
+  const auto bad = ValidateConfig(c);
+  EXPECT_FALSE(bad.ok());
+  EXPECT_NE(bad.message().find("spans.rate_limit"), std::string_view::npos);
+  EXPECT_FALSE(LoadYamlConfig(Write("spans:\n  rate_limt: 5\n"), c).ok()) << "unknown key named";
+}
+
 TEST_F(ConfigTest, YamlOverridesDefaults) {
   AgentConfig c;
   auto st = LoadYamlConfig(Write(R"(
