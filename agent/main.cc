@@ -254,7 +254,10 @@ int RunAgent(const sonde::core::AgentConfig& config, const RunCommand& cmd,
     exporter = sonde::exporter::AttachExporter(agent, config.server_address, config.server_token);
   }
   if (cmd.network.tcp_health || cmd.network.packet_capture) {  // TCP health, packet metrics, network spans
-    agent.AddComponent(std::make_unique<sonde::packet::NetworkComponent>(cmd.network));
+    sonde::packet::NetworkConfig network = cmd.network;
+    network.include_pids = config.capture.include_pids;
+    network.exclude_pids = config.capture.exclude_pids;
+    agent.AddComponent(std::make_unique<sonde::packet::NetworkComponent>(std::move(network)));
   }
   if (cmd.profile.enabled) sonde::profile::AttachProfiler(agent, cmd.profile);  // docs/profiling.md
   // --- end of components ---

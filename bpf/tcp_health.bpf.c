@@ -27,6 +27,14 @@ char LICENSE[] SEC("license") = "GPL";
 
 /* Minimum interval between srtt/cwnd/bytes samples of one socket. */
 const volatile __u64 sample_interval_ns = 100 * 1000 * 1000ULL;
+/* Process filter of the agent's capture (--pid / --exclude-pid), applied in
+ * process context (send/recv sampling): a process the agent does not watch
+ * costs one lookup per call, not a socket map update. Softirq hooks
+ * (retransmits, resets, window probes) cannot know the process and count
+ * every socket. */
+const volatile __u32 agent_tgid = 0;
+const volatile __u8 pids_include_only = 0;
+const volatile __u8 has_pid_entries = 0;
 
 #define SONDE_TCP_ESTABLISHED_STATE 1
 #define SONDE_TCP_SYN_SENT 2
@@ -56,6 +64,23 @@ struct {
   __type(key, __u32);
   __type(value, __u64);
 } tcp_stats SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 4096);
+  __type(key, __u32);  /* tgid */
+  __type(value, __u8); /* enum sonde_filter_action */
+} tcp_pid_filter SEC(".maps");
+
+static __always_inline bool process_watched(void) {
+  __u32 tgid = bpf_get_current_pid_tgid() >> 32;
+  if (tgid == agent_tgid) return false;
+  if (!has_pid_entries) return true;
+  __u8 *action = bpf_map_lookup_elem(&tcp_pid_filter, &tgid);
+  if (action && *action == SONDE_FILTER_EXCLUDE) return false;
+  if (pids_include_only && !(action && *action == SONDE_FILTER_INCLUDE)) return false;
+  return true;
+}
 
 static __always_inline void count_stat(__u32 idx) {
   __u64 *v = bpf_map_lookup_elem(&tcp_stats, &idx);
@@ -322,7 +347,7 @@ int BPF_PROG(tcp_probe, struct sock *sk, const struct sk_buff *skb) {
 /* Process context: attribute the socket to its process and sample srtt/cwnd
  * at most every sample_interval_ns. */
 static __always_inline void on_io(struct sock *sk) {
-  if (!sk || !is_tcp_inet(sk)) return;
+  if (!sk || !process_watched() || !is_tcp_inet(sk)) return;
   __u8 state = BPF_CORE_READ(sk, __sk_common.skc_state);
   if (state == SONDE_TCP_LISTEN || state == SONDE_TCP_CLOSE) return;
   __u64 now = bpf_ktime_get_ns();

@@ -64,6 +64,8 @@ absl::StatusOr<NetworkSources> StartNetworkSources(const NetworkConfig& c,
   if (c.tcp_health) {
     tcp::TcpCollectorOptions o;
     o.kernel.max_sockets = c.tcp_max_sockets;
+    o.kernel.include_pids = c.include_pids;
+    o.kernel.exclude_pids = c.exclude_pids;
     o.window_ms = c.tcp_window_ms;
     auto t = tcp::TcpCollector::Start(o, std::move(on_window));
     if (!t.ok()) return absl::Status(t.status().code(), "tcp health: " + std::string(t.status().message()));

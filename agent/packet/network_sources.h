@@ -24,6 +24,8 @@ struct NetworkConfig {
   bool tcp_health = true;         // kernel TCP health (tracepoints, no per-packet events)
   uint64_t tcp_window_ms = 1000;  // aggregation window of the TCP metrics
   uint32_t tcp_max_sockets = 65536;
+  // The capture's process filter (set from --pid / --exclude-pid by `run`).
+  std::vector<uint32_t> include_pids, exclude_pids;
   bool packet_capture = false;    // AF_PACKET capture: packet metrics and network spans
   bool network_spans = true;      // run the HTTP parsers on captured payloads
   std::string interfaces = "(eth|en|veth|cali|lxc).*|lo";  // regex, full match

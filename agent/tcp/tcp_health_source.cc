@@ -1,5 +1,9 @@
 #include "agent/tcp/tcp_health_source.h"
 
+#include <unistd.h>
+
+#include <cerrno>
+
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
@@ -26,9 +30,21 @@ absl::StatusOr<std::unique_ptr<TcpHealthSource>> TcpHealthSource::Open(
   if (!opened.ok()) return opened.status();
   TcpHealthSkeleton skel = std::move(*opened);
   skel->rodata->sample_interval_ns = options.sample_interval_ns;
+  skel->rodata->agent_tgid = static_cast<uint32_t>(getpid());
+  skel->rodata->pids_include_only = options.include_pids.empty() ? 0 : 1;
+  skel->rodata->has_pid_entries = options.include_pids.empty() && options.exclude_pids.empty() ? 0 : 1;
   if (int err = bpf_map__set_max_entries(skel->maps.tcp_socks, options.max_sockets); err != 0)
     return absl::ErrnoToStatus(-err, "resizing tcp_socks");
   if (auto st = skel.Load(); !st.ok()) return st;
+  const int filter_fd = bpf_map__fd(skel->maps.tcp_pid_filter);
+  auto put = [&](uint32_t pid, uint8_t action) -> absl::Status {
+    if (bpf_map_update_elem(filter_fd, &pid, &action, BPF_ANY) != 0) return absl::ErrnoToStatus(errno, "tcp pid filter");
+    return absl::OkStatus();
+  };
+  for (uint32_t pid : options.include_pids)
+    if (auto st = put(pid, SONDE_FILTER_INCLUDE); !st.ok()) return st;
+  for (uint32_t pid : options.exclude_pids)
+    if (auto st = put(pid, SONDE_FILTER_EXCLUDE); !st.ok()) return st;
   if (auto st = skel.Attach(); !st.ok()) return st;
   return std::unique_ptr<TcpHealthSource>(new TcpHealthSource(std::make_unique<Kernel>(std::move(skel))));
 }

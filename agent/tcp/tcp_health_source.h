@@ -14,6 +14,9 @@ namespace sonde::tcp {
 struct TcpHealthOptions {
   uint32_t max_sockets = 65536;          // per-socket LRU map size
   uint64_t sample_interval_ns = 100'000'000;  // srtt/cwnd sampling per socket, at most
+  // The capture's process filter (send/recv sampling skips other processes).
+  std::vector<uint32_t> include_pids;  // empty: every process
+  std::vector<uint32_t> exclude_pids;
 };
 
 struct KernelCounters {

@@ -21,13 +21,17 @@
 # rate (open loop, off vs export): p50/p99 added.
 #
 #   bench/overhead/run.sh [--build-dir DIR] [--rounds N] [--seconds S] [--modes "off export ..."]
-#                         [--rate R] [--no-h2] [--no-latency] [--no-bpf-stats] [-- AGENT_ARGS...]
+#                         [--rate R] [--no-h2] [--no-latency] [--no-bpf-stats]
+#                         [--baseline AGENT_BINARY] [-- AGENT_ARGS...]
 # AGENT_ARGS are appended to every `sonde-agent run` (e.g. --span-rate-limit 0).
+# --baseline adds the modes filtered@base, export@base and json@base run with another
+# agent binary (e.g. one built from an earlier commit), in the same rounds: a
+# before/after table from one run.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 build="$root/build"
-rounds=3 secs=10 rate=10000 do_h2=1 do_latency=1 do_stats=1
+rounds=3 secs=10 rate=10000 do_h2=1 do_latency=1 do_stats=1 baseline=
 modes="off filtered capture export json"
 agent_args=()
 while [ $# -gt 0 ]; do
@@ -40,6 +44,7 @@ while [ $# -gt 0 ]; do
     --no-h2) do_h2=0 ;;
     --no-latency) do_latency=0 ;;
     --no-bpf-stats) do_stats=0 ;;
+    --baseline) baseline=$2; shift ;;
     --) shift; agent_args=("$@"); break ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
@@ -56,6 +61,10 @@ for c in nginx wrk h2load curl; do
   command -v $c > /dev/null || { echo "run.sh: $c missing (bash scripts/setup.sh installs it)" >&2; exit 2; }
 done
 [ -d /sys/kernel/tracing/events ] || mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null
+if [ -n "$baseline" ]; then
+  [ -x "$baseline" ] || { echo "run.sh: baseline agent $baseline is not executable" >&2; exit 2; }
+  for m in filtered export json; do case " $modes " in *" $m "*) modes+=" $m@base" ;; esac; done
+fi
 
 T=$(mktemp -d /tmp/sonde-overhead.XXXXXX)
 PROXY=18996 BACKEND=18997 H2=18998 GRPC=17070 UI=18090 METRICS=19464
@@ -111,8 +120,11 @@ for p in json.load(sys.stdin):
         print(p.get("name", "?") + "#" + str(p["id"]), p.get("run_cnt", 0), p.get("run_time_ns", 0))' "$1"
 }
 
-agent_cmd() {  # the command line of a mode
+agent_cmd() {  # the command line of a mode ("MODE@base": the baseline binary, its default flags)
   local ready=$T/ready
+  case "$1" in
+    *@base) echo "$(agent_cmd "${1%@base}" | sed "s|^$AGENT|$baseline|; s| ${agent_args[*]}\$||")" ; return ;;
+  esac
   case "$1" in
     filtered) echo "$AGENT run --no-json --pid 999999 --metrics-listen 127.0.0.1:$METRICS --ready-file $ready ${agent_args[*]}" ;;
     capture) echo "$AGENT capture --record /dev/null --ready-file $ready" ;;
@@ -125,11 +137,11 @@ start_agent() {  # mode -> sets agent_pid (empty for off)
   agent_pid=
   [ "$1" = off ] && return 0
   rm -f "$T/ready"
-  $(agent_cmd "$1") > "$T/agent-$1.log" 2>&1 &
+  $(agent_cmd "$1") > "$T/agent-${1//@/-}.log" 2>&1 &
   agent_pid=$!
   for i in $(seq 100); do [ -e "$T/ready" ] && break; sleep 0.1; done
   sleep 1
-  kill -0 "$agent_pid" 2>/dev/null || { echo "agent ($1) died:"; tail -5 "$T/agent-$1.log"; agent_pid=; return 1; }
+  kill -0 "$agent_pid" 2>/dev/null || { echo "agent ($1) died:"; tail -5 "$T/agent-${1//@/-}.log"; agent_pid=; return 1; }
 }
 
 stop_agent() {
@@ -147,7 +159,7 @@ phase() {
   local t0=0 red0=0
   if [ -n "$agent_pid" ]; then
     t0=$(cpu_ticks "$agent_pid")
-    [ "$mode" != capture ] && red0=$(metric_sum '^http_server_request_duration_seconds_count')
+    [ "${mode%@base}" != capture ] && red0=$(metric_sum '^http_server_request_duration_seconds_count')
   fi
   local out; out=$("$@")
   local n=${out% *} r=${out#* }
@@ -155,7 +167,7 @@ phase() {
   if [ -n "$agent_pid" ]; then
     local t1; t1=$(cpu_ticks "$agent_pid")
     cpu[$key]+="$(awk -v a=$t0 -v b=$t1 -v n=$n -v c=$clk 'BEGIN{printf "%.2f", n ? (b-a)/c*1e6/n : 0}') "
-    if [ "$mode" != capture ]; then
+    if [ "${mode%@base}" != capture ]; then
       sleep 1.5  # records of the last requests reach RED on the next ticks
       local red1; red1=$(metric_sum '^http_server_request_duration_seconds_count')
       red[$key]+="$(awk -v a=$red0 -v b=$red1 -v n=$n 'BEGIN{printf "%.4f", n ? (b-a)/(2*n) : 0}') "
@@ -189,11 +201,11 @@ done
 base=$(med "${rps[off]:-0}")
 echo
 echo "## HTTP/1.1 proxied throughput (wrk -t1 -c64, unique paths; medians of $rounds)"
-printf '| %-9s | %9s | %6s | %12s | %9s | %12s | %12s |\n' mode "req/s" ratio "agent µs/req" "RSS MB" "kernel drops" "RED/2×wrk"
-printf '|%s|\n' "-----------|-----------|--------|--------------|-----------|--------------|--------------"
+printf '| %-14s | %9s | %6s | %12s | %9s | %12s | %12s |\n' mode "req/s" ratio "agent µs/req" "RSS MB" "kernel drops" "RED/2×wrk"
+printf '|%s|\n' "----------------|-----------|--------|--------------|-----------|--------------|--------------"
 for m in $modes; do
   v=$(med "${rps[$m]}")
-  printf '| %-9s | %9.0f | %6.3f | %12s | %9s | %12s | %12s |\n' "$m" "$v" \
+  printf '| %-14s | %9.0f | %6.3f | %12s | %9s | %12s | %12s |\n' "$m" "$v" \
     "$(awk -v a=$v -v b=$base 'BEGIN{print (b ? a/b : 0)}')" \
     "$(med "${cpu[$m]:-}")" "$(med "${rss[$m]:-}")" "$(med "${drops[$m]:-}")" "$(med "${red[$m]:-}")"
 done
