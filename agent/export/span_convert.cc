@@ -48,13 +48,15 @@ static_assert(SameNumber(L7Protocol::kUnknown, v1::L7_PROTOCOL_UNKNOWN));
 static_assert(SameNumber(L7Protocol::kHttp1, v1::L7_PROTOCOL_HTTP1));
 static_assert(SameNumber(L7Protocol::kHttp2, v1::L7_PROTOCOL_HTTP2));
 static_assert(SameNumber(L7Protocol::kGrpc, v1::L7_PROTOCOL_GRPC));
-static_assert(v1::L7Protocol_MAX == v1::L7_PROTOCOL_GRPC && v1::L7Protocol_ARRAYSIZE == names::kL7Protocol.size());
+static_assert(SameNumber(L7Protocol::kRedis, v1::L7_PROTOCOL_REDIS));
+static_assert(v1::L7Protocol_MAX == v1::L7_PROTOCOL_REDIS && v1::L7Protocol_ARRAYSIZE == names::kL7Protocol.size());
 // Protocol names also travel as text (RED keys, turned back into numbers in
 // red_convert.cc): the agent's names are the shared ones.
 static_assert(protocols::L7ProtocolName(L7Protocol::kUnknown) == names::L7ProtocolName(v1::L7_PROTOCOL_UNKNOWN));
 static_assert(protocols::L7ProtocolName(L7Protocol::kHttp1) == names::L7ProtocolName(v1::L7_PROTOCOL_HTTP1));
 static_assert(protocols::L7ProtocolName(L7Protocol::kHttp2) == names::L7ProtocolName(v1::L7_PROTOCOL_HTTP2));
 static_assert(protocols::L7ProtocolName(L7Protocol::kGrpc) == names::L7ProtocolName(v1::L7_PROTOCOL_GRPC));
+static_assert(protocols::L7ProtocolName(L7Protocol::kRedis) == names::L7ProtocolName(v1::L7_PROTOCOL_REDIS));
 
 // SpanSource goes through a switch (Source below): its values are the shared letters.
 static_assert(static_cast<char>(SpanSource::kApplication) == names::SpanSourceLetter(v1::SPAN_SOURCE_APPLICATION)[0]);

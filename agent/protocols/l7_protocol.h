@@ -11,6 +11,7 @@ enum class L7Protocol : uint8_t {
   kHttp1 = 1,
   kHttp2 = 2,
   kGrpc = 3,  // an HTTP/2 exchange with content-type application/grpc*
+  kRedis = 4,
 };
 
 constexpr std::string_view L7ProtocolName(L7Protocol p) {
@@ -18,6 +19,7 @@ constexpr std::string_view L7ProtocolName(L7Protocol p) {
     case L7Protocol::kHttp1: return "http1";
     case L7Protocol::kHttp2: return "http2";
     case L7Protocol::kGrpc: return "grpc";
+    case L7Protocol::kRedis: return "redis";
     default: return "unknown";
   }
 }

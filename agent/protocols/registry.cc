@@ -4,6 +4,7 @@
 // and one line in kProtocols.
 #include "agent/protocols/http1/definition.h"
 #include "agent/protocols/http2/definition.h"
+#include "agent/protocols/redis/definition.h"
 
 namespace sonde::protocols {
 namespace {
@@ -11,6 +12,7 @@ namespace {
 const ProtocolDefinition kProtocols[] = {
     http2::Definition(),
     http1::Definition(),
+    redis::Definition(),  // after HTTP: an HTTP request is never taken for an inline command
     {L7Protocol::kUnknown, "unknown", nullptr, nullptr},
 };
 
