@@ -22,7 +22,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   # real peers for kernel and e2e tests and the demo
   nginx libnginx-mod-http-lua curl wrk nghttp2-client iproute2 nftables iptables
-  chromium procps psmisc
+  chromium procps psmisc redis-server redis-tools
 )
 
 missing=()
