@@ -184,7 +184,8 @@ wrk_load() {  # prints "requests req/s"
 }
 h2_load() {
   local out; out=$(h2load -c64 -m1 -D $secs http://127.0.0.1:$H2/h2/item 2>&1)
-  echo "$(echo "$out" | awk '/^requests:/ {print $4}') $(echo "$out" | awk '/^finished in/ {gsub(",","",$4); print $4}')"
+  # "requests: N total, N started, N done, N succeeded, ..." / "finished in 10.00s, R req/s, ..."
+  echo "$(echo "$out" | awk '/^requests:/ {print $8}') $(echo "$out" | awk '/^finished in/ {gsub(",","",$4); print $4}')"
 }
 
 med() { printf '%s\n' $1 | grep -v fail | sort -g | awk '{a[NR]=$1} END {print (NR ? a[int((NR+1)/2)] : 0)}'; }
