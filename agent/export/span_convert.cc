@@ -44,19 +44,20 @@ static_assert(SameNumber(LinkReason::kOtlpParent, v1::LINK_REASON_OTLP_PARENT));
 static_assert(SameNumber(LinkReason::kThread, v1::LINK_REASON_THREAD));
 static_assert(v1::LinkReason_MAX == v1::LINK_REASON_THREAD && v1::LinkReason_ARRAYSIZE == names::kLinkReason.size());
 
+// Every agent protocol value is a wire value of the same name, and the wire
+// enum has no value the agent lacks (nothing here names single protocols, so
+// adding one does not touch this file).
+constexpr bool L7ProtocolsMatchTheWire() {
+  for (int v = 0; v <= static_cast<int>(protocols::kLastL7Protocol); ++v) {
+    if (static_cast<size_t>(v) >= names::kL7Protocol.size()) return false;
+    if (protocols::L7ProtocolName(static_cast<L7Protocol>(v)) != names::kL7Protocol[static_cast<size_t>(v)]) return false;
+  }
+  return true;
+}
+static_assert(L7ProtocolsMatchTheWire());
+static_assert(v1::L7Protocol_MAX == static_cast<int>(protocols::kLastL7Protocol) &&
+              v1::L7Protocol_ARRAYSIZE == names::kL7Protocol.size());
 static_assert(SameNumber(L7Protocol::kUnknown, v1::L7_PROTOCOL_UNKNOWN));
-static_assert(SameNumber(L7Protocol::kHttp1, v1::L7_PROTOCOL_HTTP1));
-static_assert(SameNumber(L7Protocol::kHttp2, v1::L7_PROTOCOL_HTTP2));
-static_assert(SameNumber(L7Protocol::kGrpc, v1::L7_PROTOCOL_GRPC));
-static_assert(SameNumber(L7Protocol::kRedis, v1::L7_PROTOCOL_REDIS));
-static_assert(v1::L7Protocol_MAX == v1::L7_PROTOCOL_REDIS && v1::L7Protocol_ARRAYSIZE == names::kL7Protocol.size());
-// Protocol names also travel as text (RED keys, turned back into numbers in
-// red_convert.cc): the agent's names are the shared ones.
-static_assert(protocols::L7ProtocolName(L7Protocol::kUnknown) == names::L7ProtocolName(v1::L7_PROTOCOL_UNKNOWN));
-static_assert(protocols::L7ProtocolName(L7Protocol::kHttp1) == names::L7ProtocolName(v1::L7_PROTOCOL_HTTP1));
-static_assert(protocols::L7ProtocolName(L7Protocol::kHttp2) == names::L7ProtocolName(v1::L7_PROTOCOL_HTTP2));
-static_assert(protocols::L7ProtocolName(L7Protocol::kGrpc) == names::L7ProtocolName(v1::L7_PROTOCOL_GRPC));
-static_assert(protocols::L7ProtocolName(L7Protocol::kRedis) == names::L7ProtocolName(v1::L7_PROTOCOL_REDIS));
 
 // SpanSource goes through a switch (Source below): its values are the shared letters.
 static_assert(static_cast<char>(SpanSource::kApplication) == names::SpanSourceLetter(v1::SPAN_SOURCE_APPLICATION)[0]);

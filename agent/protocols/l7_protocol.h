@@ -1,8 +1,12 @@
 #pragma once
 // Application protocols the agent recognises. Values are stable: they are
-// shipped to the server and stored.
+// shipped to the server and stored. A new protocol: its value here (and
+// kLastL7Protocol), the same number in proto/sonde/v1/span.proto and its name
+// in proto/sonde/v1/enum_names.h.
 #include <cstdint>
 #include <string_view>
+
+#include "proto/sonde/v1/enum_names.h"
 
 namespace sonde::protocols {
 
@@ -14,14 +18,10 @@ enum class L7Protocol : uint8_t {
   kRedis = 4,
 };
 
-constexpr std::string_view L7ProtocolName(L7Protocol p) {
-  switch (p) {
-    case L7Protocol::kHttp1: return "http1";
-    case L7Protocol::kHttp2: return "http2";
-    case L7Protocol::kGrpc: return "grpc";
-    case L7Protocol::kRedis: return "redis";
-    default: return "unknown";
-  }
-}
+// The highest value (the wire enum's MAX must equal it: agent/export/span_convert.cc).
+inline constexpr L7Protocol kLastL7Protocol = L7Protocol::kRedis;
+
+// Names come from the one table by wire number (proto/sonde/v1/enum_names.h).
+constexpr std::string_view L7ProtocolName(L7Protocol p) { return v1::names::L7ProtocolName(static_cast<int>(p)); }
 
 }  // namespace sonde::protocols

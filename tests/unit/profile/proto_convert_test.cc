@@ -1,4 +1,3 @@
-#ifdef SONDE_PROFILE_HAS_PROTO
 #include "agent/profile/proto_convert.h"
 
 #include <gtest/gtest.h>
@@ -39,4 +38,3 @@ TEST(ProtoConvert, OnAndOffCpuWindows) {
 
 }  // namespace
 }  // namespace sonde::profile
-#endif
