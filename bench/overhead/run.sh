@@ -85,7 +85,10 @@ http { access_log off;
   client_body_temp_path $T/ngx; proxy_temp_path $T/ngx; fastcgi_temp_path $T/ngx;
   uwsgi_temp_path $T/ngx; scgi_temp_path $T/ngx;
   upstream be { server 127.0.0.1:$BACKEND; keepalive 32; }
-  server { listen 127.0.0.1:$PROXY; listen 127.0.0.1:$H2 http2;
+  server { listen 127.0.0.1:$PROXY;
+    location / { proxy_pass http://be; proxy_http_version 1.1; proxy_set_header Connection ""; } }
+  # h2load -D does not reconnect when nginx ends a connection after keepalive_requests.
+  server { listen 127.0.0.1:$H2 http2; keepalive_requests 100000000;
     location / { proxy_pass http://be; proxy_http_version 1.1; proxy_set_header Connection ""; } }
   server { listen 127.0.0.1:$BACKEND; location / { return 200 "ok\n"; } } }
 NG
