@@ -116,6 +116,8 @@ void Agent::Deliver(std::vector<trace::Span>& group) {
     if (span.deferred) {
       redactor_.Apply(span.deferred->record);
       trace::SpanBuilder::Complete(span);
+    } else {
+      redactor_.Apply(span.attributes, span.request_headers, span.response_headers);
     }
     ++spans_;
     for (auto& sink : sinks_) sink->OnSpan(span);
@@ -124,11 +126,6 @@ void Agent::Deliver(std::vector<trace::Span>& group) {
 }
 
 void Agent::EmitSpan(trace::Span&& span) {
-  if (span.source == trace::SpanSource::kApplication) {
-    ++spans_;
-    for (auto& sink : sinks_) sink->OnSpan(span);
-    return;
-  }
   single_.push_back(std::move(span));
   Deliver(single_);
 }

@@ -89,8 +89,9 @@ class Agent {
   void OnEvent(capture::RawEvent ev);
   void Tick(uint64_t now_monotonic_ns);
   void Finish();  // closes every connection and releases held spans
-  // Spans produced elsewhere (OTLP app spans, network spans) go to the sinks;
-  // network spans pass through the sampler, app spans (sampled by the app) do not.
+  // Spans produced elsewhere (OTLP app spans, complete network spans) take
+  // the same chain: RED (S/N only), sampler (app spans were sampled by the
+  // app: always kept), redaction, sinks.
   void EmitSpan(trace::Span&& span);
   // A record reconstructed elsewhere (network spans from packets: source N)
   // takes the same path as syscall records after linking: span building, RED,

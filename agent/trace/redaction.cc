@@ -44,4 +44,18 @@ void Redactor::Apply(protocols::L7Record& record) const {
   Apply(record.response.headers);
 }
 
+void Redactor::Apply(std::vector<protocols::Attribute>& attributes, protocols::HeaderList& request_headers,
+                     protocols::HeaderList& response_headers) const {
+  Apply(request_headers);
+  Apply(response_headers);
+  for (auto& a : attributes) {
+    std::string_view key = a.key;
+    for (std::string_view prefix : {std::string_view("http.request.header."), std::string_view("http.response.header.")}) {
+      if (key.substr(0, prefix.size()) == prefix && IsSensitive(key.substr(prefix.size()))) {
+        a.value = std::string(kRedacted);
+      }
+    }
+  }
+}
+
 }  // namespace sonde::trace

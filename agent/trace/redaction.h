@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "agent/protocols/record.h"
+#include "agent/protocols/semantics.h"
 
 namespace sonde::trace {
 
@@ -20,6 +21,11 @@ class Redactor {
   bool IsSensitive(std::string_view name) const;  // case-insensitive
   void Apply(protocols::HeaderList& headers) const;
   void Apply(protocols::L7Record& record) const;
+  // A finished span's headers and its semconv header attributes
+  // (http.request.header.<name>, http.response.header.<name>): spans that
+  // were never records (OTLP app spans) pass the same redaction.
+  void Apply(std::vector<protocols::Attribute>& attributes, protocols::HeaderList& request_headers,
+             protocols::HeaderList& response_headers) const;
 
  private:
   std::vector<std::string> names_;  // lowercase

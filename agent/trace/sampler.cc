@@ -34,6 +34,7 @@ std::string_view SampleReasonName(SampleReason r) {
     case SampleReason::kParentSampled: return "parent_sampled";
     case SampleReason::kTrace: return "trace";
     case SampleReason::kUnlimited: return "unlimited";
+    case SampleReason::kApplication: return "application";
     default: return "unknown";
   }
 }
@@ -106,6 +107,11 @@ void TraceSampler::Decide(const std::vector<Span>& spans, uint64_t now_ns, std::
       decided = kept = true;
       break;
     }
+  }
+  if (!decided && spans.front().source == SpanSource::kApplication) {
+    // The application's own SDK sampled it; its trace stays kept here too.
+    decided = kept = true;
+    reason = SampleReason::kApplication;
   }
   if (!decided) {
     if (auto it = kept_.find(key); it != kept_.end() && it->second > now_ns) {

@@ -32,7 +32,8 @@ enum class SampleReason : uint8_t {
   kParentSampled = 3, // incoming context sampled
   kTrace = 4,         // an earlier span of the same trace was kept
   kUnlimited = 5,     // no budget configured
-  kCount = 6,
+  kApplication = 6,   // an OTLP app span: sampled by its SDK already
+  kCount = 7,
 };
 std::string_view SampleReasonName(SampleReason r);
 

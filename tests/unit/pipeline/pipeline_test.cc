@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "agent/pipeline/pipeline.h"
+#include "agent/trace/span_builder.h"
 #include "agent/trace/trace_headers.h"
 #include "tests/unit/conn/event_builder.h"
 #include "tests/unit/pipeline/memory_source.h"
@@ -244,6 +245,31 @@ TEST(Pipeline, SignalSinksReceiveRedTcpAndProfiles) {
   agent.EmitProfile(batch);
   EXPECT_EQ(metrics->tcp_windows, 1u);
   EXPECT_EQ(profiles->stacks, 1);
+}
+
+// OTLP app spans take the same chain: kept whatever the budget (their SDK
+// sampled them), redacted like every other span, and their trace stays kept
+// for the system spans that follow.
+TEST(Pipeline, AppSpansAreRedactedAndKeepTheirTrace) {
+  PipelineOptions o;
+  o.print_json = false;
+  o.sampler.spans_per_second = 1e-9;  // no budget at all
+  Agent agent(o);
+  auto sink = std::make_shared<CollectingSink>();
+  agent.AddSink(sink);
+  trace::Span app;
+  app.source = trace::SpanSource::kApplication;
+  app.trace_id[0] = 7;
+  app.attributes.push_back({"http.request.header.authorization", std::string("Bearer s3cret")});
+  app.attributes.push_back({"http.request.header.accept", std::string("*/*")});
+  agent.EmitSpan(std::move(app));
+  trace::Span network;  // a later span of the same trace, which the budget alone would leave out
+  network.source = trace::SpanSource::kNetwork;
+  network.trace_id[0] = 7;
+  agent.EmitSpan(std::move(network));
+  ASSERT_EQ(sink->spans.size(), 2u);
+  EXPECT_EQ(*trace::StringAttribute(sink->spans[0], "http.request.header.authorization"), "[REDACTED]");
+  EXPECT_EQ(*trace::StringAttribute(sink->spans[0], "http.request.header.accept"), "*/*");
 }
 
 }  // namespace
