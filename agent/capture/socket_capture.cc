@@ -42,10 +42,13 @@ struct SocketCapture::Impl {
   static int OnRecord(void* ctx, void* data, size_t size) {
     auto* self = static_cast<Impl*>(ctx);
     RawEvent ev(static_cast<const uint8_t*>(data), size);
-    if (AsHeader(ev) == nullptr) {
+    const sonde_event_header* hdr = AsHeader(ev);
+    if (hdr == nullptr) {
       ++self->counters.malformed;
       return 0;
     }
+    // Payload records are reserved by size class: only hdr->size bytes count.
+    ev = ev.first(hdr->size);
     ++self->counters.events;
     (*self->callback)(ev);
     return 0;
