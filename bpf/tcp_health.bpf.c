@@ -91,10 +91,13 @@ static __always_inline __u64 sock_cookie(const struct sock *sk) {
   return bpf_get_socket_cookie((void *)sk);
 }
 
+/* Every program here is a BTF tracepoint: `sk` is a BTF pointer, so fields
+ * are plain loads (CO-RE relocated), not a probe-read helper call each; the
+ * send/recv hooks run on every socket call. */
 static __always_inline int is_tcp_inet(const struct sock *sk) {
-  __u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+  __u16 family = sk->__sk_common.skc_family;
   if (family != SONDE_AF_INET && family != SONDE_AF_INET6) return 0;
-  return BPF_CORE_READ(sk, sk_protocol) == SONDE_IPPROTO_TCP;
+  return sk->sk_protocol == SONDE_IPPROTO_TCP;
 }
 
 static __always_inline void fill_process(struct sonde_tcp_sock_stats *st) {
@@ -348,7 +351,7 @@ int BPF_PROG(tcp_probe, struct sock *sk, const struct sk_buff *skb) {
  * at most every sample_interval_ns. */
 static __always_inline void on_io(struct sock *sk) {
   if (!sk || !process_watched() || !is_tcp_inet(sk)) return;
-  __u8 state = BPF_CORE_READ(sk, __sk_common.skc_state);
+  __u8 state = sk->__sk_common.skc_state;
   if (state == SONDE_TCP_LISTEN || state == SONDE_TCP_CLOSE) return;
   __u64 now = bpf_ktime_get_ns();
   __u64 cookie = sock_cookie(sk);
