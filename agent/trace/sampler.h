@@ -18,7 +18,7 @@
 namespace sonde::trace {
 
 struct SamplerOptions {
-  double spans_per_second = 2000;   // budget of spans kept by rate; <= 0: keep every span
+  double spans_per_second = 500;    // budget of spans kept by rate; <= 0: keep every span
   uint64_t slow_ns = 500'000'000;   // spans at least this long are always kept
   bool honour_parent_flag = true;   // traceparent/b3 sampled flag decides when present
   uint64_t remember_ns = 10'000'000'000;  // how long a kept trace stays kept (> linker hold)
