@@ -54,11 +54,17 @@ struct SocketCapture::Impl {
     (*self->callback)(ev);
     // A drain processes tens of milliseconds of traffic at once; yielding
     // every few dozen events lets a traced process waiting for this CPU run
-    // in between instead of after the whole burst (tail latency).
-    if ((self->counters.events & (kYieldEvery - 1)) == 0) sched_yield();
+    // in between instead of after the whole burst (tail latency). Only while
+    // the drain is small: a large one means the agent is behind, and
+    // yielding then would let the ring buffer overflow.
+    if (++self->drained_this_poll <= kYieldWhileBelow && (self->drained_this_poll % kYieldEvery) == 0) {
+      sched_yield();
+    }
     return 0;
   }
   static constexpr uint64_t kYieldEvery = 32;
+  static constexpr uint64_t kYieldWhileBelow = 2048;
+  uint64_t drained_this_poll = 0;
 };
 
 SocketCapture::SocketCapture(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -130,6 +136,7 @@ absl::StatusOr<std::unique_ptr<SocketCapture>> SocketCapture::Create(const Socke
 
 absl::Status SocketCapture::Poll(int timeout_ms, const EventCallback& on_event) {
   impl_->callback = &on_event;
+  impl_->drained_this_poll = 0;
   // Records are submitted without wake-ups, so epoll usually times out: the
   // unconditional consume afterwards is the periodic drain.
   int n = ring_buffer__poll(impl_->ring.get(), timeout_ms);
