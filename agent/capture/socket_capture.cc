@@ -4,8 +4,10 @@
 #include <bpf/libbpf.h>
 #include <spdlog/spdlog.h>
 #include <sched.h>
+#include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -52,19 +54,22 @@ struct SocketCapture::Impl {
     ev = ev.first(hdr->size);
     ++self->counters.events;
     (*self->callback)(ev);
-    // A drain processes tens of milliseconds of traffic at once; yielding
-    // every few dozen events lets a traced process waiting for this CPU run
-    // in between instead of after the whole burst (tail latency). Only while
-    // the drain is small: a large one means the agent is behind, and
-    // yielding then would let the ring buffer overflow.
-    if (++self->drained_this_poll <= kYieldWhileBelow && (self->drained_this_poll % kYieldEvery) == 0) {
+    // A drain handles tens of milliseconds of traffic at once. Yielding every
+    // few dozen events lets a traced process waiting for this CPU run in
+    // between instead of after the whole burst (its tail latency) -- but only
+    // while the agent keeps up: events older than one drain period and a
+    // half mean it is behind, and then it must run flat out or the ring
+    // buffer overflows.
+    if ((++self->drained_this_poll % kYieldEvery) == 0 && self->poll_start_ns > hdr->ts_exit_ns &&
+        self->poll_start_ns - hdr->ts_exit_ns < self->keeping_up_ns) {
       sched_yield();
     }
     return 0;
   }
   static constexpr uint64_t kYieldEvery = 32;
-  static constexpr uint64_t kYieldWhileBelow = 2048;
   uint64_t drained_this_poll = 0;
+  uint64_t poll_start_ns = 0;  // CLOCK_MONOTONIC, the clock of the events
+  uint64_t keeping_up_ns = 30'000'000;
 };
 
 SocketCapture::SocketCapture(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -137,9 +142,13 @@ absl::StatusOr<std::unique_ptr<SocketCapture>> SocketCapture::Create(const Socke
 absl::Status SocketCapture::Poll(int timeout_ms, const EventCallback& on_event) {
   impl_->callback = &on_event;
   impl_->drained_this_poll = 0;
+  impl_->keeping_up_ns = static_cast<uint64_t>(std::max(timeout_ms, 1)) * 1'500'000;
   // Records are submitted without wake-ups, so epoll usually times out: the
   // unconditional consume afterwards is the periodic drain.
   int n = ring_buffer__poll(impl_->ring.get(), timeout_ms);
+  timespec now{};
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  impl_->poll_start_ns = static_cast<uint64_t>(now.tv_sec) * 1'000'000'000ull + static_cast<uint64_t>(now.tv_nsec);
   if (n >= 0) n = ring_buffer__consume(impl_->ring.get());
   impl_->callback = nullptr;
   if (n < 0 && n != -EINTR) {
