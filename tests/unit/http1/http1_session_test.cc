@@ -9,75 +9,13 @@
 #include "agent/protocols/http1/definition.h"
 #include "agent/protocols/http1/parser.h"
 #include "agent/protocols/http1/stitcher.h"
+#include "tests/unit/protocols/stream_feeder.h"
 
 namespace sonde::protocols::http1 {
 namespace {
 
-// Plays the connection tracker: keeps unconsumed bytes per direction and
-// presents them again with the next call's bytes.
-class Feeder {
- public:
-  explicit Feeder(Role role, bool late_join = false) : session_(role, late_join) {}
-
-  void Send(Direction dir, std::string_view bytes, uint64_t ts, bool closed = false) {
-    Pending& p = dir == Direction::kEgress ? egress_ : ingress_;
-    ChunkInfo c;
-    c.offset = p.bytes.size();
-    c.ts_enter_ns = ts;
-    c.ts_exit_ns = ts + 1;
-    c.tcp_seq = p.seq;
-    c.thread_id = 7;
-    p.seq += static_cast<uint32_t>(bytes.size());
-    p.chunks.push_back(c);
-    p.bytes.append(bytes);
-    Drain(dir, closed);
-  }
-  void Gap(Direction dir, uint64_t n) {
-    Pending& p = dir == Direction::kEgress ? egress_ : ingress_;
-    // Unconsumed bytes before a gap are lost with it.
-    session_.OnGap(dir, n + p.bytes.size());
-    p.bytes.clear();
-    p.chunks.clear();
-    p.seq += static_cast<uint32_t>(n);
-  }
-  std::vector<L7Record> Take(bool closing = false) {
-    std::vector<L7Record> out;
-    session_.TakeRecords(0, closing, out);
-    return out;
-  }
-  Http1Session& session() { return session_; }
-
- private:
-  struct Pending {
-    std::string bytes;
-    std::vector<ChunkInfo> chunks;
-    uint32_t seq = 1000;
-  };
-  void Drain(Direction dir, bool closed) {
-    Pending& p = dir == Direction::kEgress ? egress_ : ingress_;
-    StreamView view;
-    view.bytes = p.bytes;
-    view.chunks = p.chunks;
-    view.connection_closed = closed;
-    size_t used = session_.OnBytes(dir, view);
-    ASSERT_LE(used, p.bytes.size());
-    p.bytes.erase(0, used);
-    std::vector<ChunkInfo> rest;
-    const uint64_t total = view.bytes.size();
-    for (size_t i = 0; i < p.chunks.size(); ++i) {
-      uint64_t end = i + 1 < p.chunks.size() ? p.chunks[i + 1].offset : total;
-      if (end <= used) continue;
-      ChunkInfo c = p.chunks[i];
-      uint64_t start = std::max<uint64_t>(c.offset, used);
-      if (c.tcp_seq) c.tcp_seq = *c.tcp_seq + static_cast<uint32_t>(start - c.offset);
-      c.offset = start - used;
-      rest.push_back(c);
-    }
-    p.chunks = std::move(rest);
-  }
-  Http1Session session_;
-  Pending egress_, ingress_;
-};
+// The tracker stand-in shared by the protocol session tests.
+using Feeder = sonde::testing::StreamFeeder<Http1Session>;
 
 constexpr auto kIn = Direction::kIngress;
 constexpr auto kOut = Direction::kEgress;

@@ -14,6 +14,7 @@
 #include "agent/protocols/http2/frame.h"
 #include "agent/protocols/http2/session.h"
 #include "agent/protocols/protocol.h"
+#include "tests/unit/protocols/stream_feeder.h"
 
 namespace sonde::protocols::http2::testing {
 
@@ -110,74 +111,19 @@ inline std::string GrpcMessage(std::string_view payload) {
   return m;
 }
 
-// Plays the connection tracker: keeps unconsumed bytes per direction and
-// presents them again with the next call's bytes; a gap drops them.
-class Feeder {
+// The tracker stand-in shared by the protocol session tests, with HTTP/2's
+// test defaults: a timestamp when none is given, Take() flushes.
+class Feeder : public sonde::testing::StreamFeeder<Http2Session> {
  public:
-  Feeder(Role role, bool late_join = false) : session_(role, late_join) {}
-
+  Feeder(Role role, bool late_join = false) : StreamFeeder(role, late_join) {}
   void Send(Direction dir, std::string_view bytes, uint64_t ts = 1000, bool closed = false) {
-    Pending& p = dir == Direction::kEgress ? egress_ : ingress_;
-    ChunkInfo c;
-    c.offset = p.bytes.size();
-    c.ts_enter_ns = ts;
-    c.ts_exit_ns = ts + 1;
-    c.tcp_seq = p.seq;
-    c.thread_id = 7;
-    p.seq += static_cast<uint32_t>(bytes.size());
-    p.chunks.push_back(c);
-    p.bytes.append(bytes);
-    StreamView view;
-    view.bytes = p.bytes;
-    view.chunks = p.chunks;
-    view.connection_closed = closed;
-    const size_t used = session_.OnBytes(dir, view);
-    if (used > p.bytes.size()) throw std::runtime_error("consumed more than presented");
-    p.bytes.erase(0, used);
-    // Rebase chunks onto the remaining bytes.
-    std::vector<ChunkInfo> rest;
-    for (size_t i = 0; i < p.chunks.size(); ++i) {
-      const uint64_t start = p.chunks[i].offset;
-      const uint64_t stop = i + 1 < p.chunks.size() ? p.chunks[i + 1].offset : used + p.bytes.size();
-      if (stop <= used) continue;
-      ChunkInfo ci = p.chunks[i];
-      if (start < used) {
-        if (ci.tcp_seq) ci.tcp_seq = *ci.tcp_seq + static_cast<uint32_t>(used - start);
-        ci.offset = 0;
-      } else {
-        ci.offset = start - used;
-      }
-      rest.push_back(ci);
-    }
-    p.chunks = std::move(rest);
+    StreamFeeder::Send(dir, bytes, ts, closed);
   }
   // Sends `bytes` split into pieces of `piece` bytes.
   void SendSplit(Direction dir, std::string_view bytes, size_t piece, uint64_t ts = 1000) {
     for (size_t i = 0; i < bytes.size(); i += piece) Send(dir, bytes.substr(i, piece), ts + i);
   }
-  void Gap(Direction dir, uint64_t n) {
-    Pending& p = dir == Direction::kEgress ? egress_ : ingress_;
-    session_.OnGap(dir, n == kUnknownGapBytes ? n : n + p.bytes.size());
-    p.bytes.clear();
-    p.chunks.clear();
-    p.seq += static_cast<uint32_t>(n);
-  }
-  std::vector<L7Record> Take(bool closing = true) {
-    std::vector<L7Record> out;
-    session_.TakeRecords(0, closing, out);
-    return out;
-  }
-  Http2Session& session() { return session_; }
-
- private:
-  struct Pending {
-    std::string bytes;
-    std::vector<ChunkInfo> chunks;
-    uint32_t seq = 1000;
-  };
-  Http2Session session_;
-  Pending egress_;
-  Pending ingress_;
+  std::vector<L7Record> Take(bool closing = true) { return StreamFeeder::Take(closing); }
 };
 
 }  // namespace sonde::protocols::http2::testing

@@ -13,65 +13,13 @@
 #include "agent/protocols/redis/session.h"
 #include "agent/trace/span_builder.h"
 #include "tests/unit/conn/event_builder.h"
+#include "tests/unit/protocols/stream_feeder.h"
 
 namespace sonde::protocols::redis {
 namespace {
 
-// Presents bytes like the tracker: unconsumed bytes come back with more appended.
-class Feeder {
- public:
-  explicit Feeder(Role role, bool late_join = false) : session_(role, late_join) {}
-
-  void Send(Direction dir, std::string_view bytes, uint64_t ts) {
-    Pending& p = dir == Direction::kEgress ? egress_ : ingress_;
-    ChunkInfo c;
-    c.offset = p.bytes.size();
-    c.ts_enter_ns = ts;
-    c.ts_exit_ns = ts + 1;
-    c.tcp_seq = p.seq;
-    p.seq += static_cast<uint32_t>(bytes.size());
-    p.chunks.push_back(c);
-    p.bytes.append(bytes);
-    StreamView view;
-    view.bytes = p.bytes;
-    view.chunks = p.chunks;
-    const size_t used = session_.OnBytes(dir, view);
-    ASSERT_LE(used, p.bytes.size());
-    std::vector<ChunkInfo> rest;
-    for (size_t i = 0; i < p.chunks.size(); ++i) {
-      const uint64_t end = i + 1 < p.chunks.size() ? p.chunks[i + 1].offset : p.bytes.size();
-      if (end <= used) continue;
-      ChunkInfo k = p.chunks[i];
-      const uint64_t start = std::max<uint64_t>(k.offset, used);
-      k.tcp_seq = *k.tcp_seq + static_cast<uint32_t>(start - k.offset);
-      k.offset = start - used;
-      rest.push_back(k);
-    }
-    p.bytes.erase(0, used);
-    p.chunks = std::move(rest);
-  }
-  void Gap(Direction dir, uint64_t n) {
-    Pending& p = dir == Direction::kEgress ? egress_ : ingress_;
-    session_.OnGap(dir, n + p.bytes.size());
-    p.bytes.clear();
-    p.chunks.clear();
-  }
-  std::vector<L7Record> Take(bool closing = false) {
-    std::vector<L7Record> out;
-    session_.TakeRecords(0, closing, out);
-    return out;
-  }
-  RedisSession& session() { return session_; }
-
- private:
-  struct Pending {
-    std::string bytes;
-    std::vector<ChunkInfo> chunks;
-    uint32_t seq = 1000;
-  };
-  RedisSession session_;
-  Pending egress_, ingress_;
-};
+// The tracker stand-in shared by the protocol session tests.
+using Feeder = sonde::testing::StreamFeeder<RedisSession>;
 
 constexpr auto kIn = Direction::kIngress;
 constexpr auto kOut = Direction::kEgress;
