@@ -214,11 +214,11 @@ static __always_inline struct sonde_sock_state *wanted_socket(struct sock *sk, _
   return st;
 }
 
-static __always_inline void fill_header(struct sonde_event_header *h, __u32 type, __u64 ts_enter,
-                                        __u64 pid_tgid) {
+/* Entry times are not taken (see on_sys_exit): ts_enter_ns = ts_exit_ns. */
+static __always_inline void fill_header(struct sonde_event_header *h, __u32 type, __u64 pid_tgid) {
   h->type = type;
   h->ts_exit_ns = bpf_ktime_get_ns();
-  h->ts_enter_ns = ts_enter ? ts_enter : h->ts_exit_ns;
+  h->ts_enter_ns = h->ts_exit_ns;
   h->pid = pid_tgid >> 32;
   h->tid = (__u32)pid_tgid;
   bpf_get_current_comm(&h->comm, sizeof(h->comm));
@@ -397,7 +397,7 @@ static __always_inline int submit_iovecs_small(const struct sonde_data_event *ev
 
 /* ------------------------------------------------------------ data exit -- */
 
-static __always_inline int emit_data(__u8 syscall, __u64 ts_enter, __s32 fd, __u64 buf, __u64 count_arg,
+static __always_inline int emit_data(__u8 syscall, __s32 fd, __u64 buf, __u64 count_arg,
                                      long ret) {
   if (ret <= 0) return 0;
   __u64 inode = 0;
@@ -415,7 +415,7 @@ static __always_inline int emit_data(__u8 syscall, __u64 ts_enter, __s32 fd, __u
   if (!st) return 0;
 
   __u64 pid_tgid = bpf_get_current_pid_tgid();
-  fill_header(&ev->hdr, SONDE_EVENT_DATA, ts_enter, pid_tgid);
+  fill_header(&ev->hdr, SONDE_EVENT_DATA, pid_tgid);
   ev->sock_id = inode;
   ev->fd = fd;
   ev->syscall = syscall;
@@ -501,11 +501,11 @@ static __always_inline int emit_data(__u8 syscall, __u64 ts_enter, __s32 fd, __u
 /* ---------------------------------------------------------- connections -- */
 
 static __always_inline void emit_conn(__u32 type, struct sock *sk, __u64 inode, const struct sonde_tuple *tuple,
-                                      __s32 fd, __s32 retval, __u8 role, __u8 syscall, __u64 ts_enter,
+                                      __s32 fd, __s32 retval, __u8 role, __u8 syscall,
                                       __u64 pid_tgid) {
   struct sonde_conn_event ev = {};
   ev.tuple = *tuple;
-  fill_header(&ev.hdr, type, ts_enter, pid_tgid);
+  fill_header(&ev.hdr, type, pid_tgid);
   ev.hdr.size = sizeof(ev);
   ev.sock_id = inode;
   ev.fd = fd;
@@ -520,7 +520,7 @@ static __always_inline void emit_conn(__u32 type, struct sock *sk, __u64 inode, 
   submit(&ev, sizeof(ev));
 }
 
-static __always_inline int exit_connection(__u8 syscall, __u64 ts_enter, __s32 fd_arg, long ret) {
+static __always_inline int exit_connection(__u8 syscall, __s32 fd_arg, long ret) {
   __u8 role;
   __s32 fd;
   if (syscall == SONDE_SYS_CONNECT) {
@@ -538,7 +538,7 @@ static __always_inline int exit_connection(__u8 syscall, __u64 ts_enter, __s32 f
   const bool opened = syscall != SONDE_SYS_CONNECT || ret == 0 || ret == -SONDE_EINPROGRESS;
   struct sonde_tuple tuple = {};
   if (!wanted_socket(sk, inode, opened ? role : SONDE_ROLE_UNKNOWN, &tuple)) return 0;
-  emit_conn(SONDE_EVENT_CONN_OPEN, sk, inode, &tuple, fd, (__s32)ret, role, syscall, ts_enter,
+  emit_conn(SONDE_EVENT_CONN_OPEN, sk, inode, &tuple, fd, (__s32)ret, role, syscall,
             bpf_get_current_pid_tgid());
   return 0;
 }
@@ -557,7 +557,7 @@ static __always_inline int enter_close(__s32 fd, __u64 pid_tgid) {
   if (!wanted) return 0;
   struct sonde_tuple tuple = {};
   if (sonde_fill_tuple(sk, &tuple) != 0) return 0;
-  emit_conn(SONDE_EVENT_CONN_CLOSE, sk, inode, &tuple, fd, 0, role, SONDE_SYS_CLOSE, bpf_ktime_get_ns(),
+  emit_conn(SONDE_EVENT_CONN_CLOSE, sk, inode, &tuple, fd, 0, role, SONDE_SYS_CLOSE,
             pid_tgid);
   return 0;
 }
@@ -608,10 +608,10 @@ int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret) {
   if (!process_traced(bpf_get_current_pid_tgid() >> 32)) return 0;
   const __s32 fd = (__s32)SONDE_SYSCALL_ARG0(regs);
   if (syscall == SONDE_SYS_CONNECT || syscall == SONDE_SYS_ACCEPT || syscall == SONDE_SYS_ACCEPT4)
-    return exit_connection(syscall, 0, fd, ret);
+    return exit_connection(syscall, fd, ret);
   if (syscall == SONDE_SYS_SENDFILE) /* out_fd, in_fd, offset, count */
-    return emit_data(syscall, 0, fd, 0, SONDE_SYSCALL_ARG3(regs), ret);
-  return emit_data(syscall, 0, fd, SONDE_SYSCALL_ARG1(regs), SONDE_SYSCALL_ARG2(regs), ret);
+    return emit_data(syscall, fd, 0, SONDE_SYSCALL_ARG3(regs), ret);
+  return emit_data(syscall, fd, SONDE_SYSCALL_ARG1(regs), SONDE_SYSCALL_ARG2(regs), ret);
 }
 
 /* TCP_CLOSE while the process still holds the socket (peer reset, timeout):

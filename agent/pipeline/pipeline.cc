@@ -145,15 +145,15 @@ void Agent::EmitRecord(conn::ConnRecord&& record, trace::SpanSource source) {
 }
 
 void Agent::FlushLinker(uint64_t now_unix_ns, bool all) {
-  // Released egress spans are unrelated to one another: one group each.
-  std::vector<trace::Span> released;
-  released.swap(group_);
+  // The linker emits into group_ (empty between records). Released egress
+  // spans are unrelated to one another: one group each.
   if (all) {
     linker_.FlushAll(emit_);
   } else {
     linker_.Flush(now_unix_ns, emit_);
   }
-  released.swap(group_);
+  std::vector<trace::Span> released = std::move(group_);
+  group_.clear();
   for (auto& span : released) {
     single_.push_back(std::move(span));
     Deliver(single_);

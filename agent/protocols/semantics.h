@@ -34,8 +34,8 @@ struct SpanDescription {
 // Addresses of the exchange as text, for attributes (filled by the builder).
 struct ExchangeAddresses {
   bool server_side = false;  // the span is the server's view
-  std::string_view local_address, peer_address, client_address, server_address;
-  uint16_t local_port = 0, peer_port = 0, client_port = 0, server_port = 0;
+  std::string_view peer_address, client_address, server_address;
+  uint16_t peer_port = 0, client_port = 0, server_port = 0;
 };
 
 // The Prometheus families RED is exported under for a record kind (the

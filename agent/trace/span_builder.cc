@@ -141,11 +141,9 @@ void SpanBuilder::Complete(Span& s) {
 
   protocols::ExchangeAddresses addr;
   addr.server_side = server;
-  addr.local_address = s.local.address;
   addr.peer_address = s.peer.address;
   addr.client_address = s.client.address;
   addr.server_address = s.server.address;
-  addr.local_port = s.local.port;
   addr.peer_port = s.peer.port;
   addr.client_port = s.client.port;
   addr.server_port = s.server.port;

@@ -18,31 +18,6 @@
 #define SONDE_S_IFMT 00170000
 #define SONDE_S_IFSOCK 0140000
 
-/* The struct sock behind a file descriptor of the current task, or NULL when
- * the fd is not a socket. *inode_out receives the socket inode number, which
- * identifies the socket for its whole life. */
-static __always_inline struct sock *sonde_sock_from_fd(int fd, __u64 *inode_out) {
-  if (fd < 0) return NULL;
-  struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-  struct files_struct *files = BPF_CORE_READ(task, files);
-  if (!files) return NULL;
-  struct fdtable *fdt = BPF_CORE_READ(files, fdt);
-  if (!fdt) return NULL;
-  unsigned int max_fds = BPF_CORE_READ(fdt, max_fds);
-  if ((unsigned int)fd >= max_fds) return NULL;
-  struct file **fd_array = BPF_CORE_READ(fdt, fd);
-  struct file *file = NULL;
-  if (bpf_probe_read_kernel(&file, sizeof(file), &fd_array[fd]) != 0 || !file) return NULL;
-  struct inode *inode = BPF_CORE_READ(file, f_inode);
-  if (!inode) return NULL;
-  umode_t mode = BPF_CORE_READ(inode, i_mode);
-  if ((mode & SONDE_S_IFMT) != SONDE_S_IFSOCK) return NULL;
-  struct socket *socket = BPF_CORE_READ(file, private_data);
-  if (!socket) return NULL;
-  *inode_out = BPF_CORE_READ(inode, i_ino);
-  return BPF_CORE_READ(socket, sk);
-}
-
 /* The socket inode behind a struct sock (0 when it has no file: not yet
  * accepted, or orphaned after close). */
 static __always_inline __u64 sonde_sock_inode(struct sock *sk) {
@@ -81,18 +56,5 @@ static __always_inline int sonde_fill_tuple(struct sock *sk, struct sonde_tuple 
 }
 
 #define SONDE_RCV_SHUTDOWN 1
-
-/* TCP sequence number just past the last data byte written by the process
- * (egress) or consumed by it (ingress), read after the call. A read that
- * also consumed the peer's FIN advanced copied_seq one past the data: that
- * is the case when the receive side is shut down and nothing is left unread. */
-static __always_inline __u32 sonde_tcp_seq_after(struct sock *sk, __u8 direction) {
-  struct tcp_sock *tp = (struct tcp_sock *)sk;
-  if (direction == SONDE_DIR_EGRESS) return BPF_CORE_READ(tp, write_seq);
-  __u32 copied = BPF_CORE_READ(tp, copied_seq);
-  if ((BPF_CORE_READ(sk, sk_shutdown) & SONDE_RCV_SHUTDOWN) && copied == BPF_CORE_READ(tp, rcv_nxt))
-    copied -= 1;
-  return copied;
-}
 
 #endif /* SONDE_LIB_SOCK_BPF_H */

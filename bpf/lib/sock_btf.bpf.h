@@ -2,8 +2,7 @@
 /* fd -> socket and TCP sequence through BTF pointers, for BTF tracepoint
  * programs (tp_btf). Field loads through BTF pointers are plain loads guarded
  * by the kernel's exception table, not a bpf_probe_read_kernel() call each:
- * the walk below costs one helper call instead of eight. lib/sock.bpf.h has
- * the helper-based versions for other program types. */
+ * the walk below costs one helper call instead of eight. */
 #ifndef SONDE_LIB_SOCK_BTF_BPF_H
 #define SONDE_LIB_SOCK_BTF_BPF_H
 
@@ -37,7 +36,10 @@ static __always_inline struct sock *sonde_sock_from_fd_btf(int fd, __u64 *inode_
   return socket->sk;
 }
 
-/* lib/sock.bpf.h sonde_tcp_seq_after, through BTF loads. */
+/* TCP sequence number just past the last data byte written by the process
+ * (egress) or consumed by it (ingress), read after the call. A read that also
+ * consumed the peer's FIN advanced copied_seq one past the data: that is the
+ * case when the receive side is shut down and nothing is left unread. */
 static __always_inline __u32 sonde_tcp_seq_after_btf(struct sock *sk, __u8 direction) {
   struct tcp_sock *tp = SONDE_BTF_CAST(struct tcp_sock, sk);
   if (direction == SONDE_DIR_EGRESS) return tp->write_seq;
