@@ -16,10 +16,12 @@ enum class L7Protocol : uint8_t {
   kHttp2 = 2,
   kGrpc = 3,  // an HTTP/2 exchange with content-type application/grpc*
   kRedis = 4,
+  kPostgres = 5,
+  kDns = 6,
 };
 
 // The highest value (the wire enum's MAX must equal it: agent/export/span_convert.cc).
-inline constexpr L7Protocol kLastL7Protocol = L7Protocol::kRedis;
+inline constexpr L7Protocol kLastL7Protocol = L7Protocol::kDns;
 
 // Names come from the one table by wire number (proto/sonde/v1/enum_names.h).
 constexpr std::string_view L7ProtocolName(L7Protocol p) { return v1::names::L7ProtocolName(static_cast<int>(p)); }

@@ -26,7 +26,8 @@ inline constexpr std::array<std::string_view, 3> kStatusCode = {"unset", "ok", "
 inline constexpr std::array<std::string_view, 8> kLinkReason = {
     "none",         "traceparent",  "kong_request_id", "x_request_id",
     "time_nesting", "tcp_sequence", "otlp_parent",     "thread"};
-inline constexpr std::array<std::string_view, 5> kL7Protocol = {"unknown", "http1", "http2", "grpc", "redis"};
+inline constexpr std::array<std::string_view, 7> kL7Protocol = {"unknown", "http1", "http2", "grpc",
+                                                                "redis",   "postgresql", "dns"};
 
 // names[number]; nullopt for a number the table does not know (a newer peer).
 template <size_t N>
