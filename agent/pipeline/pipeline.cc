@@ -30,10 +30,12 @@ Agent::Agent(PipelineOptions options)
       redactor_(options_.redact_headers),
       builder_(clock_),
       linker_(options_.linker),
+      joiner_(options_.joiner),
       red_(std::make_shared<metrics::RedAggregator>(options_.red)),
       sampler_(options_.sampler) {
   if (options_.clock_offset_ns) clock_.SetOffset(*options_.clock_offset_ns);
   emit_ = [this](trace::Span&& span) { group_.push_back(std::move(span)); };
+  deliver_ = [this](std::vector<trace::Span>& group) { Deliver(group); };
   if (options_.print_json && options_.json_out != nullptr) {
     sinks_.push_back(std::make_shared<JsonLinesSink>(options_.json_out, options_.json_line_buffered));
   }
@@ -100,8 +102,10 @@ void Agent::OnEvent(capture::RawEvent ev) {
 
 void Agent::Process() {
   for (auto& r : records_) {
-    linker_.Add(builder_.BuildDeferred(std::move(r)), emit_);
-    if (!group_.empty()) Deliver(group_);
+    trace::Span span = builder_.BuildDeferred(std::move(r));
+    joiner_.Observe(span);  // a client span is findable before the linker holds it
+    linker_.Add(std::move(span), emit_);
+    if (!group_.empty()) joiner_.Add(group_, deliver_);
   }
   records_.clear();
 }
@@ -156,7 +160,12 @@ void Agent::FlushLinker(uint64_t now_unix_ns, bool all) {
   group_.clear();
   for (auto& span : released) {
     single_.push_back(std::move(span));
-    Deliver(single_);
+    joiner_.Add(single_, deliver_);
+  }
+  if (all) {
+    joiner_.FlushAll(deliver_);
+  } else {
+    joiner_.Flush(now_unix_ns, deliver_);
   }
 }
 
@@ -188,6 +197,8 @@ void Agent::Snapshot(const capture::SourceCounters* source) {
   std::lock_guard<std::mutex> lock(snapshot_mu_);
   snapshot_.tracker = tracker_.counters();
   snapshot_.linker = linker_.counters();
+  snapshot_.joiner = joiner_.counters();
+  snapshot_.join_held_groups = joiner_.held_groups();
   snapshot_.sampler = sampler_.counters();
   if (source != nullptr) snapshot_.source = *source;
   snapshot_.spans = spans_;
@@ -215,6 +226,7 @@ void Agent::AppendSelfMetrics(std::string& out) const {
   AppendSample(out, "sonde_agent_drops_total", {{"reason", "stream_bound"}}, c.tracker.overflow_drops);
   AppendSample(out, "sonde_agent_drops_total", {{"reason", "max_connections"}}, c.tracker.connections_rejected);
   AppendSample(out, "sonde_agent_drops_total", {{"reason", "linker_evicted"}}, c.linker.evicted);
+  AppendSample(out, "sonde_agent_drops_total", {{"reason", "join_evicted"}}, c.joiner.evicted);
   AppendCounter(out, "sonde_agent_parse_errors_total", "Protocol parse errors (each followed by a resync).",
                 c.tracker.protocol.parse_errors);
   AppendCounter(out, "sonde_agent_unpaired_messages_total", "Requests/responses without a partner.",
@@ -226,12 +238,21 @@ void Agent::AppendSelfMetrics(std::string& out) const {
   AppendCounter(out, "sonde_agent_unknown_protocol_connections_total", "Connections no protocol claimed.",
                 c.tracker.unknown_protocol);
   AppendMetricHeader(out, "sonde_agent_links_total", "counter",
-                     "Egress spans linked to an ingress span, by evidence.");
+                     "Spans linked to a parent span on this node (gateway egress -> ingress, "
+                     "server -> client of the same exchange), by evidence.");
   for (size_t r = 1; r < trace::kLinkReasonCount; ++r) {  // 0 is "none": not a link
+    uint64_t n = c.linker.links[r];
+    if (r == static_cast<size_t>(trace::LinkReason::kTcpSequence)) n += c.joiner.links_tcp_sequence;
+    if (r == static_cast<size_t>(trace::LinkReason::kTimeNesting)) n += c.joiner.links_time_nesting;
     AppendSample(out, "sonde_agent_links_total",
-                 {{"reason", std::string(trace::LinkReasonName(static_cast<trace::LinkReason>(r)))}},
-                 c.linker.links[r]);
+                 {{"reason", std::string(trace::LinkReasonName(static_cast<trace::LinkReason>(r)))}}, n);
   }
+  AppendCounter(out, "sonde_agent_join_timeouts_total",
+                "Server span groups released without their client span (the client was not seen in time).",
+                c.joiner.timeouts);
+  metrics::prometheus::AppendGauge(out, "sonde_agent_join_held_groups",
+                                   "Server span groups waiting for their client span.",
+                                   static_cast<double>(c.join_held_groups));
   AppendMetricHeader(out, "sonde_agent_spans_sampled_total", "counter", "Spans kept by the span budget, by reason.");
   for (size_t r = 0; r < static_cast<size_t>(trace::SampleReason::kCount); ++r) {
     AppendSample(out, "sonde_agent_spans_sampled_total",

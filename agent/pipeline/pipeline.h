@@ -1,6 +1,7 @@
 #pragma once
 // The agent pipeline: EventSource -> ConnectionTracker -> protocol sessions
-// -> SpanBuilder (deferred) -> GatewayLinker -> RED (every span) -> sampler
+// -> SpanBuilder (deferred) -> GatewayLinker -> ExchangeJoiner (a server
+// span joins its client span's trace when both ends are on this node) -> RED (every span) -> sampler
 // (span budget, per trace) -> redaction + span completion -> span sinks (JSON
 // lines and whatever components add: exporter...). Spans left out by the
 // sampler are counted in RED and never completed, serialised or shipped.
@@ -23,6 +24,7 @@
 #include "agent/metrics/red.h"
 #include "agent/metrics/server.h"
 #include "agent/pipeline/signal_sinks.h"
+#include "agent/trace/exchange_joiner.h"
 #include "agent/trace/linker.h"
 #include "agent/trace/redaction.h"
 #include "agent/trace/sampler.h"
@@ -33,6 +35,7 @@ namespace sonde::pipeline {
 struct PipelineOptions {
   conn::TrackerOptions tracker;
   trace::LinkerOptions linker;
+  trace::JoinerOptions joiner;
   metrics::RedOptions red;
   trace::SamplerOptions sampler;
   std::vector<std::string> redact_headers = trace::DefaultSensitiveHeaders();
@@ -60,6 +63,8 @@ class Component {
 struct AgentCounters {
   conn::TrackerCounters tracker;
   trace::LinkerCounters linker;
+  trace::JoinerCounters joiner;
+  uint64_t join_held_groups = 0;
   trace::SamplerCounters sampler;
   capture::SourceCounters source;
   uint64_t spans = 0;
@@ -122,6 +127,8 @@ class Agent {
   trace::Redactor redactor_;
   trace::SpanBuilder builder_;
   trace::GatewayLinker linker_;
+  trace::ExchangeJoiner joiner_;
+  trace::ExchangeJoiner::Deliver deliver_;
   std::shared_ptr<metrics::RedAggregator> red_;
   std::vector<std::shared_ptr<trace::SpanSink>> sinks_;
   std::vector<std::shared_ptr<MetricSink>> metric_sinks_;
