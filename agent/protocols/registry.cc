@@ -4,6 +4,7 @@
 // and one line in kProtocols.
 #include "agent/protocols/http1/definition.h"
 #include "agent/protocols/http2/definition.h"
+#include "agent/protocols/postgres/definition.h"
 #include "agent/protocols/redis/definition.h"
 
 namespace sonde::protocols {
@@ -13,6 +14,7 @@ const ProtocolDefinition kProtocols[] = {
     http2::Definition(),
     http1::Definition(),
     redis::Definition(),  // after HTTP: an HTTP request is never taken for an inline command
+    postgres::Definition(),
     {L7Protocol::kUnknown, "unknown", nullptr, nullptr},
 };
 
