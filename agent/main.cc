@@ -25,6 +25,7 @@
 #include "agent/core/config.h"
 #include "agent/core/logging.h"
 #include "agent/export/export_component.h"
+#include "agent/metrics/prometheus_text.h"
 #include "agent/otlp/cli.h"
 #include "agent/packet/network_component.h"
 #include "agent/pipeline/otlp_component.h"
@@ -57,6 +58,7 @@ sonde::capture::SocketCaptureOptions CaptureOptionsFrom(const sonde::core::Agent
   o.filter.exclude_ports = c.capture.exclude_ports;
   o.filter.include_cgroups = c.capture.include_cgroups;
   o.filter.exclude_cgroups = c.capture.exclude_cgroups;
+  o.tls = c.capture.tls;
   return o;
 }
 
@@ -68,7 +70,12 @@ std::unique_ptr<sonde::capture::SocketCapture> StartSocketCapture(const sonde::c
     spdlog::error("socket capture impossible on this kernel (see the missing features above)");
     return nullptr;
   }
-  auto capture = sonde::capture::SocketCapture::Create(CaptureOptionsFrom(c));
+  auto options = CaptureOptionsFrom(c);
+  if (options.tls && !features.uprobes) {
+    spdlog::warn("TLS capture off: uprobes do not work on this kernel (HTTPS stays invisible)");
+    options.tls = false;
+  }
+  auto capture = sonde::capture::SocketCapture::Create(options);
   if (!capture.ok()) {
     spdlog::error("socket capture failed to start: {}", capture.status().ToString());
     return nullptr;
@@ -87,6 +94,7 @@ int RunProbe() {
                       {"sock_tracepoints", f.sock_tracepoints},
                       {"tcp_tracepoints", f.tcp_tracepoints},
                       {"perf_event", f.perf_event},
+                      {"uprobes", f.uprobes},
                       {"kprobes", f.kprobes},
                       {"socket_capture_possible", f.CanCaptureSockets()},
                       {"problems", f.problems}};
@@ -171,7 +179,10 @@ int RunCapture(const sonde::core::AgentConfig& config, const CaptureCommand& cmd
                             {"forced_wakeups", k.stats[SONDE_STAT_WAKEUPS]},
                             {"sendfile_calls", k.stats[SONDE_STAT_SENDFILE_CALLS]},
                             {"mmsg_calls", k.stats[SONDE_STAT_MMSG_CALLS]},
-                            {"filtered", k.stats[SONDE_STAT_FILTERED]}};
+                            {"filtered", k.stats[SONDE_STAT_FILTERED]},
+                            {"tls_plaintext", k.stats[SONDE_STAT_TLS_PLAINTEXT]},
+                            {"tls_ciphertext_skipped", k.stats[SONDE_STAT_TLS_CIPHERTEXT]},
+                            {"tls_no_socket", k.stats[SONDE_STAT_TLS_NO_SOCKET]}};
     if (std::FILE* f = std::fopen(cmd.stats_file.c_str(), "w")) {
       const std::string text = stats.dump(2);
       std::fwrite(text.data(), 1, text.size(), f);
@@ -183,6 +194,31 @@ int RunCapture(const sonde::core::AgentConfig& config, const CaptureCommand& cmd
                events, k.total_drops(), k.drops[SONDE_DROP_RINGBUF_FULL], k.drops[SONDE_DROP_STASH_FULL],
                k.drops[SONDE_DROP_PAYLOAD_READ], k.stats[SONDE_STAT_WAKEUPS]);
   return 0;
+}
+
+// TLS capture on /metrics: the attacher's files/probes/failures and the
+// kernel's plaintext and ciphertext counts (docs/tls.md).
+void AddTlsMetrics(sonde::pipeline::Agent& agent, const sonde::capture::SocketCapture& capture) {
+  agent.metrics_server().AddCollector([&capture](std::string& out) {
+    using sonde::metrics::prometheus::AppendCounter;
+    const auto a = capture.tls_counters().value_or(sonde::tls::TlsAttachCounters{});
+    const auto k = capture.ReadKernelCounters();
+    AppendCounter(out, "sonde_agent_tls_files_probed_total",
+                  "Files with OpenSSL (libssl or linked in) whose SSL_read/SSL_write are probed.", a.files_probed);
+    AppendCounter(out, "sonde_agent_tls_probes_attached_total", "TLS uprobes and uretprobes attached.",
+                  a.probes_attached);
+    AppendCounter(out, "sonde_agent_tls_attach_failures_total", "Files with OpenSSL where attaching failed.",
+                  a.attach_failures);
+    AppendCounter(out, "sonde_agent_tls_files_examined_total", "Distinct executable files looked up for OpenSSL.",
+                  a.files_examined);
+    AppendCounter(out, "sonde_agent_tls_plaintext_events_total", "SSL_read/SSL_write calls captured as plaintext.",
+                  k.stats[SONDE_STAT_TLS_PLAINTEXT]);
+    AppendCounter(out, "sonde_agent_tls_ciphertext_skipped_total",
+                  "Socket calls on TLS connections whose ciphertext was not copied.", k.stats[SONDE_STAT_TLS_CIPHERTEXT]);
+    AppendCounter(out, "sonde_agent_tls_no_socket_total",
+                  "SSL calls whose socket could not be found (library without socket I/O, e.g. memory BIOs).",
+                  k.stats[SONDE_STAT_TLS_NO_SOCKET]);
+  });
 }
 
 struct RunCommand {
@@ -260,6 +296,7 @@ int RunAgent(const sonde::core::AgentConfig& config, const RunCommand& cmd,
     agent.AddComponent(std::make_unique<sonde::packet::NetworkComponent>(std::move(network)));
   }
   if (cmd.profile.enabled) sonde::profile::AttachProfiler(agent, cmd.profile);  // docs/profiling.md
+  if (live != nullptr && live->tls_counters()) AddTlsMetrics(agent, *live);  // docs/tls.md
   // --- end of components ---
 
   if (auto st = agent.Start(); !st.ok()) {

@@ -192,7 +192,7 @@ static __always_inline struct sonde_sock_state *wanted_socket(struct sock *sk, _
   const bool traced = ports_traced(tuple, cfg);
   if (st) {
     st->filter_gen = cfg->generation;
-    st->flags = traced ? 0 : SONDE_SOCK_FILTERED;
+    st->flags = (st->flags & SONDE_SOCK_TLS) | (traced ? 0 : SONDE_SOCK_FILTERED);
   } else {
     fresh.role = role;
     fresh.filter_gen = cfg->generation;
@@ -395,6 +395,9 @@ static __always_inline int submit_iovecs_small(const struct sonde_data_event *ev
   return 0;
 }
 
+/* TLS plaintext (uprobes on OpenSSL) shares the maps and records above. */
+#include "lib/tls.bpf.h"
+
 /* ------------------------------------------------------------ data exit -- */
 
 static __always_inline int emit_data(__u8 syscall, __s32 fd, __u64 buf, __u64 count_arg,
@@ -403,6 +406,7 @@ static __always_inline int emit_data(__u8 syscall, __s32 fd, __u64 buf, __u64 co
   __u64 inode = 0;
   struct sock *sk = sonde_sock_from_fd_btf(fd, &inode);
   if (!sk) return 0;
+  if (tls_note_socket_call(fd, inode)) return 0; /* ciphertext of an SSL call in progress */
 
   __u32 cpu = bpf_get_smp_processor_id();
   struct scratch_event *s = bpf_map_lookup_elem(&scratch, &cpu);
@@ -413,6 +417,10 @@ static __always_inline int emit_data(__u8 syscall, __s32 fd, __u64 buf, __u64 co
   struct sonde_data_event *ev = &s->ev;
   struct sonde_sock_state *st = wanted_socket(sk, inode, SONDE_ROLE_UNKNOWN, &ev->tuple);
   if (!st) return 0;
+  if (st->flags & SONDE_SOCK_TLS) { /* ciphertext (handshake, alerts): the uprobes give the plaintext */
+    count_stat(SONDE_STAT_TLS_CIPHERTEXT);
+    return 0;
+  }
 
   __u64 pid_tgid = bpf_get_current_pid_tgid();
   fill_header(&ev->hdr, SONDE_EVENT_DATA, pid_tgid);

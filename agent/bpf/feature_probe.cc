@@ -1,11 +1,16 @@
 #include "agent/bpf/feature_probe.h"
 
 #include <bpf/libbpf.h>
+#include <elf.h>
+#include <linux/perf_event.h>
 #include <spdlog/spdlog.h>
 #include <sys/mount.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
+#include <cstdint>
 #include <filesystem>
+#include <fstream>
 
 namespace sonde::bpf {
 namespace fs = std::filesystem;
@@ -17,6 +22,47 @@ std::string FindTracefs() {
     if (fs::exists(fs::path(p) / "events", ec)) return p;
   }
   return {};
+}
+
+// File offset of this executable's entry point: an instruction a uprobe can sit on.
+bool EntryPointFileOffset(const char* path, uint64_t* offset) {
+  std::ifstream in(path, std::ios::binary);
+  Elf64_Ehdr eh{};
+  if (!in.read(reinterpret_cast<char*>(&eh), sizeof(eh)) || eh.e_ident[EI_CLASS] != ELFCLASS64) return false;
+  for (int i = 0; i < eh.e_phnum; ++i) {
+    Elf64_Phdr ph{};
+    in.seekg(static_cast<std::streamoff>(eh.e_phoff + static_cast<uint64_t>(i) * eh.e_phentsize));
+    if (!in.read(reinterpret_cast<char*>(&ph), sizeof(ph))) return false;
+    if (ph.p_type == PT_LOAD && eh.e_entry >= ph.p_vaddr && eh.e_entry < ph.p_vaddr + ph.p_filesz) {
+      *offset = eh.e_entry - ph.p_vaddr + ph.p_offset;
+      return true;
+    }
+  }
+  return false;
+}
+
+// Opens (and closes) a uprobe perf event on our own entry point: what the
+// TLS attacher does for SSL_read, minus the BPF program.
+bool UprobesWork() {
+  std::ifstream type_file("/sys/bus/event_source/devices/uprobe/type");
+  int pmu_type = -1;
+  if (!(type_file >> pmu_type) || pmu_type < 0) return false;
+  if (libbpf_probe_bpf_prog_type(BPF_PROG_TYPE_KPROBE, nullptr) != 1) return false;
+  char exe[4096];
+  const ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+  if (n <= 0) return false;
+  exe[n] = '\0';
+  uint64_t offset = 0;
+  if (!EntryPointFileOffset(exe, &offset)) return false;
+  perf_event_attr attr{};
+  attr.size = sizeof(attr);
+  attr.type = static_cast<uint32_t>(pmu_type);
+  attr.config1 = reinterpret_cast<uint64_t>(exe);  // uprobe_path
+  attr.config2 = offset;                           // probe_offset
+  const long fd = syscall(SYS_perf_event_open, &attr, -1 /*any pid*/, 0 /*cpu*/, -1, PERF_FLAG_FD_CLOEXEC);
+  if (fd < 0) return false;
+  close(static_cast<int>(fd));
+  return true;
 }
 
 }  // namespace
@@ -56,6 +102,8 @@ KernelFeatures ProbeKernelFeatures(bool mount_tracefs_if_missing) {
   if (!f.ringbuf) f.problems.push_back("BPF ring buffer unsupported (kernel < 5.8?)");
   f.perf_event = libbpf_probe_bpf_prog_type(BPF_PROG_TYPE_PERF_EVENT, nullptr) == 1;
   if (!f.perf_event) f.problems.push_back("perf_event BPF programs unsupported: CPU profiling disabled");
+  f.uprobes = UprobesWork();
+  if (!f.uprobes) f.problems.push_back("uprobes unavailable: TLS plaintext (OpenSSL) not captured");
   f.kprobes = fs::exists("/sys/kernel/tracing/kprobe_events", ec) ||
               fs::exists("/sys/kernel/debug/tracing/kprobe_events", ec);
   return f;
@@ -63,9 +111,9 @@ KernelFeatures ProbeKernelFeatures(bool mount_tracefs_if_missing) {
 
 void LogKernelFeatures(const KernelFeatures& f) {
   spdlog::info("kernel features: btf={} tracefs={}{} ringbuf={} syscall_tp={} sock_tp={} tcp_tp={} "
-               "perf_event={} kprobes={}",
+               "perf_event={} uprobes={} kprobes={}",
                f.btf, f.tracefs, f.tracefs_mounted_by_us ? " (mounted by sonde)" : "", f.ringbuf,
-               f.syscall_tracepoints, f.sock_tracepoints, f.tcp_tracepoints, f.perf_event, f.kprobes);
+               f.syscall_tracepoints, f.sock_tracepoints, f.tcp_tracepoints, f.perf_event, f.uprobes, f.kprobes);
   for (const auto& p : f.problems) spdlog::warn("feature missing: {}", p);
   if (!f.kprobes) spdlog::info("kprobes unavailable: using tracepoints only (by design, no loss)");
 }

@@ -16,6 +16,7 @@ struct KernelFeatures {
   bool tcp_tracepoints = false;      // tcp:tcp_retransmit_skb ...
   bool perf_event = false;           // BPF_PROG_TYPE_PERF_EVENT
   bool kprobes = false;              // informational: never required
+  bool uprobes = false;              // uprobe PMU opens on a real function (TLS plaintext)
   std::string tracefs_path;          // where the events/ tree lives
   std::vector<std::string> problems; // human-readable, one per missing feature
 

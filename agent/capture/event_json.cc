@@ -55,6 +55,7 @@ nlohmann::json EventToJson(RawEvent ev, uint64_t offset) {
     j["bytes"] = d->bytes;
     if (d->flags & SONDE_DATA_SEQ_VALID) j["tcp_seq"] = d->tcp_seq;
     j["truncated"] = (d->flags & SONDE_DATA_TRUNCATED) != 0;
+    if (d->flags & SONDE_DATA_TLS) j["tls"] = true;
     j["payload_len"] = d->payload_len;
     j["payload"] = EscapePayload(d->payload, d->payload_len);
     return j;

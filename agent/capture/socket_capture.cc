@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "agent/bpf/abi_checks.h"
 #include "agent/bpf/libbpf_raii.h"
+#include "agent/capture/tls_transition.h"
 #include "socket_trace.skel.h"
 
 namespace sonde::capture {
@@ -37,8 +38,10 @@ absl::Status PutFilter(int map_fd, Key key, uint8_t action, const char* what) {
 struct SocketCapture::Impl {
   SocketTraceSkeleton skel;
   bpf::RingBuffer ring;
+  std::unique_ptr<tls::TlsAttacher> tls;  // declared after skel: detaches before the programs go
   const EventCallback* callback = nullptr;  // valid during Poll only
   SourceCounters counters;
+  TlsTransitions tls_transitions;  // first plaintext of a socket: close its ciphertext connection
 
   explicit Impl(SocketTraceSkeleton s) : skel(std::move(s)) {}
 
@@ -53,6 +56,14 @@ struct SocketCapture::Impl {
     // Payload records are reserved by size class: only hdr->size bytes count.
     ev = ev.first(hdr->size);
     ++self->counters.events;
+    if (const sonde_data_event* d = AsDataEvent(ev)) {
+      sonde_conn_event start;
+      if (self->tls_transitions.OnData(*d, &start)) {
+        (*self->callback)(RawEvent(reinterpret_cast<const uint8_t*>(&start), sizeof(start)));
+      }
+    } else if (const sonde_conn_event* c = AsConnEvent(ev)) {
+      self->tls_transitions.OnConn(*c);
+    }
     (*self->callback)(ev);
     // A drain handles tens of milliseconds of traffic at once. Yielding every
     // few dozen events lets a traced process waiting for this CPU run in
@@ -96,6 +107,15 @@ absl::StatusOr<std::unique_ptr<SocketCapture>> SocketCapture::Create(const Socke
   const int ncpus = libbpf_num_possible_cpus();
   if (ncpus <= 0) return absl::InternalError("cannot determine the number of CPUs");
   bpf_map__set_max_entries(s->maps.scratch, static_cast<uint32_t>(ncpus));
+  s->rodata->tls_enabled = o.tls;
+  const tls::TlsPrograms tls_programs{s->progs.tls_read_enter, s->progs.tls_read_ex_enter,
+                                      s->progs.tls_write_enter, s->progs.tls_write_ex_enter,
+                                      s->progs.tls_exit_probe};
+  if (!o.tls) {
+    for (bpf_program* p : {tls_programs.read_enter, tls_programs.read_ex_enter, tls_programs.write_enter,
+                           tls_programs.write_ex_enter, tls_programs.exit})
+      bpf_program__set_autoload(p, false);
+  }
 
   if (auto st = impl->skel.Load(); !st.ok()) return st;
 
@@ -128,7 +148,7 @@ absl::StatusOr<std::unique_ptr<SocketCapture>> SocketCapture::Create(const Socke
   for (uint64_t c : f.exclude_cgroups)
     if (auto st = PutFilter(cg_fd, c, SONDE_FILTER_EXCLUDE, "cgroup"); !st.ok()) return st;
 
-  if (auto st = impl->skel.Attach(); !st.ok()) return st;
+  if (auto st = impl->skel.Attach(); !st.ok()) return st;  // the TLS uprobes have no target: left alone
 
   impl->ring.reset(ring_buffer__new(bpf_map__fd(s->maps.events), &Impl::OnRecord, impl.get(), nullptr));
   if (!impl->ring) {
@@ -136,6 +156,15 @@ absl::StatusOr<std::unique_ptr<SocketCapture>> SocketCapture::Create(const Socke
   }
   spdlog::info("socket capture attached: payload prefix {} B, ring buffer {} MiB, wake-up at {}% fill",
                o.capture_bytes, o.ringbuf_bytes >> 20, o.wakeup_fill_percent);
+  if (o.tls) {
+    tls::TlsAttachOptions attach = o.tls_attach;
+    attach.self_pid = static_cast<uint32_t>(getpid());
+    impl->tls = tls::TlsAttacher::Start(tls_programs, std::move(attach));
+    const auto tc = impl->tls->counters();
+    spdlog::info("TLS capture on: {} OpenSSL file(s) probed among {} examined in {} processes{}", tc.files_probed,
+                 tc.files_examined, tc.processes_scanned,
+                 tc.attach_failures != 0 ? " (some attaches failed, see above)" : "");
+  }
   return std::unique_ptr<SocketCapture>(new SocketCapture(std::move(impl)));
 }
 
@@ -218,8 +247,20 @@ void SocketCapture::IgnoreSocket(uint64_t sock_id) {
   sonde_sock_state state{};
   // Missing (closed meanwhile or evicted): nothing to ignore any more.
   if (bpf_map_lookup_elem(fd, &sock_id, &state) != 0) return;
+  // Given up on while still ciphertext (the handshake), but the kernel has
+  // since seen an SSL call on it: its plaintext is coming, keep it.
+  if ((state.flags & SONDE_SOCK_TLS) && !impl_->tls_transitions.SeenPlaintext(sock_id)) return;
   state.flags |= SONDE_SOCK_IGNORED;
   if (bpf_map_update_elem(fd, &sock_id, &state, BPF_EXIST) == 0) ++impl_->counters.ignored_sockets;
+}
+
+std::optional<tls::TlsAttachCounters> SocketCapture::tls_counters() const {
+  if (!impl_->tls) return std::nullopt;
+  return impl_->tls->counters();
+}
+
+void SocketCapture::RescanTls() {
+  if (impl_->tls) impl_->tls->Scan(/*all_processes=*/true);
 }
 
 absl::Status SocketCapture::ExcludePid(uint32_t pid) {

@@ -4,11 +4,13 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "agent/capture/event_source.h"
+#include "agent/tls/tls_attacher.h"
 
 namespace sonde::capture {
 
@@ -26,6 +28,9 @@ struct SocketCaptureOptions {
   uint32_t ringbuf_bytes = 16u << 20;              // power of two, >= page size
   uint32_t wakeup_fill_percent = 25;  // force a wake-up past this fill level
   FilterOptions filter;
+  // TLS plaintext through uprobes on OpenSSL (bpf/lib/tls.bpf.h, agent/tls).
+  bool tls = true;
+  tls::TlsAttachOptions tls_attach;  // self_pid is filled in
 };
 
 struct KernelCounters {
@@ -65,6 +70,10 @@ class SocketCapture final : public EventSource {
   // EventSource: the kernel stops copying this socket's bytes (one map
   // lookup per call from now on).
   void IgnoreSocket(uint64_t sock_id) override;
+  // The TLS uprobe attacher's counters; nullopt when TLS capture is off.
+  std::optional<tls::TlsAttachCounters> tls_counters() const;
+  // Rescan processes for OpenSSL now (tests; the attacher also rescans on its own).
+  void RescanTls();
 
  private:
   struct Impl;

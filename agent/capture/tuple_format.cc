@@ -64,7 +64,7 @@ const char* SyscallName(uint8_t s) {
   static const char* const kNames[] = {"unknown", "read",     "write",    "readv",   "writev",
                                        "sendto",  "recvfrom", "sendmsg",  "recvmsg", "sendmmsg",
                                        "recvmmsg", "sendfile", "connect", "accept",  "accept4",
-                                       "close",   "state_change"};
+                                       "close",   "state_change", "ssl_read", "ssl_write", "tls_start"};
   return s < sizeof(kNames) / sizeof(kNames[0]) ? kNames[s] : "unknown";
 }
 

@@ -60,7 +60,7 @@ absl::Status LoadYamlConfig(const std::string& path, AgentConfig& c) {
                                     {"payload_bytes", "ringbuf_mb", "wakeup_fill_percent",
                                      "drain_interval_ms", "include_pids", "exclude_pids",
                                      "include_ports", "exclude_ports", "include_cgroups",
-                                     "exclude_cgroups"}));
+                                     "exclude_cgroups", "tls"}));
     auto& k = c.capture;
     SONDE_RETURN_IF_ERROR(Read(cap, "payload_bytes", w, k.payload_bytes));
     SONDE_RETURN_IF_ERROR(Read(cap, "ringbuf_mb", w, k.ringbuf_mb));
@@ -72,6 +72,7 @@ absl::Status LoadYamlConfig(const std::string& path, AgentConfig& c) {
     SONDE_RETURN_IF_ERROR(Read(cap, "exclude_ports", w, k.exclude_ports));
     SONDE_RETURN_IF_ERROR(Read(cap, "include_cgroups", w, k.include_cgroups));
     SONDE_RETURN_IF_ERROR(Read(cap, "exclude_cgroups", w, k.exclude_cgroups));
+    SONDE_RETURN_IF_ERROR(Read(cap, "tls", w, k.tls));
   }
   if (const auto srv = root["server"]) {
     const std::string w = path + ": server";
@@ -139,6 +140,7 @@ void AddCaptureFlags(CLI::App& app, AgentConfig& c) {
   app.add_option("--exclude-port", k.exclude_ports, "Never trace sockets with these ports");
   app.add_option("--cgroup", k.include_cgroups, "Trace only these cgroup v2 ids");
   app.add_option("--exclude-cgroup", k.exclude_cgroups, "Never trace these cgroup v2 ids");
+  app.add_flag("--tls,!--no-tls", k.tls, "TLS plaintext through uprobes on OpenSSL (default on)");
 }
 
 void AddSpanFlags(CLI::App& app, AgentConfig& config) {

@@ -18,6 +18,7 @@ struct CaptureConfig {
   uint32_t ringbuf_mb = 16;          // ring buffer size, power of two
   uint32_t wakeup_fill_percent = 25; // kernel wakes the reader only past this fill level
   uint32_t drain_interval_ms = 20;   // periodic drain of the ring buffer
+  bool tls = true;                   // TLS plaintext through uprobes on OpenSSL (docs/tls.md)
   std::vector<uint32_t> include_pids, exclude_pids;
   std::vector<uint16_t> include_ports, exclude_ports;
   std::vector<uint64_t> include_cgroups, exclude_cgroups;

@@ -57,6 +57,10 @@ enum sonde_syscall {
   SONDE_SYS_ACCEPT4 = 14,
   SONDE_SYS_CLOSE = 15,
   SONDE_SYS_STATE_CHANGE = 16, /* sock:inet_sock_set_state, not a syscall */
+  SONDE_SYS_SSL_READ = 17,     /* plaintext returned by SSL_read / SSL_read_ex (uretprobe) */
+  SONDE_SYS_SSL_WRITE = 18,    /* plaintext passed to SSL_write / SSL_write_ex (uretprobe) */
+  SONDE_SYS_TLS_START = 19,    /* user space: close marker before a socket's first plaintext
+                                  (agent/capture/tls_transition.h), never from the kernel */
 };
 
 /* Bits of sonde_data_event.flags */
@@ -65,6 +69,7 @@ enum sonde_data_flags {
   SONDE_DATA_NO_PAYLOAD = 1 << 1,    /* bytes counted, payload not readable (sendfile) */
   SONDE_DATA_SEQ_VALID = 1 << 2,     /* tcp_seq holds the TCP sequence of the first byte */
   SONDE_DATA_MULTI_MSG = 1 << 3,     /* sendmmsg/recvmmsg: payload/bytes of the first message */
+  SONDE_DATA_TLS = 1 << 4,           /* plaintext of a TLS library call, not socket bytes (no tcp_seq) */
 };
 
 /* Why an event or part of one was not delivered (index into the lost-events map). */
@@ -83,6 +88,9 @@ enum sonde_sock_flags {
   SONDE_SOCK_FILTERED = 1 << 1,     /* dropped by the port filter of generation filter_gen */
   SONDE_SOCK_IGNORED = 1 << 2,      /* user space: not a protocol it reconstructs (set by the agent) */
   SONDE_SOCK_TUPLE_CACHED = 1 << 3, /* tuple holds the connected TCP tuple */
+  SONDE_SOCK_TLS = 1 << 4,          /* a TLS library call moved its bytes: ciphertext is not copied,
+                                       plaintext comes from the TLS uprobes (IGNORED then means the
+                                       plaintext is of no use) */
 };
 
 
@@ -94,7 +102,11 @@ enum sonde_stat {
   SONDE_STAT_WAKEUPS = 3,        /* forced ring-buffer wake-ups */
   SONDE_STAT_FILTERED = 4,       /* calls dropped by the pid/port/cgroup filters */
   SONDE_STAT_IGNORED = 5,        /* calls on sockets user space asked not to capture */
-  SONDE_STAT_COUNT = 6,
+  SONDE_STAT_TLS_PLAINTEXT = 6,  /* TLS library calls turned into plaintext events */
+  SONDE_STAT_TLS_CIPHERTEXT = 7, /* socket calls on TLS sockets not copied (ciphertext) */
+  SONDE_STAT_TLS_NO_SOCKET = 8,  /* TLS library calls whose socket could not be found (memory BIO) */
+  SONDE_STAT_TLS_STASH_FULL = 9, /* TLS call entry not recorded: in-flight call map full */
+  SONDE_STAT_COUNT = 10,
 };
 
 /* Filter map values (pid/port/cgroup filter maps). */

@@ -1,0 +1,194 @@
+#include "agent/tls/tls_attacher.h"
+
+#include <bpf/libbpf.h>
+#include <dirent.h>
+#include <spdlog/spdlog.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "agent/bpf/libbpf_raii.h"
+#include "agent/tls/openssl_symbols.h"
+
+namespace sonde::tls {
+namespace {
+
+// Next whitespace-separated field of `line` starting at `pos`.
+std::string_view NextField(std::string_view line, size_t& pos) {
+  while (pos < line.size() && line[pos] == ' ') ++pos;
+  const size_t start = pos;
+  while (pos < line.size() && line[pos] != ' ') ++pos;
+  return line.substr(start, pos - start);
+}
+
+bool ReadText(const std::string& path, std::string& out) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return false;
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  out = std::move(ss).str();
+  return true;
+}
+
+std::string Comm(const std::string& proc_root, uint32_t pid) {
+  std::string comm;
+  if (!ReadText(absl::StrCat(proc_root, "/", pid, "/comm"), comm)) return "?";
+  while (!comm.empty() && comm.back() == '\n') comm.pop_back();
+  return comm;
+}
+
+}  // namespace
+
+std::vector<FileMapping> ParseExecutableFileMappings(std::string_view text) {
+  std::vector<FileMapping> out;
+  std::set<std::pair<std::string_view, uint64_t>> seen;
+  while (!text.empty()) {
+    const size_t nl = text.find('\n');
+    const std::string_view line = text.substr(0, nl);
+    text = nl == std::string_view::npos ? std::string_view() : text.substr(nl + 1);
+    // address perms offset dev inode path
+    size_t pos = 0;
+    NextField(line, pos);  // address
+    const std::string_view perms = NextField(line, pos);
+    NextField(line, pos);  // offset
+    const std::string_view dev = NextField(line, pos);
+    const std::string_view inode_text = NextField(line, pos);
+    while (pos < line.size() && line[pos] == ' ') ++pos;
+    const std::string_view path = line.substr(std::min(pos, line.size()));
+    if (perms.size() < 3 || perms[2] != 'x' || path.empty() || path[0] != '/') continue;
+    if (path.size() >= 10 && path.substr(path.size() - 10) == " (deleted)") continue;
+    uint64_t inode = 0;
+    bool ok = !inode_text.empty();
+    for (char c : inode_text) {
+      if (c < '0' || c > '9') {
+        ok = false;
+        break;
+      }
+      inode = inode * 10 + static_cast<uint64_t>(c - '0');
+    }
+    if (!ok || inode == 0) continue;
+    if (!seen.insert({dev, inode}).second) continue;
+    out.push_back({std::string(dev), inode, std::string(path)});
+  }
+  return out;
+}
+
+void TlsAttacher::LinkDeleter::operator()(bpf_link* link) const { bpf_link__destroy(link); }
+
+TlsAttacher::TlsAttacher(const TlsPrograms& programs, TlsAttachOptions options)
+    : programs_(programs), options_(std::move(options)) {}
+
+std::unique_ptr<TlsAttacher> TlsAttacher::Start(const TlsPrograms& programs, TlsAttachOptions options) {
+  std::unique_ptr<TlsAttacher> a(new TlsAttacher(programs, std::move(options)));
+  a->Scan(/*all_processes=*/true);
+  a->thread_ = std::thread([raw = a.get()] { raw->Loop(); });
+  return a;
+}
+
+TlsAttacher::~TlsAttacher() {
+  {
+    std::lock_guard<std::mutex> lock(stop_mu_);
+    stop_ = true;
+  }
+  stop_cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+void TlsAttacher::Loop() {
+  uint32_t n = 0;
+  std::unique_lock<std::mutex> lock(stop_mu_);
+  while (!stop_cv_.wait_for(lock, options_.scan_interval, [this] { return stop_; })) {
+    lock.unlock();
+    ++n;
+    Scan(/*all_processes=*/options_.full_scan_every != 0 && n % options_.full_scan_every == 0);
+    lock.lock();
+  }
+}
+
+void TlsAttacher::Scan(bool all_processes) {
+  std::unique_ptr<DIR, int (*)(DIR*)> dir(opendir(options_.proc_root.c_str()), closedir);
+  if (!dir) {
+    spdlog::warn("TLS: cannot list {}: {}", options_.proc_root, std::strerror(errno));
+    return;
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  ++counters_.scans;
+  std::unordered_set<uint32_t> alive;
+  std::string maps;
+  while (dirent* e = readdir(dir.get())) {
+    char* end = nullptr;
+    const unsigned long pid = std::strtoul(e->d_name, &end, 10);
+    if (end == e->d_name || *end != '\0' || pid == 0 || pid == options_.self_pid) continue;
+    const auto p = static_cast<uint32_t>(pid);
+    alive.insert(p);
+    if (!all_processes && scanned_pids_.count(p) != 0) continue;
+    // Kernel threads have an empty maps file; a process gone meanwhile fails to read.
+    if (!ReadText(absl::StrCat(options_.proc_root, "/", p, "/maps"), maps)) continue;
+    ++counters_.processes_scanned;
+    for (const FileMapping& m : ParseExecutableFileMappings(maps)) {
+      if (examined_.insert({m.device, m.inode}).second) ExamineFile(p, m);
+    }
+  }
+  if (all_processes) {
+    scanned_pids_ = std::move(alive);  // forget the dead: their pids may be reused
+  } else {
+    scanned_pids_.insert(alive.begin(), alive.end());
+  }
+}
+
+void TlsAttacher::ExamineFile(uint32_t pid, const FileMapping& m) {
+  ++counters_.files_examined;
+  // Through the process's root: the file as that process sees it (containers).
+  const std::string path = absl::StrCat(options_.proc_root, "/", pid, "/root", m.path);
+  auto found = FindOpenSslFunctions(path);
+  if (!found.ok() || !found->usable()) return;  // not OpenSSL (most files), or unreadable
+  struct Probe {
+    const char* function;
+    const std::optional<uint64_t>& offset;
+    bpf_program* entry;
+  };
+  const Probe probes[] = {{"SSL_read", found->ssl_read, programs_.read_enter},
+                          {"SSL_read_ex", found->ssl_read_ex, programs_.read_ex_enter},
+                          {"SSL_write", found->ssl_write, programs_.write_enter},
+                          {"SSL_write_ex", found->ssl_write_ex, programs_.write_ex_enter}};
+  std::vector<bpf::BpfLink> links;
+  std::string hooked;
+  for (const Probe& p : probes) {
+    if (!p.offset) continue;
+    const auto offset = static_cast<size_t>(*p.offset);
+    bpf::BpfLink entry(bpf_program__attach_uprobe(p.entry, false, -1, path.c_str(), offset));
+    const int entry_err = entry ? 0 : errno;
+    bpf::BpfLink ret(bpf_program__attach_uprobe(programs_.exit, true, -1, path.c_str(), offset));
+    if (!entry || !ret) {
+      ++counters_.attach_failures;
+      spdlog::warn("TLS: attaching to {} in {} (pid {}, {}) failed: {}; its TLS traffic stays invisible", p.function,
+                   m.path, pid, Comm(options_.proc_root, pid), std::strerror(entry_err != 0 ? entry_err : errno));
+      return;  // the links made so far detach here
+    }
+    links.push_back(std::move(entry));
+    links.push_back(std::move(ret));
+    absl::StrAppend(&hooked, hooked.empty() ? "" : ", ", p.function);
+  }
+  counters_.probes_attached += links.size();
+  ++counters_.files_probed;
+  for (auto& l : links) links_.emplace_back(l.release());
+  probed_files_.push_back(m.path);
+  spdlog::info("TLS: probing {} ({}), first seen in pid {} ({})", m.path, hooked, pid,
+               Comm(options_.proc_root, pid));
+}
+
+TlsAttachCounters TlsAttacher::counters() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return counters_;
+}
+
+std::vector<std::string> TlsAttacher::probed_files() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return probed_files_;
+}
+
+}  // namespace sonde::tls

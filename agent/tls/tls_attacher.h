@@ -1,0 +1,108 @@
+#pragma once
+// Finds every OpenSSL in use on the node and attaches the TLS uprobes of
+// bpf/lib/tls.bpf.h to it. A uprobe is placed on a file (inode), not a
+// process: once libssl.so.3 is probed, every process that maps it -- running
+// now, started later, or loading it later with dlopen -- is covered. So the
+// scan only has to find files not seen before: it reads the executable
+// mappings of processes (/proc/PID/maps), looks each new file up once by
+// device and inode, and probes it when it defines SSL_read/SSL_write (a
+// libssl, or a binary with OpenSSL linked in: OpenResty, Kong, Node).
+// Processes are scanned at start, new processes every scan interval, and
+// every process again every full_scan_every intervals (libraries dlopen'ed
+// from a file not seen before).
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <unordered_set>
+#include <vector>
+
+// libbpf is kept out of this header: the agent's main also includes pcap,
+// whose struct bpf_insn clashes with the kernel's.
+struct bpf_program;
+struct bpf_link;
+
+namespace sonde::tls {
+
+// The programs of socket_trace.bpf.c that the attacher places (owned by the
+// skeleton, which must outlive the attacher).
+struct TlsPrograms {
+  bpf_program* read_enter = nullptr;      // SSL_read
+  bpf_program* read_ex_enter = nullptr;   // SSL_read_ex
+  bpf_program* write_enter = nullptr;     // SSL_write
+  bpf_program* write_ex_enter = nullptr;  // SSL_write_ex
+  bpf_program* exit = nullptr;            // return probe of all four
+};
+
+struct TlsAttachOptions {
+  std::string proc_root = "/proc";
+  uint32_t self_pid = 0;  // not scanned
+  std::chrono::milliseconds scan_interval{1000};
+  uint32_t full_scan_every = 10;  // every Nth scan re-reads every process
+};
+
+struct TlsAttachCounters {
+  uint64_t scans = 0;
+  uint64_t processes_scanned = 0;
+  uint64_t files_examined = 0;   // distinct executable files looked up
+  uint64_t files_probed = 0;     // files with OpenSSL and every probe attached
+  uint64_t probes_attached = 0;  // uprobes + uretprobes
+  uint64_t attach_failures = 0;  // files with OpenSSL where an attach failed
+};
+
+// One executable, file-backed mapping of /proc/PID/maps.
+struct FileMapping {
+  std::string device;  // "fd:01"
+  uint64_t inode = 0;
+  std::string path;
+};
+
+// Executable file-backed mappings of a /proc/PID/maps text, each file once.
+// Anonymous, special ("[vdso]") and deleted mappings are left out.
+std::vector<FileMapping> ParseExecutableFileMappings(std::string_view maps_text);
+
+class TlsAttacher {
+ public:
+  // Scans once before returning (so what runs now is probed when capture
+  // starts), then keeps scanning on a thread of its own.
+  static std::unique_ptr<TlsAttacher> Start(const TlsPrograms& programs, TlsAttachOptions options);
+  ~TlsAttacher();  // stops the thread, detaches every probe
+  TlsAttacher(const TlsAttacher&) = delete;
+  TlsAttacher& operator=(const TlsAttacher&) = delete;
+
+  // One scan now (new processes, or all), on the caller's thread.
+  void Scan(bool all_processes);
+  TlsAttachCounters counters() const;
+  // Files probed so far (paths as first seen).
+  std::vector<std::string> probed_files() const;
+
+ private:
+  TlsAttacher(const TlsPrograms& programs, TlsAttachOptions options);
+  void Loop();
+  void ExamineFile(uint32_t pid, const FileMapping& m);
+
+  TlsPrograms programs_;
+  TlsAttachOptions options_;
+  mutable std::mutex mu_;  // guards everything below
+  std::set<std::pair<std::string, uint64_t>> examined_;  // (device, inode)
+  std::unordered_set<uint32_t> scanned_pids_;
+  struct LinkDeleter {
+    void operator()(bpf_link* link) const;
+  };
+  std::vector<std::unique_ptr<bpf_link, LinkDeleter>> links_;
+  std::vector<std::string> probed_files_;
+  TlsAttachCounters counters_;
+
+  std::mutex stop_mu_;
+  std::condition_variable stop_cv_;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
+}  // namespace sonde::tls

@@ -1,0 +1,210 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * TLS plaintext through uprobes on the OpenSSL API (libssl 1.1/3.x, and any
+ * binary that links it statically): SSL_read, SSL_read_ex, SSL_write,
+ * SSL_write_ex. Included by socket_trace.bpf.c: the plaintext events share
+ * its ring buffer, socket state, filters and record layout, so user space
+ * sees them exactly like syscall data (plus SONDE_DATA_TLS).
+ *
+ * Tying an SSL* to its socket: the entry uprobe records the call per thread
+ * (tls_calls). A socket read/write the same thread makes before the call
+ * returns is the library moving that connection's ciphertext: sys_exit
+ * notes its fd in the call record (tls_note_socket_call) and marks the
+ * socket TLS, so its ciphertext is never copied again. The return uprobe
+ * emits the plaintext on that socket and remembers SSL* -> (fd, inode) for
+ * calls that make no syscall (a read served from an already-decrypted
+ * record). This needs neither SSL_set_fd (a connection whose handshake
+ * predates the agent is found on its first read/write) nor struct offsets of
+ * a particular OpenSSL build. Libraries that do their socket I/O elsewhere
+ * (memory BIOs, e.g. Node's TLSWrap) leave the fd unknown: counted in
+ * SONDE_STAT_TLS_NO_SOCKET, not guessed.
+ */
+#ifndef SONDE_LIB_TLS_BPF_H
+#define SONDE_LIB_TLS_BPF_H
+
+/* Set by user space before load: false keeps the sys_exit path free of the
+ * in-flight lookup (the verifier drops the dead branch). */
+const volatile bool tls_enabled = false;
+
+/* One SSL_read/SSL_write in flight on a thread. */
+struct tls_call {
+  __u64 ssl;
+  __u64 buf;
+  __u64 len_ptr; /* SSL_*_ex: size_t* receiving the byte count; 0 for SSL_read/SSL_write */
+  __u64 ts_enter_ns;
+  __u64 inode;   /* socket of a read/write made inside the call, valid when fd >= 0 */
+  __s32 fd;      /* -1 until such a call is seen */
+  __u8 syscall;  /* SONDE_SYS_SSL_READ / SONDE_SYS_SSL_WRITE */
+  __u8 _pad[3];
+};
+
+struct tls_ssl_key {
+  __u32 tgid;
+  __u32 _pad;
+  __u64 ssl; /* SSL* in that process */
+};
+
+struct tls_ssl_socket {
+  __u64 inode; /* checked against the fd before use: fds are reused */
+  __s32 fd;
+  __u32 _pad;
+};
+
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 16384);
+  __type(key, __u64); /* pid_tgid: the calling thread */
+  __type(value, struct tls_call);
+} tls_calls SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_LRU_HASH);
+  __uint(max_entries, 65536);
+  __type(key, struct tls_ssl_key);
+  __type(value, struct tls_ssl_socket);
+} tls_ssl_sockets SEC(".maps");
+
+/* Flags a socket as TLS (ciphertext no longer copied). A socket user space
+ * ignored while it only saw ciphertext gets a second chance: its plaintext
+ * is what the protocols read. */
+static __always_inline void tls_mark_socket(__u64 inode) {
+  struct sonde_sock_state *st = bpf_map_lookup_elem(&sock_states, &inode);
+  if (st) {
+    if (!(st->flags & SONDE_SOCK_TLS)) st->flags = (st->flags & ~SONDE_SOCK_IGNORED) | SONDE_SOCK_TLS;
+    return;
+  }
+  /* filter_gen that cannot match: the first plaintext decides the port filter. */
+  struct sonde_sock_state fresh = {.flags = SONDE_SOCK_TLS, .filter_gen = 0xffffffffu};
+  if (bpf_map_update_elem(&sock_states, &inode, &fresh, BPF_NOEXIST) != 0) {
+    st = bpf_map_lookup_elem(&sock_states, &inode);
+    if (st) st->flags |= SONDE_SOCK_TLS;
+  }
+}
+
+/* Called by sys_exit for a socket read/write with bytes moved: true when the
+ * thread is inside an SSL call, i.e. the bytes are ciphertext of that call's
+ * connection (noted, not copied). */
+static __always_inline bool tls_note_socket_call(__s32 fd, __u64 inode) {
+  if (!tls_enabled) return false;
+  __u64 id = bpf_get_current_pid_tgid();
+  struct tls_call *c = bpf_map_lookup_elem(&tls_calls, &id);
+  if (!c) return false;
+  if (c->fd != fd || c->inode != inode) {
+    c->fd = fd;
+    c->inode = inode;
+    tls_mark_socket(inode);
+  }
+  count_stat(SONDE_STAT_TLS_CIPHERTEXT);
+  return true;
+}
+
+static __always_inline int tls_enter(__u64 ssl, __u64 buf, __u64 len_ptr, __u8 syscall) {
+  __u64 id = bpf_get_current_pid_tgid();
+  if (!process_traced(id >> 32)) return 0;
+  struct tls_call c = {.ssl = ssl, .buf = buf, .len_ptr = len_ptr, .fd = -1, .syscall = syscall};
+  c.ts_enter_ns = bpf_ktime_get_ns();
+  if (bpf_map_update_elem(&tls_calls, &id, &c, BPF_ANY) != 0) count_stat(SONDE_STAT_TLS_STASH_FULL);
+  return 0;
+}
+
+static __always_inline int tls_exit(long ret) {
+  __u64 id = bpf_get_current_pid_tgid();
+  struct tls_call *cp = bpf_map_lookup_elem(&tls_calls, &id);
+  if (!cp) return 0;
+  const struct tls_call c = *cp;
+  bpf_map_delete_elem(&tls_calls, &id);
+
+  __u64 bytes = 0;
+  if (c.len_ptr != 0) {
+    __u64 n = 0; /* size_t */
+    if (ret == 1 && bpf_probe_read_user(&n, sizeof(n), (const void *)c.len_ptr) == 0) bytes = n;
+  } else if (ret > 0) {
+    bytes = (__u64)ret;
+  }
+
+  /* Which socket: the one the call itself used, else the one this SSL* used last. */
+  struct tls_ssl_key key = {.tgid = id >> 32, .ssl = c.ssl};
+  struct tls_ssl_socket *known = bpf_map_lookup_elem(&tls_ssl_sockets, &key);
+  __s32 fd = c.fd;
+  __u64 want_inode = c.inode;
+  if (fd >= 0) {
+    if (!known || known->fd != fd || known->inode != c.inode) {
+      struct tls_ssl_socket v = {.inode = c.inode, .fd = fd};
+      bpf_map_update_elem(&tls_ssl_sockets, &key, &v, BPF_ANY);
+    }
+  } else if (known) {
+    fd = known->fd;
+    want_inode = known->inode;
+  }
+  if (bytes == 0) return 0;
+  if (fd < 0) {
+    count_stat(SONDE_STAT_TLS_NO_SOCKET);
+    return 0;
+  }
+  __u64 inode = 0;
+  struct sock *sk = sonde_sock_from_fd_btf(fd, &inode);
+  if (!sk || inode != want_inode) { /* closed, or the fd now names another socket */
+    count_stat(SONDE_STAT_TLS_NO_SOCKET);
+    return 0;
+  }
+
+  __u32 cpu = bpf_get_smp_processor_id();
+  struct scratch_event *s = bpf_map_lookup_elem(&scratch, &cpu);
+  if (!s) {
+    count_drop(SONDE_DROP_SCRATCH);
+    return 0;
+  }
+  struct sonde_data_event *ev = &s->ev;
+  struct sonde_sock_state *st = wanted_socket(sk, inode, SONDE_ROLE_UNKNOWN, &ev->tuple);
+  if (!st) return 0;
+  st->flags |= SONDE_SOCK_TLS;
+
+  fill_header(&ev->hdr, SONDE_EVENT_DATA, id);
+  ev->hdr.ts_enter_ns = c.ts_enter_ns;
+  ev->sock_id = inode;
+  ev->fd = fd;
+  ev->syscall = c.syscall;
+  ev->direction = c.syscall == SONDE_SYS_SSL_READ ? SONDE_DIR_INGRESS : SONDE_DIR_EGRESS;
+  ev->flags = SONDE_DATA_TLS;
+  ev->bytes = bytes;
+  ev->role = st->role;
+  ev->tcp_seq = 0;
+  count_stat(SONDE_STAT_TLS_PLAINTEXT);
+
+  __u32 limit = capture_bytes;
+  if (limit > SONDE_PAYLOAD_MAX) limit = SONDE_PAYLOAD_MAX;
+  const __u32 want = bytes < limit ? (__u32)bytes : limit;
+  if (want <= 256) return submit_plain_256(ev, c.buf, want);
+  if (want <= 1024) return submit_plain_1024(ev, c.buf, want);
+  if (want <= 4096) return submit_plain_4096(ev, c.buf, want);
+  return submit_plain_16384(ev, c.buf, want);
+}
+
+/* Attached by user space (agent/capture/tls_attach.cc) to every libssl and
+ * every binary with OpenSSL linked in; the section has no target, so the
+ * skeleton does not auto-attach them. */
+SEC("uprobe")
+int BPF_KPROBE(tls_read_enter, void *ssl, void *buf, int num) {
+  return tls_enter((__u64)ssl, (__u64)buf, 0, SONDE_SYS_SSL_READ);
+}
+
+SEC("uprobe")
+int BPF_KPROBE(tls_read_ex_enter, void *ssl, void *buf, __u64 num, __u64 *readbytes) {
+  return tls_enter((__u64)ssl, (__u64)buf, (__u64)readbytes, SONDE_SYS_SSL_READ);
+}
+
+SEC("uprobe")
+int BPF_KPROBE(tls_write_enter, void *ssl, const void *buf, int num) {
+  return tls_enter((__u64)ssl, (__u64)buf, 0, SONDE_SYS_SSL_WRITE);
+}
+
+SEC("uprobe")
+int BPF_KPROBE(tls_write_ex_enter, void *ssl, const void *buf, __u64 num, __u64 *written) {
+  return tls_enter((__u64)ssl, (__u64)buf, (__u64)written, SONDE_SYS_SSL_WRITE);
+}
+
+/* One return probe serves all four: the call record says which it was. */
+SEC("uretprobe")
+int BPF_KRETPROBE(tls_exit_probe, long ret) { return tls_exit((long)(int)ret); }
+
+#endif /* SONDE_LIB_TLS_BPF_H */
