@@ -1,6 +1,7 @@
 #include "agent/conn/connection.h"
 
 #include <algorithm>
+#include <cstring>
 
 #include "agent/conn/tracker.h"
 #include "agent/protocols/registry.h"
@@ -40,7 +41,9 @@ size_t Connection::OnBytes(Direction dir, const protocols::StreamView& view) {
   if (view.bytes.empty()) return 0;
   ++infer_calls_;
   bool maybe = false;
+  const uint8_t transport = ctx_.tuple.l4_protocol == 17 ? protocols::kTransportUdp : protocols::kTransportTcp;
   for (const auto& def : protocols::AllProtocols()) {
+    if (!(def.transports & transport)) continue;
     InferResult r = def.infer(view.bytes, dir, ctx_.role);
     if (r == InferResult::kYes) {
       protocol_ = def.protocol;
@@ -76,6 +79,12 @@ void Connection::TakeRecords(uint64_t now_ns, bool closing, std::vector<ConnReco
     ConnRecord& cr = out.emplace_back();
     cr.conn = ctx_;
     cr.conn.tid = r.request.thread_id != 0 ? r.request.thread_id : r.response.thread_id;
+    if (r.peer.family != 0) {
+      // A datagram protocol's exchange: its own peer (an unconnected UDP socket has many).
+      cr.conn.tuple.family = r.peer.family;
+      cr.conn.tuple.dport = r.peer.port;
+      std::memcpy(cr.conn.tuple.daddr, r.peer.addr.data(), sizeof(cr.conn.tuple.daddr));
+    }
     cr.record = std::move(r);
   }
 }

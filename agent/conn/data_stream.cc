@@ -104,6 +104,7 @@ void DataStream::Deliver(const DataChunk& chunk, StreamConsumer& consumer) {
     info.ts_exit_ns = chunk.ts_exit_ns;
     info.tcp_seq = chunk.tcp_seq;
     info.thread_id = chunk.thread_id;
+    info.peer = chunk.peer;
     if (buf_.empty()) {
       // Fast path: the protocol reads the event's payload in place (the view
       // is a member so no allocation happens per event).

@@ -29,6 +29,7 @@ struct DataChunk {
   uint32_t thread_id = 0;
   uint64_t bytes = 0;         // bytes the call moved
   std::string_view payload;   // captured prefix (payload.size() <= bytes)
+  protocols::PeerAddress peer;  // UDP: the datagram's remote end
 };
 
 // Receives the stream's contents in order.

@@ -11,6 +11,7 @@ using protocols::Direction;
 using protocols::Role;
 
 constexpr uint64_t kFdKeyBit = 1ull << 63;
+constexpr uint8_t kIpProtoUdp = 17;
 
 // Sockets are keyed by their inode (unique while the socket lives); without
 // one, by pid and fd.
@@ -139,7 +140,9 @@ void ConnectionTracker::OnData(const sonde_data_event& ev, std::vector<ConnRecor
     }
   }
   Connection* conn = Find(key);
-  if (conn != nullptr && ev.tuple.sport != 0 && conn->context().tuple.sport != 0 &&
+  // A UDP socket's remote end is per datagram (unconnected sockets), not a new socket.
+  if (conn != nullptr && ev.tuple.l4_protocol != kIpProtoUdp && ev.tuple.sport != 0 &&
+      conn->context().tuple.sport != 0 &&
       !SameTuple(conn->context().tuple, ev.tuple)) {
     // Same inode, different peer: a new socket generation.
     ++closed_.connections_replaced;
@@ -164,6 +167,11 @@ void ConnectionTracker::OnData(const sonde_data_event& ev, std::vector<ConnRecor
   chunk.ts_exit_ns = hdr.ts_exit_ns;
   chunk.thread_id = hdr.tid;
   chunk.bytes = ev.bytes;
+  if (ev.tuple.l4_protocol == kIpProtoUdp && ev.tuple.dport != 0) {
+    chunk.peer.family = ev.tuple.family;
+    chunk.peer.port = ev.tuple.dport;
+    std::memcpy(chunk.peer.addr.data(), ev.tuple.daddr, sizeof(ev.tuple.daddr));
+  }
   if (ev.flags & SONDE_DATA_SEQ_VALID) chunk.tcp_seq = ev.tcp_seq;
   if (!(ev.flags & SONDE_DATA_NO_PAYLOAD)) {
     chunk.payload = std::string_view(reinterpret_cast<const char*>(ev.payload),

@@ -30,6 +30,7 @@ struct ChunkInfo {
   uint64_t ts_exit_ns = 0;
   std::optional<uint32_t> tcp_seq;  // sequence number of the chunk's first byte
   uint32_t thread_id = 0;
+  PeerAddress peer;  // UDP: the datagram's remote end (family 0 when unknown)
 };
 
 // Contiguous captured bytes of one direction, starting at the first byte the
@@ -90,6 +91,10 @@ class ProtocolSession {
   virtual const ProtocolCounters& counters() const = 0;
 };
 
+// Transports a protocol runs over (ProtocolDefinition::transports bits).
+inline constexpr uint8_t kTransportTcp = 1 << 0;
+inline constexpr uint8_t kTransportUdp = 1 << 1;  // one captured call = one datagram
+
 // Result of looking at the first bytes of one direction of a new connection.
 enum class InferResult : uint8_t { kNo, kMaybeNeedMore, kYes };
 
@@ -108,6 +113,8 @@ struct ProtocolDefinition {
   // The record kinds its sessions produce and what they mean as spans (an
   // HTTP/2 session yields HTTP/2 and gRPC records).
   std::span<const RecordKind> record_kinds = {};
+  // Sockets it is tried on (kTransport* bits): stream protocols are TCP only.
+  uint8_t transports = kTransportTcp;
 };
 
 }  // namespace sonde::protocols

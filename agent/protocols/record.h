@@ -2,6 +2,7 @@
 // One reconstructed request/response exchange, protocol-neutral enough for
 // HTTP/1.1, HTTP/2 and gRPC. Produced by protocol sessions, consumed by the
 // span builder and the RED aggregator. Times are CLOCK_MONOTONIC ns.
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -11,6 +12,14 @@
 #include "agent/protocols/l7_protocol.h"
 
 namespace sonde::protocols {
+
+// The remote end of one datagram: a UDP socket may talk to many peers, so
+// datagram protocols carry it per call and per record.
+struct PeerAddress {
+  uint16_t family = 0;  // AF_INET / AF_INET6; 0: none (the connection's own peer applies)
+  uint16_t port = 0;    // host order
+  std::array<uint8_t, 16> addr{};  // IPv4 in the first 4 bytes
+};
 
 // One direction of an exchange (the request or the response).
 struct L7Message {
@@ -44,6 +53,7 @@ struct L7Record {
   int status = 0;          // HTTP status; 0 when unknown
   uint32_t stream_id = 0;  // HTTP/2 stream id
   uint32_t flags = 0;      // RecordFlags
+  PeerAddress peer;        // datagram protocols: the peer of this exchange (family 0: the connection's)
 
   L7Message request;
   L7Message response;

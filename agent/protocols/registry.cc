@@ -2,6 +2,7 @@
 
 // Each protocol folder exports its definition: a protocol is one include here
 // and one line in kProtocols.
+#include "agent/protocols/dns/definition.h"
 #include "agent/protocols/http1/definition.h"
 #include "agent/protocols/http2/definition.h"
 #include "agent/protocols/postgres/definition.h"
@@ -15,6 +16,8 @@ const ProtocolDefinition kProtocols[] = {
     http1::Definition(),
     redis::Definition(),  // after HTTP: an HTTP request is never taken for an inline command
     postgres::Definition(),
+    dns::TcpDefinition(),
+    dns::UdpDefinition(),  // the one UDP protocol: tried on UDP sockets only
     {L7Protocol::kUnknown, "unknown", nullptr, nullptr},
 };
 
