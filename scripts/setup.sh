@@ -23,6 +23,7 @@ PACKAGES=(
   # real peers for kernel and e2e tests and the demo
   nginx libnginx-mod-http-lua curl wrk nghttp2-client iproute2 nftables iptables
   chromium procps psmisc redis-server redis-tools
+  postgresql postgresql-client dnsmasq-base bind9-dnsutils
 )
 
 missing=()
