@@ -1,0 +1,155 @@
+#pragma once
+// Server-side trace join across agents. When the client of an exchange runs
+// on one node and the server on another, no agent sees both ends: each ships
+// its side in its own trace. Both sides carry what identifies the exchange:
+// the client endpoint (address + port; DNAT rewrites only the server side)
+// and the TCP sequence number of the first request byte. Whichever side
+// arrives second, in any order and up to `delay` later, joins the trace of
+// the side that arrived first:
+//   - a server span arriving after its client span: its trace is renamed to
+//     the client's and its parent becomes the client span;
+//   - a client span arriving after its server span: its trace is renamed to
+//     the server's (the stored server span keeps its empty parent; the trace
+//     assembler draws the edge from the same evidence, server/query).
+// Spans of a renamed trace arriving later (other batches of that agent, late
+// flushes) are renamed too while the rename is remembered (`delay`).
+// Known gap: spans of the second side's trace stored before the joining span
+// (another, earlier batch) keep the old trace id.
+//
+// Backend-independent: JoiningStorage wraps any Storage (SQLite, ClickHouse)
+// and rewrites batches before they are written.
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+
+#include "absl/container/flat_hash_map.h"
+#include "server/store/storage.h"
+
+namespace sonde::server {
+
+struct TraceJoinOptions {
+  bool enabled = true;
+  uint64_t delay_ns = 60'000'000'000ull;   // how long one side waits for the other
+  uint64_t max_skew_ns = 5'000'000'000ull;  // node clocks: the two sides' start times differ at most this
+  size_t max_entries = 1'000'000;          // indexed sides + remembered renames
+};
+
+struct TraceJoinCounters {
+  std::atomic<uint64_t> joins{0};          // exchanges joined across agents
+  std::atomic<uint64_t> renamed_spans{0};  // spans whose trace id was rewritten
+  std::atomic<uint64_t> evicted{0};        // index entries dropped at max_entries
+  std::atomic<uint64_t> skewed{0};         // same key, times too far apart: not joined
+};
+
+class TraceJoiner {
+ public:
+  explicit TraceJoiner(TraceJoinOptions options = {}) : options_(options) {}
+
+  // Joins the batch's spans with those seen before (`now_ns`: wall clock).
+  // Returns the batch with trace ids / parents rewritten, or nothing when no
+  // span of it changes (the common case: no copy). Thread-safe.
+  std::optional<v1::Batch> Rewrite(const v1::Batch& batch, uint64_t now_ns);
+
+  const TraceJoinCounters& counters() const { return counters_; }
+  const TraceJoinOptions& options() const { return options_; }
+  size_t entries() const;
+
+  struct Key {
+    std::array<uint8_t, 16> client_addr{};
+    uint32_t client_port = 0;
+    uint32_t seq = 0;
+    bool operator==(const Key&) const = default;
+    template <typename H>
+    friend H AbslHashValue(H h, const Key& k) {
+      return H::combine(std::move(h), k.client_addr, k.client_port, k.seq);
+    }
+  };
+  // The exchange key of a system span with a request sequence number and a
+  // parsable client endpoint.
+  static bool KeyOf(const v1::Span& span, Key* key);
+
+ private:
+  struct Side {
+    std::string trace_id;
+    std::string span_id;
+    uint64_t start_ns = 0;
+    uint64_t expires_ns = 0;
+  };
+  struct Rename {
+    std::string to;
+    uint64_t expires_ns = 0;
+  };
+  struct Expiry {
+    int table;  // 0 clients, 1 servers, 2 renames
+    Key key;
+    std::string trace_id;  // renames
+    uint64_t at_ns;
+  };
+  void ExpireLocked(uint64_t now_ns);
+  const std::string& ResolveLocked(const std::string& trace_id) const;
+  void AddRenameLocked(const std::string& from, const std::string& to, uint64_t now_ns);
+  bool CloseInTime(uint64_t a, uint64_t b) const;
+
+  TraceJoinOptions options_;
+  TraceJoinCounters counters_;
+  mutable std::mutex mu_;
+  absl::flat_hash_map<Key, Side> clients_;   // client sides waiting for their server side
+  absl::flat_hash_map<Key, Side> servers_;   // root server sides waiting for their client side
+  absl::flat_hash_map<std::string, Rename> renames_;  // trace id -> the trace it joined
+  std::deque<Expiry> expiry_;
+};
+
+// A Storage that joins traces across agents before writing (TraceJoiner),
+// then delegates everything to `inner`.
+class JoiningStorage final : public Storage {
+ public:
+  JoiningStorage(std::unique_ptr<Storage> inner, TraceJoinOptions options)
+      : inner_(std::move(inner)), joiner_(options) {}
+
+  absl::StatusOr<bool> WriteBatch(const IngestContext& ctx, const v1::Batch& batch) override;
+  absl::StatusOr<std::vector<EndpointSummary>> Endpoints(const EndpointQuery& q) override {
+    return inner_->Endpoints(q);
+  }
+  absl::StatusOr<std::vector<TraceSummary>> SearchTraces(const TraceQuery& q) override {
+    return inner_->SearchTraces(q);
+  }
+  absl::StatusOr<std::vector<StoredSpan>> Trace(const std::string& trace_id) override {
+    return inner_->Trace(trace_id);
+  }
+  absl::StatusOr<std::vector<StoredSpan>> RequestLog(const RequestLogQuery& q) override {
+    return inner_->RequestLog(q);
+  }
+  absl::StatusOr<std::vector<v1::RequestRecord>> RequestRecords(const RequestLogQuery& q) override {
+    return inner_->RequestRecords(q);
+  }
+  absl::StatusOr<std::vector<StoredRedWindow>> RedWindows(const RedQuery& q) override {
+    return inner_->RedWindows(q);
+  }
+  absl::StatusOr<std::vector<SpanSample>> SpanSamples(const RedQuery& q) override {
+    return inner_->SpanSamples(q);
+  }
+  absl::StatusOr<std::vector<StoredTcpWindow>> TcpWindows(const TcpQuery& q) override {
+    return inner_->TcpWindows(q);
+  }
+  absl::StatusOr<std::vector<StackValue>> Stacks(const ProfileQuery& q) override { return inner_->Stacks(q); }
+  absl::StatusOr<std::vector<ProcessRow>> Processes() override { return inner_->Processes(); }
+  absl::StatusOr<RetentionResult> EnforceRetention(uint64_t now_ns, const RetentionPolicy& policy) override {
+    return inner_->EnforceRetention(now_ns, policy);
+  }
+  StorageStats Stats() override { return inner_->Stats(); }
+  int schema_version() const override { return inner_->schema_version(); }
+
+  const TraceJoiner& joiner() const { return joiner_; }
+  Storage& inner() { return *inner_; }
+
+ private:
+  std::unique_ptr<Storage> inner_;
+  TraceJoiner joiner_;
+};
+
+}  // namespace sonde::server
