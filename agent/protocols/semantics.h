@@ -23,7 +23,7 @@ struct Attribute {
 // The cheap part, taken for every record before sampling: enough to name
 // the span, count it in RED and decide whether it is an error.
 struct SpanDescription {
-  std::string name;       // span name: "GET /users/{id}", "pkg.Service/Method"
+  std::string name;       // span name: "pkg.Service/Method"; empty = the endpoint
   std::string endpoint;   // what the UI and RED group by
   std::string operation;  // RED operation label (HTTP method, RPC method)
   std::string route;      // RED route label (normalised path, RPC service/method)

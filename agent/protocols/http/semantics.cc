@@ -39,7 +39,8 @@ void DescribeHttp(const L7Record& r, bool server_side, SpanDescription& out) {
   out.endpoint.append(method);
   out.endpoint.push_back(' ');
   out.endpoint.append(out.route);
-  out.name = out.endpoint;
+  // name stays empty: it equals the endpoint, filled in when a kept span is
+  // completed (most spans are left out by sampling and never need it).
   if (r.flags & kRecordNoResponse) {
     out.error = true;
     out.status_message = "no response";
