@@ -133,6 +133,7 @@ void SpanBuilder::Complete(Span& s) {
   if (!s.deferred) return;
   const protocols::L7Record& r = s.deferred->record;
   const sonde_tuple& tuple = s.deferred->tuple;
+  if (s.name.empty()) s.name = s.endpoint;  // SpanDescription: an empty name is the endpoint
   s.local = {capture::LocalAddress(tuple), tuple.sport};
   s.peer = {capture::RemoteAddress(tuple), tuple.dport};
   const bool server = s.kind == SpanKind::kServer;
