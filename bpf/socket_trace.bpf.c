@@ -5,13 +5,15 @@
  * prefix; connect/accept/close and TCP state changes become connection
  * events.
  *
- * Two BTF tracepoints, sys_enter and sys_exit, dispatch on the syscall
- * number. Per-syscall classic tracepoints would build a perf record on every
+ * One BTF tracepoint, sys_exit, dispatches on the syscall number.
+ * Per-syscall classic tracepoints would build a perf record on every traced
  * call (28 of them cost ~16 % of a proxied nginx's throughput on the
- * development VM; the BTF pair that does nothing costs ~3 %). So:
+ * development VM; the BTF program that does nothing costs ~3 %). So:
  *  - a syscall we do not trace returns after one switch;
- *  - only close() is handled at entry; every other call is filtered and read
- *    at exit, with its arguments read back from pt_regs (no stash);
+ *  - only close() is handled at entry, by its own classic tracepoint (rare,
+ *    and no program runs at the entry of any other syscall); every other
+ *    call is filtered and read at exit, with its arguments read back from
+ *    pt_regs (no stash);
  *  - per-socket state (role, cached tuple, "not wanted") makes a socket that
  *    is not inet, filtered out by port or ignored by user space (not L7, TLS
  *    ciphertext) cost one lookup per call;
@@ -594,13 +596,15 @@ static __always_inline __u8 traced_syscall(long nr) {
   }
 }
 
-/* Only close() needs entry: its fd no longer resolves at exit. */
-SEC("tp_btf/sys_enter")
-int BPF_PROG(on_sys_enter, struct pt_regs *regs, long id) {
-  if (id != SONDE_NR_close) return 0;
+/* Only close() needs entry: its fd no longer resolves at exit. The classic
+ * per-syscall tracepoint runs a program for close() alone; a BTF sys_enter
+ * program would run for every syscall of every process (~10-30 ns each,
+ * ~30 syscalls per proxied request) to keep one of them. */
+SEC("tracepoint/syscalls/sys_enter_close")
+int on_sys_enter_close(struct trace_event_raw_sys_enter *ctx) {
   const __u64 pid_tgid = bpf_get_current_pid_tgid();
   if (!process_traced(pid_tgid >> 32)) return 0;
-  return enter_close((__s32)SONDE_SYSCALL_ARG0(regs), pid_tgid);
+  return enter_close((__s32)ctx->args[0], pid_tgid);
 }
 
 /* Everything else is decided and read at exit: the argument registers still
