@@ -12,6 +12,7 @@
 #include "server/api/http_api.h"
 #include "server/api/params.h"
 #include "server/ingest/ingest_service.h"
+#include "server/ingest/trace_join.h"
 #include "server/store/storage.h"
 
 namespace {
@@ -63,6 +64,10 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--retention-interval", retention_interval, "how often retention runs")
       ->capture_default_str();
+  std::string trace_join_delay = "60s";
+  app.add_option("--trace-join-delay", trace_join_delay,
+                 "join the spans of one request shipped by different agents up to this far apart (0: off)")
+      ->capture_default_str();
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   spdlog::set_level(spdlog::level::from_str(log_level));
@@ -92,6 +97,16 @@ int main(int argc, char** argv) {
     return 1;
   }
   spdlog::info("storage: {} (schema v{})", opts.path, (*storage)->schema_version());
+  auto join_delay = sonde::server::ParseDuration(trace_join_delay);
+  if (!join_delay.ok()) {
+    spdlog::error("bad --trace-join-delay: {}", trace_join_delay);
+    return 2;
+  }
+  if (*join_delay > 0) {  // every backend: the join sits in front of the store
+    sonde::server::TraceJoinOptions join;
+    join.delay_ns = *join_delay;
+    *storage = std::make_unique<sonde::server::JoiningStorage>(std::move(*storage), join);
+  }
 
   sonde::server::IngestService ingest(storage->get(), token);
   grpc::ServerBuilder builder;
