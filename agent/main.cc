@@ -29,6 +29,7 @@
 #include "agent/otlp/cli.h"
 #include "agent/packet/network_component.h"
 #include "agent/pipeline/otlp_component.h"
+#include "agent/conn/socket_probe.h"
 #include "agent/pipeline/pipeline.h"
 #include "agent/profile/profile_component.h"
 
@@ -269,6 +270,11 @@ int RunAgent(const sonde::core::AgentConfig& config, const RunCommand& cmd,
     source = std::move(capture);
   }
   options.poll_timeout_ms = static_cast<int>(config.capture.drain_interval_ms);
+  // Connection lifecycle (agent/conn/tracker.h): the memory ceiling, and for
+  // live capture the periodic check of quiet connections against /proc.
+  options.tracker.memory_ceiling_bytes = static_cast<uint64_t>(config.memory_limit_mb) << 20;
+  sonde::conn::ProcSocketProbe socket_probe;
+  if (live != nullptr) options.tracker.socket_probe = &socket_probe;
 
   sonde::pipeline::Agent agent(options);
   // --- components plug in here (each: agent.AddComponent / agent.AddSink) ---

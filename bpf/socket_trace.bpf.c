@@ -626,17 +626,32 @@ int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret) {
   return emit_data(syscall, fd, SONDE_SYSCALL_ARG1(regs), SONDE_SYSCALL_ARG2(regs), ret);
 }
 
-/* TCP_CLOSE while the process still holds the socket (peer reset, timeout):
- * lets user space expire state before the fd is closed. Runs in softirq
- * context, so the pid is not meaningful and no process filter applies. */
+/* The socket is done for, whoever closed it: TCP_CLOSE (peer reset, timeout,
+ * end of the close handshake), or both directions shut down on the way to
+ * FIN_WAIT1/LAST_ACK -- which is how the kernel's own close of the fd looks
+ * when a process exits without close() (__tcp_close sets SHUTDOWN_MASK, then
+ * changes state, then orphans the socket: its inode still resolves here).
+ * Lets user space release the connection (after a short grace: this runs in
+ * softirq context, possibly before the owner's last calls are in the ring
+ * buffer) and drops the socket's state, which no close() may come to drop.
+ * After a close() the state is already gone: one lookup. The pid is not
+ * meaningful here, so no process filter applies. */
 SEC("tracepoint/sock/inet_sock_set_state")
 int on_state_change(struct trace_event_raw_inet_sock_set_state *ctx) {
-  if (ctx->protocol != SONDE_IPPROTO_TCP || ctx->newstate != 7 /* TCP_CLOSE */) return 0;
+  if (ctx->protocol != SONDE_IPPROTO_TCP) return 0;
   struct sock *sk = (struct sock *)ctx->skaddr;
+  if (ctx->newstate != 7 /* TCP_CLOSE */) {
+    if (ctx->newstate != 4 /* TCP_FIN_WAIT1 */ && ctx->newstate != 9 /* TCP_LAST_ACK */) return 0;
+    if ((BPF_CORE_READ_BITFIELD_PROBED(sk, sk_shutdown) & 3 /* SHUTDOWN_MASK */) != 3) return 0;
+  }
   __u64 inode = sonde_sock_inode(sk);
   if (inode == 0) return 0; /* orphaned: close() already reported it */
   struct sonde_sock_state *st = bpf_map_lookup_elem(&sock_states, &inode);
-  if (!st || (st->flags & (SONDE_SOCK_NOT_INET | SONDE_SOCK_FILTERED | SONDE_SOCK_IGNORED))) return 0;
+  if (!st) return 0;
+  const __u8 role = st->role;
+  const bool wanted = !(st->flags & (SONDE_SOCK_NOT_INET | SONDE_SOCK_FILTERED | SONDE_SOCK_IGNORED));
+  bpf_map_delete_elem(&sock_states, &inode);
+  if (!wanted) return 0;
   struct sonde_conn_event ev = {};
   if (sonde_fill_tuple(sk, &ev.tuple) != 0) return 0;
   ev.hdr.type = SONDE_EVENT_CONN_CLOSE;
@@ -645,7 +660,7 @@ int on_state_change(struct trace_event_raw_inet_sock_set_state *ctx) {
   ev.sock_id = inode;
   ev.fd = -1;
   ev.retval = ctx->newstate;
-  ev.role = st->role;
+  ev.role = role;
   ev.syscall = SONDE_SYS_STATE_CHANGE;
   struct tcp_sock *tp = (struct tcp_sock *)sk;
   ev.bytes_sent = BPF_CORE_READ(tp, bytes_sent);

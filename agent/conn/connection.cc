@@ -71,11 +71,12 @@ void Connection::OnGap(Direction dir, uint64_t bytes) {
   }
 }
 
-void Connection::TakeRecords(uint64_t now_ns, bool closing, std::vector<ConnRecord>& out) {
+void Connection::TakeRecords(uint64_t now_ns, bool closing, std::vector<protocols::L7Record>& scratch,
+                             std::vector<ConnRecord>& out) {
   if (!session_) return;
-  scratch_.clear();
-  session_->TakeRecords(now_ns, closing, scratch_);
-  for (auto& r : scratch_) {
+  scratch.clear();
+  session_->TakeRecords(now_ns, closing, scratch);
+  for (auto& r : scratch) {
     ConnRecord& cr = out.emplace_back();
     cr.conn = ctx_;
     cr.conn.tid = r.request.thread_id != 0 ? r.request.thread_id : r.response.thread_id;
@@ -87,6 +88,13 @@ void Connection::TakeRecords(uint64_t now_ns, bool closing, std::vector<ConnReco
     }
     cr.record = std::move(r);
   }
+  scratch.clear();
+}
+
+void Connection::ReleaseIdleMemory() {
+  egress_.ReleaseIdleMemory();
+  ingress_.ReleaseIdleMemory();
+  if (session_) session_->ReleaseIdleMemory();
 }
 
 }  // namespace sonde::conn

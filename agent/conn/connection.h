@@ -21,7 +21,11 @@ class Connection final : public StreamConsumer {
   void FlushExpired(uint64_t now_ns);
   // Both directions ended: deliver what is left and flush the session.
   void Close();
-  void TakeRecords(uint64_t now_ns, bool closing, std::vector<ConnRecord>& out);
+  // `scratch` is the tracker's (one buffer for all connections, not one each).
+  void TakeRecords(uint64_t now_ns, bool closing, std::vector<protocols::L7Record>& scratch,
+                   std::vector<ConnRecord>& out);
+  // Quiet for a while: streams and session give back reuse capacity.
+  void ReleaseIdleMemory();
 
   size_t OnBytes(protocols::Direction dir, const protocols::StreamView& view) override;
   void OnGap(protocols::Direction dir, uint64_t bytes) override;
@@ -43,6 +47,13 @@ class Connection final : public StreamConsumer {
     return session_ ? &session_->counters() : nullptr;
   }
 
+  // Tracker bookkeeping (tracker.cc): in the active list (ticked every
+  // time) or quiet (visited by the periodic sweep only); when the socket's
+  // existence was last checked against the kernel.
+  bool active = false;
+  bool close_listed = false;
+  uint64_t checked_ns = 0;
+
  private:
   ConnContext ctx_;
   bool late_join_;
@@ -55,7 +66,6 @@ class Connection final : public StreamConsumer {
   uint32_t infer_calls_ = 0;
   uint64_t last_activity_ns_ = 0;
   uint64_t close_pending_since_ns_ = 0;
-  std::vector<protocols::L7Record> scratch_;
 };
 
 }  // namespace sonde::conn

@@ -34,9 +34,10 @@ void DataStream::Place(DataChunk chunk, StreamConsumer& consumer) {
       chunk.tcp_seq = *chunk.tcp_seq + static_cast<uint32_t>(overlap);
       continue;
     }
-    bool full = waiting_.size() >= options_.max_reorder_chunks ||
+    const size_t waiting = reorder_ ? reorder_->waiting.size() : 0;
+    bool full = waiting >= options_.max_reorder_chunks ||
                 budget_->used + chunk.payload.size() > budget_->limit;
-    if (full && !waiting_.empty()) {
+    if (full && waiting != 0) {
       ReleaseOldest(consumer);  // no room to wait longer: the oldest hole becomes a gap
       continue;
     }
@@ -48,13 +49,14 @@ void DataStream::Place(DataChunk chunk, StreamConsumer& consumer) {
       break;
     }
     ++counters_.reordered;
-    if (waiting_.empty()) oldest_wait_ns_ = chunk.ts_exit_ns;
-    Waiting& w = waiting_[offset];
+    if (!reorder_) reorder_ = std::make_unique<Reorder>();
+    if (reorder_->waiting.empty()) reorder_->oldest_ns = chunk.ts_exit_ns;
+    Waiting& w = reorder_->waiting[offset];
     budget_->used -= std::min<size_t>(budget_->used, w.payload.size());
-    waiting_bytes_ -= w.payload.size();
+    reorder_->bytes -= w.payload.size();
     w.chunk = chunk;
     w.payload.assign(chunk.payload);
-    waiting_bytes_ += w.payload.size();
+    reorder_->bytes += w.payload.size();
     budget_->used += w.payload.size();
     return;
   }
@@ -63,7 +65,7 @@ void DataStream::Place(DataChunk chunk, StreamConsumer& consumer) {
 }
 
 void DataStream::ReleaseOldest(StreamConsumer& consumer) {
-  auto it = waiting_.begin();
+  auto it = reorder_->waiting.begin();
   if (it->first > next_offset_) {
     Gap(it->first - next_offset_, consumer);
     next_offset_ = it->first;
@@ -73,16 +75,17 @@ void DataStream::ReleaseOldest(StreamConsumer& consumer) {
 }
 
 void DataStream::DrainWaiting(StreamConsumer& consumer) {
-  while (!waiting_.empty() && waiting_.begin()->first <= next_offset_) {
-    auto it = waiting_.begin();
+  if (!reorder_) return;
+  while (!reorder_->waiting.empty() && reorder_->waiting.begin()->first <= next_offset_) {
+    auto it = reorder_->waiting.begin();
     Waiting w = std::move(it->second);
-    waiting_bytes_ -= w.payload.size();
+    reorder_->bytes -= w.payload.size();
     budget_->used -= std::min(budget_->used, w.payload.size());
-    waiting_.erase(it);
+    reorder_->waiting.erase(it);
     w.chunk.payload = w.payload;
     Place(w.chunk, consumer);
   }
-  if (waiting_.empty()) oldest_wait_ns_ = 0;
+  if (reorder_->waiting.empty()) reorder_->oldest_ns = 0;
 }
 
 void DataStream::Deliver(const DataChunk& chunk, StreamConsumer& consumer) {
@@ -94,7 +97,10 @@ void DataStream::Deliver(const DataChunk& chunk, StreamConsumer& consumer) {
   next_offset_ += chunk.bytes;
 
   if (!chunk.payload.empty()) {
-    if (budget_->used + chunk.payload.size() > budget_->limit) {
+    // Only bytes appended to the buffer count against the budget: an empty
+    // buffer's call is parsed in place (and its unconsumed rest is checked
+    // in KeepRemainder), so a budget of 0 turns buffering off, not parsing.
+    if (!buf_.empty() && budget_->used + chunk.payload.size() > budget_->limit) {
       ++budget_->drops;
       Gap(chunk.bytes, consumer);
       return;
@@ -108,7 +114,7 @@ void DataStream::Deliver(const DataChunk& chunk, StreamConsumer& consumer) {
     if (buf_.empty()) {
       // Fast path: the protocol reads the event's payload in place (the view
       // is a member so no allocation happens per event).
-      StreamView& view = fast_view_;
+      StreamView& view = budget_->fast_view;
       info.offset = 0;
       view.bytes = chunk.payload;
       view.chunks.assign(1, info);
@@ -149,7 +155,8 @@ void DataStream::KeepRemainder(std::string_view bytes, const std::vector<ChunkIn
     consumer.OnGap(dir_, rest);
     return;
   } else {
-    scratch_chunks_.clear();
+    std::vector<ChunkInfo>& rebuilt = budget_->scratch_chunks;
+    rebuilt.clear();
     for (size_t i = 0; i < chunks.size(); ++i) {
       uint64_t end = i + 1 < chunks.size() ? chunks[i + 1].offset : bytes.size();
       if (end <= used) continue;
@@ -157,9 +164,9 @@ void DataStream::KeepRemainder(std::string_view bytes, const std::vector<ChunkIn
       uint64_t start = std::max<uint64_t>(c.offset, used);
       if (c.tcp_seq) c.tcp_seq = *c.tcp_seq + static_cast<uint32_t>(start - c.offset);
       c.offset = start - used;
-      scratch_chunks_.push_back(c);
+      rebuilt.push_back(c);
     }
-    chunks_.swap(scratch_chunks_);
+    chunks_.assign(rebuilt.begin(), rebuilt.end());
     if (bytes.data() == buf_.data()) {
       buf_.erase(0, used);
     } else {
@@ -181,11 +188,11 @@ void DataStream::Gap(uint64_t bytes, StreamConsumer& consumer) {
 }
 
 void DataStream::ForceWaiting(StreamConsumer& consumer) {
-  while (!waiting_.empty()) ReleaseOldest(consumer);
+  while (has_waiting()) ReleaseOldest(consumer);
 }
 
 void DataStream::FlushExpired(uint64_t now_ns, StreamConsumer& consumer) {
-  if (waiting_.empty() || now_ns < oldest_wait_ns_ + options_.reorder_window_ns) return;
+  if (!has_waiting() || now_ns < reorder_->oldest_ns + options_.reorder_window_ns) return;
   ForceWaiting(consumer);
 }
 
@@ -199,6 +206,13 @@ void DataStream::Close(StreamConsumer& consumer) {
   budget_->used -= std::min(budget_->used, buf_.size());
   buf_.clear();
   chunks_.clear();
+}
+
+void DataStream::ReleaseIdleMemory() {
+  if (!buf_.empty() || has_waiting()) return;
+  std::string().swap(buf_);
+  std::vector<protocols::ChunkInfo>().swap(chunks_);
+  reorder_.reset();
 }
 
 }  // namespace sonde::conn

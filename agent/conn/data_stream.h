@@ -5,6 +5,7 @@
 // time) for the hole to fill, then the hole becomes a gap.
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -14,11 +15,15 @@
 
 namespace sonde::conn {
 
-// Shared byte budget of all streams of a tracker.
+// Shared by all streams of a tracker: the byte budget, and scratch space a
+// stream needs only during one call (kept here, not in each of tens of
+// thousands of streams).
 struct MemoryBudget {
   size_t limit = 64u << 20;
   size_t used = 0;
   uint64_t drops = 0;  // chunks / buffers dropped because the budget was full
+  protocols::StreamView fast_view;                     // the in-place view of one call's bytes
+  std::vector<protocols::ChunkInfo> scratch_chunks;    // KeepRemainder's rebuilt chunk list
 };
 
 // One captured call's contribution to a stream.
@@ -58,6 +63,7 @@ class DataStream {
     uint64_t reorder_window_ns = 100'000'000;
   };
 
+  // `options` and `budget` outlive the stream (the tracker's).
   DataStream(protocols::Direction dir, const Options& options, MemoryBudget* budget)
       : dir_(dir), options_(options), budget_(budget) {}
   ~DataStream();
@@ -72,7 +78,11 @@ class DataStream {
   // the remainder once more with connection_closed set.
   void Close(StreamConsumer& consumer);
 
-  size_t buffered_bytes() const { return buf_.size() + waiting_bytes_; }
+  // Nothing buffered: give back the capacity kept for reuse (an idle
+  // connection's streams then hold no heap memory).
+  void ReleaseIdleMemory();
+
+  size_t buffered_bytes() const { return buf_.size() + (reorder_ ? reorder_->bytes : 0); }
   const StreamCounters& counters() const { return counters_; }
 
  private:
@@ -89,19 +99,24 @@ class DataStream {
   void KeepRemainder(std::string_view bytes, const std::vector<protocols::ChunkInfo>& chunks,
                      size_t used, StreamConsumer& consumer);
 
+  // Chunks ahead of a hole, keyed by stream offset. Allocated on the first
+  // out-of-order chunk: most streams never need it.
+  struct Reorder {
+    std::map<uint64_t, Waiting> waiting;
+    uint64_t bytes = 0;
+    uint64_t oldest_ns = 0;
+  };
+  bool has_waiting() const { return reorder_ && !reorder_->waiting.empty(); }
+
   protocols::Direction dir_;
-  Options options_;
+  const Options& options_;
   MemoryBudget* budget_;
   std::string buf_;  // unconsumed bytes, buf_[0] is the next byte the protocol sees
   std::vector<protocols::ChunkInfo> chunks_;  // calls covering buf_
   std::optional<uint32_t> next_seq_;          // sequence of the next expected byte
   uint64_t next_offset_ = 0;                  // stream offset of the next expected byte
-  std::map<uint64_t, Waiting> waiting_;       // ahead of a hole, keyed by stream offset
-  uint64_t waiting_bytes_ = 0;
-  uint64_t oldest_wait_ns_ = 0;
+  std::unique_ptr<Reorder> reorder_;
   StreamCounters counters_;
-  std::vector<protocols::ChunkInfo> scratch_chunks_;
-  protocols::StreamView fast_view_;
 };
 
 }  // namespace sonde::conn

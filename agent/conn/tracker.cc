@@ -1,8 +1,10 @@
 #include "agent/conn/tracker.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "agent/conn/connection.h"
+#include "agent/conn/socket_probe.h"
 
 namespace sonde::conn {
 namespace {
@@ -48,7 +50,24 @@ void AddStream(TrackerCounters& to, const StreamCounters& from) {
 
 }  // namespace
 
-ConnectionTracker::ConnectionTracker(TrackerOptions options) : options_(options) {
+std::string_view ReleaseReasonName(ReleaseReason reason) {
+  switch (reason) {
+    case ReleaseReason::kClose: return "close";
+    case ReleaseReason::kSocketClosed: return "socket_closed";
+    case ReleaseReason::kReplaced: return "replaced";
+    case ReleaseReason::kIdleTimeout: return "idle_timeout";
+    case ReleaseReason::kSocketGone: return "socket_gone";
+    case ReleaseReason::kProcessExited: return "process_exited";
+    case ReleaseReason::kUnclaimed: return "unclaimed";
+    case ReleaseReason::kMemoryShed: return "memory_ceiling";
+    case ReleaseReason::kShutdown: return "shutdown";
+    case ReleaseReason::kCount: break;
+  }
+  return "unknown";
+}
+
+ConnectionTracker::ConnectionTracker(TrackerOptions options)
+    : options_(options), ceiling_(options.memory_ceiling_bytes) {
   budget_.limit = options_.max_memory_bytes;
 }
 
@@ -102,11 +121,11 @@ void ConnectionTracker::Retire(const Connection& c) {
   if (c.gave_up()) ++closed_.unknown_protocol;
 }
 
-void ConnectionTracker::Close(ConnMap::iterator it, std::vector<ConnRecord>& out) {
+void ConnectionTracker::Release(ConnMap::iterator it, ReleaseReason reason, std::vector<ConnRecord>& out) {
   Connection& c = *it->second;
   c.Close();
   size_t before = out.size();
-  c.TakeRecords(latest_ns_, /*closing=*/true, out);
+  c.TakeRecords(latest_ns_, /*closing=*/true, scratch_, out);
   closed_.records += out.size() - before;
   Retire(c);
   const ConnContext& ctx = c.context();
@@ -115,7 +134,22 @@ void ConnectionTracker::Close(ConnMap::iterator it, std::vector<ConnRecord>& out
     if (fd_it != by_fd_.end() && fd_it->second == it->first) by_fd_.erase(fd_it);
   }
   ++closed_.connections_closed;
+  ++closed_.released[static_cast<size_t>(reason)];
+  if (reason == ReleaseReason::kIdleTimeout) ++closed_.connections_expired;
+  if (reason == ReleaseReason::kReplaced) ++closed_.connections_replaced;
   connections_.erase(it);
+}
+
+void ConnectionTracker::MarkActive(uint64_t key, Connection& c) {
+  if (c.active) return;
+  c.active = true;
+  active_.push_back(key);
+}
+
+void ConnectionTracker::TakeRecords(Connection& c, uint64_t now_ns, std::vector<ConnRecord>& out) {
+  size_t before = out.size();
+  c.TakeRecords(now_ns, /*closing=*/false, scratch_, out);
+  closed_.records += out.size() - before;
 }
 
 void ConnectionTracker::OnData(const sonde_data_event& ev, std::vector<ConnRecord>& out) {
@@ -132,8 +166,7 @@ void ConnectionTracker::OnData(const sonde_data_event& ev, std::vector<ConnRecor
     if (fd_it != by_fd_.end() && fd_it->second != key) {
       auto old = connections_.find(fd_it->second);
       if (old != connections_.end() && old->second->context().pid == hdr.pid) {
-        ++closed_.connections_replaced;
-        Close(old, out);
+        Release(old, ReleaseReason::kReplaced, out);
       } else {
         by_fd_.erase(fd_it);
       }
@@ -145,8 +178,7 @@ void ConnectionTracker::OnData(const sonde_data_event& ev, std::vector<ConnRecor
       conn->context().tuple.sport != 0 &&
       !SameTuple(conn->context().tuple, ev.tuple)) {
     // Same inode, different peer: a new socket generation.
-    ++closed_.connections_replaced;
-    Close(connections_.find(key), out);
+    Release(connections_.find(key), ReleaseReason::kReplaced, out);
     conn = nullptr;
   }
   const auto role = static_cast<Role>(ev.role <= SONDE_ROLE_SERVER ? ev.role : 0);
@@ -161,6 +193,7 @@ void ConnectionTracker::OnData(const sonde_data_event& ev, std::vector<ConnRecor
     ctx.fd = ev.fd;
     by_fd_[FdKey(hdr.pid, ev.fd)] = key;
   }
+  MarkActive(key, *conn);
 
   DataChunk chunk;
   chunk.ts_enter_ns = hdr.ts_enter_ns;
@@ -179,14 +212,12 @@ void ConnectionTracker::OnData(const sonde_data_event& ev, std::vector<ConnRecor
   }
   const auto dir = ev.direction == SONDE_DIR_EGRESS ? Direction::kEgress : Direction::kIngress;
   conn->AddData(dir, chunk);
-  size_t before = out.size();
-  conn->TakeRecords(hdr.ts_exit_ns, /*closing=*/false, out);
-  closed_.records += out.size() - before;
+  TakeRecords(*conn, hdr.ts_exit_ns, out);
   if (conn->gave_up() && ev.sock_id != 0) {
     // Not a protocol we reconstruct (or TLS ciphertext): let the kernel stop
     // copying it and free its state now instead of at the idle timeout.
     unclaimed_sockets_.push_back(ev.sock_id);
-    Close(connections_.find(key), out);
+    Release(connections_.find(key), ReleaseReason::kUnclaimed, out);
   }
 }
 
@@ -206,8 +237,7 @@ void ConnectionTracker::OnConn(const sonde_conn_event& ev, std::vector<ConnRecor
         if (ctx.tuple.sport == 0) ctx.tuple = ev.tuple;
         return;
       }
-      ++closed_.connections_replaced;
-      Close(it, out);
+      Release(it, ReleaseReason::kReplaced, out);
     }
     if (ev.fd < 0) return;  // state changes alone do not start tracking
     Create(key, hdr, ev.tuple, ev.fd, static_cast<Role>(ev.role <= 2 ? ev.role : 0),
@@ -222,40 +252,128 @@ void ConnectionTracker::OnConn(const sonde_conn_event& ev, std::vector<ConnRecor
   }
   if (it == connections_.end()) return;
   if (ev.syscall == SONDE_SYS_STATE_CHANGE) {
-    it->second->MarkClosePending(hdr.ts_exit_ns != 0 ? hdr.ts_exit_ns : latest_ns_);
+    Connection& c = *it->second;
+    c.MarkClosePending(hdr.ts_exit_ns != 0 ? hdr.ts_exit_ns : latest_ns_);
+    if (!c.close_listed) {
+      c.close_listed = true;
+      close_pending_.push_back(it->first);
+    }
     return;
   }
-  Close(it, out);
+  Release(it, ReleaseReason::kClose, out);
 }
 
 void ConnectionTracker::Tick(uint64_t now_ns, std::vector<ConnRecord>& out) {
   latest_ns_ = std::max(latest_ns_, now_ns);
-  for (auto it = connections_.begin(); it != connections_.end();) {
+  // Kernel-closed sockets whose grace has passed.
+  size_t keep = 0;
+  for (uint64_t key : close_pending_) {
+    auto it = connections_.find(key);
+    if (it == connections_.end() || it->second->close_pending_since_ns() == 0) continue;
+    if (it->second->close_pending_since_ns() + options_.state_close_grace_ns < now_ns) {
+      Release(it, ReleaseReason::kSocketClosed, out);
+      continue;
+    }
+    close_pending_[keep++] = key;
+  }
+  close_pending_.resize(keep);
+
+  // Busy connections: reorder windows and protocol timers; the ones gone
+  // quiet give back their buffers and leave the list.
+  keep = 0;
+  for (size_t i = 0; i < active_.size(); ++i) {
+    const uint64_t key = active_[i];
+    auto it = connections_.find(key);
+    if (it == connections_.end() || !it->second->active) continue;
     Connection& c = *it->second;
-    if (c.last_activity_ns() + options_.idle_timeout_ns < now_ns) {
-      ++closed_.connections_expired;
-      auto next = std::next(it);
-      Close(it, out);
-      it = next;
-      continue;
-    }
-    if (c.close_pending_since_ns() != 0 &&
-        c.close_pending_since_ns() + options_.state_close_grace_ns < now_ns) {
-      auto next = std::next(it);
-      Close(it, out);
-      it = next;
-      continue;
-    }
     c.FlushExpired(now_ns);
-    size_t before = out.size();
-    c.TakeRecords(now_ns, /*closing=*/false, out);
-    closed_.records += out.size() - before;
-    ++it;
+    TakeRecords(c, now_ns, out);
+    if (c.last_activity_ns() + options_.quiet_after_ns < now_ns) {
+      c.active = false;
+      c.ReleaseIdleMemory();
+      continue;
+    }
+    // A key listed twice (released and re-created in between) is kept once.
+    c.active = false;
+    active_[keep++] = key;
+  }
+  active_.resize(keep);
+  for (uint64_t key : active_) connections_.find(key)->second->active = true;
+
+  if (last_sweep_ns_ == 0 || now_ns >= last_sweep_ns_ + options_.sweep_interval_ns) {
+    Sweep(now_ns, out);
+    last_sweep_ns_ = now_ns;
   }
 }
 
+void ConnectionTracker::Sweep(uint64_t now_ns, std::vector<ConnRecord>& out) {
+  if (options_.memory_ceiling_bytes != 0) ApplyShedLevel(ceiling_.Check(), now_ns, out);
+  size_t probes = 0;
+  for (auto it = connections_.begin(); it != connections_.end();) {
+    auto next = std::next(it);
+    Connection& c = *it->second;
+    if (c.last_activity_ns() + options_.idle_timeout_ns < now_ns) {
+      Release(it, ReleaseReason::kIdleTimeout, out);
+      it = next;
+      continue;
+    }
+    if (!c.active) {
+      // Quiet: the slow timers (stream timeouts) still run.
+      c.FlushExpired(now_ns);
+      TakeRecords(c, now_ns, out);
+      c.ReleaseIdleMemory();
+      const uint64_t since = std::max(c.last_activity_ns(), c.checked_ns);
+      if (options_.socket_probe != nullptr && probes < options_.max_probes_per_sweep &&
+          since + options_.probe_after_ns < now_ns) {
+        ++probes;
+        c.checked_ns = now_ns;
+        const ConnContext& ctx = c.context();
+        switch (options_.socket_probe->Check(ctx.pid, ctx.fd, ctx.sock_id)) {
+          case SocketLiveness::kGone:
+            Release(it, ReleaseReason::kSocketGone, out);
+            break;
+          case SocketLiveness::kProcessGone:
+            Release(it, ReleaseReason::kProcessExited, out);
+            break;
+          case SocketLiveness::kAlive:
+          case SocketLiveness::kUnknown:
+            break;
+        }
+      }
+    }
+    it = next;
+  }
+  closed_.socket_probes += probes;
+}
+
+void ConnectionTracker::ApplyShedLevel(ShedLevel level, uint64_t now_ns, std::vector<ConnRecord>& out) {
+  if (level == ShedLevel::kNone) {
+    budget_.limit = options_.max_memory_bytes;
+    shed_level_ = level;
+    return;
+  }
+  ++closed_.memory_ceiling_sheds;
+  // Least valuable first: connections with nothing in flight.
+  for (auto it = connections_.begin(); it != connections_.end();) {
+    auto next = std::next(it);
+    if (!it->second->active && it->second->last_activity_ns() + options_.quiet_after_ns < now_ns) {
+      Release(it, ReleaseReason::kMemoryShed, out);
+    }
+    it = next;
+  }
+  if (level == ShedLevel::kPayloadBuffering) {
+    // Bytes are no longer kept across calls: a message that does not fit one
+    // call becomes a counted gap, one that does still parses (RED counts it).
+    budget_.limit = 0;
+  }
+  shed_level_ = level;
+  ReturnFreedMemory();
+}
+
 void ConnectionTracker::CloseAll(std::vector<ConnRecord>& out) {
-  while (!connections_.empty()) Close(connections_.begin(), out);
+  while (!connections_.empty()) Release(connections_.begin(), ReleaseReason::kShutdown, out);
+  active_.clear();
+  close_pending_.clear();
 }
 
 TrackerCounters ConnectionTracker::counters() const {

@@ -51,7 +51,7 @@ absl::Status LoadYamlConfig(const std::string& path, AgentConfig& c) {
   }
   if (root.IsNull()) return absl::OkStatus();
   // Component sections are read by their components (e.g. packet::LoadNetworkYaml).
-  SONDE_RETURN_IF_ERROR(CheckKeys(root, path, {"log_level", "node_name", "capture", "server", "metrics", "network", "spans"}));
+  SONDE_RETURN_IF_ERROR(CheckKeys(root, path, {"log_level", "node_name", "capture", "server", "metrics", "network", "spans", "limits"}));
   SONDE_RETURN_IF_ERROR(Read(root, "log_level", path, c.log_level));
   SONDE_RETURN_IF_ERROR(Read(root, "node_name", path, c.node_name));
   if (const auto cap = root["capture"]) {
@@ -87,6 +87,11 @@ absl::Status LoadYamlConfig(const std::string& path, AgentConfig& c) {
     SONDE_RETURN_IF_ERROR(Read(sp, "slow_ms", w, c.spans.slow_ms));
     SONDE_RETURN_IF_ERROR(Read(sp, "honour_parent_flag", w, c.spans.honour_parent_flag));
   }
+  if (const auto l = root["limits"]) {
+    const std::string w = path + ": limits";
+    SONDE_RETURN_IF_ERROR(CheckKeys(l, w, {"memory_mb"}));
+    SONDE_RETURN_IF_ERROR(Read(l, "memory_mb", w, c.memory_limit_mb));
+  }
   if (const auto m = root["metrics"]) {
     const std::string w = path + ": metrics";
     SONDE_RETURN_IF_ERROR(CheckKeys(m, w, {"listen"}));
@@ -120,6 +125,11 @@ absl::Status ValidateConfig(const AgentConfig& c) {
       for (auto q : k.exclude_pids)
         if (p == q) return absl::InvalidArgumentError(absl::StrCat("pid ", p, " both included and excluded"));
   }
+  if (c.memory_limit_mb != 0 && c.memory_limit_mb < 64) {
+    // Below the agent's fixed footprint (ring buffer, BPF maps, libraries): it would shed forever.
+    return absl::InvalidArgumentError(
+        absl::StrCat("limits.memory_mb must be 0 (no ceiling) or at least 64 MiB, got ", c.memory_limit_mb));
+  }
   return absl::OkStatus();
 }
 
@@ -141,6 +151,10 @@ void AddCaptureFlags(CLI::App& app, AgentConfig& c) {
   app.add_option("--cgroup", k.include_cgroups, "Trace only these cgroup v2 ids");
   app.add_option("--exclude-cgroup", k.exclude_cgroups, "Never trace these cgroup v2 ids");
   app.add_flag("--tls,!--no-tls", k.tls, "TLS plaintext through uprobes on OpenSSL (default on)");
+  app.add_option("--memory-limit-mb", c.memory_limit_mb,
+                 "Resident memory ceiling (MiB, 0: none): past it idle connections, then payload "
+                 "buffering are shed (RED keeps counting)")
+      ->capture_default_str();
 }
 
 void AddSpanFlags(CLI::App& app, AgentConfig& config) {

@@ -39,6 +39,10 @@ struct AgentConfig {
   std::string server_token;
   std::string metrics_listen = "0.0.0.0:9464";  // Prometheus /metrics and /healthz
   SpanConfig spans;
+  // Hard ceiling on the agent's resident memory (MiB, 0: none). Past it the
+  // connection tracker sheds idle connections, then payload buffering;
+  // RED keeps counting (docs/configuration.md).
+  uint32_t memory_limit_mb = 768;
 };
 
 // Loads `path` into `config`, keeping defaults for absent keys. Unknown keys

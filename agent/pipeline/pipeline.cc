@@ -237,6 +237,18 @@ void Agent::AppendSelfMetrics(std::string& out) const {
   AppendCounter(out, "sonde_agent_connections_opened_total", "Connections tracked.", c.tracker.connections_opened);
   AppendCounter(out, "sonde_agent_unknown_protocol_connections_total", "Connections no protocol claimed.",
                 c.tracker.unknown_protocol);
+  AppendMetricHeader(out, "sonde_agent_connections_released_total", "counter",
+                     "Tracked connections let go, by reason (agent/conn/tracker.h).");
+  for (size_t r = 0; r < conn::kReleaseReasonCount; ++r) {
+    AppendSample(out, "sonde_agent_connections_released_total",
+                 {{"reason", std::string(conn::ReleaseReasonName(static_cast<conn::ReleaseReason>(r)))}},
+                 c.tracker.released[r]);
+  }
+  AppendCounter(out, "sonde_agent_socket_checks_total",
+                "Quiet connections checked against /proc for a close the capture missed.", c.tracker.socket_probes);
+  AppendCounter(out, "sonde_agent_memory_ceiling_sheds_total",
+                "Checks that found the agent above its memory ceiling (state was shed).",
+                c.tracker.memory_ceiling_sheds);
   AppendMetricHeader(out, "sonde_agent_links_total", "counter",
                      "Spans linked to a parent span on this node (gateway egress -> ingress, "
                      "server -> client of the same exchange), by evidence.");

@@ -89,6 +89,13 @@ class ProtocolSession {
   virtual void TakeRecords(uint64_t now_ns, bool closing, std::vector<L7Record>& out) = 0;
 
   virtual const ProtocolCounters& counters() const = 0;
+
+  // The connection has gone quiet (no bytes for a while): give back memory
+  // kept only for reuse -- empty queues' capacity, scratch and decode
+  // buffers -- so an idle connection costs little. State that later bytes
+  // depend on (HPACK tables, partial messages) is kept. Called off the
+  // per-event path, at most once per quiet period.
+  virtual void ReleaseIdleMemory() {}
 };
 
 // Transports a protocol runs over (ProtocolDefinition::transports bits).

@@ -110,7 +110,8 @@ size_t Http1Session::ParseHead(Direction dir, const StreamView& view, size_t pos
   DirState& st = State(dir);
   bool request = IsRequestDir(dir);
   std::string_view rest = view.bytes.substr(pos);
-  ParseStatus status = request ? ParseRequestHead(rest, &scratch_) : ParseResponseHead(rest, &scratch_);
+  if (!scratch_) scratch_ = std::make_unique<MessageHead>();
+  ParseStatus status = request ? ParseRequestHead(rest, scratch_.get()) : ParseResponseHead(rest, scratch_.get());
   *need_more = false;
   if (status == ParseStatus::kNeedMoreData) {
     *need_more = true;
@@ -122,7 +123,7 @@ size_t Http1Session::ParseHead(Direction dir, const StreamView& view, size_t pos
     st.after_desync = true;
     return 1;  // skip at least one byte so the resync looks further on
   }
-  const MessageHead& head = scratch_;
+  const MessageHead& head = *scratch_;
   if (!request && head.status >= 100 && head.status < 200 && head.status != 101) {
     // Interim response (100-continue, 103): the final one follows.
     st.interim_bytes += head.head_len;
@@ -405,6 +406,7 @@ void Http1Session::Emit(Http1Message&& req, Http1Message* resp) {
 }
 
 void Http1Session::TakeRecords(uint64_t /*now_ns*/, bool closing, std::vector<L7Record>& out) {
+  if (!closing && ready_.empty()) return;  // nothing to hand over: keep both buffers as they are
   if (closing) {
     for (DirState* st : {&egress_, &ingress_}) {
       Direction dir = st == &egress_ ? Direction::kEgress : Direction::kIngress;
@@ -428,6 +430,13 @@ void Http1Session::TakeRecords(uint64_t /*now_ns*/, bool closing, std::vector<L7
   }
   ready_.clear();
   if (ready_.capacity() == 0) ready_.reserve(16);
+}
+
+void Http1Session::ReleaseIdleMemory() {
+  scratch_.reset();
+  requests_.ReleaseIfEmpty();
+  responses_.ReleaseIfEmpty();
+  if (ready_.empty()) std::vector<L7Record>().swap(ready_);
 }
 
 }  // namespace sonde::protocols::http1

@@ -5,6 +5,7 @@
 // order (keep-alive and pipelining). Pairs that would violate causality (a
 // response that started before its request) are never made: after lost
 // bytes the orphan response is dropped and counted instead.
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -70,6 +71,13 @@ class MessageQueue {
     items_.clear();
     head_ = 0;
   }
+  // Gives the storage back when nothing is queued.
+  void ReleaseIfEmpty() {
+    if (empty()) {
+      std::vector<Http1Message>().swap(items_);
+      head_ = 0;
+    }
+  }
   auto begin() { return items_.begin() + static_cast<std::ptrdiff_t>(head_); }
   auto end() { return items_.end(); }
 
@@ -89,6 +97,7 @@ class Http1Session final : public ProtocolSession {
   void OnGap(Direction dir, uint64_t bytes) override;
   void TakeRecords(uint64_t now_ns, bool closing, std::vector<L7Record>& out) override;
   const ProtocolCounters& counters() const override { return counters_; }
+  void ReleaseIdleMemory() override;
 
   Role role() const { return role_; }
 
@@ -128,7 +137,9 @@ class Http1Session final : public ProtocolSession {
   MessageQueue responses_;
   std::vector<L7Record> ready_;
   ProtocolCounters counters_;
-  MessageHead scratch_;  // reused to avoid reallocating the header vector
+  // Head parse output, reused across heads; allocated on the first head and
+  // released while the connection is idle (its field table is ~2 KiB).
+  std::unique_ptr<MessageHead> scratch_;
 };
 
 }  // namespace sonde::protocols::http1

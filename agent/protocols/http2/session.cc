@@ -502,8 +502,12 @@ void Http2Session::CompleteStream(uint32_t id) {
   if (it == streams_.end()) return;
   Emit(it->second);
   streams_.erase(it);
-  recently_closed_.push_back(id);
-  if (recently_closed_.size() > kRecentlyClosedStreams) recently_closed_.pop_front();
+  if (recently_closed_.size() < kRecentlyClosedStreams) {
+    recently_closed_.push_back(id);
+  } else {
+    recently_closed_[recently_closed_next_] = id;
+    recently_closed_next_ = (recently_closed_next_ + 1) % kRecentlyClosedStreams;
+  }
 }
 
 void Http2Session::Emit(Stream& s) {
@@ -540,6 +544,15 @@ void Http2Session::TakeRecords(uint64_t now_ns, bool closing, std::vector<L7Reco
   }
   for (L7Record& r : done_) out.push_back(std::move(r));
   done_.clear();
+}
+
+void Http2Session::ReleaseIdleMemory() {
+  if (done_.empty()) std::vector<L7Record>().swap(done_);
+  for (DirState& ds : dirs_) {
+    if (ds.block_active) continue;  // a header block is being assembled
+    std::string().swap(ds.block);
+    ds.fields.Release();
+  }
 }
 
 }  // namespace sonde::protocols::http2

@@ -51,6 +51,7 @@ class Http2Session final : public ProtocolSession {
   void OnGap(Direction dir, uint64_t bytes) override;
   void TakeRecords(uint64_t now_ns, bool closing, std::vector<L7Record>& out) override;
   const ProtocolCounters& counters() const override { return counters_; }
+  void ReleaseIdleMemory() override;
 
   const Http2Counters& http2_counters() const { return h2_; }
   // Sum of both directions' HPACK counters.
@@ -131,7 +132,10 @@ class Http2Session final : public ProtocolSession {
   std::optional<Direction> client_dir_;
   std::array<DirState, 2> dirs_;
   std::map<uint32_t, Stream> streams_;
-  std::deque<uint32_t> recently_closed_;
+  // Ids of the last kRecentlyClosedStreams streams reported, a ring once
+  // full (a vector: a std::deque costs ~600 bytes even for one id).
+  std::vector<uint32_t> recently_closed_;
+  size_t recently_closed_next_ = 0;
   std::vector<L7Record> done_;
   ProtocolCounters counters_;
   Http2Counters h2_;

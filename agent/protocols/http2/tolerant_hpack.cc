@@ -131,7 +131,9 @@ void HpackDynamicTable::MakeRoom(size_t need, DecodedFieldList* views) {
   if ((live + need) * 2 <= cap_) {
     if (live > 0) std::memmove(buf_.get(), buf_.get() + start, live);
   } else {
-    const size_t cap = std::max((live + need) * 2, size_t{8192});
+    // Sized to what the encoder uses (most peers add a few hundred bytes of
+    // entries, far below the 4 KiB the table may hold), doubling as it grows.
+    const size_t cap = std::max((live + need) * 2, size_t{128});
     auto fresh = std::make_unique_for_overwrite<char[]>(cap);  // no zero-fill: bytes are written before read
     if (live > 0) std::memcpy(fresh.get(), buf_.get() + start, live);
     buf_ = std::move(fresh);

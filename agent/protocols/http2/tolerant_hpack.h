@@ -85,6 +85,13 @@ struct DecodedFieldList {
     count = 0;
     used_ = 0;
   }
+  // Clear() and give the storage back (an idle connection).
+  void Release() {
+    Clear();
+    std::vector<DecodedField>().swap(fields);
+    arena_.reset();
+    cap_ = 0;
+  }
   DecodedField& Add() { return Add({}, {}, false, false); }
   __attribute__((always_inline)) DecodedField& Add(std::string_view name, std::string_view value,
                                                    bool name_unknown, bool value_unknown) {

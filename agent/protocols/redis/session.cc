@@ -369,4 +369,8 @@ void RedisSession::TakeRecords(uint64_t /*now_ns*/, bool closing, std::vector<L7
   ready_.clear();
 }
 
+void RedisSession::ReleaseIdleMemory() {
+  if (ready_.empty()) std::vector<L7Record>().swap(ready_);
+}
+
 }  // namespace sonde::protocols::redis

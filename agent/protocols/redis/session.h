@@ -45,6 +45,7 @@ class RedisSession final : public ProtocolSession {
   void OnGap(Direction dir, uint64_t bytes) override;
   void TakeRecords(uint64_t now_ns, bool closing, std::vector<L7Record>& out) override;
   const ProtocolCounters& counters() const override { return counters_; }
+  void ReleaseIdleMemory() override;
 
   Role role() const { return role_; }
 

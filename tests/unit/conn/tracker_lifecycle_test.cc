@@ -1,0 +1,261 @@
+// Connection lifecycle in the tracker: every way a connection ends is a
+// counted release, quiet connections give their buffers back and still parse
+// what comes next, the existence check against /proc (real sockets, a real
+// exited process) and the memory ceiling.
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "agent/conn/socket_probe.h"
+#include "agent/conn/tracker.h"
+#include "tests/unit/conn/event_builder.h"
+
+namespace sonde::conn {
+namespace {
+
+using sonde::testing::Endpoints;
+using sonde::testing::SocketSim;
+
+constexpr std::string_view kReq = "GET /users/1 HTTP/1.1\r\nHost: api\r\n\r\n";
+constexpr std::string_view kResp = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+constexpr uint64_t kSec = 1'000'000'000ull;
+
+SocketSim Server(uint64_t sock, int32_t fd, uint32_t pid = 100) {
+  return SocketSim(pid, pid, "nginx", sock, fd, SONDE_ROLE_SERVER,
+                   Endpoints{"10.0.0.1", 8080, "10.0.0.2", static_cast<uint16_t>(40000 + sock % 1000)});
+}
+
+uint64_t Released(const ConnectionTracker& t, ReleaseReason r) {
+  return t.counters().released[static_cast<size_t>(r)];
+}
+
+TEST(TrackerLifecycle, EveryReleaseHasItsReason) {
+  TrackerOptions o;
+  o.idle_timeout_ns = 60 * kSec;
+  o.state_close_grace_ns = 100'000'000;
+  ConnectionTracker t(o);
+  std::vector<ConnRecord> out;
+
+  SocketSim closed = Server(1, 10);  // close() of the fd
+  t.OnEvent(closed.Open(kSec), out);
+  t.OnEvent(closed.CloseEv(kSec + 10), out);
+
+  SocketSim reset = Server(2, 11);  // the kernel closed it (RST, FIN both ways, process exit)
+  t.OnEvent(reset.Open(kSec), out);
+  t.OnEvent(reset.StateCloseEv(kSec + 10), out);
+
+  SocketSim old_gen = Server(3, 12);  // fd reused for another socket, close unseen
+  t.OnEvent(old_gen.Open(kSec), out);
+  SocketSim new_gen = Server(4, 12);
+  t.OnEvent(new_gen.Read(kReq, kSec + 20), out);
+
+  SocketSim tls = Server(5, 13);  // no protocol claims it
+  // max_infer_calls (8) calls of TLS records: given up, released.
+  for (int i = 0; i < 8; ++i) t.OnEvent(tls.Read(std::string("\x16\x03\x01\x02\x00garbage", 12), kSec + 30 + i), out);
+
+  SocketSim idle = Server(6, 14);  // nothing for longer than the idle timeout
+  t.OnEvent(idle.Open(kSec), out);
+
+  EXPECT_EQ(Released(t, ReleaseReason::kClose), 1u);
+  EXPECT_EQ(Released(t, ReleaseReason::kReplaced), 1u);
+  EXPECT_EQ(Released(t, ReleaseReason::kUnclaimed), 1u);
+  EXPECT_EQ(Released(t, ReleaseReason::kSocketClosed), 0u) << "not before the grace period";
+  t.Tick(kSec + 200'000'000, out);
+  EXPECT_EQ(Released(t, ReleaseReason::kSocketClosed), 1u);
+  // new_gen keeps its request open; refresh it so only `idle` times out.
+  t.OnEvent(new_gen.Write(kResp, 50 * kSec), out);
+  t.Tick(62 * kSec, out);
+  EXPECT_EQ(Released(t, ReleaseReason::kIdleTimeout), 1u);
+  EXPECT_EQ(t.open_connections(), 1u);
+  t.CloseAll(out);
+  EXPECT_EQ(Released(t, ReleaseReason::kShutdown), 1u);
+  const TrackerCounters c = t.counters();
+  uint64_t sum = 0;
+  for (uint64_t n : c.released) sum += n;
+  EXPECT_EQ(sum, c.connections_opened) << "every connection opened was released exactly once";
+  EXPECT_EQ(c.connections_closed, c.connections_opened);
+}
+
+TEST(TrackerLifecycle, QuietConnectionLeavesActiveListAndStillParses) {
+  ConnectionTracker t;  // quiet after 1 s
+  std::vector<ConnRecord> out;
+  SocketSim s = Server(7, 10);
+  t.OnEvent(s.Open(kSec), out);
+  t.OnEvent(s.Read(kReq, kSec + 10'000), out);
+  t.OnEvent(s.Write(kResp, kSec + 20'000), out);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(t.active_connections(), 1u);
+  t.Tick(kSec + 500'000'000, out);
+  EXPECT_EQ(t.active_connections(), 1u) << "not quiet yet";
+  t.Tick(3 * kSec, out);
+  EXPECT_EQ(t.active_connections(), 0u);
+  EXPECT_EQ(t.open_connections(), 1u) << "quiet is not closed";
+  // Keep-alive: the next exchange on the same connection after its buffers
+  // were given back, split over two calls (so it is buffered again).
+  t.OnEvent(s.Read(kReq.substr(0, 10), 4 * kSec), out);
+  t.OnEvent(s.Read(kReq.substr(10), 4 * kSec + 10'000), out);
+  t.OnEvent(s.Write(kResp, 4 * kSec + 20'000), out);
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(out[1].record.path, "/users/1");
+  EXPECT_EQ(out[1].record.status, 200);
+  EXPECT_EQ(t.active_connections(), 1u);
+}
+
+// HTTP/2 keeps its HPACK tables across ReleaseIdleMemory: a header sent
+// once with incremental indexing and referenced by index after the quiet
+// period still decodes.
+std::string H2Frame(uint8_t type, uint8_t flags, uint32_t stream, const std::string& payload) {
+  std::string f;
+  f.push_back(static_cast<char>(payload.size() >> 16));
+  f.push_back(static_cast<char>(payload.size() >> 8));
+  f.push_back(static_cast<char>(payload.size()));
+  f.push_back(static_cast<char>(type));
+  f.push_back(static_cast<char>(flags));
+  for (int shift : {24, 16, 8, 0}) f.push_back(static_cast<char>(stream >> shift));
+  return f + payload;
+}
+
+TEST(TrackerLifecycle, Http2HpackStateSurvivesQuietPeriod) {
+  ConnectionTracker t;
+  std::vector<ConnRecord> out;
+  SocketSim s = Server(8, 10);
+  t.OnEvent(s.Open(kSec), out);
+  const std::string settings = H2Frame(4, 0, 0, "");
+  t.OnEvent(s.Read("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + settings, kSec + 10), out);
+  t.OnEvent(s.Write(settings + H2Frame(4, 1, 0, ""), kSec + 20), out);
+  // :method GET, :scheme http, :path / (static), :authority literal indexed (dynamic 62).
+  const std::string authority = std::string("\x41\x0f", 2) + "api.example.com";
+  t.OnEvent(s.Read(H2Frame(1, 5, 1, std::string("\x82\x86\x84", 3) + authority), kSec + 30), out);
+  t.OnEvent(s.Write(H2Frame(1, 5, 1, std::string("\x88", 1)), kSec + 40), out);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].record.authority, "api.example.com");
+  t.Tick(5 * kSec, out);
+  ASSERT_EQ(t.active_connections(), 0u);
+  // Same request, :authority now by index 62 (0xbe).
+  t.OnEvent(s.Read(H2Frame(1, 5, 3, std::string("\x82\x86\x84\xbe", 4)), 6 * kSec), out);
+  t.OnEvent(s.Write(H2Frame(1, 5, 3, std::string("\x88", 1)), 6 * kSec + 10), out);
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(out[1].record.authority, "api.example.com");
+  EXPECT_EQ(out[1].record.flags & protocols::kRecordHeadersPartial, 0u);
+}
+
+// A real socket this process holds, one it closed, and a process that exited.
+TEST(TrackerLifecycle, ProbeReleasesSocketsThatNoLongerExist) {
+  ProcSocketProbe probe;
+  TrackerOptions o;
+  o.socket_probe = &probe;
+  o.probe_after_ns = 5 * kSec;
+  ConnectionTracker t(o);
+  std::vector<ConnRecord> out;
+
+  auto inode_of = [](int fd) {
+    struct stat st {};
+    EXPECT_EQ(fstat(fd, &st), 0);
+    return static_cast<uint64_t>(st.st_ino);
+  };
+  const uint32_t self = static_cast<uint32_t>(getpid());
+  const int live_fd = socket(AF_INET, SOCK_STREAM, 0);
+  const int gone_fd = socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(live_fd, 0);
+  ASSERT_GE(gone_fd, 0);
+  const uint64_t live_inode = inode_of(live_fd);
+  const uint64_t gone_inode = inode_of(gone_fd);
+  close(gone_fd);
+  const pid_t child = fork();
+  if (child == 0) _exit(0);
+  ASSERT_GT(child, 0);
+  ASSERT_EQ(waitpid(child, nullptr, 0), child);  // reaped: /proc/<child> is gone
+
+  SocketSim live = Server(live_inode, live_fd, self);
+  SocketSim gone = Server(gone_inode, gone_fd, self);
+  SocketSim exited = Server(999'999'999, 3, static_cast<uint32_t>(child));
+  for (SocketSim* s : {&live, &gone, &exited}) t.OnEvent(s->Open(kSec), out);
+
+  t.Tick(3 * kSec, out);  // quiet, but not long enough to be checked
+  EXPECT_EQ(t.counters().socket_probes, 0u);
+  EXPECT_EQ(t.open_connections(), 3u);
+  t.Tick(7 * kSec, out);
+  EXPECT_EQ(t.counters().socket_probes, 3u);
+  EXPECT_EQ(Released(t, ReleaseReason::kSocketGone), 1u);
+  EXPECT_EQ(Released(t, ReleaseReason::kProcessExited), 1u);
+  EXPECT_EQ(t.open_connections(), 1u) << "the socket this process holds is kept";
+  t.Tick(9 * kSec, out);
+  EXPECT_EQ(t.counters().socket_probes, 3u) << "checked again only probe_after_ns later";
+  t.Tick(13 * kSec, out);
+  EXPECT_EQ(t.counters().socket_probes, 4u);
+  EXPECT_EQ(t.open_connections(), 1u);
+  close(live_fd);
+  t.Tick(19 * kSec, out);
+  EXPECT_EQ(Released(t, ReleaseReason::kSocketGone), 2u);
+  EXPECT_EQ(t.open_connections(), 0u);
+}
+
+TEST(ProcSocketProbe, ReadsProcFd) {
+  ProcSocketProbe probe;
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  struct stat st {};
+  ASSERT_EQ(fstat(fd, &st), 0);
+  const uint32_t self = static_cast<uint32_t>(getpid());
+  EXPECT_EQ(probe.Check(self, fd, st.st_ino), SocketLiveness::kAlive);
+  EXPECT_EQ(probe.Check(self, fd, st.st_ino + 1), SocketLiveness::kGone) << "fd names another socket";
+  EXPECT_EQ(probe.Check(self, 0, st.st_ino), SocketLiveness::kGone) << "fd 0 is not that socket";
+  close(fd);
+  EXPECT_EQ(probe.Check(self, fd, st.st_ino), SocketLiveness::kGone);
+  EXPECT_EQ(probe.Check(0, fd, st.st_ino), SocketLiveness::kUnknown);
+  EXPECT_EQ(probe.Check(self, -1, st.st_ino), SocketLiveness::kUnknown);
+}
+
+// Past the ceiling: quiet connections go first, then buffering across calls
+// stops -- but a message that fits one call still becomes a record.
+TEST(TrackerLifecycle, MemoryCeilingShedsIdleThenBuffering) {
+  TrackerOptions o;
+  o.memory_ceiling_bytes = 1;  // any process is above it
+  ConnectionTracker t(o);
+  std::vector<ConnRecord> out;
+  SocketSim quiet = Server(20, 10);
+  t.OnEvent(quiet.Open(kSec), out);
+  t.Tick(3 * kSec, out);  // first sweep: shed idle connections
+  EXPECT_EQ(t.shed_level(), ShedLevel::kIdleConnections);
+  EXPECT_EQ(Released(t, ReleaseReason::kMemoryShed), 1u);
+  EXPECT_EQ(t.open_connections(), 0u);
+
+  SocketSim busy = Server(21, 11);
+  t.OnEvent(busy.Open(4 * kSec), out);
+  t.OnEvent(busy.Read(kReq, 4 * kSec + 10'000), out);
+  t.Tick(4 * kSec + 20'000, out);  // second sweep: buffering off; `busy` is active, kept
+  EXPECT_EQ(t.shed_level(), ShedLevel::kPayloadBuffering);
+  EXPECT_EQ(t.open_connections(), 1u);
+  t.OnEvent(busy.Write(kResp, 4 * kSec + 30'000), out);
+  ASSERT_EQ(out.size(), 1u) << "single-call messages still parse: RED keeps counting";
+  // A request split over two calls cannot be buffered: dropped, counted.
+  const uint64_t drops_before = t.counters().memory_drops;
+  t.OnEvent(busy.Read(kReq.substr(0, 10), 5 * kSec), out);
+  EXPECT_EQ(t.buffered_bytes(), 0u);
+  EXPECT_GT(t.counters().memory_drops, drops_before);
+  EXPECT_GE(t.counters().memory_ceiling_sheds, 2u);
+}
+
+TEST(MemoryCeiling, EscalatesAndRecoversWithHysteresis) {
+  uint64_t rss = 0;
+  MemoryCeiling ceiling(1000, [&] { return rss; });
+  rss = 900;
+  EXPECT_EQ(ceiling.Check(), ShedLevel::kNone);
+  rss = 1100;
+  EXPECT_EQ(ceiling.Check(), ShedLevel::kIdleConnections);
+  EXPECT_EQ(ceiling.Check(), ShedLevel::kPayloadBuffering);
+  EXPECT_EQ(ceiling.Check(), ShedLevel::kPayloadBuffering);
+  rss = 950;  // below the ceiling, above 90 %: stay
+  EXPECT_EQ(ceiling.Check(), ShedLevel::kPayloadBuffering);
+  rss = 800;
+  EXPECT_EQ(ceiling.Check(), ShedLevel::kNone);
+  MemoryCeiling off(0, [] { return uint64_t{1} << 40; });
+  EXPECT_EQ(off.Check(), ShedLevel::kNone);
+  EXPECT_GT(ReadSelfRss(), 0u);
+}
+
+}  // namespace
+}  // namespace sonde::conn
