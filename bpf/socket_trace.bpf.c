@@ -304,13 +304,37 @@ static __always_inline __u32 copy_iovecs(__u64 iov_ptr, __u64 iovcnt, __u64 tota
   return w.copied;
 }
 
-/* iovec pointer/count of a user msghdr. */
-static __always_inline int read_msghdr(__u64 msg_ptr, __u64 *iov, __u64 *iovcnt) {
+/* iovec pointer/count and address (msg_name) of a user msghdr. */
+static __always_inline int read_msghdr(__u64 msg_ptr, __u64 *iov, __u64 *iovcnt, __u64 *name) {
   struct user_msghdr msg = {};
   if (bpf_probe_read_user(&msg, sizeof(msg), (const void *)msg_ptr) != 0) return -1;
   *iov = (__u64)msg.msg_iov;
   *iovcnt = msg.msg_iovlen;
+  *name = (__u64)msg.msg_name;
   return 0;
+}
+
+/* A UDP datagram's peer from the sockaddr its call passed (sendto, msg_name)
+ * or had filled in (recvfrom, recvmsg: read at exit): an unconnected socket
+ * (a DNS server, a resolver) has no peer of its own. Replaces the tuple's
+ * remote end; without an address (connected socket) the socket's stays. */
+static __always_inline void read_peer(struct sonde_data_event *ev, __u64 addr) {
+  if (!addr) return;
+  struct sockaddr_in6 sa = {};
+  if (bpf_probe_read_user(&sa, sizeof(struct sockaddr_in), (const void *)addr) != 0) return;
+  if (sa.sin6_family == SONDE_AF_INET) {
+    const struct sockaddr_in *in = (const struct sockaddr_in *)&sa;
+    __builtin_memset(ev->tuple.daddr, 0, sizeof(ev->tuple.daddr));
+    __builtin_memcpy(ev->tuple.daddr, &in->sin_addr.s_addr, 4);
+    ev->tuple.dport = bpf_ntohs(in->sin_port);
+  } else if (sa.sin6_family == SONDE_AF_INET6) {
+    if (bpf_probe_read_user(&sa, sizeof(sa), (const void *)addr) != 0) return;
+    __builtin_memcpy(ev->tuple.daddr, &sa.sin6_addr, 16);
+    ev->tuple.dport = bpf_ntohs(sa.sin6_port);
+  } else {
+    return;
+  }
+  ev->flags |= SONDE_DATA_PEER_ADDR;
 }
 
 /* Reserve-and-fill for one contiguous user buffer: the record is a size
@@ -402,13 +426,76 @@ static __always_inline int submit_iovecs_small(const struct sonde_data_event *ev
 
 /* ------------------------------------------------------------ data exit -- */
 
+/* The payload of an event whose bytes sit in an iovec array: small messages
+ * straight into the ring-buffer record, others through the scratch copy. */
+static __always_inline int submit_iovecs(struct scratch_event *s, __u64 iov, __u64 iovcnt) {
+  struct sonde_data_event *ev = &s->ev;
+  __u32 limit = capture_bytes;
+  if (limit > SONDE_PAYLOAD_MAX) limit = SONDE_PAYLOAD_MAX;
+  const __u32 want = ev->bytes < limit ? (__u32)ev->bytes : limit;
+  if (iov && iovcnt <= SONDE_IOV_DIRECT_MAX && want <= SONDE_IOV_SMALL)
+    return submit_iovecs_small(ev, iov, iovcnt, want);
+  __u32 captured = 0;
+  if (iov) captured = copy_iovecs(iov, iovcnt, ev->bytes);
+  if (captured < ev->bytes) ev->flags |= SONDE_DATA_TRUNCATED;
+  ev->payload_len = captured;
+  __u64 size = sizeof(struct sonde_data_event) + captured;
+  if (size > sizeof(struct sonde_data_event) + SONDE_PAYLOAD_MAX)
+    size = sizeof(struct sonde_data_event) + SONDE_PAYLOAD_MAX;
+  ev->hdr.size = size;
+  submit(s, size);
+  return 0;
+}
+
+/* sendmmsg/recvmmsg: every message (up to SONDE_MAX_MMSG) is an event of its
+ * own with its length, payload and, on UDP, its peer (glibc's resolver sends
+ * the A and AAAA queries in one sendmmsg). */
+struct mmsg_walk {
+  __u64 vec;      /* struct mmsghdr array */
+  __u64 count;    /* messages the call moved */
+  struct sonde_tuple socket_tuple;
+  __u8 udp;
+};
+
+static long emit_one_mmsg(__u32 i, void *data) {
+  struct mmsg_walk *w = data;
+  if (i >= w->count) return 1;
+  __u32 cpu = bpf_get_smp_processor_id();
+  struct scratch_event *s = bpf_map_lookup_elem(&scratch, &cpu);
+  if (!s) return 1;
+  struct mmsghdr m = {};
+  if (bpf_probe_read_user(&m, sizeof(m), (const void *)(w->vec + (__u64)i * sizeof(m))) != 0) return 1;
+  if (m.msg_len == 0) return 0;
+  struct sonde_data_event *ev = &s->ev;
+  ev->bytes = m.msg_len;
+  ev->flags = SONDE_DATA_MULTI_MSG;
+  ev->tcp_seq = 0;
+  ev->tuple = w->socket_tuple;
+  if (w->udp) read_peer(ev, (__u64)m.msg_hdr.msg_name);
+  submit_iovecs(s, (__u64)m.msg_hdr.msg_iov, m.msg_hdr.msg_iovlen);
+  return 0;
+}
+
+static __always_inline int emit_mmsg(struct scratch_event *s, __u64 vec, long ret) {
+  count_stat(SONDE_STAT_MMSG_CALLS);
+  struct mmsg_walk w = {.vec = vec, .count = (__u64)ret, .udp = s->ev.tuple.l4_protocol == SONDE_IPPROTO_UDP};
+  w.socket_tuple = s->ev.tuple;
+  if (ret > SONDE_MAX_MMSG) {
+    __u32 zero = SONDE_STAT_MMSG_UNREPORTED;
+    __u64 *unreported = bpf_map_lookup_elem(&stats, &zero);
+    if (unreported) *unreported += (__u64)ret - SONDE_MAX_MMSG;
+  }
+  bpf_loop(SONDE_MAX_MMSG, emit_one_mmsg, &w, 0);
+  return 0;
+}
+
 static __always_inline int emit_data(__u8 syscall, __s32 fd, __u64 buf, __u64 count_arg,
-                                     long ret) {
+                                     __u64 addr_arg, long ret) {
   if (ret <= 0) return 0;
   __u64 inode = 0;
   struct sock *sk = sonde_sock_from_fd_btf(fd, &inode);
   if (!sk) return 0;
-  if (tls_note_socket_call(fd, inode)) return 0; /* ciphertext of an SSL call in progress */
+  if (tls_note_socket_call(fd, inode, syscall, buf)) return 0; /* ciphertext of an SSL call */
 
   __u32 cpu = bpf_get_smp_processor_id();
   struct scratch_event *s = bpf_map_lookup_elem(&scratch, &cpu);
@@ -435,13 +522,16 @@ static __always_inline int emit_data(__u8 syscall, __s32 fd, __u64 buf, __u64 co
   ev->role = st->role;
 
   /* Resolve where the bytes are, then copy them at one call site. */
-  __u64 plain_buf = 0, iov = 0, iovcnt = 0;
+  __u64 plain_buf = 0, iov = 0, iovcnt = 0, peer_addr = 0;
   switch (syscall) {
     case SONDE_SYS_READ:
     case SONDE_SYS_WRITE:
+      plain_buf = buf;
+      break;
     case SONDE_SYS_SENDTO:
     case SONDE_SYS_RECVFROM:
       plain_buf = buf;
+      peer_addr = addr_arg;
       break;
     case SONDE_SYS_READV:
     case SONDE_SYS_WRITEV:
@@ -450,21 +540,11 @@ static __always_inline int emit_data(__u8 syscall, __s32 fd, __u64 buf, __u64 co
       break;
     case SONDE_SYS_SENDMSG:
     case SONDE_SYS_RECVMSG:
-      if (read_msghdr(buf, &iov, &iovcnt) != 0) iov = 0;
+      if (read_msghdr(buf, &iov, &iovcnt, &peer_addr) != 0) iov = 0;
       break;
     case SONDE_SYS_SENDMMSG:
-    case SONDE_SYS_RECVMMSG: {
-      /* ret is a message count: report the first message only. */
-      count_stat(SONDE_STAT_MMSG_CALLS);
-      struct mmsghdr first = {};
-      if (bpf_probe_read_user(&first, sizeof(first), (const void *)buf) != 0) return 0;
-      ev->bytes = first.msg_len;
-      ev->flags |= SONDE_DATA_MULTI_MSG;
-      if (ev->bytes == 0) return 0;
-      iov = (__u64)first.msg_hdr.msg_iov;
-      iovcnt = first.msg_hdr.msg_iovlen;
-      break;
-    }
+    case SONDE_SYS_RECVMMSG:
+      return emit_mmsg(s, buf, ret); /* ret is a message count */
     case SONDE_SYS_SENDFILE:
       count_stat(SONDE_STAT_SENDFILE_CALLS);
       ev->flags |= SONDE_DATA_NO_PAYLOAD;
@@ -472,12 +552,13 @@ static __always_inline int emit_data(__u8 syscall, __s32 fd, __u64 buf, __u64 co
     default:
       return 0;
   }
-  if (ev->tuple.l4_protocol == SONDE_IPPROTO_TCP && !(ev->flags & SONDE_DATA_MULTI_MSG)) {
+  if (ev->tuple.l4_protocol == SONDE_IPPROTO_TCP) {
     /* The call has already advanced write_seq/copied_seq by ret bytes. */
     ev->tcp_seq = sonde_tcp_seq_after_btf(sk, ev->direction) - (__u32)ret;
     ev->flags |= SONDE_DATA_SEQ_VALID;
   } else {
     ev->tcp_seq = 0;
+    if (ev->tuple.l4_protocol == SONDE_IPPROTO_UDP) read_peer(ev, peer_addr);
   }
 
   /* One contiguous buffer (read/write/sendto/recvfrom, most calls): copied
@@ -486,26 +567,13 @@ static __always_inline int emit_data(__u8 syscall, __s32 fd, __u64 buf, __u64 co
   __u32 limit = capture_bytes;
   if (limit > SONDE_PAYLOAD_MAX) limit = SONDE_PAYLOAD_MAX;
   const __u32 want = ev->bytes < limit ? (__u32)ev->bytes : limit;
-  if (iov && iovcnt <= SONDE_IOV_DIRECT_MAX && want <= SONDE_IOV_SMALL)
-    return submit_iovecs_small(ev, iov, iovcnt, want);
   if (plain_buf) {
     if (want <= 256) return submit_plain_256(ev, plain_buf, want);
     if (want <= 1024) return submit_plain_1024(ev, plain_buf, want);
     if (want <= 4096) return submit_plain_4096(ev, plain_buf, want);
     return submit_plain_16384(ev, plain_buf, want);
   }
-
-  __u32 captured = 0;
-  if (iov) captured = copy_iovecs(iov, iovcnt, ev->bytes);
-  if (captured < ev->bytes) ev->flags |= SONDE_DATA_TRUNCATED;
-  ev->payload_len = captured;
-
-  __u64 size = sizeof(struct sonde_data_event) + captured;
-  if (size > sizeof(struct sonde_data_event) + SONDE_PAYLOAD_MAX)
-    size = sizeof(struct sonde_data_event) + SONDE_PAYLOAD_MAX;
-  ev->hdr.size = size;
-  submit(s, size);
-  return 0;
+  return submit_iovecs(s, iov, iovcnt);
 }
 
 /* ---------------------------------------------------------- connections -- */
@@ -607,6 +675,16 @@ int on_sys_enter_close(struct trace_event_raw_sys_enter *ctx) {
   return enter_close((__s32)ctx->args[0], pid_tgid);
 }
 
+/* Fallback for kernels without syscall tracepoints (CONFIG_FTRACE_SYSCALLS
+ * off): user space loads one of the two (SocketCapture::Create). */
+SEC("tp_btf/sys_enter")
+int BPF_PROG(on_sys_enter_any, struct pt_regs *regs, long id) {
+  if (id != SONDE_NR_close) return 0;
+  const __u64 pid_tgid = bpf_get_current_pid_tgid();
+  if (!process_traced(pid_tgid >> 32)) return 0;
+  return enter_close((__s32)SONDE_SYSCALL_ARG0(regs), pid_tgid);
+}
+
 /* Everything else is decided and read at exit: the argument registers still
  * hold the caller's values, so nothing is stashed at entry. The entry time
  * of data calls is not taken (ts_enter_ns = ts_exit_ns): a task-storage
@@ -622,8 +700,9 @@ int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret) {
   if (syscall == SONDE_SYS_CONNECT || syscall == SONDE_SYS_ACCEPT || syscall == SONDE_SYS_ACCEPT4)
     return exit_connection(syscall, fd, ret);
   if (syscall == SONDE_SYS_SENDFILE) /* out_fd, in_fd, offset, count */
-    return emit_data(syscall, fd, 0, SONDE_SYSCALL_ARG3(regs), ret);
-  return emit_data(syscall, fd, SONDE_SYSCALL_ARG1(regs), SONDE_SYSCALL_ARG2(regs), ret);
+    return emit_data(syscall, fd, 0, SONDE_SYSCALL_ARG3(regs), 0, ret);
+  /* fd, buf, count, flags, sockaddr (sendto/recvfrom) */
+  return emit_data(syscall, fd, SONDE_SYSCALL_ARG1(regs), SONDE_SYSCALL_ARG2(regs), SONDE_SYSCALL_ARG4(regs), ret);
 }
 
 /* The socket is done for, whoever closed it: TCP_CLOSE (peer reset, timeout,
