@@ -18,6 +18,7 @@ struct ConnContext {
   protocols::Role role = protocols::Role::kUnknown;
   uint64_t sock_id = 0;
   int32_t fd = -1;
+  bool tls = false;  // bytes are TLS plaintext (OpenSSL uprobes), not socket bytes
 };
 
 struct ConnRecord {

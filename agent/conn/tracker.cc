@@ -189,6 +189,7 @@ void ConnectionTracker::OnData(const sonde_data_event& ev, std::vector<ConnRecor
   ConnContext& ctx = conn->context();
   if (ctx.role == Role::kUnknown && role != Role::kUnknown) ctx.role = role;
   if (ctx.tuple.sport == 0 && ev.tuple.sport != 0) ctx.tuple = ev.tuple;
+  if (ev.flags & SONDE_DATA_TLS) ctx.tls = true;  // url.scheme https
   if (ctx.fd < 0 && ev.fd >= 0) {
     ctx.fd = ev.fd;
     by_fd_[FdKey(hdr.pid, ev.fd)] = key;

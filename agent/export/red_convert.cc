@@ -21,6 +21,7 @@ std::vector<v1::RedWindow> RedWindowToProto(const metrics::RedWindow& w) {
         key.status_class[0] <= '5')
       p.set_status_class(static_cast<uint32_t>(key.status_class[0] - '0'));
     p.set_is_server(key.kind == "server");
+    p.set_url_scheme(key.scheme);
     p.set_requests(s.count);
     p.set_errors(s.errors);
     p.set_latency_sum_ns(static_cast<uint64_t>(s.sum_seconds * 1e9));

@@ -26,13 +26,16 @@ std::string_view StatusClass(const trace::Span& s, char (&buf)[16]) {
   return "none";
 }
 
-// The five labels of a RED series, in exposition order.
+// The labels of a RED series, in exposition order; url_scheme only for
+// HTTP-family protocols (always there for them, never for the others).
 prometheus::Labels SeriesLabels(const RedKey& k) {
-  return {{"service_name", k.service},
-          {"network_protocol_name", k.protocol},
-          {"http_request_method", k.method},
-          {"http_route", k.route},
-          {"http_status_class", k.status_class}};
+  prometheus::Labels labels = {{"service_name", k.service},
+                               {"network_protocol_name", k.protocol},
+                               {"http_request_method", k.method},
+                               {"http_route", k.route},
+                               {"http_status_class", k.status_class}};
+  if (!k.scheme.empty()) labels.push_back({"url_scheme", k.scheme});
+  return labels;
 }
 
 // The Prometheus family a series belongs to: its protocol's (protocols/semantics.h).
@@ -119,6 +122,7 @@ size_t HashRedKey(const RedKeyView& k) {
   h = HashField(h, k.method);
   h = HashField(h, k.route);
   h = HashField(h, k.status_class);
+  h = HashField(h, k.scheme);
   return static_cast<size_t>(h);
 }
 
@@ -138,13 +142,15 @@ RedKeyView RedAggregator::KeyOf(const trace::Span& s, char (&status_buf)[16]) {
     k.route = route ? std::string_view(*route) : std::string_view(s.endpoint);
   }
   k.status_class = StatusClass(s, status_buf);
+  k.scheme = trace::UrlScheme(s);
   return k;
 }
 
 uint32_t RedAggregator::SeriesId(const RedKeyView& key) {
   if (auto it = ids_.find(key); it != ids_.end()) return it->second;
   RedKey owned{std::string(key.service), std::string(key.protocol), std::string(key.kind),
-               std::string(key.method), std::string(key.route), std::string(key.status_class)};
+               std::string(key.method), std::string(key.route), std::string(key.status_class),
+               std::string(key.scheme)};
   if (keys_.size() >= options_.max_series) {
     ++overflowed_;
     owned.route = "{overflow}";

@@ -133,6 +133,7 @@ struct Span {
   uint32_t response_tcp_seq = 0;
   bool request_seq_valid = false;
   bool response_seq_valid = false;
+  bool tls = false;  // read from a TLS library (url.scheme https, RED's scheme label)
 
   // The protocol's RED labels (protocols::SpanDescription) and, for
   // request/path protocols, the raw path and query the linker compares: kept

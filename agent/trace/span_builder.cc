@@ -102,6 +102,7 @@ Span SpanBuilder::BuildDeferred(conn::ConnRecord&& cr) {
   s.tid = c.tid;
   s.comm = c.comm;
   s.sock_id = c.sock_id;
+  s.tls = c.tls;
 
   uint64_t start = r.request.first_byte_ns;
   uint64_t end = r.response.complete ? r.response.last_byte_ns : r.request.last_byte_ns;
@@ -152,9 +153,21 @@ void SpanBuilder::Complete(Span& s) {
   d.route = s.route;
   d.error = s.status == StatusCode::kError;
   protocols::SemanticsFor(r.protocol).attributes(r, d, addr, s.attributes);
+  if (const std::string_view scheme = UrlScheme(s); !scheme.empty()) s.attributes.push_back({"url.scheme", std::string(scheme)});
   s.request_headers = std::move(s.deferred->record.request.headers);
   s.response_headers = std::move(s.deferred->record.response.headers);
   s.deferred.reset();
+}
+
+std::string_view UrlScheme(const Span& span) {
+  switch (span.protocol) {
+    case protocols::L7Protocol::kHttp1:
+    case protocols::L7Protocol::kHttp2:
+    case protocols::L7Protocol::kGrpc:
+      return span.tls ? "https" : "http";
+    default:
+      return {};
+  }
 }
 
 const std::string* StringAttribute(const Span& span, std::string_view key) {

@@ -44,6 +44,8 @@ class SpanBuilder {
 
 // Lookups on built spans (used by the linker and sinks).
 const std::string* StringAttribute(const Span& span, std::string_view key);
+// "https" / "http" for HTTP-family spans (TLS plaintext or not), "" otherwise.
+std::string_view UrlScheme(const Span& span);
 int64_t IntAttribute(const Span& span, std::string_view key, int64_t fallback = 0);
 
 }  // namespace sonde::trace

@@ -15,9 +15,17 @@
  * calls that make no syscall (a read served from an already-decrypted
  * record). This needs neither SSL_set_fd (a connection whose handshake
  * predates the agent is found on its first read/write) nor struct offsets of
- * a particular OpenSSL build. Libraries that do their socket I/O elsewhere
- * (memory BIOs, e.g. Node's TLSWrap) leave the fd unknown: counted in
- * SONDE_STAT_TLS_NO_SOCKET, not guessed.
+ * a particular OpenSSL build.
+ *
+ * Libraries that do the socket I/O outside the SSL call (memory BIOs: Node's
+ * TLSWrap reads the ciphertext with libuv, then calls SSL_read; calls
+ * SSL_write, then writes the ciphertext) leave the fd unknown at return. The
+ * call record then stays behind as "pending": the thread's next socket
+ * read/write whose bytes start with a TLS record header (content type 20-23,
+ * version 3.x) names the SSL*'s socket. Node's first SSL_read of a
+ * connection runs inside the handshake (no plaintext yet) right before the
+ * ServerHello goes out, so no plaintext is lost there; a client's first
+ * SSL_write before any other call can be (counted in SONDE_STAT_TLS_NO_SOCKET).
  */
 #ifndef SONDE_LIB_TLS_BPF_H
 #define SONDE_LIB_TLS_BPF_H
@@ -35,7 +43,8 @@ struct tls_call {
   __u64 inode;   /* socket of a read/write made inside the call, valid when fd >= 0 */
   __s32 fd;      /* -1 until such a call is seen */
   __u8 syscall;  /* SONDE_SYS_SSL_READ / SONDE_SYS_SSL_WRITE */
-  __u8 _pad[3];
+  __u8 pending;  /* returned without a socket: the next TLS-looking socket call names it */
+  __u8 _pad[2];
 };
 
 struct tls_ssl_key {
@@ -51,7 +60,7 @@ struct tls_ssl_socket {
 };
 
 struct {
-  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(type, BPF_MAP_TYPE_LRU_HASH); /* pending records of idle threads age out */
   __uint(max_entries, 16384);
   __type(key, __u64); /* pid_tgid: the calling thread */
   __type(value, struct tls_call);
@@ -81,14 +90,49 @@ static __always_inline void tls_mark_socket(__u64 inode) {
   }
 }
 
+/* Whether the bytes a socket call moved start with a TLS record header. */
+static __always_inline bool tls_record_header(__u8 syscall, __u64 buf) {
+  __u64 first = buf;
+  if (syscall == SONDE_SYS_READV || syscall == SONDE_SYS_WRITEV) {
+    /* iov_base of the first iovec */
+    if (bpf_probe_read_user(&first, sizeof(first), (const void *)buf) != 0) return false;
+  } else if (syscall != SONDE_SYS_READ && syscall != SONDE_SYS_WRITE && syscall != SONDE_SYS_SENDTO &&
+             syscall != SONDE_SYS_RECVFROM) {
+    return false;
+  }
+  __u32 h = 0; /* content type, version major, version minor (little-endian bytes) */
+  if (bpf_probe_read_user(&h, 3, (const void *)first) != 0) return false;
+  const __u8 type = h & 0xff, major = (h >> 8) & 0xff, minor = (h >> 16) & 0xff;
+  return type >= 20 && type <= 23 && major == 3 && minor <= 4;
+}
+
 /* Called by sys_exit for a socket read/write with bytes moved: true when the
- * thread is inside an SSL call, i.e. the bytes are ciphertext of that call's
- * connection (noted, not copied). */
-static __always_inline bool tls_note_socket_call(__s32 fd, __u64 inode) {
+ * bytes are TLS ciphertext of a known SSL call (noted, not copied): the
+ * thread is inside the call, or a call of it is pending and these bytes look
+ * like TLS records. */
+static __noinline int tls_note_socket_call_slow(__s32 fd, __u64 inode, __u8 syscall, __u64 buf);
+
+/* The sys_exit side stays small (its stack is near the 512-byte limit):
+ * the lookup is inline, the rest a function of its own with its own frame. */
+static __always_inline bool tls_note_socket_call(__s32 fd, __u64 inode, __u8 syscall, __u64 buf) {
   if (!tls_enabled) return false;
+  return tls_note_socket_call_slow(fd, inode, syscall, buf) != 0;
+}
+
+static __noinline int tls_note_socket_call_slow(__s32 fd, __u64 inode, __u8 syscall, __u64 buf) {
   __u64 id = bpf_get_current_pid_tgid();
   struct tls_call *c = bpf_map_lookup_elem(&tls_calls, &id);
   if (!c) return false;
+  if (c->pending) {
+    if (!tls_record_header(syscall, buf)) return false; /* some other socket of the thread */
+    struct tls_ssl_key key = {.tgid = id >> 32, .ssl = c->ssl};
+    struct tls_ssl_socket v = {.inode = inode, .fd = fd};
+    bpf_map_update_elem(&tls_ssl_sockets, &key, &v, BPF_ANY);
+    bpf_map_delete_elem(&tls_calls, &id);
+    tls_mark_socket(inode);
+    count_stat(SONDE_STAT_TLS_CIPHERTEXT);
+    return true;
+  }
   if (c->fd != fd || c->inode != inode) {
     c->fd = fd;
     c->inode = inode;
@@ -110,9 +154,8 @@ static __always_inline int tls_enter(__u64 ssl, __u64 buf, __u64 len_ptr, __u8 s
 static __always_inline int tls_exit(long ret) {
   __u64 id = bpf_get_current_pid_tgid();
   struct tls_call *cp = bpf_map_lookup_elem(&tls_calls, &id);
-  if (!cp) return 0;
+  if (!cp || cp->pending) return 0;
   const struct tls_call c = *cp;
-  bpf_map_delete_elem(&tls_calls, &id);
 
   __u64 bytes = 0;
   if (c.len_ptr != 0) {
@@ -136,17 +179,17 @@ static __always_inline int tls_exit(long ret) {
     fd = known->fd;
     want_inode = known->inode;
   }
-  if (bytes == 0) return 0;
-  if (fd < 0) {
-    count_stat(SONDE_STAT_TLS_NO_SOCKET);
-    return 0;
-  }
   __u64 inode = 0;
-  struct sock *sk = sonde_sock_from_fd_btf(fd, &inode);
-  if (!sk || inode != want_inode) { /* closed, or the fd now names another socket */
-    count_stat(SONDE_STAT_TLS_NO_SOCKET);
+  struct sock *sk = fd >= 0 ? sonde_sock_from_fd_btf(fd, &inode) : NULL;
+  if (!sk || inode != want_inode) {
+    /* Unknown, closed, or the fd now names another socket (an SSL* address
+     * reused): wait for the thread's next TLS-looking socket call. */
+    cp->pending = 1;
+    if (bytes != 0) count_stat(SONDE_STAT_TLS_NO_SOCKET);
     return 0;
   }
+  bpf_map_delete_elem(&tls_calls, &id);
+  if (bytes == 0) return 0;
 
   __u32 cpu = bpf_get_smp_processor_id();
   struct scratch_event *s = bpf_map_lookup_elem(&scratch, &cpu);
