@@ -28,6 +28,7 @@
 #define SONDE_SYSCALL_ARG1(regs) ((regs)->si)
 #define SONDE_SYSCALL_ARG2(regs) ((regs)->dx)
 #define SONDE_SYSCALL_ARG3(regs) ((regs)->r10)
+#define SONDE_SYSCALL_ARG4(regs) ((regs)->r8)
 #elif defined(__TARGET_ARCH_arm64)
 /* asm-generic/unistd.h */
 #define SONDE_NR_close 57
@@ -50,6 +51,7 @@
 #define SONDE_SYSCALL_ARG1(regs) ((regs)->regs[1])
 #define SONDE_SYSCALL_ARG2(regs) ((regs)->regs[2])
 #define SONDE_SYSCALL_ARG3(regs) ((regs)->regs[3])
+#define SONDE_SYSCALL_ARG4(regs) ((regs)->regs[4])
 #else
 #error "socket capture supports x86_64 and arm64"
 #endif

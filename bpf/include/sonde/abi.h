@@ -20,6 +20,7 @@
 #define SONDE_PAYLOAD_DEFAULT 4096
 #define SONDE_PAYLOAD_MAX 16384 /* power of two: the BPF side masks offsets with MAX-1 */
 #define SONDE_MAX_IOVECS 16     /* iovecs read per readv/writev/sendmsg/recvmsg */
+#define SONDE_MAX_MMSG 16       /* messages reported per sendmmsg/recvmmsg (one event each) */
 
 enum sonde_event_type {
   SONDE_EVENT_DATA = 1,       /* bytes moved by a socket syscall */
@@ -68,8 +69,10 @@ enum sonde_data_flags {
   SONDE_DATA_TRUNCATED = 1 << 0,     /* payload_len < bytes: only a prefix was captured */
   SONDE_DATA_NO_PAYLOAD = 1 << 1,    /* bytes counted, payload not readable (sendfile) */
   SONDE_DATA_SEQ_VALID = 1 << 2,     /* tcp_seq holds the TCP sequence of the first byte */
-  SONDE_DATA_MULTI_MSG = 1 << 3,     /* sendmmsg/recvmmsg: payload/bytes of the first message */
+  SONDE_DATA_MULTI_MSG = 1 << 3,     /* one message of a sendmmsg/recvmmsg (each has its own event) */
   SONDE_DATA_TLS = 1 << 4,           /* plaintext of a TLS library call, not socket bytes (no tcp_seq) */
+  SONDE_DATA_PEER_ADDR = 1 << 5,     /* UDP: tuple.daddr/dport is this datagram's peer, from the call's
+                                        sockaddr (sendto/recvfrom address, msg_name) */
 };
 
 /* Why an event or part of one was not delivered (index into the lost-events map). */
@@ -106,7 +109,8 @@ enum sonde_stat {
   SONDE_STAT_TLS_CIPHERTEXT = 7, /* socket calls on TLS sockets not copied (ciphertext) */
   SONDE_STAT_TLS_NO_SOCKET = 8,  /* TLS library calls whose socket could not be found (memory BIO) */
   SONDE_STAT_TLS_STASH_FULL = 9, /* TLS call entry not recorded: in-flight call map full */
-  SONDE_STAT_COUNT = 10,
+  SONDE_STAT_MMSG_UNREPORTED = 10, /* sendmmsg/recvmmsg messages past SONDE_MAX_MMSG (not captured) */
+  SONDE_STAT_COUNT = 11,
 };
 
 /* Filter map values (pid/port/cgroup filter maps). */
