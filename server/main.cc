@@ -1,14 +1,18 @@
 // sonde-server: receives agent streams on gRPC (7070), stores them (SQLite
 // under --data-dir by default), and serves the JSON API and web UI (8080).
+#include <cctype>
 #include <csignal>
 #include <filesystem>
+#include <fstream>
 #include <thread>
 
 #include <CLI/CLI.hpp>
 #include <grpcpp/grpcpp.h>
+#include <grpcpp/resource_quota.h>
 #include <httplib.h>
 #include <spdlog/spdlog.h>
 
+#include "common/http/guarded_server.h"
 #include "server/api/http_api.h"
 #include "server/api/params.h"
 #include "server/ingest/ingest_service.h"
@@ -39,14 +43,45 @@ bool SplitHostPort(const std::string& s, std::string* host, int* port) {
   return *port >= 0 && *port < 65536;
 }
 
+bool IsLoopback(const std::string& host) {
+  return host == "localhost" || host.rfind("127.", 0) == 0 || host == "::1" || host == "[::1]";
+}
+
+// A secret from a file (first line, surrounding whitespace trimmed), so it
+// does not show in `ps`. Empty path: keep `*value`.
+bool ReadSecretFile(const std::string& path, std::string* value) {
+  if (path.empty()) return true;
+  std::ifstream in(path);
+  if (!in) return false;
+  std::string line;
+  std::getline(in, line);
+  while (!line.empty() && std::isspace(static_cast<unsigned char>(line.back()))) line.pop_back();
+  size_t start = 0;
+  while (start < line.size() && std::isspace(static_cast<unsigned char>(line[start]))) ++start;
+  *value = line.substr(start);
+  return !value->empty();
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"sonde-server: central store, query API and web UI for Sonde agents"};
   std::string data_dir = "./data";
-  std::string grpc_listen = "0.0.0.0:7070";
-  std::string http_listen = "0.0.0.0:8080";
+  std::string grpc_listen = "127.0.0.1:7070";
+  std::string http_listen = "127.0.0.1:8080";
   std::string token;
+  std::string token_file;
+  std::string ui_token;
+  std::string ui_token_file;
+  sonde::net::TlsFiles tls;
+  bool insecure = false;
+  sonde::server::IngestOptions ingest_options;
+  uint32_t max_message_mib = 8;
   std::string ui_dir;
   std::string retention_spans = "72h";
   std::string retention_metrics = "7d";
@@ -57,6 +92,18 @@ int main(int argc, char** argv) {
   app.add_option("--grpc-listen", grpc_listen, "agent ingest address (gRPC)")->capture_default_str();
   app.add_option("--http-listen", http_listen, "UI + JSON API address")->capture_default_str();
   app.add_option("--token", token, "shared secret agents must present (empty: none)");
+  app.add_option("--token-file", token_file, "read the agent token from this file (not visible in ps)");
+  app.add_option("--ui-token", ui_token, "token the UI/API requires (Bearer header or /login cookie)");
+  app.add_option("--ui-token-file", ui_token_file, "read the UI/API token from this file");
+  app.add_option("--tls-cert", tls.cert_file, "PEM certificate chain: serve ingest and UI/API over TLS");
+  app.add_option("--tls-key", tls.key_file, "PEM private key for --tls-cert");
+  app.add_option("--tls-client-ca", tls.client_ca_file,
+                 "require client certificates signed by this CA (binds agent instances to certificates)");
+  app.add_flag("--insecure", insecure,
+               "allow listening beyond loopback without a token or client certificates");
+  app.add_option("--max-streams", ingest_options.max_streams, "concurrent agent streams")->capture_default_str();
+  app.add_option("--max-batch-spans", ingest_options.batch.max_spans, "spans per batch")->capture_default_str();
+  app.add_option("--max-message-mib", max_message_mib, "largest ingest message (MiB)")->capture_default_str();
   app.add_option("--ui-dir", ui_dir, "serve the UI from this directory instead of the embedded copy");
   app.add_option("--retention-spans", retention_spans, "keep spans, requests and profiles this long")
       ->capture_default_str();
@@ -83,6 +130,36 @@ int main(int argc, char** argv) {
   policy.spans_ns = *rs;
   policy.metrics_ns = *rm;
 
+  if (!ReadSecretFile(token_file, &token) || !ReadSecretFile(ui_token_file, &ui_token)) {
+    spdlog::error("cannot read a non-empty token from {}", !token_file.empty() ? token_file : ui_token_file);
+    return 2;
+  }
+  if (tls.enabled() != !tls.key_file.empty() || (!tls.client_ca_file.empty() && !tls.enabled())) {
+    spdlog::error("--tls-cert and --tls-key go together (and --tls-client-ca needs them)");
+    return 2;
+  }
+  std::string grpc_host, http_host;
+  int grpc_port_wanted = 0, http_port = 0;
+  if (!SplitHostPort(grpc_listen, &grpc_host, &grpc_port_wanted) ||
+      !SplitHostPort(http_listen, &http_host, &http_port)) {
+    spdlog::error("listen addresses are host:port");
+    return 2;
+  }
+  // Nobody is let in by accident: a listener reachable from other hosts needs
+  // a credential, or an explicit --insecure.
+  const bool client_certs = !tls.client_ca_file.empty();
+  if (!insecure && !IsLoopback(grpc_host) && token.empty() && !client_certs) {
+    spdlog::error("refusing to accept agents on {} without --token/--token-file or --tls-client-ca "
+                  "(or pass --insecure)", grpc_listen);
+    return 2;
+  }
+  if (!insecure && !IsLoopback(http_host) && ui_token.empty() && !client_certs) {
+    spdlog::error("refusing to serve the UI/API on {} without --ui-token/--ui-token-file or --tls-client-ca "
+                  "(or pass --insecure)", http_listen);
+    return 2;
+  }
+  ingest_options.token = token;
+
   std::error_code ec;
   std::filesystem::create_directories(data_dir, ec);
   if (ec) {
@@ -108,12 +185,30 @@ int main(int argc, char** argv) {
     *storage = std::make_unique<sonde::server::JoiningStorage>(std::move(*storage), join);
   }
 
-  sonde::server::IngestService ingest(storage->get(), token);
+  sonde::server::IngestService ingest(storage->get(), ingest_options);
   grpc::ServerBuilder builder;
   int grpc_port = 0;
-  builder.AddListeningPort(grpc_listen, grpc::InsecureServerCredentials(), &grpc_port);
+  std::shared_ptr<grpc::ServerCredentials> credentials = grpc::InsecureServerCredentials();
+  if (tls.enabled()) {
+    grpc::SslServerCredentialsOptions ssl(tls.client_ca_file.empty()
+                                              ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
+                                              : GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+    ssl.pem_key_cert_pairs.push_back({ReadFile(tls.key_file), ReadFile(tls.cert_file)});
+    if (!tls.client_ca_file.empty()) ssl.pem_root_certs = ReadFile(tls.client_ca_file);
+    credentials = grpc::SslServerCredentials(ssl);
+  }
+  builder.AddListeningPort(grpc_listen, credentials, &grpc_port);
   builder.RegisterService(&ingest);
-  builder.SetMaxReceiveMessageSize(64 << 20);
+  builder.SetMaxReceiveMessageSize(static_cast<int>(max_message_mib) << 20);
+  // Threads are bounded (a stream holds one): beyond the quota new calls get
+  // RESOURCE_EXHAUSTED instead of a thread each.
+  grpc::ResourceQuota quota("sonde-ingest");
+  quota.SetMaxThreads(static_cast<int>(ingest_options.max_streams) + 16);
+  builder.SetResourceQuota(quota);
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, 16);
+  // Dead agent connections are noticed (and their instance released).
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 30'000);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10'000);
   std::unique_ptr<grpc::Server> ingest_server = builder.BuildAndStart();
   if (!ingest_server || grpc_port == 0) {
     spdlog::error("cannot listen for ingest on {}", grpc_listen);
@@ -121,17 +216,28 @@ int main(int argc, char** argv) {
   }
   spdlog::info("ingest: gRPC on {}", grpc_listen);
 
-  httplib::Server http;
-  sonde::server::HttpApi api(storage->get(), &ingest.counters(), {ui_dir, nullptr});
+  // The UI/API takes no request body but the login form's; slow or idle
+  // clients are cut off so /api/health always answers (GuardedHttpServer).
+  sonde::net::HttpLimits limits;
+  limits.threads = 16;
+  limits.max_connections = 128;
+  limits.max_body_bytes = 4096;
+  limits.accepts_body = [](const httplib::Request& req) { return req.method == "POST" && req.path == "/api/login"; };
+  auto guarded = sonde::net::GuardedHttpServer::Create(limits, tls);
+  if (!guarded.ok()) {
+    spdlog::error("HTTP: {}", guarded.status().ToString());
+    return 1;
+  }
+  httplib::Server& http = **guarded;
+  sonde::server::HttpApi api(storage->get(), &ingest.counters(), {ui_dir, nullptr, ui_token});
   api.Register(http);
-  std::string http_host;
-  int http_port = 0;
-  if (!SplitHostPort(http_listen, &http_host, &http_port) || !http.bind_to_port(http_host.c_str(), http_port)) {
+  if (!http.bind_to_port(http_host.c_str(), http_port)) {
     spdlog::error("cannot listen for HTTP on {}", http_listen);
     return 1;
   }
   std::thread http_thread([&] { http.listen_after_bind(); });
-  spdlog::info("ui: http://{}:{}/", http_host == "0.0.0.0" ? "127.0.0.1" : http_host, http_port);
+  spdlog::info("ui: {}://{}:{}/", tls.enabled() ? "https" : "http", http_host == "0.0.0.0" ? "127.0.0.1" : http_host,
+               http_port);
 
   std::signal(SIGINT, OnSignal);
   std::signal(SIGTERM, OnSignal);

@@ -5,6 +5,8 @@
 
 #include <chrono>
 
+#include "common/http/guarded_server.h"
+
 namespace sonde::metrics {
 
 MetricsServer::MetricsServer() = default;
@@ -24,7 +26,17 @@ std::string MetricsServer::Render() const {
 
 absl::Status MetricsServer::Start(const std::string& host, int port) {
   if (http_) return absl::FailedPreconditionError("metrics server already started");
-  http_ = std::make_unique<httplib::Server>();
+  // A scrape endpoint takes no body and few connections; slow or idle peers
+  // are cut off so a scrape is never starved (net::GuardedHttpServer).
+  net::HttpLimits limits;
+  limits.threads = 4;
+  limits.max_connections = 32;
+  limits.max_body_bytes = 0;
+  limits.head_timeout = std::chrono::seconds(5);
+  limits.request_timeout = std::chrono::seconds(10);
+  auto guarded = net::GuardedHttpServer::Create(limits, tls_);
+  if (!guarded.ok()) return guarded.status();
+  http_ = std::move(*guarded);
   http_->Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
     res.set_content(Render(), "text/plain; version=0.0.4; charset=utf-8");
   });

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "common/http/guarded_server.h"
 
 namespace httplib {
 class Server;
@@ -27,6 +28,8 @@ class MetricsServer {
   MetricsServer& operator=(const MetricsServer&) = delete;
 
   void AddCollector(Collector c);
+  // Serve HTTPS (optionally requiring client certificates); before Start.
+  void SetTls(net::TlsFiles tls) { tls_ = std::move(tls); }
   // Binds and serves on a background thread. Port 0 picks a free port.
   absl::Status Start(const std::string& host, int port);
   void Stop();
@@ -40,6 +43,7 @@ class MetricsServer {
   mutable std::mutex mu_;
   std::vector<Collector> collectors_;
   int port_ = 0;
+  net::TlsFiles tls_;
 };
 
 }  // namespace sonde::metrics

@@ -8,6 +8,7 @@
 #include "agent/otlp/auth.h"
 #include "agent/otlp/rpc_status.h"
 #include "agent/otlp/text_util.h"
+#include "common/http/guarded_server.h"
 #include "google/protobuf/arena.h"
 
 namespace sonde::otlp {
@@ -53,18 +54,9 @@ HttpReceiver::HttpReceiver(HttpReceiverOptions options, Ingestor* ingestor)
     : options_(std::move(options)), ingestor_(ingestor) {}
 
 void HttpReceiver::Install(httplib::Server& server) {
+  // Wire limits, connection/thread bounds and slow-client timeouts are the
+  // GuardedHttpServer's (see Start); decoded bytes are capped at max_body below.
   const size_t max_body = ingestor_->options().max_body_bytes;
-  // Wire bytes. Room above max_body lets an oversize identity body be drained,
-  // so a client still sending reads the 413 instead of a connection reset;
-  // decoded bytes are capped at max_body below.
-  server.set_payload_max_length(max_body * 4);
-  server.set_keep_alive_max_count(100000);
-  server.set_keep_alive_timeout(10);
-  server.set_read_timeout(30, 0);
-  const int threads = options_.threads;
-  // httplib's API takes ownership of a raw TaskQueue pointer.
-  server.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
-
   auto handle = [this, max_body](Signal signal, const httplib::Request& req, httplib::Response& res,
                                  const httplib::ContentReader& reader) {
     auto format_or = ParseContentType(req.get_header_value("Content-Type"));
@@ -234,8 +226,25 @@ absl::StatusOr<std::unique_ptr<HttpReceiver>> HttpReceiver::Start(const HttpRece
   if (options.bind_addresses.empty()) return absl::InvalidArgumentError("no bind address");
   std::unique_ptr<HttpReceiver> receiver(new HttpReceiver(options, ingestor));
   int port = options.port;
+  const size_t max_body = ingestor->options().max_body_bytes;
+  net::HttpLimits limits;
+  limits.threads = static_cast<size_t>(std::max(options.threads, 1));
+  limits.max_connections = limits.threads * 2;
+  // Room above max_body lets an oversize identity body be drained, so a client
+  // still sending reads the 413 instead of a connection reset.
+  limits.max_body_bytes = max_body * 4;
+  limits.head_timeout = std::chrono::seconds(5);
+  limits.request_timeout = std::chrono::seconds(30);
+  limits.keep_alive_timeout = std::chrono::seconds(10);
+  // Only the three OTLP paths read a body (streamed, bounded after decompression).
+  limits.accepts_body = [](const httplib::Request& req) {
+    return req.method == "POST" &&
+           (req.path == "/v1/traces" || req.path == "/v1/metrics" || req.path == "/v1/logs");
+  };
   for (const std::string& address : options.bind_addresses) {
-    auto server = std::make_unique<httplib::Server>();
+    auto guarded = net::GuardedHttpServer::Create(limits, options.tls);
+    if (!guarded.ok()) return guarded.status();
+    std::unique_ptr<httplib::Server> server = std::move(*guarded);
     receiver->Install(*server);
     if (port == 0) {
       port = server->bind_to_any_port(address.c_str());

@@ -8,6 +8,9 @@
 //   413 + RESOURCE_EXHAUSTED when the body exceeds the limit after decompression
 //        (decompression stops at the limit: no zip bombs);
 //   503 + UNAVAILABLE + Retry-After when overloaded.
+// The listener is a net::GuardedHttpServer: 413 before reading a body on any
+// other path, 431 for oversize heads, 408 for slow clients, 503 beyond
+// 2 x threads connections.
 #include <memory>
 #include <string>
 #include <thread>
@@ -15,6 +18,7 @@
 
 #include "absl/status/statusor.h"
 #include "agent/otlp/ingestor.h"
+#include "common/http/guarded_server.h"
 
 namespace httplib {
 class Server;
@@ -27,6 +31,7 @@ struct HttpReceiverOptions {
   int port = 4318;                          // 0: pick a free port (single address only)
   std::string bearer_token;
   int threads = 32;  // per listener; a keep-alive connection holds a thread while open
+  net::TlsFiles tls;  // empty cert: plain HTTP
 };
 
 class HttpReceiver {

@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "server/api/api_auth.h"
 #include "server/api/json.h"
 #include "server/api/params.h"
 #include "server/query/flame.h"
@@ -79,13 +80,34 @@ HttpApi::HttpApi(Storage* storage, const IngestCounters* counters, HttpApiOption
   if (!options_.now_ns) options_.now_ns = SystemNowNs;
 }
 
-void HttpApi::Register(httplib::Server& srv) {
+void HttpApi::Register(httplib::Server& server) {
   auto now = options_.now_ns;
   Storage* store = storage_;
 
-  srv.Get("/api/health", [](const httplib::Request&, httplib::Response& res) {
+  // Health stays open (liveness probes); login is how a browser gets in.
+  server.Get("/api/health", [](const httplib::Request&, httplib::Response& res) {
     Reply(res, 200, {{"status", "ok"}});
   });
+  auto auth = std::make_shared<ApiAuth>(options_.token);
+  server.Post("/api/login", [auth](const httplib::Request& req, httplib::Response& res) { auth->Login(req, res); });
+  server.Get("/login", [](const httplib::Request&, httplib::Response& res) { ApiAuth::LoginPage(res, false); });
+
+  // Every other route is registered through this wrapper: 401 for the API,
+  // a redirect to the login page for the UI.
+  struct Guarded {
+    httplib::Server& srv;
+    std::shared_ptr<ApiAuth> auth;
+    void Get(const std::string& pattern, httplib::Server::Handler handler) {
+      srv.Get(pattern, [a = auth, h = std::move(handler)](const httplib::Request& req, httplib::Response& res) {
+        if (a->Authorized(req)) return h(req, res);
+        if (req.path.rfind("/api/", 0) == 0) {
+          res.set_header("WWW-Authenticate", "Bearer");
+          return Reply(res, 401, {{"error", "missing or wrong token (Authorization: Bearer, or sign in at /login)"}});
+        }
+        res.set_redirect("/login", 303);
+      });
+    }
+  } srv{server, auth};
 
   srv.Get("/api/stats", [store, this](const httplib::Request&, httplib::Response& res) {
     auto s = store->Stats();
@@ -377,7 +399,7 @@ void HttpApi::Register(httplib::Server& srv) {
     }
     res.set_content(reinterpret_cast<const char*>(a->data), a->size, a->content_type);
   });
-  srv.set_default_headers({{"X-Content-Type-Options", "nosniff"},
+  server.set_default_headers({{"X-Content-Type-Options", "nosniff"},
                            {"Content-Security-Policy",
                             "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:"}});
 }

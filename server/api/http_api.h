@@ -2,6 +2,8 @@
 // The HTTP side of sonde-server: the JSON query API under /api/ and the web
 // UI (embedded assets, or files from --ui-dir). Every handler validates its
 // parameters first and answers 400 {"error": "..."} on malformed input.
+// With a token configured, /api/* answers 401 and UI pages redirect to
+// /login until the client presents it (server/api/api_auth.h).
 #include <functional>
 #include <string>
 
@@ -15,6 +17,7 @@ namespace sonde::server {
 struct HttpApiOptions {
   std::string ui_dir;  // empty: serve the assets embedded at build time
   std::function<uint64_t()> now_ns;  // injectable clock (tests)
+  std::string token;  // non-empty: every route but /api/health and /api/login needs it (api_auth.h)
 };
 
 class HttpApi {

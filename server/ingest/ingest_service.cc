@@ -1,6 +1,9 @@
 #include "server/ingest/ingest_service.h"
 
+#include <openssl/crypto.h>
 #include <zlib.h>
+
+#include <algorithm>
 
 #include <spdlog/spdlog.h>
 
@@ -8,63 +11,101 @@
 
 namespace sonde::server {
 
-absl::StatusOr<v1::Batch> DecodeCompressedBatch(const v1::CompressedBatch& c,
-                                                uint64_t max_uncompressed) {
+absl::StatusOr<v1::Batch> DecodeCompressedBatch(const v1::CompressedBatch& c, const BatchLimits& limits) {
   v1::Batch batch;
   if (c.compression() == v1::COMPRESSION_NONE) {
+    if (c.data().size() > limits.max_uncompressed_bytes) return absl::ResourceExhaustedError("batch too large");
+    if (auto shape = CheckBatchShape(c.data(), limits); !shape.ok()) return shape;
     if (!batch.ParseFromString(c.data())) return absl::InvalidArgumentError("batch does not parse");
     return batch;
   }
   if (c.compression() != v1::COMPRESSION_ZLIB && c.compression() != v1::COMPRESSION_GZIP)
     return absl::InvalidArgumentError(absl::StrCat("unknown compression ", c.compression()));
-  if (c.uncompressed_size() > max_uncompressed)
-    return absl::InvalidArgumentError("batch too large");
+  // What the compressed bytes can possibly inflate to bounds the output, not
+  // the sender's claim: 10 bytes claiming 256 MiB get a 10 KiB budget.
+  const uint64_t cap = std::min<uint64_t>(limits.max_uncompressed_bytes,
+                                          static_cast<uint64_t>(c.data().size()) * kMaxInflateRatio + 64);
+  if (c.uncompressed_size() > cap)
+    return absl::ResourceExhaustedError(absl::StrCat("batch claims ", c.uncompressed_size(),
+                                                     " uncompressed bytes, more than the limit of ", cap));
   std::string out;
-  out.resize(c.uncompressed_size() ? c.uncompressed_size() : c.data().size() * 4 + 64);
+  // Grown as inflate produces: a claim is only a hint for the first step.
+  out.resize(std::min<uint64_t>(std::max<uint64_t>(c.uncompressed_size(), c.data().size() * 4 + 64),
+                                std::min<uint64_t>(cap, 1u << 20)));
   z_stream zs{};
   // 15 + 32: accept both zlib and gzip headers.
   if (inflateInit2(&zs, 15 + 32) != Z_OK) return absl::InternalError("inflateInit2");
+  struct End {
+    z_stream* z;
+    ~End() { inflateEnd(z); }
+  } end{&zs};
   zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(c.data().data()));
   zs.avail_in = static_cast<uInt>(c.data().size());
   size_t produced = 0;
   int rc = Z_OK;
   while (rc != Z_STREAM_END) {
     if (produced == out.size()) {
-      if (out.size() >= max_uncompressed) {
-        inflateEnd(&zs);
-        return absl::InvalidArgumentError("batch too large");
-      }
-      out.resize(std::min<size_t>(out.size() * 2, max_uncompressed));
+      if (out.size() >= cap)
+        return absl::ResourceExhaustedError(absl::StrCat("batch inflates past ", cap, " bytes"));
+      out.resize(std::min<size_t>(out.size() * 2, cap));
     }
     zs.next_out = reinterpret_cast<Bytef*>(out.data() + produced);
     zs.avail_out = static_cast<uInt>(out.size() - produced);
     rc = inflate(&zs, Z_NO_FLUSH);
     produced = out.size() - zs.avail_out;
-    if (rc != Z_OK && rc != Z_STREAM_END) {
-      inflateEnd(&zs);
-      return absl::InvalidArgumentError(absl::StrCat("inflate failed: ", rc));
-    }
-    if (rc == Z_OK && zs.avail_in == 0 && zs.avail_out != 0) {
-      inflateEnd(&zs);
+    if (rc != Z_OK && rc != Z_STREAM_END) return absl::InvalidArgumentError(absl::StrCat("inflate failed: ", rc));
+    if (rc == Z_OK && zs.avail_in == 0 && zs.avail_out != 0)
       return absl::InvalidArgumentError("truncated compressed batch");
-    }
   }
-  inflateEnd(&zs);
-  if (!batch.ParseFromArray(out.data(), static_cast<int>(produced)))
+  std::string_view inflated(out.data(), produced);
+  if (auto shape = CheckBatchShape(inflated, limits); !shape.ok()) return shape;
+  if (!batch.ParseFromArray(inflated.data(), static_cast<int>(inflated.size())))
     return absl::InvalidArgumentError("batch does not parse");
   return batch;
+}
+
+grpc::Status IngestService::ClaimInstance(const std::string& instance_id, const std::string& peer_identity) {
+  if (instance_id.empty()) return grpc::Status::OK;
+  std::lock_guard<std::mutex> lock(instances_mu_);
+  Instance& inst = instances_[instance_id];
+  if (inst.connected)
+    return grpc::Status(grpc::StatusCode::ALREADY_EXISTS,
+                        "agent instance " + instance_id + " is already connected");
+  if (inst.peer_identity.empty()) inst.peer_identity = peer_identity;
+  else if (inst.peer_identity != peer_identity)
+    return grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
+                        "agent instance " + instance_id + " belongs to another client certificate");
+  inst.connected = true;
+  return grpc::Status::OK;
+}
+
+void IngestService::ReleaseInstance(const std::string& instance_id) {
+  if (instance_id.empty()) return;
+  std::lock_guard<std::mutex> lock(instances_mu_);
+  instances_[instance_id].connected = false;
 }
 
 grpc::Status IngestService::Stream(
     grpc::ServerContext* context,
     grpc::ServerReaderWriter<v1::IngestResponse, v1::IngestRequest>* stream) {
   ++counters_.streams;
+  // Each sync stream holds a server thread while open: bounded (issue #17).
+  struct Slot {
+    std::atomic<uint32_t>& n;
+    ~Slot() { --n; }
+  } slot{active_streams_};
+  if (++active_streams_ > options_.max_streams) {
+    ++counters_.refused_streams;
+    return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, "too many agent streams, retry later");
+  }
   v1::IngestRequest req;
   if (!stream->Read(&req)) return grpc::Status::OK;
   if (!req.has_hello()) {
     return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "first message must be hello");
   }
-  if (!token_.empty() && req.hello().token() != token_) {
+  if (!options_.token.empty() &&
+      (req.hello().token().size() != options_.token.size() ||
+       CRYPTO_memcmp(req.hello().token().data(), options_.token.data(), options_.token.size()) != 0)) {
     return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "bad token");
   }
   IngestContext ctx;
@@ -72,6 +113,19 @@ grpc::Status IngestService::Stream(
   ctx.node_id = req.hello().agent().node_id();
   ctx.instance_id = req.hello().agent().instance_id();
   if (ctx.host.empty()) ctx.host = context->peer();
+  ctx.max_sequence_jump = options_.batch.max_sequence_jump;
+  std::string peer_identity;
+  for (const auto& name : context->auth_context()->GetPeerIdentity()) peer_identity.append(name.data(), name.size());
+  if (grpc::Status claimed = ClaimInstance(ctx.instance_id, peer_identity); !claimed.ok()) {
+    ++counters_.refused_streams;
+    spdlog::warn("ingest: refused {} from {}: {}", ctx.instance_id, context->peer(), claimed.error_message());
+    return claimed;
+  }
+  struct Release {
+    IngestService* self;
+    const std::string& id;
+    ~Release() { self->ReleaseInstance(id); }
+  } release{this, ctx.instance_id};
   spdlog::info("ingest: agent {} ({}) connected from {}", ctx.host, ctx.instance_id, context->peer());
 
   while (stream->Read(&req)) {
@@ -80,11 +134,15 @@ grpc::Status IngestService::Stream(
     if (req.has_batch()) {
       seq = req.batch().sequence();
       counters_.bytes += req.batch().ByteSizeLong();
-      decoded = std::move(*req.mutable_batch());
+      // Already parsed by gRPC (bounded by the max message size): counts only.
+      if (static_cast<uint64_t>(req.batch().spans_size()) > options_.batch.max_spans)
+        decoded = absl::ResourceExhaustedError("batch holds too many spans");
+      else
+        decoded = std::move(*req.mutable_batch());
     } else if (req.has_compressed_batch()) {
       seq = req.compressed_batch().sequence();
       counters_.bytes += req.compressed_batch().data().size();
-      decoded = DecodeCompressedBatch(req.compressed_batch());
+      decoded = DecodeCompressedBatch(req.compressed_batch(), options_.batch);
     } else {
       continue;  // a repeated hello: ignore
     }
@@ -98,6 +156,13 @@ grpc::Status IngestService::Stream(
     } else {
       const auto spans = static_cast<uint64_t>(decoded->spans_size());
       auto stored = storage_->WriteBatch(ctx, *decoded);
+      if (!stored.ok() && stored.status().code() == absl::StatusCode::kInvalidArgument) {
+        // Can never be stored (e.g. an absurd sequence jump): rejected, not retried.
+        ++counters_.rejected_batches;
+        resp.set_error(std::string(stored.status().message()));
+        if (!stream->Write(resp)) break;
+        continue;
+      }
       if (!stored.ok()) {
         spdlog::error("ingest: storing batch {} from {}: {}", seq, ctx.host, stored.status().ToString());
         // Not acknowledged: the agent keeps it and resends after reconnecting.

@@ -5,17 +5,21 @@
 // queue only once it is durable here.
 #include <atomic>
 #include <cstdint>
+#include <mutex>
 #include <string>
+#include <unordered_map>
 
 #include "absl/status/statusor.h"
+#include "server/ingest/batch_limits.h"
 #include "server/store/storage.h"
 #include "sonde/v1/ingest.grpc.pb.h"
 
 namespace sonde::server {
 
-// Inflates a CompressedBatch (zlib or gzip) and parses the Batch inside.
-absl::StatusOr<v1::Batch> DecodeCompressedBatch(const v1::CompressedBatch& c,
-                                                uint64_t max_uncompressed = 256u << 20);
+// Inflates a CompressedBatch (zlib or gzip) incrementally, never past
+// min(limits.max_uncompressed_bytes, kMaxInflateRatio x compressed bytes)
+// whatever it claims, checks the batch's shape (batch_limits.h), then parses it.
+absl::StatusOr<v1::Batch> DecodeCompressedBatch(const v1::CompressedBatch& c, const BatchLimits& limits = {});
 
 struct IngestCounters {
   std::atomic<uint64_t> streams{0};
@@ -24,11 +28,19 @@ struct IngestCounters {
   std::atomic<uint64_t> rejected_batches{0};
   std::atomic<uint64_t> spans{0};
   std::atomic<uint64_t> bytes{0};
+  std::atomic<uint64_t> refused_streams{0};  // over max_streams, or an instance already connected
+};
+
+struct IngestOptions {
+  std::string token;  // shared secret in Hello (empty: none)
+  BatchLimits batch;
+  uint32_t max_streams = 64;  // concurrent agent streams; each holds a server thread
 };
 
 class IngestService final : public v1::Ingest::Service {
  public:
-  IngestService(Storage* storage, std::string token) : storage_(storage), token_(std::move(token)) {}
+  IngestService(Storage* storage, IngestOptions options) : storage_(storage), options_(std::move(options)) {}
+  IngestService(Storage* storage, std::string token) : IngestService(storage, IngestOptions{std::move(token)}) {}
 
   grpc::Status Stream(grpc::ServerContext* context,
                       grpc::ServerReaderWriter<v1::IngestResponse, v1::IngestRequest>* stream) override;
@@ -36,9 +48,22 @@ class IngestService final : public v1::Ingest::Service {
   const IngestCounters& counters() const { return counters_; }
 
  private:
+  // An instance id may stream on one connection at a time, and stays bound
+  // to the client certificate identity that first used it (when clients
+  // present certificates): nobody else can write into its sequence space.
+  grpc::Status ClaimInstance(const std::string& instance_id, const std::string& peer_identity);
+  void ReleaseInstance(const std::string& instance_id);
+
   Storage* storage_;
-  std::string token_;
+  IngestOptions options_;
   IngestCounters counters_;
+  std::atomic<uint32_t> active_streams_{0};
+  std::mutex instances_mu_;
+  struct Instance {
+    bool connected = false;
+    std::string peer_identity;
+  };
+  std::unordered_map<std::string, Instance> instances_;
 };
 
 }  // namespace sonde::server

@@ -6,6 +6,7 @@
 #include <string_view>
 #include <unordered_map>
 
+#include "absl/strings/str_cat.h"
 #include "server/store/span_chunk.h"
 #include "server/store/sqlite_storage_internal.h"
 
@@ -79,8 +80,16 @@ absl::StatusOr<bool> SqliteStorage::WriteBatch(const IngestContext& ctx, const v
   if (batch.sequence() != 0 && !ctx.instance_id.empty()) {
     s.get_progress.Bind(1, ctx.instance_id);
     auto row = s.get_progress.Step();
-    bool duplicate = row.ok() && *row && static_cast<uint64_t>(s.get_progress.Int(0)) >= batch.sequence();
+    const bool known = row.ok() && *row;
+    const uint64_t last = known ? static_cast<uint64_t>(s.get_progress.Int(0)) : 0;
+    bool duplicate = known && last >= batch.sequence();
     s.get_progress.Reset();
+    if (known && ctx.max_sequence_jump != 0 && batch.sequence() - last > ctx.max_sequence_jump &&
+        batch.sequence() > last) {
+      (void)s.rollback.Run();
+      return absl::InvalidArgumentError(absl::StrCat("sequence ", batch.sequence(), " jumps more than ",
+                                                     ctx.max_sequence_jump, " past the last stored ", last));
+    }
     if (!row.ok() || duplicate) {
       (void)s.rollback.Run();
       if (!row.ok()) return row.status();

@@ -21,6 +21,10 @@ struct IngestContext {
   std::string host;
   std::string node_id;
   std::string instance_id;  // scopes batch sequence numbers
+  // A batch more than this over the instance's last stored sequence is
+  // refused (kInvalidArgument): it would make the real agent's next batches
+  // look like duplicates. 0: unchecked.
+  uint64_t max_sequence_jump = 0;
 };
 
 struct TimeRange {
