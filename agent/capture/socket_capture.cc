@@ -57,15 +57,7 @@ struct SocketCapture::Impl {
     // Payload records are reserved by size class: only hdr->size bytes count.
     ev = ev.first(hdr->size);
     ++self->counters.events;
-    if (const sonde_data_event* d = AsDataEvent(ev)) {
-      sonde_conn_event start;
-      if (self->tls_transitions.OnData(*d, &start)) {
-        (*self->callback)(RawEvent(reinterpret_cast<const uint8_t*>(&start), sizeof(start)));
-      }
-    } else if (const sonde_conn_event* c = AsConnEvent(ev)) {
-      self->tls_transitions.OnConn(*c);
-    }
-    (*self->callback)(ev);
+    self->tls_transitions.Deliver(ev, *self->callback);
     // A drain handles tens of milliseconds of traffic at once. Yielding every
     // few dozen events lets a traced process waiting for this CPU run in
     // between instead of after the whole burst (its tail latency) -- but only

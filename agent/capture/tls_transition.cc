@@ -24,6 +24,16 @@ bool TlsTransitions::OnData(const sonde_data_event& d, sonde_conn_event* start) 
   return true;
 }
 
+void TlsTransitions::Deliver(RawEvent ev, const EventCallback& deliver) {
+  if (const sonde_data_event* d = AsDataEvent(ev)) {
+    sonde_conn_event start;
+    if (OnData(*d, &start)) deliver(RawEvent(reinterpret_cast<const uint8_t*>(&start), sizeof(start)));
+  } else if (const sonde_conn_event* c = AsConnEvent(ev)) {
+    OnConn(*c);
+  }
+  deliver(ev);
+}
+
 void TlsTransitions::OnConn(const sonde_conn_event& c) {
   if (c.hdr.type == SONDE_EVENT_CONN_CLOSE && c.syscall == SONDE_SYS_CLOSE) plaintext_.erase(c.sock_id);
 }

@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <unordered_set>
 
+#include "agent/capture/event_source.h"
 #include "sonde/abi.h"
 
 namespace sonde::capture {
@@ -29,6 +30,9 @@ class TlsTransitions {
   bool OnData(const sonde_data_event& d, sonde_conn_event* start);
   // A close ends the socket (a later one with the same inode is new).
   void OnConn(const sonde_conn_event& c);
+  // Hands `ev` to `deliver`, preceded by the close marker when it is the
+  // first plaintext of its socket: what an event source does with each record.
+  void Deliver(RawEvent ev, const EventCallback& deliver);
   // Plaintext of this socket has been delivered.
   bool SeenPlaintext(uint64_t sock_id) const { return plaintext_.count(sock_id) != 0; }
 

@@ -35,16 +35,16 @@ TEST(Red, CountsErrorsAndBuckets) {
   red.OnSpan(MakeSpan(trace::SpanKind::kClient, 404, 100 * kSec, 1'000'000));
   auto totals = red.Totals();
   ASSERT_EQ(totals.size(), 3u);
-  RedKey ok{"nginx", "http1", "server", "GET", "/users/{id}", "2xx"};
+  RedKey ok{"nginx", "http1", "server", "GET", "/users/{id}", "2xx", "http"};
   ASSERT_TRUE(totals.count(ok));
   EXPECT_EQ(totals[ok].count, 2u);
   EXPECT_EQ(totals[ok].errors, 0u);
   EXPECT_EQ(totals[ok].buckets[0], 1u);  // <= 5 ms
   EXPECT_EQ(totals[ok].buckets[4], 1u);  // <= 75 ms
-  RedKey err{"nginx", "http1", "server", "GET", "/users/{id}", "5xx"};
+  RedKey err{"nginx", "http1", "server", "GET", "/users/{id}", "5xx", "http"};
   EXPECT_EQ(totals[err].errors, 1u);
   EXPECT_EQ(totals[err].buckets.back(), 1u);  // +Inf
-  RedKey cli{"nginx", "http1", "client", "GET", "/users/{id}", "4xx"};
+  RedKey cli{"nginx", "http1", "client", "GET", "/users/{id}", "4xx", "http"};
   EXPECT_EQ(totals[cli].errors, 1u);
 
   std::string text;
@@ -52,10 +52,10 @@ TEST(Red, CountsErrorsAndBuckets) {
   EXPECT_NE(text.find("# TYPE http_server_request_duration_seconds histogram"), std::string::npos);
   EXPECT_NE(text.find("http_server_request_duration_seconds_bucket{service_name=\"nginx\","
                       "network_protocol_name=\"http1\",http_request_method=\"GET\","
-                      "http_route=\"/users/{id}\",http_status_class=\"2xx\",le=\"0.005\"} 1"),
+                      "http_route=\"/users/{id}\",http_status_class=\"2xx\",url_scheme=\"http\",le=\"0.005\"} 1"),
             std::string::npos)
       << text;
-  EXPECT_NE(text.find("http_status_class=\"2xx\",le=\"0.075\"} 2"), std::string::npos);
+  EXPECT_NE(text.find("http_status_class=\"2xx\",url_scheme=\"http\",le=\"0.075\"} 2"), std::string::npos);
   EXPECT_NE(text.find("http_client_request_duration_seconds_count{"), std::string::npos);
   EXPECT_NE(text.find("sonde_http_server_request_errors_total{"), std::string::npos);
 }
