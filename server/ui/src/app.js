@@ -55,10 +55,31 @@ Sonde.badge = function (src) { return Sonde.el('span', { class: 'badge ' + src, 
 Sonde.sourceName = function (src) {
   return { A: 'application span (OTLP)', S: 'system span (syscalls)', N: 'network span (packets)' }[src] || src;
 };
+// The protocol's own result code: HTTP status, gRPC status, SQLSTATE of a
+// failed database operation, DNS response code; else the error message.
+Sonde.statusCode = function (span) {
+  const a = span.attributes || {};
+  return span.http_status || (span.grpc_status >= 0 ? 'grpc ' + span.grpc_status : '') ||
+    a['db.response.status_code'] || a['sonde.dns.response_code'] || (span.status === 'error' ? span.status_message : '');
+};
 Sonde.statusCell = function (span) {
-  const code = span.http_status || (span.grpc_status >= 0 ? 'grpc ' + span.grpc_status : '');
+  const code = Sonde.statusCode(span);
   const bad = span.http_status >= 500 || span.grpc_status > 0 || span.status === 'error';
   return Sonde.el('td', { class: bad ? 'err' : '' }, code === 0 ? '' : code);
+};
+// What a database / DNS exchange asked (they carry no headers).
+Sonde.exchangeSummary = function (span) {
+  const a = span.attributes || {};
+  if (a['db.query.text'] !== undefined) {
+    return [['database', (a['db.system.name'] || '') + (a['db.namespace'] ? ' · ' + a['db.namespace'] : '')],
+      ['query', a['db.query.text']], ['rows', a['db.response.returned_rows']]];
+  }
+  if (a['dns.question.name'] !== undefined) {
+    return [['question', a['dns.question.name'] + ' ' + (a['sonde.dns.question.type'] || '')],
+      ['response', (a['sonde.dns.response_code'] || 'none') + (a['sonde.dns.answer_count'] !== undefined ? ', ' + a['sonde.dns.answer_count'] + ' answers' : '')],
+      ['transport', a['network.transport']]];
+  }
+  return null;
 };
 Sonde.message = function (text, isError) {
   return Sonde.el('div', { class: 'message' + (isError ? ' error' : '') }, text);

@@ -3,12 +3,22 @@
 (function () {
   const { el } = Sonde;
 
+  // Headers for HTTP/gRPC; the query or question for database and DNS spans.
+  function exchange(s) {
+    const summary = Sonde.exchangeSummary(s);
+    if (summary) {
+      return [el('dl', { class: 'kv' }, summary.filter(([, v]) => v !== undefined && v !== '')
+        .flatMap(([k, v]) => [el('dt', {}, k), el('dd', { class: 'mono' }, String(v))]))];
+    }
+    return [el('h3', {}, 'Request headers'), Sonde.headersTable(s.request_headers),
+      el('h3', {}, 'Response headers'), Sonde.headersTable(s.response_headers)];
+  }
+
   function details(s) {
     return el('div', { class: 'panel' }, [
       el('div', {}, [el('b', {}, 'Trace '), el('a', { href: '#/trace/' + s.trace_id, class: 'mono' }, s.trace_id)]),
       el('div', { class: 'muted' }, s.host + ' · pid ' + s.pid + ' (' + s.comm + ') · tid ' + s.tid + ' · ' + Sonde.fmtAddr(s.client) + ' → ' + Sonde.fmtAddr(s.server)),
-      el('h3', {}, 'Request headers'), Sonde.headersTable(s.request_headers),
-      el('h3', {}, 'Response headers'), Sonde.headersTable(s.response_headers),
+      ...exchange(s),
     ]);
   }
 

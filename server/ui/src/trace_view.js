@@ -46,7 +46,7 @@
       zoomButton,
       kv([
         ['service', s.service], ['kind', s.kind], ['endpoint', s.endpoint], ['protocol', s.protocol],
-        ['status', (s.http_status || '') + (s.grpc_status >= 0 ? ' grpc ' + s.grpc_status : '') + ' ' + s.status],
+        ['status', (Sonde.statusCode(s) || '') + ' ' + s.status],
         ['status message', s.status_message],
         ['start', new Date(s.start_ms).toISOString()], ['duration', Sonde.fmtMs(s.duration_ms)],
         ['clock skew corrected', s.skew_ns ? Sonde.fmtMs(s.skew_ns / 1e6) : ''],
