@@ -64,6 +64,26 @@ void AddListed(Where& w, const char* column, std::string needle) {
         {std::move(needle)});
 }
 
+// The "endpoint" search text is what the user typed: it matches the
+// templated endpoint ("GET /users/{id}") or the request path ("/users/42").
+void AddEndpointOrPath(Where& w, const std::string& text) {
+  const std::string full(span_chunk::kListFull);
+  w.Add(absl::StrCat("(instr(endpoints, ?) > 0 OR instr(endpoints, '", full, "') > 0 OR instr(attrs, ?) > 0 OR ",
+                     "instr(attrs, '", full, "') > 0)"),
+        {text, text});  // prefilter only: every span is checked exactly
+}
+
+std::string_view UrlPathOf(const v1::Span& s) {
+  for (const auto& a : s.attributes()) {
+    if (a.key() == "url.path" && a.value_case() == v1::Attribute::kStringValue) return a.string_value();
+  }
+  return {};
+}
+
+bool EndpointOrPathMatches(const v1::Span& s, const std::string& text) {
+  return EndpointOf(s).find(text) != std::string_view::npos || UrlPathOf(s).find(text) != std::string_view::npos;
+}
+
 bool InRange(const v1::Span& s, const TimeRange& r) {
   return s.start_unix_ns() >= r.from_ns && s.start_unix_ns() <= r.to_ns;
 }
@@ -74,7 +94,7 @@ bool StatusInClass(int status, int cls) { return status >= cls * 100 && status <
 bool MatchesTraceQuery(const v1::Span& s, const TraceQuery& q) {
   if (!InRange(s, q.range)) return false;
   if (q.service && ServiceOf(s) != *q.service) return false;
-  if (q.endpoint && EndpointOf(s).find(*q.endpoint) == std::string_view::npos) return false;
+  if (q.endpoint && !EndpointOrPathMatches(s, *q.endpoint)) return false;
   if (q.http_status && static_cast<int>(s.http_status()) != *q.http_status) return false;
   if (q.status_class && !StatusInClass(static_cast<int>(s.http_status()), *q.status_class)) return false;
   if (q.error && IsError(s) != *q.error) return false;
@@ -171,7 +191,7 @@ absl::StatusOr<std::vector<TraceSummary>> SqliteStorage::SearchTraces(const Trac
   const bool span_filters = q.service || q.endpoint || q.http_status || q.status_class ||
                             q.error || q.min_duration_ns || !q.attributes.empty();
   if (q.service) AddListed(w, "services", Line(*q.service));
-  if (q.endpoint) AddListed(w, "endpoints", *q.endpoint);
+  if (q.endpoint) AddEndpointOrPath(w, *q.endpoint);
   if (q.http_status)
     w.Add("(status_classes & ?) != 0", {int64_t{StatusClassBit(*q.http_status)}});
   if (q.status_class)
@@ -273,7 +293,7 @@ absl::StatusOr<std::vector<StoredSpan>> SqliteStorage::RequestLog(const RequestL
   AddRange(w, "start_ns", q.range);
   w.Add("(sources & ?) != 0", {int64_t{kCaptured}});
   if (q.service) AddListed(w, "services", Line(*q.service));
-  if (q.endpoint) AddListed(w, "endpoints", *q.endpoint);
+  if (q.endpoint) AddEndpointOrPath(w, *q.endpoint);
   if (q.status_class)
     w.Add("(status_classes & ?) != 0", {int64_t{StatusClassBit(*q.status_class * 100)}});
   if (q.kind) w.Add("(kinds & ?) != 0", {int64_t{1 << (*q.kind & 15)}});
@@ -291,7 +311,7 @@ absl::StatusOr<std::vector<StoredSpan>> SqliteStorage::RequestLog(const RequestL
     if (src != v1::SPAN_SOURCE_SYSTEM && src != v1::SPAN_SOURCE_NETWORK) return true;
     if (!InRange(sp, q.range)) return true;
     if (q.service && ServiceOf(sp) != *q.service) return true;
-    if (q.endpoint && EndpointOf(sp).find(*q.endpoint) == std::string_view::npos) return true;
+    if (q.endpoint && !EndpointOrPathMatches(sp, *q.endpoint)) return true;
     if (q.status_class && !StatusInClass(static_cast<int>(sp.http_status()), *q.status_class)) return true;
     if (q.kind && static_cast<int>(sp.kind()) != *q.kind) return true;
     out.push_back(TakeSpan(sp, host));
