@@ -83,7 +83,12 @@ KernelFeatures ProbeKernelFeatures(bool mount_tracefs_if_missing) {
   }
   f.tracefs = !f.tracefs_path.empty();
   if (!f.tracefs) {
-    f.problems.push_back("tracefs not mounted and could not be mounted at /sys/kernel/tracing");
+    // Without root the agent may not mount it (CAP_SYS_ADMIN): say what to do.
+    f.problems.push_back(geteuid() == 0 || !mount_tracefs_if_missing
+                             ? "tracefs not mounted and could not be mounted at /sys/kernel/tracing"
+                             : "tracefs not mounted at /sys/kernel/tracing and a non-root agent may not mount it: "
+                               "`mount -t tracefs tracefs /sys/kernel/tracing` or start sys-kernel-tracing.mount "
+                               "(the sonde-agent unit wants it)");
   } else {
     const fs::path events = fs::path(f.tracefs_path) / "events";
     f.syscall_tracepoints = fs::exists(events / "syscalls" / "sys_enter_read", ec) &&

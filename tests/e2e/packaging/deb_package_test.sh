@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# Packaging test: builds the sonde-agent and sonde-server .deb packages with
+# CPack from the build tree, checks their metadata, installs them with
+# dpkg -i, checks what landed (binaries run, the agent's system user, the
+# conffiles, the units pass `systemd-analyze verify`, the installed server
+# answers), then purges both and checks the machine is as it was.
+#   deb_package_test.sh <build dir>
+# Exit 77 (skipped) when a prerequisite is missing, unless CI=true (then 1).
+set -euo pipefail
+
+BUILD_DIR=${1:?build dir}
+SKIP=77
+fail() { echo "FAIL: $*" >&2; exit 1; }
+prereq() {
+  if [ "${CI:-}" = true ]; then fail "prerequisite missing in CI: $*"; fi
+  echo "SKIP: $*"; exit $SKIP
+}
+
+[ "$(id -u)" -eq 0 ] || prereq "root (dpkg -i)"
+for tool in cpack dpkg dpkg-deb dpkg-shlibdeps systemd-analyze adduser curl; do
+  command -v "$tool" >/dev/null || prereq "$tool"
+done
+[ -x "$BUILD_DIR/agent/sonde-agent" ] && [ -x "$BUILD_DIR/server/sonde-server" ] ||
+  prereq "sonde-agent and sonde-server built in $BUILD_DIR"
+for pkg in sonde-agent sonde-server; do
+  if dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q installed; then
+    prereq "$pkg is already installed on this machine (the test would replace it)"
+  fi
+done
+getent passwd sonde-agent >/dev/null && prereq "user sonde-agent already exists (the test would delete it)"
+had_state_dir=no
+[ -e /var/lib/sonde ] || [ -e /var/lib/private/sonde ] && had_state_dir=yes
+
+WORK=$(mktemp -d /tmp/sonde-deb-test.XXXXXX)
+SERVER_PID=""
+cleanup() {
+  [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null
+  dpkg --purge sonde-agent sonde-server >/dev/null 2>&1 || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+# --- build -------------------------------------------------------------------
+(cd "$BUILD_DIR" && cpack -G DEB -B "$WORK/out" --config "$BUILD_DIR/CPackConfig.cmake") > "$WORK/cpack.log" 2>&1 ||
+  { cat "$WORK/cpack.log"; fail "cpack -G DEB"; }
+AGENT_DEB=$(ls "$WORK"/out/sonde-agent_*.deb 2>/dev/null) || fail "no sonde-agent_*.deb in $(ls "$WORK/out")"
+SERVER_DEB=$(ls "$WORK"/out/sonde-server_*.deb 2>/dev/null) || fail "no sonde-server_*.deb"
+echo "built: $(basename "$AGENT_DEB") ($(du -k "$AGENT_DEB" | cut -f1) KiB), $(basename "$SERVER_DEB") ($(du -k "$SERVER_DEB" | cut -f1) KiB)"
+
+# --- metadata ----------------------------------------------------------------
+field() { dpkg-deb -f "$1" "$2"; }
+[ "$(field "$AGENT_DEB" Package)" = sonde-agent ] || fail "agent package name"
+[ "$(field "$SERVER_DEB" Package)" = sonde-server ] || fail "server package name"
+agent_depends=$(field "$AGENT_DEB" Depends)
+server_depends=$(field "$SERVER_DEB" Depends)
+echo "sonde-agent Depends: $agent_depends"
+echo "sonde-server Depends: $server_depends"
+# dpkg-shlibdeps must have found the shared libraries the binaries link.
+for lib in libbpf libelf libc6 adduser; do
+  grep -q "$lib" <<<"$agent_depends" || fail "sonde-agent does not depend on $lib"
+done
+for lib in libsqlite3 libc6; do
+  grep -q "$lib" <<<"$server_depends" || fail "sonde-server does not depend on $lib"
+done
+dpkg-deb --ctrl-tarfile "$AGENT_DEB" | tar -t | grep -q conffiles || fail "agent has no conffiles"
+agent_files=$(dpkg-deb -c "$AGENT_DEB" | awk '{print $6}')
+server_files=$(dpkg-deb -c "$SERVER_DEB" | awk '{print $6}')
+for f in ./usr/bin/sonde-agent ./usr/lib/systemd/system/sonde-agent.service ./etc/sonde/agent.yaml \
+         ./usr/share/doc/sonde-agent/deploy.md ./usr/share/doc/sonde-agent/configuration.md \
+         ./usr/share/doc/sonde-agent/copyright; do
+  grep -qx "$f" <<<"$agent_files" || fail "sonde-agent lacks $f"
+done
+for f in ./usr/bin/sonde-server ./usr/lib/systemd/system/sonde-server.service ./etc/default/sonde-server \
+         ./usr/share/doc/sonde-server/deploy.md ./usr/share/doc/sonde-server/copyright; do
+  grep -qx "$f" <<<"$server_files" || fail "sonde-server lacks $f"
+done
+grep -q sonde-server <<<"$agent_files" && fail "sonde-agent carries server files"
+grep -q sonde-agent <<<"$server_files" && fail "sonde-server carries agent files"
+
+# --- install -----------------------------------------------------------------
+dpkg -i "$AGENT_DEB" "$SERVER_DEB" > "$WORK/dpkg.log" 2>&1 || { cat "$WORK/dpkg.log"; fail "dpkg -i"; }
+dpkg-query -W -f='${Status}\n' sonde-agent | grep -q "install ok installed" || fail "sonde-agent not installed"
+dpkg-query -W -f='${Status}\n' sonde-server | grep -q "install ok installed" || fail "sonde-server not installed"
+[ -x /usr/bin/sonde-agent ] && [ -x /usr/bin/sonde-server ] || fail "binaries not in /usr/bin"
+file_out=$(file -L /usr/bin/sonde-agent)
+grep -q "not stripped" <<<"$file_out" && fail "installed sonde-agent is not stripped: $file_out"
+/usr/bin/sonde-agent --help >/dev/null || fail "installed sonde-agent --help"
+/usr/bin/sonde-server --help >/dev/null || fail "installed sonde-server --help"
+
+# The agent's dedicated system user: no login, no home, its own group.
+IFS=: read -r _ _ uid gid _ home shell < <(getent passwd sonde-agent) || fail "user sonde-agent not created"
+[ "$uid" -lt 1000 ] || fail "sonde-agent is not a system user (uid $uid)"
+[ "$(getent group "$gid" | cut -d: -f1)" = sonde-agent ] || fail "sonde-agent's primary group"
+[ "$home" = /nonexistent ] || fail "sonde-agent home $home"
+case "$shell" in */nologin|*/false) ;; *) fail "sonde-agent shell $shell";; esac
+
+# The units: systemd's own checker (unknown keys, bad capabilities, missing
+# binaries and users are all reported on stderr).
+for unit in sonde-agent.service sonde-server.service; do
+  out=$(cd / && systemd-analyze verify "/usr/lib/systemd/system/$unit" 2>&1) || fail "systemd-analyze verify $unit: $out"
+  # Ignore complaints about units that are not ours (e.g. the host's own).
+  ours=$(grep -i "sonde" <<<"$out" || true)
+  [ -z "$ours" ] || fail "systemd-analyze verify $unit: $ours"
+  echo "systemd-analyze verify $unit: ok"
+done
+unit=/usr/lib/systemd/system/sonde-agent.service
+grep -qx "User=sonde-agent" "$unit" || fail "agent unit does not run as sonde-agent"
+caps=$(sed -n 's/^AmbientCapabilities=//p' "$unit" | tr ' ' '\n' | sort | tr '\n' ' ')
+[ "$caps" = "CAP_BPF CAP_DAC_READ_SEARCH CAP_NET_RAW CAP_PERFMON CAP_SYS_PTRACE " ] ||
+  fail "agent unit capabilities: $caps"
+grep -q "sys-kernel-tracing.mount" "$unit" || fail "agent unit does not pull in tracefs"
+
+# The installed configuration is accepted by the installed agent.
+/usr/bin/sonde-agent --config /etc/sonde/agent.yaml config check /etc/sonde/agent.yaml > "$WORK/check.log" 2>&1 ||
+  { cat "$WORK/check.log"; fail "installed agent rejects /etc/sonde/agent.yaml"; }
+
+# The installed server, as the unit would start it (on run-time ports), answers.
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+HTTP_PORT=$(port); GRPC_PORT=$(port)
+/usr/bin/sonde-server --data-dir "$WORK/data" --http-listen "127.0.0.1:$HTTP_PORT" \
+  --grpc-listen "127.0.0.1:$GRPC_PORT" > "$WORK/server.log" 2>&1 &
+SERVER_PID=$!
+for _ in $(seq 100); do
+  curl -fsS "http://127.0.0.1:$HTTP_PORT/api/health" > "$WORK/health.json" 2>/dev/null && break
+  sleep 0.1
+done
+[ -s "$WORK/health.json" ] || { cat "$WORK/server.log"; fail "installed sonde-server does not answer /api/health"; }
+kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=""
+echo "installed sonde-server answered /api/health: $(head -c 200 "$WORK/health.json")"
+
+# --- remove ------------------------------------------------------------------
+dpkg --purge sonde-agent sonde-server > "$WORK/purge.log" 2>&1 || { cat "$WORK/purge.log"; fail "dpkg --purge"; }
+for f in /usr/bin/sonde-agent /usr/bin/sonde-server /usr/lib/systemd/system/sonde-agent.service \
+         /usr/lib/systemd/system/sonde-server.service /etc/sonde/agent.yaml /etc/default/sonde-server \
+         /usr/share/doc/sonde-agent /usr/share/doc/sonde-server; do
+  [ ! -e "$f" ] || fail "$f left after purge"
+done
+getent passwd sonde-agent >/dev/null && fail "user sonde-agent left after purge"
+getent group sonde-agent >/dev/null && fail "group sonde-agent left after purge"
+if [ "$had_state_dir" = no ] && { [ -e /var/lib/sonde ] || [ -e /var/lib/private/sonde ]; }; then
+  fail "/var/lib/sonde left after purge"
+fi
+echo "PASS: packages built, installed, verified and purged"
