@@ -18,6 +18,7 @@
 
 #include "agent/export/server_exporter.h"
 #include "server/ingest/ingest_service.h"
+#include "server/ingest/trace_join.h"
 #include "server/query/trace_assembler.h"
 #include "server/store/sqlite_storage.h"
 
@@ -131,6 +132,53 @@ void BM_StorageIngest(benchmark::State& state) {
   state.counters["db_MB"] = DbMegabytes(dir);
 }
 BENCHMARK(BM_StorageIngest)->Arg(500)->Arg(2000)->Unit(benchmark::kMillisecond)->MinTime(3);
+
+// The cost of the trace join across agents (server/ingest/trace_join.h) on
+// the same batches: mode 0 plain store, 1 joining store (every span indexed,
+// none joins: the worst case for the index), 2 joining store where batches
+// alternate between two "agents" and every server span of the second joins a
+// client span of the first (a rename per trace).
+void BM_StorageIngestJoin(benchmark::State& state) {
+  const int mode = static_cast<int>(state.range(0));
+  auto dir = BenchDir("ingest-join-" + std::to_string(mode));
+  std::unique_ptr<server::Storage> store = Open(dir);
+  if (mode > 0) store = std::make_unique<server::JoiningStorage>(std::move(store), server::TraceJoinOptions{});
+  constexpr int kBatch = 2000;
+  const uint64_t t0 = static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
+          .count());
+  std::vector<v1::Batch> batches(8);
+  uint64_t span = 0;
+  for (size_t bi = 0; bi < batches.size(); ++bi) {
+    for (int i = 0; i < kBatch; ++i, ++span) {
+      v1::Span s = RealisticSpan(span / 10, span, t0 + span * 1000);
+      if (mode == 2 && bi % 2 == 1) {
+        // The other agent's side of the previous batch's client span `i`.
+        const v1::Span& c = batches[bi - 1].spans(i);
+        s.set_kind(c.kind() == v1::SPAN_KIND_CLIENT ? v1::SPAN_KIND_SERVER : v1::SPAN_KIND_CLIENT);
+        s.clear_parent_span_id();
+        *s.mutable_client() = c.client();
+        s.set_request_tcp_seq(c.request_tcp_seq());
+        s.set_start_unix_ns(c.start_unix_ns() + 1000);
+      }
+      *batches[bi].add_spans() = std::move(s);
+    }
+  }
+  uint64_t seq = 0;
+  for (auto _ : state) {
+    auto& b = batches[seq % batches.size()];
+    b.set_sequence(++seq);
+    auto r = store->WriteBatch({"h", "n", "bench-" + std::to_string(seq % 2)}, b);
+    if (!r.ok()) state.SkipWithError(std::string(r.status().message()).c_str());
+  }
+  state.SetItemsProcessed(state.iterations() * kBatch);
+  if (mode > 0) {
+    const auto& c = static_cast<server::JoiningStorage&>(*store).joiner().counters();
+    state.counters["joins"] = static_cast<double>(c.joins.load());
+    state.counters["renamed"] = static_cast<double>(c.renamed_spans.load());
+  }
+}
+BENCHMARK(BM_StorageIngestJoin)->Arg(0)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->MinTime(3);
 
 void BM_GrpcIngest(benchmark::State& state) {
   auto dir = BenchDir("grpc");
