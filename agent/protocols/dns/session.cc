@@ -183,4 +183,8 @@ void DnsSession::TakeRecords(uint64_t now_ns, bool closing, std::vector<L7Record
   ready_.clear();
 }
 
+void DnsSession::ReleaseIdleMemory() {
+  if (ready_.empty()) std::vector<L7Record>().swap(ready_);
+}
+
 }  // namespace sonde::protocols::dns

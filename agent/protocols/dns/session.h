@@ -29,6 +29,7 @@ class DnsSession final : public ProtocolSession {
   void OnGap(Direction dir, uint64_t bytes) override;
   void TakeRecords(uint64_t now_ns, bool closing, std::vector<L7Record>& out) override;
   const ProtocolCounters& counters() const override { return counters_; }
+  void ReleaseIdleMemory() override;
 
  private:
   struct Query {

@@ -606,4 +606,10 @@ void PostgresSession::TakeRecords(uint64_t /*now_ns*/, bool closing, std::vector
   ready_.clear();
 }
 
+void PostgresSession::ReleaseIdleMemory() {
+  if (ready_.empty()) std::vector<L7Record>().swap(ready_);
+  if (pending_.empty()) std::deque<PendingOp>().swap(pending_);
+  if (!response_open_) response_ = L7Message{};
+}
+
 }  // namespace sonde::protocols::postgres

@@ -34,7 +34,7 @@ struct PendingOp {
 class PostgresSession final : public ProtocolSession {
  public:
   static constexpr size_t kMaxPending = 1024;       // operations awaiting an answer, then dropped and counted
-  static constexpr size_t kMaxNames = 512;          // prepared statements / portals remembered
+  static constexpr size_t kMaxNames = 128;          // prepared statements / portals remembered (each <= 2 KiB)
   static constexpr uint32_t kMaxBodyWait = 32768;   // larger bodies are read from their prefix, the rest skipped
 
   PostgresSession(Role role, bool late_join);
@@ -43,6 +43,7 @@ class PostgresSession final : public ProtocolSession {
   void OnGap(Direction dir, uint64_t bytes) override;
   void TakeRecords(uint64_t now_ns, bool closing, std::vector<L7Record>& out) override;
   const ProtocolCounters& counters() const override { return counters_; }
+  void ReleaseIdleMemory() override;
 
   const std::string& database() const { return database_; }
   bool encrypted() const { return encrypted_; }
