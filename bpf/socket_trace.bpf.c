@@ -480,10 +480,10 @@ static __always_inline int emit_mmsg(struct scratch_event *s, __u64 vec, long re
   count_stat(SONDE_STAT_MMSG_CALLS);
   struct mmsg_walk w = {.vec = vec, .count = (__u64)ret, .udp = s->ev.tuple.l4_protocol == SONDE_IPPROTO_UDP};
   w.socket_tuple = s->ev.tuple;
-  if (ret > SONDE_MAX_MMSG) {
-    __u32 zero = SONDE_STAT_MMSG_UNREPORTED;
-    __u64 *unreported = bpf_map_lookup_elem(&stats, &zero);
-    if (unreported) *unreported += (__u64)ret - SONDE_MAX_MMSG;
+  if (ret > SONDE_MAX_MMSG) { /* the rest is not captured: counted as lost events */
+    __u32 reason = SONDE_DROP_MMSG_EXCESS;
+    __u64 *excess = bpf_map_lookup_elem(&drops, &reason);
+    if (excess) *excess += (__u64)ret - SONDE_MAX_MMSG;
   }
   bpf_loop(SONDE_MAX_MMSG, emit_one_mmsg, &w, 0);
   return 0;

@@ -20,7 +20,8 @@
 #define SONDE_PAYLOAD_DEFAULT 4096
 #define SONDE_PAYLOAD_MAX 16384 /* power of two: the BPF side masks offsets with MAX-1 */
 #define SONDE_MAX_IOVECS 16     /* iovecs read per readv/writev/sendmsg/recvmsg */
-#define SONDE_MAX_MMSG 16       /* messages reported per sendmmsg/recvmmsg (one event each) */
+#define SONDE_MAX_MMSG 16       /* messages reported per sendmmsg/recvmmsg (one event each; the rest
+                                   count as SONDE_DROP_MMSG_EXCESS) */
 
 enum sonde_event_type {
   SONDE_EVENT_DATA = 1,       /* bytes moved by a socket syscall */
@@ -82,7 +83,8 @@ enum sonde_drop_reason {
   SONDE_DROP_SCRATCH = 2,        /* per-CPU scratch buffer unavailable */
   SONDE_DROP_PAYLOAD_READ = 3,   /* bpf_probe_read_user of the payload failed */
   SONDE_DROP_CONN_MAP_FULL = 4,  /* socket state map insert failed */
-  SONDE_DROP_REASON_COUNT = 5,
+  SONDE_DROP_MMSG_EXCESS = 5,    /* sendmmsg/recvmmsg messages past SONDE_MAX_MMSG (one count each) */
+  SONDE_DROP_REASON_COUNT = 6,
 };
 
 /* Bits of sonde_sock_state.flags */
@@ -109,8 +111,7 @@ enum sonde_stat {
   SONDE_STAT_TLS_CIPHERTEXT = 7, /* socket calls on TLS sockets not copied (ciphertext) */
   SONDE_STAT_TLS_NO_SOCKET = 8,  /* TLS library calls whose socket could not be found (memory BIO) */
   SONDE_STAT_TLS_STASH_FULL = 9, /* TLS call entry not recorded: in-flight call map full */
-  SONDE_STAT_MMSG_UNREPORTED = 10, /* sendmmsg/recvmmsg messages past SONDE_MAX_MMSG (not captured) */
-  SONDE_STAT_COUNT = 11,
+  SONDE_STAT_COUNT = 10,
 };
 
 /* Filter map values (pid/port/cgroup filter maps). */

@@ -3,6 +3,7 @@
 // sendto/recvfrom and sendmsg/recvmsg. Every message must be its own event
 // with its own bytes and payload, and the peer of each datagram (which an
 // unconnected socket does not hold) must be the address the call named.
+// Messages of one call past SONDE_MAX_MMSG are counted as lost, not dropped silently.
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
@@ -93,6 +94,33 @@ int Exchange(int go_fd, int ports_fd) {
     socklen_t len = sizeof src;
     if (recvfrom(client, buf, sizeof buf, 0, reinterpret_cast<sockaddr*>(&src), &len) <= 0) return 17;
   }
+  // More messages than one call reports (SONDE_MAX_MMSG): the rest is counted as lost.
+  constexpr int kBulk = SONDE_MAX_MMSG + 4;
+  std::string bulk[kBulk];
+  iovec bulk_iov[kBulk];
+  mmsghdr bulk_out[kBulk]{};
+  for (int i = 0; i < kBulk; ++i) {
+    bulk[i] = "bulk-" + std::to_string(i);
+    bulk_iov[i] = {bulk[i].data(), bulk[i].size()};
+    bulk_out[i].msg_hdr.msg_iov = &bulk_iov[i];
+    bulk_out[i].msg_hdr.msg_iovlen = 1;
+    bulk_out[i].msg_hdr.msg_name = &server_addr;
+    bulk_out[i].msg_hdr.msg_namelen = sizeof server_addr;
+  }
+  if (sendmmsg(client, bulk_out, kBulk, 0) != kBulk) return 20;
+  char bulk_buf[kBulk][64];
+  iovec bulk_in_iov[kBulk];
+  mmsghdr bulk_in[kBulk]{};
+  for (int i = 0; i < kBulk; ++i) {
+    bulk_in_iov[i] = {bulk_buf[i], sizeof bulk_buf[i]};
+    bulk_in[i].msg_hdr.msg_iov = &bulk_in_iov[i];
+    bulk_in[i].msg_hdr.msg_iovlen = 1;
+  }
+  for (int got_bulk = 0; got_bulk < kBulk;) {
+    const int n = recvmmsg(server, bulk_in + got_bulk, kBulk - got_bulk, 0, nullptr);
+    if (n <= 0) return 21;
+    got_bulk += n;
+  }
   // sendmsg / recvmsg with msg_name.
   std::string last = "via-sendmsg";
   iovec iov = {last.data(), last.size()};
@@ -171,10 +199,22 @@ TEST(UdpCaptureKernel, EveryMmsgMessageWithItsPeer) {
   EXPECT_EQ(count(SONDE_SYS_RECVFROM, client_port, server_port, "answer-"), kMessages);
   EXPECT_EQ(count(SONDE_SYS_SENDMSG, client_port, server_port, "via-sendmsg"), 1);
   EXPECT_EQ(count(SONDE_SYS_RECVMSG, server_port, client_port, "via-sendmsg"), 1);
+  // A call's messages past SONDE_MAX_MMSG are counted, not captured.
+  int bulk_sent = 0, bulk_received = 0;
+  for (const Seen& s : seen) {
+    if (s.payload.rfind("bulk-", 0) != 0) continue;
+    bulk_sent += s.syscall == SONDE_SYS_SENDMMSG;
+    bulk_received += s.syscall == SONDE_SYS_RECVMMSG;
+  }
+  const uint64_t excess = (*cap)->ReadKernelCounters().drops[SONDE_DROP_MMSG_EXCESS];
+  EXPECT_EQ(bulk_sent, SONDE_MAX_MMSG);
+  EXPECT_GE(excess, 4u);
+  EXPECT_EQ(static_cast<uint64_t>(bulk_received) + (excess - 4), static_cast<uint64_t>(SONDE_MAX_MMSG + 4));
   // Each mmsg message is its own event with its own size and payload.
   for (const Seen& s : seen) {
     if (s.syscall != SONDE_SYS_SENDMMSG && s.syscall != SONDE_SYS_RECVMMSG) continue;
     EXPECT_TRUE(s.flags & SONDE_DATA_MULTI_MSG);
+    if (s.payload.rfind("bulk-", 0) == 0) continue;
     const int i = s.payload[6] - '0';
     EXPECT_EQ(s.payload, "query-" + std::to_string(i) + std::string(static_cast<size_t>(i) * 10, 'q'));
   }
