@@ -8,9 +8,12 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <string>
+#include <utility>
 
 namespace sonde::bpf {
 namespace fs = std::filesystem;
@@ -42,8 +45,11 @@ bool EntryPointFileOffset(const char* path, uint64_t* offset) {
 }
 
 // Opens (and closes) a uprobe perf event on our own entry point: what the
-// TLS attacher does for SSL_read, minus the BPF program.
-bool UprobesWork() {
+// TLS attacher does for SSL_read, minus the BPF program. *denied is set when
+// the kernel refused for lack of privilege (some kernels want CAP_SYS_ADMIN
+// for the uprobe PMU even with CAP_PERFMON), not for lack of the feature.
+bool UprobesWork(bool* denied) {
+  *denied = false;
   std::ifstream type_file("/sys/bus/event_source/devices/uprobe/type");
   int pmu_type = -1;
   if (!(type_file >> pmu_type) || pmu_type < 0) return false;
@@ -60,10 +66,27 @@ bool UprobesWork() {
   attr.config1 = reinterpret_cast<uint64_t>(exe);  // uprobe_path
   attr.config2 = offset;                           // probe_offset
   const long fd = syscall(SYS_perf_event_open, &attr, -1 /*any pid*/, 0 /*cpu*/, -1, PERF_FLAG_FD_CLOEXEC);
-  if (fd < 0) return false;
+  if (fd < 0) {
+    *denied = errno == EACCES || errno == EPERM;
+    return false;
+  }
   close(static_cast<int>(fd));
   return true;
 }
+
+// Whether this process holds `cap` in its effective set (/proc/self/status
+// CapEff), so that a refused BPF probe is reported as missing privilege
+// rather than as an old kernel.
+bool HasEffectiveCapability(int cap) {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("CapEff:", 0) == 0) return ((std::stoull(line.substr(7), nullptr, 16) >> cap) & 1) != 0;
+  }
+  return false;
+}
+
+constexpr int kCapSysAdmin = 21, kCapPerfmon = 38, kCapBpf = 39;  // linux/capability.h
 
 }  // namespace
 
@@ -103,12 +126,31 @@ KernelFeatures ProbeKernelFeatures(bool mount_tracefs_if_missing) {
       f.problems.push_back("tcp: tracepoints missing: retransmission/reset metrics disabled");
   }
 
+  // Without CAP_BPF + CAP_PERFMON (or CAP_SYS_ADMIN) every BPF probe below
+  // fails as if the kernel were old: say which privilege is missing instead.
+  const bool admin = HasEffectiveCapability(kCapSysAdmin);
+  for (const auto& [cap, name] : {std::pair{kCapBpf, "CAP_BPF"}, std::pair{kCapPerfmon, "CAP_PERFMON"}}) {
+    if (!admin && !HasEffectiveCapability(cap)) f.missing_capabilities.push_back(name);
+  }
+  if (!f.missing_capabilities.empty()) {
+    std::string names;
+    for (const auto& c : f.missing_capabilities) names += (names.empty() ? "" : " and ") + c;
+    f.problems.push_back("this process lacks " + names +
+                         ": BPF programs cannot load (the agent needs CAP_BPF CAP_PERFMON CAP_NET_RAW "
+                         "CAP_SYS_PTRACE CAP_DAC_READ_SEARCH, or root; docs/deploy.md)");
+  }
   f.ringbuf = libbpf_probe_bpf_map_type(BPF_MAP_TYPE_RINGBUF, nullptr) == 1;
-  if (!f.ringbuf) f.problems.push_back("BPF ring buffer unsupported (kernel < 5.8?)");
+  if (!f.ringbuf && f.missing_capabilities.empty()) f.problems.push_back("BPF ring buffer unsupported (kernel < 5.8?)");
   f.perf_event = libbpf_probe_bpf_prog_type(BPF_PROG_TYPE_PERF_EVENT, nullptr) == 1;
-  if (!f.perf_event) f.problems.push_back("perf_event BPF programs unsupported: CPU profiling disabled");
-  f.uprobes = UprobesWork();
-  if (!f.uprobes) f.problems.push_back("uprobes unavailable: TLS plaintext (OpenSSL) not captured");
+  if (!f.perf_event && f.missing_capabilities.empty())
+    f.problems.push_back("perf_event BPF programs unsupported: CPU profiling disabled");
+  bool uprobes_denied = false;
+  f.uprobes = UprobesWork(&uprobes_denied);
+  if (!f.uprobes && f.missing_capabilities.empty()) {
+    f.problems.push_back(uprobes_denied ? "uprobes refused (perf_event_open: permission denied; this kernel wants "
+                                          "CAP_SYS_ADMIN for the uprobe PMU): TLS plaintext (OpenSSL) not captured"
+                                        : "uprobes unavailable: TLS plaintext (OpenSSL) not captured");
+  }
   f.kprobes = fs::exists("/sys/kernel/tracing/kprobe_events", ec) ||
               fs::exists("/sys/kernel/debug/tracing/kprobe_events", ec);
   return f;

@@ -19,6 +19,7 @@ struct KernelFeatures {
   bool uprobes = false;              // uprobe PMU opens on a real function (TLS plaintext)
   std::string tracefs_path;          // where the events/ tree lives
   std::vector<std::string> problems; // human-readable, one per missing feature
+  std::vector<std::string> missing_capabilities;  // "CAP_BPF", "CAP_PERFMON" when neither they nor CAP_SYS_ADMIN are held
 
   // Socket capture needs BTF, tracefs, ring buffers and syscall tracepoints.
   bool CanCaptureSockets() const { return btf && tracefs && ringbuf && syscall_tracepoints; }
