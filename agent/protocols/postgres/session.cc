@@ -71,12 +71,14 @@ int LooksLikeStatement(std::string_view b) {
 }
 
 PostgresSession::PostgresSession(Role role, bool late_join) : role_(role), late_join_(late_join) {
+  // The frontend's first bytes are the startup packet (or an SSL/GSS request).
+  // Also when "joined mid-way": a forking server (postgres) gets the socket
+  // from a parent whose close() of its copy looked like the end of the
+  // connection, so its child's first bytes may well be the real start.
+  egress_.startup = ingress_.startup = true;
   if (late_join) {
     egress_.resync = ingress_.resync = true;
     egress_.after_desync = ingress_.after_desync = true;
-  } else {
-    // The frontend's first bytes are the startup packet (or an SSL/GSS request).
-    egress_.startup = ingress_.startup = true;
   }
 }
 
@@ -482,6 +484,16 @@ size_t PostgresSession::OnBytes(Direction dir, const StreamView& view) {
       st.skip -= n;
       if (!frontend && response_open_) response_.last_byte_ns = st.last_exit_ns;
       continue;
+    }
+    if (st.resync && st.startup && frontend && pos == 0) {
+      // Joined "mid-way" but at the very start after all?
+      const int startup = LooksLikeStartup(bytes);
+      if (startup == -1) return 0;
+      if (startup == 1) {
+        late_join_ = false;
+        for (DirState* d : {&egress_, &ingress_}) d->resync = d->after_desync = false;
+        continue;
+      }
     }
     if (st.resync) {
       const size_t at = FindResync(frontend, view, pos);

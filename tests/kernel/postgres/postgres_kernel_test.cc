@@ -128,6 +128,7 @@ TEST(PostgresKernel, PgbenchSimpleExtendedPrepared) {
 
   std::map<std::string, uint64_t> server_spans, client_spans;
   std::map<std::string, std::string> failures;  // span name -> SQLSTATE (server side)
+  uint64_t without_namespace = 0;  // db.namespace comes from the startup packet, on both sides
   {
     std::lock_guard<std::mutex> lock(sink->mu);
     for (const auto& s : sink->spans) {
@@ -136,6 +137,8 @@ TEST(PostgresKernel, PgbenchSimpleExtendedPrepared) {
       if (server_side) ++server_spans[s.name];
       if (s.kind == trace::SpanKind::kClient && s.peer.port == port) ++client_spans[s.name];
       if (server_side && s.status == trace::StatusCode::kError) failures[s.name] = s.status_message;
+      const std::string* ns = trace::StringAttribute(s, "db.namespace");
+      if (ns == nullptr || *ns != "postgres") ++without_namespace;
     }
   }
   std::map<std::pair<std::string, std::string>, uint64_t> red;  // (kind, route) -> count
@@ -164,6 +167,7 @@ TEST(PostgresKernel, PgbenchSimpleExtendedPrepared) {
   }
   EXPECT_EQ(failures["SELECT"], "22012");  // SELECT 1 / 0 has no table
   EXPECT_EQ(failures["SELECT sonde_no_such_table"], "42P01");
+  EXPECT_EQ(without_namespace, 0u);
   EXPECT_EQ(c.tracker.protocol.parse_errors, 0u);
 }
 

@@ -206,6 +206,37 @@ TEST(PostgresSession, SslRefusedThenPlainStartup) {
   EXPECT_FALSE(f.session().encrypted());
 }
 
+TEST(PostgresSession, ServerSideSslRefusedThenPlainStartup) {
+  Feeder f(Role::kServer);
+  f.Send(kIn, pg::SslRequest(), 1);
+  f.Send(kOut, "N", 2);
+  f.Send(kIn, pg::Startup({{"user", "u"}, {"database", "d"}}), 3);
+  f.Send(kOut, Handshake(), 4);
+  f.Send(kIn, pg::Query("BEGIN"), 5);
+  f.Send(kOut, pg::Complete("BEGIN") + pg::Ready('T'), 6);
+  auto recs = f.Take();
+  ASSERT_EQ(recs.size(), 1u);
+  EXPECT_EQ(recs[0].authority, "d");
+}
+
+// A forking server: the parent's close() of its copy of the socket ended the
+// tracked connection, so the child's bytes arrive as a "late join" -- that
+// still starts with the startup packet.
+TEST(PostgresSession, LateJoinThatIsReallyTheStart) {
+  Feeder f(Role::kServer, /*late_join=*/true);
+  f.Send(kIn, pg::SslRequest(), 1);
+  f.Send(kOut, "N", 2);
+  f.Send(kIn, pg::Startup({{"user", "u"}, {"database", "shop"}}), 3);
+  f.Send(kOut, Handshake(), 4);
+  f.Send(kIn, pg::Query("SELECT 1"), 5);
+  f.Send(kOut, pg::DataRow("1") + pg::Complete("SELECT 1") + pg::Ready(), 6);
+  auto recs = f.Take();
+  ASSERT_EQ(recs.size(), 1u);
+  EXPECT_EQ(recs[0].authority, "shop");
+  EXPECT_EQ(recs[0].flags, 0u);
+  EXPECT_EQ(f.session().counters().parse_errors, 0u);
+}
+
 TEST(PostgresSession, SslAcceptedStopsParsing) {
   Feeder f(Role::kClient);
   f.Send(kOut, pg::SslRequest(), 1);
