@@ -11,6 +11,7 @@
 #include "server/api/params.h"
 #include "server/query/flame.h"
 #include "server/query/red.h"
+#include "server/query/service_map.h"
 #include "server/query/trace_assembler.h"
 #include "server/store/storage.h"
 #include "server/ui/assets.h"
@@ -362,6 +363,34 @@ void HttpApi::Register(httplib::Server& server) {
                      {"last_seen_ms", static_cast<double>(r.last_seen_ns) / 1e6}});
     }
     Reply(res, 200, {{"processes", out}});
+  });
+
+  // Service map: services and the calls between them over the range.
+  srv.Get("/api/map", [store, now](const httplib::Request& req, httplib::Response& res) {
+    if (!OnlyKnown(req, {"from", "to", "last", "limit"}, res)) return;
+    auto get = Lookup(req);
+    RequestLogQuery q;
+    if (!Get(ParseTimeRange(get, now()), &q.range, res)) return;
+    std::optional<int64_t> v;
+    if (!Get(ParseInt(get, "limit", 1, 1'000'000), &v, res)) return;
+    q.limit = v ? static_cast<int>(*v) : 50'000;  // spans read, newest first
+    std::vector<StoredSpan> spans;
+    if (!Get(store->RequestLog(q), &spans, res)) return;
+    const ServiceMap map = BuildServiceMap(spans);
+    const uint64_t end = std::min(q.range.to_ns, now());
+    const double seconds = std::max(1.0, static_cast<double>(end - std::min(end, q.range.from_ns)) / 1e9);
+    json nodes = json::array(), edges = json::array();
+    for (const auto& n : map.nodes) {
+      nodes.push_back({{"id", n.id}, {"kind", n.kind}, {"served", n.served}, {"errors", n.errors}});
+    }
+    for (const auto& e : map.edges) {
+      edges.push_back({{"source", e.source}, {"target", e.target}, {"protocol", e.protocol}, {"count", e.count},
+                       {"errors", e.errors}, {"rate", static_cast<double>(e.count) / seconds},
+                       {"error_rate", e.count ? static_cast<double>(e.errors) / static_cast<double>(e.count) : 0.0},
+                       {"p50_ms", e.p50_ms}, {"p99_ms", e.p99_ms}, {"trace_ids", e.trace_ids}});
+    }
+    Reply(res, 200, {{"nodes", nodes}, {"edges", edges}, {"range_s", seconds}, {"spans_read", spans.size()},
+                     {"truncated", spans.size() >= static_cast<size_t>(q.limit)}});
   });
 
   srv.Get(R"(/api/.*)", [](const httplib::Request& req, httplib::Response& res) {

@@ -10,7 +10,7 @@
       el('input', { name, id: 'q-' + name, value: params.get(name) || '', placeholder })]);
     const form = el('form', { class: 'filters', id: 'trace-search' }, [
       input('service', 'service', 'nginx'),
-      input('endpoint', 'endpoint contains', '/api'),
+      input('endpoint', 'endpoint or path contains', '/api'),
       input('status', 'HTTP status', '502'),
       input('min_duration', 'min duration', '100ms'),
       input('attr', 'attribute key=value', 'http.route=/users'),

@@ -126,6 +126,25 @@ const out = process.env.SONDE_TEST_OUTPUT;
     await page.waitForSelector('table', { timeout: 15000 });
     assert.ok((await page.textContent('main')).includes('127.0.0.1:9000'));
 
+    // Service map: the seeded services and calls, edge counts = requests seeded.
+    await page.goto(base + '/#/map');
+    await page.waitForSelector('svg.service-map g.map-node', { timeout: 15000 });
+    const nodeIds = await page.$$eval('g.map-node', (gs) => gs.map((g) => g.getAttribute('data-id')).sort());
+    assert.deepStrictEqual(nodeIds, ['127.0.0.1', 'backend', 'nginx'], 'map nodes');
+    assert.strictEqual(await page.getAttribute('g.map-node[data-id="nginx"]', 'class'), 'map-node gateway');
+    const edgeCounts = await page.$$eval('g.map-edge', (gs) =>
+      Object.fromEntries(gs.map((g) => [g.getAttribute('data-source') + '>' + g.getAttribute('data-target'), Number(g.getAttribute('data-count'))])));
+    assert.deepStrictEqual(edgeCounts, { '127.0.0.1>nginx': seeded.length, 'nginx>backend': seeded.length }, 'map edges');
+    await page.locator('g.map-edge[data-source="nginx"][data-target="backend"] line.hit').click({ force: true });
+    await page.waitForSelector('#map-details tr.edge-trace', { timeout: 5000 });
+    assert.strictEqual((await page.textContent('#edge-count')).trim(), String(seeded.length));
+    const edgeTraces = await page.$$eval('#map-details tr.edge-trace td', (tds) => tds.map((t) => t.textContent.trim()).sort());
+    assert.deepStrictEqual(edgeTraces, seeded.slice().sort(), 'the edge lists its requests\' traces');
+    await page.screenshot({ path: path.join(out, 'map.png'), fullPage: true });
+    await page.locator('g.map-node[data-id="backend"] circle').click();
+    await page.waitForSelector('#map-details tr.node-endpoint', { timeout: 5000 });
+    assert.ok((await page.textContent('#map-details')).includes('GET /api/items/{id}'), 'node click lists its endpoints');
+
     assert.strictEqual(dialogs, 0, 'no alert() ran');
     assert.deepStrictEqual(errors, [], 'no page errors');
     console.log('browser test passed; screenshots in ' + out);
