@@ -32,6 +32,16 @@
 #include "agent/conn/socket_probe.h"
 #include "agent/pipeline/pipeline.h"
 #include "agent/profile/profile_component.h"
+#include "agent/run_config.h"
+
+// jemalloc (the agent's allocator): a background thread gives freed pages
+// back to the kernel after 2 s. By default they are purged only when the
+// allocator is next busy, so after a burst of connections closed an idle
+// agent kept its peak RSS (issue #22; bench/conn_scale: RSS after close).
+extern "C" {
+extern const char* malloc_conf;
+const char* malloc_conf = "background_thread:true,dirty_decay_ms:2000,muzzy_decay_ms:0";
+}
 
 namespace {
 

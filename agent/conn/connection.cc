@@ -89,6 +89,10 @@ void Connection::TakeRecords(uint64_t now_ns, bool closing, std::vector<protocol
     cr.record = std::move(r);
   }
   scratch.clear();
+  // Sessions swap their record buffer with this one: a batch-sized buffer
+  // kept here would end up parked in the next session (one per busy
+  // connection). Keep room for the usual single record only.
+  if (scratch.capacity() > 1) std::vector<protocols::L7Record>().swap(scratch);
 }
 
 void Connection::ReleaseIdleMemory() {

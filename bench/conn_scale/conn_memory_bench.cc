@@ -6,6 +6,8 @@
 //   http2    h2c preface, SETTINGS, one request/response (HPACK tables used)
 //   redis    one PING/PONG
 //   closed   one HTTP/1.1 exchange, then the socket closed (must be ~0)
+// once idle (quiet for longer than the tracker's quiet_after_ns) and once
+// busy (measured right after the exchange).
 //   conn_memory_bench [connections=20000]
 // Target (issue #22): an idle tracked connection costs <= ~1 KiB.
 #include <jemalloc/jemalloc.h>
@@ -101,11 +103,11 @@ void Drive(const std::string& scenario, uint32_t i, const Feed& feed) {
 }
 
 template <typename Setup>
-double Measure(const std::string& scenario, uint32_t n, Setup&& setup, size_t* tracked) {
+double Measure(const std::string& scenario, uint32_t n, bool settle_first, Setup&& setup, size_t* tracked) {
   const size_t before = HeapAllocated();
   auto run = setup();
   for (uint32_t i = 0; i < n; ++i) Drive(scenario, i, run->feed);
-  run->settle();
+  if (settle_first) run->settle();
   *tracked = run->open();
   const size_t after = HeapAllocated();
   return (static_cast<double>(after) - static_cast<double>(before)) / n;
@@ -145,11 +147,14 @@ int main(int argc, char** argv) {
               sizeof(sonde::protocols::http1::Http1Session), sizeof(sonde::protocols::http2::Http2Session),
               sizeof(sonde::protocols::redis::RedisSession));
   std::printf("%-8s %14s %12s %14s %12s\n", "scenario", "tracker B/conn", "tracked", "pipeline B/conn", "tracked");
-  for (const char* scenario : {"open", "http1", "http2", "redis", "closed"}) {
-    size_t tracked_t = 0, tracked_p = 0;
-    double tracker = Measure(scenario, n, [] { return std::make_unique<TrackerRun>(); }, &tracked_t);
-    double pipeline = Measure(scenario, n, [] { return std::make_unique<AgentRun>(); }, &tracked_p);
-    std::printf("%-8s %14.0f %12zu %14.0f %12zu\n", scenario, tracker, tracked_t, pipeline, tracked_p);
+  for (bool idle : {true, false}) {
+    std::printf("%s\n", idle ? "-- idle (quiet for > 1 s: buffers given back)" : "-- busy (just exchanged, not yet quiet)");
+    for (const char* scenario : {"open", "http1", "http2", "redis", "closed"}) {
+      size_t tracked_t = 0, tracked_p = 0;
+      double tracker = Measure(scenario, n, idle, [] { return std::make_unique<TrackerRun>(); }, &tracked_t);
+      double pipeline = Measure(scenario, n, idle, [] { return std::make_unique<AgentRun>(); }, &tracked_p);
+      std::printf("%-8s %14.0f %12zu %14.0f %12zu\n", scenario, tracker, tracked_t, pipeline, tracked_p);
+    }
   }
   return 0;
 }

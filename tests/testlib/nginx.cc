@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <fstream>
 #include <regex>
 
@@ -14,14 +15,15 @@ std::string NginxBinary() {
   return "";
 }
 
-Nginx::Nginx(const std::string& http_block, int port, int worker_processes) {
+Nginx::Nginx(const std::string& http_block, int port, int worker_processes, int worker_connections) {
   const std::string block = std::regex_replace(http_block, std::regex("\\{DIR\\}"), dir_.path());
   {
     std::ofstream conf(dir_.File("nginx.conf"));
     conf << "daemon off;\nmaster_process on;\nworker_processes " << worker_processes << ";\n"
          << "pid " << dir_.File("nginx.pid") << ";\n"
          << "error_log " << dir_.File("error.log") << " warn;\n"
-         << "events { worker_connections 4096; }\n"
+         << "worker_rlimit_nofile " << std::min(worker_connections + 256, 20000) << ";\n"
+         << "events { worker_connections " << worker_connections << "; }\n"
          << "http {\n"
          << "  access_log " << dir_.File("access.log") << ";\n"
          << "  client_body_temp_path " << dir_.File("body") << ";\n"

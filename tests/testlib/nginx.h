@@ -10,7 +10,9 @@ class Nginx {
  public:
   // `http_block` is placed inside http { }. The instance's directory is
   // available as {DIR} inside the text. Waits until `port` accepts.
-  Nginx(const std::string& http_block, int port, int worker_processes = 1);
+  // `worker_connections` above the default also raises worker_rlimit_nofile
+  // (one fd per client connection, capped at the 20,000-file hard limit).
+  Nginx(const std::string& http_block, int port, int worker_processes = 1, int worker_connections = 4096);
   ~Nginx();
   const std::string& dir() const { return dir_.path(); }
   std::string access_log() const { return dir_.File("access.log"); }

@@ -5,7 +5,6 @@
 // order (keep-alive and pipelining). Pairs that would violate causality (a
 // response that started before its request) are never made: after lost
 // bytes the orphan response is dropped and counted instead.
-#include <memory>
 #include <string>
 #include <vector>
 
@@ -137,9 +136,7 @@ class Http1Session final : public ProtocolSession {
   MessageQueue responses_;
   std::vector<L7Record> ready_;
   ProtocolCounters counters_;
-  // Head parse output, reused across heads; allocated on the first head and
-  // released while the connection is idle (its field table is ~2 KiB).
-  std::unique_ptr<MessageHead> scratch_;
+
 };
 
 }  // namespace sonde::protocols::http1

@@ -19,7 +19,7 @@ bool Inside(std::string_view s, const char* lo, const char* hi) {
 // --- DecodedFieldList ----------------------------------------------------------------
 
 void DecodedFieldList::Grow(size_t n) {
-  const size_t cap = std::max({cap_ * 2, used_ + n, size_t{4096}});
+  const size_t cap = std::max({cap_ * 2, used_ + n, size_t{256}});  // grows to what blocks use
   auto fresh = std::make_unique_for_overwrite<char[]>(cap);  // no zero-fill: bytes are written before read
   if (used_ > 0) std::memcpy(fresh.get(), arena_.get(), used_);
   const char* lo = arena_.get();

@@ -1,0 +1,25 @@
+#pragma once
+// Looking at a running sonde-agent from outside, as an operator would: its
+// Prometheus /metrics and its memory in /proc.
+#include <sys/types.h>
+
+#include <cstdint>
+#include <string>
+
+namespace sonde::testlib {
+
+// GET http://127.0.0.1:<port><path>; the body, or "" on failure.
+std::string HttpGet(int port, const std::string& path);
+
+// The value of one sample of a Prometheus text exposition, e.g.
+// "sonde_agent_open_connections" or
+// "sonde_agent_connections_released_total{reason=\"close\"}"; -1 if absent.
+double MetricValue(const std::string& exposition, const std::string& sample);
+
+struct ProcMemory {
+  uint64_t rss_bytes = 0;       // VmRSS
+  uint64_t peak_rss_bytes = 0;  // VmHWM
+};
+ProcMemory ReadProcMemory(pid_t pid);
+
+}  // namespace sonde::testlib
