@@ -121,8 +121,10 @@ std::optional<v1::Batch> TraceJoiner::Rewrite(const v1::Batch& batch, uint64_t n
       if (auto it = clients_.find(key); it != clients_.end()) {
         if (CloseInTime(it->second.start_ns, span.start_unix_ns())) {
           const std::string target = ResolveLocked(it->second.trace_id);
-          if (target != trace) AddRenameLocked(std::string(trace), target, now_ns);
-          parents.emplace_back(i, it->second.span_id);
+          if (target != trace) {
+            AddRenameLocked(std::string(trace), target, now_ns);
+            parents.emplace_back(i, it->second.span_id);
+          }  // else one trace already: the assembler draws the edge (origin "server")
           clients_.erase(it);
           ++counters_.joins;
           continue;

@@ -5,6 +5,8 @@
 // and a link to the CPU flame graph of its process during the span.
 // Zoom: double-click a span (or "Zoom to this span" in its details) to stretch
 // its time interval over the whole width; "Reset zoom" shows the whole trace.
+// Beside it, a waterfall (one row per span, collapsible, with the evidence
+// that linked each span to its parent).
 'use strict';
 (function () {
   const { el } = Sonde;
@@ -106,6 +108,70 @@
       });
   }
 
+  // Waterfall: one row per span in tree order (indented by depth, collapsible
+  // children), with service, kind, source badge, a duration bar on the trace's
+  // time axis and the evidence that linked the span to its parent.
+  function waterfall(box, trace, detailsBox, onZoom) {
+    const spans = trace.spans;
+    const children = new Map();
+    for (const s of spans) {
+      if (!children.has(s.parent_index)) children.set(s.parent_index, []);
+      children.get(s.parent_index).push(s);
+    }
+    const collapsed = new Set();
+    const total = Math.max(trace.duration_ms, 0.001);
+    const rows = new Map();
+    const hiddenBy = (s) => {  // an ancestor is collapsed
+      for (let p = spans.find((x) => x.index === s.parent_index); p; p = spans.find((x) => x.index === p.parent_index)) {
+        if (collapsed.has(p.index)) return true;
+      }
+      return false;
+    };
+    const refresh = () => {
+      for (const s of spans) {
+        const tr = rows.get(s.index);
+        tr.style.display = hiddenBy(s) ? 'none' : '';
+        const t = tr.querySelector('.wf-toggle');
+        if (t) t.textContent = collapsed.has(s.index) ? '▸' : '▾';
+      }
+    };
+    const body = el('tbody');
+    for (const s of spans) {  // depth-first order: parents first
+      const kids = children.get(s.index) || [];
+      const toggle = kids.length
+        ? el('button', { type: 'button', class: 'wf-toggle', title: 'collapse / expand children', onclick: (ev) => {
+          ev.stopPropagation();
+          if (collapsed.has(s.index)) collapsed.delete(s.index); else collapsed.add(s.index);
+          refresh();
+        } }, '▾')
+        : el('span', { class: 'wf-leaf' });
+      const left = 100 * s.offset_ms / total;
+      const width = Math.max(0.3, 100 * s.adjusted_duration_ms / total);
+      const bar = el('div', { class: 'wf-track' }, el('div', {
+        class: 'wf-bar', style: 'left:' + left.toFixed(3) + '%;width:' + Math.min(width, 100 - left).toFixed(3) + '%;background:' + (COLORS[s.source] || '#999'),
+        title: Sonde.fmtMs(s.offset_ms) + ' + ' + Sonde.fmtMs(s.duration_ms),
+      }));
+      const evidence = s.edge ? s.edge + ' · ' + s.edge_origin : (s.missing_parent ? 'parent missing' : 'root');
+      const tr = el('tr', { class: 'clickable wf-row', 'data-span-id': s.span_id, 'data-depth': s.depth, onclick: () => {
+        for (const r of body.querySelectorAll('tr.selected')) r.classList.remove('selected');
+        tr.classList.add('selected');
+        details(detailsBox, s, trace, onZoom);
+      } }, [
+        el('td', { class: 'wf-name' }, el('div', { style: 'padding-left:' + (s.depth * 16) + 'px' }, [toggle, ' ', s.name || s.endpoint])),
+        el('td', {}, s.service), el('td', {}, s.kind), el('td', {}, Sonde.badge(s.source)),
+        el('td', { class: 'num' + ((s.http_status >= 500 || s.status === 'error') ? ' err' : '') }, Sonde.fmtMs(s.duration_ms)),
+        el('td', { class: 'wf-bar-cell' }, bar),
+        el('td', { class: 'wf-evidence mono' }, evidence),
+      ]);
+      rows.set(s.index, tr);
+      body.appendChild(tr);
+    }
+    box.replaceChildren(el('table', { class: 'waterfall' }, [
+      el('thead', {}, el('tr', {}, ['span', 'service', 'kind', 'source', 'duration', 'timeline', 'linked by'].map((h) =>
+        el('th', { class: h === 'duration' ? 'num' : '' }, h)))),
+      body]));
+  }
+
   Sonde.pages.trace = async function (main, id) {
     const trace = await Sonde.api('traces/' + encodeURIComponent(id));
     const kinds = {};
@@ -120,7 +186,20 @@
     const reset = el('button', { id: 'zoom-reset', type: 'button', disabled: '' }, 'Reset zoom');
     const zoomLabel = el('span', { class: 'muted', id: 'zoom-label' });
     chart.appendChild(el('div', { class: 'zoom-bar' }, [reset, ' ', zoomLabel]));
-    main.appendChild(el('div', { class: 'trace-layout' }, [chart, detailsBox]));
+    const wf = el('div', { class: 'trace-chart panel', id: 'waterfall', style: 'display:none' });
+    const flameButton = el('button', { type: 'button', id: 'view-flame', class: 'view-toggle active' }, 'Flame');
+    const wfButton = el('button', { type: 'button', id: 'view-waterfall', class: 'view-toggle' }, 'Waterfall');
+    const show = (waterfallView) => {
+      chart.style.display = waterfallView ? 'none' : '';
+      wf.style.display = waterfallView ? '' : 'none';
+      flameButton.classList.toggle('active', !waterfallView);
+      wfButton.classList.toggle('active', waterfallView);
+      if (waterfallView && !wf.firstChild) waterfall(wf, trace, detailsBox, (s) => { show(false); zoomTo(s); });
+    };
+    flameButton.addEventListener('click', () => show(false));
+    wfButton.addEventListener('click', () => show(true));
+    main.appendChild(el('div', { class: 'view-bar' }, [flameButton, wfButton]));
+    main.appendChild(el('div', { class: 'trace-layout' }, [chart, wf, detailsBox]));
     let selectedId = null;
     const render = (view) => {
       reset.disabled = !view;

@@ -105,6 +105,28 @@ const out = process.env.SONDE_TEST_OUTPUT;
     const appDetails = await page.textContent('#span-details');
     assert.ok(appDetails.includes('time_nesting (derived by server)'), 'A span re-parented by time nesting');
 
+    // Waterfall beside the flame view: every span, collapsible, with the
+    // evidence that linked each span to its parent.
+    await page.click('#view-waterfall');
+    await page.waitForSelector('#waterfall tr.wf-row', { timeout: 5000 });
+    const wfRows = await page.locator('#waterfall tr.wf-row').count();
+    assert.strictEqual(wfRows, counts.A + counts.S + counts.N, 'the waterfall lists every span');
+    const evidence = await page.$$eval('#waterfall td.wf-evidence', (tds) => tds.map((t) => t.textContent));
+    assert.ok(evidence.some((e) => e.startsWith('tcp_sequence')), 'edge evidence shown: ' + evidence.join(', '));
+    const depths = await page.$$eval('#waterfall tr.wf-row', (rs) => rs.map((r) => Number(r.getAttribute('data-depth'))));
+    let subtree = 0;
+    while (1 + subtree < depths.length && depths[1 + subtree] > depths[0]) subtree++;
+    assert.ok(subtree > 0, 'the first row has children');
+    const firstToggle = page.locator('#waterfall tr.wf-row').first().locator('.wf-toggle');
+    await firstToggle.click();
+    assert.strictEqual(await page.locator('#waterfall tr.wf-row:visible').count(), wfRows - subtree, 'collapsing hides the subtree');
+    await firstToggle.click();
+    assert.strictEqual(await page.locator('#waterfall tr.wf-row:visible').count(), wfRows, 'expanding shows it again');
+    await page.locator('#waterfall tr.wf-row').nth(1).click();
+    await page.waitForSelector('#span-details h3', { timeout: 5000 });
+    await page.screenshot({ path: path.join(out, 'waterfall.png'), fullPage: true });
+    await page.click('#view-flame');
+
     // "CPU during this span" -> CPU flame graph of that process.
     await page.locator('rect.span-S').first().click();
     await page.click('#cpu-link');
