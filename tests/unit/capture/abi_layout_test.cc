@@ -26,6 +26,10 @@ TEST(AbiLayout, EnumValuesAreStable) {
   EXPECT_EQ(SONDE_DIR_INGRESS, 2);
   EXPECT_EQ(SONDE_SYS_SENDFILE, 11);
   EXPECT_EQ(SONDE_SYS_CLOSE, 15);
+  EXPECT_EQ(SONDE_SYS_SSL_READ, 17);
+  EXPECT_EQ(SONDE_SYS_SSL_WRITE, 18);
+  EXPECT_EQ(SONDE_SYS_TLS_START, 19);
+  EXPECT_EQ(SONDE_DATA_TLS, 1 << 4);
 }
 
 std::vector<uint8_t> DataEvent(uint32_t payload_len, uint32_t declared_size) {
