@@ -1,10 +1,21 @@
 #include "server/store/storage.h"
 
+#include "server/store/clickhouse_storage.h"
 #include "server/store/sqlite_storage.h"
 
 namespace sonde::server {
 
 absl::StatusOr<std::unique_ptr<Storage>> OpenStorage(const StorageOptions& options) {
+  // A clickhouse:// URL instead of a file: the networked backend replicas share.
+  if (options.path.starts_with("clickhouse://")) {
+    ClickHouseOptions ch;
+    ch.url = options.path;
+    ch.compress_spans = options.compress_spans;
+    ch.zstd_level = options.zstd_level;
+    auto clickhouse = ClickHouseStorage::Open(ch);
+    if (!clickhouse.ok()) return clickhouse.status();
+    return std::unique_ptr<Storage>(std::move(*clickhouse));
+  }
   auto sqlite = SqliteStorage::Open(options);
   if (!sqlite.ok()) return sqlite.status();
   return std::unique_ptr<Storage>(std::move(*sqlite));
