@@ -166,6 +166,7 @@ absl::StatusOr<std::unique_ptr<SocketCapture>> SocketCapture::Create(const Socke
   if (o.tls) {
     tls::TlsAttachOptions attach = o.tls_attach;
     attach.self_pid = static_cast<uint32_t>(getpid());
+    attach.only_pids = o.filter.include_pids;  // nobody else pays for the traps
     impl->tls = tls::TlsAttacher::Start(tls_programs, std::move(attach));
     const auto tc = impl->tls->counters();
     spdlog::info("TLS capture on: {} OpenSSL file(s) probed among {} examined in {} processes{}", tc.files_probed,

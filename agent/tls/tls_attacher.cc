@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -124,13 +125,16 @@ void TlsAttacher::Scan(bool all_processes) {
     const unsigned long pid = std::strtoul(e->d_name, &end, 10);
     if (end == e->d_name || *end != '\0' || pid == 0 || pid == options_.self_pid) continue;
     const auto p = static_cast<uint32_t>(pid);
+    const bool per_process = !options_.only_pids.empty();
+    if (per_process && std::find(options_.only_pids.begin(), options_.only_pids.end(), p) == options_.only_pids.end())
+      continue;
     alive.insert(p);
     if (!all_processes && scanned_pids_.count(p) != 0) continue;
     // Kernel threads have an empty maps file; a process gone meanwhile fails to read.
     if (!ReadText(absl::StrCat(options_.proc_root, "/", p, "/maps"), maps)) continue;
     ++counters_.processes_scanned;
     for (const FileMapping& m : ParseExecutableFileMappings(maps)) {
-      if (examined_.insert({m.device, m.inode}).second) ExamineFile(p, m);
+      if (examined_.insert({m.device, m.inode, per_process ? p : 0}).second) ExamineFile(p, m);
     }
   }
   if (all_processes) {
@@ -157,12 +161,13 @@ void TlsAttacher::ExamineFile(uint32_t pid, const FileMapping& m) {
                           {"SSL_write_ex", found->ssl_write_ex, programs_.write_ex_enter}};
   std::vector<bpf::BpfLink> links;
   std::string hooked;
+  const int attach_pid = options_.only_pids.empty() ? -1 : static_cast<int>(pid);
   for (const Probe& p : probes) {
     if (!p.offset) continue;
     const auto offset = static_cast<size_t>(*p.offset);
-    bpf::BpfLink entry(bpf_program__attach_uprobe(p.entry, false, -1, path.c_str(), offset));
+    bpf::BpfLink entry(bpf_program__attach_uprobe(p.entry, false, attach_pid, path.c_str(), offset));
     const int entry_err = entry ? 0 : errno;
-    bpf::BpfLink ret(bpf_program__attach_uprobe(programs_.exit, true, -1, path.c_str(), offset));
+    bpf::BpfLink ret(bpf_program__attach_uprobe(programs_.exit, true, attach_pid, path.c_str(), offset));
     if (!entry || !ret) {
       ++counters_.attach_failures;
       spdlog::warn("TLS: attaching to {} in {} (pid {}, {}) failed: {}; its TLS traffic stays invisible", p.function,
@@ -177,8 +182,8 @@ void TlsAttacher::ExamineFile(uint32_t pid, const FileMapping& m) {
   ++counters_.files_probed;
   for (auto& l : links) links_.emplace_back(l.release());
   probed_files_.push_back(m.path);
-  spdlog::info("TLS: probing {} ({}), first seen in pid {} ({})", m.path, hooked, pid,
-               Comm(options_.proc_root, pid));
+  spdlog::info("TLS: probing {} ({}){} pid {} ({})", m.path, hooked,
+               attach_pid < 0 ? ", first seen in" : " in", pid, Comm(options_.proc_root, pid));
 }
 
 TlsAttachCounters TlsAttacher::counters() const {

@@ -20,6 +20,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <tuple>
 #include <unordered_set>
 #include <vector>
 
@@ -43,6 +44,10 @@ struct TlsPrograms {
 struct TlsAttachOptions {
   std::string proc_root = "/proc";
   uint32_t self_pid = 0;  // not scanned
+  // Non-empty (the capture's --pid list): probes are attached to these
+  // processes only, so no other process pays for a trap its calls would be
+  // filtered out after anyway. Empty: file-wide probes, every process.
+  std::vector<uint32_t> only_pids;
   std::chrono::milliseconds scan_interval{1000};
   uint32_t full_scan_every = 10;  // every Nth scan re-reads every process
 };
@@ -90,7 +95,8 @@ class TlsAttacher {
   TlsPrograms programs_;
   TlsAttachOptions options_;
   mutable std::mutex mu_;  // guards everything below
-  std::set<std::pair<std::string, uint64_t>> examined_;  // (device, inode)
+  // (device, inode, pid): pid 0 for file-wide probes, the process with only_pids.
+  std::set<std::tuple<std::string, uint64_t, uint32_t>> examined_;
   std::unordered_set<uint32_t> scanned_pids_;
   struct LinkDeleter {
     void operator()(bpf_link* link) const;

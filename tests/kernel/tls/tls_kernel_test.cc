@@ -51,9 +51,10 @@ std::string Attr(const trace::Span& s, const char* key) {
 // test's ports (other sessions run their own traffic on this machine).
 class InProcessAgent {
  public:
-  InProcessAgent(std::vector<uint16_t> ports, bool tls = true) {
+  InProcessAgent(std::vector<uint16_t> ports, bool tls = true, std::vector<uint32_t> pids = {}) {
     capture::SocketCaptureOptions co;
     co.filter.include_ports = std::move(ports);
+    co.filter.include_pids = std::move(pids);
     co.ringbuf_bytes = 32u << 20;
     co.tls = tls;
     auto cap = capture::SocketCapture::Create(co);
@@ -523,6 +524,32 @@ open(name + '.out', 'w').write('\n'.join(out) + '\n')
     EXPECT_EQ(client.by_path_status, truth);
     EXPECT_EQ(client.authorization_leaks, 0);
   }
+}
+
+// --pid: the probes are attached to the listed processes only (no other
+// process pays for the traps); the listed process is captured as usual.
+TEST_F(TlsKernel, PidFilterProbesOnlyThoseProcesses) {
+  SONDE_REQUIRE(testlib::CommandExists("node"), "node");
+  const int port = testlib::FreeTcpPort();
+  const std::string script = dir_.File("server.js");
+  std::ofstream(script) << "const https = require('https'); const fs = require('fs');\n"
+                           "https.createServer({key: fs.readFileSync('" << cert_->key << "'), cert: fs.readFileSync('"
+                        << cert_->cert << "')}, (req, res) => { res.end('ok'); }).listen(" << port
+                        << ", '127.0.0.1');\n";
+  auto node = Subprocess::Start({"node", script});
+  ASSERT_TRUE(testlib::WaitForTcpPort("127.0.0.1", port, std::chrono::seconds(10)));
+  InProcessAgent agent({static_cast<uint16_t>(port)}, /*tls=*/true, {static_cast<uint32_t>(node.pid())});
+  SONDE_REQUIRE(agent.ok(), "socket capture: " + agent.error());
+  const auto counters = agent.capture().tls_counters();
+  ASSERT_TRUE(counters.has_value());
+  EXPECT_EQ(counters->files_probed, 1u);  // node's own OpenSSL; not the libssl curl maps
+  std::vector<std::string> urls;
+  for (int i = 0; i < 10; ++i) urls.push_back("https://127.0.0.1:" + std::to_string(port) + "/f/" + std::to_string(i));
+  const std::vector<int> statuses = Curl({"--http1.1"}, urls);
+  ASSERT_EQ(statuses, std::vector<int>(10, 200));
+  const auto spans = agent.Finish();
+  EXPECT_EQ(Collect(spans, trace::SpanKind::kServer, port, "node").spans, 10);
+  EXPECT_EQ(Collect(spans, trace::SpanKind::kClient, port, "").spans, 0);  // curl is not listed
 }
 
 // --no-tls: no uprobes, so no plaintext of an HTTPS exchange reaches the
