@@ -89,6 +89,10 @@ int main(int argc, char** argv) {
   std::string log_level = "info";
   app.add_option("--data-dir", data_dir, "directory of the SQLite database (created if missing)")
       ->capture_default_str();
+  std::string storage_url;
+  app.add_option("--storage", storage_url,
+                 "clickhouse://[USER[:PASSWORD]@]HOST:8123/DB: store in ClickHouse, shared by server replicas "
+                 "(default: SQLite under --data-dir)");
   app.add_option("--grpc-listen", grpc_listen, "agent ingest address (gRPC)")->capture_default_str();
   app.add_option("--http-listen", http_listen, "UI + JSON API address")->capture_default_str();
   app.add_option("--token", token, "shared secret agents must present (empty: none)");
@@ -167,13 +171,17 @@ int main(int argc, char** argv) {
     return 1;
   }
   sonde::server::StorageOptions opts;
-  opts.path = (std::filesystem::path(data_dir) / "sonde.db").string();
+  opts.path = storage_url.empty() ? (std::filesystem::path(data_dir) / "sonde.db").string() : storage_url;
   auto storage = sonde::server::OpenStorage(opts);
   if (!storage.ok()) {
     spdlog::error("storage: {}", storage.status().ToString());
     return 1;
   }
-  spdlog::info("storage: {} (schema v{})", opts.path, (*storage)->schema_version());
+  // Credentials in a clickhouse:// URL stay out of the log.
+  const auto at = opts.path.rfind('@');
+  spdlog::info("storage: {} (schema v{})",
+               at == std::string::npos ? opts.path : "clickhouse://***" + opts.path.substr(at),
+               (*storage)->schema_version());
   auto join_delay = sonde::server::ParseDuration(trace_join_delay);
   if (!join_delay.ok()) {
     spdlog::error("bad --trace-join-delay: {}", trace_join_delay);
