@@ -23,6 +23,7 @@
 #include "agent/capture/socket_capture.h"
 #include "agent/core/clock.h"
 #include "agent/core/config.h"
+#include "agent/core/config_env.h"
 #include "agent/core/logging.h"
 #include "agent/export/export_component.h"
 #include "agent/metrics/prometheus_text.h"
@@ -83,7 +84,7 @@ std::unique_ptr<sonde::capture::SocketCapture> StartSocketCapture(const sonde::c
   }
   auto options = CaptureOptionsFrom(c);
   if (options.tls && !features.uprobes) {
-    spdlog::warn("TLS capture off: uprobes do not work on this kernel (HTTPS stays invisible)");
+    spdlog::warn("TLS capture off: uprobes unavailable (see the feature report above; HTTPS stays invisible)");
     options.tls = false;
   }
   auto capture = sonde::capture::SocketCapture::Create(options);
@@ -333,6 +334,84 @@ int RunAgent(const sonde::core::AgentConfig& config, const RunCommand& cmd,
   return 0;
 }
 
+// Everything `run` reads from configuration: the YAML file (if any) with the
+// SONDE_* environment laid over it (agent/core/config_env.h), every section
+// loaded by its owner. Errors name the key (and the variable it came from).
+struct LoadedConfig {
+  sonde::core::AgentConfig core;
+  sonde::packet::NetworkConfig network;
+  sonde::otlp::OtlpFlags otlp;
+  bool otlp_enabled = true;
+  sonde::profile::ProfileFlags profile;
+  std::vector<sonde::core::EnvOverride> env;
+};
+
+absl::Status LoadConfiguration(const std::string& path, LoadedConfig& out) {
+  YAML::Node root;
+  const std::string where = path.empty() ? "environment" : path;
+  if (!path.empty()) {
+    try {
+      root = YAML::LoadFile(path);
+    } catch (const YAML::Exception& e) {
+      return absl::InvalidArgumentError(path + ": " + e.what());
+    }
+  }
+  auto env = sonde::core::ApplyEnvironment(root, sonde::core::ProcessEnvironment());
+  if (!env.ok()) return env.status();
+  out.env = *env;
+  absl::Status st = sonde::core::LoadConfigTree(root, where, out.core);
+  if (st.ok() && root["network"]) {
+    try {
+      st = sonde::packet::LoadNetworkYaml(root["network"], out.network);
+      if (!st.ok()) st = absl::InvalidArgumentError(where + ": network: " + std::string(st.message()));
+    } catch (const YAML::Exception& e) {
+      st = absl::InvalidArgumentError(where + ": network: " + e.what());
+    }
+  }
+  if (st.ok()) st = sonde::agent::LoadOtlpYaml(root["otlp"], where, out.otlp, out.otlp_enabled);
+  if (st.ok()) st = sonde::agent::LoadProfileYaml(root["profile"], where, out.profile);
+  if (st.ok()) st = sonde::core::ValidateConfig(out.core);
+  if (st.ok()) return st;
+  // Say which environment variable set the offending key.
+  std::string message(st.message());
+  for (const auto& o : out.env) {
+    const std::string leaf = o.key.substr(o.key.rfind('.') + 1);
+    if (message.find(o.key) != std::string::npos ||
+        (message.find("'" + leaf + "'") != std::string::npos && o.key.find('.') != std::string::npos)) {
+      message += " (set by " + o.variable + ")";
+    }
+  }
+  return absl::InvalidArgumentError(message);
+}
+
+// `sonde-agent config check FILE`: loads FILE (with the SONDE_* environment)
+// the way `run` would, without touching the kernel; 0 when valid.
+int RunConfigCheck(const std::string& path) {
+  LoadedConfig loaded;
+  if (auto st = LoadConfiguration(path, loaded); !st.ok()) {
+    std::cerr << "sonde-agent: " << st.message() << std::endl;
+    return 2;
+  }
+  std::cout << path << ": ok";
+  if (!loaded.env.empty()) {
+    std::cout << " (environment:";
+    for (const auto& o : loaded.env) std::cout << " " << o.variable << "=>" << o.key;
+    std::cout << ")";
+  }
+  std::cout << std::endl;
+  return 0;
+}
+
+// The node this agent reports as: node_name / SONDE_NODE_NAME / --node-name
+// (the Kubernetes DaemonSet sets SONDE_NODE_NAME from spec.nodeName), else
+// the host name.
+std::string ResolveNodeName(const std::string& configured) {
+  if (!configured.empty()) return configured;
+  char host[256] = {};
+  if (gethostname(host, sizeof host - 1) == 0) return host;
+  return "unknown";
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -345,6 +424,15 @@ int main(int argc, char** argv) {
   app.add_option("-c,--config", config_path, "YAML configuration file")->check(CLI::ExistingFile);
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error (default info)");
   app.add_flag("--verbose-bpf", verbose_bpf, "Show libbpf debug output");
+  std::string node_name;
+  app.add_option("--node-name", node_name, "Name this node reports as (default: SONDE_NODE_NAME, then the host name)");
+  app.set_version_flag("--version", std::string("sonde-agent ") + SONDE_VERSION);
+
+  std::string check_path;
+  auto* config_cmd = app.add_subcommand("config", "Configuration tools");
+  config_cmd->require_subcommand(1);
+  auto* config_check = config_cmd->add_subcommand("check", "Validate a configuration file (and SONDE_* variables); 0: valid");
+  config_check->add_option("file", check_path, "YAML configuration file")->required()->check(CLI::ExistingFile);
 
   auto* probe = app.add_subcommand("probe", "Report kernel features and exit (0: capture possible)");
 
@@ -387,32 +475,34 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
-  if (!config_path.empty()) {
-    sonde::core::AgentConfig from_file;
-    if (auto st = sonde::core::LoadYamlConfig(config_path, from_file); !st.ok()) {
+  if (*config_check) return RunConfigCheck(check_path);
+  {
+    LoadedConfig loaded;
+    if (auto st = LoadConfiguration(config_path, loaded); !st.ok()) {
       std::cerr << "sonde-agent: " << st.message() << std::endl;
       return 2;
     }
-    config = from_file;
+    config = loaded.core;
+    run_cmd.network = loaded.network;
+    run_otlp_flags = loaded.otlp;
+    run_cmd.otlp_enabled = loaded.otlp_enabled;
+    run_cmd.profile = loaded.profile;
+    otlp_flags = loaded.otlp;
     try {
-      if (const YAML::Node network = YAML::LoadFile(config_path)["network"]) {
-        if (auto st = sonde::packet::LoadNetworkYaml(network, run_cmd.network); !st.ok()) {
-          std::cerr << "sonde-agent: " << config_path << ": network: " << st.message() << std::endl;
-          return 2;
-        }
-      }
-      app.parse(argc, argv);
+      app.parse(argc, argv);  // flags win over file and environment
     } catch (const CLI::ParseError& e) {
       return app.exit(e);
-    } catch (const YAML::Exception& e) {
-      std::cerr << "sonde-agent: " << config_path << ": " << e.what() << std::endl;
-      return 2;
     }
   }
+  if (!node_name.empty()) config.node_name = node_name;
+  config.node_name = ResolveNodeName(config.node_name);
   if (!log_level.empty()) config.log_level = log_level;
-  if (!sonde::core::SetupLogging(config.log_level)) {
-    spdlog::warn("unknown log level '{}', using info", config.log_level);
+  if (!sonde::core::IsLogLevel(config.log_level)) {
+    std::cerr << "sonde-agent: log_level (--log-level) must be one of trace, debug, info, warn, error, critical, "
+                 "off; got '" << config.log_level << "'" << std::endl;
+    return 2;
   }
+  sonde::core::SetupLogging(config.log_level);
   sonde::bpf::RouteLibbpfLogsToSpdlog(verbose_bpf);
   if (auto st = sonde::core::ValidateConfig(config); !st.ok()) {
     spdlog::error("invalid configuration: {}", std::string(st.message()));

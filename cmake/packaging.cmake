@@ -13,6 +13,10 @@
 # sonde-agent and sonde-server before packaging.
 set(CMAKE_SKIP_INSTALL_ALL_DEPENDENCY ON)
 
+# `--version` of both binaries prints the version the packages carry.
+target_compile_definitions(sonde-agent PRIVATE SONDE_VERSION="${PROJECT_VERSION}")
+target_compile_definitions(sonde-server PRIVATE SONDE_VERSION="${PROJECT_VERSION}")
+
 set(SONDE_DEB_DIR ${CMAKE_SOURCE_DIR}/deploy/debian)
 set(SONDE_DOCS_COMMON README.md)
 

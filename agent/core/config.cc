@@ -49,9 +49,14 @@ absl::Status LoadYamlConfig(const std::string& path, AgentConfig& c) {
   } catch (const YAML::Exception& e) {
     return absl::InvalidArgumentError(absl::StrCat("config ", path, ": ", e.what()));
   }
-  if (root.IsNull()) return absl::OkStatus();
-  // Component sections are read by their components (e.g. packet::LoadNetworkYaml).
-  SONDE_RETURN_IF_ERROR(CheckKeys(root, path, {"log_level", "node_name", "capture", "server", "metrics", "network", "spans", "limits"}));
+  return LoadConfigTree(root, path, c);
+}
+
+absl::Status LoadConfigTree(const YAML::Node& root, const std::string& path, AgentConfig& c) {
+  if (!root || root.IsNull()) return absl::OkStatus();
+  // Component sections (network, otlp, profile) are read by their components.
+  SONDE_RETURN_IF_ERROR(CheckKeys(root, path, {"log_level", "node_name", "capture", "server", "metrics", "network",
+                                               "spans", "limits", "otlp", "profile"}));
   SONDE_RETURN_IF_ERROR(Read(root, "log_level", path, c.log_level));
   SONDE_RETURN_IF_ERROR(Read(root, "node_name", path, c.node_name));
   if (const auto cap = root["capture"]) {
@@ -100,7 +105,18 @@ absl::Status LoadYamlConfig(const std::string& path, AgentConfig& c) {
   return absl::OkStatus();
 }
 
+bool IsLogLevel(const std::string& level) {
+  for (const char* l : {"trace", "debug", "info", "warn", "error", "critical", "off"}) {
+    if (level == l) return true;
+  }
+  return false;
+}
+
 absl::Status ValidateConfig(const AgentConfig& c) {
+  if (!IsLogLevel(c.log_level)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "log_level must be one of trace, debug, info, warn, error, critical, off; got '", c.log_level, "'"));
+  }
   const auto& k = c.capture;
   if (k.payload_bytes == 0 || k.payload_bytes > 16384) {
     return absl::InvalidArgumentError(

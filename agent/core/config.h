@@ -10,6 +10,9 @@
 namespace CLI {
 class App;
 }
+namespace YAML {
+class Node;
+}
 
 namespace sonde::core {
 
@@ -48,6 +51,13 @@ struct AgentConfig {
 // Loads `path` into `config`, keeping defaults for absent keys. Unknown keys
 // and wrong types are errors that name the key.
 absl::Status LoadYamlConfig(const std::string& path, AgentConfig& config);
+
+// The same over an already parsed tree (a file merged with environment
+// overrides, agent/core/config_env.h); `where` prefixes error messages.
+absl::Status LoadConfigTree(const YAML::Node& root, const std::string& where, AgentConfig& config);
+
+// trace, debug, info, warn, error, critical, off.
+bool IsLogLevel(const std::string& level);
 
 // Checks ranges and combinations; the message names the offending setting.
 absl::Status ValidateConfig(const AgentConfig& config);

@@ -1,0 +1,67 @@
+// The otlp and profile YAML sections (agent/run_config.h): each key reaches
+// the field its flag sets; unknown keys, wrong types and ranges are named.
+#include "agent/run_config.h"
+
+#include <gtest/gtest.h>
+
+namespace sonde::agent {
+namespace {
+
+TEST(RunConfig, OtlpKeysReachTheReceiverConfig) {
+  otlp::OtlpFlags flags;
+  bool enabled = true;
+  const auto st = LoadOtlpYaml(YAML::Load("enabled: false\ngrpc_port: 14317\nhttp_port: -1\nbind: 127.0.0.1\n"
+                                          "token: t0k\nmax_body_mib: 8\nmax_inflight: 9\nretry_after_s: 3\n"
+                                          "http_threads: 4\ntrace_self: true\nsender_lookup: false\n"),
+                               "f", flags, enabled);
+  ASSERT_TRUE(st.ok()) << st;
+  EXPECT_FALSE(enabled);
+  EXPECT_EQ(flags.config.grpc_port, 14317);
+  EXPECT_EQ(flags.config.http_port, -1);
+  EXPECT_EQ(flags.bind, "127.0.0.1");
+  EXPECT_EQ(flags.config.bearer_token, "t0k");
+  EXPECT_EQ(flags.max_body_mib, 8u);
+  EXPECT_EQ(flags.config.ingest.max_inflight_requests, 9u);
+  EXPECT_EQ(flags.config.ingest.retry_after_s, 3);
+  EXPECT_EQ(flags.config.http_threads, 4);
+  EXPECT_TRUE(flags.config.trace_self);
+  EXPECT_FALSE(flags.config.ingest.resolve_sender);
+}
+
+TEST(RunConfig, OtlpErrorsNameTheKey) {
+  otlp::OtlpFlags flags;
+  bool enabled = true;
+  auto unknown = LoadOtlpYaml(YAML::Load("grpc_prot: 1\n"), "f", flags, enabled);
+  EXPECT_NE(unknown.message().find("grpc_prot"), std::string::npos) << unknown;
+  auto type = LoadOtlpYaml(YAML::Load("http_port: many\n"), "f", flags, enabled);
+  EXPECT_NE(type.message().find("otlp.http_port"), std::string::npos) << type;
+  auto range = LoadOtlpYaml(YAML::Load("grpc_port: 70000\n"), "f", flags, enabled);
+  EXPECT_NE(range.message().find("grpc_port"), std::string::npos) << range;
+}
+
+TEST(RunConfig, ProfileKeys) {
+  profile::ProfileFlags flags;
+  ASSERT_TRUE(LoadProfileYaml(YAML::Load("enabled: true\nhz: 49\ninterval_s: 5\noff_cpu: false\npids: [1, 2]\n"),
+                              "f", flags)
+                  .ok());
+  EXPECT_TRUE(flags.enabled);
+  EXPECT_EQ(flags.frequency_hz, 49u);
+  EXPECT_EQ(flags.drain_interval_s, 5u);
+  EXPECT_FALSE(flags.off_cpu);
+  EXPECT_EQ(flags.pids, (std::vector<uint32_t>{1, 2}));
+  auto range = LoadProfileYaml(YAML::Load("hz: 0\n"), "f", flags);
+  EXPECT_NE(range.message().find("profile.hz"), std::string::npos) << range;
+  auto unknown = LoadProfileYaml(YAML::Load("frequency: 3\n"), "f", flags);
+  EXPECT_NE(unknown.message().find("frequency"), std::string::npos) << unknown;
+}
+
+TEST(RunConfig, AbsentSectionsChangeNothing) {
+  otlp::OtlpFlags flags;
+  bool enabled = true;
+  ASSERT_TRUE(LoadOtlpYaml(YAML::Node(), "f", flags, enabled).ok());
+  EXPECT_TRUE(enabled);
+  EXPECT_EQ(flags.config.grpc_port, 4317);
+}
+
+}  // namespace
+}  // namespace sonde::agent
