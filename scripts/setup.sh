@@ -24,6 +24,8 @@ PACKAGES=(
   nginx libnginx-mod-http-lua curl wrk nghttp2-client iproute2 nftables iptables
   chromium procps psmisc redis-server redis-tools
   postgresql postgresql-client dnsmasq-base bind9-dnsutils
+  # scale-out backends and exits (issue 18): tests run private instances
+  clickhouse-server clickhouse-client prometheus victoria-metrics libsnappy-dev
 )
 
 missing=()
@@ -45,6 +47,11 @@ fi
 # The distro nginx service is not ours; tests start private instances.
 if command -v systemctl >/dev/null 2>&1; then
   systemctl disable --now nginx >/dev/null 2>&1 || true
+  # Same for the backends: tests start clickhouse-server, prometheus and
+  # victoria-metrics as plain processes on run-time ports.
+  for unit in clickhouse-server prometheus victoria-metrics; do
+    systemctl disable --now "$unit" >/dev/null 2>&1 || true
+  done
 fi
 pkill -f 'nginx: master process /usr/sbin/nginx' >/dev/null 2>&1 || true
 
