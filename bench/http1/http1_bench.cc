@@ -123,12 +123,16 @@ void BM_Http1HeadParser(benchmark::State& state) {
 }
 BENCHMARK(BM_Http1HeadParser);
 
-// Whole pipeline: raw events -> tracker -> http1 -> spans -> linker -> RED
-// (no JSON printing), gateway-shaped traffic.
+// Whole pipeline: raw events -> tracker -> http1 -> spans -> linker ->
+// exchange joiner -> RED (no JSON printing), gateway-shaped traffic.
+// join: 0 joiner off; 1 on (the gateway's clients are not captured: its
+// server spans wait and time out); 2 on, and each downstream client is a
+// captured process (curl-like) whose span the gateway's server span joins.
 void BM_PipelineEndToEnd(benchmark::State& state) {
   using sonde::testing::Endpoints;
   using sonde::testing::SocketSim;
   const size_t body = static_cast<size_t>(state.range(0));
+  const int join = static_cast<int>(state.range(1));
   constexpr int kRequests = 2000;
   std::vector<std::vector<uint8_t>> events;
   SocketSim up(300, 300, "nginx", 5000, 50, SONDE_ROLE_CLIENT, Endpoints{"127.0.0.1", 50000, "127.0.0.1", 9000});
@@ -137,16 +141,27 @@ void BM_PipelineEndToEnd(benchmark::State& state) {
     downs.emplace_back(300, 300, "nginx", 100 + c, 10 + c, SONDE_ROLE_SERVER,
                        Endpoints{"127.0.0.1", 8080, "127.0.0.1", static_cast<uint16_t>(40000 + c)});
   }
+  std::vector<SocketSim> clients;
+  for (int c = 0; c < 32; ++c) {
+    clients.emplace_back(400, 400, "curl", 200 + c, 3, SONDE_ROLE_CLIENT,
+                         Endpoints{"127.0.0.1", static_cast<uint16_t>(40000 + c), "127.0.0.1", 8080});
+    // Both ends number the same bytes: the client's egress = the server's ingress.
+    clients.back().SkipSeq(SONDE_DIR_EGRESS, 4'000'000);
+    clients.back().SkipSeq(SONDE_DIR_INGRESS, static_cast<uint32_t>(1'000'000 - 5'000'000));
+  }
   uint64_t t = 1'000'000;
   const std::string resp = Response(body, false);
   const std::string captured = resp.substr(0, 4096);
   for (int i = 0; i < kRequests; ++i) {
     SocketSim& down = downs[i % downs.size()];
+    SocketSim& client = clients[i % clients.size()];
     std::string req = Request(i);
+    if (join == 2) events.push_back(client.Write(req, t - 1000));
     events.push_back(down.Read(req, t));
     events.push_back(up.Write(req, t + 2000));
     events.push_back(up.Data(SONDE_DIR_INGRESS, captured, t + 50'000, t + 51'000, resp.size()));
     events.push_back(down.Data(SONDE_DIR_EGRESS, captured, t + 60'000, t + 61'000, resp.size()));
+    if (join == 2) events.push_back(client.Data(SONDE_DIR_INGRESS, captured, t + 62'000, t + 63'000, resp.size()));
     t += 100'000;
   }
   uint64_t bytes = 0;
@@ -156,6 +171,7 @@ void BM_PipelineEndToEnd(benchmark::State& state) {
     sonde::pipeline::PipelineOptions o;
     o.print_json = false;
     o.clock_offset_ns = 0;
+    o.joiner.enabled = join != 0;
     sonde::pipeline::Agent agent(o);
     for (const auto& e : events) agent.OnEvent(e);
     agent.Finish();
@@ -165,8 +181,12 @@ void BM_PipelineEndToEnd(benchmark::State& state) {
   state.counters["records/s"] = benchmark::Counter(static_cast<double>(spans), benchmark::Counter::kIsRate);
   state.counters["events/s"] = benchmark::Counter(static_cast<double>(events.size() * state.iterations()),
                                                   benchmark::Counter::kIsRate);
+  state.counters["requests/s"] = benchmark::Counter(static_cast<double>(kRequests * state.iterations()),
+                                                    benchmark::Counter::kIsRate);
 }
-BENCHMARK(BM_PipelineEndToEnd)->ArgNames({"body"})->Arg(0)->Arg(16384)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_PipelineEndToEnd)->ArgNames({"body", "join"})
+    ->Args({0, 0})->Args({0, 1})->Args({0, 2})->Args({16384, 0})->Args({16384, 1})
+    ->Unit(benchmark::kMillisecond);
 
 }  // namespace
 
