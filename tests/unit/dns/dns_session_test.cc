@@ -180,12 +180,62 @@ TEST(DnsSession, GarbageAndTruncatedDatagramsMakeNoRecords) {
       s.Send(rng() % 2 ? kIn : kOut, junk, i);
     }
     EXPECT_TRUE(s.Take(0, true).empty()) << round;
+    EXPECT_GT(s.session().counters().parse_errors, 25u) << round;  // counted, not silently skipped
   }
   Datagrams s(Role::kClient);
   const std::string q = d::Query(3, "cut.example.test");
   s.Send(kOut, q.substr(0, 20), 1);  // cut inside the question
   EXPECT_TRUE(s.Take(0, true).empty());
   EXPECT_EQ(s.session().counters().parse_errors, 1u);
+}
+
+TEST(DnsSession, TcpGarbageAndGapsMakeNoBogusRecords) {
+  std::mt19937 rng(7);
+  for (int round = 0; round < 100; ++round) {
+    DnsSession session(round % 2 ? Role::kClient : Role::kServer, round % 3 == 0, Transport::kTcp);
+    std::string pending[2];
+    for (int i = 0; i < 40; ++i) {
+      const int d = static_cast<int>(rng() % 2);
+      std::string junk(rng() % 300, '\0');
+      for (char& c : junk) c = static_cast<char>(rng());
+      pending[d] += junk;
+      StreamView view;
+      view.bytes = pending[d];
+      ChunkInfo c;
+      c.ts_enter_ns = c.ts_exit_ns = static_cast<uint64_t>(i);
+      view.chunks.push_back(c);
+      const size_t used = session.OnBytes(d ? kIn : kOut, view);
+      ASSERT_LE(used, pending[d].size());
+      pending[d].erase(0, used);
+      if (rng() % 8 == 0) {
+        session.OnGap(d ? kIn : kOut, rng() % 1000 + 1);
+        pending[d].clear();
+      }
+    }
+    std::vector<L7Record> recs;
+    session.TakeRecords(0, true, recs);
+    EXPECT_TRUE(recs.empty()) << round;
+  }
+  // A real frame after garbage and a gap is found again.
+  DnsSession session(Role::kClient, false, Transport::kTcp);
+  std::string bytes = std::string("\x00\x05junk!", 7);
+  StreamView view;
+  ChunkInfo c;
+  view.chunks.push_back(c);
+  view.bytes = bytes;
+  session.OnBytes(kOut, view);
+  session.OnGap(kOut, 100);
+  const std::string q = d::Tcp(d::Query(42, "again.test")), r = d::Tcp(d::Response(42, "again.test"));
+  view.bytes = q;
+  EXPECT_EQ(session.OnBytes(kOut, view), q.size());
+  view.bytes = r;
+  EXPECT_EQ(session.OnBytes(kIn, view), r.size());
+  std::vector<L7Record> recs;
+  session.TakeRecords(0, false, recs);
+  ASSERT_EQ(recs.size(), 1u);
+  EXPECT_EQ(recs[0].path, "again.test");
+  EXPECT_EQ(session.counters().parse_errors, 1u);  // the 5-byte "frame" is too short for a header
+  EXPECT_EQ(session.counters().resyncs, 1u);
 }
 
 TEST(DnsInfer, StrictQueriesAndResponsesWithRole) {
