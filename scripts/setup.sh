@@ -23,7 +23,7 @@ PACKAGES=(
   # real peers for kernel and e2e tests and the demo
   nginx libnginx-mod-http-lua curl wrk nghttp2-client iproute2 nftables iptables
   chromium procps psmisc redis-server redis-tools
-  postgresql postgresql-client dnsmasq-base bind9-dnsutils
+  postgresql postgresql-client dnsmasq-base bind9-dnsutils openssl util-linux
   # scale-out backends and exits (issue 18): tests run private instances
   clickhouse-server clickhouse-client prometheus victoria-metrics libsnappy-dev
 )
