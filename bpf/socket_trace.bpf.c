@@ -37,6 +37,7 @@ const volatile __u32 capture_bytes = SONDE_PAYLOAD_DEFAULT; /* <= SONDE_PAYLOAD_
 const volatile __u64 wakeup_threshold_bytes = 1 << 20;
 
 #define SONDE_EINPROGRESS 115
+#define SONDE_EAGAIN 11
 
 /* Per-CPU scratch: the event under construction. Twice the max payload so
  * that (masked offset + bounded length) always stays inside for the verifier. */
@@ -694,7 +695,11 @@ int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret) {
   const long id = SONDE_SYSCALL_NR(regs);
   const __u8 syscall = traced_syscall(id);
   if (syscall == SONDE_SYS_UNKNOWN || syscall == SONDE_SYS_CLOSE) return 0;
-  if (ret < 0 && syscall != SONDE_SYS_CONNECT) return 0; /* failed calls move no bytes */
+  if (ret < 0 && syscall != SONDE_SYS_CONNECT) { /* failed calls move no bytes */
+    /* but a would-block read/write inside an SSL call still names its socket */
+    if (ret == -SONDE_EAGAIN) tls_note_blocked_call((__s32)SONDE_SYSCALL_ARG0(regs));
+    return 0;
+  }
   if (!process_traced(bpf_get_current_pid_tgid() >> 32)) return 0;
   const __s32 fd = (__s32)SONDE_SYSCALL_ARG0(regs);
   if (syscall == SONDE_SYS_CONNECT || syscall == SONDE_SYS_ACCEPT || syscall == SONDE_SYS_ACCEPT4)

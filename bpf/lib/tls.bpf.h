@@ -142,6 +142,26 @@ static __noinline int tls_note_socket_call_slow(__s32 fd, __u64 inode, __u8 sysc
   return true;
 }
 
+/* A read/write inside an SSL call that would block (a non-blocking server's
+ * SSL_read with nothing to read yet): no bytes, but the fd is the call's
+ * socket. Without it, such a call on a connection not seen yet would go
+ * "pending" and guess its socket from later traffic. */
+static __noinline int tls_note_blocked_call_slow(__s32 fd) {
+  __u64 id = bpf_get_current_pid_tgid();
+  struct tls_call *c = bpf_map_lookup_elem(&tls_calls, &id);
+  if (!c || c->pending || c->fd >= 0) return 0;
+  __u64 inode = 0;
+  if (!sonde_sock_from_fd_btf(fd, &inode)) return 0;
+  c->fd = fd;
+  c->inode = inode;
+  tls_mark_socket(inode);
+  return 0;
+}
+
+static __always_inline void tls_note_blocked_call(__s32 fd) {
+  if (tls_enabled) tls_note_blocked_call_slow(fd);
+}
+
 static __always_inline int tls_enter(__u64 ssl, __u64 buf, __u64 len_ptr, __u8 syscall) {
   __u64 id = bpf_get_current_pid_tgid();
   if (!process_traced(id >> 32)) return 0;
