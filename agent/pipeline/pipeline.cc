@@ -34,8 +34,8 @@ Agent::Agent(PipelineOptions options)
       red_(std::make_shared<metrics::RedAggregator>(options_.red)),
       sampler_(options_.sampler) {
   if (options_.clock_offset_ns) clock_.SetOffset(*options_.clock_offset_ns);
-  emit_ = [this](trace::Span&& span) { group_.push_back(std::move(span)); };
-  deliver_ = [this](std::vector<trace::Span>& group) { Deliver(group); };
+  emit_ = [this](trace::SpanPtr&& span) { group_.push_back(std::move(span)); };
+  deliver_ = [this](trace::SpanGroup& group) { Deliver(group); };
   if (options_.print_json && options_.json_out != nullptr) {
     sinks_.push_back(std::make_shared<JsonLinesSink>(options_.json_out, options_.json_line_buffered));
   }
@@ -102,21 +102,21 @@ void Agent::OnEvent(capture::RawEvent ev) {
 
 void Agent::Process() {
   for (auto& r : records_) {
-    trace::Span span = builder_.BuildDeferred(std::move(r));
-    joiner_.Observe(span);  // a client span is findable before the linker holds it
+    trace::SpanPtr span = builder_.BuildDeferredPtr(std::move(r));
+    joiner_.Observe(*span);  // a client span is findable before the linker holds it
     linker_.Add(std::move(span), emit_);
     if (!group_.empty()) joiner_.Add(group_, deliver_);
   }
   records_.clear();
 }
 
-void Agent::Deliver(std::vector<trace::Span>& group) {
-  for (const auto& span : group) red_->OnSpan(span);
+void Agent::Deliver(trace::SpanGroup& group) {
+  for (const auto& span : group) red_->OnSpan(*span);
   // Recordings replay faster than real time: their budget follows event time.
   sampler_.Decide(group, options_.event_time ? tracker_.latest_event_ns() : core::MonotonicNowNs(), keep_);
   for (size_t i = 0; i < group.size(); ++i) {
     if (!keep_[i]) continue;
-    trace::Span& span = group[i];
+    trace::Span& span = *group[i];
     if (span.deferred) {
       redactor_.Apply(span.deferred->record);
       trace::SpanBuilder::Complete(span);
@@ -130,7 +130,7 @@ void Agent::Deliver(std::vector<trace::Span>& group) {
 }
 
 void Agent::EmitSpan(trace::Span&& span) {
-  single_.push_back(std::move(span));
+  single_.push_back(std::make_unique<trace::Span>(std::move(span)));
   Deliver(single_);
 }
 
@@ -143,8 +143,8 @@ void Agent::DeliverRedWindows() {
 }
 
 void Agent::EmitRecord(conn::ConnRecord&& record, trace::SpanSource source) {
-  single_.push_back(builder_.BuildDeferred(std::move(record)));
-  single_.back().source = source;
+  single_.push_back(builder_.BuildDeferredPtr(std::move(record)));
+  single_.back()->source = source;
   Deliver(single_);
 }
 
@@ -156,7 +156,7 @@ void Agent::FlushLinker(uint64_t now_unix_ns, bool all) {
   } else {
     linker_.Flush(now_unix_ns, emit_);
   }
-  std::vector<trace::Span> released = std::move(group_);
+  trace::SpanGroup released = std::move(group_);
   group_.clear();
   for (auto& span : released) {
     single_.push_back(std::move(span));

@@ -115,7 +115,7 @@ class Agent {
   void Process();
   // RED for every span of a group, then one sampling decision for the group,
   // then completion and the sinks for the kept spans.
-  void Deliver(std::vector<trace::Span>& group);
+  void Deliver(trace::SpanGroup& group);
   void FlushLinker(uint64_t now_unix_ns, bool all);
   void DeliverRedWindows();
   void Snapshot(const capture::SourceCounters* source);
@@ -137,8 +137,8 @@ class Agent {
   metrics::MetricsServer metrics_server_;
   std::vector<conn::ConnRecord> records_;
   trace::TraceSampler sampler_;
-  std::vector<trace::Span> group_;  // spans the linker emitted for one Add / Flush
-  std::vector<trace::Span> single_;  // a group of one (reused: no allocation per span)
+  trace::SpanGroup group_;   // spans the linker emitted for one Add / Flush
+  trace::SpanGroup single_;  // a group of one (reused: no allocation per span)
   std::vector<bool> keep_;
   trace::GatewayLinker::Emit emit_;
   capture::EventSource* source_ = nullptr;  // during Run: told about unclaimed sockets

@@ -102,15 +102,15 @@ void ExchangeJoiner::Observe(const Span& span) {
   client_expiry_.push_back(Expiry{key, IdKey(span.span_id), span.end_unix_ns + options_.client_ttl_ns});
   if (waiting_.empty()) return;
   auto w = waiting_.find(key);
-  if (w == waiting_.end() || !Matches(c, w->second.group.front())) return;
+  if (w == waiting_.end() || !Matches(c, *w->second.group.front())) return;
   // The server group was waiting for this span: it now waits inside the
   // linker with it (held_groups_ unchanged).
   Attach(span.span_id, w->second.group, key.seq_valid ? LinkReason::kTcpSequence : LinkReason::kTimeNesting);
   waiting_.erase(w);
 }
 
-void ExchangeJoiner::Attach(const SpanId& client, std::vector<Span>& group, LinkReason reason) {
-  Span& root = group.front();
+void ExchangeJoiner::Attach(const SpanId& client, SpanGroup& group, LinkReason reason) {
+  Span& root = *group.front();
   root.parent_span_id = client;
   root.parent_reason = reason;
   ++(reason == LinkReason::kTcpSequence ? counters_.links_tcp_sequence : counters_.links_time_nesting);
@@ -121,10 +121,11 @@ void ExchangeJoiner::Attach(const SpanId& client, std::vector<Span>& group, Link
 // Moves a joined server group into its client's trace. Client spans of the
 // group were indexed with the old trace id: a late server span attaching to
 // them must find the new one.
-void ExchangeJoiner::Retrace(std::vector<Span>& group, const TraceId& trace) {
-  const TraceId old = group.front().trace_id;
+void ExchangeJoiner::Retrace(SpanGroup& group, const TraceId& trace) {
+  const TraceId old = group.front()->trace_id;
   if (old == trace) return;
-  for (Span& s : group) {
+  for (auto& owned : group) {
+    Span& s = *owned;
     if (s.trace_id != old) continue;  // an egress carrying its own context keeps it
     s.trace_id = trace;
     Key key;
@@ -135,7 +136,7 @@ void ExchangeJoiner::Retrace(std::vector<Span>& group, const TraceId& trace) {
   }
 }
 
-void ExchangeJoiner::Add(std::vector<Span>& group, const Deliver& deliver) {
+void ExchangeJoiner::Add(SpanGroup& group, const Deliver& deliver) {
   if (group.empty()) return;
   if (!options_.enabled) {
     deliver(group);
@@ -145,11 +146,12 @@ void ExchangeJoiner::Add(std::vector<Span>& group, const Deliver& deliver) {
   //    server groups attached to them join the group.
   const size_t n = group.size();
   for (size_t i = 0; i < n; ++i) {
-    if (group[i].kind != SpanKind::kClient || !SystemSpanWithTuple(group[i])) continue;
-    const SpanId span_id = group[i].span_id;
-    const TraceId trace_id = group[i].trace_id;
+    const Span& client = *group[i];
+    if (client.kind != SpanKind::kClient || !SystemSpanWithTuple(client)) continue;
+    const SpanId span_id = client.span_id;
+    const TraceId trace_id = client.trace_id;
     Key key;
-    if (ExchangeKeyOf(group[i], &key)) {
+    if (ExchangeKeyOf(client, &key)) {
       auto it = clients_.find(key);
       if (it != clients_.end() && it->second.span_id == span_id) {
         it->second.left = true;
@@ -161,14 +163,14 @@ void ExchangeJoiner::Add(std::vector<Span>& group, const Deliver& deliver) {
     if (a == attached_.end()) continue;
     for (auto& g : a->second) {
       Retrace(g, trace_id);
-      for (Span& s : g) group.push_back(std::move(s));
+      for (auto& s : g) group.push_back(std::move(s));
       --held_groups_;
     }
     attached_.erase(a);
   }
 
   // 2. A server root: join its client's trace, or wait for the client.
-  const Span& root = group.front();
+  const Span& root = *group.front();
   Key key;
   if (!Candidate(root) || !ExchangeKeyOf(root, &key)) {
     deliver(group);
@@ -189,8 +191,8 @@ void ExchangeJoiner::Add(std::vector<Span>& group, const Deliver& deliver) {
     }
     // The client span already left (records reached us out of order): join
     // its trace; the sampler remembers the trace's decision.
-    group.front().parent_span_id = c.span_id;
-    group.front().parent_reason = reason;
+    group.front()->parent_span_id = c.span_id;
+    group.front()->parent_reason = reason;
     ++(reason == LinkReason::kTcpSequence ? counters_.links_tcp_sequence : counters_.links_time_nesting);
     ++counters_.late_links;
     Retrace(group, c.trace_id);
@@ -213,7 +215,7 @@ void ExchangeJoiner::Add(std::vector<Span>& group, const Deliver& deliver) {
     // Same key while one waits: no sequence number on a keep-alive
     // connection whose previous client span never came. The older leaves.
     ++counters_.replaced;
-    std::vector<Span> old = std::move(w->second.group);
+    SpanGroup old = std::move(w->second.group);
     w->second.group.clear();
     --held_groups_;
     deliver(old);
@@ -231,7 +233,7 @@ void ExchangeJoiner::Flush(uint64_t now_unix_ns, const Deliver& deliver) {
     waiting_expiry_.pop_front();
     auto it = waiting_.find(e.key);
     if (it == waiting_.end() || it->second.deadline_ns != e.id) continue;  // joined or replaced
-    std::vector<Span> group = std::move(it->second.group);
+    SpanGroup group = std::move(it->second.group);
     waiting_.erase(it);
     --held_groups_;
     ++counters_.timeouts;
@@ -246,7 +248,7 @@ void ExchangeJoiner::Flush(uint64_t now_unix_ns, const Deliver& deliver) {
 }
 
 void ExchangeJoiner::FlushAll(const Deliver& deliver) {
-  std::vector<std::vector<Span>> rest;
+  std::vector<SpanGroup> rest;
   for (auto& [key, w] : waiting_) {
     ++counters_.timeouts;
     rest.push_back(std::move(w.group));

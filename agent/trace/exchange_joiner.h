@@ -58,7 +58,7 @@ struct JoinerCounters {
 class ExchangeJoiner {
  public:
   // A group of spans that leaves together (one sampling decision).
-  using Deliver = std::function<void(std::vector<Span>&)>;
+  using Deliver = std::function<void(SpanGroup&)>;
   explicit ExchangeJoiner(JoinerOptions options = {}) : options_(options) {}
 
   // Every system span as it is built (before the linker): client spans become
@@ -67,7 +67,7 @@ class ExchangeJoiner {
   // A group the linker emitted. Delivered now (the group is consumed and
   // cleared), or held until its client span leaves the linker. Groups held
   // under a client span of `group` are appended to it.
-  void Add(std::vector<Span>& group, const Deliver& deliver);
+  void Add(SpanGroup& group, const Deliver& deliver);
   // Releases server groups whose client did not come in time.
   void Flush(uint64_t now_unix_ns, const Deliver& deliver);
   void FlushAll(const Deliver& deliver);
@@ -98,7 +98,7 @@ class ExchangeJoiner {
     bool left = false;   // emitted by the linker
   };
   struct Waiting {
-    std::vector<Span> group;
+    SpanGroup group;
     uint64_t deadline_ns = 0;
   };
   struct Expiry {
@@ -110,8 +110,8 @@ class ExchangeJoiner {
   bool Candidate(const Span& server) const;
   bool OnNode(const Span& server) const;
   bool Matches(const Client& c, const Span& server) const;
-  void Attach(const SpanId& client, std::vector<Span>& group, LinkReason reason);
-  void Retrace(std::vector<Span>& group, const TraceId& trace);
+  void Attach(const SpanId& client, SpanGroup& group, LinkReason reason);
+  void Retrace(SpanGroup& group, const TraceId& trace);
   void Learn(const Span& span);
 
   JoinerOptions options_;
@@ -119,7 +119,7 @@ class ExchangeJoiner {
   absl::flat_hash_map<Key, Client> clients_;
   absl::flat_hash_map<Key, Waiting> waiting_;
   // Server groups whose client span is inside the linker, by client span id.
-  absl::flat_hash_map<uint64_t, std::vector<std::vector<Span>>> attached_;
+  absl::flat_hash_map<uint64_t, std::vector<SpanGroup>> attached_;
   absl::flat_hash_set<std::array<uint8_t, 16>> node_addresses_;
   std::deque<Expiry> client_expiry_;   // insertion order = expiry order
   std::deque<Expiry> waiting_expiry_;

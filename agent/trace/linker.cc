@@ -32,16 +32,25 @@ bool SuffixMatch(std::string_view a, std::string_view b) {
 }  // namespace
 
 
-void GatewayLinker::Add(Span&& span, const Emit& emit) {
+void GatewayLinker::Add(SpanPtr owned, const Emit& emit) {
+  Span& span = *owned;
   if (span.kind == SpanKind::kClient) {
     ++counters_.egress;
     Process& proc = processes_[span.pid];
+    if (proc.first_seen_ns == 0) proc.first_seen_ns = span.end_unix_ns;
+    proc.last_seen_ns = std::max(proc.last_seen_ns, span.end_unix_ns);
+    if (!proc.serves && span.end_unix_ns >= proc.first_seen_ns + options_.pure_client_after_ns) {
+      ++counters_.unlinked_egress;
+      ++counters_.pure_client_egress;
+      emit(std::move(owned));
+      return;
+    }
     const protocols::HeaderList& headers = span.RequestHeaders();
     std::string host(HostOnly(FindHeader(headers, "host").value_or(std::string_view())));
     std::string kong_id = HeaderOr(headers, "x-kong-request-id");
     std::string request_id = HeaderOr(headers, "x-request-id");
     const uint64_t deadline = span.end_unix_ns + (proc.serves ? options_.hold_ns : options_.client_only_hold_ns);
-    proc.egress.push_back(Pending{std::move(span), std::move(host), std::move(kong_id), std::move(request_id), deadline});
+    proc.egress.push_back(Pending{std::move(owned), std::move(host), std::move(kong_id), std::move(request_id), deadline});
     if (++pending_count_ > options_.max_pending) {
       // Release the globally oldest is costly; release this process's oldest.
       ++counters_.evicted;
@@ -52,12 +61,13 @@ void GatewayLinker::Add(Span&& span, const Emit& emit) {
     return;
   }
   if (span.kind != SpanKind::kServer) {
-    emit(std::move(span));
+    emit(std::move(owned));
     return;
   }
   ++counters_.ingress;
   Process& proc = processes_[span.pid];
   proc.serves = true;
+  if (proc.first_seen_ns == 0) proc.first_seen_ns = span.end_unix_ns;
   auto& queue = proc.egress;
   // Reused across calls: an ingress span is linked on every request.
   std::vector<size_t>& matched = matched_;
@@ -72,8 +82,8 @@ void GatewayLinker::Add(Span&& span, const Emit& emit) {
   for (size_t i = 0; i < queue.size(); ++i) {
     const Pending& e = queue[i];
     LinkReason r = LinkReason::kNone;
-    if (ingress_has_context && e.span.parent_reason == LinkReason::kTraceparent &&
-        e.span.trace_id == span.trace_id) {
+    if (ingress_has_context && e.span->parent_reason == LinkReason::kTraceparent &&
+        e.span->trace_id == span.trace_id) {
       r = LinkReason::kTraceparent;
     } else if (!kong_id.empty() && e.kong_id == kong_id) {
       r = LinkReason::kKongRequestId;
@@ -96,14 +106,14 @@ void GatewayLinker::Add(Span&& span, const Emit& emit) {
     int best = 0;
     for (size_t i = 0; i < queue.size(); ++i) {
       const Pending& e = queue[i];
-      if (e.span.start_unix_ns + options_.nesting_slack_ns < span.start_unix_ns ||
-          e.span.end_unix_ns > span.end_unix_ns + options_.nesting_slack_ns) {
+      if (e.span->start_unix_ns + options_.nesting_slack_ns < span.start_unix_ns ||
+          e.span->end_unix_ns > span.end_unix_ns + options_.nesting_slack_ns) {
         continue;
       }
       int score = 0;
-      if (ipath != nullptr && e.span.url_path == *ipath) {
-        score = 4 + ((iquery ? std::string_view(*iquery) : std::string_view()) == e.span.url_query ? 2 : 0);
-      } else if (ipath != nullptr && SuffixMatch(*ipath, e.span.url_path)) {
+      if (ipath != nullptr && e.span->url_path == *ipath) {
+        score = 4 + ((iquery ? std::string_view(*iquery) : std::string_view()) == e.span->url_query ? 2 : 0);
+      } else if (ipath != nullptr && SuffixMatch(*ipath, e.span->url_path)) {
         score = 2;
       }
       if (score > 0 && !ihost.empty() && ihost == e.host) score += 1;
@@ -117,8 +127,8 @@ void GatewayLinker::Add(Span&& span, const Emit& emit) {
     // Equal candidates are fine only when they ran one after another (retries);
     // overlapping ones may belong to another request still in flight.
     for (size_t a = 1; a < matched.size(); ++a) {
-      const Span& prev = queue[matched[a - 1]].span;
-      const Span& cur = queue[matched[a]].span;
+      const Span& prev = *queue[matched[a - 1]].span;
+      const Span& cur = *queue[matched[a]].span;
       if (cur.start_unix_ns < prev.end_unix_ns) {
         ++counters_.ambiguous;
         matched.clear();
@@ -129,7 +139,7 @@ void GatewayLinker::Add(Span&& span, const Emit& emit) {
   }
 
   for (size_t idx : matched) Link(span, queue[idx], reason);
-  emit(std::move(span));
+  emit(std::move(owned));
   if (matched.empty()) return;
   // Emit linked egress spans (in order), keep the rest waiting, in place.
   size_t m = 0, kept = 0;
@@ -148,7 +158,7 @@ void GatewayLinker::Add(Span&& span, const Emit& emit) {
 
 void GatewayLinker::Link(Span& ingress, Pending& egress, LinkReason reason) {
   ++counters_.links[static_cast<size_t>(reason)];
-  Span& e = egress.span;
+  Span& e = *egress.span;
   const bool ingress_has_context = ingress.parent_reason == LinkReason::kTraceparent;
   const bool egress_has_context = e.parent_reason == LinkReason::kTraceparent;
   if (egress_has_context && !ingress_has_context) {
@@ -181,7 +191,10 @@ void GatewayLinker::Flush(uint64_t now_unix_ns, const Emit& emit) {
       queue.pop_front();
       --pending_count_;
     }
-    if (queue.empty() && !it->second.serves) {
+    // A client-only process is forgotten once idle (pids are reused); kept
+    // while active, so it stays known as a pure client.
+    if (queue.empty() && !it->second.serves &&
+        it->second.last_seen_ns + options_.pure_client_after_ns * 10 <= now_unix_ns) {
       it = processes_.erase(it);
     } else {
       ++it;

@@ -25,6 +25,11 @@ namespace sonde::trace {
 struct LinkerOptions {
   uint64_t hold_ns = 5'000'000'000;          // egress wait in a process that serves requests
   uint64_t client_only_hold_ns = 200'000'000;  // egress wait in a process never seen serving
+  // A process seen this long without serving is a pure client (a load
+  // generator, curl, a cron job): its egress spans leave at once. Holding
+  // them cost memory and CPU for every request of a busy client (and kept
+  // the server groups of the exchange joiner waiting with them).
+  uint64_t pure_client_after_ns = 1'000'000'000;
   size_t max_pending = 200'000;               // egress spans waiting, all processes
   uint64_t nesting_slack_ns = 0;              // clock tolerance for time nesting
 };
@@ -34,6 +39,7 @@ struct LinkerCounters {
   uint64_t egress = 0;
   uint64_t links[kLinkReasonCount] = {};  // by LinkReason
   uint64_t unlinked_egress = 0;
+  uint64_t pure_client_egress = 0;  // of those: from a process that never serves, not held
   uint64_t ambiguous = 0;    // nesting candidates too alike to choose: left unlinked
   uint64_t evicted = 0;      // released early at max_pending
 };
@@ -41,12 +47,12 @@ struct LinkerCounters {
 
 class GatewayLinker {
  public:
-  using Emit = std::function<void(Span&&)>;
+  using Emit = std::function<void(SpanPtr&&)>;
   explicit GatewayLinker(LinkerOptions options = {}) : options_(options) {}
 
   // Server spans are linked with waiting egress spans and emitted with them;
   // client spans wait; others pass through.
-  void Add(Span&& span, const Emit& emit);
+  void Add(SpanPtr span, const Emit& emit);
   // Releases egress spans that waited long enough (`now_unix_ns`: wall clock).
   void Flush(uint64_t now_unix_ns, const Emit& emit);
   void FlushAll(const Emit& emit);
@@ -56,13 +62,15 @@ class GatewayLinker {
 
  private:
   struct Pending {
-    Span span;  // its url_path / url_query are the path evidence
+    SpanPtr span;  // its url_path / url_query are the path evidence
     std::string host, kong_id, request_id;
     uint64_t deadline_ns = 0;
   };
   struct Process {
     std::deque<Pending> egress;
-    bool serves = false;  // has produced server spans
+    bool serves = false;        // has produced server spans
+    uint64_t first_seen_ns = 0;  // end of its first span (wall clock)
+    uint64_t last_seen_ns = 0;   // end of its latest span: idle clients are forgotten
   };
   void Link(Span& ingress, Pending& egress, LinkReason reason);
   void Release(Pending& p, const Emit& emit);

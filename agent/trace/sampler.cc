@@ -79,7 +79,7 @@ void TraceSampler::Remember(uint64_t key, uint64_t now_ns) {
   kept_[key] = now_ns + options_.remember_ns;
 }
 
-void TraceSampler::Decide(const std::vector<Span>& spans, uint64_t now_ns, std::vector<bool>& keep) {
+void TraceSampler::Decide(const SpanGroup& spans, uint64_t now_ns, std::vector<bool>& keep) {
   keep.assign(spans.size(), false);
   if (spans.empty()) return;
   if (options_.spans_per_second <= 0) {
@@ -98,17 +98,17 @@ void TraceSampler::Decide(const std::vector<Span>& spans, uint64_t now_ns, std::
   }
 
   // One decision for the group, keyed by its first span's trace.
-  const TraceId& trace = spans.front().trace_id;
+  const TraceId& trace = spans.front()->trace_id;
   const uint64_t key = TraceKey(trace);
   SampleReason reason = SampleReason::kBudget;
   bool decided = false, kept = false;
-  for (const Span& s : spans) {
-    if (Forced(s, &reason)) {
+  for (const auto& s : spans) {
+    if (Forced(*s, &reason)) {
       decided = kept = true;
       break;
     }
   }
-  if (!decided && spans.front().source == SpanSource::kApplication) {
+  if (!decided && spans.front()->source == SpanSource::kApplication) {
     // The application's own SDK sampled it; its trace stays kept here too.
     decided = kept = true;
     reason = SampleReason::kApplication;
@@ -120,10 +120,10 @@ void TraceSampler::Decide(const std::vector<Span>& spans, uint64_t now_ns, std::
     }
   }
   if (!decided && options_.honour_parent_flag) {
-    for (const Span& s : spans) {
-      if (s.parent_sampled < 0) continue;
+    for (const auto& s : spans) {
+      if (s->parent_sampled < 0) continue;
       decided = true;
-      kept = s.parent_sampled == 1;
+      kept = s->parent_sampled == 1;
       reason = SampleReason::kParentSampled;
       if (!kept) counters_.dropped_parent_flag += spans.size();
       break;
@@ -138,8 +138,8 @@ void TraceSampler::Decide(const std::vector<Span>& spans, uint64_t now_ns, std::
   keep.assign(spans.size(), true);
   counters_.kept[static_cast<size_t>(reason)] += spans.size();
   Remember(key, now_ns);
-  for (const Span& s : spans) {
-    if (s.trace_id != trace) Remember(TraceKey(s.trace_id), now_ns);
+  for (const auto& s : spans) {
+    if (s->trace_id != trace) Remember(TraceKey(s->trace_id), now_ns);
   }
 }
 

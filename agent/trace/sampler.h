@@ -50,7 +50,7 @@ class TraceSampler {
   // Decides for a group of spans emitted together (an ingress span with the
   // egress spans linked to it): a span that must be kept keeps its whole
   // trace. Sets keep[i] for each span. `now_ns`: any monotonic clock.
-  void Decide(const std::vector<Span>& spans, uint64_t now_ns, std::vector<bool>& keep);
+  void Decide(const SpanGroup& spans, uint64_t now_ns, std::vector<bool>& keep);
 
   const SamplerCounters& counters() const { return counters_; }
   size_t remembered_traces() const { return kept_.size(); }

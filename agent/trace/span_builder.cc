@@ -68,9 +68,20 @@ Span SpanBuilder::Build(const conn::ConnRecord& cr) {
 }
 
 Span SpanBuilder::BuildDeferred(conn::ConnRecord&& cr) {
+  Span s;
+  FillDeferred(std::move(cr), s);
+  return s;
+}
+
+SpanPtr SpanBuilder::BuildDeferredPtr(conn::ConnRecord&& cr) {
+  auto s = std::make_unique<Span>();
+  FillDeferred(std::move(cr), *s);
+  return s;
+}
+
+void SpanBuilder::FillDeferred(conn::ConnRecord&& cr, Span& s) {
   protocols::L7Record& r = cr.record;
   const conn::ConnContext& c = cr.conn;
-  Span s;
   s.source = SpanSource::kSystem;
   s.kind = c.role == protocols::Role::kServer   ? SpanKind::kServer
            : c.role == protocols::Role::kClient ? SpanKind::kClient
@@ -127,7 +138,6 @@ Span SpanBuilder::BuildDeferred(conn::ConnRecord&& cr) {
   s.deferred = std::make_unique<DeferredDetail>();
   s.deferred->record = std::move(r);
   s.deferred->tuple = c.tuple;
-  return s;
 }
 
 void SpanBuilder::Complete(Span& s) {

@@ -32,12 +32,16 @@ class SpanBuilder {
   // The span's identity, timing, status and request line, enough to link it
   // and count it in RED; the record is kept aside in span.deferred.
   Span BuildDeferred(conn::ConnRecord&& record);
+  // The same, built in place on the heap (the pipeline's form).
+  SpanPtr BuildDeferredPtr(conn::ConnRecord&& record);
   // Adds what BuildDeferred left out: semconv attributes, address text and
   // headers. Called only for spans that leave the agent (after sampling);
   // redact span.deferred->record before. No-op on complete spans.
   static void Complete(Span& span);
 
  private:
+  void FillDeferred(conn::ConnRecord&& record, Span& s);
+
   const core::MonotonicToRealtime& clock_;
   IdGenerator ids_;
 };

@@ -50,14 +50,16 @@ struct Harness {
   explicit Harness(JoinerOptions o = {}) : joiner(o) {}
   // The linker emitted `spans` as one group.
   void Emit(std::vector<Span> spans) {
-    std::vector<Span> g = std::move(spans);
+    SpanGroup g;
+    for (Span& s : spans) g.push_back(std::make_unique<Span>(std::move(s)));
     joiner.Add(g, deliver);
     EXPECT_TRUE(g.empty()) << "the joiner consumes every group";
   }
   ExchangeJoiner joiner;
-  std::vector<std::vector<Span>> groups;
-  ExchangeJoiner::Deliver deliver = [this](std::vector<Span>& g) {
-    groups.push_back(std::move(g));
+  std::vector<std::vector<Span>> groups;  // delivered groups, by value for the checks
+  ExchangeJoiner::Deliver deliver = [this](SpanGroup& g) {
+    auto& out = groups.emplace_back();
+    for (auto& s : g) out.push_back(std::move(*s));
     g.clear();
   };
 };

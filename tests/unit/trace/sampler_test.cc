@@ -17,30 +17,37 @@ Span SpanOf(uint8_t trace_byte, uint64_t duration_ns = 1'000'000) {
   return s;
 }
 
+// The pipeline hands the sampler groups of owned spans.
+void Decide(TraceSampler& sampler, const std::vector<Span>& spans, uint64_t now_ns, std::vector<bool>& keep) {
+  SpanGroup group;
+  for (const Span& s : spans) group.push_back(std::make_unique<Span>(s));
+  sampler.Decide(group, now_ns, keep);
+}
+
 TEST(TraceSampler, ErrorsSlowAndParentSampledAreKeptWithAnEmptyBudget) {
   TraceSampler sampler({.spans_per_second = 1e-9, .slow_ns = 500'000'000});
   std::vector<bool> keep;
   std::vector<Span> group{SpanOf(1), SpanOf(1)};
   group[1].status = StatusCode::kError;  // one error keeps its whole group
-  sampler.Decide(group, 1, keep);
+  Decide(sampler, group, 1, keep);
   EXPECT_EQ(keep, std::vector<bool>({true, true}));
 
   group = {SpanOf(2, 600'000'000)};
-  sampler.Decide(group, 2, keep);
+  Decide(sampler, group, 2, keep);
   EXPECT_TRUE(keep[0]);
 
   group = {SpanOf(3)};
   group[0].parent_sampled = 1;
-  sampler.Decide(group, 3, keep);
+  Decide(sampler, group, 3, keep);
   EXPECT_TRUE(keep[0]);
 
   group = {SpanOf(4)};
   group[0].parent_sampled = 0;
-  sampler.Decide(group, 4, keep);
+  Decide(sampler, group, 4, keep);
   EXPECT_FALSE(keep[0]);
 
   group = {SpanOf(5)};
-  sampler.Decide(group, 5, keep);
+  Decide(sampler, group, 5, keep);
   EXPECT_FALSE(keep[0]) << "no budget left";
 
   const auto& c = sampler.counters();
@@ -56,10 +63,10 @@ TEST(TraceSampler, LaterSpansOfAKeptTraceAreKept) {
   std::vector<bool> keep;
   std::vector<Span> group{SpanOf(9)};
   group[0].status = StatusCode::kError;
-  sampler.Decide(group, 10, keep);
+  Decide(sampler, group, 10, keep);
   ASSERT_TRUE(keep[0]);
   group = {SpanOf(9)};  // same trace, fine this time: follows the trace's decision
-  sampler.Decide(group, 20, keep);
+  Decide(sampler, group, 20, keep);
   EXPECT_TRUE(keep[0]);
   EXPECT_EQ(sampler.counters().kept[static_cast<size_t>(SampleReason::kTrace)], 1u);
 }
@@ -76,7 +83,7 @@ TEST(TraceSampler, BudgetHoldsAtHighOfferedRates) {
     std::memcpy(group[0].trace_id.data(), &x, sizeof x);
     x *= 0xbf58476d1ce4e5b9ull;
     std::memcpy(group[0].trace_id.data() + 8, &x, sizeof x);
-    sampler.Decide(group, 1 + static_cast<uint64_t>(i) * 20'000, keep);
+    Decide(sampler, group, 1 + static_cast<uint64_t>(i) * 20'000, keep);
     kept += keep[0];
   }
   EXPECT_GE(kept, 1000u);
@@ -87,7 +94,7 @@ TEST(TraceSampler, ZeroBudgetMeansEverySpan) {
   TraceSampler sampler({.spans_per_second = 0});
   std::vector<bool> keep;
   std::vector<Span> group{SpanOf(1), SpanOf(2)};
-  sampler.Decide(group, 1, keep);
+  Decide(sampler, group, 1, keep);
   EXPECT_EQ(keep, std::vector<bool>({true, true}));
 }
 

@@ -25,11 +25,11 @@ struct Harness {
     std::vector<conn::ConnRecord> recs;
     tracker.OnEvent(ev, recs);
     for (auto& r : recs) {
-      linker.Add(builder.Build(r), [this](Span&& s) { spans.push_back(std::move(s)); });
+      linker.Add(std::make_unique<Span>(builder.Build(r)), [this](SpanPtr&& s) { spans.push_back(std::move(*s)); });
     }
   }
   void Finish() {
-    linker.FlushAll([this](Span&& s) { spans.push_back(std::move(s)); });
+    linker.FlushAll([this](SpanPtr&& s) { spans.push_back(std::move(*s)); });
   }
   const Span* ByPath(std::string_view path, SpanKind kind) const {
     for (const auto& s : spans) {
@@ -211,13 +211,45 @@ TEST(GatewayLinker, EgressReleasedAfterHold) {
   s.pid = 5;
   s.end_unix_ns = 100;
   std::vector<Span> out;
-  auto emit = [&](Span&& sp) { out.push_back(std::move(sp)); };
-  linker.Add(Span(s), emit);
+  auto emit = [&](SpanPtr&& sp) { out.push_back(std::move(*sp)); };
+  linker.Add(std::make_unique<Span>(s), emit);
   linker.Flush(500, emit);
   EXPECT_TRUE(out.empty());
   linker.Flush(1200, emit);
   EXPECT_EQ(out.size(), 1u);
   EXPECT_EQ(linker.pending(), 0u);
+}
+
+// A process that never serves (a load generator, curl) is a pure client once
+// it has been seen for pure_client_after_ns: its spans are not held, while a
+// serving process's egress still waits for its ingress.
+TEST(GatewayLinker, PureClientSpansAreNotHeld) {
+  GatewayLinker linker(LinkerOptions{.hold_ns = 5000, .client_only_hold_ns = 5000, .pure_client_after_ns = 1000});
+  std::vector<Span> out;
+  auto emit = [&](SpanPtr&& sp) { out.push_back(std::move(*sp)); };
+  auto client_span = [](uint32_t pid, uint64_t end) {
+    auto s = std::make_unique<Span>();
+    s->kind = SpanKind::kClient;
+    s->pid = pid;
+    s->end_unix_ns = end;
+    return s;
+  };
+  linker.Add(client_span(7, 100), emit);  // first sight: may still turn out to be a gateway
+  EXPECT_TRUE(out.empty());
+  linker.Add(client_span(7, 1200), emit);  // seen 1.1 us without serving: a pure client
+  EXPECT_EQ(out.size(), 1u);
+  EXPECT_EQ(linker.counters().pure_client_egress, 1u);
+
+  auto server = std::make_unique<Span>();  // pid 8 serves
+  server->kind = SpanKind::kServer;
+  server->pid = 8;
+  server->start_unix_ns = 0;
+  server->end_unix_ns = 50;
+  linker.Add(std::move(server), emit);
+  const size_t before = out.size();
+  linker.Add(client_span(8, 5000), emit);  // a gateway's egress waits for its ingress
+  EXPECT_EQ(out.size(), before);
+  EXPECT_EQ(linker.pending(), 2u);  // pid 7's first span and pid 8's egress
 }
 
 }  // namespace
