@@ -1,0 +1,195 @@
+// ClickHouse backend figures (issue 18), against a private clickhouse-server
+// this program starts (temp dir, run-time ports) and stops:
+//   ingest     spans/s and spans per CPU-second of the storage client (the
+//              sonde-server side: row building, zstd, RowBinary, HTTP),
+//              with clickhouse-server's own CPU beside it;
+//   trace      Trace(id) latency (p50/p99 of 200 random ids) with all
+//              spans stored;
+//   search     SearchTraces(service=, status_class=5) latency.
+// SONDE_BENCH_SPANS (default 1,000,000; the issue's figure is 10,000,000),
+// SONDE_BENCH_BATCH (default 2000 spans per WriteBatch), SONDE_BENCH_WRITERS
+// (default 2 concurrent writers, as two agents' streams).
+#include <time.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <random>
+#include <thread>
+#include <vector>
+
+#include "server/store/clickhouse_storage.h"
+#include "tests/e2e/clickhouse/clickhouse_server.h"
+
+using namespace sonde;
+
+namespace {
+
+uint64_t EnvOr(const char* name, uint64_t def) {
+  const char* v = std::getenv(name);
+  return v ? std::strtoull(v, nullptr, 10) : def;
+}
+
+double ThreadCpuSeconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
+}
+
+std::string Id(uint64_t n, size_t len) {
+  std::string s(len, '\0');
+  for (size_t i = 0; i < 8; ++i) s[len - 1 - i] = static_cast<char>(n >> (8 * i));
+  s[0] = 0x11;
+  return s;
+}
+
+// The gateway-like S span of bench/server/server_bench.cc (~450 bytes).
+v1::Span RealisticSpan(uint64_t trace, uint64_t span, uint64_t start_ns) {
+  v1::Span s;
+  s.set_trace_id(Id(trace, 16));
+  s.set_span_id(Id(span, 8));
+  if (span % 10 != 0) s.set_parent_span_id(Id(span - span % 10, 8));
+  s.set_parent_reason(v1::LINK_REASON_THREAD);
+  s.set_source(v1::SPAN_SOURCE_SYSTEM);
+  s.set_kind(span % 2 ? v1::SPAN_KIND_CLIENT : v1::SPAN_KIND_SERVER);
+  s.set_name("GET /api/items/{id}");
+  s.set_endpoint("GET /api/items/{id}");
+  s.set_service_name(span % 3 ? "nginx" : "backend");
+  s.set_start_unix_ns(start_ns);
+  s.set_end_unix_ns(start_ns + 1'000'000 + span % 5'000'000);
+  s.set_pid(1000 + static_cast<uint32_t>(span % 4));
+  s.set_tid(2000);
+  s.set_comm("nginx");
+  s.mutable_client()->set_address("10.0.0.1");
+  s.mutable_client()->set_port(40000 + static_cast<uint32_t>(span % 20000));
+  s.mutable_server()->set_address("10.0.0.2");
+  s.mutable_server()->set_port(8080);
+  s.set_protocol(v1::L7_PROTOCOL_HTTP1);
+  s.set_http_status(span % 50 == 0 ? 502 : 200);
+  s.set_request_bytes(200);
+  s.set_response_bytes(1500);
+  s.set_request_tcp_seq(static_cast<uint32_t>(span * 7919));
+  for (auto [k, v] : {std::pair{"host", "api.example.com"}, {"user-agent", "curl/8.0"},
+                      {"traceparent", "00-11111111111111111111111111111111-2222222222222222-01"},
+                      {"x-request-id", "5f1c0e5c-8d5e-4a43-9a2b-1d9c7d3f4e21"}}) {
+    auto* h = s.add_request_headers();
+    h->set_name(k);
+    h->set_value(v);
+  }
+  auto* a = s.add_attributes();
+  a->set_key("http.route");
+  a->set_string_value("/api/items/{id}");
+  a = s.add_attributes();
+  a->set_key("net.peer.name");
+  a->set_string_value("backend");
+  return s;
+}
+
+double Percentile(std::vector<double> v, double p) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[std::min(v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size())))];
+}
+
+}  // namespace
+
+int main() {
+  const uint64_t total = EnvOr("SONDE_BENCH_SPANS", 1'000'000);
+  const uint64_t batch_size = EnvOr("SONDE_BENCH_BATCH", 2000);
+  const uint64_t writers = std::max<uint64_t>(1, EnvOr("SONDE_BENCH_WRITERS", 2));
+  std::string error;
+  auto clickhouse = testing::ClickHouseServer::Start(&error);
+  if (!clickhouse) {
+    std::fprintf(stderr, "%s\n", error.c_str());
+    return 1;
+  }
+  server::ClickHouseOptions o;
+  o.url = clickhouse->Url("bench");
+  auto store = server::ClickHouseStorage::Open(o);
+  if (!store.ok()) {
+    std::fprintf(stderr, "open: %s\n", store.status().ToString().c_str());
+    return 1;
+  }
+  std::printf("clickhouse %s, %llu spans, batches of %llu, %llu writers\n", (*store)->server_version().c_str(),
+              static_cast<unsigned long long>(total), static_cast<unsigned long long>(batch_size),
+              static_cast<unsigned long long>(writers));
+
+  const uint64_t t0 = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                                std::chrono::system_clock::now().time_since_epoch())
+                                                .count()) -
+                      3'600'000'000'000ull;
+  const uint64_t batches = (total + batch_size - 1) / batch_size;
+  std::atomic<uint64_t> next{0}, failures{0};
+  std::vector<double> cpu(writers, 0.0);
+  const double ch_cpu0 = clickhouse->CpuSeconds();
+  const auto wall0 = std::chrono::steady_clock::now();
+  std::vector<std::thread> threads;
+  for (uint64_t w = 0; w < writers; ++w) {
+    threads.emplace_back([&, w] {
+      server::IngestContext ctx{"bench-host", "bench-node", "bench-" + std::to_string(w)};
+      uint64_t seq = 0;
+      for (uint64_t b; (b = next.fetch_add(1)) < batches;) {
+        v1::Batch batch;  // built outside the measured CPU
+        batch.set_sequence(++seq);
+        for (uint64_t i = 0; i < batch_size; ++i) {
+          const uint64_t span = b * batch_size + i;
+          *batch.add_spans() = RealisticSpan(span / 10, span, t0 + span * 1000);
+        }
+        const double c0 = ThreadCpuSeconds();
+        auto r = (*store)->WriteBatch(ctx, batch);
+        cpu[w] += ThreadCpuSeconds() - c0;
+        if (!r.ok()) {
+          if (failures++ == 0) std::fprintf(stderr, "write: %s\n", r.status().ToString().c_str());
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall0).count();
+  const double ch_cpu = clickhouse->CpuSeconds() - ch_cpu0;
+  double client_cpu = 0;
+  for (double c : cpu) client_cpu += c;
+  const double spans = static_cast<double>(batches * batch_size);
+  std::printf("ingest: %.0f spans/s wall, %.0f spans per server CPU-second (%.2f s), clickhouse CPU %.2f s "
+              "(%.0f spans per clickhouse CPU-second), %llu failed batches\n",
+              spans / wall, spans / client_cpu, client_cpu, ch_cpu, spans / ch_cpu,
+              static_cast<unsigned long long>(failures.load()));
+  std::printf("stored: %s", clickhouse->Query("SELECT sum(n), count(), sum(length(data)) FROM bench.span_chunks").c_str());
+
+  // Trace by id: random stored traces.
+  std::mt19937_64 rng(42);
+  std::vector<double> ms;
+  const double ch_q0 = clickhouse->CpuSeconds();
+  for (int i = 0; i < 200; ++i) {
+    const uint64_t trace = rng() % (batches * batch_size / 10);
+    const auto q0 = std::chrono::steady_clock::now();
+    auto spans_of = (*store)->Trace(Id(trace, 16));
+    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - q0).count());
+    if (!spans_of.ok() || spans_of->size() != 10) {
+      std::fprintf(stderr, "trace %llu: %s, %zu spans\n", static_cast<unsigned long long>(trace),
+                   spans_of.ok() ? "ok" : spans_of.status().ToString().c_str(), spans_of.ok() ? spans_of->size() : 0);
+      return 1;
+    }
+  }
+  std::printf("trace by id: p50 %.1f ms, p99 %.1f ms (clickhouse CPU %.2f s for 200 lookups)\n", Percentile(ms, 0.5),
+              Percentile(ms, 0.99), clickhouse->CpuSeconds() - ch_q0);
+  ms.clear();
+  for (int i = 0; i < 20; ++i) {
+    server::TraceQuery q;
+    q.service = "backend";
+    q.status_class = 5;
+    q.limit = 50;
+    const auto q0 = std::chrono::steady_clock::now();
+    auto found = (*store)->SearchTraces(q);
+    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - q0).count());
+    if (!found.ok() || found->empty()) {
+      std::fprintf(stderr, "search failed\n");
+      return 1;
+    }
+  }
+  std::printf("search service=backend status_class=5 limit 50: p50 %.1f ms, p99 %.1f ms\n", Percentile(ms, 0.5),
+              Percentile(ms, 0.99));
+  return failures.load() == 0 ? 0 : 1;
+}
