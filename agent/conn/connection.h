@@ -1,6 +1,7 @@
 #pragma once
 // One tracked socket: two ordered streams, the inferred protocol and its
 // session. Internal to the tracker (agent/conn/tracker.h).
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <vector>
@@ -35,6 +36,9 @@ class Connection final : public StreamConsumer {
   protocols::L7Protocol protocol() const { return protocol_; }
   bool gave_up() const { return gave_up_; }
   uint64_t last_activity_ns() const { return last_activity_ns_; }
+  // An event without bytes (connect/accept) still counts as activity: the
+  // idle timeout runs from the connection's last sign of life.
+  void Touch(uint64_t ns) { last_activity_ns_ = std::max(last_activity_ns_, ns); }
   // The kernel reported the socket closed (state change) at `ns` while the
   // fd may still be open; 0 when not.
   uint64_t close_pending_since_ns() const { return close_pending_since_ns_; }

@@ -22,6 +22,17 @@ uint64_t ReadSelfRss() {
   return resident * static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
 }
 
+uint64_t HeapAllocatedBytes() {
+  if (mallctl == nullptr) return 0;
+  uint64_t epoch = 1;
+  size_t len = sizeof(epoch);
+  mallctl("epoch", &epoch, &len, &epoch, len);  // refresh the statistics
+  size_t allocated = 0;
+  len = sizeof(allocated);
+  if (mallctl("stats.allocated", &allocated, &len, nullptr, 0) != 0) return 0;
+  return allocated;
+}
+
 void ReturnFreedMemory() {
   if (mallctl != nullptr) {
     // "arena.<MALLCTL_ARENAS_ALL>.purge"

@@ -18,6 +18,10 @@ enum class ShedLevel : uint8_t {
 // Resident set size of this process in bytes (/proc/self/statm); 0 if unreadable.
 uint64_t ReadSelfRss();
 
+// Bytes the allocator has handed out and not got back (jemalloc's
+// stats.allocated); 0 when the allocator does not tell.
+uint64_t HeapAllocatedBytes();
+
 // Gives freed heap pages back to the kernel now (jemalloc: purge every
 // arena; glibc: malloc_trim) instead of at the allocator's own pace.
 void ReturnFreedMemory();

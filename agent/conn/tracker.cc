@@ -108,6 +108,7 @@ Connection* ConnectionTracker::Create(uint64_t key, const sonde_event_header& hd
   ctx.fd = fd;
   auto conn = std::make_unique<Connection>(std::move(ctx), late_join, options_, &budget_);
   Connection* raw = conn.get();
+  raw->Touch(hdr.ts_exit_ns);
   connections_[key] = std::move(conn);
   if (fd >= 0) by_fd_[FdKey(hdr.pid, fd)] = key;
   ++closed_.connections_opened;

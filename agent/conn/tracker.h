@@ -69,7 +69,9 @@ struct TrackerOptions {
   SocketProbe* socket_probe = nullptr;  // not owned; null: no existence checks (recordings, packets)
   // Resident set size ceiling of the process (bytes, 0: none), checked every sweep.
   uint64_t memory_ceiling_bytes = 0;
-  size_t max_connections = 65536;
+  // As many sockets as the kernel keeps state for (sock_states): memory is
+  // bounded by the memory ceiling, not by refusing connections.
+  size_t max_connections = 262144;
   size_t max_memory_bytes = 64u << 20;  // all streams' buffered bytes
   DataStream::Options stream;
   size_t max_infer_bytes = 4096;  // bytes to look at before giving up on inference

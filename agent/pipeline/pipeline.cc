@@ -246,6 +246,10 @@ void Agent::AppendSelfMetrics(std::string& out) const {
   }
   AppendCounter(out, "sonde_agent_socket_checks_total",
                 "Quiet connections checked against /proc for a close the capture missed.", c.tracker.socket_probes);
+  metrics::prometheus::AppendGauge(out, "sonde_agent_resident_bytes", "Resident memory of the agent (RSS).",
+                                   static_cast<double>(conn::ReadSelfRss()));
+  metrics::prometheus::AppendGauge(out, "sonde_agent_heap_bytes", "Heap bytes in use (jemalloc stats.allocated).",
+                                   static_cast<double>(conn::HeapAllocatedBytes()));
   AppendCounter(out, "sonde_agent_memory_ceiling_sheds_total",
                 "Checks that found the agent above its memory ceiling (state was shed).",
                 c.tracker.memory_ceiling_sheds);

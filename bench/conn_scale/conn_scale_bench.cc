@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -37,6 +38,7 @@ struct Args {
   double duration_s = 10;
   double rate = 32'000;  // requests/s over all connections (0: as fast as nginx answers)
   double soak_minutes = 0;
+  bool timeline = false;  // --timeline: the agent's figures every 0.5 s during the load
   std::string agent = sonde::testlib::AgentBinary();
   std::vector<std::string> agent_args;
 };
@@ -47,8 +49,9 @@ double Seconds(std::chrono::steady_clock::time_point since) {
 
 struct Row {
   int connections = 0;
-  double tracked = 0, peak_rss_mb = 0, rss_after_mb = 0, back_s = -1, lost = 0, records = 0, rps = 0;
+  double tracked = 0, peak_rss_mb = 0, peak_heap_mb = 0, rss_after_mb = 0, back_s = -1, lost = 0, records = 0, rps = 0;
   uint64_t requests = 0, failed = 0;
+  std::string released;  // connections released, by reason
 };
 
 Row RunOne(const Args& a, int n, double duration_s, bool soak) {
@@ -102,8 +105,26 @@ Row RunOne(const Args& a, int n, double duration_s, bool soak) {
       std::fflush(stdout);
     }
   }
+  // Heap in use at its peak (the agent's own jemalloc figure), sampled.
+  std::atomic<bool> sampling{true};
+  std::thread sampler([&] {
+    while (sampling.load()) {
+      const std::string m = scrape();
+      row.peak_heap_mb = std::max(row.peak_heap_mb, MetricValue(m, "sonde_agent_heap_bytes") / 1e6);
+      if (a.timeline) {
+        std::printf("  t=%5.1f s tracked %7.0f heap %6.1f MB rss %6.1f MB lost %7.0f records %8.0f\n", Seconds(start),
+                    MetricValue(m, "sonde_agent_open_connections"), MetricValue(m, "sonde_agent_heap_bytes") / 1e6,
+                    MetricValue(m, "sonde_agent_resident_bytes") / 1e6,
+                    MetricValue(m, "sonde_agent_kernel_lost_events_total"), MetricValue(m, "sonde_agent_records_total"));
+        std::fflush(stdout);
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    }
+  });
   sonde::testlib::KeepAliveLoadResult r;
   if (!load.WaitDone(duration_s + 300, &r).ok()) std::fprintf(stderr, "load did not finish\n");
+  sampling = false;
+  sampler.join();
   std::this_thread::sleep_for(std::chrono::milliseconds(500));  // the agent drains
   std::string m = scrape();
   row.tracked = MetricValue(m, "sonde_agent_open_connections");
@@ -128,6 +149,14 @@ Row RunOne(const Args& a, int n, double duration_s, bool soak) {
   row.rss_after_mb = mem.rss_bytes / 1e6;
   row.lost = MetricValue(m, "sonde_agent_kernel_lost_events_total");
   row.records = MetricValue(m, "sonde_agent_records_total");
+  for (const char* reason : {"close", "socket_closed", "replaced", "idle_timeout", "socket_gone", "process_exited",
+                             "unclaimed", "memory_ceiling"}) {
+    const double count = MetricValue(m, std::string("sonde_agent_connections_released_total{reason=\"") + reason + "\"}");
+    if (count > 0) {
+      row.released += std::string(row.released.empty() ? "" : ", ") + reason + " " +
+                      std::to_string(static_cast<long long>(count));
+    }
+  }
   agent.Stop();
   return row;
 }
@@ -154,6 +183,8 @@ int main(int argc, char** argv) {
       a.rate = std::atof(next().c_str());
     } else if (arg == "--soak-minutes") {
       a.soak_minutes = std::atof(next().c_str());
+    } else if (arg == "--timeline") {
+      a.timeline = true;
     } else if (arg == "--agent") {
       a.agent = next();
     } else if (arg == "--agent-arg") {
@@ -169,14 +200,15 @@ int main(int argc, char** argv) {
                 r.connections, a.soak_minutes, r.rps, r.peak_rss_mb, r.rss_after_mb);
     return 0;
   }
-  std::printf("| connections | sockets tracked | agent peak RSS | RSS 5 s after close | back to baseline | "
-              "kernel lost events | records | req/s |\n| --- | --- | --- | --- | --- | --- | --- | --- |\n");
+  std::printf("| connections | sockets tracked | agent peak RSS | peak heap | RSS 5 s after close | back to baseline | "
+              "kernel lost events | records | req/s |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n");
   for (int n : a.connections) {
     const Row r = RunOne(a, n, a.duration_s, /*soak=*/false);
-    std::printf("| %d | %.0f | %.1f MB | %.1f MB | %s | %.0f | %.0f | %.0f |\n", r.connections, r.tracked,
-                r.peak_rss_mb, r.rss_after_mb,
+    std::printf("| %d | %.0f | %.1f MB | %.1f MB | %.1f MB | %s | %.0f | %.0f | %.0f |\n", r.connections, r.tracked,
+                r.peak_rss_mb, r.peak_heap_mb, r.rss_after_mb,
                 r.back_s >= 0 ? (std::to_string(r.back_s).substr(0, 4) + " s").c_str() : "not in 30 s", r.lost,
                 r.records, r.rps);
+    std::printf("  released: %s\n", r.released.c_str());
     if (r.failed != 0) std::printf("  (%llu client connections failed)\n", static_cast<unsigned long long>(r.failed));
     std::fflush(stdout);
   }

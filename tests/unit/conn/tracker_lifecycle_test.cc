@@ -79,6 +79,21 @@ TEST(TrackerLifecycle, EveryReleaseHasItsReason) {
   EXPECT_EQ(c.connections_closed, c.connections_opened);
 }
 
+// Monotonic time is large (time since boot): a connection opened and not
+// yet used must not look idle since time 0.
+TEST(TrackerLifecycle, OpenedConnectionWithoutBytesIsNotIdle) {
+  TrackerOptions o;
+  o.idle_timeout_ns = 60 * kSec;
+  ConnectionTracker t(o);
+  std::vector<ConnRecord> out;
+  SocketSim s = Server(9, 10);
+  t.OnEvent(s.Open(100'000 * kSec), out);
+  t.Tick(100'002 * kSec, out);
+  EXPECT_EQ(t.open_connections(), 1u);
+  t.Tick(100'061 * kSec, out);
+  EXPECT_EQ(Released(t, ReleaseReason::kIdleTimeout), 1u);
+}
+
 TEST(TrackerLifecycle, QuietConnectionLeavesActiveListAndStillParses) {
   ConnectionTracker t;  // quiet after 1 s
   std::vector<ConnRecord> out;
