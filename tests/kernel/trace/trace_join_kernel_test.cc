@@ -284,6 +284,36 @@ TEST(TraceJoinKernel, KeepAliveProxyUnderWrkC64) {
   EXPECT_GE(fraction, 0.99);
 }
 
+// Two network namespaces joined by veth: two "hosts" of one node. Removed
+// (with their veth ends and nft tables) at scope exit.
+struct VethHosts {
+  explicit VethHosts(const std::string& kind) {
+    const std::string tag = kind + std::to_string(getpid() % 100000);
+    ns_c = "sdjc" + tag;
+    ns_s = "sdjs" + tag;
+    const std::string veth = "sdjv" + tag;
+    net = "10.231." + std::to_string(getpid() % 200) + ".";
+    ip_c = net + "1";
+    ip_s = net + "2";
+    int rc = 0;
+    testlib::RunCommand({"sh", "-c",
+                         "set -e; ip netns add " + ns_c + "; ip netns add " + ns_s + "; ip link add " + veth +
+                             "c type veth peer name " + veth + "s; ip link set " + veth + "c netns " + ns_c +
+                             "; ip link set " + veth + "s netns " + ns_s + "; ip -n " + ns_c + " addr add " + ip_c +
+                             "/24 dev " + veth + "c; ip -n " + ns_s + " addr add " + ip_s + "/24 dev " + veth +
+                             "s; ip -n " + ns_c + " link set " + veth + "c up; ip -n " + ns_s + " link set " + veth +
+                             "s up; ip -n " + ns_c + " link set lo up; ip -n " + ns_s + " link set lo up"},
+                        &rc);
+    ok = rc == 0;
+  }
+  ~VethHosts() {
+    testlib::RunCommand({"ip", "netns", "del", ns_c});
+    testlib::RunCommand({"ip", "netns", "del", ns_s});
+  }
+  std::string ns_c, ns_s, net, ip_c, ip_s;
+  bool ok = false;
+};
+
 // Client and server in two network namespaces joined by veth (two "hosts" of
 // one node): the server span joins curl's trace.
 TEST(TraceJoinKernel, AcrossNetworkNamespacesOverVeth) {
@@ -291,27 +321,10 @@ TEST(TraceJoinKernel, AcrossNetworkNamespacesOverVeth) {
   SONDE_REQUIRE(testlib::CommandExists("ip"), "iproute2");
   SONDE_REQUIRE(testlib::CommandExists("curl"), "curl");
   SONDE_REQUIRE(testlib::CommandExists("node"), "node");
-  const std::string tag = std::to_string(getpid() % 100000);
-  const std::string ns_c = "sdjc" + tag, ns_s = "sdjs" + tag, veth = "sdjv" + tag;
-  const std::string ip_c = "10.231." + std::to_string(getpid() % 200) + ".1";
-  const std::string ip_s = "10.231." + std::to_string(getpid() % 200) + ".2";
-  struct Cleanup {
-    std::string a, b;
-    ~Cleanup() {
-      testlib::RunCommand({"ip", "netns", "del", a});
-      testlib::RunCommand({"ip", "netns", "del", b});
-    }
-  } cleanup{ns_c, ns_s};
+  VethHosts hosts("v");
+  ASSERT_TRUE(hosts.ok) << "netns setup";
+  const std::string &ns_c = hosts.ns_c, &ns_s = hosts.ns_s, &ip_c = hosts.ip_c, &ip_s = hosts.ip_s;
   int rc = 0;
-  testlib::RunCommand({"sh", "-c",
-                       "set -e; ip netns add " + ns_c + "; ip netns add " + ns_s + "; ip link add " + veth +
-                           "c type veth peer name " + veth + "s; ip link set " + veth + "c netns " + ns_c +
-                           "; ip link set " + veth + "s netns " + ns_s + "; ip -n " + ns_c + " addr add " + ip_c +
-                           "/24 dev " + veth + "c; ip -n " + ns_s + " addr add " + ip_s + "/24 dev " + veth +
-                           "s; ip -n " + ns_c + " link set " + veth + "c up; ip -n " + ns_s + " link set " + veth +
-                           "s up; ip -n " + ns_c + " link set lo up; ip -n " + ns_s + " link set lo up"},
-                      &rc);
-  ASSERT_EQ(rc, 0) << "netns setup";
   const int port = testlib::FreeTcpPort();
 
   LiveAgent agent({port});
@@ -347,6 +360,62 @@ TEST(TraceJoinKernel, AcrossNetworkNamespacesOverVeth) {
       if (s->kind == SpanKind::kServer) {
         EXPECT_EQ(s->peer.address, ip_c);
         EXPECT_EQ(s->parent_reason, trace::LinkReason::kTcpSequence);
+      }
+    }
+  }
+}
+
+// DNAT: the client dials a service address that nft rewrites to the server
+// (as kube-proxy does). The two ends' tuples differ (the client's socket
+// keeps the service address) but the client endpoint and the request's TCP
+// sequence number are the same: still one trace.
+TEST(TraceJoinKernel, DnatServiceAddress) {
+  SONDE_REQUIRE_ROOT();
+  SONDE_REQUIRE(testlib::CommandExists("ip") && testlib::CommandExists("nft"), "iproute2 and nft");
+  SONDE_REQUIRE(testlib::CommandExists("curl"), "curl");
+  SONDE_REQUIRE(testlib::CommandExists("node"), "node");
+  VethHosts hosts("d");
+  ASSERT_TRUE(hosts.ok) << "netns setup";
+  const int port = testlib::FreeTcpPort();
+  const std::string vip = hosts.net + "100";
+  int rc = 0;
+  const std::string nft = "nft add table ip sdjnat; nft add chain ip sdjnat out '{ type nat hook output priority -100; }'; "
+                          "nft add rule ip sdjnat out ip daddr " + vip + " tcp dport 80 dnat to " + hosts.ip_s + ":" +
+                          std::to_string(port);
+  const std::string nft_out =
+      testlib::RunCommand({"ip", "netns", "exec", hosts.ns_c, "sh", "-c", "set -e; " + nft + " 2>&1"}, &rc);
+  ASSERT_EQ(rc, 0) << nft_out;
+
+  LiveAgent agent({80, port});
+  SONDE_REQUIRE(agent.ok(), "socket capture: " + agent.error());
+  auto backend = Subprocess::Start({"ip", "netns", "exec", hosts.ns_s, "node",
+                                    std::string(SONDE_SOURCE_DIR) + "/tests/kernel/trace/backend.js",
+                                    std::to_string(port), "0.0.0.0"});
+  const std::string base = "http://" + vip;
+  bool up = false;
+  for (int i = 0; i < 100 && !up; ++i) {
+    testlib::RunCommand({"ip", "netns", "exec", hosts.ns_c, "curl", "-s", "--max-time", "1", base + "/warmup"}, &rc);
+    up = rc == 0;
+    if (!up) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_TRUE(up) << "service address not reachable";
+  constexpr int kRequests = 20;
+  std::set<std::string> sent;
+  for (int i = 0; i < kRequests; ++i) {
+    const std::string path = "/dnat/" + std::to_string(i);
+    testlib::RunCommand({"ip", "netns", "exec", hosts.ns_c, "curl", "-s", "--max-time", "5", base + path}, &rc);
+    ASSERT_EQ(rc, 0);
+    sent.insert(path);
+  }
+  const std::vector<Span> spans = agent.StopAndTake();
+  ASSERT_TRUE(agent.status().ok()) << agent.status();
+  auto by_path = ByPath(spans);
+  const std::vector<Hop> chain = {{SpanKind::kClient, 80}, {SpanKind::kServer, port}};
+  for (const std::string& path : sent) {
+    EXPECT_EQ(CheckChain(by_path[path], chain), "") << path;
+    for (const Span* s : by_path[path]) {
+      if (s->kind == SpanKind::kClient) {
+        EXPECT_EQ(s->peer.address, vip) << "the client's socket keeps the service address";
       }
     }
   }
