@@ -1,5 +1,11 @@
-// ParseExecutableFileMappings on hand-made /proc/PID/maps text.
+// ParseExecutableFileMappings on hand-made /proc/PID/maps text, and the
+// attacher's scan over a fake /proc.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
 
 #include "agent/tls/tls_attacher.h"
 
@@ -43,6 +49,91 @@ TEST(FileMappings, GarbageAndTruncatedLinesAreSkipped) {
   EXPECT_EQ(m[0].path, "/ok/lib.so");
   EXPECT_EQ(m[0].inode, 43u);
   EXPECT_TRUE(ParseExecutableFileMappings("").empty());
+}
+
+}  // namespace
+}  // namespace sonde::tls
+
+namespace sonde::tls {
+namespace {
+
+// The attacher's scan over a fake /proc: each file is looked up once, new
+// processes are read on the next scan, every process again on a full one.
+// Files without OpenSSL are never probed (no programs needed to test that).
+class FakeProc {
+ public:
+  FakeProc() : root_(std::filesystem::temp_directory_path() / ("sonde-fake-proc-" + std::to_string(getpid()))) {
+    std::filesystem::remove_all(root_);
+    std::filesystem::create_directories(root_);
+  }
+  ~FakeProc() { std::filesystem::remove_all(root_); }
+  // A process whose executable mappings are `files` (real paths on this machine).
+  void AddProcess(uint32_t pid, const std::vector<std::string>& files) {
+    const auto dir = root_ / std::to_string(pid);
+    std::filesystem::create_directories(dir);
+    std::filesystem::create_symlink("/", dir / "root");
+    std::ofstream maps(dir / "maps");
+    uint64_t addr = 0x7f0000000000;
+    for (const auto& f : files) {
+      struct stat st {};
+      ::stat(f.c_str(), &st);
+      maps << std::hex << addr << "-" << addr + 0x1000 << std::dec << " r-xp 00000000 fd:01 " << st.st_ino << " "
+           << f << "\n";
+      addr += 0x10000;
+    }
+  }
+  std::string path() const { return root_.string(); }
+
+ private:
+  std::filesystem::path root_;
+};
+
+TEST(TlsAttacherScan, EachFileOnceNewProcessesOnTheNextScan) {
+  std::vector<std::string> plain;
+  for (const char* f : {"/bin/sh", "/usr/bin/env", "/bin/ls"}) {
+    if (std::filesystem::exists(f)) plain.push_back(std::filesystem::canonical(f).string());
+  }
+  if (plain.size() < 2) GTEST_SKIP() << "no plain binaries to map";
+  FakeProc proc;
+  proc.AddProcess(100, {plain[0], plain[1]});
+  proc.AddProcess(101, {plain[0]});
+  TlsAttachOptions options;
+  options.proc_root = proc.path();
+  options.scan_interval = std::chrono::hours(1);  // scans below are explicit
+  auto attacher = TlsAttacher::Start(TlsPrograms{}, options);
+  auto c = attacher->counters();
+  EXPECT_EQ(c.scans, 1u);
+  EXPECT_EQ(c.processes_scanned, 2u);
+  EXPECT_EQ(c.files_examined, 2u);  // plain[0] mapped twice, looked up once
+  EXPECT_EQ(c.files_probed, 0u);
+  EXPECT_EQ(c.attach_failures, 0u);
+
+  attacher->Scan(/*all_processes=*/false);  // nothing new
+  EXPECT_EQ(attacher->counters().processes_scanned, 2u);
+  proc.AddProcess(102, plain);
+  attacher->Scan(/*all_processes=*/false);  // only the new process
+  c = attacher->counters();
+  EXPECT_EQ(c.processes_scanned, 3u);
+  EXPECT_EQ(c.files_examined, plain.size());
+  attacher->Scan(/*all_processes=*/true);  // everyone again, no file twice
+  c = attacher->counters();
+  EXPECT_EQ(c.processes_scanned, 6u);
+  EXPECT_EQ(c.files_examined, plain.size());
+  EXPECT_TRUE(attacher->probed_files().empty());
+}
+
+TEST(TlsAttacherScan, OnlyListedProcessesWhenPidsAreGiven) {
+  if (!std::filesystem::exists("/bin/sh")) GTEST_SKIP();
+  FakeProc proc;
+  proc.AddProcess(200, {std::filesystem::canonical("/bin/sh").string()});
+  proc.AddProcess(201, {std::filesystem::canonical("/bin/sh").string()});
+  TlsAttachOptions options;
+  options.proc_root = proc.path();
+  options.scan_interval = std::chrono::hours(1);
+  options.only_pids = {201};
+  auto attacher = TlsAttacher::Start(TlsPrograms{}, options);
+  EXPECT_EQ(attacher->counters().processes_scanned, 1u);
+  EXPECT_EQ(attacher->counters().files_examined, 1u);
 }
 
 }  // namespace
