@@ -243,9 +243,10 @@ static __always_inline int tls_exit(long ret) {
   return submit_plain_16384(ev, c.buf, want);
 }
 
-/* Attached by user space (agent/capture/tls_attach.cc) to every libssl and
+/* Attached by user space (agent/tls/tls_attacher.cc) to every libssl and
  * every binary with OpenSSL linked in; the section has no target, so the
- * skeleton does not auto-attach them. */
+ * skeleton does not auto-attach them. BPF_KPROBE/BPF_KRETPROBE: libbpf 1.1
+ * has no BPF_UPROBE spelling; the argument registers are the same. */
 SEC("uprobe")
 int BPF_KPROBE(tls_read_enter, void *ssl, void *buf, int num) {
   return tls_enter((__u64)ssl, (__u64)buf, 0, SONDE_SYS_SSL_READ);
