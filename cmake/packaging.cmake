@@ -2,11 +2,12 @@
 #   cmake --build build --target sonde-agent sonde-server
 #   (cd build && cpack -G DEB)         -> build/sonde-agent_<v>_<arch>.deb, build/sonde-server_<v>_<arch>.deb
 # Layout (FHS, prefix /usr): /usr/bin/<binary>, /usr/lib/systemd/system/<unit>,
-# /etc/sonde/agent.yaml and /etc/default/sonde-server (conffiles),
+# /etc/sonde/agent.yaml, /etc/sonde/server.yaml and /etc/default/sonde-server
+# (conffiles),
 # /usr/share/doc/<package>/. Maintainer scripts live in deploy/debian/.
-# The binaries are installed through install(PROGRAMS) here rather than the
-# components' install(TARGETS) so that `make install` stays what it was and
-# only these two components are packaged.
+# The binaries get a second install(TARGETS) rule here, in a component of
+# their own (the components' rules stay in "Unspecified", not packaged), so
+# that CPACK_STRIP_FILES strips them.
 
 # cpack (and `make install`) must not build "all" first: the package test runs
 # cpack in the shared build tree, whose other targets may be mid-edit. Build
@@ -21,7 +22,7 @@ set(SONDE_DEB_DIR ${CMAKE_SOURCE_DIR}/deploy/debian)
 set(SONDE_DOCS_COMMON README.md)
 
 # --- sonde-agent -------------------------------------------------------------
-install(PROGRAMS $<TARGET_FILE:sonde-agent> DESTINATION bin COMPONENT agent)
+install(TARGETS sonde-agent RUNTIME DESTINATION bin COMPONENT agent)
 install(FILES ${CMAKE_SOURCE_DIR}/deploy/systemd/sonde-agent.service DESTINATION lib/systemd/system
         COMPONENT agent)
 install(FILES ${CMAKE_SOURCE_DIR}/deploy/systemd/agent.yaml DESTINATION /etc/sonde COMPONENT agent)
@@ -33,9 +34,10 @@ install(FILES ${CMAKE_SOURCE_DIR}/README.md ${CMAKE_SOURCE_DIR}/docs/deploy.md
 install(FILES ${SONDE_DEB_DIR}/copyright DESTINATION share/doc/sonde-agent COMPONENT agent)
 
 # --- sonde-server ------------------------------------------------------------
-install(PROGRAMS $<TARGET_FILE:sonde-server> DESTINATION bin COMPONENT server)
+install(TARGETS sonde-server RUNTIME DESTINATION bin COMPONENT server)
 install(FILES ${CMAKE_SOURCE_DIR}/deploy/systemd/sonde-server.service DESTINATION lib/systemd/system
         COMPONENT server)
+install(FILES ${CMAKE_SOURCE_DIR}/deploy/systemd/server.yaml DESTINATION /etc/sonde COMPONENT server)
 install(FILES ${CMAKE_SOURCE_DIR}/deploy/systemd/sonde-server.default DESTINATION /etc/default
         RENAME sonde-server COMPONENT server)
 install(FILES ${CMAKE_SOURCE_DIR}/README.md ${CMAKE_SOURCE_DIR}/docs/deploy.md

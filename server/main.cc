@@ -15,8 +15,11 @@
 #include "common/http/guarded_server.h"
 #include "server/api/http_api.h"
 #include "server/api/params.h"
+#include "server/api/server_metrics.h"
+#include "server/config/command_line.h"
 #include "server/ingest/ingest_service.h"
 #include "server/ingest/trace_join.h"
+#include "server/store/metered_storage.h"
 #include "server/store/storage.h"
 
 namespace {
@@ -120,6 +123,7 @@ int main(int argc, char** argv) {
                  "join the spans of one request shipped by different agents up to this far apart (0: off)")
       ->capture_default_str();
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error")->capture_default_str();
+  sonde::server::ConfigureCommandLine(app, "sonde-server", SONDE_VERSION);
   CLI11_PARSE(app, argc, argv);
   spdlog::set_level(spdlog::level::from_str(log_level));
 
@@ -187,11 +191,18 @@ int main(int argc, char** argv) {
     spdlog::error("bad --trace-join-delay: {}", trace_join_delay);
     return 2;
   }
+  const sonde::server::TraceJoiner* joiner = nullptr;
   if (*join_delay > 0) {  // every backend: the join sits in front of the store
     sonde::server::TraceJoinOptions join;
     join.delay_ns = *join_delay;
-    *storage = std::make_unique<sonde::server::JoiningStorage>(std::move(*storage), join);
+    auto joining = std::make_unique<sonde::server::JoiningStorage>(std::move(*storage), join);
+    joiner = &joining->joiner();
+    *storage = std::move(joining);
   }
+  // Outermost: /metrics times every storage operation, the join included.
+  auto metered_owner = std::make_unique<sonde::server::MeteredStorage>(std::move(*storage));
+  sonde::server::MeteredStorage* metered = metered_owner.get();
+  *storage = std::move(metered_owner);
 
   sonde::server::IngestService ingest(storage->get(), ingest_options);
   grpc::ServerBuilder builder;
@@ -239,6 +250,7 @@ int main(int argc, char** argv) {
   httplib::Server& http = **guarded;
   sonde::server::HttpApi api(storage->get(), &ingest.counters(), {ui_dir, nullptr, ui_token});
   api.Register(http);
+  sonde::server::RegisterServerMetrics(http, {&ingest.counters(), metered, joiner, {}}, ui_token);
   if (!http.bind_to_port(http_host.c_str(), http_port)) {
     spdlog::error("cannot listen for HTTP on {}", http_listen);
     return 1;

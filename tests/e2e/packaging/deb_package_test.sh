@@ -71,6 +71,7 @@ for f in ./usr/bin/sonde-agent ./usr/lib/systemd/system/sonde-agent.service ./et
   grep -qx "$f" <<<"$agent_files" || fail "sonde-agent lacks $f"
 done
 for f in ./usr/bin/sonde-server ./usr/lib/systemd/system/sonde-server.service ./etc/default/sonde-server \
+         ./etc/sonde/server.yaml \
          ./usr/share/doc/sonde-server/deploy.md ./usr/share/doc/sonde-server/copyright; do
   grep -qx "$f" <<<"$server_files" || fail "sonde-server lacks $f"
 done
@@ -111,14 +112,19 @@ caps=$(sed -n 's/^AmbientCapabilities=//p' "$unit" | tr ' ' '\n' | sort | tr '\n
 grep -q "sys-kernel-tracing.mount" "$unit" || fail "agent unit does not pull in tracefs"
 
 # The installed configuration is accepted by the installed agent.
-/usr/bin/sonde-agent --config /etc/sonde/agent.yaml config check /etc/sonde/agent.yaml > "$WORK/check.log" 2>&1 ||
+/usr/bin/sonde-agent config check /etc/sonde/agent.yaml > "$WORK/check.log" 2>&1 ||
   { cat "$WORK/check.log"; fail "installed agent rejects /etc/sonde/agent.yaml"; }
 
-# The installed server, as the unit would start it (on run-time ports), answers.
+/usr/bin/sonde-agent --version | grep -q "^sonde-agent $(field "$AGENT_DEB" Version)" || fail "agent --version != package"
+/usr/bin/sonde-server --version | grep -q "^sonde-server $(field "$SERVER_DEB" Version)" || fail "server --version != package"
+
+# The installed server, as the unit starts it (its config file; data dir and
+# ports moved aside through the environment, as /etc/default/sonde-server
+# would), answers.
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 HTTP_PORT=$(port); GRPC_PORT=$(port)
-/usr/bin/sonde-server --data-dir "$WORK/data" --http-listen "127.0.0.1:$HTTP_PORT" \
-  --grpc-listen "127.0.0.1:$GRPC_PORT" > "$WORK/server.log" 2>&1 &
+SONDE_DATA_DIR="$WORK/data" SONDE_HTTP_LISTEN="127.0.0.1:$HTTP_PORT" SONDE_GRPC_LISTEN="127.0.0.1:$GRPC_PORT" \
+  /usr/bin/sonde-server --config /etc/sonde/server.yaml > "$WORK/server.log" 2>&1 &
 SERVER_PID=$!
 for _ in $(seq 100); do
   curl -fsS "http://127.0.0.1:$HTTP_PORT/api/health" > "$WORK/health.json" 2>/dev/null && break
@@ -131,7 +137,8 @@ echo "installed sonde-server answered /api/health: $(head -c 200 "$WORK/health.j
 # --- remove ------------------------------------------------------------------
 dpkg --purge sonde-agent sonde-server > "$WORK/purge.log" 2>&1 || { cat "$WORK/purge.log"; fail "dpkg --purge"; }
 for f in /usr/bin/sonde-agent /usr/bin/sonde-server /usr/lib/systemd/system/sonde-agent.service \
-         /usr/lib/systemd/system/sonde-server.service /etc/sonde/agent.yaml /etc/default/sonde-server \
+         /usr/lib/systemd/system/sonde-server.service /etc/sonde/agent.yaml /etc/sonde/server.yaml \
+         /etc/default/sonde-server \
          /usr/share/doc/sonde-agent /usr/share/doc/sonde-server; do
   [ ! -e "$f" ] || fail "$f left after purge"
 done
