@@ -262,6 +262,23 @@ TEST_F(TlsKernel, NginxHttpsHttp1AndHttp2) {
   EXPECT_EQ(c1.by_path_status, truth_h1);
   EXPECT_EQ(c2.by_path_status, truth_h2);
 
+  // Both ends of each curl exchange are on this node: nginx's server span
+  // joins curl's trace (no TCP sequence on TLS plaintext: client endpoint +
+  // time nesting is the evidence).
+  std::map<std::string, std::string> curl_span_by_path;
+  for (const auto& s : spans) {
+    if (s.kind == trace::SpanKind::kClient && s.comm == "curl" && s.peer.port == port) {
+      curl_span_by_path[Attr(s, "url.path")] = trace::ToHex(s.span_id);
+    }
+  }
+  int joined = 0;
+  for (const auto& s : spans) {
+    if (s.kind != trace::SpanKind::kServer || s.local.port != port || s.comm != "nginx") continue;
+    const auto it = curl_span_by_path.find(Attr(s, "url.path"));
+    if (it != curl_span_by_path.end() && trace::ToHex(s.parent_span_id) == it->second) ++joined;
+  }
+  EXPECT_EQ(joined, 60);
+
   const Seen load = Collect(spans, trace::SpanKind::kServer, port, "nginx", "/load/");
   EXPECT_EQ(load.by_status, (std::map<int, int>{{200, h2load_2xx}, {404, h2load_4xx}}));
   EXPECT_EQ(load.by_version, (std::map<std::string, int>{{"2", 600}}));
