@@ -20,7 +20,7 @@ sonde_tuple ClientViewTuple(const FlowStats& flow) {
   t.sport = flow.client_port;
   t.dport = flow.server_port;
   t.family = flow.client.family == 6 ? AF_INET6 : AF_INET;
-  t.l4_protocol = IPPROTO_TCP;
+  t.l4_protocol = flow.proto;  // TCP or UDP: a UDP flow's datagrams carry the server as their peer
   return t;
 }
 
@@ -49,7 +49,7 @@ uint64_t FlowConnFeed::ToMonotonic(uint64_t unix_ns) const {
 void FlowConnFeed::OnPayload(uint64_t flow_id, const FlowStats& flow, bool to_server, uint32_t seq,
                              std::span<const uint8_t> payload, uint32_t wire_len, uint64_t ts_ns) {
   if (flow.proto != IPPROTO_TCP) {
-    ++counters_.udp_payloads;
+    OnDatagram(flow_id, flow, to_server, payload, wire_len, ts_ns);
     return;
   }
   FlowState& state = flows_[flow_id];
@@ -86,6 +86,21 @@ void FlowConnFeed::OnPayload(uint64_t flow_id, const FlowStats& flow, bool to_se
   } while (offset < captured && !state.unclaimed);
 }
 
+void FlowConnFeed::OnDatagram(uint64_t flow_id, const FlowStats& flow, bool to_server,
+                              std::span<const uint8_t> payload, uint32_t wire_len, uint64_t ts_ns) {
+  // One datagram, one event (a datagram protocol reads each call whole); no
+  // sequence numbers, nothing to reorder.
+  FlowState& state = flows_[flow_id];
+  if (state.unclaimed) {
+    ++counters_.unclaimed_segments;
+    return;
+  }
+  ++counters_.datagrams;
+  const size_t captured = std::min<size_t>({payload.size(), wire_len, SONDE_PAYLOAD_MAX});
+  if (captured < wire_len) ++counters_.truncated_segments;
+  FeedData(flow_id, flow, to_server, 0, payload.first(captured), wire_len, ToMonotonic(ts_ns));
+}
+
 void FlowConnFeed::FeedData(uint64_t flow_id, const FlowStats& flow, bool to_server, uint32_t seq,
                             std::span<const uint8_t> captured, uint64_t bytes, uint64_t ts_monotonic_ns) {
   sonde_data_event ev{};
@@ -99,7 +114,7 @@ void FlowConnFeed::FeedData(uint64_t flow_id, const FlowStats& flow, bool to_ser
   ev.direction = to_server ? SONDE_DIR_EGRESS : SONDE_DIR_INGRESS;
   ev.role = RoleOf(flow);
   ev.syscall = SONDE_SYS_UNKNOWN;
-  ev.flags = SONDE_DATA_SEQ_VALID;
+  ev.flags = flow.proto == IPPROTO_TCP ? SONDE_DATA_SEQ_VALID : 0;
   if (captured.size() < bytes) ev.flags |= SONDE_DATA_TRUNCATED;
   ev.bytes = bytes;
   ev.tcp_seq = seq;
@@ -114,7 +129,7 @@ void FlowConnFeed::FeedData(uint64_t flow_id, const FlowStats& flow, bool to_ser
 
 void FlowConnFeed::OnFlowEnd(uint64_t flow_id, const FlowStats& flow, uint64_t) {
   auto it = flows_.find(flow_id);
-  if (it == flows_.end()) return;  // no TCP payload: the tracker never saw it
+  if (it == flows_.end()) return;  // no payload: the tracker never saw it
   const bool unclaimed = it->second.unclaimed;
   flows_.erase(it);
   if (unclaimed) return;  // the tracker already let it go
@@ -149,7 +164,7 @@ void FlowConnFeed::AppendPrometheus(std::string& out) const {
                      "Flow bytes the protocol parsers never saw (loss before the capture point, snaplen, bounds).");
   AppendSample(out, "sonde_packet_gap_bytes_total", {}, t.gap_bytes);
   AppendMetricHeader(out, "sonde_packet_unclaimed_flows_total", "counter",
-                     "TCP flows no protocol parser claimed (their later segments are skipped).");
+                     "TCP/UDP flows no protocol parser claimed (their later segments/datagrams are skipped).");
   AppendSample(out, "sonde_packet_unclaimed_flows_total", {}, counters_.flows_unclaimed);
   AppendMetricHeader(out, "sonde_packet_parse_errors_total", "counter",
                      "Protocol parse errors on packet payload (each followed by a resync).");

@@ -1,6 +1,7 @@
 #pragma once
 // Packets into the syscall path's connection tracker. Each TCP flow's payload
-// becomes the capture records the socket BPF program would have written
+// (and each UDP flow's datagrams: one event per datagram, the server as its
+// peer, for DNS) becomes the capture records the socket BPF program would have written
 // (sonde_data_event / sonde_conn_event, bpf/include/sonde/abi.h) and goes to a
 // conn::ConnectionTracker of its own: reassembly by TCP sequence, protocol
 // inference and the protocol sessions are the syscall path's, and what comes
@@ -38,7 +39,7 @@ struct FlowConnFeedCounters {
   uint64_t segments = 0;          // TCP payload segments fed to the tracker
   uint64_t events = 0;            // data events built (a segment over SONDE_PAYLOAD_MAX makes several)
   uint64_t truncated_segments = 0;  // cut by the snaplen: the missing bytes become a gap
-  uint64_t udp_payloads = 0;      // not reconstructed (no UDP protocol session), skipped
+  uint64_t datagrams = 0;         // UDP payloads fed to the tracker, one event each
   uint64_t flows_unclaimed = 0;   // flows no protocol claimed: their later segments are skipped
   uint64_t unclaimed_segments = 0;
   uint64_t records = 0;           // exchanges handed on
@@ -69,6 +70,9 @@ class FlowConnFeed final : public PayloadSink {
     bool unclaimed = false;
   };
   uint64_t ToMonotonic(uint64_t unix_ns) const;
+  // A UDP payload: one data event without sequence number.
+  void OnDatagram(uint64_t flow_id, const FlowStats& flow, bool to_server, std::span<const uint8_t> payload,
+                  uint32_t wire_len, uint64_t ts_ns);
   // One data event: `captured` bytes of payload out of `bytes` on the wire.
   void FeedData(uint64_t flow_id, const FlowStats& flow, bool to_server, uint32_t seq,
                 std::span<const uint8_t> captured, uint64_t bytes, uint64_t ts_monotonic_ns);

@@ -13,6 +13,7 @@
 #include "agent/packet/network_component.h"
 #include "agent/protocols/registry.h"
 #include "agent/trace/redaction.h"
+#include "tests/unit/dns/dns_messages.h"
 #include "tests/unit/packet/packet_builder.h"
 
 namespace sonde::packet {
@@ -277,5 +278,38 @@ TEST_F(NetworkSpansTest, QueueIsBoundedAndDropsAreCounted) {
   EXPECT_EQ(component_->dropped_records(), 2u);
 }
 
+
+// A DNS lookup over UDP seen on the wire: the datagrams go through the same
+// tracker and DNS session as the syscall path's, one network span per lookup.
+TEST_F(NetworkSpansTest, DnsOverUdpBecomesANetworkSpan) {
+  if (!protocols::FindProtocol(protocols::L7Protocol::kDns)) GTEST_SKIP() << "DNS not in the registry";
+  auto datagram = [&](bool from_client, const std::string& payload, uint64_t ts) {
+    TcpSeg s;
+    s.proto = 17;
+    s.sport = from_client ? 40053 : 53;
+    s.dport = from_client ? 53 : 40053;
+    if (!from_client) std::swap(s.src, s.dst);
+    s.payload = payload;
+    ParsedPacket p;
+    ASSERT_EQ(ParsePacket(1, Frame(s), kBase + ts, p), ParseStatus::kOk);
+    table_.OnPacket(p, "veth-test");
+  };
+  datagram(true, sonde::testing::dns::Query(0x0102, "kong.example.test"), 1 * kMs);
+  datagram(false, sonde::testing::dns::Response(0x0102, "kong.example.test", 1, /*NXDOMAIN*/ 3, 0), 3 * kMs);
+  const auto& spans = Spans();
+  ASSERT_EQ(spans.size(), 1u) << feed_.counters().datagrams;
+  const trace::Span& s = spans[0];
+  EXPECT_EQ(s.source, trace::SpanSource::kNetwork);
+  EXPECT_EQ(s.protocol, protocols::L7Protocol::kDns);
+  EXPECT_EQ(s.kind, trace::SpanKind::kClient);
+  EXPECT_EQ(s.name, "DNS A");
+  EXPECT_EQ(s.endpoint, "kong.example.test");
+  EXPECT_EQ(s.status, trace::StatusCode::kError);
+  EXPECT_EQ(s.server.port, 53);
+  EXPECT_EQ(s.client.port, 40053);
+  EXPECT_EQ(s.start_unix_ns, kBase + 1 * kMs);
+  EXPECT_EQ(s.end_unix_ns, kBase + 3 * kMs);
+  EXPECT_EQ(feed_.counters().datagrams, 2u);
+}
 }  // namespace
 }  // namespace sonde::packet
