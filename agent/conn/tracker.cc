@@ -161,7 +161,13 @@ void ConnectionTracker::OnData(const sonde_data_event& ev, std::vector<ConnRecor
   const auto& hdr = ev.hdr;
   latest_ns_ = std::max<uint64_t>(latest_ns_, hdr.ts_exit_ns);
   const uint64_t key = KeyOf(ev.sock_id, hdr.pid, ev.fd);
-  if (ev.fd >= 0) {
+  Connection* conn = Find(key);
+  // The usual event: a known socket on the fd it was seen on. Then the fd
+  // cannot name another socket (that socket's events would carry its own
+  // key), so the fd map is not consulted: one hash lookup per event, not two.
+  const bool known_fd = conn != nullptr && ev.fd >= 0 && conn->context().fd == ev.fd &&
+                        conn->context().pid == hdr.pid;
+  if (ev.fd >= 0 && !known_fd) {
     // The fd now names another socket: the old one closed unseen.
     auto fd_it = by_fd_.find(FdKey(hdr.pid, ev.fd));
     if (fd_it != by_fd_.end() && fd_it->second != key) {
@@ -173,7 +179,6 @@ void ConnectionTracker::OnData(const sonde_data_event& ev, std::vector<ConnRecor
       }
     }
   }
-  Connection* conn = Find(key);
   // A UDP socket's remote end is per datagram (unconnected sockets), not a new socket.
   if (conn != nullptr && ev.tuple.l4_protocol != kIpProtoUdp && ev.tuple.sport != 0 &&
       conn->context().tuple.sport != 0 &&
