@@ -1,5 +1,7 @@
 #include "agent/conn/connection.h"
 
+#include <netinet/in.h>
+
 #include <algorithm>
 #include <cstring>
 
@@ -41,7 +43,9 @@ size_t Connection::OnBytes(Direction dir, const protocols::StreamView& view) {
   if (view.bytes.empty()) return 0;
   ++infer_calls_;
   bool maybe = false;
-  const uint8_t transport = ctx_.tuple.l4_protocol == 17 ? protocols::kTransportUdp : protocols::kTransportTcp;
+  // Stream protocols are never tried on datagrams, nor DNS-over-UDP on streams.
+  const uint8_t transport =
+      ctx_.tuple.l4_protocol == IPPROTO_UDP ? protocols::kTransportUdp : protocols::kTransportTcp;
   for (const auto& def : protocols::AllProtocols()) {
     if (!(def.transports & transport)) continue;
     InferResult r = def.infer(view.bytes, dir, ctx_.role);
