@@ -63,7 +63,9 @@ TEST(ConnScaleKernel, TenThousandKeepAliveConnectionsClosedByProcessExit) {
                        port, /*worker_processes=*/2, /*worker_connections=*/12'000);
   ASSERT_TRUE(nginx.ok()) << testlib::ReadFile(nginx.error_log());
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
-  const double baseline = metric(scrape(), "sonde_agent_open_connections");
+  const std::string before = scrape();
+  const double baseline = metric(before, "sonde_agent_open_connections");
+  const double heap_baseline = metric(before, "sonde_agent_heap_bytes");
   ASSERT_GE(baseline, 0) << "no /metrics from the agent";
 
   testlib::KeepAliveLoad load;
@@ -91,6 +93,11 @@ TEST(ConnScaleKernel, TenThousandKeepAliveConnectionsClosedByProcessExit) {
   }
   const double tracked = metric(m, "sonde_agent_open_connections");
   const testlib::ProcMemory loaded = testlib::ReadProcMemory(agent.pid());
+  const double heap_busy = metric(m, "sonde_agent_heap_bytes");
+  // Quiet for longer than the tracker's 1 s (and the linker's holds): what
+  // 20,000 idle keep-alive sockets cost in the agent's heap.
+  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+  const double heap_idle = metric(scrape(), "sonde_agent_heap_bytes");
 
   const auto exit_start = std::chrono::steady_clock::now();
   load.ExitAll();
@@ -109,6 +116,8 @@ TEST(ConnScaleKernel, TenThousandKeepAliveConnectionsClosedByProcessExit) {
   }
   if (seconds_to_baseline < 0) m = scrape();
   const testlib::ProcMemory closed = testlib::ReadProcMemory(agent.pid());
+  std::printf("heap: %.1f MB before, %.1f MB busy, %.1f MB idle = %.0f B per idle tracked socket\n",
+              heap_baseline / 1e6, heap_busy / 1e6, heap_idle / 1e6, (heap_idle - heap_baseline) / (2 * kConnections));
   std::printf("requests %llu in %.2f s; agent: tracked %.0f (baseline %.0f), back to %.0f in %.2f s; "
               "RSS %.1f MB loaded, peak %.1f MB, %.1f MB after close; records %.0f; kernel lost %.0f; "
               "released close=%.0f socket_closed=%.0f replaced=%.0f socket_gone=%.0f process_exited=%.0f\n",
