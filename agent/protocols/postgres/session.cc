@@ -319,14 +319,15 @@ void PostgresSession::OnBackend(char type, std::string_view body, const StreamVi
   if (OutOfBand(type)) return;
   const ChunkInfo* last = view.ChunkAt(end - 1);
   const uint64_t end_ns = last != nullptr ? last->ts_exit_ns : 0;
+  if (pending_.empty()) {
+    // The startup's ReadyForQuery, or an answer whose request was not seen:
+    // it must not open the next operation's response.
+    response_open_ = false;
+    return;
+  }
   MarkResponseStart(view, start);
   response_.bytes += end - start;
   response_.last_byte_ns = end_ns;
-  if (pending_.empty()) {
-    // The startup's ReadyForQuery, or an answer whose request was not seen.
-    if (type == 'Z') response_open_ = false;
-    return;
-  }
   PendingOp& head = pending_.front();
   // An answer cannot start before its request: the request was lost.
   const bool stale = head.wire.first_byte_ns != 0 && response_.first_byte_ns != 0 &&

@@ -331,6 +331,23 @@ TEST(PostgresSession, TruncatedStreamEndsWithoutResponse) {
   EXPECT_EQ(f.session().counters().unpaired, 1u);
 }
 
+// Joined mid-way with the tail of an old answer (no ReadyForQuery in view):
+// it must not be taken for the start of the next query's answer.
+TEST(PostgresSession, OldAnswerTailDoesNotShiftPairing) {
+  Feeder f(Role::kClient, /*late_join=*/true);
+  f.Send(kIn, pg::Complete("SELECT 3"), 1);
+  for (int i = 0; i < 3; ++i) {
+    f.Send(kOut, pg::Query("SELECT " + std::to_string(i)), 10 + 10 * i);
+    f.Send(kIn, pg::DataRow("x") + pg::Complete("SELECT 1") + pg::Ready(), 15 + 10 * i);
+  }
+  auto recs = f.Take();
+  ASSERT_EQ(recs.size(), 3u);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(recs[i].request.first_byte_ns, 10u + 10 * i) << i;
+    EXPECT_EQ(recs[i].response.first_byte_ns, 16u + 10 * i) << i;
+  }
+}
+
 TEST(PostgresInfer, StartupAndStatementsFromTheClientOnly) {
   const std::string startup = pg::Startup({{"user", "u"}, {"database", "d"}});
   EXPECT_EQ(Infer(startup, kOut, Role::kClient), InferResult::kYes);
