@@ -75,11 +75,23 @@ void GatewayLinker::Add(SpanPtr owned, const Emit& emit) {
   LinkReason reason = LinkReason::kNone;
 
   // 1-3: exact evidence.
+  // Only egress spans that can nest in this ingress are candidates. The queue
+  // is in arrival (about end-time) order: walking back from the newest, the
+  // first one that ended well before the ingress started marks where the
+  // candidates begin. Without this bound every ingress scanned the whole
+  // queue, which grows when ingress records are lost (overload): O(n^2) at
+  // the moment the agent can least afford it.
+  size_t first = queue.size();
+  while (first > 0 &&
+         queue[first - 1].span->end_unix_ns + options_.reorder_window_ns >= span.start_unix_ns) {
+    --first;
+  }
+
   const bool ingress_has_context = span.parent_reason == LinkReason::kTraceparent;
   const std::string kong_id = HeaderOr(span.ResponseHeaders(), "x-kong-request-id");
   std::string request_id = HeaderOr(span.RequestHeaders(), "x-request-id");
   if (request_id.empty()) request_id = HeaderOr(span.ResponseHeaders(), "x-request-id");
-  for (size_t i = 0; i < queue.size(); ++i) {
+  for (size_t i = first; i < queue.size(); ++i) {
     const Pending& e = queue[i];
     LinkReason r = LinkReason::kNone;
     if (ingress_has_context && e.span->parent_reason == LinkReason::kTraceparent &&
@@ -104,7 +116,7 @@ void GatewayLinker::Add(SpanPtr owned, const Emit& emit) {
     const std::string* iquery = span.url_path.empty() ? StringAttribute(span, "url.query") : &span.url_query;
     const std::string_view ihost = HostOnly(FindHeader(span.RequestHeaders(), "host").value_or(std::string_view()));
     int best = 0;
-    for (size_t i = 0; i < queue.size(); ++i) {
+    for (size_t i = first; i < queue.size(); ++i) {
       const Pending& e = queue[i];
       if (e.span->start_unix_ns + options_.nesting_slack_ns < span.start_unix_ns ||
           e.span->end_unix_ns > span.end_unix_ns + options_.nesting_slack_ns) {

@@ -32,6 +32,10 @@ struct LinkerOptions {
   uint64_t pure_client_after_ns = 1'000'000'000;
   size_t max_pending = 200'000;               // egress spans waiting, all processes
   uint64_t nesting_slack_ns = 0;              // clock tolerance for time nesting
+  // How far out of end-time order egress spans may arrive: candidates for an
+  // ingress are the waiting egress spans back to the first one that ended
+  // this long before the ingress started.
+  uint64_t reorder_window_ns = 1'000'000'000;
 };
 
 struct LinkerCounters {

@@ -252,5 +252,34 @@ TEST(GatewayLinker, PureClientSpansAreNotHeld) {
   EXPECT_EQ(linker.pending(), 2u);  // pid 7's first span and pid 8's egress
 }
 
+// Egress spans whose ingress was lost wait until their hold ends; an ingress
+// only considers the waiting spans that can nest in it (the queue's recent
+// end), and still finds its own among thousands of stale ones.
+TEST(GatewayLinker, StaleEgressSpansAreNotCandidates) {
+  GatewayLinker linker(LinkerOptions{.hold_ns = 10'000'000'000, .reorder_window_ns = 1'000'000'000});
+  std::vector<Span> out;
+  auto emit = [&](SpanPtr&& sp) { out.push_back(std::move(*sp)); };
+  auto span = [](SpanKind kind, uint64_t start, uint64_t end) {
+    auto s = std::make_unique<Span>();
+    s->kind = kind;
+    s->pid = 9;
+    s->start_unix_ns = start;
+    s->end_unix_ns = end;
+    s->url_path = "/same";
+    return s;
+  };
+  constexpr uint64_t kSec = 1'000'000'000;
+  auto server = span(SpanKind::kServer, 0, 1);  // the process serves
+  linker.Add(std::move(server), emit);
+  for (uint64_t i = 0; i < 10'000; ++i) linker.Add(span(SpanKind::kClient, 10 * kSec + i, 10 * kSec + i + 5), emit);
+  linker.Add(span(SpanKind::kClient, 20 * kSec + 100, 20 * kSec + 200), emit);  // nests in the ingress below
+  out.clear();
+  linker.Add(span(SpanKind::kServer, 20 * kSec, 20 * kSec + 300), emit);
+  ASSERT_EQ(out.size(), 2u);  // the ingress and its egress
+  EXPECT_EQ(out[1].start_unix_ns, 20 * kSec + 100);
+  EXPECT_EQ(out[1].parent_reason, LinkReason::kTimeNesting);
+  EXPECT_EQ(linker.pending(), 10'000u);
+}
+
 }  // namespace
 }  // namespace sonde::trace
