@@ -33,8 +33,10 @@ had_state_dir=no
 
 WORK=$(mktemp -d /tmp/sonde-deb-test.XXXXXX)
 SERVER_PID=""
+AGENT_PID=""
+NGINX_PID=""
 cleanup() {
-  [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null
+  for pid in $AGENT_PID $NGINX_PID $SERVER_PID; do kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; done
   dpkg --purge sonde-agent sonde-server >/dev/null 2>&1 || true
   rm -rf "$WORK"
 }
@@ -118,21 +120,54 @@ grep -q "sys-kernel-tracing.mount" "$unit" || fail "agent unit does not pull in 
 /usr/bin/sonde-agent --version | grep -q "^sonde-agent $(field "$AGENT_DEB" Version)" || fail "agent --version != package"
 /usr/bin/sonde-server --version | grep -q "^sonde-server $(field "$SERVER_DEB" Version)" || fail "server --version != package"
 
-# The installed server, as the unit starts it (its config file; data dir and
-# ports moved aside through the environment, as /etc/default/sonde-server
-# would), answers.
+# The installed pair as the units run them, end to end: the server with its
+# packaged config; the agent with its packaged config as the user sonde-agent
+# holding exactly the unit's AmbientCapabilities (capsh does what systemd
+# does). Ports, data dir and the traced port are moved aside through SONDE_*
+# variables (what /etc/default/* would do). curl -> nginx must show up in the
+# server's API as the service nginx.
+command -v capsh >/dev/null && command -v nginx >/dev/null || prereq "capsh and nginx"
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-HTTP_PORT=$(port); GRPC_PORT=$(port)
+HTTP_PORT=$(port); GRPC_PORT=$(port); METRICS_PORT=$(port); NGINX_PORT=$(port)
 SONDE_DATA_DIR="$WORK/data" SONDE_HTTP_LISTEN="127.0.0.1:$HTTP_PORT" SONDE_GRPC_LISTEN="127.0.0.1:$GRPC_PORT" \
   /usr/bin/sonde-server --config /etc/sonde/server.yaml > "$WORK/server.log" 2>&1 &
 SERVER_PID=$!
-for _ in $(seq 100); do
-  curl -fsS "http://127.0.0.1:$HTTP_PORT/api/health" > "$WORK/health.json" 2>/dev/null && break
-  sleep 0.1
+mkdir -p "$WORK/nginx"
+cat > "$WORK/nginx/nginx.conf" <<NGINX
+daemon off; pid $WORK/nginx/nginx.pid; error_log $WORK/nginx/error.log;
+events {}
+http { access_log $WORK/nginx/access.log; client_body_temp_path $WORK/nginx; proxy_temp_path $WORK/nginx;
+       fastcgi_temp_path $WORK/nginx; uwsgi_temp_path $WORK/nginx; scgi_temp_path $WORK/nginx;
+       server { listen 127.0.0.1:$NGINX_PORT; location / { return 200 "ok\\n"; } } }
+NGINX
+nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" > /dev/null 2>&1 &
+NGINX_PID=$!
+caps=$(sed -n 's/^AmbientCapabilities=//p' "$unit" | tr 'A-Z' 'a-z' | tr ' ' ',')
+chmod 0755 "$WORK"
+SONDE_SERVER_ADDRESS="127.0.0.1:$GRPC_PORT" SONDE_METRICS_LISTEN="127.0.0.1:$METRICS_PORT" \
+SONDE_CAPTURE_INCLUDE_PORTS="[$NGINX_PORT]" SONDE_OTLP_ENABLED=false \
+  capsh --caps="$caps+eip cap_setpcap,cap_setuid,cap_setgid+ep" --keep=1 --user=sonde-agent --addamb="$caps" \
+  -- -c 'exec /usr/bin/sonde-agent --config /etc/sonde/agent.yaml run' > "$WORK/agent.log" 2>&1 &
+AGENT_PID=$!
+for _ in $(seq 150); do
+  curl -fsS "http://127.0.0.1:$HTTP_PORT/api/health" >/dev/null 2>&1 &&
+    curl -fsS "http://127.0.0.1:$METRICS_PORT/healthz" >/dev/null 2>&1 && break
+  sleep 0.2
 done
-[ -s "$WORK/health.json" ] || { cat "$WORK/server.log"; fail "installed sonde-server does not answer /api/health"; }
+curl -fsS "http://127.0.0.1:$METRICS_PORT/healthz" >/dev/null 2>&1 || { cat "$WORK/agent.log"; fail "installed agent not up"; }
+grep -q "sonde-agent" <(ps -o user= -p "$AGENT_PID") || fail "agent not running as sonde-agent: $(ps -o user= -p "$AGENT_PID")"
+for i in $(seq 20); do curl -fsS -o /dev/null "http://127.0.0.1:$NGINX_PORT/item/$i" || fail "curl nginx"; done
+seen=0
+for _ in $(seq 60); do
+  seen=$(curl -fsS "http://127.0.0.1:$HTTP_PORT/api/services?last=15m" 2>/dev/null |
+         python3 -c 'import json,sys; print(sum(s["count"] for s in json.load(sys.stdin)["services"] if s["service"]=="nginx"))' 2>/dev/null || echo 0)
+  [ "$seen" -ge 20 ] && break
+  sleep 0.5
+done
+[ "$seen" -ge 20 ] || { tail -20 "$WORK/agent.log"; tail -5 "$WORK/server.log"; fail "server shows $seen nginx requests of 20"; }
+echo "installed agent (user sonde-agent, caps $caps) -> installed server: nginx served 20, the API counts $seen"
+kill "$AGENT_PID" "$NGINX_PID" 2>/dev/null; wait "$AGENT_PID" "$NGINX_PID" 2>/dev/null
 kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=""
-echo "installed sonde-server answered /api/health: $(head -c 200 "$WORK/health.json")"
 
 # --- remove ------------------------------------------------------------------
 dpkg --purge sonde-agent sonde-server > "$WORK/purge.log" 2>&1 || { cat "$WORK/purge.log"; fail "dpkg --purge"; }
