@@ -7,6 +7,8 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
+
 namespace sonde::server {
 namespace {
 
@@ -21,11 +23,32 @@ bool ParseAddress(const std::string& text, std::array<uint8_t, 16>* out) {
   return inet_pton(AF_INET6, text.c_str(), out->data()) == 1;
 }
 
+constexpr size_t kMaxPerProcess = 4096;       // remembered server spans per process and source
+constexpr uint64_t kStartSlackNs = 1'000'000;   // the SDK starts its span after the request was read
+constexpr uint64_t kEndSlackNs = 50'000'000;    // ... and may end it after the response was flushed
+
+std::string_view UrlPath(const v1::Span& s) {
+  for (const auto& a : s.attributes()) {
+    if ((a.key() == "url.path" || a.key() == "http.target") && a.value_case() == v1::Attribute::kStringValue) {
+      std::string_view v = a.string_value();
+      return v.substr(0, v.find('?'));
+    }
+  }
+  return {};
+}
+
 bool IsRoot(const v1::Span& s) {
   for (char c : s.parent_span_id()) {
     if (c != 0) return false;
   }
   return true;
+}
+
+// The S server span `sys` holds the A server span `app` (same process).
+bool Holds(uint64_t sys_start, uint64_t sys_end, std::string_view sys_path, uint64_t app_start, uint64_t app_end,
+           std::string_view app_path) {
+  if (app_start + kStartSlackNs < sys_start || app_end > sys_end + kEndSlackNs) return false;
+  return sys_path.empty() || app_path.empty() || sys_path == app_path;
 }
 
 }  // namespace
@@ -90,14 +113,79 @@ void TraceJoiner::ExpireLocked(uint64_t now_ns) {
   }
 }
 
-std::optional<v1::Batch> TraceJoiner::Rewrite(const v1::Batch& batch, uint64_t now_ns) {
+// Processes come and go: forget those with nothing recent.
+void TraceJoiner::SweepProcessesLocked(uint64_t now_ns) {
+  processes_ = 0;
+  for (auto it = hosts_.begin(); it != hosts_.end();) {
+    absl::erase_if(it->second, [now_ns](const auto& p) {
+      const ProcessSpans& ps = p.second;
+      return (ps.system.empty() || ps.system.back().expires_ns <= now_ns) &&
+             (ps.app.empty() || ps.app.back().expires_ns <= now_ns);
+    });
+    processes_ += it->second.size();
+    if (it->second.empty()) {
+      hosts_.erase(it++);
+    } else {
+      ++it;
+    }
+  }
+}
+
+void TraceJoiner::JoinApplicationLocked(const v1::Span& span, HostProcesses& host, const std::string& trace,
+                                        uint64_t now_ns) {
+  const bool app = span.source() == v1::SPAN_SOURCE_APPLICATION;
+  auto [proc_it, added] = host.try_emplace(span.pid());
+  if (added) ++processes_;
+  ProcessSpans& proc = proc_it->second;
+  const std::string_view path = UrlPath(span);
+  const uint64_t expires = now_ns + options_.delay_ns;
+  while (!proc.system.empty() && proc.system.front().expires_ns <= now_ns) proc.system.pop_front();
+  while (!proc.app.empty() && proc.app.front().expires_ns <= now_ns) proc.app.pop_front();
+  // The other source's spans that could be this request's.
+  auto& others = app ? proc.system : proc.app;
+  int found = -1, candidates = 0;
+  for (size_t i = 0; i < others.size(); ++i) {
+    const ProcessSpan& o = others[i];
+    const bool holds = app ? Holds(o.start_ns, o.end_ns, o.path, span.start_unix_ns(), span.end_unix_ns(), path)
+                           : Holds(span.start_unix_ns(), span.end_unix_ns(), path, o.start_ns, o.end_ns, o.path);
+    if (holds) {
+      found = static_cast<int>(i);
+      ++candidates;
+    }
+  }
+  if (candidates == 1) {
+    const std::string target = ResolveLocked(others[static_cast<size_t>(found)].trace_id);
+    if (target != trace) AddRenameLocked(trace, target, now_ns);
+    ++counters_.app_joins;
+    if (!app) others.erase(others.begin() + found);  // an A span is joined once
+    if (app) return;                                  // joined: not waiting
+  } else if (candidates > 1) {
+    ++counters_.app_ambiguous;
+  }
+  auto& mine = app ? proc.app : proc.system;
+  mine.push_back(ProcessSpan{trace, std::string(path), span.start_unix_ns(), span.end_unix_ns(), expires});
+  if (mine.size() > kMaxPerProcess) {
+    mine.pop_front();
+    ++counters_.evicted;
+  }
+}
+
+std::optional<v1::Batch> TraceJoiner::Rewrite(const v1::Batch& batch, uint64_t now_ns, const std::string& host) {
   if (!options_.enabled || batch.spans_size() == 0) return std::nullopt;
   std::lock_guard<std::mutex> lock(mu_);
   ExpireLocked(now_ns);
   const uint64_t expires = now_ns + options_.delay_ns;
+  if (processes_ > kMaxPerProcess) SweepProcessesLocked(now_ns);
+  HostProcesses& host_processes = hosts_[host];  // one lookup per batch
   std::vector<std::pair<int, std::string>> parents;  // server span index -> its client span id
   for (int i = 0; i < batch.spans_size(); ++i) {
     const v1::Span& span = batch.spans(i);
+    // A request's S server span and the SDK's root A server span of it.
+    if (span.kind() == v1::SPAN_KIND_SERVER && span.pid() != 0 &&
+        (span.source() == v1::SPAN_SOURCE_SYSTEM ||
+         (span.source() == v1::SPAN_SOURCE_APPLICATION && IsRoot(span)))) {
+      JoinApplicationLocked(span, host_processes, std::string(ResolveLocked(span.trace_id())), now_ns);
+    }
     Key key;
     if (!KeyOf(span, &key)) continue;
     const std::string& trace = ResolveLocked(span.trace_id());
@@ -172,7 +260,7 @@ absl::StatusOr<bool> JoiningStorage::WriteBatch(const IngestContext& ctx, const 
   const uint64_t now = static_cast<uint64_t>(
       std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
           .count());
-  std::optional<v1::Batch> joined = joiner_.Rewrite(batch, now);
+  std::optional<v1::Batch> joined = joiner_.Rewrite(batch, now, ctx.host);
   return inner_->WriteBatch(ctx, joined ? *joined : batch);
 }
 

@@ -13,6 +13,13 @@
 //     assembler draws the edge from the same evidence, server/query).
 // Spans of a renamed trace arriving later (other batches of that agent, late
 // flushes) are renamed too while the rename is remembered (`delay`).
+//
+// Application spans: an instrumented process that received no trace header
+// starts a trace of its own (the SDK's root SERVER span). Its A server span
+// and the agent's S server span of the same request (same host and pid, the
+// A span inside the S span in time, the same url.path) are joined the same
+// way (the second to arrive joins the first's trace); the trace assembler
+// then puts the A span under the S span.
 // Known gap: spans of the second side's trace stored before the joining span
 // (another, earlier batch) keep the old trace id.
 //
@@ -44,6 +51,8 @@ struct TraceJoinCounters {
   std::atomic<uint64_t> renamed_spans{0};  // spans whose trace id was rewritten
   std::atomic<uint64_t> evicted{0};        // index entries dropped at max_entries
   std::atomic<uint64_t> skewed{0};         // same key, times too far apart: not joined
+  std::atomic<uint64_t> app_joins{0};      // A root server spans joined with their S server span
+  std::atomic<uint64_t> app_ambiguous{0};  // several S server spans could hold the A span: not joined
 };
 
 class TraceJoiner {
@@ -53,7 +62,9 @@ class TraceJoiner {
   // Joins the batch's spans with those seen before (`now_ns`: wall clock).
   // Returns the batch with trace ids / parents rewritten, or nothing when no
   // span of it changes (the common case: no copy). Thread-safe.
-  std::optional<v1::Batch> Rewrite(const v1::Batch& batch, uint64_t now_ns);
+  // `host`: the sending agent's host (application spans join S spans of the
+  // same host and process).
+  std::optional<v1::Batch> Rewrite(const v1::Batch& batch, uint64_t now_ns, const std::string& host = "");
 
   const TraceJoinCounters& counters() const { return counters_; }
   const TraceJoinOptions& options() const { return options_; }
@@ -84,6 +95,21 @@ class TraceJoiner {
     std::string to;
     uint64_t expires_ns = 0;
   };
+  // A server span of one process, for the application-span join.
+  struct ProcessSpan {
+    std::string trace_id;
+    std::string path;  // url.path; empty: unknown
+    uint64_t start_ns = 0, end_ns = 0;
+    uint64_t expires_ns = 0;
+  };
+  struct ProcessSpans {
+    std::deque<ProcessSpan> system;  // S server spans
+    std::deque<ProcessSpan> app;     // A root server spans not joined yet
+  };
+  using HostProcesses = absl::flat_hash_map<uint32_t, ProcessSpans>;
+  // `trace`: a copy (renames_ may grow while it is used).
+  void JoinApplicationLocked(const v1::Span& span, HostProcesses& host, const std::string& trace, uint64_t now_ns);
+  void SweepProcessesLocked(uint64_t now_ns);
   struct Expiry {
     int table;  // 0 clients, 1 servers, 2 renames
     Key key;
@@ -101,6 +127,9 @@ class TraceJoiner {
   absl::flat_hash_map<Key, Side> clients_;   // client sides waiting for their server side
   absl::flat_hash_map<Key, Side> servers_;   // root server sides waiting for their client side
   absl::flat_hash_map<std::string, Rename> renames_;  // trace id -> the trace it joined
+  // host -> pid -> recent server spans of that process (bounded per process).
+  absl::flat_hash_map<std::string, HostProcesses> hosts_;
+  size_t processes_ = 0;  // pids over all hosts
   std::deque<Expiry> expiry_;
 };
 

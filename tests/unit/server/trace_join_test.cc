@@ -125,6 +125,85 @@ TEST(TraceJoin, BoundedIndexCountsEvictions) {
   EXPECT_EQ(j.counters().evicted, 40u);
 }
 
+// A server span of process `pid`: S from the agent, or the SDK's A span.
+v1::Span ProcessServer(v1::SpanSource source, uint64_t trace, uint64_t id, uint32_t pid, const std::string& path,
+                       uint64_t start, uint64_t end, uint64_t parent = 0) {
+  SpanSpec spec;
+  spec.trace = trace;
+  spec.id = id;
+  spec.parent = parent;
+  spec.source = source;
+  spec.kind = v1::SPAN_KIND_SERVER;
+  spec.pid = pid;
+  spec.start_ns = start;
+  spec.end_ns = end;
+  v1::Span s = MakeSpan(spec);
+  if (!path.empty()) {
+    auto* a = s.add_attributes();
+    a->set_key("url.path");
+    a->set_string_value(path);
+  }
+  return s;
+}
+
+constexpr uint64_t kMs = 1'000'000;
+
+TEST(TraceJoin, ApplicationTraceWithoutHeaderJoinsTheSystemSpansTrace) {
+  TraceJoiner j;
+  EXPECT_FALSE(j.Rewrite(BatchOf({ProcessServer(v1::SPAN_SOURCE_SYSTEM, 1, 11, 100, "/a", kT0, kT0 + 10 * kMs)}),
+                         kT0, "node-b"));
+  // The SDK's own trace 9: its root server span and a child, 5 s later.
+  v1::Batch app = BatchOf({ProcessServer(v1::SPAN_SOURCE_APPLICATION, 9, 91, 100, "/a", kT0 + kMs, kT0 + 9 * kMs),
+                           ProcessServer(v1::SPAN_SOURCE_APPLICATION, 9, 92, 100, "", kT0 + 2 * kMs, kT0 + 3 * kMs, 91)});
+  auto out = j.Rewrite(app, kT0 + 5 * kSec, "node-b");
+  ASSERT_TRUE(out.has_value());
+  EXPECT_EQ(out->spans(0).trace_id(), TraceId(1));
+  EXPECT_EQ(out->spans(1).trace_id(), TraceId(1));
+  EXPECT_EQ(j.counters().app_joins, 1u);
+}
+
+TEST(TraceJoin, SystemSpanArrivingAfterTheApplicationsJoinsItsTrace) {
+  TraceJoiner j;
+  j.Rewrite(BatchOf({ProcessServer(v1::SPAN_SOURCE_APPLICATION, 9, 91, 100, "/a", kT0 + kMs, kT0 + 12 * kMs)}), kT0,
+            "h");
+  // The agent's batch: curl's client span and the S server span, one trace 1.
+  v1::Batch sys = BatchOf({ProcessServer(v1::SPAN_SOURCE_SYSTEM, 1, 11, 100, "/a", kT0, kT0 + 10 * kMs, 10)});
+  SpanSpec curl;
+  curl.trace = 1;
+  curl.id = 10;
+  curl.kind = v1::SPAN_KIND_CLIENT;
+  curl.pid = 300;
+  *sys.add_spans() = MakeSpan(curl);
+  auto out = j.Rewrite(sys, kT0 + kSec, "h");
+  ASSERT_TRUE(out.has_value());
+  EXPECT_EQ(out->spans(0).trace_id(), TraceId(9));
+  EXPECT_EQ(out->spans(1).trace_id(), TraceId(9)) << "the whole request joins the application's trace";
+}
+
+TEST(TraceJoin, ApplicationJoinNeedsOneCandidateOfTheSameProcess) {
+  TraceJoiner j;
+  // Two concurrent requests in process 100: told apart by their paths.
+  j.Rewrite(BatchOf({ProcessServer(v1::SPAN_SOURCE_SYSTEM, 1, 11, 100, "/a", kT0, kT0 + 10 * kMs),
+                     ProcessServer(v1::SPAN_SOURCE_SYSTEM, 2, 21, 100, "/b", kT0, kT0 + 10 * kMs)}),
+            kT0, "h");
+  auto out = j.Rewrite(BatchOf({ProcessServer(v1::SPAN_SOURCE_APPLICATION, 9, 91, 100, "/b", kT0 + kMs, kT0 + 9 * kMs)}),
+                       kT0 + kSec, "h");
+  ASSERT_TRUE(out.has_value());
+  EXPECT_EQ(out->spans(0).trace_id(), TraceId(2));
+  // Without a path both could hold it: left alone, counted.
+  EXPECT_FALSE(j.Rewrite(BatchOf({ProcessServer(v1::SPAN_SOURCE_APPLICATION, 8, 81, 100, "", kT0 + kMs, kT0 + 9 * kMs)}),
+                         kT0 + kSec, "h"));
+  EXPECT_EQ(j.counters().app_ambiguous, 1u);
+  // Another process or another host: never.
+  EXPECT_FALSE(j.Rewrite(BatchOf({ProcessServer(v1::SPAN_SOURCE_APPLICATION, 7, 71, 101, "/a", kT0 + kMs, kT0 + 9 * kMs)}),
+                         kT0 + kSec, "h"));
+  EXPECT_FALSE(j.Rewrite(BatchOf({ProcessServer(v1::SPAN_SOURCE_APPLICATION, 6, 61, 100, "/a", kT0 + kMs, kT0 + 9 * kMs)}),
+                         kT0 + kSec, "other-host"));
+  // An A span that does not fit inside the S span in time.
+  EXPECT_FALSE(j.Rewrite(BatchOf({ProcessServer(v1::SPAN_SOURCE_APPLICATION, 5, 51, 100, "/a", kT0 + kMs, kT0 + 900 * kMs)}),
+                         kT0 + kSec, "h"));
+}
+
 TEST(TraceJoin, DecoratorStoresOneTraceInTheSqliteStore) {
   testing::TempDir dir;
   StorageOptions so;
