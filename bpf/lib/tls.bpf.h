@@ -40,6 +40,7 @@ struct tls_call {
   __u64 buf;
   __u64 len_ptr; /* SSL_*_ex: size_t* receiving the byte count; 0 for SSL_read/SSL_write */
   __u64 ts_enter_ns;
+  __u64 ts_io_ns; /* exit of the last read/write made inside the call, 0 if none */
   __u64 inode;   /* socket of a read/write made inside the call, valid when fd >= 0 */
   __s32 fd;      /* -1 until such a call is seen */
   __u8 syscall;  /* SONDE_SYS_SSL_READ / SONDE_SYS_SSL_WRITE */
@@ -138,6 +139,7 @@ static __noinline int tls_note_socket_call_slow(__s32 fd, __u64 inode, __u8 sysc
     c->inode = inode;
     tls_mark_socket(inode);
   }
+  c->ts_io_ns = bpf_ktime_get_ns();
   count_stat(SONDE_STAT_TLS_CIPHERTEXT);
   return true;
 }
@@ -224,6 +226,10 @@ static __always_inline int tls_exit(long ret) {
 
   fill_header(&ev->hdr, SONDE_EVENT_DATA, id);
   ev->hdr.ts_enter_ns = c.ts_enter_ns;
+  /* A write's bytes left when its last socket write returned, not when the
+   * return probe ran: the peer may have read them already (a server span
+   * must not seem to start before the client's). */
+  if (c.syscall == SONDE_SYS_SSL_WRITE && c.ts_io_ns != 0) ev->hdr.ts_exit_ns = c.ts_io_ns;
   ev->sock_id = inode;
   ev->fd = fd;
   ev->syscall = c.syscall;
