@@ -7,7 +7,9 @@
 
 #include <CLI/CLI.hpp>
 #include <atomic>
+#include <cctype>
 #include <chrono>
+#include <fstream>
 #include <cstdio>
 #include <iostream>
 #include <memory>
@@ -304,7 +306,18 @@ int RunAgent(const sonde::core::AgentConfig& config, const RunCommand& cmd,
   if (!config.server_address.empty()) {  // spans + RED windows -> sonde-server (agent/export)
     const auto colon = config.server_address.rfind(':');
     if (colon != std::string::npos) exclude_port(static_cast<uint16_t>(std::atoi(config.server_address.c_str() + colon + 1)));
-    exporter = sonde::exporter::AttachExporter(agent, config.server_address, config.server_token);
+    std::string token = config.server_token;
+    if (!config.server_token_file.empty()) {  // a file keeps the secret out of ps
+      std::ifstream in(config.server_token_file);
+      std::getline(in, token);
+      while (!token.empty() && std::isspace(static_cast<unsigned char>(token.back()))) token.pop_back();
+      if (token.empty()) {
+        spdlog::error("no token in {}", config.server_token_file);
+        return 2;
+      }
+    }
+    exporter = sonde::exporter::AttachExporter(
+        agent, {config.server_address, token, config.server_tls_ca, config.server_tls_cert, config.server_tls_key});
   }
   if (cmd.network.tcp_health || cmd.network.packet_capture) {  // TCP health, packet metrics, network spans
     sonde::packet::NetworkConfig network = cmd.network;
@@ -455,6 +468,10 @@ int main(int argc, char** argv) {
   run->add_option("--ready-file", run_cmd.ready_file, "Create this file once the agent is running");
   run->add_option("--server", config.server_address, "sonde-server ingest address host:port");
   run->add_option("--server-token", config.server_token, "Token sent to sonde-server");
+  run->add_option("--server-token-file", config.server_token_file, "Read the sonde-server token from this file");
+  run->add_option("--server-ca", config.server_tls_ca, "PEM CA bundle: connect to sonde-server over TLS");
+  run->add_option("--server-cert", config.server_tls_cert, "PEM client certificate for sonde-server");
+  run->add_option("--server-key", config.server_tls_key, "PEM key of --server-cert");
   run->add_option("--metrics-listen", config.metrics_listen, "Prometheus /metrics address (empty: off)")
       ->capture_default_str();
   sonde::core::AddCaptureFlags(*run, config);

@@ -53,8 +53,13 @@ wait_http() {  # url, what
   echo "run.sh: $2 did not come up ($1)" >&2; return 1
 }
 
+# The UI listens beyond loopback, so it needs a credential (sonde-server
+# refuses otherwise): a random token kept in the data dir, readable by root only.
+if [ ! -s "$data/ui-token" ]; then
+  (umask 077; head -c 24 /dev/urandom | base64 | tr -d '/+=' >"$data/ui-token")
+fi
 "$build/server/sonde-server" --data-dir "$data" --grpc-listen "127.0.0.1:$ingest_port" \
-  --http-listen "0.0.0.0:$ui_port" >"$data/logs/server.log" 2>&1 &
+  --http-listen "0.0.0.0:$ui_port" --ui-token-file "$data/ui-token" >"$data/logs/server.log" 2>&1 &
 pids+=($!)
 wait_http "http://127.0.0.1:$ui_port/api/health" "sonde-server" || { tail "$data/logs/server.log"; exit 1; }
 
@@ -122,7 +127,8 @@ NGINX
 fi
 
 echo
-echo "Sonde UI: http://127.0.0.1:$ui_port/"
+echo "Sonde UI: http://127.0.0.1:$ui_port/  (sign in with the token in $data/ui-token;"
+echo "          API clients: -H \"Authorization: Bearer \$(cat $data/ui-token)\")"
 echo "data: $data   logs: $data/logs   (Ctrl-C to stop)"
 wait -n "${pids[@]}" || true
 echo "run.sh: a process exited; see $data/logs" >&2

@@ -40,6 +40,10 @@ struct AgentConfig {
   CaptureConfig capture;
   std::string server_address;  // host:port of sonde-server ingest; empty: JSON lines to stdout
   std::string server_token;
+  std::string server_token_file;  // read at start (not visible in ps); overrides server_token
+  std::string server_tls_ca;      // PEM CA to verify the server: ingest over TLS
+  std::string server_tls_cert;    // PEM client certificate (server --tls-client-ca)
+  std::string server_tls_key;
   std::string metrics_listen = "0.0.0.0:9464";  // Prometheus /metrics and /healthz
   SpanConfig spans;
   // Hard ceiling on the agent's resident memory (MiB, 0: none). Past it the

@@ -28,11 +28,13 @@ absl::Status ExportComponent::Start(pipeline::Agent& /*agent*/) {
 
 void ExportComponent::Stop() { exporter_->Stop(std::chrono::milliseconds(3000)); }
 
-std::shared_ptr<ServerExporter> AttachExporter(pipeline::Agent& agent, const std::string& target,
-                                               const std::string& token) {
+std::shared_ptr<ServerExporter> AttachExporter(pipeline::Agent& agent, const ServerConnection& server) {
   ExporterOptions o;
-  o.target = target;
-  o.token = token;
+  o.target = server.target;
+  o.token = server.token;
+  o.tls_ca_file = server.tls_ca_file;
+  o.tls_cert_file = server.tls_cert_file;
+  o.tls_key_file = server.tls_key_file;
   char host[256] = {};
   gethostname(host, sizeof host - 1);
   o.identity.set_host_name(host);

@@ -36,7 +36,11 @@ class ExportComponent final : public pipeline::Component {
 
 // One call for main.cc: builds the exporter for `target`, registers it as
 // every sink and as a component. Returns the exporter (for counters).
-std::shared_ptr<ServerExporter> AttachExporter(pipeline::Agent& agent, const std::string& target,
-                                               const std::string& token);
+struct ServerConnection {
+  std::string target;
+  std::string token;
+  std::string tls_ca_file, tls_cert_file, tls_key_file;  // see ExporterOptions
+};
+std::shared_ptr<ServerExporter> AttachExporter(pipeline::Agent& agent, const ServerConnection& server);
 
 }  // namespace sonde::exporter

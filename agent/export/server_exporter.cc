@@ -1,5 +1,7 @@
 #include "agent/export/server_exporter.h"
 
+#include <fstream>
+
 #include <random>
 
 #include <grpcpp/grpcpp.h>
@@ -203,6 +205,21 @@ void ServerExporter::SenderLoop() {
   }
 }
 
+std::shared_ptr<grpc::ChannelCredentials> ServerExporter::Credentials() const {
+  if (!options_.tls()) return grpc::InsecureChannelCredentials();
+  auto read = [](const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  };
+  grpc::SslCredentialsOptions ssl;
+  if (!options_.tls_ca_file.empty()) ssl.pem_root_certs = read(options_.tls_ca_file);
+  if (!options_.tls_cert_file.empty()) {
+    ssl.pem_cert_chain = read(options_.tls_cert_file);
+    ssl.pem_private_key = read(options_.tls_key_file);
+  }
+  return grpc::SslCredentials(ssl);
+}
+
 bool ServerExporter::RunStream() {
   grpc::ChannelArguments args;
   args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 5000);
@@ -211,7 +228,7 @@ bool ServerExporter::RunStream() {
   args.SetMaxSendMessageSize(64 << 20);
   // A fresh channel per attempt: our back-off decides when to retry, not
   // the channel's own (much longer) reconnect back-off.
-  auto channel = grpc::CreateCustomChannel(options_.target, grpc::InsecureChannelCredentials(), args);
+  auto channel = grpc::CreateCustomChannel(options_.target, Credentials(), args);
   auto stub = v1::Ingest::NewStub(channel);
   grpc::ClientContext ctx;
   {

@@ -26,6 +26,8 @@
 #include <thread>
 
 #include "agent/trace/span.h"
+#include <grpcpp/security/credentials.h>
+
 #include "sonde/v1/ingest.grpc.pb.h"
 
 namespace sonde::exporter {
@@ -34,6 +36,12 @@ struct ExporterOptions {
   std::string target = "127.0.0.1:7070";
   v1::AgentIdentity identity;  // instance_id is generated when empty
   std::string token;
+  // TLS to the server: a CA bundle to verify it (empty with a cert: the
+  // system roots), and a client certificate + key when it requires one.
+  std::string tls_ca_file;
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  bool tls() const { return !tls_ca_file.empty() || !tls_cert_file.empty(); }
   size_t max_batch_items = 2000;
   size_t max_batch_bytes = 1 << 20;  // uncompressed
   std::chrono::milliseconds flush_interval{1000};
@@ -107,7 +115,8 @@ class ServerExporter final : public trace::SpanSink {
   // the open batch too when `include_open`, in sequence order.
   void Seal(bool include_open = true);
   void SenderLoop();
-  bool RunStream();  // one connection's lifetime; true if any batch was acked
+  bool RunStream();
+  std::shared_ptr<grpc::ChannelCredentials> Credentials() const;  // one connection's lifetime; true if any batch was acked
   void SleepBackoff(std::chrono::milliseconds* backoff);
 
   ExporterOptions options_;

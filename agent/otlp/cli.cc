@@ -76,6 +76,10 @@ void AddOtlpFlags(CLI::App& app, OtlpFlags& flags) {
                  "Comma-separated listen addresses; 'default' = 127.0.0.1 + the primary IPv4 address");
   app.add_option("--otlp-token", c.bearer_token, "Require 'Authorization: Bearer <token>'");
   app.add_option("--otlp-token-file", flags.token_file, "Read the bearer token from this file");
+  app.add_option("--otlp-tls-cert", c.tls.cert_file, "PEM certificate: OTLP receivers over TLS");
+  app.add_option("--otlp-tls-key", c.tls.key_file, "PEM key of --otlp-tls-cert");
+  app.add_option("--otlp-tls-client-ca", c.tls.client_ca_file,
+                 "Require OTLP client certificates signed by this CA");
   app.add_option("--otlp-max-body-mib", flags.max_body_mib,
                  "Largest request after decompression, MiB (default 64): 413 / RESOURCE_EXHAUSTED");
   app.add_option("--otlp-max-inflight", c.ingest.max_inflight_requests,
@@ -94,6 +98,9 @@ absl::Status ResolveOtlpFlags(OtlpFlags& flags) {
     return absl::InvalidArgumentError("--otlp-max-body-mib must be within 1..1024");
   }
   flags.config.ingest.max_body_bytes = flags.max_body_mib << 20;
+  const auto& tls = flags.config.tls;
+  if (tls.cert_file.empty() != tls.key_file.empty() || (!tls.client_ca_file.empty() && tls.cert_file.empty()))
+    return absl::InvalidArgumentError("--otlp-tls-cert and --otlp-tls-key go together (and --otlp-tls-client-ca needs them)");
   if (!flags.token_file.empty()) {
     std::ifstream in(flags.token_file);
     if (!in) return absl::NotFoundError("cannot read --otlp-token-file " + flags.token_file);

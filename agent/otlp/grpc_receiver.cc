@@ -3,6 +3,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include <charconv>
+#include <fstream>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
@@ -14,6 +15,20 @@
 
 namespace sonde::otlp {
 namespace {
+
+std::shared_ptr<grpc::ServerCredentials> ServerCredentials(const net::TlsFiles& tls) {
+  if (!tls.enabled()) return grpc::InsecureServerCredentials();
+  auto read = [](const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  };
+  grpc::SslServerCredentialsOptions ssl(tls.client_ca_file.empty()
+                                            ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
+                                            : GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+  ssl.pem_key_cert_pairs.push_back({read(tls.key_file), read(tls.cert_file)});
+  if (!tls.client_ca_file.empty()) ssl.pem_root_certs = read(tls.client_ca_file);
+  return grpc::SslServerCredentials(ssl);
+}
 
 namespace collector = opentelemetry::proto::collector;
 
@@ -202,7 +217,7 @@ absl::StatusOr<std::unique_ptr<GrpcReceiver>> GrpcReceiver::Start(const GrpcRece
   std::vector<int> selected(options.bind_addresses.size(), 0);
   for (size_t i = 0; i < options.bind_addresses.size(); ++i) {
     builder.AddListeningPort(BindTarget(options.bind_addresses[i], options.port),
-                             grpc::InsecureServerCredentials(), &selected[i]);
+                             ServerCredentials(options.tls), &selected[i]);
   }
   // gRPC enforces this after decompression as well (RESOURCE_EXHAUSTED).
   builder.SetMaxReceiveMessageSize(static_cast<int>(

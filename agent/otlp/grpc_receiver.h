@@ -7,6 +7,7 @@
 
 #include "absl/status/statusor.h"
 #include "agent/otlp/ingestor.h"
+#include "common/http/guarded_server.h"
 
 namespace grpc {
 class Server;
@@ -18,6 +19,7 @@ struct GrpcReceiverOptions {
   std::vector<std::string> bind_addresses;  // IP literals
   int port = 4317;                          // 0: pick a free port (tests)
   std::string bearer_token;                 // empty: no authentication
+  net::TlsFiles tls;                        // empty cert: plaintext
 };
 
 class GrpcReceiver {

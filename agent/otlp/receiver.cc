@@ -16,12 +16,12 @@ OtlpReceiver::~OtlpReceiver() { Stop(); }
 
 absl::Status OtlpReceiver::Start() {
   if (config_.grpc_port >= 0) {
-    auto grpc = GrpcReceiver::Start({bind_, config_.grpc_port, config_.bearer_token}, &ingestor_);
+    auto grpc = GrpcReceiver::Start({bind_, config_.grpc_port, config_.bearer_token, config_.tls}, &ingestor_);
     if (!grpc.ok()) return grpc.status();
     grpc_ = std::move(*grpc);
   }
   if (config_.http_port >= 0) {
-    auto http = HttpReceiver::Start({bind_, config_.http_port, config_.bearer_token, config_.http_threads},
+    auto http = HttpReceiver::Start({bind_, config_.http_port, config_.bearer_token, config_.http_threads, config_.tls},
                                     &ingestor_);
     if (!http.ok()) {
       Stop();

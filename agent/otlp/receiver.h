@@ -17,6 +17,7 @@ struct OtlpConfig {
   int http_port = 4318;            // 0: any free port; -1: HTTP receiver off
   std::vector<std::string> bind;   // empty: DefaultBindAddresses() (loopback + primary IPv4)
   std::string bearer_token;        // empty: no authentication
+  net::TlsFiles tls;               // both receivers; empty cert: plaintext
   bool trace_self = false;         // capture the receivers' own traffic as user requests
   int http_threads = 32;
   IngestOptions ingest;

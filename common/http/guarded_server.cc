@@ -48,6 +48,15 @@ void LingeringClose(socket_t sock) {
   ::close(sock);
 }
 
+// For refusals on the accepting thread: no waiting (it must keep accepting).
+void QuickClose(socket_t sock) {
+  ::shutdown(sock, SHUT_WR);
+  char scratch[4096];
+  while (::recv(sock, scratch, sizeof(scratch), MSG_DONTWAIT) > 0) {
+  }
+  ::close(sock);
+}
+
 std::string SslError() {
   unsigned long e = ERR_get_error();
   char text[256] = {};
@@ -84,6 +93,10 @@ GuardedHttpServer::GuardedHttpServer(HttpLimits limits) : limits_(std::move(limi
   set_payload_max_length(limits_.max_body_bytes);
   set_read_timeout(std::chrono::duration_cast<std::chrono::seconds>(limits_.head_timeout).count() + 1);
   new_task_queue = [this] {
+    // Called by listen_after_bind() on the bound socket: httplib 0.11 listens
+    // with a backlog of 5, so a burst of connections would be dropped by the
+    // kernel before any limit here applies. listen() again resizes it.
+    ::listen(svr_sock_.load(), SOMAXCONN);
     auto* pool = new BoundedTaskQueue(limits_.threads, limits_.max_connections > limits_.threads
                                                            ? limits_.max_connections - limits_.threads
                                                            : 0);
@@ -94,12 +107,12 @@ GuardedHttpServer::GuardedHttpServer(HttpLimits limits) : limits_(std::move(limi
           ++counters_.rejected_connections;
           GuardedStream strm(sock, nullptr, 0, std::chrono::milliseconds(100));
           if (ssl_ctx_ == nullptr) strm.WriteFinalResponse(503, "Service Unavailable");
-          LingeringClose(sock);
+          QuickClose(sock);
           return;
         }
         Handle(sock, /*fresh=*/false);
       });
-    });
+    }, &counters_.idle_closed);
     pool->before_shutdown = [this] { parking_->Stop(); };
     pool_ = pool;
     return pool;  // owned by httplib's accept loop
@@ -140,7 +153,7 @@ bool GuardedHttpServer::process_and_close_socket(socket_t sock) {
     ++counters_.rejected_connections;
     GuardedStream strm(sock, nullptr, 0, std::chrono::milliseconds(100));
     if (ssl_ctx_ == nullptr) strm.WriteFinalResponse(503, "Service Unavailable");
-    LingeringClose(sock);
+    QuickClose(sock);
     return false;
   }
   Handle(sock, /*fresh=*/true);

@@ -8,8 +8,8 @@
 
 namespace sonde::net {
 
-IdleParking::IdleParking(size_t capacity, std::function<void(int)> ready)
-    : capacity_(capacity), ready_(std::move(ready)) {
+IdleParking::IdleParking(size_t capacity, std::function<void(int)> ready, std::atomic<uint64_t>* closed)
+    : capacity_(capacity), ready_(std::move(ready)), closed_(closed) {
   epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
   wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   epoll_event ev{};
@@ -27,7 +27,20 @@ IdleParking::~IdleParking() {
 
 bool IdleParking::Park(int sock, Clock::time_point deadline) {
   std::lock_guard<std::mutex> lock(mu_);
-  if (stopping_ || parked_.size() >= capacity_) return false;
+  if (stopping_ || capacity_ == 0) return false;
+  if (parked_.size() >= capacity_) {
+    // Full: the connection idle the longest makes room (nginx does the same
+    // with keep-alive connections), so a flood of idle sockets cannot lock
+    // out a client that is about to send its request.
+    auto oldest = parked_.begin();
+    for (auto it = parked_.begin(); it != parked_.end(); ++it) {
+      if (it->second < oldest->second) oldest = it;
+    }
+    epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, oldest->first, nullptr);
+    close(oldest->first);
+    parked_.erase(oldest);
+    ++*closed_;
+  }
   epoll_event ev{};
   ev.events = EPOLLIN | EPOLLRDHUP | EPOLLONESHOT;
   ev.data.fd = sock;
@@ -74,6 +87,7 @@ void IdleParking::Run() {
         if (it->second <= now) {  // idle past its deadline: nothing was asked
           epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, it->first, nullptr);
           close(it->first);
+          ++*closed_;
           it = parked_.erase(it);
         } else {
           ++it;
