@@ -120,6 +120,14 @@ Replica StartReplica(const std::string& storage, const testlib::TempDir& dir, co
   return r;
 }
 
+std::string GetText(int port, const std::string& path, int* status = nullptr) {
+  httplib::Client c("127.0.0.1", port);
+  c.set_read_timeout(30, 0);
+  auto res = c.Get(path.c_str());
+  if (status) *status = res ? res->status : 0;
+  return res ? res->body : "";
+}
+
 json GetJson(int port, const std::string& path, int* status = nullptr) {
   httplib::Client c("127.0.0.1", port);
   c.set_read_timeout(30, 0);
@@ -216,6 +224,23 @@ TEST(ClickHouseReplicas, FailoverResendStoredOnceAndTraceJoinAcrossReplicas) {
     json services = GetJson(r->http_port, "/api/services?last=1h");
     EXPECT_NE(services.dump().find("\"api\""), std::string::npos) << services.dump();
   }
+
+  // The replicas' own metrics: replica b dropped the resent batch and served
+  // two trace lookups (its 3 writes: the resend, n1 batch 3, n2 batch 1);
+  // both are ready while ClickHouse is, b is not after.
+  const std::string metrics = GetText(b.http_port, "/metrics");
+  EXPECT_NE(metrics.find("sonde_server_ingest_duplicate_batches_total 1\n"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("sonde_server_ingest_batches_total 2\n"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("sonde_server_storage_operations_total{op=\"trace\"} 2\n"), std::string::npos);
+  EXPECT_NE(metrics.find("sonde_server_storage_seconds_count{op=\"write_batch\"} 3\n"), std::string::npos);
+  int status = 0;
+  GetText(a.http_port, "/api/ready", &status);
+  EXPECT_EQ(status, 200);
+  clickhouse.reset();  // stops clickhouse-server
+  const std::string body = GetText(b.http_port, "/api/ready", &status);
+  EXPECT_EQ(status, 503) << body;
+  GetText(b.http_port, "/api/health", &status);
+  EXPECT_EQ(status, 200);  // liveness: the process itself is fine
   a.process.Stop();
   b.process.Stop();
 }
