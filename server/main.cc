@@ -249,8 +249,9 @@ int main(int argc, char** argv) {
   }
   httplib::Server& http = **guarded;
   sonde::server::HttpApi api(storage->get(), &ingest.counters(), {ui_dir, nullptr, ui_token});
-  api.Register(http);
+  // Before the API: its catch-all answers unknown /api/ paths with 404.
   sonde::server::RegisterServerMetrics(http, {&ingest.counters(), metered, joiner, {}}, ui_token);
+  api.Register(http);
   if (!http.bind_to_port(http_host.c_str(), http_port)) {
     spdlog::error("cannot listen for HTTP on {}", http_listen);
     return 1;
