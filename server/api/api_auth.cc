@@ -33,7 +33,8 @@ bool ApiAuth::Matches(std::string_view presented) const {
 
 bool ApiAuth::Authorized(const httplib::Request& req) const {
   if (token_.empty()) return true;
-  std::string_view auth = req.get_header_value("Authorization");
+  const std::string header = req.get_header_value("Authorization");
+  std::string_view auth = header;
   constexpr std::string_view kBearer = "Bearer ";
   if (auth.size() > kBearer.size() && auth.substr(0, kBearer.size()) == kBearer &&
       Matches(Trim(auth.substr(kBearer.size()))))

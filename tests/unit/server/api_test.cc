@@ -153,6 +153,44 @@ TEST_F(ApiTest, ServicesEndpointsRedAndRequests) {
   EXPECT_EQ(c5, 404);
 }
 
+// With a token: 401 for the API, a redirect to /login for UI pages, the
+// bearer header or the cookie set by POST /api/login let a client in.
+TEST(ApiAuthTest, TokenGuardsApiAndUi) {
+  testing::TempDir dir;
+  StorageOptions o;
+  o.path = (dir.path() / "sonde.db").string();
+  auto store = OpenStorage(o);
+  ASSERT_TRUE(store.ok());
+  HttpApi api(store->get(), nullptr, HttpApiOptions{"", nullptr, "s3cret-token"});
+  httplib::Server server;
+  api.Register(server);
+  int port = server.bind_to_any_port("127.0.0.1");
+  std::thread t([&] { server.listen_after_bind(); });
+  for (int i = 0; i < 100 && !server.is_running(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  httplib::Client c("127.0.0.1", port);
+  EXPECT_EQ(c.Get("/api/health")->status, 200);  // probes stay open
+  EXPECT_EQ(c.Get("/api/stats")->status, 401);
+  EXPECT_EQ(c.Get("/api/stats", {{"Authorization", "Bearer wrong-token!"}})->status, 401);
+  EXPECT_EQ(c.Get("/api/stats", {{"Authorization", "Bearer s3cret-token"}})->status, 200);
+  auto ui = c.Get("/");
+  EXPECT_EQ(ui->status, 303);
+  EXPECT_EQ(ui->get_header_value("Location"), "/login");
+  EXPECT_EQ(c.Get("/login")->status, 200);
+  auto bad = c.Post("/api/login", "token=nope", "application/x-www-form-urlencoded");
+  EXPECT_EQ(bad->status, 401);
+  EXPECT_FALSE(bad->has_header("Set-Cookie"));
+  auto login = c.Post("/api/login", "token=s3cret-token", "application/x-www-form-urlencoded");
+  EXPECT_EQ(login->status, 303);
+  std::string cookie = login->get_header_value("Set-Cookie");
+  EXPECT_NE(cookie.find("HttpOnly"), std::string::npos);
+  EXPECT_NE(cookie.find("SameSite=Strict"), std::string::npos);
+  cookie = cookie.substr(0, cookie.find(';'));
+  EXPECT_EQ(c.Get("/api/stats", {{"Cookie", "theme=dark; " + cookie}})->status, 200);
+  EXPECT_EQ(c.Get("/api/stats", {{"Cookie", "sonde_token=s3cret-tokex"}})->status, 401);
+  server.stop();
+  t.join();
+}
+
 TEST(Params, Durations) {
   EXPECT_EQ(*ParseDuration("250ms"), 250'000'000u);
   EXPECT_EQ(*ParseDuration("72h"), 72ull * 3600 * kSec);
