@@ -235,6 +235,17 @@ void AddTlsMetrics(sonde::pipeline::Agent& agent, const sonde::capture::SocketCa
   });
 }
 
+// sonde_build_info: a constant 1 whose labels say which agent this is (the
+// Prometheus *_build_info convention; dashboards join on it).
+void AddBuildInfo(sonde::pipeline::Agent& agent, const std::string& node_name) {
+  agent.metrics_server().AddCollector([node_name](std::string& out) {
+    sonde::metrics::prometheus::AppendMetricHeader(out, "sonde_build_info", "gauge",
+                                                   "Always 1; labels: the agent's version and node name.");
+    sonde::metrics::prometheus::AppendSample(out, "sonde_build_info",
+                                             {{"version", SONDE_VERSION}, {"node_name", node_name}}, uint64_t{1});
+  });
+}
+
 struct RunCommand {
   std::string replay_path;  // run the pipeline over a recording instead of the live kernel
   bool no_json = false;     // do not print spans as JSON lines
@@ -317,7 +328,8 @@ int RunAgent(const sonde::core::AgentConfig& config, const RunCommand& cmd,
       }
     }
     exporter = sonde::exporter::AttachExporter(
-        agent, {config.server_address, token, config.server_tls_ca, config.server_tls_cert, config.server_tls_key});
+        agent, {config.server_address, token, config.server_tls_ca, config.server_tls_cert, config.server_tls_key,
+                config.node_name, SONDE_VERSION});
   }
   if (cmd.network.tcp_health || cmd.network.packet_capture) {  // TCP health, packet metrics, network spans
     sonde::packet::NetworkConfig network = cmd.network;
@@ -327,6 +339,7 @@ int RunAgent(const sonde::core::AgentConfig& config, const RunCommand& cmd,
   }
   if (cmd.profile.enabled) sonde::profile::AttachProfiler(agent, cmd.profile);  // docs/profiling.md
   if (live != nullptr && live->tls_counters()) AddTlsMetrics(agent, *live);  // docs/tls.md
+  AddBuildInfo(agent, config.node_name);
   // --- end of components ---
 
   if (auto st = agent.Start(); !st.ok()) {

@@ -16,7 +16,8 @@ absl::Status LoadOtlpYaml(const YAML::Node& otlp, const std::string& where, otlp
   SONDE_RETURN_IF_ERROR(core::CheckYamlKeys(otlp, w,
                                             {"enabled", "grpc_port", "http_port", "bind", "token", "token_file",
                                              "max_body_mib", "max_inflight", "retry_after_s", "http_threads",
-                                             "trace_self", "sender_lookup"}));
+                                             "trace_self", "sender_lookup", "tls_cert", "tls_key",
+                                             "tls_client_ca"}));
   auto& c = flags.config;
   SONDE_RETURN_IF_ERROR(core::ReadYaml(otlp, "enabled", w, enabled));
   SONDE_RETURN_IF_ERROR(core::ReadYaml(otlp, "grpc_port", w, c.grpc_port));
@@ -30,6 +31,9 @@ absl::Status LoadOtlpYaml(const YAML::Node& otlp, const std::string& where, otlp
   SONDE_RETURN_IF_ERROR(core::ReadYaml(otlp, "http_threads", w, c.http_threads));
   SONDE_RETURN_IF_ERROR(core::ReadYaml(otlp, "trace_self", w, c.trace_self));
   SONDE_RETURN_IF_ERROR(core::ReadYaml(otlp, "sender_lookup", w, c.ingest.resolve_sender));
+  SONDE_RETURN_IF_ERROR(core::ReadYaml(otlp, "tls_cert", w, c.tls.cert_file));
+  SONDE_RETURN_IF_ERROR(core::ReadYaml(otlp, "tls_key", w, c.tls.key_file));
+  SONDE_RETURN_IF_ERROR(core::ReadYaml(otlp, "tls_client_ca", w, c.tls.client_ca_file));
   for (int port : {c.grpc_port, c.http_port}) {
     if (port < -1 || port > 65535) {
       return absl::InvalidArgumentError(w + ": grpc_port/http_port must be -1 (off), 0 (any) or 1..65535");

@@ -13,7 +13,8 @@
 namespace sonde::agent {
 
 // otlp: {enabled, grpc_port, http_port, bind, token, token_file, max_body_mib,
-//        max_inflight, retry_after_s, http_threads, trace_self, sender_lookup}
+//        max_inflight, retry_after_s, http_threads, trace_self, sender_lookup,
+//        tls_cert, tls_key, tls_client_ca}
 // `enabled` is the inverse of --no-otlp.
 absl::Status LoadOtlpYaml(const YAML::Node& otlp, const std::string& where, otlp::OtlpFlags& flags, bool& enabled);
 

@@ -35,13 +35,17 @@ std::shared_ptr<ServerExporter> AttachExporter(pipeline::Agent& agent, const Ser
   o.tls_ca_file = server.tls_ca_file;
   o.tls_cert_file = server.tls_cert_file;
   o.tls_key_file = server.tls_key_file;
-  char host[256] = {};
-  gethostname(host, sizeof host - 1);
+  std::string host = server.node_name;
+  if (host.empty()) {
+    char name[256] = {};
+    gethostname(name, sizeof name - 1);
+    host = name;
+  }
   o.identity.set_host_name(host);
   std::ifstream mid("/etc/machine-id");
   std::string node;
   if (mid >> node) o.identity.set_node_id(node);
-  o.identity.set_agent_version("0.1.0");
+  o.identity.set_agent_version(server.agent_version.empty() ? "unknown" : server.agent_version);
   v1::HostInfo info;
   info.set_host_name(host);
   info.set_cpus(static_cast<uint32_t>(sysconf(_SC_NPROCESSORS_ONLN)));

@@ -40,6 +40,8 @@ struct ServerConnection {
   std::string target;
   std::string token;
   std::string tls_ca_file, tls_cert_file, tls_key_file;  // see ExporterOptions
+  std::string node_name;      // the host this agent reports as (config node_name); empty: the host name
+  std::string agent_version;  // empty: "unknown"
 };
 std::shared_ptr<ServerExporter> AttachExporter(pipeline::Agent& agent, const ServerConnection& server);
 

@@ -17,9 +17,10 @@ std::vector<v1::RedWindow> RedWindowToProto(const metrics::RedWindow& w) {
         v1::names::NumberOf(v1::names::kL7Protocol, key.protocol).value_or(v1::L7_PROTOCOL_UNKNOWN)));
     p.set_method(key.method);
     p.set_endpoint(key.method.empty() ? key.route : key.method + " " + key.route);
-    if (key.status_class.size() == 3 && key.status_class[1] == 'x' && key.status_class[0] >= '1' &&
-        key.status_class[0] <= '5')
-      p.set_status_class(static_cast<uint32_t>(key.status_class[0] - '0'));
+    // The key holds the HTTP status code ("404"); the server stores its class.
+    if (key.status.size() == 3 && key.status[0] >= '1' && key.status[0] <= '5' &&
+        key.status.find_first_not_of("0123456789") == std::string::npos)
+      p.set_status_class(static_cast<uint32_t>(key.status[0] - '0'));
     p.set_is_server(key.kind == "server");
     p.set_url_scheme(key.scheme);
     p.set_requests(s.count);

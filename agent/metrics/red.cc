@@ -12,34 +12,79 @@
 namespace sonde::metrics {
 namespace {
 
-std::string_view StatusClass(const trace::Span& s, char (&buf)[16]) {
+// The status part of a series key: the HTTP status code itself ("404": the
+// semconv label http_response_status_code; a handful of values per route),
+// "grpc_<code>" for gRPC, "none" when there is none.
+std::string_view StatusOf(const trace::Span& s, char (&buf)[16]) {
   if (s.grpc_status >= 0) {
     auto r = fmt::format_to_n(buf, sizeof buf, "grpc_{}", s.grpc_status);
     return {buf, r.size < sizeof buf ? r.size : sizeof buf};
   }
   if (s.http_status >= 100 && s.http_status < 600) {
     buf[0] = static_cast<char>('0' + s.http_status / 100);
-    buf[1] = 'x';
-    buf[2] = 'x';
+    buf[1] = static_cast<char>('0' + s.http_status / 10 % 10);
+    buf[2] = static_cast<char>('0' + s.http_status % 10);
     return {buf, 3};
   }
   return "none";
 }
 
-// The labels of a RED series, in exposition order; url_scheme only for
-// HTTP-family protocols (always there for them, never for the others).
+bool IsHttpStatus(std::string_view status) {
+  return status.size() == 3 && status[0] >= '1' && status[0] <= '5' && status[1] >= '0' && status[1] <= '9' &&
+         status[2] >= '0' && status[2] <= '9';
+}
+
+// The labels of a RED series, in exposition order, named as OpenTelemetry's
+// semantic conventions name the attributes of these metrics:
+// - HTTP (http1, http2): network_protocol_name="http" + network_protocol_version,
+//   http_request_method, http_route, http_response_status_code, url_scheme,
+//   error_type (the status code when the request failed: 5xx on the server
+//   side, 4xx/5xx on the client side; empty otherwise);
+// - gRPC: rpc_system="grpc", rpc_service, rpc_method (from the route
+//   "/pkg.Service/Method"), rpc_grpc_status_code;
+// - other protocols: their name and what the key holds.
 prometheus::Labels SeriesLabels(const RedKey& k) {
+  if (k.protocol == "grpc") {
+    std::string_view route = k.route;
+    if (!route.empty() && route.front() == '/') route.remove_prefix(1);
+    const size_t slash = route.find('/');
+    const std::string_view service = slash == std::string_view::npos ? route : route.substr(0, slash);
+    const std::string_view method = slash == std::string_view::npos ? std::string_view() : route.substr(slash + 1);
+    const std::string_view code =
+        std::string_view(k.status).starts_with("grpc_") ? std::string_view(k.status).substr(5) : std::string_view();
+    return {{"service_name", k.service},          {"rpc_system", "grpc"},
+            {"rpc_service", std::string(service)}, {"rpc_method", std::string(method)},
+            {"rpc_grpc_status_code", std::string(code)}};
+  }
+  if (k.protocol == "http1" || k.protocol == "http2") {
+    const bool failed = IsHttpStatus(k.status) && (k.status[0] == '5' || (k.kind == "client" && k.status[0] == '4'));
+    return {{"service_name", k.service},
+            {"network_protocol_name", "http"},
+            {"network_protocol_version", k.protocol == "http1" ? "1.1" : "2"},
+            {"http_request_method", k.method},
+            {"http_route", k.route},
+            {"http_response_status_code", IsHttpStatus(k.status) ? k.status : ""},
+            {"url_scheme", k.scheme},
+            {"error_type", failed ? k.status : ""}};
+  }
   prometheus::Labels labels = {{"service_name", k.service},
                                {"network_protocol_name", k.protocol},
                                {"http_request_method", k.method},
                                {"http_route", k.route},
-                               {"http_status_class", k.status_class}};
+                               {"status", k.status}};
   if (!k.scheme.empty()) labels.push_back({"url_scheme", k.scheme});
   return labels;
 }
 
+// gRPC is its own family (semconv rpc.server.duration / rpc.client.duration),
+// not HTTP's, although it is parsed by the HTTP/2 parser.
+const protocols::RedMetricNames kGrpcRedMetrics{"rpc_server_duration_seconds", "rpc_client_duration_seconds",
+                                                "sonde_rpc_server_errors_total", "sonde_rpc_client_errors_total",
+                                                "gRPC calls"};
+
 // The Prometheus family a series belongs to: its protocol's (protocols/semantics.h).
 const protocols::RedMetricNames& FamilyOf(const RedKey& k) {
+  if (k.protocol == "grpc") return kGrpcRedMetrics;
   return protocols::SemanticsFor(std::string_view(k.protocol)).red_metrics;
 }
 
@@ -121,7 +166,7 @@ size_t HashRedKey(const RedKeyView& k) {
   h = HashField(h, k.kind);
   h = HashField(h, k.method);
   h = HashField(h, k.route);
-  h = HashField(h, k.status_class);
+  h = HashField(h, k.status);
   h = HashField(h, k.scheme);
   return static_cast<size_t>(h);
 }
@@ -141,7 +186,7 @@ RedKeyView RedAggregator::KeyOf(const trace::Span& s, char (&status_buf)[16]) {
     k.method = method ? std::string_view(*method) : std::string_view();
     k.route = route ? std::string_view(*route) : std::string_view(s.endpoint);
   }
-  k.status_class = StatusClass(s, status_buf);
+  k.status = StatusOf(s, status_buf);
   k.scheme = trace::UrlScheme(s);
   return k;
 }
@@ -149,7 +194,7 @@ RedKeyView RedAggregator::KeyOf(const trace::Span& s, char (&status_buf)[16]) {
 uint32_t RedAggregator::SeriesId(const RedKeyView& key) {
   if (auto it = ids_.find(key); it != ids_.end()) return it->second;
   RedKey owned{std::string(key.service), std::string(key.protocol), std::string(key.kind),
-               std::string(key.method), std::string(key.route), std::string(key.status_class),
+               std::string(key.method), std::string(key.route), std::string(key.status),
                std::string(key.scheme)};
   if (keys_.size() >= options_.max_series) {
     ++overflowed_;

@@ -28,17 +28,17 @@ struct RedKey {
   std::string kind;  // "server" / "client"
   std::string method;
   std::string route;
-  std::string status_class;  // "2xx".."5xx", "grpc_<code>", "none"
+  std::string status;  // HTTP status code "100".."599", "grpc_<code>", "none"
   std::string scheme;        // "http" / "https" for HTTP-family protocols, "" otherwise
-  auto Tie() const { return std::tie(service, protocol, kind, method, route, status_class, scheme); }
+  auto Tie() const { return std::tie(service, protocol, kind, method, route, status, scheme); }
   bool operator<(const RedKey& o) const { return Tie() < o.Tie(); }
 };
 
 // A RedKey's fields without owning them: what a span is looked up by, so
 // counting a request builds no strings.
 struct RedKeyView {
-  std::string_view service, protocol, kind, method, route, status_class, scheme;
-  auto Tie() const { return std::tie(service, protocol, kind, method, route, status_class, scheme); }
+  std::string_view service, protocol, kind, method, route, status, scheme;
+  auto Tie() const { return std::tie(service, protocol, kind, method, route, status, scheme); }
 };
 // Counting every request hashes its key: a word-at-a-time multiply-mix over
 // the six fields (~5x fewer instructions than absl::HashOf of the tuple).
@@ -47,13 +47,13 @@ struct RedKeyHash {
   using is_transparent = void;
   size_t operator()(const RedKeyView& k) const { return HashRedKey(k); }
   size_t operator()(const RedKey& k) const {
-    return (*this)(RedKeyView{k.service, k.protocol, k.kind, k.method, k.route, k.status_class, k.scheme});
+    return (*this)(RedKeyView{k.service, k.protocol, k.kind, k.method, k.route, k.status, k.scheme});
   }
 };
 struct RedKeyEq {
   using is_transparent = void;
   static RedKeyView View(const RedKey& k) {
-    return {k.service, k.protocol, k.kind, k.method, k.route, k.status_class, k.scheme};
+    return {k.service, k.protocol, k.kind, k.method, k.route, k.status, k.scheme};
   }
   static RedKeyView View(const RedKeyView& k) { return k; }
   template <typename A, typename B>

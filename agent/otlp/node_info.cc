@@ -81,7 +81,7 @@ NodeInfo ReadNodeInfo() {
   char name[256] = {};
   if (gethostname(name, sizeof name - 1) == 0) info.host_name = name;
   info.host_id = ReadFirstLine("/etc/machine-id");
-  for (const char* var : {"K8S_NODE_NAME", "NODE_NAME"}) {
+  for (const char* var : {"SONDE_NODE_NAME", "K8S_NODE_NAME", "NODE_NAME"}) {
     if (const char* v = std::getenv(var); v != nullptr && *v != '\0') {
       info.k8s_node_name = v;
       break;

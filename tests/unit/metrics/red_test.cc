@@ -35,29 +35,73 @@ TEST(Red, CountsErrorsAndBuckets) {
   red.OnSpan(MakeSpan(trace::SpanKind::kClient, 404, 100 * kSec, 1'000'000));
   auto totals = red.Totals();
   ASSERT_EQ(totals.size(), 3u);
-  RedKey ok{"nginx", "http1", "server", "GET", "/users/{id}", "2xx", "http"};
+  RedKey ok{"nginx", "http1", "server", "GET", "/users/{id}", "200", "http"};
   ASSERT_TRUE(totals.count(ok));
   EXPECT_EQ(totals[ok].count, 2u);
   EXPECT_EQ(totals[ok].errors, 0u);
   EXPECT_EQ(totals[ok].buckets[0], 1u);  // <= 5 ms
   EXPECT_EQ(totals[ok].buckets[4], 1u);  // <= 75 ms
-  RedKey err{"nginx", "http1", "server", "GET", "/users/{id}", "5xx", "http"};
+  RedKey err{"nginx", "http1", "server", "GET", "/users/{id}", "503", "http"};
   EXPECT_EQ(totals[err].errors, 1u);
   EXPECT_EQ(totals[err].buckets.back(), 1u);  // +Inf
-  RedKey cli{"nginx", "http1", "client", "GET", "/users/{id}", "4xx", "http"};
+  RedKey cli{"nginx", "http1", "client", "GET", "/users/{id}", "404", "http"};
   EXPECT_EQ(totals[cli].errors, 1u);
 
   std::string text;
   red.AppendPrometheus(text);
   EXPECT_NE(text.find("# TYPE http_server_request_duration_seconds histogram"), std::string::npos);
+  // OpenTelemetry semantic-convention label names and values.
   EXPECT_NE(text.find("http_server_request_duration_seconds_bucket{service_name=\"nginx\","
-                      "network_protocol_name=\"http1\",http_request_method=\"GET\","
-                      "http_route=\"/users/{id}\",http_status_class=\"2xx\",url_scheme=\"http\",le=\"0.005\"} 1"),
+                      "network_protocol_name=\"http\",network_protocol_version=\"1.1\",http_request_method=\"GET\","
+                      "http_route=\"/users/{id}\",http_response_status_code=\"200\",url_scheme=\"http\","
+                      "error_type=\"\",le=\"0.005\"} 1"),
             std::string::npos)
       << text;
-  EXPECT_NE(text.find("http_status_class=\"2xx\",url_scheme=\"http\",le=\"0.075\"} 2"), std::string::npos);
+  EXPECT_NE(text.find("http_response_status_code=\"200\",url_scheme=\"http\",error_type=\"\",le=\"0.075\"} 2"),
+            std::string::npos);
+  // A failed request's error_type is its status code: 5xx on the server side,
+  // 4xx too on the client side.
+  EXPECT_NE(text.find("http_response_status_code=\"503\",url_scheme=\"http\",error_type=\"503\""),
+            std::string::npos);
+  EXPECT_NE(text.find("http_client_request_duration_seconds_count{service_name=\"nginx\",network_protocol_name=\"http\","
+                      "network_protocol_version=\"1.1\",http_request_method=\"GET\",http_route=\"/users/{id}\","
+                      "http_response_status_code=\"404\",url_scheme=\"http\",error_type=\"404\"} 1"),
+            std::string::npos)
+      << text;
+  EXPECT_EQ(text.find("http_status_class"), std::string::npos);
   EXPECT_NE(text.find("http_client_request_duration_seconds_count{"), std::string::npos);
   EXPECT_NE(text.find("sonde_http_server_request_errors_total{"), std::string::npos);
+}
+
+// gRPC has its own family (rpc_*_duration_seconds) with rpc_* labels; HTTP/2
+// is network_protocol_version="2"; both pass through the same aggregator.
+TEST(Red, GrpcAndHttp2FollowTheConventions) {
+  RedAggregator red;
+  trace::Span g = MakeSpan(trace::SpanKind::kServer, 200, 100 * kSec, 2'000'000, "/shop.Cart/AddItem");
+  g.protocol = protocols::L7Protocol::kGrpc;
+  g.grpc_status = 14;
+  g.status = trace::StatusCode::kError;
+  red.OnSpan(g);
+  trace::Span h2 = MakeSpan(trace::SpanKind::kServer, 201, 100 * kSec, 1'000'000, "/orders");
+  h2.protocol = protocols::L7Protocol::kHttp2;
+  red.OnSpan(h2);
+  std::string text;
+  red.AppendPrometheus(text);
+  EXPECT_NE(text.find("# TYPE rpc_server_duration_seconds histogram"), std::string::npos) << text;
+  EXPECT_NE(text.find("rpc_server_duration_seconds_count{service_name=\"nginx\",rpc_system=\"grpc\","
+                      "rpc_service=\"shop.Cart\",rpc_method=\"AddItem\",rpc_grpc_status_code=\"14\"} 1"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("sonde_rpc_server_errors_total{"), std::string::npos);
+  EXPECT_EQ(text.find("grpc_14"), std::string::npos);
+  EXPECT_NE(text.find("http_server_request_duration_seconds_count{service_name=\"nginx\",network_protocol_name=\"http\","
+                      "network_protocol_version=\"2\",http_request_method=\"GET\",http_route=\"/orders\","
+                      "http_response_status_code=\"201\""),
+            std::string::npos)
+      << text;
+  // gRPC calls are not in the HTTP family.
+  EXPECT_EQ(text.find("http_server_request_duration_seconds_count{service_name=\"nginx\",rpc_system"),
+            std::string::npos);
 }
 
 TEST(Red, OneSecondWindows) {
