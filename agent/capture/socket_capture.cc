@@ -124,7 +124,18 @@ absl::StatusOr<std::unique_ptr<SocketCapture>> SocketCapture::Create(const Socke
                  "(costs ~10-25 ns on every syscall)");
   }
 
-  if (auto st = impl->skel.Load(); !st.ok()) return st;
+  if (auto st = impl->skel.Load(); !st.ok()) {
+    // The uprobe programs use BTF helpers some kernels allow only in tracing
+    // programs: socket capture must not depend on them.
+    if (o.tls) {
+      spdlog::warn("TLS programs did not load ({}): TLS capture off, socket capture without it",
+                   std::string(st.message()));
+      SocketCaptureOptions without_tls = o;
+      without_tls.tls = false;
+      return Create(without_tls);
+    }
+    return st;
+  }
 
   // Filters before attach, so the agent never sees its own traffic.
   sonde_filter_config cfg{};
