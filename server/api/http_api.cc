@@ -1,5 +1,6 @@
 #include "server/api/http_api.h"
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <map>
@@ -247,7 +248,8 @@ void HttpApi::Register(httplib::Server& server) {
     Reply(res, 200, {{"traces", out}});
   });
 
-  srv.Get(R"(/api/traces/([^/]+))", [store](const httplib::Request& req, httplib::Response& res) {
+  const size_t max_trace_spans = std::max<size_t>(options_.max_trace_spans, 1);
+  srv.Get(R"(/api/traces/([^/]+))", [store, max_trace_spans](const httplib::Request& req, httplib::Response& res) {
     std::string hex = req.matches[1];
     std::string id;
     if (hex.size() != 32 || !HexDecode(hex, &id))
@@ -255,8 +257,20 @@ void HttpApi::Register(httplib::Server& server) {
     std::vector<StoredSpan> spans;
     if (!Get(store->Trace(id), &spans, res)) return;
     if (spans.empty()) return Reply(res, 404, {{"error", "trace not found"}});
+    const size_t total = spans.size();
+    if (total > max_trace_spans) {  // keep the earliest: the trace's start and its roots
+      auto by_start = [](const StoredSpan& a, const StoredSpan& b) {
+        return a.span.start_unix_ns() < b.span.start_unix_ns();
+      };
+      std::nth_element(spans.begin(), spans.begin() + static_cast<std::ptrdiff_t>(max_trace_spans), spans.end(),
+                       by_start);
+      spans.resize(max_trace_spans);
+    }
     AssembledTrace t = AssembleTrace(spans);
-    Reply(res, 200, TraceJson(t));
+    json j = TraceJson(t);
+    j["truncated"] = total > spans.size();
+    j["span_count_total"] = total;
+    Reply(res, 200, j);
   });
 
   srv.Get("/api/requests", [store, now](const httplib::Request& req, httplib::Response& res) {

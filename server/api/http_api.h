@@ -18,6 +18,9 @@ struct HttpApiOptions {
   std::string ui_dir;  // empty: serve the assets embedded at build time
   std::function<uint64_t()> now_ns;  // injectable clock (tests)
   std::string token;  // non-empty: every route but /api/health and /api/login needs it (api_auth.h)
+  // A trace answers with at most this many spans (the earliest), flagged
+  // "truncated": assembly links spans pairwise, so this bounds its cost.
+  size_t max_trace_spans = 10'000;
 };
 
 class HttpApi {

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "server/api/http_api.h"
+#include "server/api/json.h"
 #include "server/api/params.h"
 #include "server/store/storage.h"
 #include "tests/unit/server/test_util.h"
@@ -151,6 +152,41 @@ TEST_F(ApiTest, ServicesEndpointsRedAndRequests) {
   EXPECT_EQ(reqs["requests"].size(), 1u);
   auto [c5, nf] = GetJson("/api/nope");
   EXPECT_EQ(c5, 404);
+}
+
+// A trace larger than max_trace_spans: the earliest spans, flagged truncated.
+TEST(ApiTraceCap, LargeTraceIsTruncatedAndFlagged) {
+  testing::TempDir dir;
+  StorageOptions o;
+  o.path = (dir.path() / "sonde.db").string();
+  auto store = OpenStorage(o);
+  ASSERT_TRUE(store.ok());
+  const uint64_t now = testing::NowNs();
+  v1::Batch b;
+  b.set_sequence(1);
+  for (uint64_t i = 1; i <= 50; ++i)
+    *b.add_spans() = testing::MakeSpan({.trace = 0x77, .id = i, .parent = i > 1 ? uint64_t{1} : uint64_t{0}, .service = "gw",
+                                        .start_ns = now - 60 * kSec + i * 1000, .end_ns = now - 50 * kSec});
+  ASSERT_TRUE((*store)->WriteBatch({"h", "n", "i"}, b).ok());
+  HttpApiOptions opts{"", [now] { return now; }, ""};
+  opts.max_trace_spans = 20;
+  HttpApi api(store->get(), nullptr, opts);
+  httplib::Server server;
+  api.Register(server);
+  int port = server.bind_to_any_port("127.0.0.1");
+  std::thread t([&] { server.listen_after_bind(); });
+  for (int i = 0; i < 100 && !server.is_running(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  httplib::Client c("127.0.0.1", port);
+  auto r = c.Get(("/api/traces/" + HexEncode(testing::TraceId(0x77))).c_str());
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200) << r->body;
+  json j = json::parse(r->body);
+  EXPECT_EQ(j["truncated"], true);
+  EXPECT_EQ(j["span_count_total"], 50);
+  EXPECT_EQ(j["spans"].size(), 20u);
+  EXPECT_EQ(j["roots"].size(), 1u);  // the earliest span, the root, is kept
+  server.stop();
+  t.join();
 }
 
 // With a token: 401 for the API, a redirect to /login for UI pages, the
