@@ -2,6 +2,7 @@
 
 #include <httplib.h>
 
+#include <algorithm>
 #include <chrono>
 
 #include "absl/strings/str_cat.h"
@@ -9,6 +10,7 @@
 #include "agent/otlp/rpc_status.h"
 #include "agent/otlp/text_util.h"
 #include "common/http/guarded_server.h"
+#include "common/proto/message_shape.h"
 #include "google/protobuf/arena.h"
 
 namespace sonde::otlp {
@@ -32,6 +34,22 @@ void ReplyStatus(httplib::Response& res, int http_status, BodyFormat format, Rpc
 }
 
 constexpr size_t kKeepBodyBytes = 4u << 20;
+
+// Decoded OTLP costs far more than its wire bytes when elements are empty (a
+// 2-byte empty attribute becomes a 56-byte view, more as a message): a body
+// may hold at most one message per this many bytes (real telemetry: 10-15),
+// which bounds decoding memory to a small multiple of the body.
+constexpr size_t kMinWireBytesPerMessage = 8;
+
+absl::Status CheckProtobufShape(std::string_view body, const google::protobuf::Descriptor* type) {
+  proto_shape::ShapeLimits shape;
+  shape.max_messages = std::max<size_t>(4096, body.size() / kMinWireBytesPerMessage);
+  absl::Status st = proto_shape::CheckMessageShape(body, type, shape);
+  if (st.code() == absl::StatusCode::kResourceExhausted)
+    return absl::InvalidArgumentError(absl::StrCat("body holds ", st.message(), ": too many for its size"));
+  if (!st.ok()) return absl::InvalidArgumentError(absl::StrCat("malformed protobuf ", type->name()));
+  return st;
+}
 
 bool SupportedEncoding(std::string_view encoding) {
   // httplib inflates gzip/deflate/br while reading (bounded by our receiver callback).
@@ -149,7 +167,12 @@ void HttpReceiver::Install(httplib::Server& server) {
     ExportResult result;
     std::string response;
     absl::Status decoded;
-    switch (signal) {
+    if (format == BodyFormat::kProtobuf) {
+      decoded = CheckProtobufShape(body, signal == Signal::kTraces    ? ExportTraceRequest::descriptor()
+                                         : signal == Signal::kMetrics ? ExportMetricsRequest::descriptor()
+                                                                      : ExportLogsRequest::descriptor());
+    }
+    if (decoded.ok()) switch (signal) {
       case Signal::kTraces: {
         if (format == BodyFormat::kProtobuf) {  // converted straight from the wire bytes
           absl::StatusOr<ExportResult> exported = ingestor_->ExportTracesProtobuf(body, peer);

@@ -1,5 +1,6 @@
 #include "agent/otlp/json_codec.h"
 
+#include <algorithm>
 #include <cmath>
 #include <charconv>
 #include <limits>
@@ -258,8 +259,38 @@ json PrintMessage(const Message& msg) {
 
 }  // namespace
 
+namespace {
+
+// A JSON document costs 16-80 bytes per value once parsed: `[{},{},...]` is
+// 3 bytes per object on the wire. Values (objects, arrays, scalars) are
+// counted outside strings before parsing and bounded by the text's size.
+constexpr size_t kMinJsonBytesPerValue = 4;
+
+bool TooManyJsonValues(std::string_view text) {
+  const size_t max_values = std::max<size_t>(4096, text.size() / kMinJsonBytesPerValue);
+  size_t values = 1;
+  bool in_string = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (in_string) {
+      if (c == '\\') ++i;
+      else if (c == '"') in_string = false;
+      continue;
+    }
+    if (c == '"') in_string = true;
+    else if (c == '{' || c == '[' || c == ',') {
+      if (++values > max_values) return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
 absl::Status ParseOtlpJson(std::string_view text, Message* out) {
   out->Clear();
+  if (TooManyJsonValues(text))
+    return absl::InvalidArgumentError("JSON body holds too many values for its size");
   try {
     // Parse errors come back as a discarded value; the catch is a backstop so
     // no nlohmann exception ever crosses this boundary.

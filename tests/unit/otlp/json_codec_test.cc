@@ -122,8 +122,13 @@ TEST(OtlpJson, RejectsMalformedInput) {
   deep += "}]}}]}";
   EXPECT_FALSE(ParseOtlpJson(deep, &request).ok());
   // Deep JSON inside an unknown field is skipped.
-  std::string deep_unknown = R"({"x":)" + std::string(100000, '[') + std::string(100000, ']') + "}";
+  std::string deep_unknown = R"({"x":)" + std::string(3000, '[') + std::string(3000, ']') + "}";
   EXPECT_TRUE(ParseOtlpJson(deep_unknown, &request).ok());
+  // 2 bytes per value would cost ~25x the body once parsed: refused unparsed (#17).
+  std::string dense = R"({"x":)" + std::string(100000, '[') + std::string(100000, ']') + "}";
+  absl::Status st = ParseOtlpJson(dense, &request);
+  EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(std::string(st.message()).find("too many values"), std::string::npos) << st;
 }
 
 TEST(OtlpJson, PrintRoundTripsWithHexIds) {

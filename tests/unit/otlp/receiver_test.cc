@@ -409,5 +409,84 @@ TEST(BindAddresses, DefaultIsLoopbackPlusPrimary) {
   EXPECT_EQ(ParseBindList("127.0.0.1, ::1"), (std::vector<std::string>{"127.0.0.1", "::1"}));
 }
 
+// Hostile OTLP/HTTP input (issue #17): bounded before decoding, with this
+// process's peak RSS (VmHWM) before and after each input.
+long PeakRssKiB() {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmHWM:", 0) == 0) return std::strtol(line.c_str() + 6, nullptr, 10);
+  }
+  return -1;
+}
+
+class HostileReceiverTest : public ReceiverTest {
+ protected:
+  void SetUp() override {
+    OtlpConfig config;
+    config.ingest.max_body_bytes = 64u << 20;  // the default
+    StartReceiver(config);
+  }
+};
+
+TEST_F(HostileReceiverTest, EmptyAttributesAreRefusedBeforeDecoding) {
+  // One span holding 15M empty attributes (field 9, length 0): 30 MiB that
+  // protobuf would turn into ~800 MB of messages.
+  std::string span;
+  span.reserve(30u << 20);
+  for (int i = 0; i < 15'000'000; ++i) span.append("\x4a\x00", 2);
+  auto wrap = [](int field, const std::string& inner) {
+    std::string out(1, static_cast<char>(field << 3 | 2));
+    uint64_t n = inner.size();
+    while (n >= 0x80) {
+      out.push_back(static_cast<char>(n | 0x80));
+      n >>= 7;
+    }
+    out.push_back(static_cast<char>(n));
+    return out + inner;
+  };
+  std::string body = wrap(1, wrap(2, wrap(2, span)));  // resource_spans.scope_spans.spans
+  std::string().swap(span);
+  const long before = PeakRssKiB();
+  auto r = Post("/v1/traces", body, "application/x-protobuf");
+  const long after = PeakRssKiB();
+  ASSERT_TRUE(r);
+  std::printf("30 MiB of empty attributes: %d, peak RSS %ld -> %ld KiB\n", r->status, before, after);
+  EXPECT_EQ(r->status, 400);
+  EXPECT_LT(after - before, 100 * 1024);  // the body itself (30 MiB, buffered once), not 800 MB
+  EXPECT_EQ(sink_.span_count(), 0u);
+}
+
+TEST_F(HostileReceiverTest, MillionsOfEmptyJsonObjectsAreRefused) {
+  std::string body = R"({"resourceSpans":[)";
+  for (int i = 0; i < 3'000'000; ++i) body += "{},";
+  body += "{}]}";
+  const long before = PeakRssKiB();
+  auto r = Post("/v1/traces", body, "application/json");
+  const long after = PeakRssKiB();
+  ASSERT_TRUE(r);
+  std::printf("9 MB of {} as JSON: %d %s, peak RSS %ld -> %ld KiB\n", r->status, r->body.substr(0, 80).c_str(),
+              before, after);
+  EXPECT_EQ(r->status, 400);
+  EXPECT_LT(after - before, 40 * 1024);
+}
+
+TEST_F(HostileReceiverTest, BodiesOnOtherPathsAre413Unread) {
+  const long before = PeakRssKiB();
+  httplib::Headers chunked;
+  auto r = http_->Post("/v2/anything", 512u << 20,
+                       [](size_t offset, size_t length, httplib::DataSink& sink) {
+                         static const std::string block(1 << 20, 'x');
+                         return sink.write(block.data(), std::min(length, block.size())) || offset == 0;
+                       },
+                       "application/octet-stream");
+  const long after = PeakRssKiB();
+  std::printf("POST 512 MiB to an unknown path: %d, peak RSS %ld -> %ld KiB\n", r ? r->status : 0, before, after);
+  if (r) {  // else the connection closed while the client was still sending
+    EXPECT_EQ(r->status, 413);
+  }
+  EXPECT_LT(after - before, 16 * 1024);
+}
+
 }  // namespace
 }  // namespace sonde::otlp
