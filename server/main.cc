@@ -16,6 +16,8 @@
 #include "server/api/http_api.h"
 #include "server/api/params.h"
 #include "server/api/server_metrics.h"
+#include "server/export/exporting_storage.h"
+#include "server/export/remote_write.h"
 #include "server/config/command_line.h"
 #include "server/ingest/ingest_service.h"
 #include "server/ingest/trace_join.h"
@@ -118,6 +120,12 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--retention-interval", retention_interval, "how often retention runs")
       ->capture_default_str();
+  std::string remote_write_url;
+  std::vector<std::string> remote_write_headers;
+  app.add_option("--remote-write", remote_write_url,
+                 "Prometheus remote-write URL (http://HOST:PORT/api/v1/write): RED and TCP windows as samples");
+  app.add_option("--remote-write-header", remote_write_headers,
+                 "header of every remote-write request, 'Name: value' (repeatable; e.g. Authorization, X-Scope-OrgID)");
   std::string trace_join_delay = "60s";
   app.add_option("--trace-join-delay", trace_join_delay,
                  "join the spans of one request shipped by different agents up to this far apart (0: off)")
@@ -191,6 +199,36 @@ int main(int argc, char** argv) {
     spdlog::error("bad --trace-join-delay: {}", trace_join_delay);
     return 2;
   }
+  // Exporters see each batch once, as stored (inside the join, which
+  // rewrites trace ids before the store).
+  std::unique_ptr<sonde::server::RemoteWriteExporter> remote_write;
+  std::vector<sonde::server::ExportingStorage::Sink> sinks;
+  if (!remote_write_url.empty()) {
+    sonde::server::RemoteWriteOptions rw;
+    rw.url = remote_write_url;
+    for (const auto& h : remote_write_headers) {
+      const auto colon = h.find(':');
+      if (colon == std::string::npos || colon == 0) {
+        spdlog::error("--remote-write-header wants 'Name: value', got '{}'", h);
+        return 2;
+      }
+      std::string value = h.substr(colon + 1);
+      value.erase(0, value.find_first_not_of(' '));
+      rw.headers.emplace_back(h.substr(0, colon), std::move(value));
+    }
+    auto created = sonde::server::RemoteWriteExporter::Create(std::move(rw));
+    if (!created.ok()) {
+      spdlog::error("--remote-write: {}", created.status().ToString());
+      return 2;
+    }
+    remote_write = std::move(*created);
+    sinks.push_back([rw = remote_write.get()](const sonde::server::IngestContext& ctx, const sonde::v1::Batch& b) {
+      rw->Export(b, ctx.host);
+    });
+    spdlog::info("remote write: {}", remote_write_url);
+  }
+  if (!sinks.empty())
+    *storage = std::make_unique<sonde::server::ExportingStorage>(std::move(*storage), std::move(sinks));
   const sonde::server::TraceJoiner* joiner = nullptr;
   if (*join_delay > 0) {  // every backend: the join sits in front of the store
     sonde::server::TraceJoinOptions join;
@@ -250,7 +288,10 @@ int main(int argc, char** argv) {
   httplib::Server& http = **guarded;
   sonde::server::HttpApi api(storage->get(), &ingest.counters(), {ui_dir, nullptr, ui_token});
   // Before the API: its catch-all answers unknown /api/ paths with 404.
-  sonde::server::RegisterServerMetrics(http, {&ingest.counters(), metered, joiner, {}}, ui_token);
+  sonde::server::ServerMetricsSources metric_sources{&ingest.counters(), metered, joiner, {}};
+  if (remote_write)
+    metric_sources.extra.push_back([rw = remote_write.get()](std::string* out) { rw->AppendMetrics(out); });
+  sonde::server::RegisterServerMetrics(http, std::move(metric_sources), ui_token);
   api.Register(http);
   if (!http.bind_to_port(http_host.c_str(), http_port)) {
     spdlog::error("cannot listen for HTTP on {}", http_listen);

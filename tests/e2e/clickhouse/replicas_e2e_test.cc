@@ -12,7 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
-#include "sonde/v1/ingest.grpc.pb.h"
+#include "tests/e2e/clickhouse/agent_stream.h"
 #include "tests/e2e/clickhouse/clickhouse_server.h"
 #include "tests/testlib/process.h"
 
@@ -61,48 +61,6 @@ v1::Span SystemSpan(uint64_t trace, uint64_t id, v1::SpanKind kind, const std::s
   s.set_request_tcp_seq(seq);
   return s;
 }
-
-// One agent connection: Hello, then batches acknowledged one by one.
-class AgentStream {
- public:
-  AgentStream(int port, const std::string& instance) {
-    channel_ = grpc::CreateChannel("127.0.0.1:" + std::to_string(port), grpc::InsecureChannelCredentials());
-    stub_ = v1::Ingest::NewStub(channel_);
-    ctx_.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
-    stream_ = stub_->Stream(&ctx_);
-    v1::IngestRequest hello;
-    hello.mutable_hello()->mutable_agent()->set_host_name("node-" + instance);
-    hello.mutable_hello()->mutable_agent()->set_node_id("node-id-" + instance);
-    hello.mutable_hello()->mutable_agent()->set_instance_id(instance);
-    ok_ = stream_->Write(hello);
-  }
-  ~AgentStream() {
-    stream_->WritesDone();
-    v1::IngestResponse r;
-    while (stream_->Read(&r)) {
-    }
-    (void)stream_->Finish();
-  }
-  // Sends and waits for the ack; the acked sequence (0: no ack).
-  uint64_t Send(const v1::Batch& batch) {
-    v1::IngestRequest req;
-    *req.mutable_batch() = batch;
-    if (!ok_ || !stream_->Write(req)) return 0;
-    v1::IngestResponse resp;
-    if (!stream_->Read(&resp)) return 0;
-    error_ = resp.error();
-    return resp.acked_sequence();
-  }
-  const std::string& error() const { return error_; }
-
- private:
-  std::shared_ptr<grpc::Channel> channel_;
-  std::unique_ptr<v1::Ingest::Stub> stub_;
-  grpc::ClientContext ctx_;
-  std::unique_ptr<grpc::ClientReaderWriter<v1::IngestRequest, v1::IngestResponse>> stream_;
-  bool ok_ = false;
-  std::string error_;
-};
 
 struct Replica {
   testlib::Subprocess process;
@@ -169,7 +127,7 @@ TEST(ClickHouseReplicas, FailoverResendStoredOnceAndTraceJoinAcrossReplicas) {
     *n1_second.add_spans() = s;
   }
   {
-    AgentStream n1(a.grpc_port, "n1");
+    testing::AgentStream n1(a.grpc_port, "n1");
     ASSERT_EQ(n1.Send(n1_first), 1u) << n1.error();
     ASSERT_EQ(n1.Send(n1_second), 2u) << n1.error();
   }
@@ -180,7 +138,7 @@ TEST(ClickHouseReplicas, FailoverResendStoredOnceAndTraceJoinAcrossReplicas) {
   n1_third.set_sequence(3);
   *n1_third.add_spans() = SystemSpan(300, 300, v1::SPAN_KIND_SERVER, "web", t0 + 50'000'000, 0);
   {
-    AgentStream n1(b.grpc_port, "n1");
+    testing::AgentStream n1(b.grpc_port, "n1");
     ASSERT_EQ(n1.Send(n1_second), 2u) << n1.error();  // acked, not stored again
     ASSERT_EQ(n1.Send(n1_third), 3u) << n1.error();
   }
@@ -194,7 +152,7 @@ TEST(ClickHouseReplicas, FailoverResendStoredOnceAndTraceJoinAcrossReplicas) {
   db.set_parent_span_id(Id(3, 8));
   *n2.add_spans() = db;
   {
-    AgentStream n2s(b.grpc_port, "n2");
+    testing::AgentStream n2s(b.grpc_port, "n2");
     ASSERT_EQ(n2s.Send(n2), 1u) << n2s.error();
   }
   // Replica a comes back (stateless: nothing to recover).
