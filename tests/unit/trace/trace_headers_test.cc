@@ -115,5 +115,51 @@ TEST(Redaction, DefaultsAndConfigurable) {
   EXPECT_FALSE(custom.IsSensitive("authorization"));
 }
 
+// Query strings (issue #17): S and N spans are built from records (the
+// pipeline redacts the record), A spans carry url.* attributes.
+TEST(Redaction, QueryParametersAreScrubbedByName) {
+  Redactor r;
+  std::string q = "page=2&API_KEY=abc&access_token=t0k&q=x%3Dtoken&token&password=;sig=zz";
+  r.ScrubQuery(q);
+  EXPECT_EQ(q, "page=2&API_KEY=[REDACTED]&access_token=[REDACTED]&q=x%3Dtoken&token&password=[REDACTED];sig=[REDACTED]");
+  std::string url = "https://api.example.com/v1/items?id=7&apikey=s3cr3t#frag";
+  r.ScrubUrl(url);
+  EXPECT_EQ(url, "https://api.example.com/v1/items?id=7&apikey=[REDACTED]#frag");
+  std::string plain = "/v1/items";
+  r.ScrubUrl(plain);
+  EXPECT_EQ(plain, "/v1/items");
+  Redactor custom({}, {"tenant"});
+  std::string t = "tenant=acme&token=x";
+  custom.ScrubQuery(t);
+  EXPECT_EQ(t, "tenant=[REDACTED]&token=x");
+}
+
+TEST(Redaction, RecordsOfSystemAndNetworkSpansLoseSecretsInHeadersAndQuery) {
+  protocols::L7Record rec;
+  rec.path = "/login";
+  rec.query = "user=bob&password=hunter2";
+  rec.request.headers = {{"authorization", "Bearer abc", false}, {"cookie", "sid=1", false}};
+  Redactor().Apply(rec);
+  EXPECT_EQ(rec.query, "user=bob&password=[REDACTED]");
+  EXPECT_EQ(rec.request.headers[0].value, kRedacted);
+  EXPECT_EQ(rec.request.headers[1].value, kRedacted);
+}
+
+TEST(Redaction, AppSpanAttributesLoseSecretsInUrlsAndHeaders) {
+  std::vector<protocols::Attribute> attrs = {
+      {"url.query", std::string("token=abc&x=1")},
+      {"url.full", std::string("http://h/p?access_token=abc")},
+      {"http.target", std::string("/p?apikey=1")},
+      {"http.request.header.authorization", std::string("Basic Zm9v")},
+      {"url.path", std::string("/p")}};
+  protocols::HeaderList req, resp;
+  Redactor().Apply(attrs, req, resp);
+  EXPECT_EQ(std::get<std::string>(attrs[0].value), "token=[REDACTED]&x=1");
+  EXPECT_EQ(std::get<std::string>(attrs[1].value), "http://h/p?access_token=[REDACTED]");
+  EXPECT_EQ(std::get<std::string>(attrs[2].value), "/p?apikey=[REDACTED]");
+  EXPECT_EQ(std::get<std::string>(attrs[3].value), kRedacted);
+  EXPECT_EQ(std::get<std::string>(attrs[4].value), "/p");
+}
+
 }  // namespace
 }  // namespace sonde::trace
