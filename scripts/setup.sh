@@ -12,7 +12,7 @@ PACKAGES=(
   # toolchain
   build-essential cmake pkg-config git clang llvm
   # eBPF
-  libbpf-dev bpftool libelf-dev zlib1g-dev libzstd-dev linux-perf
+  libbpf-dev bpftool libelf-dev zlib1g-dev libzstd-dev linux-perf libcapstone-dev
   # agent/server libraries
   libprotobuf-dev protobuf-compiler libgrpc++-dev protobuf-compiler-grpc libabsl-dev
   libjemalloc-dev libpcap-dev libspdlog-dev libfmt-dev libcli11-dev libyaml-cpp-dev nlohmann-json3-dev

@@ -101,12 +101,12 @@ absl::StatusOr<std::unique_ptr<SocketCapture>> SocketCapture::Create(const Socke
   if (ncpus <= 0) return absl::InternalError("cannot determine the number of CPUs");
   bpf_map__set_max_entries(s->maps.scratch, static_cast<uint32_t>(ncpus));
   s->rodata->tls_enabled = o.tls;
-  const tls::TlsPrograms tls_programs{s->progs.tls_read_enter, s->progs.tls_read_ex_enter,
-                                      s->progs.tls_write_enter, s->progs.tls_write_ex_enter,
-                                      s->progs.tls_exit_probe};
+  const tls::TlsPrograms tls_programs{s->progs.tls_read_enter,    s->progs.tls_read_ex_enter,
+                                      s->progs.tls_write_enter,   s->progs.tls_write_ex_enter,
+                                      s->progs.tls_exit_probe,    s->progs.tls_exit_site};
   if (!o.tls) {
     for (bpf_program* p : {tls_programs.read_enter, tls_programs.read_ex_enter, tls_programs.write_enter,
-                           tls_programs.write_ex_enter, tls_programs.exit})
+                           tls_programs.write_ex_enter, tls_programs.exit, tls_programs.exit_site})
       bpf_program__set_autoload(p, false);
   }
 

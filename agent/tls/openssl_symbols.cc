@@ -88,6 +88,11 @@ absl::StatusOr<OpenSslFunctions> FindOpenSslFunctions(const std::string& path) {
                                       : name == "SSL_write_ex" ? &out.ssl_write_ex
                                                                : nullptr;
       if (slot == nullptr || slot->has_value()) continue;
+      uint64_t* size = name == "SSL_read"      ? &out.ssl_read_size
+                       : name == "SSL_read_ex" ? &out.ssl_read_ex_size
+                       : name == "SSL_write"   ? &out.ssl_write_size
+                                               : &out.ssl_write_ex_size;
+      *size = sym.st_size;
       // No program headers: offsets are addresses (relocatable objects never get here).
       *slot = segments.empty() ? std::optional<uint64_t>(sym.st_value) : VaddrToFileOffset(segments, sym.st_value);
     }

@@ -18,6 +18,8 @@ struct OpenSslFunctions {
   std::optional<uint64_t> ssl_read_ex;
   std::optional<uint64_t> ssl_write;
   std::optional<uint64_t> ssl_write_ex;
+  // Their sizes in bytes (the symbols' st_size; 0 when unknown), same order.
+  uint64_t ssl_read_size = 0, ssl_read_ex_size = 0, ssl_write_size = 0, ssl_write_ex_size = 0;
 
   // SSL_read and SSL_write are the minimum that makes a file worth probing.
   bool usable() const { return ssl_read.has_value() && ssl_write.has_value(); }

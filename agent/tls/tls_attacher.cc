@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "agent/bpf/libbpf_raii.h"
 #include "agent/tls/openssl_symbols.h"
+#include "agent/tls/probe_sites.h"
 
 namespace sonde::tls {
 namespace {
@@ -153,21 +154,29 @@ void TlsAttacher::ExamineFile(uint32_t pid, const FileMapping& m) {
   struct Probe {
     const char* function;
     const std::optional<uint64_t>& offset;
+    uint64_t size;
     bpf_program* entry;
   };
-  const Probe probes[] = {{"SSL_read", found->ssl_read, programs_.read_enter},
-                          {"SSL_read_ex", found->ssl_read_ex, programs_.read_ex_enter},
-                          {"SSL_write", found->ssl_write, programs_.write_enter},
-                          {"SSL_write_ex", found->ssl_write_ex, programs_.write_ex_enter}};
+  const Probe probes[] = {{"SSL_read", found->ssl_read, found->ssl_read_size, programs_.read_enter},
+                          {"SSL_read_ex", found->ssl_read_ex, found->ssl_read_ex_size, programs_.read_ex_enter},
+                          {"SSL_write", found->ssl_write, found->ssl_write_size, programs_.write_enter},
+                          {"SSL_write_ex", found->ssl_write_ex, found->ssl_write_ex_size, programs_.write_ex_enter}};
   std::vector<bpf::BpfLink> links;
   std::string hooked;
   const int attach_pid = options_.only_pids.empty() ? -1 : static_cast<int>(pid);
   for (const Probe& p : probes) {
     if (!p.offset) continue;
     const auto offset = static_cast<size_t>(*p.offset);
-    bpf::BpfLink entry(bpf_program__attach_uprobe(p.entry, false, attach_pid, path.c_str(), offset));
+    // Two emulated instructions when the code has them (no single step, see
+    // probe_sites.h); else the function's entry and a return probe.
+    std::optional<ProbeSites> sites;
+    if (options_.emulated_sites && programs_.exit_site != nullptr) sites = SitesOf(path, offset, p.size);
+    bpf::BpfLink entry(bpf_program__attach_uprobe(p.entry, false, attach_pid, path.c_str(),
+                                                  offset + (sites ? sites->entry : 0)));
     const int entry_err = entry ? 0 : errno;
-    bpf::BpfLink ret(bpf_program__attach_uprobe(programs_.exit, true, attach_pid, path.c_str(), offset));
+    bpf::BpfLink ret(sites ? bpf_program__attach_uprobe(programs_.exit_site, false, attach_pid, path.c_str(),
+                                                        offset + sites->exit)
+                           : bpf_program__attach_uprobe(programs_.exit, true, attach_pid, path.c_str(), offset));
     if (!entry || !ret) {
       ++counters_.attach_failures;
       spdlog::warn("TLS: attaching to {} in {} (pid {}, {}) failed: {}; its TLS traffic stays invisible", p.function,
@@ -177,6 +186,10 @@ void TlsAttacher::ExamineFile(uint32_t pid, const FileMapping& m) {
     links.push_back(std::move(entry));
     links.push_back(std::move(ret));
     absl::StrAppend(&hooked, hooked.empty() ? "" : ", ", p.function);
+    if (sites) {
+      absl::StrAppend(&hooked, " +", sites->entry, "/+", sites->exit);
+      ++counters_.functions_on_emulated_sites;
+    }
   }
   counters_.probes_attached += links.size();
   ++counters_.files_probed;
@@ -184,6 +197,15 @@ void TlsAttacher::ExamineFile(uint32_t pid, const FileMapping& m) {
   probed_files_.push_back(m.path);
   spdlog::info("TLS: probing {} ({}){} pid {} ({})", m.path, hooked,
                attach_pid < 0 ? ", first seen in" : " in", pid, Comm(options_.proc_root, pid));
+}
+
+std::optional<ProbeSites> TlsAttacher::SitesOf(const std::string& path, uint64_t offset, uint64_t size) {
+  if (size == 0 || size > (1u << 16)) return std::nullopt;
+  std::ifstream in(path, std::ios::binary);
+  std::vector<uint8_t> code(size);
+  in.seekg(static_cast<std::streamoff>(offset));
+  if (!in.read(reinterpret_cast<char*>(code.data()), static_cast<std::streamsize>(size))) return std::nullopt;
+  return FindProbeSites(code, offset);
 }
 
 TlsAttachCounters TlsAttacher::counters() const {

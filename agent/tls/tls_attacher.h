@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <string_view>
@@ -23,6 +24,8 @@
 #include <tuple>
 #include <unordered_set>
 #include <vector>
+
+#include "agent/tls/probe_sites.h"
 
 // libbpf is kept out of this header: the agent's main also includes pcap,
 // whose struct bpf_insn clashes with the kernel's.
@@ -39,6 +42,7 @@ struct TlsPrograms {
   bpf_program* write_enter = nullptr;     // SSL_write
   bpf_program* write_ex_enter = nullptr;  // SSL_write_ex
   bpf_program* exit = nullptr;            // return probe of all four
+  bpf_program* exit_site = nullptr;       // the same at an emulated instruction before `ret` (probe_sites.h)
 };
 
 struct TlsAttachOptions {
@@ -48,6 +52,9 @@ struct TlsAttachOptions {
   // processes only, so no other process pays for a trap its calls would be
   // filtered out after anyway. Empty: file-wide probes, every process.
   std::vector<uint32_t> only_pids;
+  // Probe emulated instructions inside the functions when the code allows
+  // (probe_sites.h: no single-step trap); false: entry + return probes always.
+  bool emulated_sites = true;
   std::chrono::milliseconds scan_interval{1000};
   uint32_t full_scan_every = 10;  // every Nth scan re-reads every process
 };
@@ -59,6 +66,7 @@ struct TlsAttachCounters {
   uint64_t files_probed = 0;     // files with OpenSSL and every probe attached
   uint64_t probes_attached = 0;  // uprobes + uretprobes
   uint64_t attach_failures = 0;  // files with OpenSSL where an attach failed
+  uint64_t functions_on_emulated_sites = 0;  // probed without a single step (probe_sites.h)
 };
 
 // One executable, file-backed mapping of /proc/PID/maps.
@@ -91,6 +99,7 @@ class TlsAttacher {
   TlsAttacher(const TlsPrograms& programs, TlsAttachOptions options);
   void Loop();
   void ExamineFile(uint32_t pid, const FileMapping& m);
+  static std::optional<ProbeSites> SitesOf(const std::string& path, uint64_t offset, uint64_t size);
 
   TlsPrograms programs_;
   TlsAttachOptions options_;

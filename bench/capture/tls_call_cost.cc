@@ -1,9 +1,10 @@
 // Cost of one TLS library call under the TLS uprobes: a child process
 // ping-pongs small messages over a loopback TLS connection (OpenSSL 3,
 // SSL_write + SSL_read per side, one thread) with the agent's capture off,
-// on without TLS (--no-tls: the ciphertext is copied as socket data), and on
-// with TLS (uprobes on SSL_read/SSL_write, plaintext copied, ciphertext
-// skipped). Prints wall-clock ns per SSL call for each and the kernel-
+// on without TLS (--no-tls: the ciphertext is copied as socket data), on
+// with TLS (plaintext copied, ciphertext skipped) with the probes on
+// emulated instructions where the code allows (the default,
+// agent/tls/probe_sites.h), and on with TLS with entry + return probes. Prints wall-clock ns per SSL call for each and the kernel-
 // measured BPF run time per program run (bpf_enable_stats). The wall-clock
 // difference includes what the BPF numbers do not: the uprobe/uretprobe
 // traps themselves. Run as root; needs the openssl CLI for the certificate.
@@ -162,22 +163,24 @@ int main(int argc, char** argv) {
   const int stats_fd = bpf_enable_stats(BPF_STATS_RUN_TIME);
   std::printf("TLS call cost: %d round trips per run (4 SSL calls each: write+read per side), median of 3\n",
               iterations);
-  std::printf("%-9s %12s %14s %12s %14s %12s\n", "msg_bytes", "off_ns/call", "no_tls_ns/call", "added_ns",
-              "tls_ns/call", "added_ns");
+  std::printf("%-9s %12s %14s %10s %14s %10s %16s %10s\n", "msg_bytes", "off_ns/call", "no_tls_ns/call",
+              "added_ns", "tls_ns/call", "added_ns", "tls_ret_ns/call", "added_ns");
   for (size_t bytes : {64, 1024, 4096}) {
     auto nothing = [] {};
-    std::vector<double> off, no_tls, tls;
+    std::vector<double> off, no_tls, tls, tls_ret;
     for (int r = 0; r < 3; ++r) off.push_back(MeasureChild(cert, key, iterations, bytes, nothing));
 
     struct Mode {
       bool tls;
+      bool emulated_sites;
       std::vector<double>* out;
     };
     ProgramCost exit_cost, enter_cost, ret_cost;
     uint64_t plaintext = 0, ciphertext_skipped = 0, events = 0;
-    for (const Mode m : {Mode{false, &no_tls}, Mode{true, &tls}}) {
+    for (const Mode m : {Mode{false, true, &no_tls}, Mode{true, true, &tls}, Mode{true, false, &tls_ret}}) {
       sonde::capture::SocketCaptureOptions o;
       o.tls = m.tls;
+      o.tls_attach.emulated_sites = m.emulated_sites;
       auto capture = sonde::capture::SocketCapture::Create(o);
       if (!capture.ok()) {
         std::fprintf(stderr, "capture: %s\n", std::string(capture.status().message()).c_str());
@@ -193,16 +196,16 @@ int main(int argc, char** argv) {
       for (int r = 0; r < 3; ++r) m.out->push_back(MeasureChild(cert, key, iterations, bytes, rescan));
       stop = true;
       drain.join();
-      if (m.tls) {
+      if (m.tls && m.emulated_sites) {
         const auto k = (*capture)->ReadKernelCounters();
         plaintext = k.stats[SONDE_STAT_TLS_PLAINTEXT];
         ciphertext_skipped = k.stats[SONDE_STAT_TLS_CIPHERTEXT];
         events = n.load();
         for (const auto& p : (*capture)->ReadProgramStats()) {
-          ProgramCost* c = p.name == "on_sys_exit"                      ? &exit_cost
-                           : p.name.rfind("tls_", 0) == 0 && p.name != "tls_exit_probe" ? &enter_cost
-                           : p.name == "tls_exit_probe"                 ? &ret_cost
-                                                                        : nullptr;
+          ProgramCost* c = p.name == "on_sys_exit"                                  ? &exit_cost
+                           : p.name == "tls_exit_probe" || p.name == "tls_exit_site" ? &ret_cost
+                           : p.name.rfind("tls_", 0) == 0                           ? &enter_cost
+                                                                                    : nullptr;
           if (c != nullptr) {
             c->runs += p.run_count;
             c->ns += p.run_time_ns;
@@ -210,10 +213,11 @@ int main(int argc, char** argv) {
         }
       }
     }
-    const double o = Median(off), nt = Median(no_tls), t = Median(tls);
-    std::printf("%-9zu %12.0f %14.0f %12.0f %14.0f %12.0f\n", bytes, o, nt, nt - o, t, t - o);
+    const double o = Median(off), nt = Median(no_tls), t = Median(tls), tr = Median(tls_ret);
+    std::printf("%-9zu %12.0f %14.0f %10.0f %14.0f %10.0f %16.0f %10.0f\n", bytes, o, nt, nt - o, t, t - o, tr,
+                tr - o);
     if (stats_fd >= 0) {
-      std::printf("          BPF per run (TLS on): SSL entry probe %.0f ns, return probe %.0f ns, sys_exit %.0f ns;"
+      std::printf("          BPF per run (TLS, default sites): entry %.0f ns, exit %.0f ns, sys_exit %.0f ns;"
                   " plaintext events %llu, ciphertext calls skipped %llu, events drained %llu\n",
                   enter_cost.per_run(), ret_cost.per_run(), exit_cost.per_run(),
                   static_cast<unsigned long long>(plaintext), static_cast<unsigned long long>(ciphertext_skipped),

@@ -273,6 +273,12 @@ int BPF_KPROBE(tls_write_ex_enter, void *ssl, const void *buf, __u64 num, __u64 
   return tls_enter((__u64)ssl, (__u64)buf, (__u64)written, SONDE_SYS_SSL_WRITE);
 }
 
+/* The same on an emulated instruction just before the function's `ret`
+ * (agent/tls/probe_sites.h), where %rax already holds the result: a plain
+ * uprobe, no return trampoline and no single step. */
+SEC("uprobe")
+int BPF_KPROBE(tls_exit_site) { return tls_exit((long)(int)PT_REGS_RC(ctx)); }
+
 /* One return probe serves all four: the call record says which it was. */
 SEC("uretprobe")
 int BPF_KRETPROBE(tls_exit_probe, long ret) { return tls_exit((long)(int)ret); }
