@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <vector>
 
 #include "agent/capture/tuple_format.h"
 
@@ -201,15 +202,26 @@ TcpWindow TcpAggregator::Update(std::span<const SocketSnapshot> sockets,
 }
 
 void TcpAggregator::EvictIfNeeded() {
-  while (series_.size() > options_.max_pairs) {
-    auto victim = series_.end();
-    for (auto it = series_.begin(); it != series_.end(); ++it) {
-      if (it->second.active) continue;
-      if (victim == series_.end() || it->second.last_update_ns < victim->second.last_update_ns)
-        victim = it;
-    }
-    if (victim == series_.end()) victim = series_.begin();
-    series_.erase(victim);
+  if (series_.size() <= options_.max_pairs) return;
+  // One scan evicts down to 7/8 of the bound: a scan per eviction made every
+  // update O(pairs) once the bound was reached (tens of thousands of
+  // connections: most of the agent's CPU, issue #22).
+  const size_t target = options_.max_pairs - options_.max_pairs / 8;
+  size_t excess = series_.size() - target;
+  std::vector<std::map<PairKey, Series>::iterator> idle;
+  idle.reserve(series_.size());
+  for (auto it = series_.begin(); it != series_.end(); ++it) {
+    if (!it->second.active) idle.push_back(it);
+  }
+  const size_t from_idle = std::min(excess, idle.size());
+  std::nth_element(idle.begin(), idle.begin() + static_cast<std::ptrdiff_t>(from_idle), idle.end(),
+                   [](const auto& a, const auto& b) { return a->second.last_update_ns < b->second.last_update_ns; });
+  for (size_t i = 0; i < from_idle; ++i) series_.erase(idle[i]);
+  counters_.pairs_evicted += from_idle;
+  excess -= from_idle;
+  // Not enough idle series: active ones go too (oldest keys first).
+  for (; excess > 0 && !series_.empty(); --excess) {
+    series_.erase(series_.begin());
     ++counters_.pairs_evicted;
   }
 }

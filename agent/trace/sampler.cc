@@ -68,14 +68,18 @@ bool TraceSampler::WithinBudget(const TraceId& id, uint64_t now_ns, size_t spans
 }
 
 void TraceSampler::Remember(uint64_t key, uint64_t now_ns) {
-  if (kept_.size() >= options_.max_remembered || now_ns - last_expiry_ns_ > options_.remember_ns / 4) {
+  // Expiry scans the whole map: at most once per quarter of remember_ns. (It
+  // used to run on every call while the map was full of recent traces -- a
+  // full scan per kept span, most of the agent's CPU when many spans are
+  // kept, e.g. slow ones; issue #22.)
+  if (now_ns - last_expiry_ns_ > options_.remember_ns / 4) {
     for (auto it = kept_.begin(); it != kept_.end();) {
       auto cur = it++;
       if (cur->second <= now_ns) kept_.erase(cur);
     }
     last_expiry_ns_ = now_ns;
-    if (kept_.size() >= options_.max_remembered) return;  // all recent: forget this one
   }
+  if (kept_.size() >= options_.max_remembered && !kept_.contains(key)) return;  // full of recent traces: forget this one
   kept_[key] = now_ns + options_.remember_ns;
 }
 

@@ -49,6 +49,7 @@ double Seconds(std::chrono::steady_clock::time_point since) {
 
 struct Row {
   int connections = 0;
+  double agent_us_per_request = 0;  // agent CPU during the load (connects included) per request
   double tracked = 0, peak_rss_mb = 0, peak_heap_mb = 0, rss_after_mb = 0, back_s = -1, lost = 0, records = 0, rps = 0;
   uint64_t requests = 0, failed = 0;
   std::string released;  // connections released, by reason
@@ -91,6 +92,7 @@ Row RunOne(const Args& a, int n, double duration_s, bool soak) {
   lo.duration_s = duration_s;
   lo.rate = a.rate;
   lo.path = "/scale";
+  const double cpu_before = sonde::testlib::ReadProcCpuSeconds(agent.pid());
   if (!load.Start(lo).ok()) std::exit(1);
   const auto start = std::chrono::steady_clock::now();
   if (soak) {
@@ -126,6 +128,8 @@ Row RunOne(const Args& a, int n, double duration_s, bool soak) {
   sampling = false;
   sampler.join();
   std::this_thread::sleep_for(std::chrono::milliseconds(500));  // the agent drains
+  row.agent_us_per_request =
+      r.requests > 0 ? (sonde::testlib::ReadProcCpuSeconds(agent.pid()) - cpu_before) * 1e6 / r.requests : 0;
   std::string m = scrape();
   row.tracked = MetricValue(m, "sonde_agent_open_connections");
   row.requests = r.requests;
@@ -201,13 +205,14 @@ int main(int argc, char** argv) {
     return 0;
   }
   std::printf("| connections | sockets tracked | agent peak RSS | peak heap | RSS 5 s after close | back to baseline | "
-              "kernel lost events | records | req/s |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n");
+              "kernel lost events | records | req/s | agent CPU/req |\n"
+              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n");
   for (int n : a.connections) {
     const Row r = RunOne(a, n, a.duration_s, /*soak=*/false);
-    std::printf("| %d | %.0f | %.1f MB | %.1f MB | %.1f MB | %s | %.0f | %.0f | %.0f |\n", r.connections, r.tracked,
+    std::printf("| %d | %.0f | %.1f MB | %.1f MB | %.1f MB | %s | %.0f | %.0f | %.0f | %.1f us |\n", r.connections, r.tracked,
                 r.peak_rss_mb, r.peak_heap_mb, r.rss_after_mb,
                 r.back_s >= 0 ? (std::to_string(r.back_s).substr(0, 4) + " s").c_str() : "not in 30 s", r.lost,
-                r.records, r.rps);
+                r.records, r.rps, r.agent_us_per_request);
     std::printf("  released: %s\n", r.released.c_str());
     if (r.failed != 0) std::printf("  (%llu client connections failed)\n", static_cast<unsigned long long>(r.failed));
     std::fflush(stdout);

@@ -22,4 +22,7 @@ struct ProcMemory {
 };
 ProcMemory ReadProcMemory(pid_t pid);
 
+// CPU time (user + system) the process has used, in seconds.
+double ReadProcCpuSeconds(pid_t pid);
+
 }  // namespace sonde::testlib

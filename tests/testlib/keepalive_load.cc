@@ -103,27 +103,33 @@ bool ReadResponse(int fd, char* buf, size_t cap) {
   char response[8192];
   const double start = Now();
   const double deadline = start + o.duration_s;
-  // Waves: one request written on every live connection, then every
-  // response read -- all connections busy at once, one request each.
+  // Waves: one request on every live connection, written and read back in
+  // groups of kGroup connections (every connection busy within the wave,
+  // while each request's response is read at once: no client-side delay
+  // makes the spans look slow).
+  constexpr int kGroup = 64;
   const double wave_interval = o.rate > 0 ? o.connections / o.rate : 0;
   for (int wave = 0;; ++wave) {
     if (wave_interval > 0) SleepUntil(start + wave * wave_interval);
     if (o.duration_s > 0 ? Now() >= deadline : wave >= o.requests_per_connection) break;
-    for (int i = 0; i < open; ++i) {
+    for (int first = 0; first < open; first += kGroup) {
+      const int last = std::min(open, first + kGroup);
       // Paced: the wave's requests spread over its interval, not one burst.
-      if (wave_interval > 0) SleepUntil(start + (wave + static_cast<double>(i) / open) * wave_interval);
-      if (fds[i] >= 0 && !WriteAll(fds[i], request, static_cast<size_t>(req_len))) {
-        ++r.failed;
-        fds[i] = -1;  // left open on purpose: closed by the kernel at exit
+      if (wave_interval > 0) SleepUntil(start + (wave + static_cast<double>(first) / open) * wave_interval);
+      for (int i = first; i < last; ++i) {
+        if (fds[i] >= 0 && !WriteAll(fds[i], request, static_cast<size_t>(req_len))) {
+          ++r.failed;
+          fds[i] = -1;  // left open on purpose: closed by the kernel at exit
+        }
       }
-    }
-    for (int i = 0; i < open; ++i) {
-      if (fds[i] < 0) continue;
-      if (ReadResponse(fds[i], response, sizeof(response))) {
-        ++r.requests;
-      } else {
-        ++r.failed;
-        fds[i] = -1;
+      for (int i = first; i < last; ++i) {
+        if (fds[i] < 0) continue;
+        if (ReadResponse(fds[i], response, sizeof(response))) {
+          ++r.requests;
+        } else {
+          ++r.failed;
+          fds[i] = -1;
+        }
       }
     }
   }
