@@ -7,7 +7,7 @@
 #include <utility>
 #include <vector>
 
-#include "absl/strings/str_cat.h"
+#include "absl/hash/hash.h"
 
 namespace sonde::server {
 namespace {
@@ -44,11 +44,25 @@ bool IsRoot(const v1::Span& s) {
   return true;
 }
 
-// The S server span `sys` holds the A server span `app` (same process).
-bool Holds(uint64_t sys_start, uint64_t sys_end, std::string_view sys_path, uint64_t app_start, uint64_t app_end,
-           std::string_view app_path) {
+// The S server span `sys` holds the A server span `app` (same process);
+// paths compared by hash (0: unknown).
+bool Holds(uint64_t sys_start, uint64_t sys_end, uint64_t sys_path, uint64_t app_start, uint64_t app_end,
+           uint64_t app_path) {
   if (app_start + kStartSlackNs < sys_start || app_end > sys_end + kEndSlackNs) return false;
-  return sys_path.empty() || app_path.empty() || sys_path == app_path;
+  return sys_path == 0 || app_path == 0 || sys_path == app_path;
+}
+
+uint64_t PathHash(std::string_view path) {
+  if (path.empty()) return 0;
+  const uint64_t h = absl::HashOf(path);
+  return h == 0 ? 1 : h;
+}
+
+template <size_t N>
+bool ToBytes(const std::string& s, std::array<char, N>* out) {
+  if (s.size() != N) return false;
+  std::memcpy(out->data(), s.data(), N);
+  return true;
 }
 
 }  // namespace
@@ -71,17 +85,17 @@ bool TraceJoiner::CloseInTime(uint64_t a, uint64_t b) const {
   return (a > b ? a - b : b - a) <= options_.max_skew_ns;
 }
 
-const std::string& TraceJoiner::ResolveLocked(const std::string& trace_id) const {
-  const std::string* id = &trace_id;
+TraceJoiner::TraceBytes TraceJoiner::ResolveLocked(const TraceBytes& trace) const {
+  TraceBytes id = trace;
   for (int hops = 0; hops < 8; ++hops) {  // renames chain when joined traces join again
-    auto it = renames_.find(*id);
+    auto it = renames_.find(id);
     if (it == renames_.end()) break;
-    id = &it->second.to;
+    id = it->second.to;
   }
-  return *id;
+  return id;
 }
 
-void TraceJoiner::AddRenameLocked(const std::string& from, const std::string& to, uint64_t now_ns) {
+void TraceJoiner::AddRenameLocked(const TraceBytes& from, const TraceBytes& to, uint64_t now_ns) {
   const uint64_t at = now_ns + options_.delay_ns;
   renames_[from] = Rename{to, at};
   expiry_.push_back(Expiry{2, Key{}, from, at});
@@ -91,7 +105,7 @@ void TraceJoiner::ExpireLocked(uint64_t now_ns) {
   // Entries replaced or joined since leave stale expiry records: skipped.
   auto drop = [this](const Expiry& e) -> bool {
     if (e.table == 2) {
-      auto it = renames_.find(e.trace_id);
+      auto it = renames_.find(e.trace);
       if (it == renames_.end() || it->second.expires_ns != e.at_ns) return false;
       renames_.erase(it);
       return true;
@@ -131,13 +145,13 @@ void TraceJoiner::SweepProcessesLocked(uint64_t now_ns) {
   }
 }
 
-void TraceJoiner::JoinApplicationLocked(const v1::Span& span, HostProcesses& host, const std::string& trace,
+void TraceJoiner::JoinApplicationLocked(const v1::Span& span, HostProcesses& host, const TraceBytes& trace,
                                         uint64_t now_ns) {
   const bool app = span.source() == v1::SPAN_SOURCE_APPLICATION;
   auto [proc_it, added] = host.try_emplace(span.pid());
   if (added) ++processes_;
   ProcessSpans& proc = proc_it->second;
-  const std::string_view path = UrlPath(span);
+  const uint64_t path = PathHash(UrlPath(span));
   const uint64_t expires = now_ns + options_.delay_ns;
   while (!proc.system.empty() && proc.system.front().expires_ns <= now_ns) proc.system.pop_front();
   while (!proc.app.empty() && proc.app.front().expires_ns <= now_ns) proc.app.pop_front();
@@ -146,24 +160,24 @@ void TraceJoiner::JoinApplicationLocked(const v1::Span& span, HostProcesses& hos
   int found = -1, candidates = 0;
   for (size_t i = 0; i < others.size(); ++i) {
     const ProcessSpan& o = others[i];
-    const bool holds = app ? Holds(o.start_ns, o.end_ns, o.path, span.start_unix_ns(), span.end_unix_ns(), path)
-                           : Holds(span.start_unix_ns(), span.end_unix_ns(), path, o.start_ns, o.end_ns, o.path);
+    const bool holds = app ? Holds(o.start_ns, o.end_ns, o.path_hash, span.start_unix_ns(), span.end_unix_ns(), path)
+                           : Holds(span.start_unix_ns(), span.end_unix_ns(), path, o.start_ns, o.end_ns, o.path_hash);
     if (holds) {
       found = static_cast<int>(i);
       ++candidates;
     }
   }
   if (candidates == 1) {
-    const std::string target = ResolveLocked(others[static_cast<size_t>(found)].trace_id);
+    const TraceBytes target = ResolveLocked(others[static_cast<size_t>(found)].trace);
     if (target != trace) AddRenameLocked(trace, target, now_ns);
     ++counters_.app_joins;
-    if (!app) others.erase(others.begin() + found);  // an A span is joined once
     if (app) return;                                  // joined: not waiting
+    others.erase(others.begin() + found);             // an A span is joined once
   } else if (candidates > 1) {
     ++counters_.app_ambiguous;
   }
   auto& mine = app ? proc.app : proc.system;
-  mine.push_back(ProcessSpan{trace, std::string(path), span.start_unix_ns(), span.end_unix_ns(), expires});
+  mine.push_back(ProcessSpan{trace, path, span.start_unix_ns(), span.end_unix_ns(), expires});
   if (mine.size() > kMaxPerProcess) {
     mine.pop_front();
     ++counters_.evicted;
@@ -177,41 +191,44 @@ std::optional<v1::Batch> TraceJoiner::Rewrite(const v1::Batch& batch, uint64_t n
   const uint64_t expires = now_ns + options_.delay_ns;
   if (processes_ > kMaxPerProcess) SweepProcessesLocked(now_ns);
   HostProcesses& host_processes = hosts_[host];  // one lookup per batch
-  std::vector<std::pair<int, std::string>> parents;  // server span index -> its client span id
+  std::vector<std::pair<int, SpanBytes>> parents;  // server span index -> its client span id
   for (int i = 0; i < batch.spans_size(); ++i) {
     const v1::Span& span = batch.spans(i);
+    TraceBytes own;
+    if (!ToBytes(span.trace_id(), &own)) continue;  // not a 16-byte id: no part in the join
     // A request's S server span and the SDK's root A server span of it.
     if (span.kind() == v1::SPAN_KIND_SERVER && span.pid() != 0 &&
         (span.source() == v1::SPAN_SOURCE_SYSTEM ||
          (span.source() == v1::SPAN_SOURCE_APPLICATION && IsRoot(span)))) {
-      JoinApplicationLocked(span, host_processes, std::string(ResolveLocked(span.trace_id())), now_ns);
+      JoinApplicationLocked(span, host_processes, ResolveLocked(own), now_ns);
     }
     Key key;
-    if (!KeyOf(span, &key)) continue;
-    const std::string& trace = ResolveLocked(span.trace_id());
+    SpanBytes span_id;
+    if (!KeyOf(span, &key) || !ToBytes(span.span_id(), &span_id)) continue;
+    const TraceBytes trace = ResolveLocked(own);
     if (span.kind() == v1::SPAN_KIND_CLIENT) {
       if (auto it = servers_.find(key); it != servers_.end()) {
         if (CloseInTime(it->second.start_ns, span.start_unix_ns())) {
           // The server side came first: this client's trace joins it (the
           // assembler draws the server span's parent edge).
-          const std::string target = ResolveLocked(it->second.trace_id);
-          if (target != trace) AddRenameLocked(std::string(trace), target, now_ns);
+          const TraceBytes target = ResolveLocked(it->second.trace);
+          if (target != trace) AddRenameLocked(trace, target, now_ns);
           servers_.erase(it);
           ++counters_.joins;
           continue;
         }
         ++counters_.skewed;
       }
-      clients_.insert_or_assign(key, Side{trace, span.span_id(), span.start_unix_ns(), expires});
+      clients_.insert_or_assign(key, Side{trace, span_id, span.start_unix_ns(), expires});
       expiry_.push_back(Expiry{0, key, {}, expires});
     } else if (IsRoot(span)) {
       // A server span its agent could not join (the client is elsewhere).
       if (auto it = clients_.find(key); it != clients_.end()) {
         if (CloseInTime(it->second.start_ns, span.start_unix_ns())) {
-          const std::string target = ResolveLocked(it->second.trace_id);
+          const TraceBytes target = ResolveLocked(it->second.trace);
           if (target != trace) {
-            AddRenameLocked(std::string(trace), target, now_ns);
-            parents.emplace_back(i, it->second.span_id);
+            AddRenameLocked(trace, target, now_ns);
+            parents.emplace_back(i, it->second.span);
           }  // else one trace already: the assembler draws the edge (origin "server")
           clients_.erase(it);
           ++counters_.joins;
@@ -219,38 +236,37 @@ std::optional<v1::Batch> TraceJoiner::Rewrite(const v1::Batch& batch, uint64_t n
         }
         ++counters_.skewed;
       }
-      servers_.insert_or_assign(key, Side{trace, span.span_id(), span.start_unix_ns(), expires});
+      servers_.insert_or_assign(key, Side{trace, span_id, span.start_unix_ns(), expires});
       expiry_.push_back(Expiry{1, key, {}, expires});
     }
   }
   ExpireLocked(now_ns);  // enforces max_entries after this batch's inserts
 
   // Apply: every span and request record of a renamed trace, the new edges.
+  auto renamed = [this](const std::string& id, TraceBytes* to) {
+    TraceBytes b;
+    if (renames_.empty() || !ToBytes(id, &b)) return false;
+    *to = ResolveLocked(b);
+    return *to != b;
+  };
+  TraceBytes to;
   bool changed = !parents.empty();
-  for (int i = 0; i < batch.spans_size() && !changed; ++i) {
-    changed = ResolveLocked(batch.spans(i).trace_id()) != batch.spans(i).trace_id();
-  }
-  for (int i = 0; i < batch.requests_size() && !changed; ++i) {
-    changed = !batch.requests(i).trace_id().empty() &&
-              ResolveLocked(batch.requests(i).trace_id()) != batch.requests(i).trace_id();
-  }
+  for (int i = 0; i < batch.spans_size() && !changed; ++i) changed = renamed(batch.spans(i).trace_id(), &to);
+  for (int i = 0; i < batch.requests_size() && !changed; ++i) changed = renamed(batch.requests(i).trace_id(), &to);
   if (!changed) return std::nullopt;
   std::optional<v1::Batch> out(batch);
   for (auto& span : *out->mutable_spans()) {
-    const std::string& to = ResolveLocked(span.trace_id());
-    if (to != span.trace_id()) {
-      span.set_trace_id(to);
+    if (renamed(span.trace_id(), &to)) {
+      span.set_trace_id(to.data(), to.size());
       ++counters_.renamed_spans;
     }
   }
   for (auto& r : *out->mutable_requests()) {
-    if (r.trace_id().empty()) continue;
-    const std::string& to = ResolveLocked(r.trace_id());
-    if (to != r.trace_id()) r.set_trace_id(to);
+    if (renamed(r.trace_id(), &to)) r.set_trace_id(to.data(), to.size());
   }
   for (auto& [index, parent] : parents) {
     v1::Span* s = out->mutable_spans(index);
-    s->set_parent_span_id(parent);
+    s->set_parent_span_id(parent.data(), parent.size());
     s->set_parent_reason(v1::LINK_REASON_TCP_SEQUENCE);
   }
   return out;

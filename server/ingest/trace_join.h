@@ -85,20 +85,24 @@ class TraceJoiner {
   static bool KeyOf(const v1::Span& span, Key* key);
 
  private:
+  // Ids as fixed-size values: indexing a span allocates nothing. Spans whose
+  // ids have other lengths (not from an agent) take no part in the join.
+  using TraceBytes = std::array<char, 16>;
+  using SpanBytes = std::array<char, 8>;
   struct Side {
-    std::string trace_id;
-    std::string span_id;
+    TraceBytes trace{};
+    SpanBytes span{};
     uint64_t start_ns = 0;
     uint64_t expires_ns = 0;
   };
   struct Rename {
-    std::string to;
+    TraceBytes to{};
     uint64_t expires_ns = 0;
   };
   // A server span of one process, for the application-span join.
   struct ProcessSpan {
-    std::string trace_id;
-    std::string path;  // url.path; empty: unknown
+    TraceBytes trace{};
+    uint64_t path_hash = 0;  // of url.path; 0: unknown
     uint64_t start_ns = 0, end_ns = 0;
     uint64_t expires_ns = 0;
   };
@@ -107,18 +111,17 @@ class TraceJoiner {
     std::deque<ProcessSpan> app;     // A root server spans not joined yet
   };
   using HostProcesses = absl::flat_hash_map<uint32_t, ProcessSpans>;
-  // `trace`: a copy (renames_ may grow while it is used).
-  void JoinApplicationLocked(const v1::Span& span, HostProcesses& host, const std::string& trace, uint64_t now_ns);
+  void JoinApplicationLocked(const v1::Span& span, HostProcesses& host, const TraceBytes& trace, uint64_t now_ns);
   void SweepProcessesLocked(uint64_t now_ns);
   struct Expiry {
     int table;  // 0 clients, 1 servers, 2 renames
     Key key;
-    std::string trace_id;  // renames
+    TraceBytes trace{};  // renames
     uint64_t at_ns;
   };
   void ExpireLocked(uint64_t now_ns);
-  const std::string& ResolveLocked(const std::string& trace_id) const;
-  void AddRenameLocked(const std::string& from, const std::string& to, uint64_t now_ns);
+  TraceBytes ResolveLocked(const TraceBytes& trace) const;
+  void AddRenameLocked(const TraceBytes& from, const TraceBytes& to, uint64_t now_ns);
   bool CloseInTime(uint64_t a, uint64_t b) const;
 
   TraceJoinOptions options_;
@@ -126,7 +129,7 @@ class TraceJoiner {
   mutable std::mutex mu_;
   absl::flat_hash_map<Key, Side> clients_;   // client sides waiting for their server side
   absl::flat_hash_map<Key, Side> servers_;   // root server sides waiting for their client side
-  absl::flat_hash_map<std::string, Rename> renames_;  // trace id -> the trace it joined
+  absl::flat_hash_map<TraceBytes, Rename> renames_;  // trace id -> the trace it joined
   // host -> pid -> recent server spans of that process (bounded per process).
   absl::flat_hash_map<std::string, HostProcesses> hosts_;
   size_t processes_ = 0;  // pids over all hosts

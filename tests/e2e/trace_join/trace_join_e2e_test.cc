@@ -208,7 +208,9 @@ TEST_F(TraceJoinE2E, RequestAcrossTwoAgentsIsOneTraceInAnyOrderAndLate) {
   auto start_agent = [&](const char* name, pid_t pid) {
     const std::string ready = dir.File(std::string(name) + ".ready");
     Subprocess agent = Subprocess::Start({SONDE_AGENT_BIN, "run", "--server", "127.0.0.1:" + std::to_string(grpc_port),
-                                          "--pid", std::to_string(pid), "--no-otlp", "--ready-file", ready},
+                                          "--pid", std::to_string(pid), "--no-otlp", "--ready-file", ready,
+                                          // Two agents (and other tests' agents): no fixed metrics port.
+                                          "--metrics-listen", "127.0.0.1:" + std::to_string(testlib::FreeTcpPort())},
                                          dir.File(std::string(name) + ".log"), dir.File(std::string(name) + ".log"));
     EXPECT_TRUE(testlib::WaitForFile(ready, 30s)) << testlib::ReadFile(dir.File(std::string(name) + ".log"));
     return agent;
