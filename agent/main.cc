@@ -223,6 +223,9 @@ void AddTlsMetrics(sonde::pipeline::Agent& agent, const sonde::capture::SocketCa
                   a.probes_attached);
     AppendCounter(out, "sonde_agent_tls_attach_failures_total", "Files with OpenSSL where attaching failed.",
                   a.attach_failures);
+    AppendCounter(out, "sonde_agent_tls_functions_emulated_sites_total",
+                  "SSL functions probed on emulated instructions (no single-step trap, docs/tls.md).",
+                  a.functions_on_emulated_sites);
     AppendCounter(out, "sonde_agent_tls_files_examined_total", "Distinct executable files looked up for OpenSSL.",
                   a.files_examined);
     AppendCounter(out, "sonde_agent_tls_plaintext_events_total", "SSL_read/SSL_write calls captured as plaintext.",
