@@ -26,7 +26,33 @@ std::string RandomInstanceId() {
 }  // namespace
 
 ServerExporter::ServerExporter(ExporterOptions options) : options_(std::move(options)) {
+  if (!options_.spool_dir.empty()) {
+    auto spool = DiskSpool::Open(options_.spool_dir, options_.spool_max_bytes);
+    if (spool.ok()) {
+      spool_ = std::move(*spool);
+    } else {
+      spdlog::error("export: {}; queueing in memory only", spool.status().ToString());
+    }
+  }
+  if (spool_ && !spool_->instance_id().empty()) {
+    // The same sequence space as before the restart: the server drops what
+    // it already stored, stores the rest.
+    options_.identity.set_instance_id(spool_->instance_id());
+    next_sequence_ = spool_->next_sequence();
+    for (auto& b : spool_->TakeStored()) {
+      Pending p;
+      p.sequence = b.sequence;
+      p.items = b.items;
+      p.request = std::move(b.request);
+      queued_items_ += p.items;
+      stats_.items_restored += p.items;
+      queue_.push_back(std::move(p));
+    }
+    if (!queue_.empty())
+      spdlog::info("export: {} batches ({} items) restored from {}", queue_.size(), queued_items_, options_.spool_dir);
+  }
   if (options_.identity.instance_id().empty()) options_.identity.set_instance_id(RandomInstanceId());
+  if (spool_ && spool_->instance_id().empty()) spool_->SetInstanceId(options_.identity.instance_id());
   if (options_.max_batch_items == 0) options_.max_batch_items = 1;
   open_since_ = std::chrono::steady_clock::now();
 }
@@ -154,10 +180,15 @@ void ServerExporter::Seal(bool include_open) {
       cb->set_compression(v1::COMPRESSION_NONE);
       cb->set_data(std::move(raw));
     }
+    // On disk before it is sendable: an ack can only remove a stored file.
+    std::vector<DiskSpool::Batch> evicted;
+    if (spool_) evicted = spool_->Store(seq, items, p.request);
     {
       std::lock_guard lock(mu_);
       queue_.push_back(std::move(p));
       ++stats_.batches_sealed;
+      for (const auto& e : evicted) stats_.items_not_spooled += e.items;
+      if (spool_) stats_.spool_bytes = spool_->bytes();
     }
     cv_.notify_all();
   }
@@ -271,6 +302,7 @@ bool ServerExporter::RunStream() {
         spdlog::warn("export: server rejected batch {}: {}", resp.acked_sequence(), resp.error());
       }
       while (!queue_.empty() && queue_.front().sequence <= resp.acked_sequence()) {
+        if (spool_) spool_->Remove(queue_.front().sequence);
         queued_items_ -= queue_.front().items;
         stats_.items_acked += queue_.front().items;
         ++stats_.batches_acked;

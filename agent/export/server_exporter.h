@@ -25,6 +25,7 @@
 #include <string>
 #include <thread>
 
+#include "agent/export/disk_spool.h"
 #include "agent/trace/span.h"
 #include <grpcpp/security/credentials.h>
 
@@ -53,6 +54,11 @@ struct ExporterOptions {
   std::chrono::milliseconds backoff_initial{100};
   std::chrono::milliseconds backoff_max{5000};
   size_t max_in_flight = 64;  // batches written but not yet acknowledged
+  // On-disk queue (disk_spool.h): sealed batches survive an agent restart
+  // until acknowledged; the instance id and sequence are kept with them.
+  // Empty: memory only.
+  std::string spool_dir;
+  uint64_t spool_max_bytes = 256u << 20;
 };
 
 struct ExporterStats {
@@ -70,6 +76,9 @@ struct ExporterStats {
   uint64_t bytes_written = 0;
   uint64_t queued_items = 0;
   uint64_t queued_batches = 0;
+  uint64_t items_restored = 0;     // loaded from the spool at start
+  uint64_t items_not_spooled = 0;  // pushed out of the full spool (lost if the agent restarts)
+  uint64_t spool_bytes = 0;
   bool connected = false;
 };
 
@@ -115,11 +124,12 @@ class ServerExporter final : public trace::SpanSink {
   // the open batch too when `include_open`, in sequence order.
   void Seal(bool include_open = true);
   void SenderLoop();
-  bool RunStream();
-  std::shared_ptr<grpc::ChannelCredentials> Credentials() const;  // one connection's lifetime; true if any batch was acked
+  bool RunStream();  // one connection's lifetime; true if any batch was acked
+  std::shared_ptr<grpc::ChannelCredentials> Credentials() const;  // TLS when configured
   void SleepBackoff(std::chrono::milliseconds* backoff);
 
   ExporterOptions options_;
+  std::unique_ptr<DiskSpool> spool_;  // null: memory only; used under seal_mu_/mu_
 
   mutable std::mutex mu_;
   std::condition_variable cv_;

@@ -275,5 +275,59 @@ TEST(ServerExporter, ServerRestartMidStreamLosesNothing) {
   ex.Stop();
 }
 
+// Issue #17: the server is down, the agent restarts in between, the server
+// comes back: with a spool directory nothing queued is lost, every span is
+// stored exactly once (same instance id, same sequence space).
+TEST(ServerExporter, SpoolSurvivesAnAgentRestartDuringAnOutage) {
+  auto dir = TempDir();
+  const int port = FreePort();
+  ExporterOptions o = Options(port);
+  o.spool_dir = (dir / "spool").string();
+  std::string first_instance;
+  {
+    // Half of the spans reach the server before the outage.
+    auto server = std::make_unique<TestServer>(dir, port);
+    ServerExporter ex(o);
+    ex.Start();
+    first_instance = ex.instance_id();
+    for (uint64_t i = 0; i < 500; ++i) ex.OnSpan(MakeSpan(i));
+    ASSERT_TRUE(ex.Flush(10s));
+    server.reset();  // outage
+    for (uint64_t i = 500; i < 1000; ++i) ex.OnSpan(MakeSpan(i));
+    EXPECT_FALSE(ex.Flush(300ms));
+    ex.Stop(std::chrono::milliseconds(100));  // the agent restarts with 500 spans unacknowledged
+  }
+  ServerExporter restarted(o);
+  EXPECT_EQ(restarted.instance_id(), first_instance);
+  EXPECT_EQ(restarted.stats().items_restored, 500u);
+  TestServer server(dir, port);  // the server is back
+  restarted.Start();
+  for (uint64_t i = 1000; i < 1100; ++i) restarted.OnSpan(MakeSpan(i));
+  ASSERT_TRUE(restarted.Flush(20s));
+  EXPECT_EQ(server.SpanCount(), 1100u);  // every span exactly once
+  EXPECT_EQ(server.counters().rejected_batches.load(), 0u);
+  restarted.Stop();
+  // Everything acknowledged: the spool holds no batch any more.
+  size_t batch_files = 0;
+  for (const auto& e : std::filesystem::directory_iterator(o.spool_dir)) batch_files += e.path().extension() == ".batch";
+  EXPECT_EQ(batch_files, 0u);
+}
+
+TEST(ServerExporter, FullSpoolCountsWhatItCannotKeep) {
+  auto dir = TempDir();
+  ExporterOptions o = Options(FreePort());  // nobody listens
+  o.spool_dir = (dir / "spool").string();
+  o.spool_max_bytes = 4096;
+  ServerExporter ex(o);
+  ex.Start();
+  for (uint64_t i = 0; i < 1000; ++i) ex.OnSpan(MakeSpan(i));
+  ex.Flush(200ms);
+  auto st = ex.stats();
+  EXPECT_GT(st.items_not_spooled, 0u);
+  EXPECT_LE(st.spool_bytes, 4096u);
+  EXPECT_EQ(st.items_accepted, 1000u);
+  ex.Stop(std::chrono::milliseconds(0));
+}
+
 }  // namespace
 }  // namespace sonde::exporter
