@@ -17,6 +17,7 @@
 #include "server/api/params.h"
 #include "server/api/server_metrics.h"
 #include "server/export/exporting_storage.h"
+#include "server/export/otlp_exporter.h"
 #include "server/export/remote_write.h"
 #include "server/config/command_line.h"
 #include "server/ingest/ingest_service.h"
@@ -126,6 +127,17 @@ int main(int argc, char** argv) {
                  "Prometheus remote-write URL (http://HOST:PORT/api/v1/write): RED and TCP windows as samples");
   app.add_option("--remote-write-header", remote_write_headers,
                  "header of every remote-write request, 'Name: value' (repeatable; e.g. Authorization, X-Scope-OrgID)");
+  std::string otlp_export, otlp_protocol, otlp_ca;
+  std::vector<std::string> otlp_headers;
+  app.add_option("--otlp-export", otlp_export,
+                 "OTLP endpoint for spans and RED/TCP metrics, http(s)://HOST:PORT (default: "
+                 "OTEL_EXPORTER_OTLP_ENDPOINT; none: no export)");
+  app.add_option("--otlp-protocol", otlp_protocol,
+                 "grpc or http/protobuf (default: OTEL_EXPORTER_OTLP_PROTOCOL, else http/protobuf)");
+  app.add_option("--otlp-header", otlp_headers,
+                 "header of every OTLP export, 'Name: value' (repeatable; adds to OTEL_EXPORTER_OTLP_HEADERS)");
+  app.add_option("--otlp-ca", otlp_ca,
+                 "PEM roots for an https:// OTLP endpoint (default: OTEL_EXPORTER_OTLP_CERTIFICATE, else system)");
   std::string trace_join_delay = "60s";
   app.add_option("--trace-join-delay", trace_join_delay,
                  "join the spans of one request shipped by different agents up to this far apart (0: off)")
@@ -227,6 +239,45 @@ int main(int argc, char** argv) {
     });
     spdlog::info("remote write: {}", remote_write_url);
   }
+  std::unique_ptr<sonde::server::OtlpExporter> otlp;
+  {
+    sonde::server::OtlpExportOptions ox;
+    if (auto st = sonde::server::ApplyOtlpEnvironment(&ox); !st.ok()) {
+      spdlog::error("OTLP export: {}", st.ToString());
+      return 2;
+    }
+    if (!otlp_export.empty()) ox.endpoint = otlp_export;
+    if (otlp_protocol == "grpc") ox.protocol = sonde::server::OtlpExportOptions::Protocol::kGrpc;
+    else if (otlp_protocol == "http/protobuf") ox.protocol = sonde::server::OtlpExportOptions::Protocol::kHttpProtobuf;
+    else if (!otlp_protocol.empty()) {
+      spdlog::error("--otlp-protocol: grpc or http/protobuf, got '{}'", otlp_protocol);
+      return 2;
+    }
+    for (const auto& h : otlp_headers) {
+      const auto colon = h.find(':');
+      if (colon == std::string::npos || colon == 0) {
+        spdlog::error("--otlp-header wants 'Name: value', got '{}'", h);
+        return 2;
+      }
+      std::string value = h.substr(colon + 1);
+      value.erase(0, value.find_first_not_of(' '));
+      ox.headers.emplace_back(h.substr(0, colon), std::move(value));
+    }
+    if (!otlp_ca.empty()) ox.ca_file = otlp_ca;
+    if (!ox.endpoint.empty()) {
+      const std::string endpoint = ox.endpoint;
+      auto created = sonde::server::OtlpExporter::Create(std::move(ox));
+      if (!created.ok()) {
+        spdlog::error("OTLP export: {}", created.status().ToString());
+        return 2;
+      }
+      otlp = std::move(*created);
+      sinks.push_back([e = otlp.get()](const sonde::server::IngestContext& ctx, const sonde::v1::Batch& b) {
+        e->Export(b, ctx.host);
+      });
+      spdlog::info("OTLP export: {}", endpoint);
+    }
+  }
   if (!sinks.empty())
     *storage = std::make_unique<sonde::server::ExportingStorage>(std::move(*storage), std::move(sinks));
   const sonde::server::TraceJoiner* joiner = nullptr;
@@ -291,6 +342,7 @@ int main(int argc, char** argv) {
   sonde::server::ServerMetricsSources metric_sources{&ingest.counters(), metered, joiner, {}};
   if (remote_write)
     metric_sources.extra.push_back([rw = remote_write.get()](std::string* out) { rw->AppendMetrics(out); });
+  if (otlp) metric_sources.extra.push_back([e = otlp.get()](std::string* out) { e->AppendMetrics(out); });
   sonde::server::RegisterServerMetrics(http, std::move(metric_sources), ui_token);
   api.Register(http);
   if (!http.bind_to_port(http_host.c_str(), http_port)) {
