@@ -45,6 +45,8 @@ class Connection final : public StreamConsumer {
   void MarkClosePending(uint64_t ns) {
     if (close_pending_since_ns_ == 0) close_pending_since_ns_ = ns;
   }
+  // Chunks wait in either direction for a hole to fill (reorder window).
+  bool has_waiting() const { return egress_.has_waiting() || ingress_.has_waiting(); }
   const DataStream& egress() const { return egress_; }
   const DataStream& ingress() const { return ingress_; }
   const protocols::ProtocolCounters* protocol_counters() const {
@@ -56,6 +58,7 @@ class Connection final : public StreamConsumer {
   // existence was last checked against the kernel.
   bool active = false;
   bool close_listed = false;
+  bool reorder_listed = false;
   uint64_t checked_ns = 0;
 
  private:

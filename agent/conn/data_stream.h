@@ -83,6 +83,8 @@ class DataStream {
   void ReleaseIdleMemory();
 
   size_t buffered_bytes() const { return buf_.size() + (reorder_ ? reorder_->bytes : 0); }
+  // Chunks wait for an earlier hole to fill.
+  bool has_waiting() const { return reorder_ && !reorder_->waiting.empty(); }
   const StreamCounters& counters() const { return counters_; }
 
  private:
@@ -106,7 +108,6 @@ class DataStream {
     uint64_t bytes = 0;
     uint64_t oldest_ns = 0;
   };
-  bool has_waiting() const { return reorder_ && !reorder_->waiting.empty(); }
 
   protocols::Direction dir_;
   const Options& options_;

@@ -220,6 +220,10 @@ void ConnectionTracker::OnData(const sonde_data_event& ev, std::vector<ConnRecor
   const auto dir = ev.direction == SONDE_DIR_EGRESS ? Direction::kEgress : Direction::kIngress;
   conn->AddData(dir, chunk);
   TakeRecords(*conn, hdr.ts_exit_ns, out);
+  if (!conn->reorder_listed && conn->has_waiting()) {
+    conn->reorder_listed = true;
+    reordering_.push_back(key);
+  }
   if (conn->gave_up() && ev.sock_id != 0) {
     // Not a protocol we reconstruct (or TLS ciphertext): let the kernel stop
     // copying it and free its state now instead of at the idle timeout.
@@ -285,27 +289,26 @@ void ConnectionTracker::Tick(uint64_t now_ns, std::vector<ConnRecord>& out) {
   }
   close_pending_.resize(keep);
 
-  // Busy connections: reorder windows and protocol timers; the ones gone
-  // quiet give back their buffers and leave the list.
+  // Streams with chunks waiting for a hole to fill: their reorder window.
+  // Records are otherwise taken as events arrive, so nothing else needs a
+  // visit every tick.
   keep = 0;
-  for (size_t i = 0; i < active_.size(); ++i) {
-    const uint64_t key = active_[i];
+  for (uint64_t key : reordering_) {
     auto it = connections_.find(key);
-    if (it == connections_.end() || !it->second->active) continue;
+    if (it == connections_.end() || !it->second->reorder_listed) continue;
     Connection& c = *it->second;
     c.FlushExpired(now_ns);
     TakeRecords(c, now_ns, out);
-    if (c.last_activity_ns() + options_.quiet_after_ns < now_ns) {
-      c.active = false;
-      c.ReleaseIdleMemory();
+    if (!c.has_waiting()) {
+      c.reorder_listed = false;
       continue;
     }
     // A key listed twice (released and re-created in between) is kept once.
-    c.active = false;
-    active_[keep++] = key;
+    c.reorder_listed = false;
+    reordering_[keep++] = key;
   }
-  active_.resize(keep);
-  for (uint64_t key : active_) connections_.find(key)->second->active = true;
+  reordering_.resize(keep);
+  for (uint64_t key : reordering_) connections_.find(key)->second->reorder_listed = true;
 
   if (last_sweep_ns_ == 0 || now_ns >= last_sweep_ns_ + options_.sweep_interval_ns) {
     Sweep(now_ns, out);
@@ -314,6 +317,22 @@ void ConnectionTracker::Tick(uint64_t now_ns, std::vector<ConnRecord>& out) {
 }
 
 void ConnectionTracker::Sweep(uint64_t now_ns, std::vector<ConnRecord>& out) {
+  // Connections gone quiet give back their buffers and leave the active list.
+  size_t keep = 0;
+  for (uint64_t key : active_) {
+    auto it = connections_.find(key);
+    if (it == connections_.end() || !it->second->active) continue;
+    Connection& c = *it->second;
+    c.active = false;
+    if (c.last_activity_ns() + options_.quiet_after_ns < now_ns) {
+      c.ReleaseIdleMemory();
+      continue;
+    }
+    active_[keep++] = key;  // a key listed twice is kept once (`active` is re-set below)
+  }
+  active_.resize(keep);
+  for (uint64_t key : active_) connections_.find(key)->second->active = true;
+
   if (options_.memory_ceiling_bytes != 0) ApplyShedLevel(ceiling_.Check(), now_ns, out);
   size_t probes = 0;
   for (auto it = connections_.begin(); it != connections_.end();) {
@@ -324,10 +343,9 @@ void ConnectionTracker::Sweep(uint64_t now_ns, std::vector<ConnRecord>& out) {
       it = next;
       continue;
     }
+    // Protocol timers (requests never answered, stream timeouts).
+    TakeRecords(c, now_ns, out);
     if (!c.active) {
-      // Quiet: the slow timers (stream timeouts) still run.
-      c.FlushExpired(now_ns);
-      TakeRecords(c, now_ns, out);
       c.ReleaseIdleMemory();
       const uint64_t since = std::max(c.last_activity_ns(), c.checked_ns);
       if (options_.socket_probe != nullptr && probes < options_.max_probes_per_sweep &&
@@ -380,6 +398,7 @@ void ConnectionTracker::ApplyShedLevel(ShedLevel level, uint64_t now_ns, std::ve
 void ConnectionTracker::CloseAll(std::vector<ConnRecord>& out) {
   while (!connections_.empty()) Release(connections_.begin(), ReleaseReason::kShutdown, out);
   active_.clear();
+  reordering_.clear();
   close_pending_.clear();
 }
 

@@ -6,9 +6,10 @@
 //
 // Memory follows traffic, not connections: a connection that has been quiet
 // for `quiet_after_ns` gives back its reuse buffers (an idle HTTP/1
-// connection then costs a few hundred bytes) and leaves the active list, so
-// the per-tick work is proportional to busy connections; a sweep about once
-// a second visits every connection for the slow timers.
+// connection then costs ~1.25 KB) and leaves the active list. Records are
+// taken as events arrive; the per-tick work covers only streams waiting for
+// a hole to fill, and a sweep once a second visits every connection for the
+// slow timers (protocol timeouts, idle expiry, existence checks).
 //
 // Nothing leaks: a connection is released when its fd is closed, when the
 // kernel closes the socket (RST, FIN both ways, process exit), when its fd
@@ -110,9 +111,9 @@ class ConnectionTracker {
 
   // One raw ring-buffer record. Records produced are appended to `out`.
   void OnEvent(capture::RawEvent ev, std::vector<ConnRecord>& out);
-  // Periodic work: reorder windows, stitcher timeouts, close grace, and
-  // every sweep_interval_ns the sweep (idle expiry, quiet connections,
-  // existence checks, memory ceiling). `now_ns` is CLOCK_MONOTONIC (event
+  // Periodic work: reorder windows and close grace every call; every
+  // sweep_interval_ns the sweep (protocol timers, quiet connections, idle
+  // expiry, existence checks, memory ceiling). `now_ns` is CLOCK_MONOTONIC (event
   // time for recordings).
   void Tick(uint64_t now_ns, std::vector<ConnRecord>& out);
   // Flush and forget every connection (end of a recording, shutdown).
@@ -151,6 +152,7 @@ class ConnectionTracker {
   std::unordered_map<uint64_t, uint64_t> by_fd_;   // (pid << 32 | fd) -> key
   std::vector<uint64_t> active_;                   // keys with events since they were last quiet
   std::vector<uint64_t> close_pending_;            // keys waiting out state_close_grace_ns
+  std::vector<uint64_t> reordering_;               // keys with chunks waiting for a hole (ticked)
   std::vector<protocols::L7Record> scratch_;       // session output, shared by all connections
   TrackerCounters closed_;                         // counters of retired connections
   MemoryCeiling ceiling_;

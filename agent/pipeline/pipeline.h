@@ -119,6 +119,7 @@ class Agent {
   void FlushLinker(uint64_t now_unix_ns, bool all);
   void DeliverRedWindows();
   void Snapshot(const capture::SourceCounters* source);
+  uint64_t last_tracker_counters_ns_ = 0;  // when Snapshot last walked the tracker
   void AppendSelfMetrics(std::string& out) const;
 
   PipelineOptions options_;
