@@ -257,6 +257,7 @@ struct RunCommand {
   bool otlp_enabled = true;
   sonde::packet::NetworkConfig network;  // TCP health + packet capture (docs/tcp-metrics.md)
   sonde::profile::ProfileFlags profile;  // continuous CPU profiler (docs/profiling.md)
+  sonde::trace::ServiceNamingOptions services;  // service naming rules (docs/configuration.md)
 };
 
 // `sonde-agent run`: the whole agent. Components (OTLP receivers, exporter,
@@ -303,6 +304,16 @@ int RunAgent(const sonde::core::AgentConfig& config, const RunCommand& cmd,
   sonde::conn::ProcSocketProbe socket_probe;
   if (live != nullptr) options.tracker.socket_probe = &socket_probe;
 
+  // Service names, resolved once per process from /proc (not for recordings,
+  // whose pids are not this host's processes).
+  sonde::trace::ServiceNamingOptions naming = cmd.services;
+  naming.read_proc = cmd.replay_path.empty();
+  auto namer = sonde::trace::ServiceNamer::Create(std::move(naming));
+  if (!namer.ok()) {
+    spdlog::error("{}", std::string(namer.status().message()));
+    return 2;
+  }
+  options.service_namer = std::move(*namer);
   sonde::pipeline::Agent agent(options);
   // --- components plug in here (each: agent.AddComponent / agent.AddSink) ---
   auto exclude_port = [live](uint16_t port) {
@@ -372,6 +383,7 @@ struct LoadedConfig {
   sonde::otlp::OtlpFlags otlp;
   bool otlp_enabled = true;
   sonde::profile::ProfileFlags profile;
+  sonde::trace::ServiceNamingOptions services;
   std::vector<sonde::core::EnvOverride> env;
 };
 
@@ -399,6 +411,8 @@ absl::Status LoadConfiguration(const std::string& path, LoadedConfig& out) {
   }
   if (st.ok()) st = sonde::agent::LoadOtlpYaml(root["otlp"], where, out.otlp, out.otlp_enabled);
   if (st.ok()) st = sonde::agent::LoadProfileYaml(root["profile"], where, out.profile);
+  if (st.ok()) st = sonde::agent::LoadServicesYaml(root["services"], where, out.services);
+  if (st.ok()) st = sonde::trace::ServiceNamer::Create(out.services).status();  // rules' regexes
   if (st.ok()) st = sonde::core::ValidateConfig(out.core);
   if (st.ok()) return st;
   // Say which environment variable set the offending key.
@@ -520,6 +534,7 @@ int main(int argc, char** argv) {
     run_otlp_flags = loaded.otlp;
     run_cmd.otlp_enabled = loaded.otlp_enabled;
     run_cmd.profile = loaded.profile;
+    run_cmd.services = loaded.services;
     otlp_flags = loaded.otlp;
     try {
       app.parse(argc, argv);  // flags win over file and environment

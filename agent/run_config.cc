@@ -58,4 +58,28 @@ absl::Status LoadProfileYaml(const YAML::Node& profile, const std::string& where
   return absl::OkStatus();
 }
 
+absl::Status LoadServicesYaml(const YAML::Node& services, const std::string& where,
+                              trace::ServiceNamingOptions& options) {
+  if (!services || services.IsNull()) return absl::OkStatus();
+  const std::string w = where + ": services";
+  SONDE_RETURN_IF_ERROR(core::CheckYamlKeys(services, w, {"builtins", "rules"}));
+  SONDE_RETURN_IF_ERROR(core::ReadYaml(services, "builtins", w, options.builtins));
+  const YAML::Node rules = services["rules"];
+  if (!rules || rules.IsNull()) return absl::OkStatus();
+  if (!rules.IsSequence()) return absl::InvalidArgumentError(w + ".rules: expected a list");
+  options.rules.clear();
+  for (size_t i = 0; i < rules.size(); ++i) {
+    const std::string rw = w + ".rules[" + std::to_string(i) + "]";
+    trace::ServiceRule r;
+    SONDE_RETURN_IF_ERROR(core::CheckYamlKeys(rules[i], rw, {"name", "exe", "cmdline", "cgroup", "port"}));
+    SONDE_RETURN_IF_ERROR(core::ReadYaml(rules[i], "name", rw, r.name));
+    SONDE_RETURN_IF_ERROR(core::ReadYaml(rules[i], "exe", rw, r.exe));
+    SONDE_RETURN_IF_ERROR(core::ReadYaml(rules[i], "cmdline", rw, r.cmdline));
+    SONDE_RETURN_IF_ERROR(core::ReadYaml(rules[i], "cgroup", rw, r.cgroup));
+    SONDE_RETURN_IF_ERROR(core::ReadYaml(rules[i], "port", rw, r.port));
+    options.rules.push_back(std::move(r));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace sonde::agent

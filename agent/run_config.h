@@ -9,6 +9,7 @@
 #include "absl/status/status.h"
 #include "agent/otlp/cli.h"
 #include "agent/profile/profile_component.h"
+#include "agent/trace/service_namer.h"
 
 namespace sonde::agent {
 
@@ -20,5 +21,10 @@ absl::Status LoadOtlpYaml(const YAML::Node& otlp, const std::string& where, otlp
 
 // profile: {enabled, hz, interval_s, off_cpu, pids}
 absl::Status LoadProfileYaml(const YAML::Node& profile, const std::string& where, profile::ProfileFlags& flags);
+
+// services: {builtins: bool, rules: [{name, exe, cmdline, cgroup, port}, ...]}
+// (regexes are checked when the namer is created).
+absl::Status LoadServicesYaml(const YAML::Node& services, const std::string& where,
+                              trace::ServiceNamingOptions& options);
 
 }  // namespace sonde::agent

@@ -56,7 +56,7 @@ absl::Status LoadConfigTree(const YAML::Node& root, const std::string& path, Age
   if (!root || root.IsNull()) return absl::OkStatus();
   // Component sections (network, otlp, profile) are read by their components.
   SONDE_RETURN_IF_ERROR(CheckKeys(root, path, {"log_level", "node_name", "capture", "server", "metrics", "network",
-                                               "spans", "limits", "otlp", "profile"}));
+                                               "spans", "limits", "otlp", "profile", "services"}));
   SONDE_RETURN_IF_ERROR(Read(root, "log_level", path, c.log_level));
   SONDE_RETURN_IF_ERROR(Read(root, "node_name", path, c.node_name));
   if (const auto cap = root["capture"]) {

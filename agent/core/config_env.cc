@@ -13,7 +13,7 @@ namespace sonde::core {
 
 const std::vector<std::string>& ConfigSections() {
   static const std::vector<std::string> kSections = {"capture", "server", "metrics", "spans", "limits",
-                                                     "network", "otlp",   "profile"};
+                                                     "network", "otlp",   "profile", "services"};
   return kSections;
 }
 

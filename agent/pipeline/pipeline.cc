@@ -34,6 +34,7 @@ Agent::Agent(PipelineOptions options)
       red_(std::make_shared<metrics::RedAggregator>(options_.red)),
       sampler_(options_.sampler) {
   if (options_.clock_offset_ns) clock_.SetOffset(*options_.clock_offset_ns);
+  builder_.set_service_namer(options_.service_namer.get());
   emit_ = [this](trace::SpanPtr&& span) { group_.push_back(std::move(span)); };
   deliver_ = [this](trace::SpanGroup& group) { Deliver(group); };
   if (options_.print_json && options_.json_out != nullptr) {

@@ -43,6 +43,8 @@ struct PipelineOptions {
   std::FILE* json_out = stdout;    // not owned
   bool json_line_buffered = true;
   std::string metrics_listen;      // "host:port" for /metrics and /healthz; empty: none
+  // Service names (trace/service_namer.h); null: the process name.
+  std::shared_ptr<trace::ServiceNamer> service_namer;
   int poll_timeout_ms = 100;
   uint64_t tick_interval_ns = 100'000'000;
   // Recordings: a fixed monotonic->realtime offset and event time as "now".

@@ -107,7 +107,16 @@ void SpanBuilder::FillDeferred(conn::ConnRecord&& cr, Span& s) {
   s.status_message = std::move(d.status_message);
   s.url_path = r.path;
   s.url_query = r.query;
-  s.service_name = c.comm;
+  if (namer_ != nullptr) {
+    // Port rules name the service listening on a port: they apply to server
+    // spans (our local port), not to the clients calling it.
+    const uint16_t server_port = s.kind == SpanKind::kServer ? c.tuple.sport : 0;
+    const ServiceIdentity& id = namer_->Resolve(c.pid, c.comm, server_port, r.request.first_byte_ns);
+    s.service_name = id.name;
+    if (s.container_id.empty()) s.container_id = id.container_id;
+  } else {
+    s.service_name = c.comm;
+  }
   s.protocol = r.protocol;
   s.pid = c.pid;
   s.tid = c.tid;

@@ -6,6 +6,7 @@
 
 #include "agent/conn/conn_record.h"
 #include "agent/core/clock.h"
+#include "agent/trace/service_namer.h"
 #include "agent/trace/span.h"
 
 namespace sonde::trace {
@@ -39,11 +40,16 @@ class SpanBuilder {
   // redact span.deferred->record before. No-op on complete spans.
   static void Complete(Span& span);
 
+  // Names services through `namer` (not owned; resolved once per process and
+  // cached) instead of the process name.
+  void set_service_namer(ServiceNamer* namer) { namer_ = namer; }
+
  private:
   void FillDeferred(conn::ConnRecord&& record, Span& s);
 
   const core::MonotonicToRealtime& clock_;
   IdGenerator ids_;
+  ServiceNamer* namer_ = nullptr;
 };
 
 // Lookups on built spans (used by the linker and sinks).

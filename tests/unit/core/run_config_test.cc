@@ -65,3 +65,31 @@ TEST(RunConfig, AbsentSectionsChangeNothing) {
 
 }  // namespace
 }  // namespace sonde::agent
+
+namespace sonde::agent {
+namespace {
+
+TEST(RunConfig, ServiceRules) {
+  trace::ServiceNamingOptions o;
+  const auto st = LoadServicesYaml(YAML::Load("builtins: false\nrules:\n"
+                                              "  - {name: payments, exe: '/payments-api$'}\n"
+                                              "  - {name: admin, port: 8001}\n"
+                                              "  - {name: legacy, cmdline: '--legacy', cgroup: 'legacy\\.slice'}\n"),
+                                   "f", o);
+  ASSERT_TRUE(st.ok()) << st;
+  EXPECT_FALSE(o.builtins);
+  ASSERT_EQ(o.rules.size(), 3u);
+  EXPECT_EQ(o.rules[0].name, "payments");
+  EXPECT_EQ(o.rules[0].exe, "/payments-api$");
+  EXPECT_EQ(o.rules[1].port, 8001);
+  EXPECT_EQ(o.rules[2].cgroup, "legacy\\.slice");
+  auto unknown = LoadServicesYaml(YAML::Load("rules:\n  - {name: a, image: x}\n"), "f", o);
+  EXPECT_NE(unknown.message().find("services.rules[0]: unknown key 'image'"), std::string::npos) << unknown;
+  auto not_list = LoadServicesYaml(YAML::Load("rules: {name: a}\n"), "f", o);
+  EXPECT_NE(not_list.message().find("services.rules: expected a list"), std::string::npos) << not_list;
+  auto bad_port = LoadServicesYaml(YAML::Load("rules:\n  - {name: a, port: 70000}\n"), "f", o);
+  EXPECT_NE(bad_port.message().find("services.rules[0].port"), std::string::npos) << bad_port;
+}
+
+}  // namespace
+}  // namespace sonde::agent
