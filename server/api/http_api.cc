@@ -120,6 +120,8 @@ void HttpApi::Register(httplib::Server& server) {
                      {"batches", counters_->batches.load()},
                      {"duplicate_batches", counters_->duplicate_batches.load()},
                      {"rejected_batches", counters_->rejected_batches.load()},
+                     {"refused_streams", counters_->refused_streams.load()},
+                     {"refused_disk_full", counters_->refused_disk_full.load()},
                      {"spans", counters_->spans.load()},
                      {"bytes", counters_->bytes.load()}};
     }

@@ -3,7 +3,10 @@
 #include <openssl/crypto.h>
 #include <zlib.h>
 
+#include <sys/statvfs.h>
+
 #include <algorithm>
+#include <chrono>
 
 #include <spdlog/spdlog.h>
 
@@ -77,6 +80,27 @@ grpc::Status IngestService::ClaimInstance(const std::string& instance_id, const 
                         "agent instance " + instance_id + " belongs to another client certificate");
   inst.connected = true;
   return grpc::Status::OK;
+}
+
+bool IngestService::DiskLow() {
+  if (options_.disk_path.empty() && !options_.free_disk_bytes) return false;
+  const int64_t now = std::chrono::steady_clock::now().time_since_epoch().count();
+  int64_t last = disk_checked_ns_.load();
+  if (now - last >= 1'000'000'000 && disk_checked_ns_.compare_exchange_strong(last, now)) {
+    uint64_t free_bytes = UINT64_MAX;
+    if (options_.free_disk_bytes) {
+      free_bytes = options_.free_disk_bytes();
+    } else if (struct statvfs vfs{}; statvfs(options_.disk_path.c_str(), &vfs) == 0) {
+      free_bytes = static_cast<uint64_t>(vfs.f_bavail) * vfs.f_frsize;
+    }
+    const bool low = free_bytes < options_.min_free_disk_bytes;
+    if (low != disk_low_.exchange(low)) {
+      if (low) spdlog::error("ingest: {} bytes free under {}, below the watermark of {}: not storing batches",
+                             free_bytes, options_.disk_path, options_.min_free_disk_bytes);
+      else spdlog::info("ingest: free disk back above the watermark, storing again");
+    }
+  }
+  return disk_low_.load();
 }
 
 void IngestService::ReleaseInstance(const std::string& instance_id) {
@@ -155,6 +179,11 @@ grpc::Status IngestService::Stream(
       resp.set_error(std::string(decoded.status().message()));
     } else {
       const auto spans = static_cast<uint64_t>(decoded->spans_size());
+      if (DiskLow()) {
+        ++counters_.refused_disk_full;
+        // Not acknowledged: the agent keeps the batch and resends it later.
+        return grpc::Status(grpc::StatusCode::UNAVAILABLE, "server disk almost full, retry later");
+      }
       auto stored = storage_->WriteBatch(ctx, *decoded);
       if (!stored.ok() && stored.status().code() == absl::StatusCode::kInvalidArgument) {
         // Can never be stored (e.g. an absurd sequence jump): rejected, not retried.

@@ -5,6 +5,7 @@
 // queue only once it is durable here.
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <unordered_map>
@@ -29,12 +30,19 @@ struct IngestCounters {
   std::atomic<uint64_t> spans{0};
   std::atomic<uint64_t> bytes{0};
   std::atomic<uint64_t> refused_streams{0};  // over max_streams, or an instance already connected
+  std::atomic<uint64_t> refused_disk_full{0};  // batches not stored below the free-disk watermark
 };
 
 struct IngestOptions {
   std::string token;  // shared secret in Hello (empty: none)
   BatchLimits batch;
   uint32_t max_streams = 64;  // concurrent agent streams; each holds a server thread
+  // Free-disk watermark: below it batches are not stored (UNAVAILABLE, the
+  // agent keeps and resends them), so the disk never fills completely and
+  // retention keeps the room its deletes need (SQLite's WAL grows on DELETE).
+  std::string disk_path;  // empty: not checked
+  uint64_t min_free_disk_bytes = 512u << 20;
+  std::function<uint64_t()> free_disk_bytes;  // tests; default: statvfs(disk_path)
 };
 
 class IngestService final : public v1::Ingest::Service {
@@ -53,6 +61,10 @@ class IngestService final : public v1::Ingest::Service {
   // present certificates): nobody else can write into its sequence space.
   grpc::Status ClaimInstance(const std::string& instance_id, const std::string& peer_identity);
   void ReleaseInstance(const std::string& instance_id);
+  // Free space under the watermark? Sampled at most once a second.
+  bool DiskLow();
+  std::atomic<int64_t> disk_checked_ns_{0};
+  std::atomic<bool> disk_low_{false};
 
   Storage* storage_;
   IngestOptions options_;

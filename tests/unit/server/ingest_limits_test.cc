@@ -224,6 +224,28 @@ TEST_F(IngestLimitsTest, StreamsAreBounded) {
   Close(*d);
 }
 
+TEST_F(IngestLimitsTest, BelowTheFreeDiskWatermarkBatchesWaitInTheAgent) {
+  std::atomic<uint64_t> free_bytes{100u << 20};
+  IngestOptions o;
+  o.min_free_disk_bytes = 512u << 20;
+  o.free_disk_bytes = [&] { return free_bytes.load(); };
+  Start(o);
+  auto a = Connect("a");
+  std::string r = Send(*a, 1, 1);
+  EXPECT_NE(r.find("disk almost full"), std::string::npos) << r;
+  EXPECT_NE(r.find(std::to_string(grpc::StatusCode::UNAVAILABLE)), std::string::npos) << r;
+  EXPECT_EQ(StoredSpans(), 0u);
+  EXPECT_EQ(service_->counters().refused_disk_full.load(), 1u);
+  // Retention can still delete (the watermark left it room).
+  EXPECT_TRUE(storage_->EnforceRetention(testing::NowNs(), RetentionPolicy{}).ok());
+  free_bytes = 10u << 30;
+  std::this_thread::sleep_for(1100ms);  // sampled once a second
+  auto b = Connect("a");
+  EXPECT_EQ(Send(*b, 1, 1), "");  // the resend is stored
+  EXPECT_EQ(StoredSpans(), 1u);
+  Close(*b);
+}
+
 TEST_F(IngestLimitsTest, OversizeBatchesAreAckedWithAnErrorNotStored) {
   IngestOptions o;
   o.batch.max_spans = 10;
