@@ -146,7 +146,8 @@ ServiceMap BuildServiceMap(const std::vector<StoredSpan>& stored) {
       }
     }
     if (answered.count(c)) continue;
-    const bool database = c->protocol() == v1::L7_PROTOCOL_REDIS || DatabasePort(c->server().port());
+    const bool database = c->protocol() == v1::L7_PROTOCOL_REDIS || c->protocol() == v1::L7_PROTOCOL_POSTGRESQL ||
+                          DatabasePort(c->server().port());
     const std::string peer = c->server().address().empty() ? "unknown server" : Endpoint(c->server());
     node(peer, database ? "database" : "external");
     add_edge(service, peer, *c, Failed(*c), *c);

@@ -63,6 +63,12 @@ TEST(ServiceMap, CallsGatewaysExternalPeersAndDatabases) {
     redis.span.mutable_server()->set_address("10.0.0.9");
     redis.span.mutable_server()->set_port(6379);
     spans.push_back(redis);
+    // PostgreSQL on a port no list knows: a database by its protocol.
+    StoredSpan pg = Span(t, b + 6, b + 4, v1::SPAN_KIND_CLIENT, "backend", 2);
+    pg.span.set_protocol(v1::L7_PROTOCOL_POSTGRESQL);
+    pg.span.mutable_server()->set_address("10.0.0.8");
+    pg.span.mutable_server()->set_port(15432);
+    spans.push_back(pg);
   }
   // A request from a client nobody traced.
   StoredSpan outside = Span(20, 2001, 0, v1::SPAN_KIND_SERVER, "nginx", 5);
@@ -88,13 +94,14 @@ TEST(ServiceMap, CallsGatewaysExternalPeersAndDatabases) {
   const MapEdge* ext = FindEdge(m, "192.0.2.1", "nginx");
   ASSERT_NE(ext, nullptr);
   EXPECT_EQ(ext->count, 1u);
-  EXPECT_EQ(m.edges.size(), 4u);
+  EXPECT_EQ(m.edges.size(), 5u);
 
   ASSERT_NE(FindNode(m, "nginx"), nullptr);
   EXPECT_EQ(FindNode(m, "nginx")->kind, "gateway");
   EXPECT_EQ(FindNode(m, "nginx")->served, 11u);
   EXPECT_EQ(FindNode(m, "backend")->kind, "service");
   EXPECT_EQ(FindNode(m, "10.0.0.9:6379")->kind, "database");
+  EXPECT_EQ(FindNode(m, "10.0.0.8:15432")->kind, "database");
   EXPECT_EQ(FindNode(m, "192.0.2.1")->kind, "external");
 }
 
