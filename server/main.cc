@@ -114,6 +114,14 @@ int main(int argc, char** argv) {
   app.add_option("--max-streams", ingest_options.max_streams, "concurrent agent streams")->capture_default_str();
   app.add_option("--max-batch-spans", ingest_options.batch.max_spans, "spans per batch")->capture_default_str();
   app.add_option("--max-message-mib", max_message_mib, "largest ingest message (MiB)")->capture_default_str();
+  uint64_t min_free_disk_mb = ingest_options.min_free_disk_bytes >> 20;
+  app.add_option("--min-free-disk-mb", min_free_disk_mb,
+                 "stop storing batches (agents keep them) below this much free space under --data-dir")
+      ->capture_default_str();
+  std::string sync = "normal";
+  app.add_option("--sync", sync, "normal: durable except on power loss; full: fsync before every ack")
+      ->check(CLI::IsMember({"normal", "full"}))
+      ->capture_default_str();
   app.add_option("--ui-dir", ui_dir, "serve the UI from this directory instead of the embedded copy");
   app.add_option("--retention-spans", retention_spans, "keep spans, requests and profiles this long")
       ->capture_default_str();
@@ -187,6 +195,8 @@ int main(int argc, char** argv) {
     return 2;
   }
   ingest_options.token = token;
+  ingest_options.disk_path = data_dir;
+  ingest_options.min_free_disk_bytes = min_free_disk_mb << 20;
 
   std::error_code ec;
   std::filesystem::create_directories(data_dir, ec);
@@ -196,6 +206,7 @@ int main(int argc, char** argv) {
   }
   sonde::server::StorageOptions opts;
   opts.path = storage_url.empty() ? (std::filesystem::path(data_dir) / "sonde.db").string() : storage_url;
+  opts.synchronous_full = sync == "full";
   auto storage = sonde::server::OpenStorage(opts);
   if (!storage.ok()) {
     spdlog::error("storage: {}", storage.status().ToString());
