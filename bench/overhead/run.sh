@@ -17,11 +17,13 @@
 # agent peak RSS, kernel drops, RED server requests vs 2x wrk's count (the
 # proxy and the backend each serve every request), and, from one extra
 # round with BPF stats enabled, BPF run time per program and per call.
-# Then an HTTP/2 mode (h2load, off vs export) and a latency mode at a fixed
-# rate (open loop, off vs export): p50/p99 added.
+# Then an HTTP/2 mode (h2load, off vs export), an HTTPS mode (the proxy
+# terminates TLS, wrk over https: off, export with TLS uprobes, export with
+# --no-tls) and a latency mode at a fixed rate (open loop, off vs export):
+# p50/p99 added.
 #
 #   bench/overhead/run.sh [--build-dir DIR] [--rounds N] [--seconds S] [--modes "off export ..."]
-#                         [--rate R] [--no-h2] [--no-latency] [--no-bpf-stats]
+#                         [--rate R] [--no-h2] [--no-https] [--no-latency] [--no-bpf-stats]
 #                         [--baseline AGENT_BINARY] [-- AGENT_ARGS...]
 # AGENT_ARGS are appended to every `sonde-agent run` (e.g. --span-rate-limit 0).
 # --baseline adds the modes filtered@base, export@base and json@base run with another
@@ -31,7 +33,7 @@ set -u
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 build="$root/build"
-rounds=3 secs=10 rate=10000 do_h2=1 do_latency=1 do_stats=1 baseline=
+rounds=3 secs=10 rate=10000 do_h2=1 do_https=1 do_latency=1 do_stats=1 baseline=
 modes="off filtered capture export json"
 agent_args=()
 while [ $# -gt 0 ]; do
@@ -42,6 +44,7 @@ while [ $# -gt 0 ]; do
     --modes) modes=$2; shift ;;
     --rate) rate=$2; shift ;;
     --no-h2) do_h2=0 ;;
+    --no-https) do_https=0 ;;
     --no-latency) do_latency=0 ;;
     --no-bpf-stats) do_stats=0 ;;
     --baseline) baseline=$2; shift ;;
@@ -57,7 +60,7 @@ FIXED="$build/bench/overhead/sonde_bench_fixed_rate"
 for b in "$AGENT" "$SERVER" "$FIXED"; do
   [ -x "$b" ] || { echo "run.sh: $b missing: cmake --build $build first" >&2; exit 2; }
 done
-for c in nginx wrk h2load curl; do
+for c in nginx wrk h2load curl openssl; do
   command -v $c > /dev/null || { echo "run.sh: $c missing (bash scripts/setup.sh installs it)" >&2; exit 2; }
 done
 [ -d /sys/kernel/tracing/events ] || mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null
@@ -67,7 +70,7 @@ if [ -n "$baseline" ]; then
 fi
 
 T=$(mktemp -d /tmp/sonde-overhead.XXXXXX)
-PROXY=18996 BACKEND=18997 H2=18998 GRPC=17070 UI=18090 METRICS=19464
+PROXY=18996 BACKEND=18997 H2=18998 HTTPS=18999 GRPC=17070 UI=18090 METRICS=19464
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
@@ -78,6 +81,8 @@ cleanup() {
 trap cleanup EXIT
 
 mkdir -p "$T/ngx"
+openssl req -x509 -newkey rsa:2048 -nodes -keyout "$T/tls.key" -out "$T/tls.crt" -subj /CN=localhost \
+  -days 1 2> /dev/null || { echo "run.sh: openssl could not make a certificate" >&2; exit 1; }
 cat > "$T/nginx.conf" <<NG
 worker_processes 1; daemon off; pid $T/nginx.pid; error_log $T/nginx-error.log;
 events { worker_connections 4096; }
@@ -89,6 +94,10 @@ http { access_log off;
     location / { proxy_pass http://be; proxy_http_version 1.1; proxy_set_header Connection ""; } }
   # h2load -D does not reconnect when nginx ends a connection after keepalive_requests.
   server { listen 127.0.0.1:$H2 http2; keepalive_requests 100000000;
+    location / { proxy_pass http://be; proxy_http_version 1.1; proxy_set_header Connection ""; } }
+  # The gateway terminates TLS (OpenSSL in nginx: the agent's uprobes), plain HTTP upstream.
+  server { listen 127.0.0.1:$HTTPS ssl; ssl_certificate $T/tls.crt; ssl_certificate_key $T/tls.key;
+    keepalive_requests 100000000;
     location / { proxy_pass http://be; proxy_http_version 1.1; proxy_set_header Connection ""; } }
   server { listen 127.0.0.1:$BACKEND; location / { return 200 "ok\n"; } } }
 NG
@@ -132,6 +141,7 @@ agent_cmd() {  # the command line of a mode ("MODE@base": the baseline binary, i
     filtered) echo "$AGENT run --no-json --pid 999999 --metrics-listen 127.0.0.1:$METRICS --ready-file $ready ${agent_args[*]}" ;;
     capture) echo "$AGENT capture --record /dev/null --ready-file $ready" ;;
     export) echo "$AGENT run --server 127.0.0.1:$GRPC --metrics-listen 127.0.0.1:$METRICS --ready-file $ready ${agent_args[*]}" ;;
+    export-notls) echo "$AGENT run --no-tls --server 127.0.0.1:$GRPC --metrics-listen 127.0.0.1:$METRICS --ready-file $ready ${agent_args[*]}" ;;
     json) echo "$AGENT run --json-out /dev/null --metrics-listen 127.0.0.1:$METRICS --ready-file $ready ${agent_args[*]}" ;;
   esac
 }
@@ -183,6 +193,10 @@ phase() {
 
 wrk_load() {  # prints "requests req/s"
   wrk -t1 -c64 -d${secs}s -s "$T/uniq.lua" http://127.0.0.1:$PROXY/ |
+    awk '/requests in/ {n=$1} /Requests\/sec/ {r=$2} END {print n, r}'
+}
+https_load() {  # wrk over TLS (keep-alive: the handshake is not what is measured)
+  wrk -t1 -c64 -d${secs}s -s "$T/uniq.lua" https://127.0.0.1:$HTTPS/ |
     awk '/requests in/ {n=$1} /Requests\/sec/ {r=$2} END {print n, r}'
 }
 h2_load() {
@@ -253,6 +267,28 @@ if [ "$do_h2" = 1 ]; then
   printf '| off | %.0f | 1.000 | | |\n' "$b"
   printf '| export | %.0f | %.3f | %s | %s |\n' "$e" "$(awk -v a=$e -v b=$b 'BEGIN{print (b ? a/b : 0)}')" \
     "$(med "${cpu[h2export]:-}")" "$(med "${rss[h2export]:-}")"
+fi
+
+# --- HTTPS --------------------------------------------------------------------------
+if [ "$do_https" = 1 ]; then
+  for r in $(seq 1 "$rounds"); do
+    phase off tlsoff https_load
+    phase export tlsexport https_load
+    phase export-notls tlsnotls https_load
+  done
+  b=$(med "${rps[tlsoff]}")
+  echo
+  echo "## HTTPS (wrk -t1 -c64 over TLS to the proxy, plain upstream; medians of $rounds)"
+  echo "RED/2×wrk 1.000: the TLS ingress (uprobe plaintext) and the plain backend both counted; 0.5 without TLS capture."
+  echo "| mode | req/s | ratio | agent µs/req | RSS MB | kernel drops | RED/2×wrk |"
+  echo "|---|---|---|---|---|---|---|"
+  printf '| off | %.0f | 1.000 | | | | |\n' "$b"
+  for k in tlsexport tlsnotls; do
+    e=$(med "${rps[$k]}")
+    printf '| %s | %.0f | %.3f | %s | %s | %s | %s |\n' "$([ $k = tlsexport ] && echo export || echo 'export --no-tls')" "$e" \
+      "$(awk -v a=$e -v b=$b 'BEGIN{print (b ? a/b : 0)}')" "$(med "${cpu[$k]:-}")" "$(med "${rss[$k]:-}")" \
+      "$(med "${drops[$k]:-}")" "$(med "${red[$k]:-}")"
+  done
 fi
 
 # --- latency at a fixed rate ---------------------------------------------------------
