@@ -343,7 +343,8 @@ int RunAgent(const sonde::core::AgentConfig& config, const RunCommand& cmd,
     }
     exporter = sonde::exporter::AttachExporter(
         agent, {config.server_address, token, config.server_tls_ca, config.server_tls_cert, config.server_tls_key,
-                config.node_name, SONDE_VERSION});
+                config.node_name, SONDE_VERSION, config.server_spool_dir,
+                static_cast<uint64_t>(config.server_spool_max_mb) << 20});
   }
   if (cmd.network.tcp_health || cmd.network.packet_capture) {  // TCP health, packet metrics, network spans
     sonde::packet::NetworkConfig network = cmd.network;
@@ -502,6 +503,10 @@ int main(int argc, char** argv) {
   run->add_option("--server-ca", config.server_tls_ca, "PEM CA bundle: connect to sonde-server over TLS");
   run->add_option("--server-cert", config.server_tls_cert, "PEM client certificate for sonde-server");
   run->add_option("--server-key", config.server_tls_key, "PEM key of --server-cert");
+  run->add_option("--server-spool-dir", config.server_spool_dir,
+                  "Keep unacknowledged batches in this directory (survive a restart during a server outage)");
+  run->add_option("--server-spool-max-mb", config.server_spool_max_mb, "Size bound of --server-spool-dir")
+      ->capture_default_str();
   run->add_option("--metrics-listen", config.metrics_listen, "Prometheus /metrics address (empty: off)")
       ->capture_default_str();
   sonde::core::AddCaptureFlags(*run, config);

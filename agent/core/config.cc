@@ -82,13 +82,16 @@ absl::Status LoadConfigTree(const YAML::Node& root, const std::string& path, Age
   if (const auto srv = root["server"]) {
     const std::string w = path + ": server";
     SONDE_RETURN_IF_ERROR(
-        CheckKeys(srv, w, {"address", "token", "token_file", "tls_ca", "tls_cert", "tls_key"}));
+        CheckKeys(srv, w, {"address", "token", "token_file", "tls_ca", "tls_cert", "tls_key", "spool_dir",
+                           "spool_max_mb"}));
     SONDE_RETURN_IF_ERROR(Read(srv, "address", w, c.server_address));
     SONDE_RETURN_IF_ERROR(Read(srv, "token", w, c.server_token));
     SONDE_RETURN_IF_ERROR(Read(srv, "token_file", w, c.server_token_file));
     SONDE_RETURN_IF_ERROR(Read(srv, "tls_ca", w, c.server_tls_ca));
     SONDE_RETURN_IF_ERROR(Read(srv, "tls_cert", w, c.server_tls_cert));
     SONDE_RETURN_IF_ERROR(Read(srv, "tls_key", w, c.server_tls_key));
+    SONDE_RETURN_IF_ERROR(Read(srv, "spool_dir", w, c.server_spool_dir));
+    SONDE_RETURN_IF_ERROR(Read(srv, "spool_max_mb", w, c.server_spool_max_mb));
   }
   if (const auto sp = root["spans"]) {
     const std::string w = path + ": spans";

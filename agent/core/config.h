@@ -44,6 +44,8 @@ struct AgentConfig {
   std::string server_tls_ca;      // PEM CA to verify the server: ingest over TLS
   std::string server_tls_cert;    // PEM client certificate (server --tls-client-ca)
   std::string server_tls_key;
+  std::string server_spool_dir;     // exporter's on-disk queue; empty: memory only
+  uint32_t server_spool_max_mb = 256;
   std::string metrics_listen = "0.0.0.0:9464";  // Prometheus /metrics and /healthz
   SpanConfig spans;
   // Hard ceiling on the agent's resident memory (MiB, 0: none). Past it the

@@ -72,6 +72,8 @@ std::shared_ptr<ServerExporter> AttachExporter(pipeline::Agent& agent, const Ser
   o.tls_ca_file = server.tls_ca_file;
   o.tls_cert_file = server.tls_cert_file;
   o.tls_key_file = server.tls_key_file;
+  o.spool_dir = server.spool_dir;
+  o.spool_max_bytes = server.spool_max_bytes;
   std::string host = server.node_name;
   if (host.empty()) {
     char name[256] = {};

@@ -42,6 +42,8 @@ struct ServerConnection {
   std::string tls_ca_file, tls_cert_file, tls_key_file;  // see ExporterOptions
   std::string node_name;      // the host this agent reports as (config node_name); empty: the host name
   std::string agent_version;  // empty: "unknown"
+  std::string spool_dir;      // on-disk queue (ExporterOptions::spool_dir); empty: memory only
+  uint64_t spool_max_bytes = 256u << 20;
 };
 std::shared_ptr<ServerExporter> AttachExporter(pipeline::Agent& agent, const ServerConnection& server);
 
