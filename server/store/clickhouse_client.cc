@@ -84,6 +84,21 @@ absl::StatusOr<Endpoint> ParseUrl(std::string_view url) {
     if (key == "cluster") {
       if (!ValidName(value)) return absl::InvalidArgumentError("cluster name must be [A-Za-z0-9_]+");
       e.cluster = std::string(value);
+    } else if (key == "shards") {
+      std::string_view list = value;
+      while (!list.empty()) {
+        const auto comma = list.find(',');
+        std::string_view hp = list.substr(0, comma);
+        list = comma == std::string_view::npos ? std::string_view() : list.substr(comma + 1);
+        const auto colon = hp.rfind(':');
+        int p = 0;
+        if (colon == std::string_view::npos || colon == 0)
+          return absl::InvalidArgumentError("shards= wants HOST:PORT,HOST:PORT (HTTP ports)");
+        auto [ptr, ec] = std::from_chars(hp.data() + colon + 1, hp.data() + hp.size(), p);
+        if (ec != std::errc() || ptr != hp.data() + hp.size() || p <= 0 || p > 65535)
+          return absl::InvalidArgumentError(absl::StrCat("bad shard port in ", std::string(hp)));
+        e.shards.emplace_back(std::string(hp.substr(0, colon)), p);
+      }
     } else {
       return absl::InvalidArgumentError(absl::StrCat("unknown clickhouse:// option ", std::string(key)));
     }
@@ -92,6 +107,11 @@ absl::StatusOr<Endpoint> ParseUrl(std::string_view url) {
 }
 
 Client::Client(Endpoint endpoint) : endpoint_(std::move(endpoint)) {}
+
+Client::Client(const Endpoint& endpoint, const std::string& host, int port) : endpoint_(endpoint) {
+  endpoint_.host = host;
+  endpoint_.port = port;
+}
 Client::~Client() = default;
 
 std::unique_ptr<httplib::Client> Client::Acquire() {
@@ -118,8 +138,9 @@ void Client::Release(std::unique_ptr<httplib::Client> c) {
 }
 
 absl::StatusOr<std::string> Client::Post(const std::string& query_param, std::string_view body,
-                                         bool use_database) {
+                                         bool use_database, bool distributed_sync) {
   std::string path = "/?";
+  if (distributed_sync) path += "insert_distributed_sync=1&";
   if (use_database) absl::StrAppend(&path, "database=", UrlEncode(endpoint_.database), "&");
   if (!endpoint_.user.empty()) absl::StrAppend(&path, "user=", UrlEncode(endpoint_.user), "&");
   if (!endpoint_.password.empty()) absl::StrAppend(&path, "password=", UrlEncode(endpoint_.password), "&");
@@ -156,7 +177,10 @@ absl::StatusOr<std::string> Client::Query(std::string_view sql, bool use_databas
 
 absl::Status Client::InsertRowBinary(std::string_view table, std::string_view columns, std::string_view rows) {
   if (rows.empty()) return absl::OkStatus();
-  auto r = Post(absl::StrCat("INSERT INTO ", std::string(table), " (", std::string(columns), ") FORMAT RowBinary"), rows, true);
+  // Through Distributed tables: forwarded to the shards before the insert
+  // returns, so a batch is readable (and its claim visible) once stored.
+  auto r = Post(absl::StrCat("INSERT INTO ", std::string(table), " (", std::string(columns), ") FORMAT RowBinary"),
+                rows, true, !endpoint_.cluster.empty());
   return r.ok() ? absl::OkStatus() : r.status();
 }
 

@@ -18,7 +18,8 @@ class Client;
 
 namespace sonde::server::clickhouse {
 
-// clickhouse://[user[:password]@]host[:port]/database[?cluster=NAME]
+// clickhouse://[user[:password]@]host[:port]/database
+//   [?cluster=NAME&shards=HOST:PORT,HOST:PORT...]
 struct Endpoint {
   std::string host;
   int port = 8123;
@@ -26,12 +27,17 @@ struct Endpoint {
   std::string user;
   std::string password;
   std::string cluster;  // non-empty: local tables + Distributed tables over this cluster
+  // With a cluster: every shard's HTTP interface (host, port), where the
+  // local tables are created and retention drops partitions.
+  std::vector<std::pair<std::string, int>> shards;
 };
 absl::StatusOr<Endpoint> ParseUrl(std::string_view url);
 
 class Client {
  public:
   explicit Client(Endpoint endpoint);
+  // The same server credentials and database on another host (a shard).
+  Client(const Endpoint& endpoint, const std::string& host, int port);
   ~Client();
   Client(const Client&) = delete;
   Client& operator=(const Client&) = delete;
@@ -48,7 +54,8 @@ class Client {
   uint64_t bytes_sent() const;
 
  private:
-  absl::StatusOr<std::string> Post(const std::string& query_param, std::string_view body, bool use_database);
+  absl::StatusOr<std::string> Post(const std::string& query_param, std::string_view body, bool use_database,
+                                   bool distributed_sync = false);
   std::unique_ptr<httplib::Client> Acquire();
   void Release(std::unique_ptr<httplib::Client> c);
 

@@ -13,6 +13,7 @@ struct TableDef {
   const char* name;
   const char* columns;
   const char* engine;  // with PARTITION BY / ORDER BY
+  const char* shard_key;  // Distributed sharding expression (clusters)
 };
 
 // Spans: one row per (trace id, batch) as in span_chunk.h, sorted by time
@@ -23,46 +24,46 @@ constexpr TableDef kTables[] = {
      "sources UInt16, kinds UInt16, status_classes UInt16, max_dur UInt64, root_parented UInt8, "
      "root_start UInt64, root_dur UInt64, root_service String, root_endpoint String, services String, "
      "endpoints String, attrs String, data String",
-     "MergeTree() PARTITION BY day ORDER BY start_ns"},
+     "MergeTree() PARTITION BY day ORDER BY start_ns", "cityHash64(trace_id)"},
     // trace id -> the start times of its rows: a trace lookup reads this
     // (sorted by trace id), then only that time window of span_chunks.
     {"trace_index", "day Date, trace_id String, start_ns UInt64",
-     "MergeTree() PARTITION BY day ORDER BY (trace_id, start_ns)"},
+     "MergeTree() PARTITION BY day ORDER BY (trace_id, start_ns)", "cityHash64(trace_id)"},
     // Per second, service, endpoint, source, kind (services/endpoints lists).
     {"span_rollup",
      "day Date, second UInt64, service String, endpoint String, source UInt8, kind UInt8, count UInt64, "
      "errors UInt64, dur_sum UInt64, dur_max UInt64",
-     "MergeTree() PARTITION BY day ORDER BY (second, service, endpoint)"},
+     "MergeTree() PARTITION BY day ORDER BY (second, service, endpoint)", "rand()"},
     // The exchange key of every system client/server span (client endpoint +
     // request TCP sequence, TraceJoiner::KeyOf): joins traces across agents
     // whichever replica stored which side.
     {"exchanges",
      "day Date, key String, trace_id String, span_id String, kind UInt8, root UInt8, start_ns UInt64",
-     "MergeTree() PARTITION BY day ORDER BY key"},
+     "MergeTree() PARTITION BY day ORDER BY key", "cityHash64(key)"},
     {"requests", "day Date, start_ns UInt64, comm String, path String, status UInt32, host String, detail String",
-     "MergeTree() PARTITION BY day ORDER BY start_ns"},
+     "MergeTree() PARTITION BY day ORDER BY start_ns", "rand()"},
     {"red", "day Date, start_ns UInt64, service String, endpoint String, host String, detail String",
-     "MergeTree() PARTITION BY day ORDER BY (service, endpoint, start_ns)"},
+     "MergeTree() PARTITION BY day ORDER BY (service, endpoint, start_ns)", "rand()"},
     {"tcp", "day Date, start_ns UInt64, server_addr String, server_port UInt32, host String, detail String",
-     "MergeTree() PARTITION BY day ORDER BY (server_addr, server_port, start_ns)"},
+     "MergeTree() PARTITION BY day ORDER BY (server_addr, server_port, start_ns)", "rand()"},
     {"stacks",
      "day Date, start_ns UInt64, end_ns UInt64, host String, pid UInt32, tid UInt32, comm String, kind UInt8, "
      "stack String, count UInt64, value UInt64",
-     "MergeTree() PARTITION BY day ORDER BY (kind, start_ns)"},
+     "MergeTree() PARTITION BY day ORDER BY (kind, start_ns)", "rand()"},
     {"otlp", "day Date, received_ns UInt64, host String, signal UInt8, payload String",
-     "MergeTree() PARTITION BY day ORDER BY received_ns"},
+     "MergeTree() PARTITION BY day ORDER BY received_ns", "rand()"},
     // Latest row per (host, pid) wins at read time (argMax), so replicas
     // never update in place.
     {"processes", "day Date, host String, pid UInt32, last_seen_ns UInt64, detail String",
-     "MergeTree() PARTITION BY day ORDER BY (host, pid)"},
+     "MergeTree() PARTITION BY day ORDER BY (host, pid)", "rand()"},
     {"hosts", "day Date, host String, last_seen_ns UInt64, detail String",
-     "MergeTree() PARTITION BY day ORDER BY host"},
+     "MergeTree() PARTITION BY day ORDER BY host", "rand()"},
     // Batch claims (state 0) and stored batches (state 1) by agent instance
     // and sequence: deduplication across replicas (clickhouse_writes.cc).
     {"batches",
      "day Date, instance_id String, sequence UInt64, state UInt8, replica String, at_ns UInt64, "
      "node_id String, host String",
-     "MergeTree() PARTITION BY day ORDER BY (instance_id, sequence)"},
+     "MergeTree() PARTITION BY day ORDER BY (instance_id, sequence)", "cityHash64(instance_id)"},
 };
 
 }  // namespace
@@ -86,9 +87,27 @@ absl::Status ClickHouseStorage::CreateSchema() {
                                                       ", newer than this server (", kSchemaVersion,
                                                       "): run a newer sonde-server"));
   }
+  const std::string& cluster = client_->endpoint().cluster;
+  for (const auto& shard : shards_) {
+    r = shard->Query(absl::StrCat("CREATE DATABASE IF NOT EXISTS ", db), false);
+    if (!r.ok()) return r.status();
+  }
   for (const auto& t : kTables) {
-    r = client_->Query(absl::StrCat("CREATE TABLE IF NOT EXISTS ", t.name, " (", t.columns, ") ENGINE = ",
-                                    t.engine));
+    if (cluster.empty()) {
+      r = client_->Query(absl::StrCat("CREATE TABLE IF NOT EXISTS ", t.name, " (", t.columns, ") ENGINE = ",
+                                      t.engine));
+    } else {
+      // Local tables on every shard, then the Distributed table here.
+      for (const auto& shard : shards_) {
+        r = shard->Query(absl::StrCat("CREATE TABLE IF NOT EXISTS ", t.name, "_local (", t.columns, ") ENGINE = ",
+                                      t.engine));
+        if (!r.ok()) break;
+      }
+      if (r.ok())
+        r = client_->Query(absl::StrCat("CREATE TABLE IF NOT EXISTS ", t.name, " (", t.columns,
+                                        ") ENGINE = Distributed(", cluster, ", ", db, ", ", t.name, "_local, ",
+                                        t.shard_key, ")"));
+    }
     if (!r.ok()) return absl::Status(r.status().code(), absl::StrCat("creating ", t.name, ": ", r.status().message()));
   }
   if (version != kSchemaVersion) {

@@ -20,9 +20,12 @@ ClickHouseStorage::~ClickHouseStorage() = default;
 absl::StatusOr<std::unique_ptr<ClickHouseStorage>> ClickHouseStorage::Open(const ClickHouseOptions& options) {
   auto endpoint = clickhouse::ParseUrl(options.url);
   if (!endpoint.ok()) return endpoint.status();
-  if (!endpoint->cluster.empty())
-    return absl::UnimplementedError("clickhouse:// ?cluster= is not supported by this server yet");
-  std::unique_ptr<ClickHouseStorage> s(new ClickHouseStorage(options, std::move(*endpoint)));
+  if (!endpoint->cluster.empty() && endpoint->shards.empty())
+    return absl::InvalidArgumentError(
+        "clickhouse:// ?cluster= needs &shards=HOST:PORT,... (every shard's HTTP interface: local tables)");
+  std::unique_ptr<ClickHouseStorage> s(new ClickHouseStorage(options, *endpoint));
+  for (const auto& [host, port] : endpoint->shards)
+    s->shards_.push_back(std::make_unique<clickhouse::Client>(*endpoint, host, port));
   absl::Status st = s->Init();
   if (!st.ok()) return st;
   return s;

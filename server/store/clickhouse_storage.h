@@ -6,6 +6,9 @@
 // MergeTree partitioned by UTC day (retention drops whole days) with sort
 // keys for the searches they serve; trace-by-id goes through a small table
 // sorted by trace id that gives the time window to read (docs/scale-out.md).
+// With ?cluster=NAME&shards=...: MergeTree tables `<table>_local` on every
+// shard, Distributed tables `<table>` over them (trace rows sharded by trace
+// id); queries and inserts go through the Distributed tables.
 //
 // Only server/store (and tests of this backend) include this header. The
 // implementation is split by concern:
@@ -78,6 +81,9 @@ class ClickHouseStorage final : public Storage {
 
   ClickHouseOptions options_;
   std::unique_ptr<clickhouse::Client> client_;
+  // With ?cluster=: one client per shard (local tables, retention); empty
+  // otherwise, and the tables are local to client_'s server.
+  std::vector<std::unique_ptr<clickhouse::Client>> shards_;
   std::string replica_id_;
   std::string server_version_;
 

@@ -12,14 +12,14 @@ namespace sonde::testing {
 
 bool ClickHouseInstalled() { return testlib::CommandExists("clickhouse-server"); }
 
-std::unique_ptr<ClickHouseServer> ClickHouseServer::Start(std::string* error, const std::string& remote_servers) {
+std::unique_ptr<ClickHouseServer> ClickHouseServer::Start(std::string* error, const std::string& remote_servers,
+                                                         int http_port, int tcp_port) {
   std::unique_ptr<ClickHouseServer> s(new ClickHouseServer());
   s->dir_ = std::make_unique<testlib::TempDir>("sonde-clickhouse");
   const std::string& d = s->dir_->path();
-  s->http_port_ = testlib::FreeTcpPort();
-  do {
-    s->tcp_port_ = testlib::FreeTcpPort();
-  } while (s->tcp_port_ == s->http_port_);
+  s->http_port_ = http_port ? http_port : testlib::FreeTcpPort();
+  s->tcp_port_ = tcp_port;
+  while (s->tcp_port_ == 0 || s->tcp_port_ == s->http_port_) s->tcp_port_ = testlib::FreeTcpPort();
   {
     // Small caches and two threads: the machine is shared.
     std::ofstream c(d + "/config.xml");

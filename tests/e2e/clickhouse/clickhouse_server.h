@@ -14,8 +14,10 @@ namespace sonde::testing {
 class ClickHouseServer {
  public:
   // Starts the server and waits until it answers (empty `error` on success).
-  // `remote_servers`: XML put inside <remote_servers> (shard clusters).
-  static std::unique_ptr<ClickHouseServer> Start(std::string* error, const std::string& remote_servers = "");
+  // `remote_servers`: XML put inside <remote_servers> (shard clusters);
+  // ports 0: chosen here (a cluster's config needs them before the start).
+  static std::unique_ptr<ClickHouseServer> Start(std::string* error, const std::string& remote_servers = "",
+                                                 int http_port = 0, int tcp_port = 0);
   ~ClickHouseServer();
 
   int http_port() const { return http_port_; }
