@@ -63,7 +63,11 @@ fi
 pids+=($!)
 wait_http "http://127.0.0.1:$ui_port/api/health" "sonde-server" || { tail "$data/logs/server.log"; exit 1; }
 
-"$build/agent/sonde-agent" run --server "127.0.0.1:$ingest_port" >"$data/logs/agent.log" 2>&1 &
+# The first five minutes: CPU profiles and TCP health on, and the browser's
+# own requests to the UI not shown as traffic (the ingest port is excluded by
+# the agent itself).
+"$build/agent/sonde-agent" run --server "127.0.0.1:$ingest_port" --profile --tcp-health \
+  --exclude-port "$ui_port" >"$data/logs/agent.log" 2>&1 &
 pids+=($!)
 sleep 1
 kill -0 "${pids[-1]}" 2>/dev/null || { echo "run.sh: sonde-agent exited:" >&2; tail "$data/logs/agent.log" >&2; exit 1; }
