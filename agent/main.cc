@@ -111,6 +111,7 @@ int RunProbe() {
                       {"uprobes", f.uprobes},
                       {"kprobes", f.kprobes},
                       {"socket_capture_possible", f.CanCaptureSockets()},
+                      {"missing_capabilities", f.missing_capabilities},
                       {"problems", f.problems}};
   std::cout << j.dump(2) << std::endl;
   return f.CanCaptureSockets() ? 0 : 1;
