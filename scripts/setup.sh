@@ -10,7 +10,7 @@ fi
 
 PACKAGES=(
   # toolchain
-  build-essential cmake pkg-config git clang llvm
+  build-essential cmake pkg-config git clang llvm clang-14 libfuzzer-14-dev
   # eBPF
   libbpf-dev bpftool libelf-dev zlib1g-dev libzstd-dev linux-perf libcapstone-dev
   # agent/server libraries
