@@ -39,6 +39,14 @@ void AddRange(Where& w, const char* column, const TimeRange& r) {
   if (r.to_ns < 4'000'000'000ull * 1'000'000'000ull) w.Add(absl::StrCat("day <= ", clickhouse::DateLiteral(r.to_ns)));
 }
 
+// The "endpoint" text matches the templated endpoint or the request path
+// (span_filters::EndpointOrPathMatches): prefilter on both lists.
+void AddEndpointOrPath(Where& w, const std::string& text) {
+  const std::string needle = Quote(text), full = Quote(span_chunk::kListFull);
+  w.Add(absl::StrCat("(position(endpoints, ", needle, ") > 0 OR position(endpoints, ", full,
+                     ") > 0 OR position(attrs, ", needle, ") > 0 OR position(attrs, ", full, ") > 0)"));
+}
+
 // Row prefilter: `column` lists `needle` (or is marked full).
 void AddListed(Where& w, const char* column, std::string_view needle) {
   w.Add(absl::StrCat("(position(", column, ", ", Quote(needle), ") > 0 OR position(", column, ", ",
@@ -131,7 +139,7 @@ absl::StatusOr<std::vector<TraceSummary>> ClickHouseStorage::SearchTraces(const 
   const bool span_filters = q.service || q.endpoint || q.http_status || q.status_class || q.error ||
                             q.min_duration_ns || !q.attributes.empty();
   if (q.service) AddListed(w, "services", Line(*q.service));
-  if (q.endpoint) AddListed(w, "endpoints", *q.endpoint);
+  if (q.endpoint) AddEndpointOrPath(w, *q.endpoint);
   if (q.http_status) w.Add(absl::StrCat("bitAnd(status_classes, ", StatusClassBit(*q.http_status), ") != 0"));
   if (q.status_class)
     w.Add(absl::StrCat("bitAnd(status_classes, ", StatusClassBit(*q.status_class * 100), ") != 0"));
@@ -288,7 +296,7 @@ absl::StatusOr<std::vector<StoredSpan>> ClickHouseStorage::RequestLog(const Requ
   AddRange(w, "start_ns", q.range);
   w.Add(absl::StrCat("bitAnd(sources, ", kCaptured, ") != 0"));
   if (q.service) AddListed(w, "services", Line(*q.service));
-  if (q.endpoint) AddListed(w, "endpoints", *q.endpoint);
+  if (q.endpoint) AddEndpointOrPath(w, *q.endpoint);
   if (q.status_class)
     w.Add(absl::StrCat("bitAnd(status_classes, ", StatusClassBit(*q.status_class * 100), ") != 0"));
   if (q.kind) w.Add(absl::StrCat("bitAnd(kinds, ", 1 << (*q.kind & 15), ") != 0"));

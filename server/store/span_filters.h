@@ -1,7 +1,7 @@
 #pragma once
 // The span-level filters of the storage queries, exactly as every backend
-// applies them after decoding a span_chunks row (rows are only prefiltered
-// on their summary columns).
+// (SQLite, ClickHouse) applies them after decoding a span_chunks row (rows
+// are only prefiltered on their summary columns).
 #include <string>
 #include <string_view>
 
@@ -25,12 +25,27 @@ inline std::string Line(std::string_view v) {
   return out;
 }
 
+// The url.path attribute, else "".
+inline std::string_view UrlPathOf(const v1::Span& s) {
+  for (const auto& a : s.attributes()) {
+    if (a.key() == "url.path" && a.value_case() == v1::Attribute::kStringValue) return a.string_value();
+  }
+  return {};
+}
+
+// The "endpoint" search text is what the user typed: it matches the
+// templated endpoint ("GET /users/{id}") or the request path ("/users/42").
+inline bool EndpointOrPathMatches(const v1::Span& s, const std::string& text) {
+  return span_chunk::EndpointOf(s).find(text) != std::string_view::npos ||
+         UrlPathOf(s).find(text) != std::string_view::npos;
+}
+
 // All filters of a trace search on one span.
 inline bool MatchesTraceQuery(const v1::Span& s, const TraceQuery& q) {
   using namespace span_chunk;
   if (!InRange(s, q.range)) return false;
   if (q.service && ServiceOf(s) != *q.service) return false;
-  if (q.endpoint && EndpointOf(s).find(*q.endpoint) == std::string_view::npos) return false;
+  if (q.endpoint && !EndpointOrPathMatches(s, *q.endpoint)) return false;
   if (q.http_status && static_cast<int>(s.http_status()) != *q.http_status) return false;
   if (q.status_class && !StatusInClass(static_cast<int>(s.http_status()), *q.status_class)) return false;
   if (q.error && IsError(s) != *q.error) return false;
@@ -50,7 +65,7 @@ inline bool MatchesRequestLog(const v1::Span& sp, const RequestLogQuery& q) {
   if (src != v1::SPAN_SOURCE_SYSTEM && src != v1::SPAN_SOURCE_NETWORK) return false;
   if (!InRange(sp, q.range)) return false;
   if (q.service && ServiceOf(sp) != *q.service) return false;
-  if (q.endpoint && EndpointOf(sp).find(*q.endpoint) == std::string_view::npos) return false;
+  if (q.endpoint && !EndpointOrPathMatches(sp, *q.endpoint)) return false;
   if (q.status_class && !StatusInClass(static_cast<int>(sp.http_status()), *q.status_class)) return false;
   if (q.kind && static_cast<int>(sp.kind()) != *q.kind) return false;
   return true;

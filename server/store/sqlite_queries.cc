@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "server/store/span_chunk.h"
+#include "server/store/span_filters.h"
 #include "server/store/sqlite_storage_internal.h"
 
 namespace sonde::server {
@@ -18,6 +19,11 @@ using span_chunk::EndpointOf;
 using span_chunk::IsError;
 using span_chunk::ServiceOf;
 using span_chunk::StatusClassBit;
+using span_filters::EndpointOrPathMatches;
+using span_filters::InRange;
+using span_filters::Line;
+using span_filters::MatchesTraceQuery;
+using span_filters::StatusInClass;
 
 // Builds "WHERE ..." clauses whose values are bound in order.
 class Where {
@@ -49,14 +55,6 @@ void AddRange(Where& w, const char* column, const TimeRange& r) {
   w.Add(absl::StrCat(column, " <= ?"), {I64(r.to_ns)});
 }
 
-// One entry of a summary list as it appears in the list: "\nvalue\n".
-std::string Line(std::string_view v) {
-  std::string out = "\n";
-  out.append(v.data(), v.size());
-  out += '\n';
-  return out;
-}
-
 // Row prefilter: `column` lists `needle` (or is marked full).
 void AddListed(Where& w, const char* column, std::string needle) {
   w.Add(absl::StrCat("(instr(", column, ", ?) > 0 OR instr(", column, ", '",
@@ -71,40 +69,6 @@ void AddEndpointOrPath(Where& w, const std::string& text) {
   w.Add(absl::StrCat("(instr(endpoints, ?) > 0 OR instr(endpoints, '", full, "') > 0 OR instr(attrs, ?) > 0 OR ",
                      "instr(attrs, '", full, "') > 0)"),
         {text, text});  // prefilter only: every span is checked exactly
-}
-
-std::string_view UrlPathOf(const v1::Span& s) {
-  for (const auto& a : s.attributes()) {
-    if (a.key() == "url.path" && a.value_case() == v1::Attribute::kStringValue) return a.string_value();
-  }
-  return {};
-}
-
-bool EndpointOrPathMatches(const v1::Span& s, const std::string& text) {
-  return EndpointOf(s).find(text) != std::string_view::npos || UrlPathOf(s).find(text) != std::string_view::npos;
-}
-
-bool InRange(const v1::Span& s, const TimeRange& r) {
-  return s.start_unix_ns() >= r.from_ns && s.start_unix_ns() <= r.to_ns;
-}
-
-bool StatusInClass(int status, int cls) { return status >= cls * 100 && status < cls * 100 + 100; }
-
-// Exactly the span-level filters of a trace search.
-bool MatchesTraceQuery(const v1::Span& s, const TraceQuery& q) {
-  if (!InRange(s, q.range)) return false;
-  if (q.service && ServiceOf(s) != *q.service) return false;
-  if (q.endpoint && !EndpointOrPathMatches(s, *q.endpoint)) return false;
-  if (q.http_status && static_cast<int>(s.http_status()) != *q.http_status) return false;
-  if (q.status_class && !StatusInClass(static_cast<int>(s.http_status()), *q.status_class)) return false;
-  if (q.error && IsError(s) != *q.error) return false;
-  if (q.min_duration_ns && DurationOf(s) < *q.min_duration_ns) return false;
-  if (!q.attributes.empty()) {
-    const std::string text = span_chunk::AttributeText(s);
-    for (const auto& a : q.attributes)
-      if (text.find(Line(absl::StrCat(a.key, "=", a.value))) == std::string::npos) return false;
-  }
-  return true;
 }
 
 // Runs `st` and decodes every row into a Row with `decode(row, &item)`, which

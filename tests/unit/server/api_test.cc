@@ -23,7 +23,7 @@ class ApiTest : public ::testing::Test {
  protected:
   void SetUp() override {
     StorageOptions o;
-    o.path = (dir_.path() / "sonde.db").string();
+    o.path = testing::TestStoragePath(dir_.path());
     auto s = OpenStorage(o);
     ASSERT_TRUE(s.ok());
     store_ = std::move(*s);
@@ -158,7 +158,7 @@ TEST_F(ApiTest, ServicesEndpointsRedAndRequests) {
 TEST(ApiTraceCap, LargeTraceIsTruncatedAndFlagged) {
   testing::TempDir dir;
   StorageOptions o;
-  o.path = (dir.path() / "sonde.db").string();
+  o.path = testing::TestStoragePath(dir.path());
   auto store = OpenStorage(o);
   ASSERT_TRUE(store.ok());
   const uint64_t now = testing::NowNs();
@@ -194,7 +194,7 @@ TEST(ApiTraceCap, LargeTraceIsTruncatedAndFlagged) {
 TEST(ApiAuthTest, TokenGuardsApiAndUi) {
   testing::TempDir dir;
   StorageOptions o;
-  o.path = (dir.path() / "sonde.db").string();
+  o.path = testing::TestStoragePath(dir.path());
   auto store = OpenStorage(o);
   ASSERT_TRUE(store.ok());
   HttpApi api(store->get(), nullptr, HttpApiOptions{"", nullptr, "s3cret-token"});

@@ -28,7 +28,7 @@ v1::Span WithPath(uint64_t trace, uint64_t id, const std::string& endpoint, cons
 TEST(PathSearch, TracesAndRequestsMatchTheRequestPathNotOnlyTheRoute) {
   testing::TempDir dir;
   StorageOptions so;
-  so.path = (dir.path() / "sonde.db").string();
+  so.path = testing::TestStoragePath(dir.path());
   auto store = OpenStorage(so);
   ASSERT_TRUE(store.ok()) << store.status();
   const uint64_t now = testing::NowNs();

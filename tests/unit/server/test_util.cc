@@ -1,6 +1,7 @@
 #include "tests/unit/server/test_util.h"
 
 #include <chrono>
+#include <cstdlib>
 #include <random>
 
 namespace sonde::server::testing {
@@ -22,6 +23,13 @@ static std::string Bytes(uint64_t n, size_t len) {
   if (len > 8) out[0] = 0x5a;  // never all zero
   return out;
 }
+std::string TestStoragePath(const std::filesystem::path& dir) {
+  const char* url = std::getenv("SONDE_TEST_STORAGE_URL");
+  if (!url || !*url) return (dir / "sonde.db").string();
+  std::random_device rd;
+  return std::string(url) + "t" + std::to_string(rd()) + std::to_string(rd());
+}
+
 std::string TraceId(uint64_t n) { return Bytes(n, 16); }
 std::string SpanId(uint64_t n) { return Bytes(n, 8); }
 

@@ -19,6 +19,11 @@ class TempDir {
   std::filesystem::path path_;
 };
 
+// Where a storage-generic test opens its store: `dir`/sonde.db, or a fresh
+// database under SONDE_TEST_STORAGE_URL when set (e.g. "clickhouse://
+// 127.0.0.1:8123/": tests/e2e/clickhouse runs these tests on ClickHouse).
+std::string TestStoragePath(const std::filesystem::path& dir);
+
 std::string TraceId(uint64_t n);  // 16 bytes
 std::string SpanId(uint64_t n);   // 8 bytes
 
