@@ -10,6 +10,16 @@
 
 namespace sonde::conn {
 
+void AddProtocolCounters(protocols::ProtocolCounters& to, const protocols::ProtocolCounters& from) {
+  to.parse_errors += from.parse_errors;
+  to.resyncs += from.resyncs;
+  to.gaps_absorbed += from.gaps_absorbed;
+  to.gaps_desynced += from.gaps_desynced;
+  to.records += from.records;
+  to.unpaired += from.unpaired;
+  to.late_join += from.late_join;
+}
+
 using protocols::Direction;
 using protocols::InferResult;
 using protocols::Role;
@@ -39,6 +49,14 @@ void Connection::Close() {
 
 size_t Connection::OnBytes(Direction dir, const protocols::StreamView& view) {
   if (session_) return session_->OnBytes(dir, view);
+  if (protocol_ != protocols::L7Protocol::kUnknown && !gave_up_ && !view.bytes.empty()) {
+    // The protocol is known and its session was dropped while idle.
+    for (const auto& def : protocols::AllProtocols()) {
+      if (def.protocol != protocol_) continue;
+      session_ = def.make_session(ctx_.role, late_join_);
+      return session_->OnBytes(dir, view);
+    }
+  }
   if (gave_up_) return view.bytes.size();
   if (view.bytes.empty()) return 0;
   ++infer_calls_;
@@ -99,10 +117,21 @@ void Connection::TakeRecords(uint64_t now_ns, bool closing, std::vector<protocol
   if (scratch.capacity() > 1) std::vector<protocols::L7Record>().swap(scratch);
 }
 
-void Connection::ReleaseIdleMemory() {
+void Connection::ReleaseIdleMemory(protocols::ProtocolCounters* retired) {
   egress_.ReleaseIdleMemory();
   ingress_.ReleaseIdleMemory();
-  if (session_) session_->ReleaseIdleMemory();
+  if (!session_) return;
+  Role role = Role::kUnknown;
+  if (egress_.buffered_bytes() == 0 && ingress_.buffered_bytes() == 0 && session_->Quiescent(&role)) {
+    // An idle keep-alive connection then costs its Connection and map
+    // entries only; the next request starts a fresh session in sync.
+    AddProtocolCounters(*retired, session_->counters());
+    if (ctx_.role == Role::kUnknown) ctx_.role = role;
+    late_join_ = false;
+    session_.reset();
+    return;
+  }
+  session_->ReleaseIdleMemory();
 }
 
 }  // namespace sonde::conn

@@ -14,6 +14,9 @@ namespace sonde::conn {
 
 struct TrackerOptions;
 
+// to += from, field by field.
+void AddProtocolCounters(protocols::ProtocolCounters& to, const protocols::ProtocolCounters& from);
+
 class Connection final : public StreamConsumer {
  public:
   Connection(ConnContext ctx, bool late_join, const TrackerOptions& options, MemoryBudget* budget);
@@ -25,8 +28,10 @@ class Connection final : public StreamConsumer {
   // `scratch` is the tracker's (one buffer for all connections, not one each).
   void TakeRecords(uint64_t now_ns, bool closing, std::vector<protocols::L7Record>& scratch,
                    std::vector<ConnRecord>& out);
-  // Quiet for a while: streams and session give back reuse capacity.
-  void ReleaseIdleMemory();
+  // Quiet for a while: streams and session give back reuse capacity; a
+  // quiescent session (nothing in flight) is dropped altogether, its
+  // counters added to `retired`, and made afresh on the next bytes.
+  void ReleaseIdleMemory(protocols::ProtocolCounters* retired);
 
   size_t OnBytes(protocols::Direction dir, const protocols::StreamView& view) override;
   void OnGap(protocols::Direction dir, uint64_t bytes) override;

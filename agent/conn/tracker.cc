@@ -31,16 +31,6 @@ bool SameTuple(const sonde_tuple& a, const sonde_tuple& b) {
          std::memcmp(a.daddr, b.daddr, sizeof(a.daddr)) == 0;
 }
 
-void AddProtocol(protocols::ProtocolCounters& to, const protocols::ProtocolCounters& from) {
-  to.parse_errors += from.parse_errors;
-  to.resyncs += from.resyncs;
-  to.gaps_absorbed += from.gaps_absorbed;
-  to.gaps_desynced += from.gaps_desynced;
-  to.records += from.records;
-  to.unpaired += from.unpaired;
-  to.late_join += from.late_join;
-}
-
 void AddStream(TrackerCounters& to, const StreamCounters& from) {
   to.gap_bytes += from.gap_bytes;
   to.reordered_chunks += from.reordered;
@@ -118,7 +108,7 @@ Connection* ConnectionTracker::Create(uint64_t key, const sonde_event_header& hd
 void ConnectionTracker::Retire(const Connection& c) {
   AddStream(closed_, c.egress().counters());
   AddStream(closed_, c.ingress().counters());
-  if (const auto* pc = c.protocol_counters()) AddProtocol(closed_.protocol, *pc);
+  if (const auto* pc = c.protocol_counters()) AddProtocolCounters(closed_.protocol, *pc);
   if (c.gave_up()) ++closed_.unknown_protocol;
 }
 
@@ -325,7 +315,7 @@ void ConnectionTracker::Sweep(uint64_t now_ns, std::vector<ConnRecord>& out) {
     Connection& c = *it->second;
     c.active = false;
     if (c.last_activity_ns() + options_.quiet_after_ns < now_ns) {
-      c.ReleaseIdleMemory();
+      c.ReleaseIdleMemory(&closed_.protocol);
       continue;
     }
     active_[keep++] = key;  // a key listed twice is kept once (`active` is re-set below)
@@ -346,7 +336,7 @@ void ConnectionTracker::Sweep(uint64_t now_ns, std::vector<ConnRecord>& out) {
     // Protocol timers (requests never answered, stream timeouts).
     TakeRecords(c, now_ns, out);
     if (!c.active) {
-      c.ReleaseIdleMemory();
+      c.ReleaseIdleMemory(&closed_.protocol);
       const uint64_t since = std::max(c.last_activity_ns(), c.checked_ns);
       if (options_.socket_probe != nullptr && probes < options_.max_probes_per_sweep &&
           since + options_.probe_after_ns < now_ns) {
@@ -407,7 +397,7 @@ TrackerCounters ConnectionTracker::counters() const {
   for (const auto& [key, conn] : connections_) {
     AddStream(c, conn->egress().counters());
     AddStream(c, conn->ingress().counters());
-    if (const auto* pc = conn->protocol_counters()) AddProtocol(c.protocol, *pc);
+    if (const auto* pc = conn->protocol_counters()) AddProtocolCounters(c.protocol, *pc);
   }
   c.memory_drops = budget_.drops;
   return c;

@@ -96,6 +96,14 @@ class ProtocolSession {
   // depend on (HPACK tables, partial messages) is kept. Called off the
   // per-event path, at most once per quiet period.
   virtual void ReleaseIdleMemory() {}
+
+  // Nothing in flight and nothing later bytes depend on: between messages,
+  // in sync, no queued message, no record waiting. Then the connection may
+  // drop the session while it is idle and make a fresh one (same role, not
+  // late-joined) for the next bytes. `role` receives the session's role
+  // (it may have learnt it from the traffic). A session with long-lived
+  // state (HPACK tables, a subscription) is never quiescent.
+  virtual bool Quiescent(Role* /*role*/) const { return false; }
 };
 
 // Transports a protocol runs over (ProtocolDefinition::transports bits).

@@ -436,6 +436,15 @@ void Http1Session::TakeRecords(uint64_t /*now_ns*/, bool closing, std::vector<L7
   // "just in case" is ~8 KiB per busy connection (20,000 of them: 160 MB).
 }
 
+bool Http1Session::Quiescent(Role* role) const {
+  if (role_ == Role::kUnknown || !requests_.empty() || !responses_.empty() || !ready_.empty()) return false;
+  for (const DirState* st : {&egress_, &ingress_}) {
+    if (st->phase != Phase::kHead || st->interim_bytes != 0 || st->after_desync) return false;
+  }
+  *role = role_;
+  return true;
+}
+
 void Http1Session::ReleaseIdleMemory() {
   requests_.ReleaseIfEmpty();
   responses_.ReleaseIfEmpty();

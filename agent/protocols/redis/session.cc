@@ -369,6 +369,17 @@ void RedisSession::TakeRecords(uint64_t /*now_ns*/, bool closing, std::vector<L7
   ready_.clear();
 }
 
+bool RedisSession::Quiescent(Role* role) const {
+  if (role_ == Role::kUnknown || subscribed_ || !commands_.empty() || !replies_.empty() || !ready_.empty()) {
+    return false;
+  }
+  for (const DirState* st : {&egress_, &ingress_}) {
+    if (st->in_value || st->resync || st->after_desync) return false;
+  }
+  *role = role_;
+  return true;
+}
+
 void RedisSession::ReleaseIdleMemory() {
   if (ready_.empty()) std::vector<L7Record>().swap(ready_);
 }

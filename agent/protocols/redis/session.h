@@ -46,6 +46,7 @@ class RedisSession final : public ProtocolSession {
   void TakeRecords(uint64_t now_ns, bool closing, std::vector<L7Record>& out) override;
   const ProtocolCounters& counters() const override { return counters_; }
   void ReleaseIdleMemory() override;
+  bool Quiescent(Role* role) const override;
 
   Role role() const { return role_; }
 

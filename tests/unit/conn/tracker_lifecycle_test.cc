@@ -18,6 +18,7 @@ namespace {
 
 using sonde::testing::Endpoints;
 using sonde::testing::SocketSim;
+using protocols::Role;
 
 constexpr std::string_view kReq = "GET /users/1 HTTP/1.1\r\nHost: api\r\n\r\n";
 constexpr std::string_view kResp = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
@@ -117,6 +118,33 @@ TEST(TrackerLifecycle, QuietConnectionLeavesActiveListAndStillParses) {
   EXPECT_EQ(out[1].record.path, "/users/1");
   EXPECT_EQ(out[1].record.status, 200);
   EXPECT_EQ(t.active_connections(), 1u);
+}
+
+// An idle HTTP/1 session (nothing in flight) is dropped and made afresh on
+// the next request, counters kept; one with a request in flight is kept, so
+// its response still pairs after the quiet period.
+TEST(TrackerLifecycle, IdleSessionDroppedOnlyWhenNothingInFlight) {
+  ConnectionTracker t;
+  std::vector<ConnRecord> out;
+  SocketSim s = Server(10, 10);
+  t.OnEvent(s.Open(kSec), out);
+  t.OnEvent(s.Read(kReq, kSec + 10'000), out);
+  t.OnEvent(s.Write(kResp, kSec + 20'000), out);
+  t.Tick(3 * kSec, out);  // quiet, nothing in flight: session dropped
+  EXPECT_EQ(t.counters().protocol.records, 1u);
+  // A request whose response comes only after the quiet period.
+  t.OnEvent(s.Read(kReq, 4 * kSec), out);
+  t.Tick(6 * kSec, out);  // quiet, request in flight: session kept
+  t.OnEvent(s.Write(kResp, 7 * kSec), out);
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(out[1].record.status, 200);
+  EXPECT_EQ(out[1].record.path, "/users/1");
+  EXPECT_EQ(out[1].record.flags & protocols::kRecordLateJoin, 0u) << "the fresh session is in sync";
+  EXPECT_EQ(out[1].conn.role, Role::kServer);
+  EXPECT_EQ(t.counters().protocol.records, 2u) << "counters survive the dropped session";
+  EXPECT_EQ(t.counters().protocol.unpaired, 0u);
+  t.CloseAll(out);
+  EXPECT_EQ(t.counters().protocol.records, 2u);
 }
 
 // HTTP/2 keeps its HPACK tables across ReleaseIdleMemory: a header sent
