@@ -32,9 +32,10 @@ constexpr int kRequestsPerConnection = 3;
 // one request per connection, each spread over 0.5 s.
 constexpr double kRequestsPerSecond = 20'000;
 // Peak resident memory of the agent tracking 20,000 busy sockets (10,000
-// per side). Measured 145 MB: 67 MB idle (~48 MB of it the binary's shared
-// pages), the 16 MiB ring buffer once used, ~1.4 KB per busy HTTP/1 socket.
-// Before issue #22 the agent held 25-30 KB per tracked socket (~550 MB here).
+// per side). Measured 123-145 MB: 67 MB idle (~48 MB of it the binary's
+// shared pages), the 16 MiB ring buffer (32 MB of RSS once used: mapped
+// twice), ~1.4 KB per busy HTTP/1 socket, ~1 KB idle. Before issue #22 the
+// agent held 25-30 KB per tracked socket (~550 MB here).
 constexpr uint64_t kPeakRssCeiling = 200ull << 20;
 
 TEST(ConnScaleKernel, TenThousandKeepAliveConnectionsClosedByProcessExit) {
