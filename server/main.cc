@@ -195,7 +195,9 @@ int main(int argc, char** argv) {
     return 2;
   }
   ingest_options.token = token;
-  ingest_options.disk_path = data_dir;
+  // The free-space guard watches the SQLite file's disk; a ClickHouse store
+  // manages its own disks (its inserts fail when full: batches stay unacked).
+  ingest_options.disk_path = storage_url.empty() ? data_dir : "";
   ingest_options.min_free_disk_bytes = min_free_disk_mb << 20;
 
   std::error_code ec;
