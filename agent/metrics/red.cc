@@ -42,6 +42,9 @@ bool IsHttpStatus(std::string_view status) {
 //   side, 4xx/5xx on the client side; empty otherwise);
 // - gRPC: rpc_system="grpc", rpc_service, rpc_method (from the route
 //   "/pkg.Service/Method"), rpc_grpc_status_code;
+// - databases (redis, postgresql): db_system_name, db_operation_name and, when
+//   it says more than the operation, db_query_summary ("SELECT pgbench_accounts");
+// - DNS: dns_question_type (A, AAAA...) and dns_question_name;
 // - other protocols: their name and what the key holds.
 prometheus::Labels SeriesLabels(const RedKey& k) {
   if (k.protocol == "grpc") {
@@ -66,6 +69,16 @@ prometheus::Labels SeriesLabels(const RedKey& k) {
             {"http_response_status_code", IsHttpStatus(k.status) ? k.status : ""},
             {"url_scheme", k.scheme},
             {"error_type", failed ? k.status : ""}};
+  }
+  if (k.protocol == "redis" || k.protocol == "postgresql") {
+    prometheus::Labels labels = {{"service_name", k.service},
+                                 {"db_system_name", k.protocol},
+                                 {"db_operation_name", k.method}};
+    if (k.route != k.method) labels.push_back({"db_query_summary", k.route});
+    return labels;
+  }
+  if (k.protocol == "dns") {
+    return {{"service_name", k.service}, {"dns_question_type", k.method}, {"dns_question_name", k.route}};
   }
   prometheus::Labels labels = {{"service_name", k.service},
                                {"network_protocol_name", k.protocol},

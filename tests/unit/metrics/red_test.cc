@@ -104,6 +104,38 @@ TEST(Red, GrpcAndHttp2FollowTheConventions) {
             std::string::npos);
 }
 
+// Database and DNS series carry their own conventions' labels, not HTTP's.
+TEST(Red, DatabaseAndDnsSeriesUseTheirConventions) {
+  RedAggregator red;
+  auto span = [](protocols::L7Protocol p, std::string op, std::string route) {
+    trace::Span s = MakeSpan(trace::SpanKind::kClient, 0, 100 * kSec, 300'000);
+    s.attributes.clear();
+    s.protocol = p;
+    s.operation = std::move(op);
+    s.route = std::move(route);
+    return s;
+  };
+  red.OnSpan(span(protocols::L7Protocol::kRedis, "GET", "GET"));
+  red.OnSpan(span(protocols::L7Protocol::kPostgres, "SELECT", "SELECT pgbench_accounts"));
+  red.OnSpan(span(protocols::L7Protocol::kDns, "AAAA", "example.test"));
+  std::string text;
+  red.AppendPrometheus(text);
+  EXPECT_NE(text.find("db_client_operation_duration_seconds_count{service_name=\"nginx\",db_system_name=\"redis\","
+                      "db_operation_name=\"GET\"} 1"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("db_client_operation_duration_seconds_count{service_name=\"nginx\","
+                      "db_system_name=\"postgresql\",db_operation_name=\"SELECT\","
+                      "db_query_summary=\"SELECT pgbench_accounts\"} 1"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("dns_lookup_duration_seconds_count{service_name=\"nginx\",dns_question_type=\"AAAA\","
+                      "dns_question_name=\"example.test\"} 1"),
+            std::string::npos)
+      << text;
+  EXPECT_EQ(text.find("http_request_method=\"SELECT\""), std::string::npos);
+}
+
 TEST(Red, OneSecondWindows) {
   RedAggregator red;
   red.OnSpan(MakeSpan(trace::SpanKind::kServer, 200, 100 * kSec + 10, 1000));
