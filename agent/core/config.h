@@ -32,6 +32,11 @@ struct SpanConfig {
   double rate_limit = 500;      // spans/s shipped by budget; 0: every span (docs/configuration.md: why 500)
   uint32_t slow_ms = 500;       // spans at least this long are always shipped
   bool honour_parent_flag = true;  // incoming traceparent/b3 sampled flag decides when present
+  // Redacted in every span source (S, N, A) and the request log, on top of
+  // the defaults (agent/trace/redaction.h): header names, and query-string
+  // parameter names whose values are scrubbed.
+  std::vector<std::string> redact_headers;
+  std::vector<std::string> redact_query_params;
 };
 
 struct AgentConfig {

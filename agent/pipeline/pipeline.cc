@@ -27,7 +27,7 @@ bool SplitListen(const std::string& listen, std::string* host, int* port) {
 Agent::Agent(PipelineOptions options)
     : options_(std::move(options)),
       tracker_(options_.tracker),
-      redactor_(options_.redact_headers),
+      redactor_(options_.redact_headers, options_.redact_query_params),
       builder_(clock_),
       linker_(options_.linker),
       joiner_(options_.joiner),

@@ -39,6 +39,7 @@ struct PipelineOptions {
   metrics::RedOptions red;
   trace::SamplerOptions sampler;
   std::vector<std::string> redact_headers = trace::DefaultSensitiveHeaders();
+  std::vector<std::string> redact_query_params = trace::DefaultSensitiveQueryParams();
   bool print_json = true;          // JSON lines of spans (when no server is configured)
   std::FILE* json_out = stdout;    // not owned
   bool json_line_buffered = true;

@@ -59,6 +59,25 @@ server:
   EXPECT_TRUE(ValidateConfig(c).ok());
 }
 
+// Issue #17: the redaction lists and the exporter's spool are configuration.
+TEST_F(ConfigTest, RedactionListsAndSpoolFromYaml) {
+  AgentConfig c;
+  auto st = LoadYamlConfig(Write(R"(
+spans:
+  redact_headers: [x-tenant-secret]
+  redact_query_params: [tenant_key, sso]
+server:
+  spool_dir: /var/lib/sonde/spool
+  spool_max_mb: 64
+)"),
+                           c);
+  ASSERT_TRUE(st.ok()) << st;
+  EXPECT_EQ(c.spans.redact_headers, (std::vector<std::string>{"x-tenant-secret"}));
+  EXPECT_EQ(c.spans.redact_query_params, (std::vector<std::string>{"tenant_key", "sso"}));
+  EXPECT_EQ(c.server_spool_dir, "/var/lib/sonde/spool");
+  EXPECT_EQ(c.server_spool_max_mb, 64u);
+}
+
 TEST_F(ConfigTest, UnknownKeyIsNamed) {
   AgentConfig c;
   auto st = LoadYamlConfig(Write("capture:\n  payload_byts: 10\n"), c);
