@@ -191,5 +191,24 @@ TEST(TcpAggregator, BoundedSeriesEvictsIdleFirst) {
   EXPECT_FALSE(agg.Totals(PairKey{"10.0.0.1", "10.0.0.2", 8000, Side::kClient, "c"}, &t));
 }
 
+// Past max_pairs one scan evicts down to 7/8 of the bound, idle series
+// oldest first (one scan per eviction made every update O(pairs)).
+TEST(TcpAggregator, EvictsInBatchesIdleOldestFirst) {
+  TcpAggregator agg(AggregatorOptions{.max_pairs = 16});
+  for (uint16_t i = 0; i < 40; ++i) {
+    auto s = MakeSocket("10.0.0.1", 40000 + i, "10.0.0.2", 8000 + i, SONDE_ROLE_CLIENT, "c");
+    s.flags = SONDE_TCP_ESTABLISHED | SONDE_TCP_CLOSED;  // idle once closed
+    const std::vector<SocketSnapshot> snap{{1000u + i, s}};
+    agg.Update(snap, {}, 1 + i);
+  }
+  const size_t kept = agg.AllTotals().size();
+  EXPECT_LE(kept, 16u);
+  EXPECT_GE(kept, 14u);
+  EXPECT_EQ(agg.counters().pairs_evicted, 40u - kept);
+  PairCounters t;
+  EXPECT_TRUE(agg.Totals(PairKey{"10.0.0.1", "10.0.0.2", 8039, Side::kClient, "c"}, &t)) << "newest kept";
+  EXPECT_FALSE(agg.Totals(PairKey{"10.0.0.1", "10.0.0.2", 8000, Side::kClient, "c"}, &t)) << "oldest evicted";
+}
+
 }  // namespace
 }  // namespace sonde::tcp

@@ -90,6 +90,31 @@ TEST(TraceSampler, BudgetHoldsAtHighOfferedRates) {
   EXPECT_LE(kept, 3100u);  // 2 s of budget plus one burst
 }
 
+// Remembered traces are bounded; once the map is full of recent traces new
+// ones are forgotten until the next expiry (a quarter of remember_ns), and
+// expiry makes room again.
+TEST(TraceSampler, RememberedTracesBoundedAndExpiredWhenFull) {
+  TraceSampler sampler({.spans_per_second = 1e-9, .slow_ns = 500'000'000, .remember_ns = 4'000,
+                        .max_remembered = 4});
+  std::vector<bool> keep;
+  for (uint8_t t = 1; t <= 10; ++t) {
+    std::vector<Span> slow{SpanOf(t, 600'000'000)};  // forced keep: remembered
+    Decide(sampler, slow, 100 + t, keep);
+    ASSERT_TRUE(keep[0]);
+  }
+  EXPECT_EQ(sampler.remembered_traces(), 4u);
+  std::vector<Span> later{SpanOf(2)};
+  Decide(sampler, later, 200, keep);
+  EXPECT_TRUE(keep[0]) << "a remembered trace is still kept";
+  later = {SpanOf(9)};
+  Decide(sampler, later, 200, keep);
+  EXPECT_FALSE(keep[0]) << "forgotten while the map was full";
+  // After the traces expired, a new kept trace is remembered again.
+  std::vector<Span> slow{SpanOf(20, 600'000'000)};
+  Decide(sampler, slow, 10'000, keep);
+  EXPECT_EQ(sampler.remembered_traces(), 1u);
+}
+
 TEST(TraceSampler, ZeroBudgetMeansEverySpan) {
   TraceSampler sampler({.spans_per_second = 0});
   std::vector<bool> keep;
