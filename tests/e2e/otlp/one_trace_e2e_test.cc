@@ -243,8 +243,17 @@ TEST(OneTraceE2E, NginxIngressEgressBackendSystemAndAppSpansAreOneTree) {
       EXPECT_EQ(ingress["missing_parent"], true);
     }
     EXPECT_EQ(ingress["depth"], ingress_depth);
-    EXPECT_EQ(ingress["parent_span_id"], parent);
-    EXPECT_EQ(ingress["parent_reason"], "traceparent");
+    if (curl_client >= 0) {
+      // The agent saw both ends of that exchange and joined them (request TCP
+      // sequence): curl's S client span, itself a child of the traceparent's
+      // parent, is the ingress's parent.
+      EXPECT_EQ(ingress["parent_span_id"], spans[static_cast<size_t>(curl_client)]["span_id"]) << dump;
+      EXPECT_EQ(ingress["parent_reason"], "tcp_sequence");
+      EXPECT_EQ(spans[static_cast<size_t>(curl_client)]["parent_span_id"], parent);
+    } else {
+      EXPECT_EQ(ingress["parent_span_id"], parent);
+      EXPECT_EQ(ingress["parent_reason"], "traceparent");
+    }
     EXPECT_EQ(ingress["http_status"], 200);
     EXPECT_NE(ingress.value("endpoint", "").find("/one-trace/item/"), std::string::npos) << ingress.dump();
 
@@ -263,10 +272,17 @@ TEST(OneTraceE2E, NginxIngressEgressBackendSystemAndAppSpansAreOneTree) {
     EXPECT_EQ(node_s["parent_index"], egress["index"]) << dump;
     const std::string wire_edge = node_s.value("edge", "");
     EXPECT_TRUE(wire_edge == "tcp_sequence" || wire_edge == "tuple") << wire_edge << "\n" << dump;
-    EXPECT_EQ(node_s["edge_origin"], "server");
+    // Joined by the agent on the node (both ends captured); the server's
+    // join by sequence is the fallback when the agent could not.
+    const std::string wire_origin = node_s.value("edge_origin", "");
+    EXPECT_TRUE(wire_origin == "agent" || wire_origin == "server") << wire_origin;
     EXPECT_EQ(node_s["missing_parent"], false);
     EXPECT_EQ(node_s["depth"], ingress_depth + 2);
-    EXPECT_EQ(node_s["parent_span_id"], parent) << "traceparent forwarded unchanged by nginx";
+    if (wire_origin == "agent") {
+      EXPECT_EQ(node_s["parent_span_id"], egress["span_id"]);
+    } else {
+      EXPECT_EQ(node_s["parent_span_id"], parent) << "traceparent forwarded unchanged by nginx";
+    }
     EXPECT_EQ(node_s["client"], egress["client"]);
     EXPECT_EQ(node_s["server"], egress["server"]);
     EXPECT_EQ(node_s["pid"], static_cast<int>(backend.pid()));
