@@ -205,6 +205,12 @@ void GuardedHttpServer::Handle(socket_t sock, bool fresh) {
 
 bool GuardedHttpServer::Serve(socket_t sock, SSL* ssl, bool fresh) {
   GuardedStream strm(sock, ssl, limits_.max_head_bytes, limits_.write_timeout);
+  strm.SetPressure(
+      [this] {
+        BoundedTaskQueue* pool = pool_.load();
+        return pool != nullptr && pool->pending() > 0;
+      },
+      limits_.head_timeout_under_pressure);
   bool first = true;
   for (size_t served = 0; served < 10'000 && svr_sock_ != INVALID_SOCKET; ++served) {
     // Between requests a plain connection is parked (no thread held); a TLS
@@ -236,7 +242,9 @@ bool GuardedHttpServer::Serve(socket_t sock, SSL* ssl, bool fresh) {
     t_close_after_response = false;
     bool connection_closed = false;
     const bool ok = process_request(strm, /*close_connection=*/false, connection_closed,
-                                    [&](httplib::Request&) { strm.BeginBody(started + limits_.request_timeout); });
+                                    [&](httplib::Request&) {
+                                      strm.BeginBody(started + limits_.request_timeout, limits_.min_body_bytes_per_s);
+                                    });
     switch (strm.failure()) {
       case GuardedStream::Failure::kHeadTooLarge:
         ++counters_.oversize_heads;

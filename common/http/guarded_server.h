@@ -44,6 +44,12 @@ struct HttpLimits {
   size_t max_body_bytes = 1 << 20;  // wire bytes, Content-Length checked before reading
   std::chrono::milliseconds head_timeout{10'000};
   std::chrono::milliseconds request_timeout{60'000};
+  // A body must arrive at this average rate (after 2 s): a peer trickling a
+  // large body is cut off instead of holding a thread and its admission.
+  uint64_t min_body_bytes_per_s = 32 * 1024;
+  // Once connections wait for a thread, a request head must be complete
+  // within this (slow heads then cannot starve the others).
+  std::chrono::milliseconds head_timeout_under_pressure{1000};
   std::chrono::milliseconds keep_alive_timeout{5'000};
   std::chrono::milliseconds write_timeout{10'000};
   // Routes that read a body (their handlers stream and bound it). Any body

@@ -44,11 +44,39 @@ void GuardedStream::BeginHead(Clock::time_point deadline) {
   in_head_ = true;
   head_bytes_ = 0;
   deadline_ = deadline;
+  phase_start_ = Clock::now();
 }
 
-void GuardedStream::BeginBody(Clock::time_point deadline) {
+void GuardedStream::BeginBody(Clock::time_point deadline, uint64_t min_bytes_per_s) {
   in_head_ = false;
   deadline_ = deadline;
+  phase_start_ = Clock::now();
+  body_bytes_ = 0;
+  min_body_rate_ = min_bytes_per_s;
+}
+
+// A body gets this long before its average rate is judged.
+constexpr std::chrono::milliseconds kBodyRateGrace{2000};
+
+GuardedStream::Clock::time_point GuardedStream::EffectiveDeadline() const {
+  Clock::time_point d = deadline_;
+  if (in_head_) {
+    if (under_pressure_ && under_pressure_()) d = std::min(d, phase_start_ + pressure_head_limit_);
+  } else if (min_body_rate_ > 0) {
+    // When the bytes received so far stop meeting the minimum average rate.
+    const auto earned = std::chrono::milliseconds(body_bytes_ * 1000 / min_body_rate_);
+    d = std::min(d, phase_start_ + kBodyRateGrace + earned);
+  }
+  return d;
+}
+
+bool GuardedStream::WaitReadableGuarded(short events) {
+  for (;;) {
+    const auto deadline = EffectiveDeadline();
+    const auto now = Clock::now();
+    if (now >= deadline) return false;
+    if (WaitFor(events, std::min(deadline, now + std::chrono::milliseconds(100)))) return true;
+  }
 }
 
 bool GuardedStream::WaitFor(short events, Clock::time_point deadline) {
@@ -70,7 +98,7 @@ bool GuardedStream::WaitReadable(Clock::time_point deadline) {
 bool GuardedStream::Fill() {
   buf_begin_ = buf_end_ = 0;
   for (;;) {
-    if (Clock::now() >= deadline_) {
+    if (Clock::now() >= EffectiveDeadline()) {
       failure_ = Failure::kTimedOut;
       return false;
     }
@@ -84,7 +112,7 @@ bool GuardedStream::Fill() {
           failure_ = Failure::kClosed;
           return false;
         }
-        if (!WaitFor(events, deadline_)) {
+        if (!WaitReadableGuarded(events)) {
           failure_ = Failure::kTimedOut;
           return false;
         }
@@ -93,7 +121,7 @@ bool GuardedStream::Fill() {
     } else {
       n = ::recv(sock_, buf_.data(), buf_.size(), MSG_DONTWAIT);
       if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
-        if (!WaitFor(POLLIN, deadline_)) {
+        if (!WaitReadableGuarded(POLLIN)) {
           failure_ = Failure::kTimedOut;
           return false;
         }
@@ -105,6 +133,7 @@ bool GuardedStream::Fill() {
       }
     }
     buf_end_ = static_cast<size_t>(n);
+    if (!in_head_) body_bytes_ += static_cast<uint64_t>(n);
     return true;
   }
 }

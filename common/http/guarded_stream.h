@@ -4,15 +4,17 @@
 //   - a request head (request line + headers) larger than `max_head_bytes`
 //     fails the read before the bytes are held (httplib reads lines without
 //     a bound) and is answered 431;
-//   - a head that is not complete by its deadline, or a request whose body is
-//     not complete by its deadline (slow clients), fails the read and is
-//     answered 408.
+//   - a head that is not complete by its deadline (1 s once other
+//     connections wait for a thread), a body arriving slower than its
+//     minimum rate, or a request not complete by its deadline (slow clients)
+//     fails the read and is answered 408.
 #include <httplib.h>
 #include <openssl/ssl.h>
 
 #include <array>
 #include <chrono>
 #include <cstddef>
+#include <functional>
 #include <string>
 
 namespace sonde::net {
@@ -28,8 +30,15 @@ class GuardedStream final : public httplib::Stream {
 
   // Starts a request: head bytes are counted from here, until `deadline`.
   void BeginHead(Clock::time_point deadline);
-  // The head was parsed: body bytes are read until `deadline`.
-  void BeginBody(Clock::time_point deadline);
+  // The head was parsed: body bytes are read until `deadline`, and after a
+  // grace period at no less than `min_bytes_per_s` on average (0: no rate).
+  void BeginBody(Clock::time_point deadline, uint64_t min_bytes_per_s = 0);
+  // While it returns true (other connections wait for a thread), a head gets
+  // at most `limit` from its first byte.
+  void SetPressure(std::function<bool()> under_pressure, std::chrono::milliseconds limit) {
+    under_pressure_ = std::move(under_pressure);
+    pressure_head_limit_ = limit;
+  }
   // Waits until a byte is readable (buffered, or on the socket) or `deadline`.
   bool WaitReadable(Clock::time_point deadline);
   Failure failure() const { return failure_; }
@@ -51,6 +60,11 @@ class GuardedStream final : public httplib::Stream {
  private:
   bool Fill();  // refills buf_ from the transport; false on error/EOF/deadline
   bool WaitFor(short events, Clock::time_point deadline);
+  // The deadline for the next byte: the phase's, or sooner under pressure
+  // (head) or at the minimum rate (body).
+  Clock::time_point EffectiveDeadline() const;
+  // Waits for readability in slices, re-evaluating EffectiveDeadline().
+  bool WaitReadableGuarded(short events);
 
   socket_t sock_;
   SSL* ssl_;
@@ -59,6 +73,11 @@ class GuardedStream final : public httplib::Stream {
   bool in_head_ = true;
   size_t head_bytes_ = 0;
   Clock::time_point deadline_ = Clock::time_point::max();
+  Clock::time_point phase_start_{};
+  uint64_t body_bytes_ = 0;
+  uint64_t min_body_rate_ = 0;
+  std::function<bool()> under_pressure_;
+  std::chrono::milliseconds pressure_head_limit_{1000};
   Failure failure_ = Failure::kNone;
   std::array<char, 16 * 1024> buf_{};
   size_t buf_begin_ = 0;
