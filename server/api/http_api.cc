@@ -4,6 +4,7 @@
 #include <chrono>
 #include <fstream>
 #include <map>
+#include <set>
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
@@ -75,6 +76,27 @@ bool OnlyKnown(const httplib::Request& req, std::initializer_list<const char*> k
   return true;
 }
 
+// Sonde's own components. The UI hides them unless asked (include_self=1):
+// on a fresh install the server answering the browser is otherwise the
+// busiest "service" and the first thing shown. (The browser's own requests
+// to the UI are excluded agent-side: capture.exclude_ports, see docs/ui.md.)
+bool IsSondeComponent(std::string_view service) {
+  return service == "sonde-server" || service == "sonde-agent";
+}
+
+// include_self: absent or 0 hides Sonde's own components, 1 shows them.
+bool ParseIncludeSelf(const httplib::Request& req, bool* include, httplib::Response& res) {
+  *include = false;
+  if (!req.has_param("include_self")) return true;
+  const std::string v = req.get_param_value("include_self");
+  if (v != "0" && v != "1") {
+    Reply(res, 400, {{"error", "parameter 'include_self': expected 0 or 1"}});
+    return false;
+  }
+  *include = v == "1";
+  return true;
+}
+
 }  // namespace
 
 HttpApi::HttpApi(Storage* storage, const IngestCounters* counters, HttpApiOptions options)
@@ -130,23 +152,31 @@ void HttpApi::Register(httplib::Server& server) {
 
   // Services with their endpoints and span counts.
   srv.Get("/api/services", [store, now](const httplib::Request& req, httplib::Response& res) {
-    if (!OnlyKnown(req, {"from", "to", "last"}, res)) return;
+    if (!OnlyKnown(req, {"from", "to", "last", "include_self"}, res)) return;
     auto get = Lookup(req);
     EndpointQuery q;
     if (!Get(ParseTimeRange(get, now()), &q.range, res)) return;
+    bool include_self = false;
+    if (!ParseIncludeSelf(req, &include_self, res)) return;
     std::vector<EndpointSummary> eps;
     if (!Get(store->Endpoints(q), &eps, res)) return;
     std::map<std::string, json> services;
+    std::set<std::string> hidden;
     for (const auto& e : eps) {
+      const bool self = IsSondeComponent(e.service);
+      if (self && !include_self) {
+        hidden.insert(e.service);
+        continue;
+      }
       auto& s = services[e.service];
-      if (s.is_null()) s = {{"service", e.service}, {"count", 0}, {"errors", 0}, {"endpoints", 0}};
+      if (s.is_null()) s = {{"service", e.service}, {"count", 0}, {"errors", 0}, {"endpoints", 0}, {"self", self}};
       s["count"] = s["count"].get<uint64_t>() + e.count;
       s["errors"] = s["errors"].get<uint64_t>() + e.errors;
       s["endpoints"] = s["endpoints"].get<uint64_t>() + 1;
     }
     json out = json::array();
     for (auto& [k, v] : services) out.push_back(std::move(v));
-    Reply(res, 200, {{"services", out}});
+    Reply(res, 200, {{"services", out}, {"hidden_self", hidden}});
   });
 
   srv.Get("/api/endpoints", [store, now](const httplib::Request& req, httplib::Response& res) {
@@ -383,15 +413,21 @@ void HttpApi::Register(httplib::Server& server) {
 
   // Service map: services and the calls between them over the range.
   srv.Get("/api/map", [store, now](const httplib::Request& req, httplib::Response& res) {
-    if (!OnlyKnown(req, {"from", "to", "last", "limit"}, res)) return;
+    if (!OnlyKnown(req, {"from", "to", "last", "limit", "include_self"}, res)) return;
     auto get = Lookup(req);
     RequestLogQuery q;
     if (!Get(ParseTimeRange(get, now()), &q.range, res)) return;
     std::optional<int64_t> v;
     if (!Get(ParseInt(get, "limit", 1, 1'000'000), &v, res)) return;
+    bool include_self = false;
+    if (!ParseIncludeSelf(req, &include_self, res)) return;
     q.limit = v ? static_cast<int>(*v) : 50'000;  // spans read, newest first
     std::vector<StoredSpan> spans;
     if (!Get(store->RequestLog(q), &spans, res)) return;
+    const size_t spans_read = spans.size();
+    if (!include_self) {
+      std::erase_if(spans, [](const StoredSpan& s) { return IsSondeComponent(s.span.service_name()); });
+    }
     const ServiceMap map = BuildServiceMap(spans);
     const uint64_t end = std::min(q.range.to_ns, now());
     const double seconds = std::max(1.0, static_cast<double>(end - std::min(end, q.range.from_ns)) / 1e9);
@@ -405,8 +441,8 @@ void HttpApi::Register(httplib::Server& server) {
                        {"error_rate", e.count ? static_cast<double>(e.errors) / static_cast<double>(e.count) : 0.0},
                        {"p50_ms", e.p50_ms}, {"p99_ms", e.p99_ms}, {"trace_ids", e.trace_ids}});
     }
-    Reply(res, 200, {{"nodes", nodes}, {"edges", edges}, {"range_s", seconds}, {"spans_read", spans.size()},
-                     {"truncated", spans.size() >= static_cast<size_t>(q.limit)}});
+    Reply(res, 200, {{"nodes", nodes}, {"edges", edges}, {"range_s", seconds}, {"spans_read", spans_read},
+                     {"truncated", spans_read >= static_cast<size_t>(q.limit)}});
   });
 
   srv.Get(R"(/api/.*)", [](const httplib::Request& req, httplib::Response& res) {

@@ -2,6 +2,7 @@
 // validation (400 with a message), escaping-safe JSON, trace by id.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <thread>
 
 #include <httplib.h>
@@ -152,6 +153,42 @@ TEST_F(ApiTest, ServicesEndpointsRedAndRequests) {
   EXPECT_EQ(reqs["requests"].size(), 1u);
   auto [c5, nf] = GetJson("/api/nope");
   EXPECT_EQ(c5, 404);
+}
+
+// Sonde's own server is hidden from services and the map unless asked
+// (include_self=1); a bad value is a 400, not a silent default.
+TEST_F(ApiTest, SondeOwnComponentsHiddenUnlessIncluded) {
+  v1::Batch b;
+  b.set_sequence(2);
+  for (uint64_t i = 0; i < 3; ++i) {
+    *b.add_spans() = testing::MakeSpan({.trace = 0xdef + i, .id = 10 + i, .service = "sonde-server",
+                                        .endpoint = "GET /api/services", .start_ns = now_ - 5 * kSec,
+                                        .end_ns = now_ - 5 * kSec + 1'000'000});
+  }
+  ASSERT_TRUE(store_->WriteBatch({"h", "n", "i"}, b).ok());
+  auto names = [](const json& j, const char* list, const char* key) {
+    std::vector<std::string> out;
+    for (const auto& x : j[list]) out.push_back(x[key].get<std::string>());
+    return out;
+  };
+  auto [c1, hidden] = GetJson("/api/services?last=1m");
+  ASSERT_EQ(c1, 200);
+  EXPECT_EQ(names(hidden, "services", "service"), std::vector<std::string>{"gw"});
+  EXPECT_EQ(hidden["hidden_self"], json::array({"sonde-server"}));
+  auto [c2, shown] = GetJson("/api/services?last=1m&include_self=1");
+  ASSERT_EQ(c2, 200);
+  EXPECT_EQ(names(shown, "services", "service"), (std::vector<std::string>{"gw", "sonde-server"}));
+  EXPECT_EQ(shown["services"][1]["self"], true);
+  EXPECT_EQ(shown["services"][1]["count"], 3);
+  EXPECT_EQ(shown["hidden_self"].size(), 0u);
+  auto [c3, map] = GetJson("/api/map?last=1m");
+  ASSERT_EQ(c3, 200);
+  for (const auto& id : names(map, "nodes", "id")) EXPECT_NE(id, "sonde-server");
+  auto [c4, map_self] = GetJson("/api/map?last=1m&include_self=1");
+  ASSERT_EQ(c4, 200);
+  auto ids = names(map_self, "nodes", "id");
+  EXPECT_NE(std::find(ids.begin(), ids.end(), "sonde-server"), ids.end());
+  EXPECT_EQ(GetJson("/api/services?include_self=yes").first, 400);
 }
 
 // A trace larger than max_trace_spans: the earliest spans, flagged truncated.
