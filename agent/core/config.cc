@@ -95,13 +95,14 @@ absl::Status LoadConfigTree(const YAML::Node& root, const std::string& path, Age
   }
   if (const auto sp = root["spans"]) {
     const std::string w = path + ": spans";
-    SONDE_RETURN_IF_ERROR(CheckKeys(sp, w, {"rate_limit", "slow_ms", "honour_parent_flag", "redact_headers",
+    SONDE_RETURN_IF_ERROR(CheckKeys(sp, w, {"rate_limit", "slow_ms", "honour_parent_flag", "join_exchanges", "redact_headers",
                                             "redact_query_params"}));
     SONDE_RETURN_IF_ERROR(Read(sp, "redact_headers", w, c.spans.redact_headers));
     SONDE_RETURN_IF_ERROR(Read(sp, "redact_query_params", w, c.spans.redact_query_params));
     SONDE_RETURN_IF_ERROR(Read(sp, "rate_limit", w, c.spans.rate_limit));
     SONDE_RETURN_IF_ERROR(Read(sp, "slow_ms", w, c.spans.slow_ms));
     SONDE_RETURN_IF_ERROR(Read(sp, "honour_parent_flag", w, c.spans.honour_parent_flag));
+    SONDE_RETURN_IF_ERROR(Read(sp, "join_exchanges", w, c.spans.join_exchanges));
   }
   if (const auto l = root["limits"]) {
     const std::string w = path + ": limits";
@@ -194,6 +195,10 @@ void AddSpanFlags(CLI::App& app, AgentConfig& config) {
       ->capture_default_str();
   app.add_flag("!--ignore-parent-sampled", sp.honour_parent_flag,
                "Decide by budget even when an incoming traceparent/b3 carries a sampled flag");
+  app.add_flag("--join-exchanges,!--no-join-exchanges", sp.join_exchanges,
+               "A server span joins the trace of its client span seen on this node (request TCP sequence or "
+               "nested times): one trace per request across processes without headers")
+      ->capture_default_str();
   app.add_option("--redact-header", sp.redact_headers,
                  "Also redact this header's value (repeatable; Authorization, Cookie, API keys always are)");
   app.add_option("--redact-query-param", sp.redact_query_params,

@@ -32,6 +32,9 @@ struct SpanConfig {
   double rate_limit = 500;      // spans/s shipped by budget; 0: every span (docs/configuration.md: why 500)
   uint32_t slow_ms = 500;       // spans at least this long are always shipped
   bool honour_parent_flag = true;  // incoming traceparent/b3 sampled flag decides when present
+  // Server spans join the trace of their client span seen on this node
+  // (trace/exchange_joiner.h: request TCP sequence or nested times).
+  bool join_exchanges = true;
   // Redacted in every span source (S, N, A) and the request log, on top of
   // the defaults (agent/trace/redaction.h): header names, and query-string
   // parameter names whose values are scrubbed.

@@ -24,11 +24,13 @@ TEST_F(ConfigTest, DefaultsAreValid) { EXPECT_TRUE(ValidateConfig(AgentConfig{})
 
 TEST_F(ConfigTest, SpanBudgetFromYamlAndItsRange) {
   AgentConfig c;
-  auto st = LoadYamlConfig(Write("spans:\n  rate_limit: 0\n  slow_ms: 250\n  honour_parent_flag: false\n"), c);
+  auto st = LoadYamlConfig(
+      Write("spans:\n  rate_limit: 0\n  slow_ms: 250\n  honour_parent_flag: false\n  join_exchanges: false\n"), c);
   ASSERT_TRUE(st.ok()) << st;
   EXPECT_EQ(c.spans.rate_limit, 0.0);
   EXPECT_EQ(c.spans.slow_ms, 250u);
   EXPECT_FALSE(c.spans.honour_parent_flag);
+  EXPECT_FALSE(c.spans.join_exchanges);
   EXPECT_TRUE(ValidateConfig(c).ok());
   c.spans.rate_limit = -1;
   const auto bad = ValidateConfig(c);
