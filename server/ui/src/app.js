@@ -23,7 +23,35 @@ Sonde.el = function (tag, attrs, children) {
   return node;
 };
 
-Sonde.range = function () { return document.getElementById('range').value; };
+// Settings shared by every page live in the URL's query string
+// (?range=15m&refresh=10s&self=1), so a reload or a shared link keeps them;
+// each page's own filters live in the hash (#/requests?service=x). Changing
+// the hash keeps the query string, so navigation keeps the settings too.
+Sonde.ranges = ['5m', '15m', '1h', '6h', '24h', '72h', '7d'];
+Sonde.refreshes = { off: 0, '5s': 5000, '10s': 10000, '30s': 30000, '1m': 60000 };
+Sonde.setting = function (key) { return new URLSearchParams(location.search).get(key); };
+Sonde.setSetting = function (key, value, fallback) {
+  const q = new URLSearchParams(location.search);
+  if (value === fallback || value === null || value === undefined) q.delete(key);
+  else q.set(key, value);
+  const qs = q.toString();
+  history.replaceState(null, '', location.pathname + (qs ? '?' + qs : '') + location.hash);
+};
+Sonde.range = function () {
+  const r = Sonde.setting('range');
+  return Sonde.ranges.includes(r) ? r : '1h';
+};
+// Sonde's own components (sonde-server, sonde-agent) are hidden unless asked.
+Sonde.includeSelf = function () { return Sonde.setting('self') === '1' ? 1 : undefined; };
+Sonde.refreshMs = function () { return Sonde.refreshes[Sonde.setting('refresh')] || 0; };
+
+// Requests in flight: the header's "loading" indicator shows while any runs.
+Sonde.pending = 0;
+Sonde.setLoading = function (delta) {
+  Sonde.pending += delta;
+  const ind = document.getElementById('loading');
+  if (ind) ind.hidden = Sonde.pending === 0;
+};
 
 Sonde.api = async function (path, params) {
   const q = new URLSearchParams();
@@ -33,9 +61,14 @@ Sonde.api = async function (path, params) {
     else q.append(k, v);
   }
   const url = '/api/' + path + (q.toString() ? '?' + q.toString() : '');
-  const res = await fetch(url);
-  let body;
-  try { body = await res.json(); } catch (e) { body = { error: 'bad response from ' + url }; }
+  Sonde.setLoading(1);
+  let res, body;
+  try {
+    res = await fetch(url);
+    try { body = await res.json(); } catch (e) { body = { error: 'bad response from ' + url }; }
+  } finally {
+    Sonde.setLoading(-1);
+  }
   if (!res.ok) throw new Error(body.error || ('HTTP ' + res.status));
   return body;
 };
@@ -107,24 +140,70 @@ Sonde.parseHash = function () {
   return { page: parts[0] || 'overview', arg: parts.slice(1).join('/'), params: new URLSearchParams(query || '') };
 };
 
-Sonde.route = async function () {
+// Pages that show a time range and so gain from auto-refresh (a single
+// trace does not change; re-rendering it would lose the selection).
+Sonde.refreshable = ['overview', 'requests', 'traces', 'map', 'tcp', 'cpu'];
+Sonde.generation = 0;
+
+// Renders the page named by the hash. A navigation clears the page at once;
+// a refresh renders off-screen and swaps when done, so the old figures stay
+// readable (dimmed) meanwhile. A render overtaken by a newer one is dropped.
+Sonde.route = async function (refresh) {
   const { page, arg, params } = Sonde.parseHash();
   const main = document.getElementById('main');
-  main.replaceChildren();
+  const generation = ++Sonde.generation;
   for (const a of document.querySelectorAll('#nav a')) {
     a.classList.toggle('active', a.dataset.page === page || (page === 'trace' && a.dataset.page === 'traces'));
   }
+  const next = Sonde.el('div', { class: 'page' + (refresh === true ? ' page-next' : '') });
+  if (refresh === true) {
+    main.classList.add('refreshing');
+    main.appendChild(next);
+  } else {
+    main.replaceChildren(next);
+  }
   const render = Sonde.pages[page];
-  if (!render) { main.appendChild(Sonde.message('No such page: ' + page, true)); return; }
   try {
-    await render(main, arg, params);
+    if (!render) next.appendChild(Sonde.message('No such page: ' + page, true));
+    else await render(next, arg, params);
   } catch (e) {
-    main.appendChild(Sonde.message(String(e.message || e), true));
+    next.appendChild(Sonde.message(String(e.message || e), true));
+  }
+  if (generation !== Sonde.generation) { next.remove(); return; }
+  main.classList.remove('refreshing');
+  if (refresh === true) {
+    next.classList.remove('page-next');
+    main.replaceChildren(next);
   }
 };
 
-window.addEventListener('hashchange', Sonde.route);
+// Header controls: range, auto-refresh, Sonde's own components. Each writes
+// its setting into the URL and re-renders.
+Sonde.refreshTimer = null;
+Sonde.scheduleRefresh = function () {
+  clearInterval(Sonde.refreshTimer);
+  const ms = Sonde.refreshMs();
+  if (!ms) return;
+  Sonde.refreshTimer = setInterval(() => {
+    if (document.hidden || Sonde.pending > 0) return;  // no pile-up behind a slow query
+    if (Sonde.refreshable.includes(Sonde.parseHash().page)) Sonde.route(true);
+  }, ms);
+};
+Sonde.initControls = function () {
+  const range = document.getElementById('range');
+  range.value = Sonde.range();
+  range.addEventListener('change', () => { Sonde.setSetting('range', range.value, '1h'); Sonde.route(); });
+  const refresh = document.getElementById('refresh');
+  refresh.value = Sonde.refreshMs() ? Sonde.setting('refresh') : 'off';
+  refresh.addEventListener('change', () => { Sonde.setSetting('refresh', refresh.value, 'off'); Sonde.scheduleRefresh(); });
+  const self = document.getElementById('show-self');
+  self.checked = Sonde.includeSelf() === 1;
+  self.addEventListener('change', () => { Sonde.setSetting('self', self.checked ? '1' : null); Sonde.route(); });
+  Sonde.scheduleRefresh();
+};
+
+window.addEventListener('hashchange', () => Sonde.route());
 document.addEventListener('DOMContentLoaded', () => {
-  document.getElementById('range').addEventListener('change', Sonde.route);
+  Sonde.initControls();
   Sonde.route();
 });

@@ -15,7 +15,7 @@
 
   Sonde.pages.map = async function (main) {
     main.appendChild(el('h2', {}, 'Service map'));
-    const data = await Sonde.api('map', { last: Sonde.range() });
+    const data = await Sonde.api('map', { last: Sonde.range(), include_self: Sonde.includeSelf() });
     if (data.nodes.length === 0) { main.appendChild(Sonde.message('No calls in this range.')); return; }
     if (data.truncated) main.appendChild(Sonde.message('Only the newest ' + data.spans_read + ' spans are drawn.'));
     main.appendChild(el('div', { class: 'legend muted' }, [

@@ -31,15 +31,22 @@
 
   Sonde.pages.overview = async function (main, arg, params) {
     main.appendChild(el('h2', {}, 'Services'));
-    const { services } = await Sonde.api('services', { last: Sonde.range() });
+    const { services, hidden_self: hiddenSelf } = await Sonde.api('services', { last: Sonde.range(), include_self: Sonde.includeSelf() });
+    if (hiddenSelf && hiddenSelf.length) {
+      main.appendChild(el('div', { class: 'muted', id: 'hidden-self' },
+        'Not shown: ' + hiddenSelf.join(', ') + ' (Sonde\'s own; tick "Sonde\'s own" above to show).'));
+    }
     if (services.length === 0) {
       main.appendChild(Sonde.message('No data yet in this range. Start sonde-agent pointed at this server (scripts/run.sh --demo).'));
       return;
     }
+    // Busiest first; the busiest is shown unless the URL names a service.
+    services.sort((a, b) => b.count - a.count || a.service.localeCompare(b.service));
     const selected = params.get('service') || services[0].service;
     main.appendChild(Sonde.table(['service', { label: 'spans', num: 1 }, { label: 'errors', num: 1 }, { label: 'endpoints', num: 1 }],
       services.map((s) => el('tr', {
-        class: 'clickable' + (s.service === selected ? ' selected' : ''),
+        class: 'clickable service-row' + (s.service === selected ? ' selected' : ''),
+        'data-service': s.service,
         onclick: () => { location.hash = '#/overview?service=' + encodeURIComponent(s.service); },
       }, [el('td', {}, s.service), el('td', { class: 'num' }, s.count), el('td', { class: 'num' + (s.errors ? ' err' : '') }, s.errors), el('td', { class: 'num' }, s.endpoints)]))));
 

@@ -33,6 +33,70 @@ const out = process.env.SONDE_TEST_OUTPUT;
     await page.waitForSelector('.uplot', { timeout: 15000 });
     await page.screenshot({ path: path.join(out, 'overview.png'), fullPage: true });
 
+    // The first five minutes. Default service: the busiest (nginx, with its
+    // health checks), not the alphabetically first (backend); Sonde's own
+    // server, busier still, is hidden and named as hidden.
+    await page.goto(base + '/#/overview');
+    await page.waitForSelector('tr.service-row.selected', { timeout: 15000 });
+    const serviceRows = () => page.$$eval('tr.service-row', (rs) => rs.map((r) => r.getAttribute('data-service')));
+    assert.strictEqual(await page.getAttribute('tr.service-row.selected', 'data-service'), 'nginx', 'busiest service selected');
+    assert.deepStrictEqual(await serviceRows(), ['nginx', 'backend', 'lo'], 'busiest first, sonde-server hidden');
+    assert.ok((await page.textContent('#hidden-self')).includes('sonde-server'), 'says what it hides');
+    // The toggle shows it (and, being the busiest, it becomes the default).
+    await page.check('#show-self');
+    await page.waitForSelector('tr.service-row[data-service="sonde-server"]', { timeout: 15000 });
+    assert.ok(new URL(page.url()).searchParams.get('self') === '1', 'toggle in the URL: ' + page.url());
+    assert.strictEqual(await page.getAttribute('tr.service-row.selected', 'data-service'), 'sonde-server');
+    await page.uncheck('#show-self');
+    await page.waitForSelector('tr.service-row[data-service="sonde-server"]', { state: 'detached', timeout: 15000 });
+
+    // The range lives in the URL: it survives a reload and navigation, and
+    // the pages query with it.
+    await page.selectOption('#range', '6h');
+    await page.waitForFunction(() => new URLSearchParams(location.search).get('range') === '6h');
+    await page.reload();
+    await page.waitForSelector('tr.service-row.selected', { timeout: 15000 });
+    assert.strictEqual(await page.inputValue('#range'), '6h', 'range restored after reload');
+    const [requestsCall] = await Promise.all([
+      page.waitForRequest((r) => r.url().includes('/api/requests?'), { timeout: 15000 }),
+      page.click('#nav a[data-page="requests"]'),
+    ]);
+    assert.strictEqual(new URL(requestsCall.url()).searchParams.get('last'), '6h', 'requests queried over the URL\'s range');
+    await page.waitForSelector('tr.request-row', { timeout: 15000 });
+    assert.strictEqual(new URL(page.url()).searchParams.get('range'), '6h', 'range kept across navigation');
+    // Filters live in the hash: a reload keeps them.
+    await page.goto(base + '/?range=6h#/requests?service=backend');
+    await page.reload();
+    await page.waitForSelector('tr.request-row', { timeout: 15000 });
+    assert.strictEqual(await page.inputValue('input[name="service"]'), 'backend');
+    const shownServices = await page.$$eval('tr.request-row td:nth-child(2)', (tds) => [...new Set(tds.map((t) => t.textContent))]);
+    assert.deepStrictEqual(shownServices, ['backend'], 'filter applied after reload');
+
+    // Auto-refresh: re-queries on its own, with a visible loading state while
+    // the (deliberately slowed) query runs; the old figures stay meanwhile.
+    await page.goto(base + '/#/overview');
+    await page.waitForSelector('tr.service-row.selected', { timeout: 15000 });
+    await page.waitForSelector('#loading', { state: 'hidden', timeout: 15000 });  // at rest once the page's queries finish
+    await page.route('**/api/services**', async (route) => {
+      await new Promise((r) => setTimeout(r, 1500));
+      await route.continue();
+    });
+    const servicesCalls = [];
+    page.on('request', (r) => { if (r.url().includes('/api/services')) servicesCalls.push(Date.now()); });
+    await page.selectOption('#refresh', '5s');
+    assert.strictEqual(new URL(page.url()).searchParams.get('refresh'), '5s', 'auto-refresh in the URL');
+    await page.waitForSelector('main.refreshing', { timeout: 15000 });
+    assert.ok(await page.isVisible('#loading'), 'loading indicator shown during the refresh');
+    assert.ok(await page.locator('tr.service-row').count() > 0, 'old content kept while refreshing');
+    await page.waitForSelector('main:not(.refreshing)', { timeout: 15000 });
+    await page.waitForSelector('#loading', { state: 'hidden', timeout: 15000 });
+    assert.strictEqual(await page.getAttribute('tr.service-row.selected', 'data-service'), 'nginx', 'refreshed page rendered');
+    assert.ok(servicesCalls.length >= 1, 'auto-refresh queried again');
+    await page.unroute('**/api/services**');
+    await page.reload();
+    assert.strictEqual(await page.inputValue('#refresh'), '5s', 'auto-refresh setting restored after reload');
+    await page.selectOption('#refresh', 'off');
+
     // Trace search.
     await page.goto(base + '/#/traces');
     await page.fill('#q-service', 'nginx');

@@ -106,6 +106,50 @@ int main(int argc, char** argv) {
     for (auto* s : {&ingress, &egress, &wire, &backend, &app_span, &db}) ex.OnSpan(*s);
     std::printf("%s\n", Hex(tid).c_str());
   }
+  // Traffic that decides the Overview's default service, all older than the
+  // gateway traces (so they stay the newest requests): Kong-style health
+  // checks make nginx the busiest service (not the alphabetically first,
+  // "backend"); sonde-server answering the UI would be busier still, but it
+  // is Sonde's own and hidden unless asked. Neither touches the map's
+  // seeded calls (A spans are not calls; sonde-server is hidden there too).
+  for (int i = 0; i < 3 * traces; ++i) {
+    trace::Span s;
+    Fill(s.trace_id, rng);
+    Fill(s.span_id, rng);
+    s.source = trace::SpanSource::kApplication;
+    s.kind = trace::SpanKind::kServer;
+    s.service_name = "nginx";
+    s.comm = "nginx";
+    s.pid = 1000;
+    s.tid = 1001;
+    s.start_unix_ns = base - 30'000 * ms + static_cast<uint64_t>(i) * 100 * ms;
+    s.end_unix_ns = s.start_unix_ns + 1 * ms;
+    s.protocol = protocols::L7Protocol::kHttp1;
+    s.endpoint = "GET /health";
+    s.name = s.endpoint;
+    s.http_status = 200;
+    ex.OnSpan(s);
+  }
+  for (int i = 0; i < 10 * traces; ++i) {
+    trace::Span s;
+    Fill(s.trace_id, rng);
+    Fill(s.span_id, rng);
+    s.source = trace::SpanSource::kSystem;
+    s.kind = trace::SpanKind::kServer;
+    s.service_name = "sonde-server";
+    s.comm = "sonde-server";
+    s.pid = 3000;
+    s.tid = 3001;
+    s.start_unix_ns = base - 40'000 * ms + static_cast<uint64_t>(i) * 100 * ms;
+    s.end_unix_ns = s.start_unix_ns + 2 * ms;
+    s.protocol = protocols::L7Protocol::kHttp1;
+    s.endpoint = "GET /api/services";
+    s.name = s.endpoint;
+    s.http_status = 200;
+    s.client = {"127.0.0.1", static_cast<uint16_t>(40000 + i)};
+    s.server = {"127.0.0.1", 8080};
+    ex.OnSpan(s);
+  }
   for (int w = 0; w < 60; ++w) {
     v1::RedWindow r;
     r.set_window_start_unix_ns(base + static_cast<uint64_t>(w) * 1000 * ms);
