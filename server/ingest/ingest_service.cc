@@ -82,6 +82,34 @@ grpc::Status IngestService::ClaimInstance(const std::string& instance_id, const 
   return grpc::Status::OK;
 }
 
+IngestService::IngestService(Storage* storage, IngestOptions options)
+    : storage_(storage), options_(std::move(options)) {
+  hello_watch_ = std::thread([this] { WatchHellos(); });
+}
+
+IngestService::~IngestService() {
+  {
+    std::lock_guard<std::mutex> lock(hello_mu_);
+    stopping_ = true;
+  }
+  hello_cv_.notify_all();
+  hello_watch_.join();
+}
+
+void IngestService::WatchHellos() {
+  std::unique_lock<std::mutex> lock(hello_mu_);
+  while (!stopping_) {
+    hello_cv_.wait_for(lock, std::chrono::milliseconds(200));
+    const auto now = std::chrono::steady_clock::now();
+    for (auto& [ctx, deadline] : awaiting_hello_) {
+      if (deadline <= now) {
+        ctx->TryCancel();  // the blocked Read returns false
+        deadline = std::chrono::steady_clock::time_point::max();
+      }
+    }
+  }
+}
+
 bool IngestService::DiskLow() {
   if (options_.disk_path.empty() && !options_.free_disk_bytes) return false;
   const int64_t now = std::chrono::steady_clock::now().time_since_epoch().count();
@@ -123,7 +151,22 @@ grpc::Status IngestService::Stream(
     return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, "too many agent streams, retry later");
   }
   v1::IngestRequest req;
-  if (!stream->Read(&req)) return grpc::Status::OK;
+  {
+    std::lock_guard<std::mutex> lock(hello_mu_);
+    awaiting_hello_[context] = std::chrono::steady_clock::now() + options_.hello_timeout;
+  }
+  const bool got_first = stream->Read(&req);
+  {
+    std::lock_guard<std::mutex> lock(hello_mu_);
+    awaiting_hello_.erase(context);
+  }
+  if (!got_first) {
+    if (context->IsCancelled()) {
+      ++counters_.refused_streams;
+      return grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED, "no hello in time");
+    }
+    return grpc::Status::OK;
+  }
   if (!req.has_hello()) {
     return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "first message must be hello");
   }

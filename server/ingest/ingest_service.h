@@ -4,8 +4,12 @@
 // atomically and then acknowledged, so an agent may drop a batch from its
 // queue only once it is durable here.
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
+#include <map>
+#include <thread>
 #include <mutex>
 #include <string>
 #include <unordered_map>
@@ -37,6 +41,9 @@ struct IngestOptions {
   std::string token;  // shared secret in Hello (empty: none)
   BatchLimits batch;
   uint32_t max_streams = 64;  // concurrent agent streams; each holds a server thread
+  // A stream that has not sent its Hello by then is cancelled: an idle
+  // connection cannot hold one of the max_streams slots.
+  std::chrono::milliseconds hello_timeout{10'000};
   // Free-disk watermark: below it batches are not stored (UNAVAILABLE, the
   // agent keeps and resends them), so the disk never fills completely and
   // retention keeps the room its deletes need (SQLite's WAL grows on DELETE).
@@ -47,7 +54,8 @@ struct IngestOptions {
 
 class IngestService final : public v1::Ingest::Service {
  public:
-  IngestService(Storage* storage, IngestOptions options) : storage_(storage), options_(std::move(options)) {}
+  IngestService(Storage* storage, IngestOptions options);
+  ~IngestService() override;
   IngestService(Storage* storage, std::string token) : IngestService(storage, IngestOptions{std::move(token)}) {}
 
   grpc::Status Stream(grpc::ServerContext* context,
@@ -65,6 +73,14 @@ class IngestService final : public v1::Ingest::Service {
   bool DiskLow();
   std::atomic<int64_t> disk_checked_ns_{0};
   std::atomic<bool> disk_low_{false};
+
+  // Cancels streams whose Hello is late (one thread for all streams).
+  void WatchHellos();
+  std::mutex hello_mu_;
+  std::condition_variable hello_cv_;
+  std::map<grpc::ServerContext*, std::chrono::steady_clock::time_point> awaiting_hello_;
+  bool stopping_ = false;
+  std::thread hello_watch_;
 
   Storage* storage_;
   IngestOptions options_;

@@ -246,6 +246,26 @@ TEST_F(IngestLimitsTest, BelowTheFreeDiskWatermarkBatchesWaitInTheAgent) {
   Close(*b);
 }
 
+TEST_F(IngestLimitsTest, IdleStreamsWithoutHelloDoNotHoldSlots) {
+  IngestOptions o;
+  o.max_streams = 2;
+  o.hello_timeout = std::chrono::milliseconds(300);
+  Start(o);
+  // Two connections that never say hello take both slots ...
+  Client idle1, idle2;
+  idle1.stream = stub_->Stream(&idle1.ctx);
+  idle2.stream = stub_->Stream(&idle2.ctx);
+  std::this_thread::sleep_for(800ms);  // ... until their hello is late
+  auto a = Connect("a");
+  EXPECT_EQ(Send(*a, 1, 1), "");
+  EXPECT_GE(service_->counters().refused_streams.load(), 2u);
+  Close(*a);
+  idle1.stream->WritesDone();
+  idle2.stream->WritesDone();
+  EXPECT_EQ(idle1.stream->Finish().error_code(), grpc::StatusCode::CANCELLED);  // cancelled by the server
+  EXPECT_EQ(idle2.stream->Finish().error_code(), grpc::StatusCode::CANCELLED);
+}
+
 TEST_F(IngestLimitsTest, OversizeBatchesAreAckedWithAnErrorNotStored) {
   IngestOptions o;
   o.batch.max_spans = 10;
