@@ -33,6 +33,8 @@ class ClickHouseServer {
 
  private:
   ClickHouseServer() = default;
+  static std::unique_ptr<ClickHouseServer> StartOnce(std::string* error, const std::string& remote_servers,
+                                                     int http_port, int tcp_port);
   std::unique_ptr<testlib::TempDir> dir_;
   testlib::Subprocess process_;
   int http_port_ = 0;
