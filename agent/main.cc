@@ -11,6 +11,7 @@
 #include <chrono>
 #include <fstream>
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 #include <memory>
 
@@ -25,6 +26,7 @@
 #include "agent/capture/socket_capture.h"
 #include "agent/core/clock.h"
 #include "agent/core/config.h"
+#include "agent/core/otel_resource.h"
 #include "agent/core/config_env.h"
 #include "agent/core/logging.h"
 #include "agent/export/export_component.h"
@@ -318,6 +320,18 @@ int RunAgent(const sonde::core::AgentConfig& config, const RunCommand& cmd,
     return 2;
   }
   options.service_namer = std::move(*namer);
+  // OTEL_RESOURCE_ATTRIBUTES describes this node: added to every span shipped
+  // (core/otel_resource.h says why service.name is not applied).
+  auto otel = sonde::core::OtelResourceFromEnv(std::getenv("OTEL_RESOURCE_ATTRIBUTES"), std::getenv("OTEL_SERVICE_NAME"));
+  if (!otel.ok()) {
+    spdlog::error("{}", std::string(otel.status().message()));
+    return 2;
+  }
+  if (!otel->ignored_service_name.empty()) {
+    spdlog::info("service.name '{}' (OTEL_SERVICE_NAME / OTEL_RESOURCE_ATTRIBUTES) not applied: the agent names each "
+                 "process it observes (services.rules in the config)", otel->ignored_service_name);
+  }
+  options.resource_attributes = std::move(otel->attributes);
   sonde::pipeline::Agent agent(options);
   // --- components plug in here (each: agent.AddComponent / agent.AddSink) ---
   auto exclude_port = [live](uint16_t port) {

@@ -1,5 +1,7 @@
 #include "agent/pipeline/pipeline.h"
 
+#include <algorithm>
+
 #include <spdlog/spdlog.h>
 
 #include "agent/metrics/prometheus_text.h"
@@ -124,10 +126,19 @@ void Agent::Deliver(trace::SpanGroup& group) {
     } else {
       redactor_.Apply(span.attributes, span.request_headers, span.response_headers);
     }
+    AddResourceAttributes(span);
     ++spans_;
     for (auto& sink : sinks_) sink->OnSpan(span);
   }
   group.clear();
+}
+
+void Agent::AddResourceAttributes(trace::Span& span) const {
+  for (const auto& [key, value] : options_.resource_attributes) {
+    const bool present = std::any_of(span.attributes.begin(), span.attributes.end(),
+                                     [&](const trace::Attribute& a) { return a.key == key; });
+    if (!present) span.attributes.push_back({key, value});
+  }
 }
 
 void Agent::EmitSpan(trace::Span&& span) {

@@ -40,6 +40,9 @@ struct PipelineOptions {
   trace::SamplerOptions sampler;
   std::vector<std::string> redact_headers = trace::DefaultSensitiveHeaders();
   std::vector<std::string> redact_query_params = trace::DefaultSensitiveQueryParams();
+  // OTEL_RESOURCE_ATTRIBUTES (core/otel_resource.h): added to every shipped
+  // span that does not carry the key already.
+  std::vector<std::pair<std::string, std::string>> resource_attributes;
   bool print_json = true;          // JSON lines of spans (when no server is configured)
   std::FILE* json_out = stdout;    // not owned
   bool json_line_buffered = true;
@@ -119,6 +122,7 @@ class Agent {
   // RED for every span of a group, then one sampling decision for the group,
   // then completion and the sinks for the kept spans.
   void Deliver(trace::SpanGroup& group);
+  void AddResourceAttributes(trace::Span& span) const;  // options_.resource_attributes
   void FlushLinker(uint64_t now_unix_ns, bool all);
   void DeliverRedWindows();
   void Snapshot(const capture::SourceCounters* source);

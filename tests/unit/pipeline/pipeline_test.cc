@@ -272,5 +272,35 @@ TEST(Pipeline, AppSpansAreRedactedAndKeepTheirTrace) {
   EXPECT_EQ(*trace::StringAttribute(sink->spans[0], "http.request.header.accept"), "*/*");
 }
 
+// OTEL_RESOURCE_ATTRIBUTES (options.resource_attributes) reach every shipped
+// span, application (A) and network (N) alike; a key the span already has
+// (the application's own resource) is not overwritten.
+TEST(Pipeline, ResourceAttributesAddedWhereAbsent) {
+  PipelineOptions o;
+  o.print_json = false;
+  o.sampler.spans_per_second = 0;  // every span
+  o.resource_attributes = {{"deployment.environment.name", "prod"}, {"k8s.cluster.name", "eu-1"}};
+  Agent agent(o);
+  auto sink = std::make_shared<CollectingSink>();
+  agent.AddSink(sink);
+  trace::Span app;
+  app.source = trace::SpanSource::kApplication;
+  app.trace_id[0] = 9;
+  app.attributes.push_back({"deployment.environment.name", std::string("staging")});
+  agent.EmitSpan(std::move(app));
+  trace::Span network;
+  network.source = trace::SpanSource::kNetwork;
+  network.trace_id[0] = 10;
+  agent.EmitSpan(std::move(network));
+  ASSERT_EQ(sink->spans.size(), 2u);
+  EXPECT_EQ(*trace::StringAttribute(sink->spans[0], "deployment.environment.name"), "staging");
+  EXPECT_EQ(*trace::StringAttribute(sink->spans[0], "k8s.cluster.name"), "eu-1");
+  EXPECT_EQ(*trace::StringAttribute(sink->spans[1], "deployment.environment.name"), "prod");
+  EXPECT_EQ(*trace::StringAttribute(sink->spans[1], "k8s.cluster.name"), "eu-1");
+  size_t env_keys = 0;
+  for (const auto& a : sink->spans[0].attributes) env_keys += a.key == "deployment.environment.name";
+  EXPECT_EQ(env_keys, 1u);
+}
+
 }  // namespace
 }  // namespace sonde::pipeline
