@@ -19,6 +19,7 @@
 #include "agent/trace/span_builder.h"
 #include "agent/trace/trace_headers.h"
 #include "tests/testlib/nginx.h"
+#include "tests/testlib/collect_sink.h"
 #include "tests/testlib/process.h"
 
 namespace sonde {
@@ -26,15 +27,7 @@ namespace {
 
 using testlib::Subprocess;
 
-class CollectSink final : public trace::SpanSink {
- public:
-  void OnSpan(const trace::Span& s) override {
-    std::lock_guard<std::mutex> lock(mu);
-    spans.push_back(s);
-  }
-  std::mutex mu;
-  std::vector<trace::Span> spans;
-};
+using testlib::CollectSink;
 
 double Percentile(std::vector<double> v, double p) {
   if (v.empty()) return 0;

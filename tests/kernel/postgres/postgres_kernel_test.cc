@@ -19,6 +19,7 @@
 #include "agent/capture/socket_capture.h"
 #include "agent/pipeline/pipeline.h"
 #include "agent/trace/span_builder.h"
+#include "tests/testlib/collect_sink.h"
 #include "tests/testlib/process.h"
 
 namespace sonde {
@@ -28,15 +29,7 @@ using testlib::Subprocess;
 
 constexpr const char* kPgBin = "/usr/lib/postgresql/15/bin";
 
-class CollectSink final : public trace::SpanSink {
- public:
-  void OnSpan(const trace::Span& s) override {
-    std::lock_guard<std::mutex> lock(mu);
-    spans.push_back(s);
-  }
-  std::mutex mu;
-  std::vector<trace::Span> spans;
-};
+using testlib::CollectSink;
 
 // pgbench's "number of transactions actually processed: N/M".
 long ProcessedTransactions(const std::string& output) {

@@ -13,6 +13,7 @@
 #include "agent/capture/socket_capture.h"
 #include "agent/pipeline/pipeline.h"
 #include "agent/trace/span_builder.h"
+#include "tests/testlib/collect_sink.h"
 #include "tests/testlib/process.h"
 
 namespace sonde {
@@ -20,15 +21,7 @@ namespace {
 
 using testlib::Subprocess;
 
-class CollectSink final : public trace::SpanSink {
- public:
-  void OnSpan(const trace::Span& s) override {
-    std::lock_guard<std::mutex> lock(mu);
-    spans.push_back(s);
-  }
-  std::mutex mu;
-  std::vector<trace::Span> spans;
-};
+using testlib::CollectSink;
 
 TEST(RedisKernel, BenchmarkPlainAndPipelined) {
   SONDE_REQUIRE_ROOT();

@@ -24,6 +24,7 @@
 #include "agent/trace/span_builder.h"
 #include "agent/trace/trace_headers.h"
 #include "tests/testlib/nginx.h"
+#include "tests/testlib/collect_sink.h"
 #include "tests/testlib/process.h"
 
 namespace sonde {
@@ -32,15 +33,7 @@ namespace {
 namespace fs = std::filesystem;
 using testlib::Subprocess;
 
-class CollectSink final : public trace::SpanSink {
- public:
-  void OnSpan(const trace::Span& s) override {
-    std::lock_guard<std::mutex> lock(mu);
-    spans.push_back(s);
-  }
-  std::mutex mu;
-  std::vector<trace::Span> spans;
-};
+using testlib::CollectSink;
 
 std::string Attr(const trace::Span& s, const char* key) {
   const std::string* v = trace::StringAttribute(s, key);
