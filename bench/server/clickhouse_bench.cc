@@ -5,7 +5,10 @@
 //              with clickhouse-server's own CPU beside it;
 //   trace      Trace(id) latency (p50/p99 of 200 random ids) with all
 //              spans stored;
-//   search     SearchTraces(service=, status_class=5) latency.
+//   search     SearchTraces(service=, status_class=5) latency;
+//   formats    the insert format: the same 100k span_chunks rows inserted as
+//              RowBinary, TabSeparated and JSONEachRow (body bytes and
+//              clickhouse-server CPU to parse and store them).
 // SONDE_BENCH_SPANS (default 1,000,000; the figure is 10,000,000),
 // SONDE_BENCH_BATCH (default 2000 spans per WriteBatch), SONDE_BENCH_WRITERS
 // (default 2 concurrent writers, as two agents' streams).
@@ -19,6 +22,8 @@
 #include <random>
 #include <thread>
 #include <vector>
+
+#include <httplib.h>
 
 #include "server/store/clickhouse_storage.h"
 #include "tests/e2e/clickhouse/clickhouse_server.h"
@@ -191,5 +196,33 @@ int main() {
   }
   std::printf("search service=backend status_class=5 limit 50: p50 %.1f ms, p99 %.1f ms\n", Percentile(ms, 0.5),
               Percentile(ms, 0.99));
+
+  // Insert formats, ClickHouse's side: the same rows as each format's body.
+  auto& ch = (*store)->client();
+  for (const char* format : {"RowBinary", "TabSeparated", "JSONEachRow"}) {
+    auto body = ch.Query(std::string("SELECT * FROM span_chunks LIMIT 100000 FORMAT ") + format);
+    if (!body.ok() || !ch.Query("DROP TABLE IF EXISTS format_probe").ok() ||
+        !ch.Query("CREATE TABLE format_probe AS span_chunks").ok()) {
+      std::fprintf(stderr, "format %s: setup failed\n", format);
+      return 1;
+    }
+    double best = 1e9;
+    for (int round = 0; round < 3; ++round) {
+      (void)ch.Query("TRUNCATE TABLE format_probe");
+      const double c0 = clickhouse->CpuSeconds();
+      httplib::Client direct("127.0.0.1", clickhouse->http_port());
+      direct.set_read_timeout(120, 0);
+      auto res = direct.Post(("/?database=bench&query=" + std::string("INSERT%20INTO%20format_probe%20FORMAT%20") +
+                              format).c_str(),
+                             *body, "application/octet-stream");
+      if (!res || res->status != 200) {
+        std::fprintf(stderr, "format %s: insert failed\n", format);
+        return 1;
+      }
+      best = std::min(best, clickhouse->CpuSeconds() - c0);
+    }
+    std::printf("insert format %-12s: %6.1f MB body for 100k rows, clickhouse CPU %.2f s (best of 3)\n", format,
+                static_cast<double>(body->size()) / 1e6, best);
+  }
   return failures.load() == 0 ? 0 : 1;
 }
