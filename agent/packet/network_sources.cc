@@ -9,6 +9,8 @@ namespace sonde::packet {
 void AddNetworkFlags(CLI::App& app, NetworkConfig& c) {
   app.add_flag("--tcp-health,!--no-tcp-health", c.tcp_health, "Kernel TCP health metrics (tracepoints)");
   app.add_option("--tcp-window-ms", c.tcp_window_ms, "TCP metrics aggregation window");
+  app.add_flag("--tcp-per-client-ip,!--no-tcp-per-client-ip", c.tcp_per_client_ip,
+               "TCP metrics per remote client address (default: per address class)");
   app.add_flag("--packet-capture,!--no-packet-capture", c.packet_capture,
                "AF_PACKET capture: packet metrics and network spans");
   app.add_flag("--network-spans,!--no-network-spans", c.network_spans, "Parse HTTP on captured packets");
@@ -32,6 +34,7 @@ absl::Status LoadNetworkYaml(const YAML::Node& n, NetworkConfig& c) {
       if (key == "tcp_health") c.tcp_health = v.as<bool>();
       else if (key == "tcp_window_ms") c.tcp_window_ms = v.as<uint64_t>();
       else if (key == "tcp_max_sockets") c.tcp_max_sockets = v.as<uint32_t>();
+      else if (key == "tcp_per_client_ip") c.tcp_per_client_ip = v.as<bool>();
       else if (key == "packet_capture") c.packet_capture = v.as<bool>();
       else if (key == "network_spans") c.network_spans = v.as<bool>();
       else if (key == "interfaces") c.interfaces = v.as<std::string>();
@@ -67,6 +70,7 @@ absl::StatusOr<NetworkSources> StartNetworkSources(const NetworkConfig& c,
     o.kernel.include_pids = c.include_pids;
     o.kernel.exclude_pids = c.exclude_pids;
     o.window_ms = c.tcp_window_ms;
+    o.aggregator.per_client_ip = c.tcp_per_client_ip;
     auto t = tcp::TcpCollector::Start(o, std::move(on_window));
     if (!t.ok()) return absl::Status(t.status().code(), "tcp health: " + std::string(t.status().message()));
     s.tcp = std::move(*t);

@@ -24,6 +24,10 @@ struct NetworkConfig {
   bool tcp_health = true;         // kernel TCP health (tracepoints, no per-packet events)
   uint64_t tcp_window_ms = 1000;  // aggregation window of the TCP metrics
   uint32_t tcp_max_sockets = 65536;
+  // TCP metrics per client address instead of its class (loopback, private,
+  // link_local, public) where the client is the remote end: opt-in, since an
+  // internet-facing server would get one series per visitor.
+  bool tcp_per_client_ip = false;
   // The capture's process filter (set from --pid / --exclude-pid by `run`).
   std::vector<uint32_t> include_pids, exclude_pids;
   bool packet_capture = false;    // AF_PACKET capture: packet metrics and network spans

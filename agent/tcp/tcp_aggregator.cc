@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "agent/capture/tuple_format.h"
+#include "agent/tcp/address_class.h"
 
 namespace sonde::tcp {
 
@@ -113,6 +114,11 @@ std::string PairKeyBytes(const sonde_tcp_pair_key& k) {
 
 }  // namespace
 
+PairKey TcpAggregator::AggregationKey(PairKey key, bool client_is_remote) const {
+  if (!options_.per_client_ip && client_is_remote) key.client = std::string(AddressClass(key.client));
+  return key;
+}
+
 TcpWindow TcpAggregator::Update(std::span<const SocketSnapshot> sockets,
                                 std::span<const PairSnapshot> pairs, uint64_t now_ns) {
   std::lock_guard lock(mu_);
@@ -144,9 +150,10 @@ TcpWindow TcpAggregator::Update(std::span<const SocketSnapshot> sockets,
       prev.bytes_acked = cur.bytes_acked;
       prev.bytes_received = cur.bytes_received;
     }
-    const PairKey key = PairKeyOf(cur, CommOf(cur));
+    PairKey raw_key = PairKeyOf(cur, CommOf(cur));
     const bool local_is_client =
-        key.side == Side::kClient || (key.side == Side::kUnknown && cur.tuple.sport >= cur.tuple.dport);
+        raw_key.side == Side::kClient || (raw_key.side == Side::kUnknown && cur.tuple.sport >= cur.tuple.dport);
+    const PairKey key = AggregationKey(std::move(raw_key), !local_is_client);
     PairWindow& pw = by_pair[key];
     pw.key = key;
     pw.delta.Add(SocketDelta(cur, prev, local_is_client));
@@ -179,6 +186,7 @@ TcpWindow TcpAggregator::Update(std::span<const SocketSnapshot> sockets,
     key.server = capture::FormatAddress(p.key.family, p.key.laddr);
     key.server_port = p.key.lport;
     key.side = Side::kServer;
+    key = AggregationKey(std::move(key), true);
     PairWindow& pw = by_pair[key];
     pw.key = key;
     pw.delta.Add(d);

@@ -16,6 +16,12 @@ namespace sonde::tcp {
 
 struct AggregatorOptions {
   size_t max_pairs = 4096;  // cumulative series kept; idle ones are evicted first
+  // Off (default): where the client is the remote end (the local socket
+  // accepted, or a late-joined socket taken as the server), its address is
+  // replaced by its class (address_class.h) in windows and series, so an
+  // internet-facing server has a bounded number of pairs. On: one pair per
+  // client address (--tcp-per-client-ip).
+  bool per_client_ip = false;
 };
 
 struct AggregatorCounters {
@@ -49,6 +55,9 @@ class TcpAggregator {
     uint64_t last_update_ns = 0;
   };
   void EvictIfNeeded();
+  // The key counters are aggregated under: the client's address class when
+  // the client is the remote end, unless per_client_ip.
+  PairKey AggregationKey(PairKey key, bool client_is_remote) const;
 
   AggregatorOptions options_;
   mutable std::mutex mu_;
@@ -59,7 +68,8 @@ class TcpAggregator {
   AggregatorCounters counters_;
 };
 
-// Pair key of a socket from its stats (role decides which end is the client).
+// Pair key of a socket from its stats (role decides which end is the client),
+// with the client's address as is.
 PairKey PairKeyOf(const sonde_tcp_sock_stats& stats, const std::string& process);
 
 }  // namespace sonde::tcp

@@ -290,7 +290,10 @@ TEST(NetworkSpanKernelTest, NetworkComponentFeedsPipelineSinksAndMetrics) {
   EXPECT_NE(metrics.find("sonde_tcp_connections_opened_total{" + pair + ",side=\"client\",process=\"curl\"} 2"),
             std::string::npos)
       << metrics.substr(0, 4000);
-  EXPECT_NE(metrics.find("sonde_tcp_connections_opened_total{" + pair + ",side=\"server\""), std::string::npos);
+  // nginx's side: the remote client is its address class by default (10.206.x: private).
+  EXPECT_NE(metrics.find("sonde_tcp_connections_opened_total{client=\"private\",server=\"" + ns_ip +
+                         "\",server_port=\"8080\",side=\"server\""),
+            std::string::npos);
   EXPECT_NE(metrics.find("sonde_packet_flows_total{" + pair + ",transport=\"tcp\"} 2"), std::string::npos);
   EXPECT_NE(metrics.find("sonde_packet_records_total "), std::string::npos);
 }

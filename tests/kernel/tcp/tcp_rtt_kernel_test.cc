@@ -76,7 +76,9 @@ TEST(TcpRttKernelTest, HandshakeAndSrttAgreeWithSsUnderAddedDelay) {
   struct stat st;
   SONDE_REQUIRE(stat(SONDE_NFQ_DELAY, &st) == 0, "nfq_delay helper binary");
   auto collector = TcpCollector::Start(
-      TcpCollectorOptions{.kernel = {.sample_interval_ns = 5'000'000}, .window_ms = 3'600'000});
+      TcpCollectorOptions{.kernel = {.sample_interval_ns = 5'000'000},
+                          .aggregator = {.per_client_ip = true},  // server-side pairs by client address (opt-in)
+                          .window_ms = 3'600'000});
   if (!collector.ok()) {
     if (sonde::testing::InCi()) FAIL() << collector.status();
     GTEST_SKIP() << collector.status();

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <CLI/CLI.hpp>
+
 #include "agent/packet/network_sources.h"
 #include "agent/packet/packet_metrics.h"
 #include "tests/unit/packet/packet_builder.h"
@@ -25,6 +27,22 @@ TEST(NetworkConfig, YamlSectionOverridesDefaults) {
   EXPECT_NE(std::string(st.message()).find("network.snaplenn"), std::string::npos);
   auto wrong = YAML::Load("snaplen: big\n");
   EXPECT_FALSE(LoadNetworkYaml(wrong, c).ok());
+}
+
+// TCP metrics per client address: off by default (address classes), on by
+// the YAML key or the flag.
+TEST(NetworkConfig, TcpPerClientIpIsOptIn) {
+  NetworkConfig c;
+  EXPECT_FALSE(c.tcp_per_client_ip);
+  ASSERT_TRUE(LoadNetworkYaml(YAML::Load("tcp_per_client_ip: true\n"), c).ok());
+  EXPECT_TRUE(c.tcp_per_client_ip);
+  EXPECT_FALSE(LoadNetworkYaml(YAML::Load("tcp_per_client_ip: maybe\n"), c).ok());
+  NetworkConfig f;
+  CLI::App app;
+  AddNetworkFlags(app, f);
+  const char* argv[] = {"run", "--tcp-per-client-ip"};
+  ASSERT_NO_THROW(app.parse(2, const_cast<char**>(argv)));
+  EXPECT_TRUE(f.tcp_per_client_ip);
 }
 
 TEST(PacketMetrics, EndedAndLiveFlowsAddUp) {

@@ -1,5 +1,7 @@
 #include "agent/tcp/tcp_aggregator.h"
 
+#include "agent/tcp/address_class.h"
+
 #include <arpa/inet.h>
 #include <sys/socket.h>
 
@@ -104,7 +106,7 @@ TEST(TcpAggregator, FailedConnectsByReason) {
 }
 
 TEST(TcpAggregator, ServerSideKeyAndOrphanResets) {
-  TcpAggregator agg;
+  TcpAggregator agg(AggregatorOptions{.per_client_ip = true});
   auto s = MakeSocket("10.0.0.2", 8080, "10.0.0.1", 40000, SONDE_ROLE_SERVER, "nginx");
   s.flags = SONDE_TCP_ESTABLISHED;
   s.bytes_acked = 10;      // server sent
@@ -130,6 +132,75 @@ TEST(TcpAggregator, ServerSideKeyAndOrphanResets) {
   agg.Update(snaps, pairs, 2);
   ASSERT_TRUE(agg.Totals(PairKey{"10.0.0.9", "10.0.0.2", 9, Side::kServer, ""}, &t));
   EXPECT_EQ(t.resets_sent, 2u);
+}
+
+TEST(AddressClass, ClassesOfV4AndV6) {
+  const std::pair<const char*, const char*> cases[] = {
+      {"127.0.0.1", "loopback"},        {"127.200.0.9", "loopback"},   {"::1", "loopback"},
+      {"10.1.2.3", "private"},          {"172.16.0.1", "private"},     {"172.31.255.255", "private"},
+      {"192.168.1.1", "private"},       {"100.64.0.1", "private"},     {"fd12:3456::1", "private"},
+      {"169.254.169.254", "link_local"}, {"fe80::1", "link_local"},
+      {"172.32.0.1", "public"},         {"172.15.0.1", "public"},      {"100.128.0.1", "public"},
+      {"8.8.8.8", "public"},            {"2001:db8::1", "public"},     {"::ffff:10.0.0.1", "private"},
+      {"::ffff:1.1.1.1", "public"},     {"", "unknown"},               {"not-an-ip", "unknown"},
+  };
+  for (const auto& [ip, want] : cases) EXPECT_EQ(AddressClass(ip), want) << ip;
+}
+
+// By default, where the client is the remote end its address becomes its
+// class: 500 public clients of one nginx make one server-side series, and
+// the Prometheus labels say client="public"; the local process's own
+// connects keep their server address. --tcp-per-client-ip keeps one pair per
+// client.
+TEST(TcpAggregator, RemoteClientsAggregateByAddressClass) {
+  for (const bool per_ip : {false, true}) {
+    TcpAggregator agg(AggregatorOptions{.per_client_ip = per_ip});
+    std::vector<SocketSnapshot> snaps;
+    for (uint32_t i = 0; i < 500; ++i) {
+      const std::string ip = "203.0." + std::to_string(i / 200) + "." + std::to_string(1 + i % 200);
+      auto s = MakeSocket("10.0.0.2", 443, ip.c_str(), static_cast<uint16_t>(40000 + i), SONDE_ROLE_SERVER, "nginx");
+      s.flags = SONDE_TCP_ESTABLISHED;
+      snaps.push_back({1000u + i, s});
+    }
+    auto lo = MakeSocket("127.0.0.1", 443, "127.0.0.1", 50000, SONDE_ROLE_SERVER, "nginx");
+    lo.flags = SONDE_TCP_ESTABLISHED;
+    snaps.push_back({1, lo});
+    auto up = MakeSocket("10.0.0.2", 41000, "10.0.0.7", 8080, SONDE_ROLE_CLIENT, "nginx");
+    up.flags = SONDE_TCP_ESTABLISHED;
+    snaps.push_back({2, up});
+    PairSnapshot orphan{};  // RST to a visitor probing a closed port
+    orphan.key.family = AF_INET;
+    inet_pton(AF_INET, "10.0.0.2", orphan.key.laddr);
+    inet_pton(AF_INET, "198.51.100.9", orphan.key.raddr);
+    orphan.key.lport = 23;
+    orphan.stats.resets_sent = 1;
+    const std::vector<PairSnapshot> pairs = {orphan};
+    const TcpWindow w = agg.Update(snaps, pairs, 1);
+    PairCounters t;
+    if (!per_ip) {
+      EXPECT_EQ(w.pairs.size(), 4u);  // public:443, loopback:443, the upstream connect, the RST
+      EXPECT_EQ(agg.AllTotals().size(), 4u);
+      ASSERT_TRUE(agg.Totals(PairKey{"public", "10.0.0.2", 443, Side::kServer, "nginx"}, &t));
+      EXPECT_EQ(t.connections_opened, 500u);
+      ASSERT_TRUE(agg.Totals(PairKey{"loopback", "127.0.0.1", 443, Side::kServer, "nginx"}, &t));
+      EXPECT_EQ(t.connections_opened, 1u);
+      ASSERT_TRUE(agg.Totals(PairKey{"public", "10.0.0.2", 23, Side::kServer, ""}, &t));
+      EXPECT_EQ(t.resets_sent, 1u);
+      std::string out;
+      agg.AppendPrometheus(out);
+      EXPECT_NE(out.find(R"(sonde_tcp_active_connections{client="public",server="10.0.0.2",server_port="443",side="server",process="nginx"} 500)"),
+                std::string::npos) << out;
+      EXPECT_EQ(out.find("203.0."), std::string::npos);
+    } else {
+      EXPECT_EQ(w.pairs.size(), 503u);
+      ASSERT_TRUE(agg.Totals(PairKey{"203.0.2.100", "10.0.0.2", 443, Side::kServer, "nginx"}, &t));
+      EXPECT_EQ(t.connections_opened, 1u);
+      ASSERT_TRUE(agg.Totals(PairKey{"198.51.100.9", "10.0.0.2", 23, Side::kServer, ""}, &t));
+    }
+    // Either way the local process's own connect keeps its addresses.
+    ASSERT_TRUE(agg.Totals(PairKey{"10.0.0.2", "10.0.0.7", 8080, Side::kClient, "nginx"}, &t));
+    EXPECT_EQ(t.connections_opened, 1u);
+  }
 }
 
 TEST(TcpAggregator, LateJoinDoesNotCountHistoryOrOpen) {
