@@ -38,7 +38,7 @@ struct JoinerOptions {
   // two of the tracker's reordering; 500 ms covers it.
   uint64_t hold_ns = 500'000'000;
   // How long a client span stays findable by a late server span.
-  uint64_t client_ttl_ns = 2'000'000'000;
+  uint64_t client_ttl_ns = 500'000'000;
   size_t max_held_groups = 50'000;  // waiting + attached server groups
   size_t max_clients = 200'000;     // indexed client spans
   size_t max_node_addresses = 4096;  // addresses seen as a local end on this node

@@ -24,12 +24,12 @@ namespace sonde::trace {
 
 struct LinkerOptions {
   uint64_t hold_ns = 5'000'000'000;          // egress wait in a process that serves requests
-  uint64_t client_only_hold_ns = 200'000'000;  // egress wait in a process never seen serving
+  uint64_t client_only_hold_ns = 100'000'000;  // egress wait in a process never seen serving
   // A process seen this long without serving is a pure client (a load
   // generator, curl, a cron job): its egress spans leave at once. Holding
   // them cost memory and CPU for every request of a busy client (and kept
   // the server groups of the exchange joiner waiting with them).
-  uint64_t pure_client_after_ns = 1'000'000'000;
+  uint64_t pure_client_after_ns = 100'000'000;
   size_t max_pending = 200'000;               // egress spans waiting, all processes
   uint64_t nesting_slack_ns = 0;              // clock tolerance for time nesting
   // How far out of end-time order egress spans may arrive: candidates for an
