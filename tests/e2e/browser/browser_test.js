@@ -102,9 +102,13 @@ const out = process.env.SONDE_TEST_OUTPUT;
     await page.fill('#q-service', 'nginx');
     await page.fill('#q-attr', 'tenant=acme');
     await page.click('#search');
-    await page.waitForSelector('tr.trace-row', { timeout: 15000 });
-    const rows = await page.locator('tr.trace-row').count();
     const seeded = fs.readFileSync(path.join(out, 'trace_ids.txt'), 'utf8').split('\n').filter((l) => /^[0-9a-f]{32}$/.test(l));
+    await page.waitForSelector('tr.trace-row', { timeout: 15000 });
+    // A render swaps the page in when it is complete (a refresh started by the
+    // navigation may replace the rows once more): wait until the rows settle.
+    await page.waitForFunction((n) => document.querySelectorAll('tr.trace-row').length === n, seeded.length,
+                               { timeout: 15000 }).catch(() => {});
+    const rows = await page.locator('tr.trace-row').count();
     assert.strictEqual(rows, seeded.length, 'one row per seeded trace');
     const firstId = (await page.locator('tr.trace-row td.mono').last().textContent()).trim();
     assert.ok(seeded.includes(firstId), 'listed trace id is one we seeded: ' + firstId);
