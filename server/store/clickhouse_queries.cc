@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "server/ingest/trace_join.h"
 #include "server/store/clickhouse_storage.h"
 #include "server/store/span_chunk.h"
 #include "server/store/span_filters.h"
@@ -188,6 +189,25 @@ absl::StatusOr<std::vector<TraceSummary>> ClickHouseStorage::SearchTraces(const 
     }
   }
   if (ids.empty()) return std::vector<TraceSummary>{};
+  // A root server span joined at read time into its client's trace (another
+  // agent's, maybe stored by another replica) is one trace: listed once,
+  // under the client side's id, when both sides matched.
+  if (ids.size() > 1) {
+    const std::string listed = QuotedList(ids);
+    auto joined = client_->Query(absl::StrCat(
+        "SELECT DISTINCT st FROM (SELECT key, trace_id AS ct, start_ns AS cs FROM exchanges WHERE kind = ",
+        static_cast<int>(v1::SPAN_KIND_CLIENT), " AND trace_id IN ", listed,
+        ") ALL INNER JOIN (SELECT key, trace_id AS st, start_ns AS ss FROM exchanges WHERE kind = ",
+        static_cast<int>(v1::SPAN_KIND_SERVER), " AND root = 1 AND trace_id IN ", listed,
+        ") USING key WHERE st != ct AND (cs > ss ? cs - ss : ss - cs) <= ", TraceJoinOptions{}.max_skew_ns,
+        " FORMAT RowBinary"));
+    if (!joined.ok()) return joined.status();
+    std::unordered_set<std::string> server_sides;
+    RowReader jr(*joined);
+    std::string st;
+    while (!jr.AtEnd() && jr.String(&st)) server_sides.insert(st);
+    std::erase_if(ids, [&](const std::string& id) { return server_sides.count(id) != 0; });
+  }
 
   // Summaries from the rows' columns (no decoding), in the traces' window.
   const std::string in = QuotedList(ids);

@@ -5,6 +5,8 @@
 // join across replicas, hostile strings.
 #include <gtest/gtest.h>
 
+#include <set>
+
 #include <algorithm>
 
 #include "server/store/clickhouse_storage.h"
@@ -358,6 +360,18 @@ TEST_F(ClickHouseStorageTest, TraceJoinsAcrossReplicasAtReadTime) {
   auto unrelated = a->Trace(TraceId(61));
   ASSERT_TRUE(unrelated.ok());
   EXPECT_EQ(unrelated->size(), 1u);
+  // Search lists the joined exchange once (under the client side's trace id)
+  // and the unrelated one apart, from either replica.
+  for (auto* replica : {a.get(), b.get()}) {
+    TraceQuery q;
+    q.range = {t0 - 60'000'000'000ull, t0 + 60'000'000'000ull};
+    q.limit = 10;
+    auto found = replica->SearchTraces(q);
+    ASSERT_TRUE(found.ok()) << found.status();
+    std::set<std::string> ids;
+    for (const auto& t : *found) ids.insert(t.trace_id);
+    EXPECT_EQ(ids, (std::set<std::string>{HexEncode(TraceId(50)), HexEncode(TraceId(61))}));
+  }
 }
 
 TEST_F(ClickHouseStorageTest, OpenStorageSelectsClickHouseByUrl) {
