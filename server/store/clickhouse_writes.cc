@@ -172,56 +172,21 @@ absl::Status ClickHouseStorage::InsertBatch(const IngestContext& ctx, const v1::
     const auto& spans = batch.spans();
     std::stable_sort(order.begin(), order.end(),
                      [&](uint32_t a, uint32_t b) { return spans[a].trace_id() < spans[b].trace_id(); });
-    struct RollupValue {
-      uint64_t second;
-      std::string_view service, endpoint;
-      int source, kind;
-      uint64_t count = 0, errors = 0, dur_sum = 0, dur_max = 0;
-    };
-    std::unordered_map<std::string, RollupValue> rollup;
-    std::string key, data, packed, services, endpoints, attrs, attr_line;
+    span_chunk::Rollup rollup;
+    span_chunk::RowSummary row;
+    std::string data, packed;
     std::unique_ptr<ZSTD_CCtx, size_t (*)(ZSTD_CCtx*)> zstd{ZSTD_createCCtx(), ZSTD_freeCCtx};
     for (size_t i = 0; i < order.size();) {
       const std::string& trace_id = spans[order[i]].trace_id();
       size_t j = i;
       while (j < order.size() && spans[order[j]].trace_id() == trace_id) ++j;
       span_chunk::StartData(&data);
-      services.clear();
-      endpoints.clear();
-      attrs.clear();
-      uint64_t start = UINT64_MAX, end = 0, max_dur = 0, errors = 0;
-      int sources = 0, kinds = 0, status_classes = 0;
-      const v1::Span* root = nullptr;
+      row.Reset();
       for (size_t k = i; k < j; ++k) {
         const v1::Span& sp = spans[order[k]];
         span_chunk::AppendSpan(sp, &data);
-        const uint64_t dur = DurationOf(sp);
-        const bool err = IsError(sp);
-        start = std::min(start, sp.start_unix_ns());
-        end = std::max(end, sp.start_unix_ns() + dur);
-        max_dur = std::max(max_dur, dur);
-        errors += err ? 1 : 0;
-        sources |= 1 << (static_cast<int>(sp.source()) & 15);
-        kinds |= 1 << (static_cast<int>(sp.kind()) & 15);
-        status_classes |= StatusClassBit(static_cast<int>(sp.http_status()));
-        const std::string_view service = ServiceOf(sp), endpoint = EndpointOf(sp);
-        span_chunk::AddDistinct(&services, service);
-        span_chunk::AddDistinct(&endpoints, endpoint);
-        for (const auto& a : sp.attributes()) {
-          attr_line.clear();
-          span_chunk::AppendAttribute(a, &attr_line);
-          span_chunk::AddDistinct(&attrs, attr_line);
-        }
-        // Root candidate: no parent first, then earliest, then longest.
-        if (!root) {
-          root = &sp;
-        } else {
-          const bool rp = HasParent(*root), sp_p = HasParent(sp);
-          if (rp != sp_p ? !sp_p
-                         : (sp.start_unix_ns() != root->start_unix_ns() ? sp.start_unix_ns() < root->start_unix_ns()
-                                                                        : dur > DurationOf(*root)))
-            root = &sp;
-        }
+        row.Add(sp);
+        rollup.Add(sp);
         TraceJoiner::Key xkey;
         if (TraceJoiner::KeyOf(sp, &xkey)) {
           exchanges.Date(sp.start_unix_ns());
@@ -232,57 +197,39 @@ absl::Status ClickHouseStorage::InsertBatch(const IngestContext& ctx, const v1::
           exchanges.U8(HasParent(sp) ? 0 : 1);
           exchanges.U64(sp.start_unix_ns());
         }
-        const uint64_t second = sp.start_unix_ns() / 1'000'000'000;
-        key.assign(reinterpret_cast<const char*>(&second), sizeof second);
-        key.push_back(static_cast<char>(sp.source()));
-        key.push_back(static_cast<char>(sp.kind()));
-        key.append(service.data(), service.size());
-        key.push_back('\0');
-        key.append(endpoint.data(), endpoint.size());
-        auto [it, fresh] = rollup.try_emplace(key);
-        auto& r = it->second;
-        if (fresh) {
-          r.second = second;
-          r.service = service;
-          r.endpoint = endpoint;
-          r.source = static_cast<int>(sp.source());
-          r.kind = static_cast<int>(sp.kind());
-        }
-        ++r.count;
-        r.errors += err ? 1 : 0;
-        r.dur_sum += dur;
-        r.dur_max = std::max(r.dur_max, dur);
       }
-      if (attrs.empty()) attrs = "\n";
+      row.Finish();
+      const v1::Span* root = row.root;
+      const uint64_t start = row.start;
       const std::string_view blob = options_.compress_spans
                                         ? span_chunk::Compress(data, zstd.get(), options_.zstd_level, &packed)
                                         : std::string_view(data);
       chunks.Date(start);
       chunks.String(trace_id);
       chunks.U64(start);
-      chunks.U64(end);
+      chunks.U64(row.end);
       chunks.String(ctx.host);
       chunks.U32(static_cast<uint32_t>(j - i));
-      chunks.U32(static_cast<uint32_t>(errors));
-      chunks.U16(static_cast<uint16_t>(sources));
-      chunks.U16(static_cast<uint16_t>(kinds));
-      chunks.U16(static_cast<uint16_t>(status_classes));
-      chunks.U64(max_dur);
+      chunks.U32(static_cast<uint32_t>(row.errors));
+      chunks.U16(static_cast<uint16_t>(row.sources));
+      chunks.U16(static_cast<uint16_t>(row.kinds));
+      chunks.U16(static_cast<uint16_t>(row.status_classes));
+      chunks.U64(row.max_dur);
       chunks.U8(HasParent(*root) ? 1 : 0);
       chunks.U64(root->start_unix_ns());
       chunks.U64(DurationOf(*root));
       chunks.String(ServiceOf(*root));
       chunks.String(EndpointOf(*root));
-      chunks.String(services);
-      chunks.String(endpoints);
-      chunks.String(attrs);
+      chunks.String(row.services);
+      chunks.String(row.endpoints);
+      chunks.String(row.attrs);
       chunks.String(blob);
       index.Date(start);
       index.String(trace_id);
       index.U64(start);
       i = j;
     }
-    for (const auto& [k, r] : rollup) {
+    for (const auto& [key, r] : rollup.rows()) {
       rollup_rows.Date(r.second * 1'000'000'000);
       rollup_rows.U64(r.second);
       rollup_rows.String(r.service);

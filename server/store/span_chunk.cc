@@ -1,5 +1,6 @@
 #include "server/store/span_chunk.h"
 
+#include <algorithm>
 #include <cstdio>
 
 namespace sonde::server::span_chunk {
@@ -126,6 +127,72 @@ bool Decode(std::string_view blob, v1::Batch* out, std::string* scratch) {
   const size_t got = ZSTD_decompress(scratch->data(), scratch->size(), body, body_size);
   if (ZSTD_isError(got) || got != raw) return false;
   return out->ParseFromArray(scratch->data(), static_cast<int>(raw));
+}
+
+void RowSummary::Reset() {
+  start = UINT64_MAX;
+  end = max_dur = errors = 0;
+  sources = kinds = status_classes = 0;
+  root = nullptr;
+  services.clear();
+  endpoints.clear();
+  attrs.clear();
+}
+
+void RowSummary::Add(const v1::Span& sp) {
+  const uint64_t dur = DurationOf(sp);
+  start = std::min(start, sp.start_unix_ns());
+  end = std::max(end, sp.start_unix_ns() + dur);
+  max_dur = std::max(max_dur, dur);
+  errors += IsError(sp) ? 1 : 0;
+  sources |= 1 << (static_cast<int>(sp.source()) & 15);
+  kinds |= 1 << (static_cast<int>(sp.kind()) & 15);
+  status_classes |= StatusClassBit(static_cast<int>(sp.http_status()));
+  AddDistinct(&services, ServiceOf(sp));
+  AddDistinct(&endpoints, EndpointOf(sp));
+  for (const auto& a : sp.attributes()) {
+    attr_line_.clear();
+    AppendAttribute(a, &attr_line_);
+    AddDistinct(&attrs, attr_line_);
+  }
+  if (!root) {
+    root = &sp;
+    return;
+  }
+  const bool root_parented = HasParent(*root), parented = HasParent(sp);
+  const bool better = root_parented != parented ? !parented
+                      : sp.start_unix_ns() != root->start_unix_ns() ? sp.start_unix_ns() < root->start_unix_ns()
+                                                                     : dur > DurationOf(*root);
+  if (better) root = &sp;
+}
+
+void RowSummary::Finish() {
+  if (attrs.empty()) attrs = "\n";
+}
+
+void Rollup::Add(const v1::Span& sp) {
+  const uint64_t second = sp.start_unix_ns() / 1'000'000'000;
+  const std::string_view service = ServiceOf(sp), endpoint = EndpointOf(sp);
+  key_.assign(reinterpret_cast<const char*>(&second), sizeof second);
+  key_.push_back(static_cast<char>(sp.source()));
+  key_.push_back(static_cast<char>(sp.kind()));
+  key_.append(service.data(), service.size());
+  key_.push_back('\0');
+  key_.append(endpoint.data(), endpoint.size());
+  auto [it, fresh] = rows_.try_emplace(key_);
+  Row& r = it->second;
+  if (fresh) {
+    r.second = second;
+    r.service = service;
+    r.endpoint = endpoint;
+    r.source = static_cast<int>(sp.source());
+    r.kind = static_cast<int>(sp.kind());
+  }
+  const uint64_t dur = DurationOf(sp);
+  ++r.count;
+  r.errors += IsError(sp) ? 1 : 0;
+  r.dur_sum += dur;
+  r.dur_max = std::max(r.dur_max, dur);
 }
 
 }  // namespace sonde::server::span_chunk

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 
 #include "sonde/v1/ingest.pb.h"
 
@@ -38,6 +39,44 @@ constexpr std::string_view kListFull = "\n*\n";
 
 // Appends `value` to a "\n"-separated list of distinct values ("\n" first).
 void AddDistinct(std::string* list, std::string_view value);
+
+// ----- a row's summary and the per-second rollup (both backends) ----------
+
+// The summary columns of one span_chunks row, built span by span.
+struct RowSummary {
+  uint64_t start = UINT64_MAX, end = 0, max_dur = 0, errors = 0;
+  int sources = 0, kinds = 0, status_classes = 0;
+  // No parent first, then earliest, then longest.
+  const v1::Span* root = nullptr;
+  std::string services, endpoints, attrs;  // AddDistinct lists ("\n" when none)
+
+  void Reset();
+  void Add(const v1::Span& sp);
+  // After the last Add: an empty attribute list is stored as "\n".
+  void Finish();
+
+ private:
+  std::string attr_line_;
+};
+
+// span_rollup rows: spans per second, source, kind, service and endpoint.
+// Service and endpoint views point into the spans added: keep them alive
+// until the rows are written.
+class Rollup {
+ public:
+  struct Row {
+    uint64_t second = 0;
+    std::string_view service, endpoint;
+    int source = 0, kind = 0;
+    uint64_t count = 0, errors = 0, dur_sum = 0, dur_max = 0;
+  };
+  void Add(const v1::Span& sp);
+  const std::unordered_map<std::string, Row>& rows() const { return rows_; }
+
+ private:
+  std::unordered_map<std::string, Row> rows_;
+  std::string key_;
+};
 
 // ----- the data blob -----------------------------------------------------
 

@@ -48,7 +48,7 @@ struct SqliteStorage::WriteStatements {
   sqlite::Statement chunk, rollup, count_spans;
   sqlite::Statement request, red, tcp, stack, otlp, process, host;
   // Reused per batch so ingest does not allocate per span.
-  std::string data, packed, services, endpoints, attrs, attr_line;
+  std::string data, packed;
   std::vector<uint32_t> order;
   // One zstd context for all rows (its state is reused, not reallocated).
   std::unique_ptr<ZSTD_CCtx, size_t (*)(ZSTD_CCtx*)> zstd{ZSTD_createCCtx(), ZSTD_freeCCtx};

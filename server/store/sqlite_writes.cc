@@ -218,14 +218,8 @@ absl::Status SqliteStorage::InsertSpansLocked(const std::string& host, const v1:
     return spans[a]->trace_id() < spans[b]->trace_id();
   });
 
-  struct RollupValue {
-    int64_t second;
-    std::string_view service, endpoint;
-    int source, kind;
-    uint64_t count = 0, errors = 0, dur_sum = 0, dur_max = 0;
-  };
-  std::unordered_map<std::string, RollupValue> rollup;
-  std::string key;
+  span_chunk::Rollup rollup;
+  span_chunk::RowSummary row;
 
   for (size_t i = 0; i < n;) {
     const std::string& trace_id = spans[order[i]]->trace_id();
@@ -233,67 +227,15 @@ absl::Status SqliteStorage::InsertSpansLocked(const std::string& host, const v1:
     while (j < n && spans[order[j]]->trace_id() == trace_id) ++j;
 
     span_chunk::StartData(&s.data);
-    s.services.clear();
-    s.endpoints.clear();
-    s.attrs.clear();
-    uint64_t start = UINT64_MAX, end = 0, max_dur = 0, errors = 0;
-    int sources = 0, kinds = 0, status_classes = 0;
-    const v1::Span* root = nullptr;
+    row.Reset();
     for (size_t k = i; k < j; ++k) {
       const v1::Span& sp = *spans[order[k]];
       span_chunk::AppendSpan(sp, &s.data);
-
-      const uint64_t dur = DurationOf(sp);
-      const bool err = IsError(sp);
-      start = std::min(start, sp.start_unix_ns());
-      end = std::max(end, sp.start_unix_ns() + dur);
-      max_dur = std::max(max_dur, dur);
-      errors += err ? 1 : 0;
-      sources |= 1 << (static_cast<int>(sp.source()) & 15);
-      kinds |= 1 << (static_cast<int>(sp.kind()) & 15);
-      status_classes |= StatusClassBit(static_cast<int>(sp.http_status()));
-      const std::string_view service = ServiceOf(sp), endpoint = EndpointOf(sp);
-      span_chunk::AddDistinct(&s.services, service);
-      span_chunk::AddDistinct(&s.endpoints, endpoint);
-      for (const auto& a : sp.attributes()) {
-        s.attr_line.clear();
-        span_chunk::AppendAttribute(a, &s.attr_line);
-        span_chunk::AddDistinct(&s.attrs, s.attr_line);
-      }
-      // Root candidate: no parent first, then earliest, then longest.
-      if (!root) {
-        root = &sp;
-      } else {
-        const bool rp = HasParent(*root), sp_p = HasParent(sp);
-        if (rp != sp_p ? !sp_p
-                       : (sp.start_unix_ns() != root->start_unix_ns()
-                              ? sp.start_unix_ns() < root->start_unix_ns()
-                              : dur > DurationOf(*root)))
-          root = &sp;
-      }
-
-      const int64_t second = I64(sp.start_unix_ns() / 1'000'000'000);
-      key.assign(reinterpret_cast<const char*>(&second), sizeof second);
-      key.push_back(static_cast<char>(sp.source()));
-      key.push_back(static_cast<char>(sp.kind()));
-      key.append(service.data(), service.size());
-      key.push_back('\0');
-      key.append(endpoint.data(), endpoint.size());
-      auto [it, fresh] = rollup.try_emplace(key);
-      auto& r = it->second;
-      if (fresh) {
-        r.second = second;
-        r.service = service;
-        r.endpoint = endpoint;
-        r.source = static_cast<int>(sp.source());
-        r.kind = static_cast<int>(sp.kind());
-      }
-      ++r.count;
-      r.errors += err ? 1 : 0;
-      r.dur_sum += dur;
-      r.dur_max = std::max(r.dur_max, dur);
+      row.Add(sp);
+      rollup.Add(sp);
     }
-    if (s.attrs.empty()) s.attrs = "\n";
+    row.Finish();
+    const v1::Span* root = row.root;
 
     const std::string_view blob =
         options_.compress_spans
@@ -302,31 +244,31 @@ absl::Status SqliteStorage::InsertSpansLocked(const std::string& host, const v1:
 
     auto& st = s.chunk;
     st.BindBlobNoCopy(1, trace_id);
-    st.Bind(2, I64(start));
-    st.Bind(3, I64(end));
+    st.Bind(2, I64(row.start));
+    st.Bind(3, I64(row.end));
     st.BindTextNoCopy(4, host);
     st.Bind(5, static_cast<int64_t>(j - i));
-    st.Bind(6, I64(errors));
-    st.Bind(7, sources);
-    st.Bind(8, kinds);
-    st.Bind(9, status_classes);
-    st.Bind(10, I64(max_dur));
+    st.Bind(6, I64(row.errors));
+    st.Bind(7, row.sources);
+    st.Bind(8, row.kinds);
+    st.Bind(9, row.status_classes);
+    st.Bind(10, I64(row.max_dur));
     st.Bind(11, HasParent(*root) ? 1 : 0);
     st.Bind(12, I64(root->start_unix_ns()));
     st.Bind(13, I64(DurationOf(*root)));
     st.BindTextNoCopy(14, ServiceOf(*root));
     st.BindTextNoCopy(15, EndpointOf(*root));
-    st.BindTextNoCopy(16, s.services);
-    st.BindTextNoCopy(17, s.endpoints);
-    st.BindTextNoCopy(18, s.attrs);
+    st.BindTextNoCopy(16, row.services);
+    st.BindTextNoCopy(17, row.endpoints);
+    st.BindTextNoCopy(18, row.attrs);
     st.BindBlobNoCopy(19, blob);
     RETURN_IF_ERROR(st.Run());
     i = j;
   }
 
-  for (const auto& [k, r] : rollup) {
+  for (const auto& [key, r] : rollup.rows()) {
     auto& st = s.rollup;
-    st.Bind(1, r.second);
+    st.Bind(1, I64(r.second));
     st.BindTextNoCopy(2, r.service);
     st.BindTextNoCopy(3, r.endpoint);
     st.Bind(4, r.source);
