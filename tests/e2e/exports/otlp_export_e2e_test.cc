@@ -17,31 +17,18 @@
 
 #include "tests/e2e/clickhouse/agent_stream.h"
 #include "tests/testlib/process.h"
+#include "tests/testlib/wire_ids.h"
 
 namespace sonde {
 namespace {
 
 using nlohmann::json;
 
-uint64_t NowNs() {
-  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                   std::chrono::system_clock::now().time_since_epoch())
-                                   .count());
-}
+uint64_t NowNs() { return testlib::WallClockNs(); }
 
-std::string Bytes(uint64_t n, size_t len) {
-  std::string out(len, '\0');
-  for (size_t i = 0; i < 8; ++i) out[len - 1 - i] = static_cast<char>((n >> (8 * i)) & 0xff);
-  out[0] = 0x4d;
-  return out;
-}
+std::string Bytes(uint64_t n, size_t len) { return testlib::TaggedId(n, len, 0x4d); }
 
-std::string Hex(const std::string& bytes) {
-  static const char* d = "0123456789abcdef";
-  std::string out;
-  for (unsigned char c : bytes) out += {d[c >> 4], d[c & 15]};
-  return out;
-}
+using testlib::Hex;
 
 enum class Mode { kHttpFlags, kGrpcEnvironment, kGrpcTls };
 

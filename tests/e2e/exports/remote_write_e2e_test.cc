@@ -13,17 +13,14 @@
 
 #include "tests/e2e/clickhouse/agent_stream.h"
 #include "tests/testlib/process.h"
+#include "tests/testlib/wire_ids.h"
 
 namespace sonde {
 namespace {
 
 using nlohmann::json;
 
-uint64_t NowNs() {
-  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                   std::chrono::system_clock::now().time_since_epoch())
-                                   .count());
-}
+uint64_t NowNs() { return testlib::WallClockNs(); }
 
 std::string UrlEncode(const std::string& s) {
   std::string out;
