@@ -23,6 +23,7 @@
 #include "agent/pipeline/pipeline.h"
 #include "agent/trace/span_builder.h"
 #include "tests/testlib/collect_sink.h"
+#include "tests/testlib/in_process_agent.h"
 #include "tests/testlib/process.h"
 
 namespace sonde {
@@ -68,18 +69,10 @@ TEST(DnsKernel, DigAndGetaddrinfoOverUdpAndTcp) {
   capture::SocketCaptureOptions co;
   co.filter.include_ports = {static_cast<uint16_t>(port), 53};
   co.ringbuf_bytes = 16u << 20;
-  auto cap = capture::SocketCapture::Create(co);
-  SONDE_REQUIRE(cap.ok(), "socket capture: " + cap.status().ToString());
-  pipeline::PipelineOptions po;
-  po.print_json = false;
-  po.poll_timeout_ms = 20;
-  po.sampler.spans_per_second = 0;  // every span: lookups are matched one by one
-  pipeline::Agent agent(po);
-  auto sink = std::make_shared<CollectSink>();
-  agent.AddSink(sink);
-  std::atomic<bool> stop{false};
-  absl::Status run_status;
-  std::thread agent_thread([&] { run_status = agent.Run(**cap, stop); });
+  auto in_process = testlib::InProcessAgent::Start(co);  // every span kept: counts are compared exactly
+  SONDE_REQUIRE(in_process.ok(), "socket capture: " + in_process.status().ToString());
+  pipeline::Agent& agent = (*in_process)->agent();
+  testlib::CollectSink* sink = &(*in_process)->sink();
 
   auto dig_server = StartDnsmasq("127.0.0.1", port, dir, "dnsmasq-dig");
   auto gai_server = StartDnsmasq(gai_address, 53, dir, "dnsmasq-gai");
@@ -145,8 +138,7 @@ TEST(DnsKernel, DigAndGetaddrinfoOverUdpAndTcp) {
   }
 
   std::this_thread::sleep_for(std::chrono::seconds(2));  // drain the ring buffer
-  stop = true;
-  agent_thread.join();
+  const absl::Status run_status = (*in_process)->Stop();
   ASSERT_TRUE(run_status.ok()) << run_status;
 
   std::vector<trace::Span> spans;

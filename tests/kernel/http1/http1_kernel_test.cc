@@ -20,6 +20,7 @@
 #include "agent/trace/trace_headers.h"
 #include "tests/testlib/nginx.h"
 #include "tests/testlib/collect_sink.h"
+#include "tests/testlib/in_process_agent.h"
 #include "tests/testlib/process.h"
 
 namespace sonde {
@@ -59,19 +60,10 @@ TEST(Http1Kernel, NginxReverseProxyUnderWrk) {
   // checked is that every request is reconstructed, not drain speed
   // (bench/overhead measures that at the default ring size).
   co.ringbuf_bytes = 256u << 20;
-  auto cap = capture::SocketCapture::Create(co);
-  SONDE_REQUIRE(cap.ok(), "socket capture: " + cap.status().ToString());
-
-  pipeline::PipelineOptions po;
-  po.print_json = false;
-  po.poll_timeout_ms = 20;
-  po.sampler.spans_per_second = 0;  // every span: this test checks each exchange's span
-  pipeline::Agent agent(po);
-  auto sink = std::make_shared<CollectSink>();
-  agent.AddSink(sink);
-  std::atomic<bool> stop{false};
-  absl::Status run_status;
-  std::thread agent_thread([&] { run_status = agent.Run(**cap, stop); });
+  auto in_process = testlib::InProcessAgent::Start(co);  // every span kept: counts are compared exactly
+  SONDE_REQUIRE(in_process.ok(), "socket capture: " + in_process.status().ToString());
+  pipeline::Agent& agent = (*in_process)->agent();
+  testlib::CollectSink* sink = &(*in_process)->sink();
 
   auto backend = Subprocess::Start({"node", std::string(SONDE_SOURCE_DIR) + "/tests/kernel/http1/backend.js",
                                     std::to_string(backend_port)});
@@ -105,8 +97,7 @@ TEST(Http1Kernel, NginxReverseProxyUnderWrk) {
   ASSERT_EQ(wrk.Wait(std::chrono::seconds(60)), 0) << testlib::ReadFile(dir.File("wrk.out"));
   garbage.Wait(std::chrono::seconds(30));
   std::this_thread::sleep_for(std::chrono::seconds(2));  // drain the ring buffer
-  stop = true;
-  agent_thread.join();
+  const absl::Status run_status = (*in_process)->Stop();
   ASSERT_TRUE(run_status.ok()) << run_status;
 
   // Ground truth.

@@ -20,6 +20,7 @@
 #include "agent/pipeline/pipeline.h"
 #include "agent/trace/span_builder.h"
 #include "tests/testlib/collect_sink.h"
+#include "tests/testlib/in_process_agent.h"
 #include "tests/testlib/process.h"
 
 namespace sonde {
@@ -114,19 +115,10 @@ TEST(PostgresKernel, PgbenchSimpleExtendedPrepared) {
   capture::SocketCaptureOptions co;
   co.filter.include_ports = {static_cast<uint16_t>(port)};
   co.ringbuf_bytes = 64u << 20;
-  auto cap = capture::SocketCapture::Create(co);
-  SONDE_REQUIRE(cap.ok(), "socket capture: " + cap.status().ToString());
-
-  pipeline::PipelineOptions po;
-  po.print_json = false;
-  po.poll_timeout_ms = 20;
-  po.sampler.spans_per_second = 0;  // every span: counts are compared exactly
-  pipeline::Agent agent(po);
-  auto sink = std::make_shared<CollectSink>();
-  agent.AddSink(sink);
-  std::atomic<bool> stop{false};
-  absl::Status run_status;
-  std::thread agent_thread([&] { run_status = agent.Run(**cap, stop); });
+  auto in_process = testlib::InProcessAgent::Start(co);  // every span kept: counts are compared exactly
+  SONDE_REQUIRE(in_process.ok(), "socket capture: " + in_process.status().ToString());
+  pipeline::Agent& agent = (*in_process)->agent();
+  testlib::CollectSink* sink = &(*in_process)->sink();
   std::this_thread::sleep_for(std::chrono::milliseconds(300));  // probes attached
 
   long transactions = 0;
@@ -152,8 +144,7 @@ TEST(PostgresKernel, PgbenchSimpleExtendedPrepared) {
   EXPECT_NE(code, 0);
 
   std::this_thread::sleep_for(std::chrono::seconds(2));  // drain the ring buffer, close connections
-  stop = true;
-  agent_thread.join();
+  const absl::Status run_status = (*in_process)->Stop();
   ASSERT_TRUE(run_status.ok()) << run_status;
 
   std::map<std::string, uint64_t> server_spans, client_spans;
@@ -223,18 +214,9 @@ TEST(PostgresKernel, TlsUpgradedConnections) {
   co.filter.include_ports = {static_cast<uint16_t>(port)};
   co.ringbuf_bytes = 32u << 20;
   co.tls = true;
-  auto cap = capture::SocketCapture::Create(co);
-  SONDE_REQUIRE(cap.ok(), "socket capture: " + cap.status().ToString());
-  pipeline::PipelineOptions po;
-  po.print_json = false;
-  po.poll_timeout_ms = 20;
-  po.sampler.spans_per_second = 0;
-  pipeline::Agent agent(po);
-  auto sink = std::make_shared<CollectSink>();
-  agent.AddSink(sink);
-  std::atomic<bool> stop{false};
-  absl::Status run_status;
-  std::thread agent_thread([&] { run_status = agent.Run(**cap, stop); });
+  auto in_process = testlib::InProcessAgent::Start(co);  // every span kept: counts are compared exactly
+  SONDE_REQUIRE(in_process.ok(), "socket capture: " + in_process.status().ToString());
+  testlib::CollectSink* sink = &(*in_process)->sink();
   std::this_thread::sleep_for(std::chrono::milliseconds(500));  // uprobes attached
 
   const std::string out = testlib::RunCommand(
@@ -245,8 +227,7 @@ TEST(PostgresKernel, TlsUpgradedConnections) {
   testlib::RunCommand(cluster.Client({"psql", "-X", "-c", "SELECT * FROM sonde_no_such_table"}), &code);
   EXPECT_NE(code, 0);
   std::this_thread::sleep_for(std::chrono::seconds(2));
-  stop = true;
-  agent_thread.join();
+  const absl::Status run_status = (*in_process)->Stop();
   ASSERT_TRUE(run_status.ok()) << run_status;
 
   std::map<std::string, uint64_t> server_spans, client_spans;
@@ -264,7 +245,7 @@ TEST(PostgresKernel, TlsUpgradedConnections) {
       if (ns == nullptr || *ns != "postgres") ++without_namespace;
     }
   }
-  const auto k = (*cap)->ReadKernelCounters();
+  const auto k = (*in_process)->capture().ReadKernelCounters();
   std::printf("postgres over TLS: pgbench transactions=%ld, TLS plaintext events=%llu\n", transactions,
               (unsigned long long)k.stats[SONDE_STAT_TLS_PLAINTEXT]);
   for (const auto& [name, n] : server_spans) {

@@ -14,6 +14,7 @@
 #include "agent/pipeline/pipeline.h"
 #include "agent/trace/span_builder.h"
 #include "tests/testlib/collect_sink.h"
+#include "tests/testlib/in_process_agent.h"
 #include "tests/testlib/process.h"
 
 namespace sonde {
@@ -34,19 +35,10 @@ TEST(RedisKernel, BenchmarkPlainAndPipelined) {
   capture::SocketCaptureOptions co;
   co.filter.include_ports = {static_cast<uint16_t>(port)};
   co.ringbuf_bytes = 64u << 20;
-  auto cap = capture::SocketCapture::Create(co);
-  SONDE_REQUIRE(cap.ok(), "socket capture: " + cap.status().ToString());
-
-  pipeline::PipelineOptions po;
-  po.print_json = false;
-  po.poll_timeout_ms = 20;
-  po.sampler.spans_per_second = 0;  // every span: counts are compared exactly
-  pipeline::Agent agent(po);
-  auto sink = std::make_shared<CollectSink>();
-  agent.AddSink(sink);
-  std::atomic<bool> stop{false};
-  absl::Status run_status;
-  std::thread agent_thread([&] { run_status = agent.Run(**cap, stop); });
+  auto in_process = testlib::InProcessAgent::Start(co);  // every span kept: counts are compared exactly
+  SONDE_REQUIRE(in_process.ok(), "socket capture: " + in_process.status().ToString());
+  pipeline::Agent& agent = (*in_process)->agent();
+  testlib::CollectSink* sink = &(*in_process)->sink();
 
   auto server = Subprocess::Start({"redis-server", "--port", std::to_string(port), "--bind", "127.0.0.1",
                                    "--save", "", "--appendonly", "no", "--dir", dir.path()},
@@ -63,8 +55,7 @@ TEST(RedisKernel, BenchmarkPlainAndPipelined) {
         << testlib::ReadFile(dir.File(std::string("bench") + pipeline + ".out"));
   }
   std::this_thread::sleep_for(std::chrono::seconds(2));  // drain the ring buffer, close connections
-  stop = true;
-  agent_thread.join();
+  const absl::Status run_status = (*in_process)->Stop();
   ASSERT_TRUE(run_status.ok()) << run_status;
 
   std::map<std::string, uint64_t> server_spans, client_spans;
