@@ -24,6 +24,8 @@ PACKAGES=(
   nginx libnginx-mod-http-lua curl wrk nghttp2-client iproute2 nftables iptables
   chromium procps psmisc redis-server redis-tools
   postgresql postgresql-client dnsmasq-base bind9-dnsutils openssl util-linux
+  # test drivers and least-privilege/packaging checks (capsh, systemd-analyze)
+  python3 python3-yaml libcap2-bin systemd
   # scale-out backends and exits (issue 18): tests run private instances
   clickhouse-server clickhouse-client prometheus victoria-metrics libsnappy-dev
 )
