@@ -20,6 +20,7 @@
 #include "server/export/otlp_exporter.h"
 #include "server/export/remote_write.h"
 #include "server/config/command_line.h"
+#include "server/ingest/ingest_grpc_server.h"
 #include "server/ingest/ingest_service.h"
 #include "server/ingest/trace_join.h"
 #include "server/store/metered_storage.h"
@@ -307,7 +308,6 @@ int main(int argc, char** argv) {
   *storage = std::move(metered_owner);
 
   sonde::server::IngestService ingest(storage->get(), ingest_options);
-  grpc::ServerBuilder builder;
   int grpc_port = 0;
   std::shared_ptr<grpc::ServerCredentials> credentials = grpc::InsecureServerCredentials();
   if (tls.enabled()) {
@@ -318,20 +318,14 @@ int main(int argc, char** argv) {
     if (!tls.client_ca_file.empty()) ssl.pem_root_certs = ReadFile(tls.client_ca_file);
     credentials = grpc::SslServerCredentials(ssl);
   }
-  builder.AddListeningPort(grpc_listen, credentials, &grpc_port);
-  builder.RegisterService(&ingest);
-  builder.SetMaxReceiveMessageSize(static_cast<int>(max_message_mib) << 20);
-  // Threads are bounded (a stream holds one): beyond the quota new calls get
-  // RESOURCE_EXHAUSTED instead of a thread each.
-  grpc::ResourceQuota quota("sonde-ingest");
-  quota.SetMaxThreads(static_cast<int>(ingest_options.max_streams) + 16);
-  builder.SetResourceQuota(quota);
-  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, 16);
-  // Dead agent connections are noticed (and their instance released).
-  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 30'000);
-  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10'000);
-  std::unique_ptr<grpc::Server> ingest_server = builder.BuildAndStart();
-  if (!ingest_server || grpc_port == 0) {
+  sonde::server::IngestServerConfig ingest_server_config;
+  ingest_server_config.listen = grpc_listen;
+  ingest_server_config.credentials = credentials;
+  ingest_server_config.max_message_bytes = static_cast<size_t>(max_message_mib) << 20;
+  ingest_server_config.max_streams = ingest_options.max_streams;
+  std::unique_ptr<grpc::Server> ingest_server =
+      sonde::server::StartIngestServer(&ingest, ingest_server_config, &grpc_port);
+  if (!ingest_server) {
     spdlog::error("cannot listen for ingest on {}", grpc_listen);
     return 1;
   }

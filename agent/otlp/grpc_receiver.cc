@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "agent/otlp/auth.h"
+#include "agent/otlp/body_codec.h"
 #include "agent/otlp/rpc_status.h"
 #include "opentelemetry/proto/collector/logs/v1/logs_service.grpc.pb.h"
 #include "opentelemetry/proto/collector/metrics/v1/metrics_service.grpc.pb.h"
@@ -74,12 +75,86 @@ class Gate {
   const int* port_;
 };
 
-// Traces take the raw-bytes callback route: the request body is converted
-// straight from its wire bytes (Ingestor::ExportTracesProtobuf) instead of
-// being deserialized into protobuf messages first, and no sync-server thread
-// hand-off happens per call.
+// gRPC's own per-message decompression is off (Start): it inflates a whole
+// message before checking its size, so 256 KiB of gzip claiming 256 MiB cost
+// 256 MiB. A compressed message reaches the handler as its compressed bytes
+// and is inflated here, never past the body limit. gRPC does not hand the
+// grpc-encoding header to the application, so the framing is recognised by
+// its magic: gzip (1f 8b: field 3 with wire type 7, never valid protobuf) or
+// zlib (78 xx with the header checksum; an OTLP request starts with field 1).
+bool LooksCompressed(std::string_view b) {
+  if (b.size() < 2) return false;
+  const auto b0 = static_cast<unsigned char>(b[0]), b1 = static_cast<unsigned char>(b[1]);
+  if (b0 == 0x1f && b1 == 0x8b) return true;
+  return b0 == 0x78 && (b0 * 256u + b1) % 31u == 0;
+}
+
+// The request message as one contiguous view: borrowed when gRPC holds it in
+// one slice, else copied once into a per-thread buffer that keeps its pages
+// (a fresh 100s-of-KiB buffer per call page-faults); inflated (bounded) when
+// the client compressed it.
+class MessageBytes {
+ public:
+  grpc::Status Read(const grpc::ByteBuffer* request, Ingestor* ingestor) {
+    std::vector<grpc::Slice> slices;
+    if (request->Valid() && !request->Dump(&slices).ok()) {
+      return grpc::Status(grpc::StatusCode::INTERNAL, "cannot read the request message");
+    }
+    std::string& joined = Joined();
+    if (slices.size() == 1) {
+      slice_ = std::move(slices[0]);  // first: a small slice's bytes live inside it
+      body_ = std::string_view(reinterpret_cast<const char*>(slice_.begin()), slice_.size());
+    } else if (slices.size() > 1) {
+      joined.clear();
+      for (const grpc::Slice& slice : slices) {
+        joined.append(reinterpret_cast<const char*>(slice.begin()), slice.size());
+      }
+      body_ = joined;
+    }
+    if (!LooksCompressed(body_)) return grpc::Status::OK;
+    const size_t limit = ingestor->options().max_body_bytes;
+    absl::StatusOr<std::string> inflated = InflateBounded(body_, limit);
+    if (!inflated.ok()) {
+      const bool too_large = inflated.status().code() == absl::StatusCode::kResourceExhausted;
+      ingestor->stats().CountReject(too_large ? RejectReason::kTooLarge : RejectReason::kBadPayload);
+      return grpc::Status(too_large ? grpc::StatusCode::RESOURCE_EXHAUSTED : grpc::StatusCode::INVALID_ARGUMENT,
+                          absl::StrCat("compressed message: ", inflated.status().message()));
+    }
+    inflated_ = std::move(*inflated);
+    body_ = inflated_;
+    return grpc::Status::OK;
+  }
+  std::string_view body() const { return body_; }
+  ~MessageBytes() {
+    if (Joined().capacity() > (4u << 20)) std::string().swap(Joined());  // do not pin a huge one
+  }
+
+ private:
+  static std::string& Joined() {
+    thread_local std::string joined;
+    return joined;
+  }
+  grpc::Slice slice_;
+  std::string inflated_;
+  std::string_view body_;
+};
+
+template <typename Response>
+grpc::Status SerializeReply(const Response& reply, grpc::ByteBuffer* response) {
+  bool own_buffer = false;
+  return grpc::SerializationTraits<Response>::Serialize(reply, response, &own_buffer);
+}
+
+// Every Export takes the raw-bytes callback route: traces are converted
+// straight from their wire bytes (Ingestor::ExportTracesProtobuf) instead of
+// being deserialized into protobuf messages first, no sync-server thread
+// hand-off happens per call, and compressed messages are inflated bounded.
 using RawTraceServiceBase = collector::trace::v1::TraceService::WithRawCallbackMethod_Export<
     collector::trace::v1::TraceService::Service>;
+using RawMetricsServiceBase = collector::metrics::v1::MetricsService::WithRawCallbackMethod_Export<
+    collector::metrics::v1::MetricsService::Service>;
+using RawLogsServiceBase = collector::logs::v1::LogsService::WithRawCallbackMethod_Export<
+    collector::logs::v1::LogsService::Service>;
 
 class TraceService final : public RawTraceServiceBase {
  public:
@@ -97,26 +172,9 @@ class TraceService final : public RawTraceServiceBase {
     std::optional<Ingestor::Ticket> ticket;
     PeerInfo peer;
     if (grpc::Status st = gate_->Check(ctx, &ticket, &peer); !st.ok()) return st;
-    // One contiguous view of the (decompressed) message: borrowed when gRPC
-    // holds it in one slice, else copied once into a per-thread buffer that
-    // keeps its pages (a fresh 100s-of-KiB buffer per call page-faults).
-    std::vector<grpc::Slice> slices;
-    if (request->Valid() && !request->Dump(&slices).ok()) {
-      return grpc::Status(grpc::StatusCode::INTERNAL, "cannot read the request message");
-    }
-    thread_local std::string joined;
-    std::string_view body;
-    if (slices.size() == 1) {
-      body = std::string_view(reinterpret_cast<const char*>(slices[0].begin()), slices[0].size());
-    } else if (slices.size() > 1) {
-      joined.clear();
-      for (const grpc::Slice& slice : slices) {
-        joined.append(reinterpret_cast<const char*>(slice.begin()), slice.size());
-      }
-      body = joined;
-    }
-    absl::StatusOr<ExportResult> r = gate_->ingestor()->ExportTracesProtobuf(body, peer);
-    if (joined.capacity() > (4u << 20)) std::string().swap(joined);  // do not pin a huge one
+    MessageBytes bytes;
+    if (grpc::Status st = bytes.Read(request, gate_->ingestor()); !st.ok()) return st;
+    absl::StatusOr<ExportResult> r = gate_->ingestor()->ExportTracesProtobuf(bytes.body(), peer);
     if (!r.ok()) {
       gate_->ingestor()->stats().CountReject(RejectReason::kBadPayload);
       return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, std::string(r.status().message()));
@@ -126,56 +184,83 @@ class TraceService final : public RawTraceServiceBase {
       reply.mutable_partial_success()->set_rejected_spans(r->rejected);
       reply.mutable_partial_success()->set_error_message(r->error_message);
     }
-    bool own_buffer = false;
-    return grpc::SerializationTraits<collector::trace::v1::ExportTraceServiceResponse>::Serialize(
-        reply, response, &own_buffer);
+    return SerializeReply(reply, response);
   }
 
   const Gate* gate_;
 };
 
-class MetricsService final : public collector::metrics::v1::MetricsService::Service {
+// Metrics and logs are kept as OTLP messages (sinks hold them beyond the call).
+template <typename Request>
+grpc::Status ParseOwned(const Gate* gate, grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* request,
+                        std::optional<Ingestor::Ticket>* ticket, PeerInfo* peer, std::shared_ptr<Request>* out) {
+  if (grpc::Status st = gate->Check(ctx, ticket, peer); !st.ok()) return st;
+  MessageBytes bytes;
+  if (grpc::Status st = bytes.Read(request, gate->ingestor()); !st.ok()) return st;
+  auto parsed = std::make_shared<Request>();
+  if (!parsed->ParseFromArray(bytes.body().data(), static_cast<int>(bytes.body().size()))) {
+    gate->ingestor()->stats().CountReject(RejectReason::kBadPayload);
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "malformed protobuf message");
+  }
+  *out = std::move(parsed);
+  return grpc::Status::OK;
+}
+
+class MetricsService final : public RawMetricsServiceBase {
  public:
   explicit MetricsService(const Gate* gate) : gate_(gate) {}
-  grpc::Status Export(grpc::ServerContext* ctx,
-                      const collector::metrics::v1::ExportMetricsServiceRequest* request,
-                      collector::metrics::v1::ExportMetricsServiceResponse* response) override {
-    std::optional<Ingestor::Ticket> ticket;
-    PeerInfo peer;
-    if (grpc::Status st = gate_->Check(ctx, &ticket, &peer); !st.ok()) return st;
-    // Sinks keep metrics beyond this call: they get their own copy.
-    auto owned = std::make_shared<ExportMetricsRequest>(*request);
-    ExportResult r = gate_->ingestor()->ExportMetrics(std::move(owned), peer);
-    if (r.rejected > 0 || !r.error_message.empty()) {
-      response->mutable_partial_success()->set_rejected_data_points(r.rejected);
-      response->mutable_partial_success()->set_error_message(r.error_message);
-    }
-    return grpc::Status::OK;
+  grpc::ServerUnaryReactor* Export(grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* request,
+                                   grpc::ByteBuffer* response) override {
+    grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+    reactor->Finish(Handle(ctx, request, response));
+    return reactor;
   }
 
  private:
+  grpc::Status Handle(grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* request,
+                      grpc::ByteBuffer* response) const {
+    std::optional<Ingestor::Ticket> ticket;
+    PeerInfo peer;
+    std::shared_ptr<ExportMetricsRequest> owned;
+    if (grpc::Status st = ParseOwned(gate_, ctx, request, &ticket, &peer, &owned); !st.ok()) return st;
+    ExportResult r = gate_->ingestor()->ExportMetrics(std::move(owned), peer);
+    collector::metrics::v1::ExportMetricsServiceResponse reply;
+    if (r.rejected > 0 || !r.error_message.empty()) {
+      reply.mutable_partial_success()->set_rejected_data_points(r.rejected);
+      reply.mutable_partial_success()->set_error_message(r.error_message);
+    }
+    return SerializeReply(reply, response);
+  }
+
   const Gate* gate_;
 };
 
-class LogsService final : public collector::logs::v1::LogsService::Service {
+class LogsService final : public RawLogsServiceBase {
  public:
   explicit LogsService(const Gate* gate) : gate_(gate) {}
-  grpc::Status Export(grpc::ServerContext* ctx,
-                      const collector::logs::v1::ExportLogsServiceRequest* request,
-                      collector::logs::v1::ExportLogsServiceResponse* response) override {
-    std::optional<Ingestor::Ticket> ticket;
-    PeerInfo peer;
-    if (grpc::Status st = gate_->Check(ctx, &ticket, &peer); !st.ok()) return st;
-    auto owned = std::make_shared<ExportLogsRequest>(*request);
-    ExportResult r = gate_->ingestor()->ExportLogs(std::move(owned), peer);
-    if (r.rejected > 0 || !r.error_message.empty()) {
-      response->mutable_partial_success()->set_rejected_log_records(r.rejected);
-      response->mutable_partial_success()->set_error_message(r.error_message);
-    }
-    return grpc::Status::OK;
+  grpc::ServerUnaryReactor* Export(grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* request,
+                                   grpc::ByteBuffer* response) override {
+    grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+    reactor->Finish(Handle(ctx, request, response));
+    return reactor;
   }
 
  private:
+  grpc::Status Handle(grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* request,
+                      grpc::ByteBuffer* response) const {
+    std::optional<Ingestor::Ticket> ticket;
+    PeerInfo peer;
+    std::shared_ptr<ExportLogsRequest> owned;
+    if (grpc::Status st = ParseOwned(gate_, ctx, request, &ticket, &peer, &owned); !st.ok()) return st;
+    ExportResult r = gate_->ingestor()->ExportLogs(std::move(owned), peer);
+    collector::logs::v1::ExportLogsServiceResponse reply;
+    if (r.rejected > 0 || !r.error_message.empty()) {
+      reply.mutable_partial_success()->set_rejected_log_records(r.rejected);
+      reply.mutable_partial_success()->set_error_message(r.error_message);
+    }
+    return SerializeReply(reply, response);
+  }
+
   const Gate* gate_;
 };
 
@@ -219,7 +304,9 @@ absl::StatusOr<std::unique_ptr<GrpcReceiver>> GrpcReceiver::Start(const GrpcRece
     builder.AddListeningPort(BindTarget(options.bind_addresses[i], options.port),
                              ServerCredentials(options.tls), &selected[i]);
   }
-  // gRPC enforces this after decompression as well (RESOURCE_EXHAUSTED).
+  // The wire size is checked before the message is read; the inflated size
+  // by MessageBytes while inflating (gRPC's own decompression is off).
+  builder.AddChannelArgument(GRPC_ARG_ENABLE_PER_MESSAGE_DECOMPRESSION, 0);
   builder.SetMaxReceiveMessageSize(static_cast<int>(
       std::min<size_t>(ingestor->options().max_body_bytes, std::numeric_limits<int>::max())));
   builder.RegisterService(&receiver->services_->traces);

@@ -11,8 +11,10 @@
 #include <thread>
 
 #include "server/ingest/batch_limits.h"
+#include "server/ingest/ingest_grpc_server.h"
 #include "server/ingest/ingest_service.h"
 #include "server/store/storage.h"
+#include "tests/testlib/grpc_wire.h"
 #include "tests/unit/server/test_util.h"
 
 namespace sonde::server {
@@ -122,13 +124,15 @@ class IngestLimitsTest : public ::testing::Test {
     ASSERT_TRUE(s.ok());
     storage_ = std::move(*s);
   }
-  void Start(IngestOptions options) {
+  // The ingest gRPC server as sonde-server starts it (ingest_grpc_server.h).
+  void Start(IngestOptions options, size_t max_message_bytes = 8u << 20) {
+    IngestServerConfig config;
+    config.listen = "127.0.0.1:0";
+    config.max_message_bytes = max_message_bytes;
+    config.max_streams = options.max_streams;
     service_ = std::make_unique<IngestService>(storage_.get(), std::move(options));
-    grpc::ServerBuilder b;
-    b.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port_);
-    b.RegisterService(service_.get());
-    server_ = b.BuildAndStart();
-    ASSERT_GT(port_, 0);
+    server_ = StartIngestServer(service_.get(), config, &port_);
+    ASSERT_TRUE(server_);
     stub_ = v1::Ingest::NewStub(grpc::CreateChannel("127.0.0.1:" + std::to_string(port_),
                                                     grpc::InsecureChannelCredentials()));
   }
@@ -283,6 +287,42 @@ TEST_F(IngestLimitsTest, OversizeBatchesAreAckedWithAnErrorNotStored) {
   EXPECT_EQ(StoredSpans(), 0u);
   EXPECT_EQ(Send(*a, 2, 5), "");  // the stream goes on
   Close(*a);
+}
+
+// Checks before gRPC parses: an uncompressed batch over the message size is
+// refused on its length, and a gRPC-compressed message is never inflated.
+TEST_F(IngestLimitsTest, OversizeMessagesAreRefusedBeforeTheyAreParsed) {
+  Start(IngestOptions{}, 1u << 20);
+  auto a = Connect("a");
+  v1::IngestRequest req;
+  req.mutable_batch()->set_sequence(1);
+  *req.mutable_batch()->add_spans() = testing::MakeSpan({.trace = 1, .id = 1});
+  req.mutable_batch()->mutable_spans(0)->set_name(std::string(2u << 20, 'x'));
+  a->stream->Write(req);
+  a->stream->WritesDone();
+  grpc::Status st = a->stream->Finish();
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << st.error_message();
+  EXPECT_EQ(StoredSpans(), 0u);
+}
+
+TEST_F(IngestLimitsTest, GrpcCompressedBombIsNotInflated) {
+  Start(IngestOptions{});
+  const std::string path = (dir_.path() / "ingest_bomb.bin").string();
+  {
+    std::ofstream out(path, std::ios::binary);
+    out << sonde::testing::GzipBombGrpcMessage(256u << 20);  // ~256 KiB on the wire
+  }
+  const long before = PeakRssKiB();
+  const std::string head = sonde::testing::CurlGrpc(port_, "sonde.v1.Ingest/Stream", path);
+  const long after = PeakRssKiB();
+  std::printf("7070: gRPC message of 256 KiB gzip inflating to 256 MiB: %s peak RSS %ld -> %ld KiB\n",
+              head.c_str(), before, after);
+  if (head.find("HTTP/2") == std::string::npos) GTEST_SKIP() << "curl without HTTP/2: " << head;
+  // The compressed bytes do not parse as a request: the stream ends there
+  // (before any Hello, so with no error to report) and nothing is inflated.
+  EXPECT_NE(head.find("grpc-status:"), std::string::npos) << head;
+  EXPECT_LT(after - before, 16 * 1024);
+  EXPECT_EQ(StoredSpans(), 0u);
 }
 
 }  // namespace
