@@ -24,13 +24,19 @@ using protocols::Direction;
 using protocols::InferResult;
 using protocols::Role;
 
-Connection::Connection(ConnContext ctx, bool late_join, const TrackerOptions& options,
-                       MemoryBudget* budget)
+ConnShared::ConnShared(const TrackerOptions& o) : options(o) {
+  streams.options = o.stream;
+  streams.limit = o.max_memory_bytes;
+}
+
+Connection::Connection(ConnContext ctx, bool late_join, ConnShared* shared)
     : ctx_(std::move(ctx)),
       late_join_(late_join),
-      options_(options),
-      egress_(Direction::kEgress, options.stream, budget),
-      ingress_(Direction::kIngress, options.stream, budget) {}
+      shared_(shared),
+      egress_(Direction::kEgress, &shared->streams),
+      ingress_(Direction::kIngress, &shared->streams) {}
+
+Connection::~Connection() = default;
 
 void Connection::AddData(Direction dir, const DataChunk& chunk) {
   last_activity_ns_ = std::max(last_activity_ns_, chunk.ts_exit_ns);
@@ -53,7 +59,7 @@ size_t Connection::OnBytes(Direction dir, const protocols::StreamView& view) {
     // The protocol is known and its session was dropped while idle.
     for (const auto& def : protocols::AllProtocols()) {
       if (def.protocol != protocol_) continue;
-      session_ = def.make_session(ctx_.role, late_join_);
+      session_ = shared_->sessions.Take(def, ctx_.role, late_join_);
       return session_->OnBytes(dir, view);
     }
   }
@@ -72,16 +78,16 @@ size_t Connection::OnBytes(Direction dir, const protocols::StreamView& view) {
       if (ctx_.role == Role::kUnknown && def.infer_role != nullptr) {
         ctx_.role = def.infer_role(view.bytes, dir);
       }
-      session_ = def.make_session(ctx_.role, late_join_);
+      session_ = shared_->sessions.Take(def, ctx_.role, late_join_);
       return session_->OnBytes(dir, view);
     }
     maybe = maybe || r == InferResult::kMaybeNeedMore;
   }
-  if (maybe && view.bytes.size() < options_.max_infer_bytes) return 0;
+  if (maybe && view.bytes.size() < shared_->options.max_infer_bytes) return 0;
   // Mid-stream bytes of a late-joined connection may not look like anything:
   // try the next few calls' first bytes before giving up.
   late_join_ = true;
-  if (infer_calls_ >= options_.max_infer_calls) gave_up_ = true;
+  if (infer_calls_ >= shared_->options.max_infer_calls) gave_up_ = true;
   return view.bytes.size();
 }
 
@@ -110,27 +116,43 @@ void Connection::TakeRecords(uint64_t now_ns, bool closing, std::vector<protocol
     }
     cr.record = std::move(r);
   }
+  const bool took = !scratch.empty();
   scratch.clear();
   // Sessions swap their record buffer with this one: a batch-sized buffer
   // kept here would end up parked in the next session (one per busy
   // connection). Keep room for the usual single record only.
   if (scratch.capacity() > 1) std::vector<protocols::L7Record>().swap(scratch);
+  // An exchange just completed: between messages, the session goes back to
+  // the pool until the next request (keep-alive connections then hold no
+  // session while idle, however short the pause).
+  if (took && !closing) RetireSession(/*drop=*/false);
 }
 
-void Connection::ReleaseIdleMemory(protocols::ProtocolCounters* retired) {
+bool Connection::RetireSession(bool drop) {
+  Role role = Role::kUnknown;
+  if (egress_.buffered_bytes() != 0 || ingress_.buffered_bytes() != 0 || !session_->Quiescent(&role)) {
+    return false;
+  }
+  // Counters first: Park renews the session (zeroes them).
+  protocols::ProtocolCounters counters = session_->counters();
+  if (!shared_->sessions.Park(protocol_, session_)) {
+    if (!drop) return false;  // kept until the connection goes quiet
+    session_.reset();
+  }
+  AddProtocolCounters(shared_->retired, counters);
+  if (ctx_.role == Role::kUnknown) ctx_.role = role;
+  // The next request starts a fresh session in sync.
+  late_join_ = false;
+  return true;
+}
+
+void Connection::ReleaseIdleMemory() {
   egress_.ReleaseIdleMemory();
   ingress_.ReleaseIdleMemory();
   if (!session_) return;
-  Role role = Role::kUnknown;
-  if (egress_.buffered_bytes() == 0 && ingress_.buffered_bytes() == 0 && session_->Quiescent(&role)) {
-    // An idle keep-alive connection then costs its Connection and map
-    // entries only; the next request starts a fresh session in sync.
-    AddProtocolCounters(*retired, session_->counters());
-    if (ctx_.role == Role::kUnknown) ctx_.role = role;
-    late_join_ = false;
-    session_.reset();
-    return;
-  }
+  // An idle keep-alive connection then costs its Connection and map
+  // entries only.
+  if (RetireSession(/*drop=*/true)) return;
   session_->ReleaseIdleMemory();
 }
 

@@ -8,6 +8,7 @@
 
 #include "agent/conn/conn_record.h"
 #include "agent/conn/data_stream.h"
+#include "agent/conn/session_pool.h"
 #include "agent/protocols/protocol.h"
 
 namespace sonde::conn {
@@ -17,21 +18,37 @@ struct TrackerOptions;
 // to += from, field by field.
 void AddProtocolCounters(protocols::ProtocolCounters& to, const protocols::ProtocolCounters& from);
 
+// What every connection of a tracker uses, kept once (not per connection).
+struct ConnShared {
+  explicit ConnShared(const TrackerOptions& o);
+  const TrackerOptions& options;
+  StreamShared streams;
+  SessionPool sessions;
+  // Counters of sessions parked or dropped (a live connection's session
+  // counts only what it saw since it was taken).
+  protocols::ProtocolCounters retired;
+};
+
 class Connection final : public StreamConsumer {
  public:
-  Connection(ConnContext ctx, bool late_join, const TrackerOptions& options, MemoryBudget* budget);
+  Connection(ConnContext ctx, bool late_join, ConnShared* shared);
+  ~Connection() override;
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
 
   void AddData(protocols::Direction dir, const DataChunk& chunk);
   void FlushExpired(uint64_t now_ns);
   // Both directions ended: deliver what is left and flush the session.
   void Close();
   // `scratch` is the tracker's (one buffer for all connections, not one each).
+  // A session left quiescent by the records taken is parked in the shared
+  // pool (protocols that can renew theirs).
   void TakeRecords(uint64_t now_ns, bool closing, std::vector<protocols::L7Record>& scratch,
                    std::vector<ConnRecord>& out);
   // Quiet for a while: streams and session give back reuse capacity; a
   // quiescent session (nothing in flight) is dropped altogether, its
-  // counters added to `retired`, and made afresh on the next bytes.
-  void ReleaseIdleMemory(protocols::ProtocolCounters* retired);
+  // counters added to the shared `retired`, and made afresh on the next bytes.
+  void ReleaseIdleMemory();
 
   size_t OnBytes(protocols::Direction dir, const protocols::StreamView& view) override;
   void OnGap(protocols::Direction dir, uint64_t bytes) override;
@@ -52,8 +69,6 @@ class Connection final : public StreamConsumer {
   }
   // Chunks wait in either direction for a hole to fill (reorder window).
   bool has_waiting() const { return egress_.has_waiting() || ingress_.has_waiting(); }
-  const DataStream& egress() const { return egress_; }
-  const DataStream& ingress() const { return ingress_; }
   const protocols::ProtocolCounters* protocol_counters() const {
     return session_ ? &session_->counters() : nullptr;
   }
@@ -67,9 +82,13 @@ class Connection final : public StreamConsumer {
   uint64_t checked_ns = 0;
 
  private:
+  // Parks a quiescent session (or drops it when `drop` and it cannot be
+  // parked); false when the session is not quiescent.
+  bool RetireSession(bool drop);
+
   ConnContext ctx_;
   bool late_join_;
-  const TrackerOptions& options_;
+  ConnShared* shared_;
   DataStream egress_;
   DataStream ingress_;
   std::unique_ptr<protocols::ProtocolSession> session_;

@@ -7,12 +7,12 @@ namespace sonde::conn {
 using protocols::ChunkInfo;
 using protocols::StreamView;
 
-DataStream::~DataStream() { budget_->used -= std::min(budget_->used, buffered_bytes()); }
+DataStream::~DataStream() { shared_->used -= std::min(shared_->used, buffered_bytes()); }
 
 void DataStream::Add(const DataChunk& chunk, StreamConsumer& consumer) {
-  ++counters_.chunks;
-  counters_.bytes += chunk.bytes;
-  counters_.captured_bytes += std::min<uint64_t>(chunk.payload.size(), chunk.bytes);
+  ++shared_->counters.chunks;
+  shared_->counters.bytes += chunk.bytes;
+  shared_->counters.captured_bytes += std::min<uint64_t>(chunk.payload.size(), chunk.bytes);
   Place(chunk, consumer);
 }
 
@@ -25,18 +25,18 @@ void DataStream::Place(DataChunk chunk, StreamConsumer& consumer) {
       // Overlaps bytes already delivered (a retried read, a duplicate event).
       uint64_t overlap = static_cast<uint64_t>(-static_cast<int64_t>(ahead));
       if (overlap >= chunk.bytes) {
-        counters_.duplicate_bytes += chunk.bytes;
+        shared_->counters.duplicate_bytes += chunk.bytes;
         return;
       }
-      counters_.duplicate_bytes += overlap;
+      shared_->counters.duplicate_bytes += overlap;
       chunk.payload.remove_prefix(std::min<uint64_t>(overlap, chunk.payload.size()));
       chunk.bytes -= overlap;
       chunk.tcp_seq = *chunk.tcp_seq + static_cast<uint32_t>(overlap);
       continue;
     }
-    const size_t waiting = reorder_ ? reorder_->waiting.size() : 0;
-    bool full = waiting >= options_.max_reorder_chunks ||
-                budget_->used + chunk.payload.size() > budget_->limit;
+    const size_t waiting = has_waiting() ? pending_->reorder->waiting.size() : 0;
+    bool full = waiting >= shared_->options.max_reorder_chunks ||
+                shared_->used + chunk.payload.size() > shared_->limit;
     if (full && waiting != 0) {
       ReleaseOldest(consumer);  // no room to wait longer: the oldest hole becomes a gap
       continue;
@@ -48,16 +48,17 @@ void DataStream::Place(DataChunk chunk, StreamConsumer& consumer) {
       next_seq_ = chunk.tcp_seq;
       break;
     }
-    ++counters_.reordered;
-    if (!reorder_) reorder_ = std::make_unique<Reorder>();
-    if (reorder_->waiting.empty()) reorder_->oldest_ns = chunk.ts_exit_ns;
-    Waiting& w = reorder_->waiting[offset];
-    budget_->used -= std::min<size_t>(budget_->used, w.payload.size());
-    reorder_->bytes -= w.payload.size();
+    ++shared_->counters.reordered;
+    std::unique_ptr<Reorder>& reorder = pending().reorder;
+    if (!reorder) reorder = std::make_unique<Reorder>();
+    if (reorder->waiting.empty()) reorder->oldest_ns = chunk.ts_exit_ns;
+    Waiting& w = reorder->waiting[offset];
+    shared_->used -= std::min<size_t>(shared_->used, w.payload.size());
+    reorder->bytes -= w.payload.size();
     w.chunk = chunk;
     w.payload.assign(chunk.payload);
-    reorder_->bytes += w.payload.size();
-    budget_->used += w.payload.size();
+    reorder->bytes += w.payload.size();
+    shared_->used += w.payload.size();
     return;
   }
   Deliver(chunk, consumer);
@@ -65,7 +66,7 @@ void DataStream::Place(DataChunk chunk, StreamConsumer& consumer) {
 }
 
 void DataStream::ReleaseOldest(StreamConsumer& consumer) {
-  auto it = reorder_->waiting.begin();
+  auto it = pending_->reorder->waiting.begin();
   if (it->first > next_offset_) {
     Gap(it->first - next_offset_, consumer);
     next_offset_ = it->first;
@@ -75,17 +76,20 @@ void DataStream::ReleaseOldest(StreamConsumer& consumer) {
 }
 
 void DataStream::DrainWaiting(StreamConsumer& consumer) {
-  if (!reorder_) return;
-  while (!reorder_->waiting.empty() && reorder_->waiting.begin()->first <= next_offset_) {
-    auto it = reorder_->waiting.begin();
+  if (!pending_ || !pending_->reorder) return;
+  // `pending_` stays allocated while the reorder map holds chunks (nothing
+  // below releases it), so the reference is stable across Place().
+  Reorder& reorder = *pending_->reorder;
+  while (!reorder.waiting.empty() && reorder.waiting.begin()->first <= next_offset_) {
+    auto it = reorder.waiting.begin();
     Waiting w = std::move(it->second);
-    reorder_->bytes -= w.payload.size();
-    budget_->used -= std::min(budget_->used, w.payload.size());
-    reorder_->waiting.erase(it);
+    reorder.bytes -= w.payload.size();
+    shared_->used -= std::min(shared_->used, w.payload.size());
+    reorder.waiting.erase(it);
     w.chunk.payload = w.payload;
     Place(w.chunk, consumer);
   }
-  if (reorder_->waiting.empty()) reorder_->oldest_ns = 0;
+  if (reorder.waiting.empty()) reorder.oldest_ns = 0;
 }
 
 void DataStream::Deliver(const DataChunk& chunk, StreamConsumer& consumer) {
@@ -100,8 +104,8 @@ void DataStream::Deliver(const DataChunk& chunk, StreamConsumer& consumer) {
     // Only bytes appended to the buffer count against the budget: an empty
     // buffer's call is parsed in place (and its unconsumed rest is checked
     // in KeepRemainder), so a budget of 0 turns buffering off, not parsing.
-    if (!buf_.empty() && budget_->used + chunk.payload.size() > budget_->limit) {
-      ++budget_->drops;
+    if (!buf_empty() && shared_->used + chunk.payload.size() > shared_->limit) {
+      ++shared_->drops;
       Gap(chunk.bytes, consumer);
       return;
     }
@@ -111,10 +115,10 @@ void DataStream::Deliver(const DataChunk& chunk, StreamConsumer& consumer) {
     info.tcp_seq = chunk.tcp_seq;
     info.thread_id = chunk.thread_id;
     info.peer = chunk.peer;
-    if (buf_.empty()) {
+    if (buf_empty()) {
       // Fast path: the protocol reads the event's payload in place (the view
       // is a member so no allocation happens per event).
-      StreamView& view = budget_->fast_view;
+      StreamView& view = shared_->fast_view;
       info.offset = 0;
       view.bytes = chunk.payload;
       view.chunks.assign(1, info);
@@ -122,14 +126,15 @@ void DataStream::Deliver(const DataChunk& chunk, StreamConsumer& consumer) {
       size_t used = consumer.OnBytes(dir_, view);
       KeepRemainder(view.bytes, view.chunks, used, consumer);
     } else {
+      Pending& p = *pending_;
       StreamView view;
-      size_t old = buf_.size();
-      info.offset = buf_.size();
-      buf_.append(chunk.payload);
-      chunks_.push_back(info);
-      budget_->used += buf_.size() - old;
-      view.bytes = buf_;
-      view.chunks = chunks_;
+      size_t old = p.buf.size();
+      info.offset = p.buf.size();
+      p.buf.append(chunk.payload);
+      p.chunks.push_back(info);
+      shared_->used += p.buf.size() - old;
+      view.bytes = p.buf;
+      view.chunks = p.chunks;
       size_t used = consumer.OnBytes(dir_, view);
       KeepRemainder(view.bytes, view.chunks, used, consumer);
     }
@@ -139,23 +144,21 @@ void DataStream::Deliver(const DataChunk& chunk, StreamConsumer& consumer) {
 
 void DataStream::KeepRemainder(std::string_view bytes, const std::vector<ChunkInfo>& chunks,
                                size_t used, StreamConsumer& consumer) {
-  const size_t old = buf_.size();
+  const size_t old = buf_size();
   used = std::min(used, bytes.size());
   const size_t rest = bytes.size() - used;
   if (rest == 0) {
-    buf_.clear();
-    chunks_.clear();
-  } else if (rest > options_.max_buffer_bytes || budget_->used - old + rest > budget_->limit) {
+    ClearBuf();
+  } else if (rest > shared_->options.max_buffer_bytes || shared_->used - old + rest > shared_->limit) {
     // The protocol keeps waiting for an end that does not come: drop, count.
-    if (rest > options_.max_buffer_bytes) ++counters_.overflow_drops; else ++budget_->drops;
-    buf_.clear();
-    chunks_.clear();
-    budget_->used -= std::min(budget_->used, old);
-    counters_.gap_bytes += rest;
+    if (rest > shared_->options.max_buffer_bytes) ++shared_->counters.overflow_drops; else ++shared_->drops;
+    ClearBuf();
+    shared_->used -= std::min(shared_->used, old);
+    shared_->counters.gap_bytes += rest;
     consumer.OnGap(dir_, rest);
     return;
   } else {
-    std::vector<ChunkInfo>& rebuilt = budget_->scratch_chunks;
+    std::vector<ChunkInfo>& rebuilt = shared_->scratch_chunks;
     rebuilt.clear();
     for (size_t i = 0; i < chunks.size(); ++i) {
       uint64_t end = i + 1 < chunks.size() ? chunks[i + 1].offset : bytes.size();
@@ -166,24 +169,24 @@ void DataStream::KeepRemainder(std::string_view bytes, const std::vector<ChunkIn
       c.offset = start - used;
       rebuilt.push_back(c);
     }
-    chunks_.assign(rebuilt.begin(), rebuilt.end());
-    if (bytes.data() == buf_.data()) {
-      buf_.erase(0, used);
+    Pending& p = pending();
+    p.chunks.assign(rebuilt.begin(), rebuilt.end());
+    if (bytes.data() == p.buf.data()) {
+      p.buf.erase(0, used);
     } else {
-      buf_.assign(bytes.substr(used));
+      p.buf.assign(bytes.substr(used));
     }
   }
-  budget_->used = budget_->used - std::min(budget_->used, old) + buf_.size();
+  shared_->used = shared_->used - std::min(shared_->used, old) + buf_size();
 }
 
 void DataStream::Gap(uint64_t bytes, StreamConsumer& consumer) {
-  if (bytes == 0 && buf_.empty()) return;
+  if (bytes == 0 && buf_empty()) return;
   // Bytes the protocol had not consumed are lost with the gap.
-  uint64_t total = bytes == protocols::kUnknownGapBytes ? bytes : bytes + buf_.size();
-  counters_.gap_bytes += bytes == protocols::kUnknownGapBytes ? 0 : bytes;
-  budget_->used -= std::min(budget_->used, buf_.size());
-  buf_.clear();
-  chunks_.clear();
+  uint64_t total = bytes == protocols::kUnknownGapBytes ? bytes : bytes + buf_size();
+  shared_->counters.gap_bytes += bytes == protocols::kUnknownGapBytes ? 0 : bytes;
+  shared_->used -= std::min(shared_->used, buf_size());
+  ClearBuf();
   consumer.OnGap(dir_, total);
 }
 
@@ -192,27 +195,26 @@ void DataStream::ForceWaiting(StreamConsumer& consumer) {
 }
 
 void DataStream::FlushExpired(uint64_t now_ns, StreamConsumer& consumer) {
-  if (!has_waiting() || now_ns < reorder_->oldest_ns + options_.reorder_window_ns) return;
+  if (!has_waiting() || now_ns < pending_->reorder->oldest_ns + shared_->options.reorder_window_ns) return;
   ForceWaiting(consumer);
 }
 
 void DataStream::Close(StreamConsumer& consumer) {
   ForceWaiting(consumer);
   StreamView view;
-  view.bytes = buf_;
-  view.chunks = chunks_;
+  if (pending_) {
+    view.bytes = pending_->buf;
+    view.chunks = pending_->chunks;
+  }
   view.connection_closed = true;
   consumer.OnBytes(dir_, view);
-  budget_->used -= std::min(budget_->used, buf_.size());
-  buf_.clear();
-  chunks_.clear();
+  shared_->used -= std::min(shared_->used, buf_size());
+  ClearBuf();
 }
 
 void DataStream::ReleaseIdleMemory() {
-  if (!buf_.empty() || has_waiting()) return;
-  std::string().swap(buf_);
-  std::vector<protocols::ChunkInfo>().swap(chunks_);
-  reorder_.reset();
+  if (!buf_empty() || has_waiting()) return;
+  pending_.reset();
 }
 
 }  // namespace sonde::conn

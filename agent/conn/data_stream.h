@@ -15,17 +15,6 @@
 
 namespace sonde::conn {
 
-// Shared by all streams of a tracker: the byte budget, and scratch space a
-// stream needs only during one call (kept here, not in each of tens of
-// thousands of streams).
-struct MemoryBudget {
-  size_t limit = 64u << 20;
-  size_t used = 0;
-  uint64_t drops = 0;  // chunks / buffers dropped because the budget was full
-  protocols::StreamView fast_view;                     // the in-place view of one call's bytes
-  std::vector<protocols::ChunkInfo> scratch_chunks;    // KeepRemainder's rebuilt chunk list
-};
-
 // One captured call's contribution to a stream.
 struct DataChunk {
   uint64_t ts_enter_ns = 0;
@@ -55,17 +44,32 @@ struct StreamCounters {
   uint64_t overflow_drops = 0;   // buffers dropped at the per-stream bound
 };
 
+struct StreamOptions {
+  size_t max_buffer_bytes = 256u << 10;  // unconsumed bytes kept per stream
+  size_t max_reorder_chunks = 32;        // chunks waiting for a hole to fill
+  uint64_t reorder_window_ns = 100'000'000;
+};
+
+// Shared by all streams of a tracker: options, the byte budget, the
+// counters (summed, never read per stream) and scratch space a stream needs
+// only during one call -- kept once here, not in each of tens of thousands
+// of streams.
+struct StreamShared {
+  StreamOptions options;
+  size_t limit = 64u << 20;  // bytes buffered over all streams
+  size_t used = 0;
+  uint64_t drops = 0;  // chunks / buffers dropped because the budget was full
+  StreamCounters counters;
+  protocols::StreamView fast_view;                     // the in-place view of one call's bytes
+  std::vector<protocols::ChunkInfo> scratch_chunks;    // KeepRemainder's rebuilt chunk list
+};
+
 class DataStream {
  public:
-  struct Options {
-    size_t max_buffer_bytes = 256u << 10;  // unconsumed bytes kept per stream
-    size_t max_reorder_chunks = 32;        // chunks waiting for a hole to fill
-    uint64_t reorder_window_ns = 100'000'000;
-  };
+  using Options = StreamOptions;
 
-  // `options` and `budget` outlive the stream (the tracker's).
-  DataStream(protocols::Direction dir, const Options& options, MemoryBudget* budget)
-      : dir_(dir), options_(options), budget_(budget) {}
+  // `shared` outlives the stream (the tracker's).
+  DataStream(protocols::Direction dir, StreamShared* shared) : shared_(shared), dir_(dir) {}
   ~DataStream();
   DataStream(const DataStream&) = delete;
   DataStream& operator=(const DataStream&) = delete;
@@ -82,10 +86,11 @@ class DataStream {
   // connection's streams then hold no heap memory).
   void ReleaseIdleMemory();
 
-  size_t buffered_bytes() const { return buf_.size() + (reorder_ ? reorder_->bytes : 0); }
+  size_t buffered_bytes() const {
+    return pending_ ? pending_->buf.size() + (pending_->reorder ? pending_->reorder->bytes : 0) : 0;
+  }
   // Chunks wait for an earlier hole to fill.
-  bool has_waiting() const { return reorder_ && !reorder_->waiting.empty(); }
-  const StreamCounters& counters() const { return counters_; }
+  bool has_waiting() const { return pending_ && pending_->reorder && !pending_->reorder->waiting.empty(); }
 
  private:
   struct Waiting {
@@ -108,16 +113,34 @@ class DataStream {
     uint64_t bytes = 0;
     uint64_t oldest_ns = 0;
   };
+  // Bytes kept across calls. Allocated when a call leaves bytes the protocol
+  // did not consume (or arrives out of order), released once the stream has
+  // been quiet and empty: a stream whose calls each carry whole messages --
+  // the usual case -- never allocates one.
+  struct Pending {
+    std::string buf;  // unconsumed bytes, buf[0] is the next byte the protocol sees
+    std::vector<protocols::ChunkInfo> chunks;  // calls covering buf
+    std::unique_ptr<Reorder> reorder;
+  };
+  Pending& pending() {
+    if (!pending_) pending_ = std::make_unique<Pending>();
+    return *pending_;
+  }
+  bool buf_empty() const { return !pending_ || pending_->buf.empty(); }
+  size_t buf_size() const { return pending_ ? pending_->buf.size() : 0; }
+  void ClearBuf() {
+    if (pending_) {
+      pending_->buf.clear();
+      pending_->chunks.clear();
+    }
+  }
 
+  // 40 bytes a stream: tens of thousands of idle connections hold two each.
+  StreamShared* shared_;
+  std::unique_ptr<Pending> pending_;
+  std::optional<uint32_t> next_seq_;  // sequence of the next expected byte
+  uint64_t next_offset_ = 0;          // stream offset of the next expected byte
   protocols::Direction dir_;
-  const Options& options_;
-  MemoryBudget* budget_;
-  std::string buf_;  // unconsumed bytes, buf_[0] is the next byte the protocol sees
-  std::vector<protocols::ChunkInfo> chunks_;  // calls covering buf_
-  std::optional<uint32_t> next_seq_;          // sequence of the next expected byte
-  uint64_t next_offset_ = 0;                  // stream offset of the next expected byte
-  std::unique_ptr<Reorder> reorder_;
-  StreamCounters counters_;
 };
 
 }  // namespace sonde::conn

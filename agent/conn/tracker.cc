@@ -57,9 +57,7 @@ std::string_view ReleaseReasonName(ReleaseReason reason) {
 }
 
 ConnectionTracker::ConnectionTracker(TrackerOptions options)
-    : options_(options), ceiling_(options.memory_ceiling_bytes) {
-  budget_.limit = options_.max_memory_bytes;
-}
+    : options_(options), shared_(std::make_unique<ConnShared>(options_)), ceiling_(options.memory_ceiling_bytes) {}
 
 ConnectionTracker::~ConnectionTracker() = default;
 
@@ -96,7 +94,7 @@ Connection* ConnectionTracker::Create(uint64_t key, const sonde_event_header& hd
   ctx.role = role;
   ctx.sock_id = key & kFdKeyBit ? 0 : key;
   ctx.fd = fd;
-  auto conn = std::make_unique<Connection>(std::move(ctx), late_join, options_, &budget_);
+  auto conn = std::make_unique<Connection>(std::move(ctx), late_join, shared_.get());
   Connection* raw = conn.get();
   raw->Touch(hdr.ts_exit_ns);
   connections_[key] = std::move(conn);
@@ -106,8 +104,6 @@ Connection* ConnectionTracker::Create(uint64_t key, const sonde_event_header& hd
 }
 
 void ConnectionTracker::Retire(const Connection& c) {
-  AddStream(closed_, c.egress().counters());
-  AddStream(closed_, c.ingress().counters());
   if (const auto* pc = c.protocol_counters()) AddProtocolCounters(closed_.protocol, *pc);
   if (c.gave_up()) ++closed_.unknown_protocol;
 }
@@ -315,7 +311,7 @@ void ConnectionTracker::Sweep(uint64_t now_ns, std::vector<ConnRecord>& out) {
     Connection& c = *it->second;
     c.active = false;
     if (c.last_activity_ns() + options_.quiet_after_ns < now_ns) {
-      c.ReleaseIdleMemory(&closed_.protocol);
+      c.ReleaseIdleMemory();
       continue;
     }
     active_[keep++] = key;  // a key listed twice is kept once (`active` is re-set below)
@@ -336,7 +332,7 @@ void ConnectionTracker::Sweep(uint64_t now_ns, std::vector<ConnRecord>& out) {
     // Protocol timers (requests never answered, stream timeouts).
     TakeRecords(c, now_ns, out);
     if (!c.active) {
-      c.ReleaseIdleMemory(&closed_.protocol);
+      c.ReleaseIdleMemory();
       const uint64_t since = std::max(c.last_activity_ns(), c.checked_ns);
       if (options_.socket_probe != nullptr && probes < options_.max_probes_per_sweep &&
           since + options_.probe_after_ns < now_ns) {
@@ -363,7 +359,7 @@ void ConnectionTracker::Sweep(uint64_t now_ns, std::vector<ConnRecord>& out) {
 
 void ConnectionTracker::ApplyShedLevel(ShedLevel level, uint64_t now_ns, std::vector<ConnRecord>& out) {
   if (level == ShedLevel::kNone) {
-    budget_.limit = options_.max_memory_bytes;
+    shared_->streams.limit = options_.max_memory_bytes;
     shed_level_ = level;
     return;
   }
@@ -379,8 +375,9 @@ void ConnectionTracker::ApplyShedLevel(ShedLevel level, uint64_t now_ns, std::ve
   if (level == ShedLevel::kPayloadBuffering) {
     // Bytes are no longer kept across calls: a message that does not fit one
     // call becomes a counted gap, one that does still parses (RED counts it).
-    budget_.limit = 0;
+    shared_->streams.limit = 0;
   }
+  shared_->sessions.Clear();
   shed_level_ = level;
   ReturnFreedMemory();
 }
@@ -390,16 +387,21 @@ void ConnectionTracker::CloseAll(std::vector<ConnRecord>& out) {
   active_.clear();
   reordering_.clear();
   close_pending_.clear();
+  shared_->sessions.Clear();
 }
+
+size_t ConnectionTracker::buffered_bytes() const { return shared_->streams.used; }
+
+size_t ConnectionTracker::parked_sessions() const { return shared_->sessions.parked(); }
 
 TrackerCounters ConnectionTracker::counters() const {
   TrackerCounters c = closed_;
+  AddStream(c, shared_->streams.counters);
+  AddProtocolCounters(c.protocol, shared_->retired);
   for (const auto& [key, conn] : connections_) {
-    AddStream(c, conn->egress().counters());
-    AddStream(c, conn->ingress().counters());
     if (const auto* pc = conn->protocol_counters()) AddProtocolCounters(c.protocol, *pc);
   }
-  c.memory_drops = budget_.drops;
+  c.memory_drops = shared_->streams.drops;
   return c;
 }
 

@@ -104,6 +104,14 @@ class ProtocolSession {
   // (it may have learnt it from the traffic). A session with long-lived
   // state (HPACK tables, a subscription) is never quiescent.
   virtual bool Quiescent(Role* /*role*/) const { return false; }
+
+  // Become what make_session(role, late_join) returns, counters zeroed, but
+  // keep the capacity of reusable buffers. Called on a Quiescent session
+  // only: the tracker parks quiescent sessions between messages (a busy
+  // keep-alive connection holds no session while nothing is in flight) and
+  // hands them to the next connection with bytes. False: not supported, the
+  // session is destroyed instead.
+  virtual bool Renew(Role /*role*/, bool /*late_join*/) { return false; }
 };
 
 // Transports a protocol runs over (ProtocolDefinition::transports bits).

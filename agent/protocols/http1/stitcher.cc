@@ -445,6 +445,25 @@ bool Http1Session::Quiescent(Role* role) const {
   return true;
 }
 
+bool Http1Session::Renew(Role role, bool late_join) {
+  role_ = role;
+  late_join_ = late_join;
+  for (DirState* st : {&egress_, &ingress_}) {
+    st->phase = late_join ? Phase::kResync : Phase::kHead;
+    st->body_remaining = 0;
+    st->chunked.Reset();
+    st->current.Reset();  // keeps the head buffer's capacity
+    st->interim_bytes = 0;
+    st->last_exit_ns = 0;
+    st->after_desync = late_join;
+  }
+  requests_.clear();
+  responses_.clear();
+  ready_.clear();
+  counters_ = ProtocolCounters{};
+  return true;
+}
+
 void Http1Session::ReleaseIdleMemory() {
   requests_.ReleaseIfEmpty();
   responses_.ReleaseIfEmpty();

@@ -98,6 +98,7 @@ class Http1Session final : public ProtocolSession {
   const ProtocolCounters& counters() const override { return counters_; }
   void ReleaseIdleMemory() override;
   bool Quiescent(Role* role) const override;
+  bool Renew(Role role, bool late_join) override;
 
   Role role() const { return role_; }
 

@@ -1,0 +1,42 @@
+#include "agent/conn/session_pool.h"
+
+namespace sonde::conn {
+
+std::unique_ptr<protocols::ProtocolSession> SessionPool::Take(const protocols::ProtocolDefinition& def,
+                                                              protocols::Role role, bool late_join) {
+  const auto slot = static_cast<size_t>(def.protocol);
+  if (slot < kSlots && !parked_[slot].empty()) {
+    std::unique_ptr<protocols::ProtocolSession> s = std::move(parked_[slot].back());
+    parked_[slot].pop_back();
+    if (s->Renew(role, late_join)) {
+      ++renewed_;
+      return s;
+    }
+  }
+  return def.make_session(role, late_join);
+}
+
+bool SessionPool::Park(protocols::L7Protocol protocol, std::unique_ptr<protocols::ProtocolSession>& session) {
+  const auto slot = static_cast<size_t>(protocol);
+  // Renewed now as well as when taken: a parked session holds no role or
+  // records of its last connection, and one that cannot renew is not parked.
+  if (slot >= kSlots || !session->Renew(protocols::Role::kUnknown, /*late_join=*/false)) return false;
+  if (parked_[slot].size() < max_parked_) {
+    parked_[slot].push_back(std::move(session));
+  } else {
+    session.reset();
+  }
+  return true;
+}
+
+size_t SessionPool::parked() const {
+  size_t n = 0;
+  for (const auto& v : parked_) n += v.size();
+  return n;
+}
+
+void SessionPool::Clear() {
+  for (auto& v : parked_) v.clear();
+}
+
+}  // namespace sonde::conn
