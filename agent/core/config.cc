@@ -65,7 +65,7 @@ absl::Status LoadConfigTree(const YAML::Node& root, const std::string& path, Age
                                     {"payload_bytes", "ringbuf_mb", "wakeup_fill_percent",
                                      "drain_interval_ms", "include_pids", "exclude_pids",
                                      "include_ports", "exclude_ports", "include_cgroups",
-                                     "exclude_cgroups", "tls"}));
+                                     "exclude_cgroups", "tls", "workers"}));
     auto& k = c.capture;
     SONDE_RETURN_IF_ERROR(Read(cap, "payload_bytes", w, k.payload_bytes));
     SONDE_RETURN_IF_ERROR(Read(cap, "ringbuf_mb", w, k.ringbuf_mb));
@@ -78,6 +78,7 @@ absl::Status LoadConfigTree(const YAML::Node& root, const std::string& path, Age
     SONDE_RETURN_IF_ERROR(Read(cap, "include_cgroups", w, k.include_cgroups));
     SONDE_RETURN_IF_ERROR(Read(cap, "exclude_cgroups", w, k.exclude_cgroups));
     SONDE_RETURN_IF_ERROR(Read(cap, "tls", w, k.tls));
+    SONDE_RETURN_IF_ERROR(Read(cap, "workers", w, k.workers));
   }
   if (const auto srv = root["server"]) {
     const std::string w = path + ": server";
@@ -111,8 +112,11 @@ absl::Status LoadConfigTree(const YAML::Node& root, const std::string& path, Age
   }
   if (const auto m = root["metrics"]) {
     const std::string w = path + ": metrics";
-    SONDE_RETURN_IF_ERROR(CheckKeys(m, w, {"listen"}));
+    SONDE_RETURN_IF_ERROR(CheckKeys(m, w, {"listen", "tls_cert", "tls_key", "tls_client_ca"}));
     SONDE_RETURN_IF_ERROR(Read(m, "listen", w, c.metrics_listen));
+    SONDE_RETURN_IF_ERROR(Read(m, "tls_cert", w, c.metrics_tls_cert));
+    SONDE_RETURN_IF_ERROR(Read(m, "tls_key", w, c.metrics_tls_key));
+    SONDE_RETURN_IF_ERROR(Read(m, "tls_client_ca", w, c.metrics_tls_client_ca));
   }
   return absl::OkStatus();
 }
@@ -153,10 +157,20 @@ absl::Status ValidateConfig(const AgentConfig& c) {
       for (auto q : k.exclude_pids)
         if (p == q) return absl::InvalidArgumentError(absl::StrCat("pid ", p, " both included and excluded"));
   }
+  if (c.capture.workers < 1 || c.capture.workers > 64) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("capture.workers must be between 1 and 64, got ", c.capture.workers));
+  }
   if (c.memory_limit_mb != 0 && c.memory_limit_mb < 64) {
     // Below the agent's fixed footprint (ring buffer, BPF maps, libraries): it would shed forever.
     return absl::InvalidArgumentError(
         absl::StrCat("limits.memory_mb must be 0 (no ceiling) or at least 64 MiB, got ", c.memory_limit_mb));
+  }
+  if (c.metrics_tls_cert.empty() != c.metrics_tls_key.empty() ||
+      (!c.metrics_tls_client_ca.empty() && c.metrics_tls_cert.empty())) {
+    return absl::InvalidArgumentError(
+        "metrics.tls_cert and metrics.tls_key (--metrics-tls-cert, --metrics-tls-key) go together, and "
+        "metrics.tls_client_ca needs them");
   }
   return absl::OkStatus();
 }
@@ -179,10 +193,21 @@ void AddCaptureFlags(CLI::App& app, AgentConfig& c) {
   app.add_option("--cgroup", k.include_cgroups, "Trace only these cgroup v2 ids");
   app.add_option("--exclude-cgroup", k.exclude_cgroups, "Never trace these cgroup v2 ids");
   app.add_flag("--tls,!--no-tls", k.tls, "TLS plaintext through uprobes on OpenSSL (default on)");
+  app.add_option("--workers", k.workers,
+                 "Threads that track connections, parse and build spans (sharded by socket); "
+                 "more than 1 when one core cannot keep up with the node's traffic")
+      ->capture_default_str();
   app.add_option("--memory-limit-mb", c.memory_limit_mb,
                  "Resident memory ceiling (MiB, 0: none): past it idle connections, then payload "
                  "buffering are shed (RED keeps counting)")
       ->capture_default_str();
+}
+
+void AddMetricsTlsFlags(CLI::App& app, AgentConfig& config) {
+  app.add_option("--metrics-tls-cert", config.metrics_tls_cert, "PEM certificate: serve /metrics over HTTPS");
+  app.add_option("--metrics-tls-key", config.metrics_tls_key, "PEM key of --metrics-tls-cert");
+  app.add_option("--metrics-tls-client-ca", config.metrics_tls_client_ca,
+                 "Require /metrics scrapers to present a client certificate signed by this CA");
 }
 
 void AddSpanFlags(CLI::App& app, AgentConfig& config) {

@@ -22,6 +22,8 @@ struct CaptureConfig {
   uint32_t wakeup_fill_percent = 25; // kernel wakes the reader only past this fill level
   uint32_t drain_interval_ms = 20;   // periodic drain of the ring buffer
   bool tls = true;                   // TLS plaintext through uprobes on OpenSSL (docs/tls.md)
+  // Threads that track connections, parse and build spans (agent/pipeline/capture_shards.h).
+  uint32_t workers = 1;
   std::vector<uint32_t> include_pids, exclude_pids;
   std::vector<uint16_t> include_ports, exclude_ports;
   std::vector<uint64_t> include_cgroups, exclude_cgroups;
@@ -55,6 +57,9 @@ struct AgentConfig {
   std::string server_spool_dir;     // exporter's on-disk queue; empty: memory only
   uint32_t server_spool_max_mb = 256;
   std::string metrics_listen = "0.0.0.0:9464";  // Prometheus /metrics and /healthz
+  std::string metrics_tls_cert;       // PEM certificate: /metrics over HTTPS; empty: plain HTTP
+  std::string metrics_tls_key;        // PEM key of metrics_tls_cert
+  std::string metrics_tls_client_ca;  // non-empty: scrapers must present a certificate it signed
   SpanConfig spans;
   // Hard ceiling on the agent's resident memory (MiB, 0: none). Past it the
   // connection tracker sheds idle connections, then payload buffering;
@@ -80,5 +85,7 @@ absl::Status ValidateConfig(const AgentConfig& config);
 void AddCaptureFlags(CLI::App& app, AgentConfig& config);
 // Span budget flags of `run`.
 void AddSpanFlags(CLI::App& app, AgentConfig& config);
+// --metrics-tls-cert, --metrics-tls-key, --metrics-tls-client-ca of `run`.
+void AddMetricsTlsFlags(CLI::App& app, AgentConfig& config);
 
 }  // namespace sonde::core
