@@ -333,6 +333,9 @@ int RunAgent(const sonde::core::AgentConfig& config, const RunCommand& cmd,
   }
   options.resource_attributes = std::move(otel->attributes);
   sonde::pipeline::Agent agent(options);
+  if (!config.metrics_tls_cert.empty()) {
+    agent.metrics_server().SetTls({config.metrics_tls_cert, config.metrics_tls_key, config.metrics_tls_client_ca});
+  }
   // --- components plug in here (each: agent.AddComponent / agent.AddSink) ---
   auto exclude_port = [live](uint16_t port) {
     if (live == nullptr) return;
@@ -527,6 +530,7 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   run->add_option("--metrics-listen", config.metrics_listen, "Prometheus /metrics address (empty: off)")
       ->capture_default_str();
+  sonde::core::AddMetricsTlsFlags(*run, config);
   sonde::core::AddCaptureFlags(*run, config);
   sonde::core::AddSpanFlags(*run, config);
   run->add_flag("!--no-otlp", run_cmd.otlp_enabled, "Do not start the OTLP receivers");
