@@ -423,14 +423,7 @@ absl::Status LoadConfiguration(const std::string& path, LoadedConfig& out) {
   if (!env.ok()) return env.status();
   out.env = *env;
   absl::Status st = sonde::core::LoadConfigTree(root, where, out.core);
-  if (st.ok() && root["network"]) {
-    try {
-      st = sonde::packet::LoadNetworkYaml(root["network"], out.network);
-      if (!st.ok()) st = absl::InvalidArgumentError(where + ": network: " + std::string(st.message()));
-    } catch (const YAML::Exception& e) {
-      st = absl::InvalidArgumentError(where + ": network: " + e.what());
-    }
-  }
+  if (st.ok()) st = sonde::packet::LoadNetworkYaml(root["network"], where, out.network);
   if (st.ok()) st = sonde::agent::LoadOtlpYaml(root["otlp"], where, out.otlp, out.otlp_enabled);
   if (st.ok()) st = sonde::agent::LoadProfileYaml(root["profile"], where, out.profile);
   if (st.ok()) st = sonde::agent::LoadServicesYaml(root["services"], where, out.services);

@@ -1,5 +1,7 @@
 #include "agent/run_config.h"
 
+#include <utility>
+
 #include "agent/core/yaml_read.h"
 
 namespace sonde::agent {
@@ -17,7 +19,7 @@ absl::Status LoadOtlpYaml(const YAML::Node& otlp, const std::string& where, otlp
                                             {"enabled", "grpc_port", "http_port", "bind", "token", "token_file",
                                              "max_body_mib", "max_inflight", "retry_after_s", "http_threads",
                                              "trace_self", "sender_lookup", "tls_cert", "tls_key",
-                                             "tls_client_ca"}));
+                                             "tls_client_ca", "memory_soft_mib", "memory_hard_mib"}));
   auto& c = flags.config;
   SONDE_RETURN_IF_ERROR(core::ReadYaml(otlp, "enabled", w, enabled));
   SONDE_RETURN_IF_ERROR(core::ReadYaml(otlp, "grpc_port", w, c.grpc_port));
@@ -34,9 +36,12 @@ absl::Status LoadOtlpYaml(const YAML::Node& otlp, const std::string& where, otlp
   SONDE_RETURN_IF_ERROR(core::ReadYaml(otlp, "tls_cert", w, c.tls.cert_file));
   SONDE_RETURN_IF_ERROR(core::ReadYaml(otlp, "tls_key", w, c.tls.key_file));
   SONDE_RETURN_IF_ERROR(core::ReadYaml(otlp, "tls_client_ca", w, c.tls.client_ca_file));
-  for (int port : {c.grpc_port, c.http_port}) {
+  SONDE_RETURN_IF_ERROR(core::ReadYaml(otlp, "memory_soft_mib", w, flags.memory_soft_mib));
+  SONDE_RETURN_IF_ERROR(core::ReadYaml(otlp, "memory_hard_mib", w, flags.memory_hard_mib));
+  for (const auto& [key, port] : {std::pair{"grpc_port", c.grpc_port}, std::pair{"http_port", c.http_port}}) {
     if (port < -1 || port > 65535) {
-      return absl::InvalidArgumentError(w + ": grpc_port/http_port must be -1 (off), 0 (any) or 1..65535");
+      return absl::InvalidArgumentError(
+          absl::StrCat(w, ".", key, " must be -1 (off), 0 (any) or 1..65535, got ", port));
     }
   }
   return absl::OkStatus();

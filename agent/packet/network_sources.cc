@@ -4,6 +4,8 @@
 
 #include <CLI/CLI.hpp>
 
+#include "agent/core/yaml_read.h"
+
 namespace sonde::packet {
 
 void AddNetworkFlags(CLI::App& app, NetworkConfig& c) {
@@ -24,34 +26,37 @@ void AddNetworkFlags(CLI::App& app, NetworkConfig& c) {
   app.add_option("--max-flows", c.max_flows, "Flow table bound");
 }
 
-absl::Status LoadNetworkYaml(const YAML::Node& n, NetworkConfig& c) {
-  if (!n) return absl::OkStatus();
-  if (!n.IsMap()) return absl::InvalidArgumentError("network: expected a map");
-  try {
-    for (const auto& kv : n) {
-      const std::string key = kv.first.as<std::string>();
-      const YAML::Node& v = kv.second;
-      if (key == "tcp_health") c.tcp_health = v.as<bool>();
-      else if (key == "tcp_window_ms") c.tcp_window_ms = v.as<uint64_t>();
-      else if (key == "tcp_max_sockets") c.tcp_max_sockets = v.as<uint32_t>();
-      else if (key == "tcp_per_client_ip") c.tcp_per_client_ip = v.as<bool>();
-      else if (key == "packet_capture") c.packet_capture = v.as<bool>();
-      else if (key == "network_spans") c.network_spans = v.as<bool>();
-      else if (key == "interfaces") c.interfaces = v.as<std::string>();
-      else if (key == "snaplen") c.snaplen = v.as<int>();
-      else if (key == "buffer_mb") c.buffer_mb = v.as<int>();
-      else if (key == "block_timeout_ms") c.block_timeout_ms = v.as<int>();
-      else if (key == "immediate") c.immediate = v.as<bool>();
-      else if (key == "filter") c.filter = v.as<std::string>();
-      else if (key == "ports") c.ports = v.as<std::vector<uint16_t>>();
-      else if (key == "max_flows") c.max_flows = v.as<size_t>();
-      else if (key == "flow_idle_timeout_s") c.flow_idle_timeout_s = v.as<uint64_t>();
-      else return absl::InvalidArgumentError("network." + key + ": unknown key");
-    }
-  } catch (const YAML::Exception& e) {
-    return absl::InvalidArgumentError(std::string("network: ") + e.what());
-  }
-  return absl::OkStatus();
+absl::Status LoadNetworkYaml(const YAML::Node& n, const std::string& where, NetworkConfig& c) {
+  if (!n || n.IsNull()) return absl::OkStatus();
+  // Errors read "<where>: network.<key>: ...": the section once, then the key.
+  const std::string w = where + ": network";
+  if (auto st = core::CheckYamlKeys(n, w,
+                                    {"tcp_health", "tcp_window_ms", "tcp_max_sockets", "tcp_per_client_ip",
+                                     "packet_capture", "network_spans", "interfaces", "snaplen", "buffer_mb",
+                                     "block_timeout_ms", "immediate", "filter", "ports", "max_flows",
+                                     "flow_idle_timeout_s"});
+      !st.ok())
+    return st;
+  absl::Status st;
+  auto read = [&](const char* key, auto& out) {
+    if (st.ok()) st = core::ReadYaml(n, key, w, out);
+  };
+  read("tcp_health", c.tcp_health);
+  read("tcp_window_ms", c.tcp_window_ms);
+  read("tcp_max_sockets", c.tcp_max_sockets);
+  read("tcp_per_client_ip", c.tcp_per_client_ip);
+  read("packet_capture", c.packet_capture);
+  read("network_spans", c.network_spans);
+  read("interfaces", c.interfaces);
+  read("snaplen", c.snaplen);
+  read("buffer_mb", c.buffer_mb);
+  read("block_timeout_ms", c.block_timeout_ms);
+  read("immediate", c.immediate);
+  read("filter", c.filter);
+  read("ports", c.ports);
+  read("max_flows", c.max_flows);
+  read("flow_idle_timeout_s", c.flow_idle_timeout_s);
+  return st;
 }
 
 void NetworkSources::AppendPrometheus(std::string& out) const {

@@ -45,8 +45,10 @@ struct NetworkConfig {
 
 // --tcp-health, --packet-capture, --capture-interfaces, --snaplen, ... (docs/tcp-metrics.md).
 void AddNetworkFlags(CLI::App& app, NetworkConfig& config);
-// Reads the `network:` section of the agent's YAML file (keys as in docs/tcp-metrics.md).
-absl::Status LoadNetworkYaml(const YAML::Node& network, NetworkConfig& config);
+// Reads the `network:` section of the agent's YAML file (keys as in
+// docs/tcp-metrics.md); `where` (the file, or "environment") starts every
+// error, which then names network.<key>.
+absl::Status LoadNetworkYaml(const YAML::Node& network, const std::string& where, NetworkConfig& config);
 
 struct NetworkSources {
   std::unique_ptr<tcp::TcpCollector> tcp;

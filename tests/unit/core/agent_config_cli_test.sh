@@ -49,6 +49,18 @@ expect 2 "(set by SONDE_CAPTURE_RINGBUF_MB)" -- \
   env SONDE_CAPTURE_RINGBUF_MB=3 "$AGENT" config check "$SRC/deploy/systemd/agent.yaml"
 expect 2 "(set by SONDE_LOG_LEVEL)" -- env SONDE_LOG_LEVEL=loud "$AGENT" config check "$SRC/deploy/systemd/agent.yaml"
 expect 0 ": ok" -- env SONDE_HPACK_BACKEND=nghttp2 "$AGENT" config check "$SRC/deploy/systemd/agent.yaml"
+# A bad value names the section once, then the key, then the variable (was
+# "network: network: bad conversion", without key or variable).
+for case in "SONDE_NETWORK_SNAPLEN=big network.snaplen" "SONDE_SPANS_SLOW_MS=abc spans.slow_ms" \
+            "SONDE_CAPTURE_TLS=maybe capture.tls" "SONDE_OTLP_GRPC_PORT=70000 otlp.grpc_port" \
+            "SONDE_PROFILE_HZ=fast profile.hz" "SONDE_NETWORK_TCP_HEALTH=maybe network.tcp_health"; do
+  set -- $case
+  out=$(env "$1" "$AGENT" config check "$SRC/deploy/systemd/agent.yaml" 2>&1)
+  section=${2%%.*}
+  grep -qF -- "agent.yaml: $2" <<<"$out" || fail "$1: error lacks 'agent.yaml: $2': $out"
+  grep -qF -- "(set by ${1%%=*})" <<<"$out" || fail "$1: error lacks the variable: $out"
+  grep -qE -- "$section[.:] $section[.:]|$section\.$section\." <<<"$out" && fail "$1: section repeated: $out"
+done
 
 # A mistyped --log-level stops the agent before it does anything.
 expect 2 "must be one of" -- "$AGENT" --log-level=verbose probe

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <CLI/CLI.hpp>
+#include <utility>
 
 #include "agent/packet/network_sources.h"
 #include "agent/packet/packet_metrics.h"
@@ -14,7 +15,7 @@ namespace {
 TEST(NetworkConfig, YamlSectionOverridesDefaults) {
   NetworkConfig c;
   auto node = YAML::Load("packet_capture: true\ninterfaces: 'veth.*'\nsnaplen: 512\nports: [80, 8080]\n");
-  ASSERT_TRUE(LoadNetworkYaml(node, c).ok());
+  ASSERT_TRUE(LoadNetworkYaml(node, "agent.yaml", c).ok());
   EXPECT_TRUE(c.packet_capture);
   EXPECT_TRUE(c.tcp_health);  // default kept
   EXPECT_EQ(c.interfaces, "veth.*");
@@ -22,11 +23,31 @@ TEST(NetworkConfig, YamlSectionOverridesDefaults) {
   EXPECT_EQ(c.ports, (std::vector<uint16_t>{80, 8080}));
   EXPECT_EQ(FilterForPorts(c.ports), "(tcp or udp) and (port 80 or port 8080)");
   auto bad = YAML::Load("snaplenn: 1\n");
-  auto st = LoadNetworkYaml(bad, c);
+  auto st = LoadNetworkYaml(bad, "agent.yaml", c);
   EXPECT_FALSE(st.ok());
-  EXPECT_NE(std::string(st.message()).find("network.snaplenn"), std::string::npos);
+  EXPECT_EQ(std::string(st.message()), "agent.yaml: network: unknown key 'snaplenn'");
   auto wrong = YAML::Load("snaplen: big\n");
-  EXPECT_FALSE(LoadNetworkYaml(wrong, c).ok());
+  EXPECT_FALSE(LoadNetworkYaml(wrong, "agent.yaml", c).ok());
+}
+
+// A bad value names the file (or "environment"), then network.<key>: the
+// section once, not "network: network: bad conversion" without the key.
+TEST(NetworkConfig, BadValueErrorNamesTheKeyWithTheSectionOnce) {
+  for (const auto& [yaml, key] : {std::pair{"snaplen: big\n", "network.snaplen"},
+                                  std::pair{"tcp_health: maybe\n", "network.tcp_health"},
+                                  std::pair{"ports: [80, x]\n", "network.ports"},
+                                  std::pair{"flow_idle_timeout_s: -5\n", "network.flow_idle_timeout_s"}}) {
+    NetworkConfig c;
+    const auto st = LoadNetworkYaml(YAML::Load(yaml), "environment", c);
+    ASSERT_FALSE(st.ok()) << yaml;
+    const std::string m(st.message());
+    EXPECT_EQ(m.rfind(std::string("environment: ") + key + ": ", 0), 0u) << m;
+    EXPECT_EQ(m.find("network: network"), std::string::npos) << m;
+    EXPECT_EQ(m.find("network.network"), std::string::npos) << m;
+  }
+  NetworkConfig c;
+  EXPECT_FALSE(LoadNetworkYaml(YAML::Load("[1, 2]"), "agent.yaml", c).ok());  // not a mapping
+  EXPECT_TRUE(LoadNetworkYaml(YAML::Node(), "agent.yaml", c).ok());          // absent section
 }
 
 // TCP metrics per client address: off by default (address classes), on by
@@ -34,9 +55,9 @@ TEST(NetworkConfig, YamlSectionOverridesDefaults) {
 TEST(NetworkConfig, TcpPerClientIpIsOptIn) {
   NetworkConfig c;
   EXPECT_FALSE(c.tcp_per_client_ip);
-  ASSERT_TRUE(LoadNetworkYaml(YAML::Load("tcp_per_client_ip: true\n"), c).ok());
+  ASSERT_TRUE(LoadNetworkYaml(YAML::Load("tcp_per_client_ip: true\n"), "agent.yaml", c).ok());
   EXPECT_TRUE(c.tcp_per_client_ip);
-  EXPECT_FALSE(LoadNetworkYaml(YAML::Load("tcp_per_client_ip: maybe\n"), c).ok());
+  EXPECT_FALSE(LoadNetworkYaml(YAML::Load("tcp_per_client_ip: maybe\n"), "agent.yaml", c).ok());
   NetworkConfig f;
   CLI::App app;
   AddNetworkFlags(app, f);
