@@ -78,8 +78,16 @@ sonde::capture::SocketCaptureOptions CaptureOptionsFrom(const sonde::core::Agent
   return o;
 }
 
+// Whether HTTPS plaintext is captured, how, or why not: one start-up line and
+// sonde_agent_tls_capture_enabled on /metrics (docs/troubleshooting.md).
+struct TlsCaptureState {
+  std::string attach = "none";  // uprobe_pmu, uprobe_multi, none
+  std::string reason;           // when off: disabled, permission_denied, no_uprobes, programs_not_loaded
+};
+
 // Probe, then load the socket capture; nullptr (after logging why) when impossible.
-std::unique_ptr<sonde::capture::SocketCapture> StartSocketCapture(const sonde::core::AgentConfig& c) {
+std::unique_ptr<sonde::capture::SocketCapture> StartSocketCapture(const sonde::core::AgentConfig& c,
+                                                                  TlsCaptureState* tls_state = nullptr) {
   const auto features = sonde::bpf::ProbeKernelFeatures();
   sonde::bpf::LogKernelFeatures(features);
   if (!features.CanCaptureSockets()) {
@@ -87,15 +95,33 @@ std::unique_ptr<sonde::capture::SocketCapture> StartSocketCapture(const sonde::c
     return nullptr;
   }
   auto options = CaptureOptionsFrom(c);
-  if (options.tls && !features.uprobes) {
+  TlsCaptureState tls;
+  if (!options.tls) {
+    tls.reason = "disabled";
+  } else if (!features.uprobes && features.uprobe_pmu_denied) {
+    spdlog::warn("TLS capture off: no right to place uprobes (this kernel wants CAP_SYS_ADMIN for the uprobe PMU "
+                 "and has no uprobe_multi links, kernel < 6.6): HTTPS stays invisible; grant CAP_SYS_ADMIN "
+                 "(docs/deploy.md, Least privilege) or upgrade the kernel");
+    tls.reason = "permission_denied";
+    options.tls = false;
+  } else if (!features.uprobes) {
     spdlog::warn("TLS capture off: uprobes unavailable (see the feature report above; HTTPS stays invisible)");
+    tls.reason = "no_uprobes";
     options.tls = false;
   }
+  // The uprobe PMU wants CAP_SYS_ADMIN on kernels with the CVE-2025-38466 fix: uprobe_multi links do not.
+  options.tls_attach.uprobe_multi = !features.uprobe_pmu && features.uprobe_multi;
   auto capture = sonde::capture::SocketCapture::Create(options);
   if (!capture.ok()) {
     spdlog::error("socket capture failed to start: {}", capture.status().ToString());
     return nullptr;
   }
+  if ((*capture)->tls_counters()) {
+    tls.attach = options.tls_attach.uprobe_multi ? "uprobe_multi" : "uprobe_pmu";
+  } else if (tls.reason.empty()) {
+    tls.reason = "programs_not_loaded";  // logged by SocketCapture::Create
+  }
+  if (tls_state != nullptr) *tls_state = tls;
   return std::move(*capture);
 }
 
@@ -111,6 +137,8 @@ int RunProbe() {
                       {"tcp_tracepoints", f.tcp_tracepoints},
                       {"perf_event", f.perf_event},
                       {"uprobes", f.uprobes},
+                      {"uprobe_pmu", f.uprobe_pmu},
+                      {"uprobe_multi", f.uprobe_multi},
                       {"kprobes", f.kprobes},
                       {"socket_capture_possible", f.CanCaptureSockets()},
                       {"missing_capabilities", f.missing_capabilities},
@@ -241,6 +269,20 @@ void AddTlsMetrics(sonde::pipeline::Agent& agent, const sonde::capture::SocketCa
   });
 }
 
+// sonde_agent_tls_capture_enabled: whether HTTPS plaintext is captured; its
+// labels say how the uprobes are placed, or why capture is off.
+void AddTlsState(sonde::pipeline::Agent& agent, const TlsCaptureState& state) {
+  agent.metrics_server().AddCollector([state](std::string& out) {
+    sonde::metrics::prometheus::AppendMetricHeader(
+        out, "sonde_agent_tls_capture_enabled", "gauge",
+        "1 when TLS plaintext (OpenSSL) is captured; attach: uprobe_pmu, uprobe_multi or none; reason when 0: "
+        "disabled, permission_denied, no_uprobes, programs_not_loaded.");
+    sonde::metrics::prometheus::AppendSample(out, "sonde_agent_tls_capture_enabled",
+                                             {{"attach", state.attach}, {"reason", state.reason}},
+                                             uint64_t{state.reason.empty() ? 1u : 0u});
+  });
+}
+
 // sonde_build_info: a constant 1 whose labels say which agent this is (the
 // Prometheus *_build_info convention; dashboards join on it).
 void AddBuildInfo(sonde::pipeline::Agent& agent, const std::string& node_name) {
@@ -288,6 +330,7 @@ int RunAgent(const sonde::core::AgentConfig& config, const RunCommand& cmd,
 
   std::unique_ptr<sonde::capture::EventSource> source;
   sonde::capture::SocketCapture* live = nullptr;
+  TlsCaptureState tls_state;
   if (!cmd.replay_path.empty()) {
     auto rec = sonde::capture::RecordedFileSource::Open(cmd.replay_path);
     if (!rec.ok()) {
@@ -298,7 +341,7 @@ int RunAgent(const sonde::core::AgentConfig& config, const RunCommand& cmd,
     options.event_time = true;
     source = std::move(*rec);
   } else {
-    auto capture = StartSocketCapture(config);
+    auto capture = StartSocketCapture(config, &tls_state);
     if (!capture) return 1;
     live = capture.get();
     source = std::move(capture);
@@ -375,6 +418,7 @@ int RunAgent(const sonde::core::AgentConfig& config, const RunCommand& cmd,
   }
   if (cmd.profile.enabled) sonde::profile::AttachProfiler(agent, cmd.profile);  // docs/profiling.md
   if (live != nullptr && live->tls_counters()) AddTlsMetrics(agent, *live);  // docs/tls.md
+  if (live != nullptr) AddTlsState(agent, tls_state);
   AddBuildInfo(agent, config.node_name);
   // --- end of components ---
 

@@ -1,5 +1,6 @@
 #include "agent/bpf/feature_probe.h"
 
+#include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <elf.h>
 #include <linux/perf_event.h>
@@ -14,6 +15,8 @@
 #include <fstream>
 #include <string>
 #include <utility>
+
+#include "agent/bpf/uprobe_multi.h"
 
 namespace sonde::bpf {
 namespace fs = std::filesystem;
@@ -44,27 +47,37 @@ bool EntryPointFileOffset(const char* path, uint64_t* offset) {
   return false;
 }
 
+// Path and file offset of this executable's entry point: an instruction a
+// uprobe can sit on.
+bool OwnEntryPoint(std::string* path, uint64_t* offset) {
+  char exe[4096];
+  const ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+  if (n <= 0) return false;
+  exe[n] = '\0';
+  *path = exe;
+  return EntryPointFileOffset(exe, offset);
+}
+
 // Opens (and closes) a uprobe perf event on our own entry point: what the
-// TLS attacher does for SSL_read, minus the BPF program. *denied is set when
-// the kernel refused for lack of privilege (some kernels want CAP_SYS_ADMIN
-// for the uprobe PMU even with CAP_PERFMON), not for lack of the feature.
-bool UprobesWork(bool* denied) {
+// TLS attacher does for SSL_read through the uprobe PMU, minus the BPF
+// program. *denied is set when the kernel refused for lack of privilege:
+// since the fix for CVE-2025-38466 (July 2025, backported to 5.10+ stable
+// kernels) the uprobe PMU wants CAP_SYS_ADMIN again, CAP_PERFMON is not
+// enough.
+bool UprobePmuWorks(bool* denied) {
   *denied = false;
   std::ifstream type_file("/sys/bus/event_source/devices/uprobe/type");
   int pmu_type = -1;
   if (!(type_file >> pmu_type) || pmu_type < 0) return false;
   if (libbpf_probe_bpf_prog_type(BPF_PROG_TYPE_KPROBE, nullptr) != 1) return false;
-  char exe[4096];
-  const ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-  if (n <= 0) return false;
-  exe[n] = '\0';
+  std::string exe;
   uint64_t offset = 0;
-  if (!EntryPointFileOffset(exe, &offset)) return false;
+  if (!OwnEntryPoint(&exe, &offset)) return false;
   perf_event_attr attr{};
   attr.size = sizeof(attr);
   attr.type = static_cast<uint32_t>(pmu_type);
-  attr.config1 = reinterpret_cast<uint64_t>(exe);  // uprobe_path
-  attr.config2 = offset;                           // probe_offset
+  attr.config1 = reinterpret_cast<uint64_t>(exe.c_str());  // uprobe_path
+  attr.config2 = offset;                                   // probe_offset
   const long fd = syscall(SYS_perf_event_open, &attr, -1 /*any pid*/, 0 /*cpu*/, -1, PERF_FLAG_FD_CLOEXEC);
   if (fd < 0) {
     *denied = errno == EACCES || errno == EPERM;
@@ -72,6 +85,24 @@ bool UprobesWork(bool* denied) {
   }
   close(static_cast<int>(fd));
   return true;
+}
+
+// Loads a two-instruction uprobe_multi program and links it to our own entry
+// point: the other way to place uprobes (kernel 6.6+), which asks for
+// CAP_BPF + CAP_PERFMON only.
+bool UprobeMultiWorks() {
+  std::string exe;
+  uint64_t offset = 0;
+  if (!OwnEntryPoint(&exe, &offset)) return false;
+  const bpf_insn return_zero[] = {
+      {.code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_0, .src_reg = 0, .off = 0, .imm = 0},
+      {.code = BPF_JMP | BPF_EXIT, .dst_reg = 0, .src_reg = 0, .off = 0, .imm = 0}};
+  LIBBPF_OPTS(bpf_prog_load_opts, opts);
+  opts.expected_attach_type = static_cast<bpf_attach_type>(kBpfTraceUprobeMulti);
+  const int prog = bpf_prog_load(BPF_PROG_TYPE_KPROBE, "sonde_probe", "GPL", return_zero, 2, &opts);
+  if (prog < 0) return false;
+  const UniqueFd program(prog);
+  return CreateUprobeMultiLink(program.get(), exe, offset, /*return_probe=*/false, /*pid=*/0).valid();
 }
 
 // Whether this process holds `cap` in its effective set (/proc/self/status
@@ -144,12 +175,15 @@ KernelFeatures ProbeKernelFeatures(bool mount_tracefs_if_missing) {
   f.perf_event = libbpf_probe_bpf_prog_type(BPF_PROG_TYPE_PERF_EVENT, nullptr) == 1;
   if (!f.perf_event && f.missing_capabilities.empty())
     f.problems.push_back("perf_event BPF programs unsupported: CPU profiling disabled");
-  bool uprobes_denied = false;
-  f.uprobes = UprobesWork(&uprobes_denied);
+  f.uprobe_pmu = UprobePmuWorks(&f.uprobe_pmu_denied);
+  f.uprobe_multi = UprobeMultiWorks();
+  f.uprobes = f.uprobe_pmu || f.uprobe_multi;
   if (!f.uprobes && f.missing_capabilities.empty()) {
-    f.problems.push_back(uprobes_denied ? "uprobes refused (perf_event_open: permission denied; this kernel wants "
-                                          "CAP_SYS_ADMIN for the uprobe PMU): TLS plaintext (OpenSSL) not captured"
-                                        : "uprobes unavailable: TLS plaintext (OpenSSL) not captured");
+    f.problems.push_back(f.uprobe_pmu_denied
+                             ? "uprobes refused (perf_event_open of the uprobe PMU: permission denied, this kernel "
+                               "wants CAP_SYS_ADMIN for it, and no uprobe_multi links before kernel 6.6): TLS "
+                               "plaintext (OpenSSL) not captured"
+                             : "uprobes unavailable: TLS plaintext (OpenSSL) not captured");
   }
   f.kprobes = fs::exists("/sys/kernel/tracing/kprobe_events", ec) ||
               fs::exists("/sys/kernel/debug/tracing/kprobe_events", ec);
@@ -158,10 +192,15 @@ KernelFeatures ProbeKernelFeatures(bool mount_tracefs_if_missing) {
 
 void LogKernelFeatures(const KernelFeatures& f) {
   spdlog::info("kernel features: btf={} tracefs={}{} ringbuf={} syscall_tp={} sock_tp={} tcp_tp={} "
-               "perf_event={} uprobes={} kprobes={}",
+               "perf_event={} uprobes={} (pmu={} multi={}) kprobes={}",
                f.btf, f.tracefs, f.tracefs_mounted_by_us ? " (mounted by sonde)" : "", f.ringbuf,
-               f.syscall_tracepoints, f.sock_tracepoints, f.tcp_tracepoints, f.perf_event, f.uprobes, f.kprobes);
+               f.syscall_tracepoints, f.sock_tracepoints, f.tcp_tracepoints, f.perf_event, f.uprobes, f.uprobe_pmu,
+               f.uprobe_multi, f.kprobes);
   for (const auto& p : f.problems) spdlog::warn("feature missing: {}", p);
+  if (!f.uprobe_pmu && f.uprobe_multi) {
+    spdlog::info("uprobe PMU refused or absent (kernels since the CVE-2025-38466 fix want CAP_SYS_ADMIN for it): "
+                 "TLS probes attach as uprobe_multi links, which CAP_BPF + CAP_PERFMON allow");
+  }
   if (!f.kprobes) spdlog::info("kprobes unavailable: using tracepoints only (by design, no loss)");
 }
 

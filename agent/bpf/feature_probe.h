@@ -16,7 +16,10 @@ struct KernelFeatures {
   bool tcp_tracepoints = false;      // tcp:tcp_retransmit_skb ...
   bool perf_event = false;           // BPF_PROG_TYPE_PERF_EVENT
   bool kprobes = false;              // informational: never required
-  bool uprobes = false;              // uprobe PMU opens on a real function (TLS plaintext)
+  bool uprobes = false;              // uprobes can be placed one way or the other (TLS plaintext)
+  bool uprobe_pmu = false;           // the uprobe PMU opens on a real function (needs CAP_SYS_ADMIN on patched kernels)
+  bool uprobe_pmu_denied = false;    // ... because this process lacks the right (CAP_SYS_ADMIN), not the kernel
+  bool uprobe_multi = false;         // a uprobe_multi link attaches (6.6+, CAP_BPF + CAP_PERFMON)
   std::string tracefs_path;          // where the events/ tree lives
   std::vector<std::string> problems; // human-readable, one per missing feature
   std::vector<std::string> missing_capabilities;  // "CAP_BPF", "CAP_PERFMON" when neither they nor CAP_SYS_ADMIN are held

@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "agent/bpf/abi_checks.h"
 #include "agent/bpf/libbpf_raii.h"
+#include "agent/bpf/uprobe_multi.h"
 #include "agent/capture/tls_transition.h"
 #include "socket_trace.skel.h"
 
@@ -104,10 +105,12 @@ absl::StatusOr<std::unique_ptr<SocketCapture>> SocketCapture::Create(const Socke
   const tls::TlsPrograms tls_programs{s->progs.tls_read_enter,    s->progs.tls_read_ex_enter,
                                       s->progs.tls_write_enter,   s->progs.tls_write_ex_enter,
                                       s->progs.tls_exit_probe,    s->progs.tls_exit_site};
-  if (!o.tls) {
-    for (bpf_program* p : {tls_programs.read_enter, tls_programs.read_ex_enter, tls_programs.write_enter,
-                           tls_programs.write_ex_enter, tls_programs.exit, tls_programs.exit_site})
-      bpf_program__set_autoload(p, false);
+  for (bpf_program* p : {tls_programs.read_enter, tls_programs.read_ex_enter, tls_programs.write_enter,
+                         tls_programs.write_ex_enter, tls_programs.exit, tls_programs.exit_site}) {
+    if (!o.tls) bpf_program__set_autoload(p, false);
+    // A uprobe_multi link takes only programs loaded for it (agent/bpf/uprobe_multi.h).
+    if (o.tls && o.tls_attach.uprobe_multi)
+      bpf_program__set_expected_attach_type(p, static_cast<bpf_attach_type>(bpf::kBpfTraceUprobeMulti));
   }
 
   // close() at entry: its own syscall tracepoint where the kernel has them

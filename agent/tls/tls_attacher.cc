@@ -13,6 +13,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "agent/bpf/libbpf_raii.h"
+#include "agent/bpf/uprobe_multi.h"
 #include "agent/tls/openssl_symbols.h"
 #include "agent/tls/probe_sites.h"
 
@@ -79,7 +80,24 @@ std::vector<FileMapping> ParseExecutableFileMappings(std::string_view text) {
   return out;
 }
 
-void TlsAttacher::LinkDeleter::operator()(bpf_link* link) const { bpf_link__destroy(link); }
+struct TlsAttacher::AttachedProbe {
+  bpf::BpfLink pmu_link;     // through the uprobe PMU (libbpf)
+  bpf::UniqueFd multi_link;  // or a uprobe_multi link
+};
+
+TlsAttacher::ProbeLink TlsAttacher::AttachAt(bpf_program* program, bool return_probe, int pid, const std::string& path,
+                                         uint64_t offset) const {
+  auto probe = std::make_unique<AttachedProbe>();
+  if (options_.uprobe_multi) {
+    probe->multi_link = bpf::CreateUprobeMultiLink(bpf_program__fd(program), path, offset, return_probe,
+                                                   pid < 0 ? 0 : static_cast<uint32_t>(pid));
+    if (!probe->multi_link.valid()) return nullptr;
+  } else {
+    probe->pmu_link.reset(bpf_program__attach_uprobe(program, return_probe, pid, path.c_str(), offset));
+    if (!probe->pmu_link) return nullptr;
+  }
+  return probe;
+}
 
 TlsAttacher::TlsAttacher(const TlsPrograms& programs, TlsAttachOptions options)
     : programs_(programs), options_(std::move(options)) {}
@@ -161,7 +179,7 @@ void TlsAttacher::ExamineFile(uint32_t pid, const FileMapping& m) {
                           {"SSL_read_ex", found->ssl_read_ex, found->ssl_read_ex_size, programs_.read_ex_enter},
                           {"SSL_write", found->ssl_write, found->ssl_write_size, programs_.write_enter},
                           {"SSL_write_ex", found->ssl_write_ex, found->ssl_write_ex_size, programs_.write_ex_enter}};
-  std::vector<bpf::BpfLink> links;
+  std::vector<ProbeLink> links;
   std::string hooked;
   const int attach_pid = options_.only_pids.empty() ? -1 : static_cast<int>(pid);
   for (const Probe& p : probes) {
@@ -171,12 +189,10 @@ void TlsAttacher::ExamineFile(uint32_t pid, const FileMapping& m) {
     // probe_sites.h); else the function's entry and a return probe.
     std::optional<ProbeSites> sites;
     if (options_.emulated_sites && programs_.exit_site != nullptr) sites = SitesOf(path, offset, p.size);
-    bpf::BpfLink entry(bpf_program__attach_uprobe(p.entry, false, attach_pid, path.c_str(),
-                                                  offset + (sites ? sites->entry : 0)));
+    ProbeLink entry = AttachAt(p.entry, false, attach_pid, path, offset + (sites ? sites->entry : 0));
     const int entry_err = entry ? 0 : errno;
-    bpf::BpfLink ret(sites ? bpf_program__attach_uprobe(programs_.exit_site, false, attach_pid, path.c_str(),
-                                                        offset + sites->exit)
-                           : bpf_program__attach_uprobe(programs_.exit, true, attach_pid, path.c_str(), offset));
+    ProbeLink ret = sites ? AttachAt(programs_.exit_site, false, attach_pid, path, offset + sites->exit)
+                      : AttachAt(programs_.exit, true, attach_pid, path, offset);
     if (!entry || !ret) {
       ++counters_.attach_failures;
       spdlog::warn("TLS: attaching to {} in {} (pid {}, {}) failed: {}; its TLS traffic stays invisible", p.function,
@@ -193,7 +209,7 @@ void TlsAttacher::ExamineFile(uint32_t pid, const FileMapping& m) {
   }
   counters_.probes_attached += links.size();
   ++counters_.files_probed;
-  for (auto& l : links) links_.emplace_back(l.release());
+  for (auto& l : links) links_.push_back(std::move(l));
   probed_files_.push_back(m.path);
   spdlog::info("TLS: probing {} ({}){} pid {} ({})", m.path, hooked,
                attach_pid < 0 ? ", first seen in" : " in", pid, Comm(options_.proc_root, pid));

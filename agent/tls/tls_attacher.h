@@ -55,6 +55,10 @@ struct TlsAttachOptions {
   // Probe emulated instructions inside the functions when the code allows
   // (probe_sites.h: no single-step trap); false: entry + return probes always.
   bool emulated_sites = true;
+  // Attach as uprobe_multi links (agent/bpf/uprobe_multi.h) instead of
+  // through the uprobe PMU, which wants CAP_SYS_ADMIN on kernels with the
+  // CVE-2025-38466 fix. The programs must have been loaded for it.
+  bool uprobe_multi = false;
   std::chrono::milliseconds scan_interval{1000};
   uint32_t full_scan_every = 10;  // every Nth scan re-reads every process
 };
@@ -107,10 +111,13 @@ class TlsAttacher {
   // (device, inode, pid): pid 0 for file-wide probes, the process with only_pids.
   std::set<std::tuple<std::string, uint64_t, uint32_t>> examined_;
   std::unordered_set<uint32_t> scanned_pids_;
-  struct LinkDeleter {
-    void operator()(bpf_link* link) const;
-  };
-  std::vector<std::unique_ptr<bpf_link, LinkDeleter>> links_;
+  // One attached uprobe, whichever way it was placed (defined in the .cc: libbpf stays out of here).
+  struct AttachedProbe;
+  using ProbeLink = std::unique_ptr<AttachedProbe>;
+  // Places `program` at `offset` of `path`: the uprobe PMU or a uprobe_multi
+  // link as options_ say; nullptr with errno set on failure.
+  ProbeLink AttachAt(bpf_program* program, bool return_probe, int pid, const std::string& path, uint64_t offset) const;
+  std::vector<ProbeLink> links_;
   std::vector<std::string> probed_files_;
   TlsAttachCounters counters_;
 

@@ -3,8 +3,9 @@
 // CAP_SYS_PTRACE, CAP_DAC_READ_SEARCH), started through capsh like
 // AmbientCapabilities= does: it must attach and see real traffic (curl ->
 // nginx, every request the access log records, with its path and status),
-// run with no other capability, and without CAP_BPF refuse to start with an
-// error rather than run blind.
+// run with no other capability, see HTTPS too (TLS uprobes without
+// CAP_SYS_ADMIN), and without CAP_BPF refuse to start with an error rather
+// than run blind.
 #include <gtest/gtest.h>
 #include <pwd.h>
 #include <sys/stat.h>
@@ -23,6 +24,7 @@
 
 #include "tests/testlib/nginx.h"
 #include "tests/testlib/process.h"
+#include "tests/testlib/test_certs.h"
 
 namespace sonde {
 namespace {
@@ -72,8 +74,10 @@ std::map<std::pair<std::string, int>, int> AccessLogCounts(const std::string& pa
   return counts;
 }
 
-// (path, status) -> count of nginx's server spans on `port`.
-std::map<std::pair<std::string, int>, int> ServerSpanCounts(const std::string& path, int port) {
+// (path, status) -> count of nginx's server spans on `port` (only those with
+// url.scheme `scheme` when given).
+std::map<std::pair<std::string, int>, int> ServerSpanCounts(const std::string& path, int port,
+                                                            const std::string& scheme = "") {
   std::map<std::pair<std::string, int>, int> counts;
   std::ifstream in(path);
   std::string line;
@@ -82,6 +86,7 @@ std::map<std::pair<std::string, int>, int> ServerSpanCounts(const std::string& p
     if (!j.is_object() || j.value("kind", "") != "server") continue;
     const auto& a = j["attributes"];
     if (!a.is_object() || a.value("server.port", 0) != port) continue;
+    if (!scheme.empty() && a.value("url.scheme", "") != scheme) continue;
     ++counts[{a.value("url.path", ""), a.value("http.response.status_code", 0)}];
   }
   return counts;
@@ -160,6 +165,79 @@ TEST_F(LeastPrivilege, UnprivilegedAgentWithFiveCapabilitiesCapturesCurlToNginx)
   EXPECT_EQ(seen, truth) << "server spans per (path, status) differ from nginx's access log";
   std::printf("unprivileged agent (uid %s, CapEff %s): %d requests, %zu distinct (path, status) seen as in the log\n",
               uid.c_str(), status.at("CapEff").c_str(), sent, seen.size());
+}
+
+// HTTPS with the same five capabilities and no CAP_SYS_ADMIN. Kernels with
+// the CVE-2025-38466 fix (this one) refuse the uprobe PMU without
+// CAP_SYS_ADMIN; the agent then places the TLS probes as uprobe_multi links
+// (CAP_BPF + CAP_PERFMON), says so on /metrics, and sees every request nginx
+// logged, in plaintext.
+TEST_F(LeastPrivilege, UnprivilegedAgentCapturesHttpsWithoutCapSysAdmin) {
+  SONDE_REQUIRE(testlib::CommandExists("openssl"), "openssl CLI");
+  // What the unprivileged agent may do here decides the expected attach mode.
+  int probe_code = -1;
+  const std::string probe_text =
+      testlib::RunCommand(AsUnprivileged(kCaps, {testlib::AgentBinary(), "probe"}), &probe_code);
+  const auto probe = nlohmann::json::parse(probe_text, nullptr, /*allow_exceptions=*/false);
+  ASSERT_TRUE(probe.is_object()) << probe_text;
+  SONDE_REQUIRE(probe.value("uprobes", false), "uprobes for an agent with CAP_BPF + CAP_PERFMON (kernel >= 6.6 or "
+                                               "without the CVE-2025-38466 fix)");
+  const std::string attach = probe.value("uprobe_pmu", false) ? "uprobe_pmu" : "uprobe_multi";
+
+  testing::TestCertificates certs;
+  ASSERT_TRUE(certs.ok());
+  for (const char* f : {"server.pem", "server.key"}) chmod(certs.File(f).c_str(), 0644);
+  const int port = testlib::FreeTcpPort();
+  const int metrics_port = testlib::FreeTcpPort();
+  testlib::Nginx nginx("server { listen 127.0.0.1:" + std::to_string(port) + " ssl;\n ssl_certificate " +
+                           certs.File("server.pem") + "; ssl_certificate_key " + certs.File("server.key") +
+                           ";\n location / { return 200 \"ok\\n\"; } location /missing { return 404; } }",
+                       port);
+  ASSERT_TRUE(nginx.ok()) << testlib::ReadFile(nginx.error_log());
+
+  const std::string spans = dir_.File("spans.json");
+  auto agent = Subprocess::Start(
+      AsUnprivileged(kCaps, {testlib::AgentBinary(), "run", "--port", std::to_string(port), "--no-otlp",
+                             "--metrics-listen", "127.0.0.1:" + std::to_string(metrics_port), "--json-out",
+                             spans, "--ready-file", dir_.File("ready")}),
+      dir_.File("agent.out"), dir_.File("agent.err"));
+  ASSERT_TRUE(testlib::WaitForFile(dir_.File("ready"), std::chrono::seconds(30)))
+      << testlib::ReadFile(dir_.File("agent.err"));
+  const auto status = ProcStatus(agent.pid());
+  EXPECT_EQ(std::stoull(status.at("CapEff"), nullptr, 16), kCapMask) << status.at("CapEff");
+
+  int sent = 0;
+  for (int i = 0; i < 20; ++i) {
+    const std::string path = (i % 5 == 4) ? "/missing/" + std::to_string(i) : "/secure/" + std::to_string(i);
+    int code = -1;
+    testlib::RunCommand({"curl", "-s", "--cacert", certs.File("ca.pem"), "-o", "/dev/null",
+                         "https://127.0.0.1:" + std::to_string(port) + path},
+                        &code);
+    ASSERT_EQ(code, 0);
+    ++sent;
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // the ring buffer drains
+  int code = -1;
+  const std::string metrics =
+      testlib::RunCommand({"curl", "-sf", "http://127.0.0.1:" + std::to_string(metrics_port) + "/metrics"}, &code);
+  EXPECT_EQ(code, 0);
+  EXPECT_NE(metrics.find("sonde_agent_tls_capture_enabled{attach=\"" + attach + "\",reason=\"\"} 1"),
+            std::string::npos)
+      << metrics;
+  EXPECT_EQ(agent.Stop(std::chrono::milliseconds(15000)), 0) << testlib::ReadFile(dir_.File("agent.err"));
+  const std::string log = testlib::ReadFile(dir_.File("agent.err"));
+  EXPECT_NE(log.find("TLS capture on: "), std::string::npos) << log;
+  EXPECT_EQ(log.find("TLS capture off"), std::string::npos) << log;
+
+  const auto truth = AccessLogCounts(nginx.access_log());
+  const auto seen = ServerSpanCounts(spans, port, "https");
+  int truth_total = 0;
+  for (const auto& [key, n] : truth) truth_total += n;
+  ASSERT_EQ(truth_total, sent) << "nginx logged " << truth_total << " of " << sent;
+  EXPECT_EQ(seen, truth) << "HTTPS server spans per (path, status) differ from nginx's access log";
+  std::printf("unprivileged agent, no CAP_SYS_ADMIN, TLS probes as %s: %d HTTPS requests, %zu distinct "
+              "(path, status) seen as in the log\n",
+              attach.c_str(), sent, seen.size());
 }
 
 TEST_F(LeastPrivilege, WithoutCapBpfTheAgentRefusesToStart) {
