@@ -1,5 +1,7 @@
 #include "agent/conn/session_pool.h"
 
+#include <algorithm>
+
 namespace sonde::conn {
 
 std::unique_ptr<protocols::ProtocolSession> SessionPool::Take(const protocols::ProtocolDefinition& def,
@@ -8,6 +10,7 @@ std::unique_ptr<protocols::ProtocolSession> SessionPool::Take(const protocols::P
   if (slot < kSlots && !parked_[slot].empty()) {
     std::unique_ptr<protocols::ProtocolSession> s = std::move(parked_[slot].back());
     parked_[slot].pop_back();
+    low_water_[slot] = std::min(low_water_[slot], parked_[slot].size());
     if (s->Renew(role, late_join)) {
       ++renewed_;
       return s;
@@ -37,6 +40,16 @@ size_t SessionPool::parked() const {
 
 void SessionPool::Clear() {
   for (auto& v : parked_) v.clear();
+  low_water_.fill(0);
+}
+
+void SessionPool::Trim() {
+  for (size_t i = 0; i < kSlots; ++i) {
+    auto& v = parked_[i];
+    v.resize(v.size() - std::min(v.size(), low_water_[i]));
+    if (v.empty()) std::vector<std::unique_ptr<protocols::ProtocolSession>>().swap(v);
+    low_water_[i] = v.size();
+  }
 }
 
 }  // namespace sonde::conn

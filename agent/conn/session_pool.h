@@ -18,7 +18,9 @@ namespace sonde::conn {
 
 class SessionPool {
  public:
-  explicit SessionPool(size_t max_parked_per_protocol = 256) : max_parked_(max_parked_per_protocol) {}
+  // The bound covers a burst of requests in flight at once (their sessions
+  // come back together); Trim() gives back what a whole period did not use.
+  explicit SessionPool(size_t max_parked_per_protocol = 8192) : max_parked_(max_parked_per_protocol) {}
 
   // A session for `def` as def.make_session(role, late_join) would make it:
   // a parked one renewed when there is one.
@@ -33,11 +35,16 @@ class SessionPool {
   uint64_t renewed() const { return renewed_; }  // sessions handed out again instead of made
   // Destroys every parked session (their buffers' capacity goes too).
   void Clear();
+  // Destroys the parked sessions no connection took since the last Trim
+  // (the low-water mark of each protocol's pool): the pool follows the
+  // largest recent burst, not the largest ever. Called once per sweep.
+  void Trim();
 
  private:
   static constexpr size_t kSlots = static_cast<size_t>(protocols::kLastL7Protocol) + 1;
   size_t max_parked_;
   std::array<std::vector<std::unique_ptr<protocols::ProtocolSession>>, kSlots> parked_;
+  std::array<size_t, kSlots> low_water_{};  // fewest parked since the last Trim
   uint64_t renewed_ = 0;
 };
 

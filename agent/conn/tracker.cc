@@ -319,6 +319,7 @@ void ConnectionTracker::Sweep(uint64_t now_ns, std::vector<ConnRecord>& out) {
   active_.resize(keep);
   for (uint64_t key : active_) connections_.find(key)->second->active = true;
 
+  shared_->sessions.Trim();
   if (options_.memory_ceiling_bytes != 0) ApplyShedLevel(ceiling_.Check(), now_ns, out);
   size_t probes = 0;
   for (auto it = connections_.begin(); it != connections_.end();) {

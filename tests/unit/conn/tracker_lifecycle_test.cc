@@ -147,6 +147,64 @@ TEST(TrackerLifecycle, IdleSessionDroppedOnlyWhenNothingInFlight) {
   EXPECT_EQ(t.counters().protocol.records, 2u);
 }
 
+// Busy keep-alive connections hold a session only while a message is in
+// flight: after each exchange the session is parked and the next request
+// (on any connection) renews it. Parked sessions carry nothing over: a
+// pipelined pair split over calls, a late-joined connection and a client
+// socket all parse as if the session were new; counters add up; a pool
+// nobody drew from for a sweep period is given back.
+TEST(TrackerLifecycle, SessionsParkedBetweenExchangesAndRenewed) {
+  ConnectionTracker t;
+  std::vector<ConnRecord> out;
+  std::vector<SocketSim> socks;
+  for (uint64_t i = 0; i < 3; ++i) socks.push_back(Server(20 + i, static_cast<int32_t>(20 + i)));
+  uint64_t ts = kSec;
+  for (auto& s : socks) t.OnEvent(s.Open(ts += 10'000), out);
+  for (auto& s : socks) t.OnEvent(s.Read(kReq, ts += 10'000), out);
+  EXPECT_EQ(t.parked_sessions(), 0u) << "three requests in flight";
+  for (auto& s : socks) t.OnEvent(s.Write(kResp, ts += 10'000), out);
+  ASSERT_EQ(out.size(), 3u);
+  EXPECT_EQ(t.parked_sessions(), 3u) << "every exchange done: no connection holds a session";
+  EXPECT_EQ(t.active_connections(), 3u) << "still busy connections";
+
+  // The next request arrives in two calls and its response in two: the
+  // renewed session buffers and pairs as a new one would.
+  t.OnEvent(socks[1].Read(kReq.substr(0, 7), ts += 10'000), out);
+  EXPECT_EQ(t.parked_sessions(), 2u);
+  t.OnEvent(socks[1].Read(kReq.substr(7), ts += 10'000), out);
+  t.OnEvent(socks[1].Write(kResp.substr(0, 20), ts += 10'000), out);
+  EXPECT_EQ(t.parked_sessions(), 2u) << "response half read: session still held";
+  t.OnEvent(socks[1].Write(kResp.substr(20), ts += 10'000), out);
+  ASSERT_EQ(out.size(), 4u);
+  EXPECT_EQ(out[3].record.path, "/users/1");
+  EXPECT_EQ(out[3].record.status, 200);
+  EXPECT_EQ(out[3].record.flags & protocols::kRecordLateJoin, 0u);
+  EXPECT_EQ(out[3].conn.role, Role::kServer);
+  EXPECT_EQ(t.parked_sessions(), 3u);
+
+  // A client socket takes a session renewed for its own role.
+  SocketSim client(300, 300, "curl", 99, 5, SONDE_ROLE_CLIENT, Endpoints{"10.0.0.2", 41000, "10.0.0.1", 8080});
+  t.OnEvent(client.Open(ts += 10'000), out);
+  t.OnEvent(client.Write(kReq, ts += 10'000), out);
+  t.OnEvent(client.Read(kResp, ts += 10'000), out);
+  ASSERT_EQ(out.size(), 5u);
+  EXPECT_EQ(out[4].conn.role, Role::kClient);
+  EXPECT_EQ(out[4].record.path, "/users/1");
+  EXPECT_EQ(t.counters().protocol.records, 5u) << "parked sessions' counters are kept";
+  EXPECT_EQ(t.counters().protocol.unpaired, 0u);
+
+  // A request left without its response keeps its session across sweeps.
+  t.OnEvent(socks[2].Read(kReq, ts += 10'000), out);
+  t.Tick(ts + 2 * kSec, out);  // first sweep: the pool was drawn down to 2
+  t.Tick(ts + 4 * kSec, out);  // nobody took one since: given back
+  EXPECT_EQ(t.parked_sessions(), 0u);
+  t.OnEvent(socks[2].Write(kResp, ts + 5 * kSec), out);
+  ASSERT_EQ(out.size(), 6u);
+  EXPECT_EQ(out[5].record.status, 200);
+  t.CloseAll(out);
+  EXPECT_EQ(t.counters().protocol.records, 6u);
+}
+
 // HTTP/2 keeps its HPACK tables across ReleaseIdleMemory: a header sent
 // once with incremental indexing and referenced by index after the quiet
 // period still decodes.
