@@ -315,6 +315,7 @@ int RunAgent(const sonde::core::AgentConfig& config, const RunCommand& cmd,
   options.sampler.slow_ns = static_cast<uint64_t>(config.spans.slow_ms) * 1'000'000;
   options.sampler.honour_parent_flag = config.spans.honour_parent_flag;
   options.joiner.enabled = config.spans.join_exchanges;
+  options.workers = config.capture.workers;
   for (const auto& h : config.spans.redact_headers) options.redact_headers.push_back(h);
   for (const auto& q : config.spans.redact_query_params) options.redact_query_params.push_back(q);
   options.print_json = !cmd.no_json && config.server_address.empty();

@@ -37,6 +37,22 @@ Agent::Agent(PipelineOptions options)
       sampler_(options_.sampler) {
   if (options_.clock_offset_ns) clock_.SetOffset(*options_.clock_offset_ns);
   builder_.set_service_namer(options_.service_namer.get());
+  if (options_.workers > 1) {
+    CaptureShardOptions so;
+    so.workers = options_.workers;
+    so.tracker = options_.tracker;
+    so.tick_interval_ns = options_.tick_interval_ns;
+    so.event_time = options_.event_time;
+    CaptureShards::NamerFactory namers;
+    if (options_.service_namer) {
+      // Each worker resolves and caches names on its own (the cache is not shared).
+      namers = [template_namer = options_.service_namer]() -> std::unique_ptr<trace::ServiceNamer> {
+        auto n = trace::ServiceNamer::Create(template_namer->options());
+        return n.ok() ? std::move(*n) : nullptr;
+      };
+    }
+    shards_ = std::make_unique<CaptureShards>(so, clock_, namers);
+  }
   emit_ = [this](trace::SpanPtr&& span) { group_.push_back(std::move(span)); };
   deliver_ = [this](trace::SpanGroup& group) { Deliver(group); };
   if (options_.print_json && options_.json_out != nullptr) {
@@ -93,6 +109,10 @@ void Agent::Stop() {
 }
 
 void Agent::OnEvent(capture::RawEvent ev) {
+  if (shards_) {
+    shards_->Dispatch(ev);
+    return;
+  }
   tracker_.OnEvent(ev, records_);
   if (!records_.empty()) Process();
   if (auto& unclaimed = tracker_.unclaimed_sockets(); !unclaimed.empty()) {
@@ -104,19 +124,47 @@ void Agent::OnEvent(capture::RawEvent ev) {
 }
 
 void Agent::Process() {
-  for (auto& r : records_) {
-    trace::SpanPtr span = builder_.BuildDeferredPtr(std::move(r));
-    joiner_.Observe(*span);  // a client span is findable before the linker holds it
-    linker_.Add(std::move(span), emit_);
-    if (!group_.empty()) joiner_.Add(group_, deliver_);
-  }
+  for (auto& r : records_) Route(builder_.BuildDeferredPtr(std::move(r)));
   records_.clear();
+}
+
+void Agent::Route(trace::SpanPtr span) {
+  joiner_.Observe(*span);  // a client span is findable before the linker holds it
+  linker_.Add(std::move(span), emit_);
+  if (!group_.empty()) joiner_.Add(group_, deliver_);
+}
+
+void Agent::DrainShards(bool all) {
+  // Workers finish spans in their own order; the linker wants them in the
+  // order one thread would have finished them (an egress span before the
+  // ingress it nests in). Spans are released by end time once every worker
+  // has processed events up to that time.
+  shards_->TakeSpans(drained_);
+  const uint64_t watermark = all ? UINT64_MAX : clock_.ToUnixNs(shards_->ProgressEventNs());
+  const auto ready = std::stable_partition(drained_.begin(), drained_.end(), [watermark](const trace::SpanPtr& s) {
+    return s->end_unix_ns <= watermark;
+  });
+  std::stable_sort(drained_.begin(), ready, [](const trace::SpanPtr& a, const trace::SpanPtr& b) {
+    return a->end_unix_ns < b->end_unix_ns;
+  });
+  for (auto it = drained_.begin(); it != ready; ++it) Route(std::move(*it));
+  drained_.erase(drained_.begin(), ready);
+  shards_->TakeUnclaimed(unclaimed_);
+  if (source_ != nullptr) {
+    for (uint64_t sock_id : unclaimed_) source_->IgnoreSocket(sock_id);
+  }
+  unclaimed_.clear();
+}
+
+uint64_t Agent::EventNow() const {
+  if (!options_.event_time) return core::MonotonicNowNs();
+  return shards_ ? shards_->ProgressEventNs() : tracker_.latest_event_ns();
 }
 
 void Agent::Deliver(trace::SpanGroup& group) {
   for (const auto& span : group) red_->OnSpan(*span);
   // Recordings replay faster than real time: their budget follows event time.
-  sampler_.Decide(group, options_.event_time ? tracker_.latest_event_ns() : core::MonotonicNowNs(), keep_);
+  sampler_.Decide(group, EventNow(), keep_);
   for (size_t i = 0; i < group.size(); ++i) {
     if (!keep_[i]) continue;
     trace::Span& span = *group[i];
@@ -182,8 +230,12 @@ void Agent::FlushLinker(uint64_t now_unix_ns, bool all) {
 }
 
 void Agent::Tick(uint64_t now_ns) {
-  tracker_.Tick(now_ns, records_);
-  Process();
+  if (shards_) {
+    DrainShards();  // the workers tick their own trackers
+  } else {
+    tracker_.Tick(now_ns, records_);
+    Process();
+  }
   if (!options_.clock_offset_ns && now_ns - last_clock_refresh_ns_ > 10'000'000'000ull) {
     clock_.Refresh();
     last_clock_refresh_ns_ = now_ns;
@@ -197,8 +249,13 @@ void Agent::Tick(uint64_t now_ns) {
 }
 
 void Agent::Finish() {
-  tracker_.CloseAll(records_);
-  Process();
+  if (shards_) {
+    shards_->Finish();
+    DrainShards(/*all=*/true);
+  } else {
+    tracker_.CloseAll(records_);
+    Process();
+  }
   FlushLinker(0, /*all=*/true);
   red_->Tick(UINT64_MAX);
   DeliverRedWindows();
@@ -210,10 +267,16 @@ void Agent::Snapshot(const capture::SourceCounters* source) {
   // (with 100,000 connections, twice per tick was 11% of the agent's CPU),
   // and whenever no connection is left (the final snapshot is exact).
   const uint64_t now = core::MonotonicNowNs();
-  const bool tracker_due = tracker_.open_connections() == 0 || now >= last_tracker_counters_ns_ + 1'000'000'000;
+  const size_t open = shards_ ? shards_->open_connections() : tracker_.open_connections();
+  const bool tracker_due = open == 0 || now >= last_tracker_counters_ns_ + 1'000'000'000;
   conn::TrackerCounters tracker;
   if (tracker_due) {
-    tracker = tracker_.counters();
+    if (shards_) {
+      tracker = shards_->counters();  // each worker publishes its walk once a second
+      tracker.malformed_events += shards_->malformed();
+    } else {
+      tracker = tracker_.counters();
+    }
     last_tracker_counters_ns_ = now;
   }
   std::lock_guard<std::mutex> lock(snapshot_mu_);
@@ -224,8 +287,8 @@ void Agent::Snapshot(const capture::SourceCounters* source) {
   snapshot_.sampler = sampler_.counters();
   if (source != nullptr) snapshot_.source = *source;
   snapshot_.spans = spans_;
-  snapshot_.open_connections = tracker_.open_connections();
-  snapshot_.buffered_bytes = tracker_.buffered_bytes();
+  snapshot_.open_connections = open;
+  snapshot_.buffered_bytes = shards_ ? shards_->buffered_bytes() : tracker_.buffered_bytes();
 }
 
 AgentCounters Agent::counters() const {
@@ -322,7 +385,11 @@ absl::Status Agent::Run(capture::EventSource& source, std::atomic<bool>& stop) {
       result = st;
       break;
     }
-    const uint64_t now = options_.event_time ? tracker_.latest_event_ns() : core::MonotonicNowNs();
+    if (shards_) {
+      shards_->Flush();
+      DrainShards();
+    }
+    const uint64_t now = EventNow();
     if (now >= last_tick_ns_ + options_.tick_interval_ns) {
       Tick(now);
       const capture::SourceCounters sc = source.counters();

@@ -23,6 +23,7 @@
 #include "agent/core/clock.h"
 #include "agent/metrics/red.h"
 #include "agent/metrics/server.h"
+#include "agent/pipeline/capture_shards.h"
 #include "agent/pipeline/signal_sinks.h"
 #include "agent/trace/exchange_joiner.h"
 #include "agent/trace/linker.h"
@@ -49,6 +50,9 @@ struct PipelineOptions {
   std::string metrics_listen;      // "host:port" for /metrics and /healthz; empty: none
   // Service names (trace/service_namer.h); null: the process name.
   std::shared_ptr<trace::ServiceNamer> service_namer;
+  // Connection tracking, parsing and span building on this many threads
+  // (capture_shards.h); 1: all on the pipeline thread.
+  size_t workers = 1;
   int poll_timeout_ms = 100;
   uint64_t tick_interval_ns = 100'000'000;
   // Recordings: a fixed monotonic->realtime offset and event time as "now".
@@ -119,6 +123,14 @@ class Agent {
 
  private:
   void Process();
+  // A built span's way into the trace stages: joiner index, linker, joiner.
+  void Route(trace::SpanPtr span);
+  // Spans and unclaimed sockets the workers handed back (workers > 1); `all`:
+  // every span, not only those every worker has caught up with.
+  void DrainShards(bool all = false);
+  // "Now" for timers: event time for recordings (never ahead of spans the
+  // workers are still building), the monotonic clock otherwise.
+  uint64_t EventNow() const;
   // RED for every span of a group, then one sampling decision for the group,
   // then completion and the sinks for the kept spans.
   void Deliver(trace::SpanGroup& group);
@@ -144,6 +156,9 @@ class Agent {
   std::vector<std::unique_ptr<Component>> components_;
   metrics::MetricsServer metrics_server_;
   std::vector<conn::ConnRecord> records_;
+  std::unique_ptr<CaptureShards> shards_;  // workers > 1
+  trace::SpanGroup drained_;               // spans taken from the workers, not yet routed
+  std::vector<uint64_t> unclaimed_;        // sockets taken from the workers (reused)
   trace::TraceSampler sampler_;
   trace::SpanGroup group_;   // spans the linker emitted for one Add / Flush
   trace::SpanGroup single_;  // a group of one (reused: no allocation per span)

@@ -65,6 +65,7 @@ class ServiceNamer {
   // `comm` guards against pid reuse, `now_ns` (any monotonic clock) ages entries.
   const ServiceIdentity& Resolve(uint32_t pid, std::string_view comm, uint16_t server_port, uint64_t now_ns);
 
+  const ServiceNamingOptions& options() const { return options_; }
   size_t cached() const { return cache_.size(); }
   uint64_t resolutions() const { return resolutions_; }
 
