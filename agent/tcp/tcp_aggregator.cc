@@ -49,13 +49,25 @@ void PairCounters::Add(const PairCounters& o) {
   handshake.Merge(o.handshake);
 }
 
-PairKey PairKeyOf(const sonde_tcp_sock_stats& s, const std::string& process) {
+bool LocalIsClient(const sonde_tcp_sock_stats& s, const std::bitset<65536>* server_ports) {
+  if (s.role == SONDE_ROLE_CLIENT) return true;
+  if (s.role == SONDE_ROLE_SERVER) return false;
+  if (server_ports != nullptr) {
+    const bool local_serves = server_ports->test(s.tuple.sport);
+    const bool remote_serves = server_ports->test(s.tuple.dport);
+    if (local_serves != remote_serves) return remote_serves;
+  }
+  // Nothing known: the lower port is taken for the server's.
+  return s.tuple.sport >= s.tuple.dport;
+}
+
+PairKey PairKeyOf(const sonde_tcp_sock_stats& s, const std::string& process,
+                  const std::bitset<65536>* server_ports) {
   const auto& t = s.tuple;
   Side side = s.role == SONDE_ROLE_CLIENT   ? Side::kClient
               : s.role == SONDE_ROLE_SERVER ? Side::kServer
                                             : Side::kUnknown;
-  // Late join: the lower port is taken for the server's.
-  bool local_is_client = side == Side::kClient || (side == Side::kUnknown && t.sport >= t.dport);
+  const bool local_is_client = LocalIsClient(s, server_ports);
   PairKey key;
   key.side = side;
   key.process = process;
@@ -128,6 +140,10 @@ TcpWindow TcpAggregator::Update(std::span<const SocketSnapshot> sockets,
   last_now_ns_ = now_ns;
   ++counters_.snapshots;
 
+  for (const auto& snap : sockets) {
+    if (snap.stats.role == SONDE_ROLE_SERVER) server_ports_.set(snap.stats.tuple.sport);
+    if (snap.stats.role == SONDE_ROLE_CLIENT) server_ports_.set(snap.stats.tuple.dport);
+  }
   std::map<PairKey, PairWindow> by_pair;
   std::unordered_map<uint64_t, sonde_tcp_sock_stats> next;
   next.reserve(sockets.size());
@@ -150,9 +166,8 @@ TcpWindow TcpAggregator::Update(std::span<const SocketSnapshot> sockets,
       prev.bytes_acked = cur.bytes_acked;
       prev.bytes_received = cur.bytes_received;
     }
-    PairKey raw_key = PairKeyOf(cur, CommOf(cur));
-    const bool local_is_client =
-        raw_key.side == Side::kClient || (raw_key.side == Side::kUnknown && cur.tuple.sport >= cur.tuple.dport);
+    PairKey raw_key = PairKeyOf(cur, CommOf(cur), &server_ports_);
+    const bool local_is_client = LocalIsClient(cur, &server_ports_);
     const PairKey key = AggregationKey(std::move(raw_key), !local_is_client);
     PairWindow& pw = by_pair[key];
     pw.key = key;

@@ -2,6 +2,7 @@
 // Turns periodic snapshots of the kernel's cumulative per-socket counters into
 // per-pair deltas (1 s windows by default) and cumulative per-pair totals for
 // Prometheus. Pure user space: tests feed it hand-made snapshots.
+#include <bitset>
 #include <cstdint>
 #include <map>
 #include <mutex>
@@ -61,6 +62,11 @@ class TcpAggregator {
 
   AggregatorOptions options_;
   mutable std::mutex mu_;
+  // Ports seen serving (the local port of a server-side socket, the remote
+  // port of a client-side one): a socket of unknown side -- joined late, or
+  // its kernel entry evicted and re-created under more sockets than
+  // tcp_max_sockets -- is keyed by them rather than by its ephemeral port.
+  std::bitset<65536> server_ports_;
   std::unordered_map<uint64_t, sonde_tcp_sock_stats> previous_;   // by cookie
   std::map<std::string, sonde_tcp_pair_stats> previous_pairs_;   // by raw key bytes
   std::map<PairKey, Series> series_;
@@ -70,6 +76,10 @@ class TcpAggregator {
 
 // Pair key of a socket from its stats (role decides which end is the client),
 // with the client's address as is.
-PairKey PairKeyOf(const sonde_tcp_sock_stats& stats, const std::string& process);
+// `server_ports` (optional): ports known to serve, which decide the side of a
+// socket whose role is unknown; without a hint the lower port is the server's.
+PairKey PairKeyOf(const sonde_tcp_sock_stats& stats, const std::string& process,
+                  const std::bitset<65536>* server_ports = nullptr);
+bool LocalIsClient(const sonde_tcp_sock_stats& stats, const std::bitset<65536>* server_ports = nullptr);
 
 }  // namespace sonde::tcp

@@ -32,10 +32,8 @@ void TcpCollector::Stop() {
 
 TcpWindow TcpCollector::ReadNow() {
   std::lock_guard lock(read_mu_);
-  std::vector<SocketSnapshot> sockets;
-  std::vector<PairSnapshot> pairs;
-  if (auto st = source_->Read(sockets, pairs); !st.ok()) return {};
-  return aggregator_.Update(sockets, pairs, core::MonotonicNowNs());
+  if (auto st = source_->Read(sockets_, pairs_); !st.ok()) return {};
+  return aggregator_.Update(sockets_, pairs_, core::MonotonicNowNs());
 }
 
 void TcpCollector::AppendPrometheus(std::string& out) const { aggregator_.AppendPrometheus(out); }

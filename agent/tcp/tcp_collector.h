@@ -8,6 +8,7 @@
 #include <memory>
 #include <mutex>
 #include <thread>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "agent/tcp/tcp_aggregator.h"
@@ -47,6 +48,8 @@ class TcpCollector {
   TcpCollectorOptions options_;
   WindowCallback on_window_;
   std::mutex read_mu_;
+  std::vector<SocketSnapshot> sockets_;  // under read_mu_: reused every window
+  std::vector<PairSnapshot> pairs_;
   std::mutex stop_mu_;
   std::condition_variable stop_cv_;
   bool stopping_ = false;

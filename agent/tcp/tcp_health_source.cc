@@ -49,36 +49,76 @@ absl::StatusOr<std::unique_ptr<TcpHealthSource>> TcpHealthSource::Open(
   return std::unique_ptr<TcpHealthSource>(new TcpHealthSource(std::make_unique<Kernel>(std::move(skel))));
 }
 
+namespace {
+
+// Reads every entry of a hash map into `keys`/`values`: batches of a few
+// thousand entries per system call (one get_next_key and one lookup per
+// entry cost two per socket, ~200k calls a second at 100k sockets), or one
+// entry at a time where the kernel cannot batch this map.
+template <typename Key, typename Value>
+void ReadAll(int fd, std::vector<Key>& keys, std::vector<Value>& values) {
+  keys.clear();
+  values.clear();
+  constexpr uint32_t kBatch = 4096;
+  Key token{};  // opaque position (the hash bucket); key-sized is large enough
+  bool first = true;
+  for (;;) {
+    const size_t at = keys.size();
+    keys.resize(at + kBatch);
+    values.resize(at + kBatch);
+    uint32_t count = kBatch;
+    LIBBPF_OPTS(bpf_map_batch_opts, opts);
+    const int err = bpf_map_lookup_batch(fd, first ? nullptr : &token, &token, &keys[at], &values[at], &count, &opts);
+    const int error = errno;
+    first = false;
+    const bool got = err == 0 || error == ENOENT;
+    keys.resize(at + (got ? count : 0));
+    values.resize(keys.size());
+    if (err == 0) continue;
+    if (error == ENOENT) return;  // that was the last batch
+    if (at == 0) break;           // batches not supported for this map: one by one
+    return;                       // failed mid-way: what was read
+  }
+  Key key{}, next{};
+  const void* prev = nullptr;
+  while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+    Value v{};
+    if (bpf_map_lookup_elem(fd, &next, &v) == 0) {
+      keys.push_back(next);
+      values.push_back(v);
+    }
+    key = next;
+    prev = &key;
+  }
+}
+
+}  // namespace
+
 absl::Status TcpHealthSource::Read(std::vector<SocketSnapshot>& sockets,
                                    std::vector<PairSnapshot>& pairs) {
   sockets.clear();
   pairs.clear();
   const int socks_fd = bpf_map__fd(kernel_->skel->maps.tcp_socks);
-  std::vector<uint64_t> closed;
-  uint64_t key = 0, next = 0;
-  const void* prev = nullptr;
-  while (bpf_map_get_next_key(socks_fd, prev, &next) == 0) {
-    SocketSnapshot snap;
-    snap.cookie = next;
-    if (bpf_map_lookup_elem(socks_fd, &next, &snap.stats) == 0) {
-      if (snap.stats.flags & SONDE_TCP_CLOSED) closed.push_back(next);
-      sockets.push_back(snap);
-    }
-    key = next;
-    prev = &key;
+  ReadAll(socks_fd, sock_keys_, sock_values_);
+  closed_.clear();
+  sockets.reserve(sock_keys_.size());
+  for (size_t i = 0; i < sock_keys_.size(); ++i) {
+    if (sock_values_[i].flags & SONDE_TCP_CLOSED) closed_.push_back(sock_keys_[i]);
+    sockets.push_back(SocketSnapshot{sock_keys_[i], sock_values_[i]});
   }
-  for (uint64_t cookie : closed) bpf_map_delete_elem(socks_fd, &cookie);
+  if (!closed_.empty()) {
+    uint32_t count = static_cast<uint32_t>(closed_.size());
+    LIBBPF_OPTS(bpf_map_batch_opts, opts);
+    if (bpf_map_delete_batch(socks_fd, closed_.data(), &count, &opts) != 0) {
+      // Not batchable, or an entry already evicted (the batch stops there).
+      for (uint64_t cookie : closed_) bpf_map_delete_elem(socks_fd, &cookie);
+    }
+  }
 
   const int pairs_fd = bpf_map__fd(kernel_->skel->maps.tcp_pairs);
-  sonde_tcp_pair_key pkey{}, pnext{};
-  const void* pprev = nullptr;
-  while (bpf_map_get_next_key(pairs_fd, pprev, &pnext) == 0) {
-    PairSnapshot snap;
-    snap.key = pnext;
-    if (bpf_map_lookup_elem(pairs_fd, &pnext, &snap.stats) == 0) pairs.push_back(snap);
-    pkey = pnext;
-    pprev = &pkey;
-  }
+  ReadAll(pairs_fd, pair_keys_, pair_values_);
+  pairs.reserve(pair_keys_.size());
+  for (size_t i = 0; i < pair_keys_.size(); ++i) pairs.push_back(PairSnapshot{pair_keys_[i], pair_values_[i]});
   return absl::OkStatus();
 }
 

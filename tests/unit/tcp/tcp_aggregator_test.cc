@@ -222,6 +222,37 @@ TEST(TcpAggregator, LateJoinDoesNotCountHistoryOrOpen) {
   EXPECT_EQ(w.pairs[0].delta.bytes_client_to_server, 500u);
 }
 
+// Past tcp_max_sockets the kernel's LRU entries are evicted and re-created
+// without a role: such sockets of a server on a high port (above its
+// clients' ephemeral ports) are keyed by the port seen serving, not one
+// series per client port.
+TEST(TcpAggregator, UnknownSideJudgedByPortsSeenServing) {
+  TcpAggregator agg;
+  std::vector<SocketSnapshot> snaps;
+  snaps.push_back({1, MakeSocket("127.0.0.1", 45000, "127.0.0.4", 33000, SONDE_ROLE_SERVER, "nginx")});
+  for (uint16_t i = 0; i < 50; ++i) {
+    auto s = MakeSocket("127.0.0.1", 45000, "127.0.0.4", static_cast<uint16_t>(34000 + i), SONDE_ROLE_UNKNOWN,
+                        "nginx");
+    s.flags = SONDE_TCP_ESTABLISHED | SONDE_TCP_LATE_JOIN;
+    snaps.push_back({100u + i, s});
+  }
+  // And the client end of one of them, role lost as well.
+  auto c = MakeSocket("127.0.0.4", 34001, "127.0.0.1", 45000, SONDE_ROLE_UNKNOWN, "load");
+  c.flags = SONDE_TCP_ESTABLISHED | SONDE_TCP_LATE_JOIN;
+  snaps.push_back({200, c});
+  auto w = agg.Update(snaps, {}, 10);
+  ASSERT_EQ(w.pairs.size(), 3u) << "server side known, server side unknown, client side unknown";
+  size_t unknown_server_side = 0;
+  for (const auto& p : w.pairs) {
+    EXPECT_EQ(p.key.server_port, 45000);
+    EXPECT_EQ(p.key.server, "127.0.0.1");
+    if (p.key.side == Side::kUnknown && p.key.process == "nginx") unknown_server_side = p.active_connections;
+  }
+  EXPECT_EQ(unknown_server_side, 50u);
+  // Without a known server port the lower port is still the server's.
+  EXPECT_EQ(PairKeyOf(c, "load").server_port, 34001);
+}
+
 TEST(TcpAggregator, PrometheusExposition) {
   TcpAggregator agg;
   auto s = MakeSocket("10.0.0.1", 40000, "10.0.0.2", 8080, SONDE_ROLE_CLIENT, "cu\"rl");
