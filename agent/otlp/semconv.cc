@@ -9,6 +9,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/numbers.h"
+#include "common/semconv/grpc_status.h"
 
 namespace sonde::otlp {
 namespace {
@@ -22,7 +23,8 @@ enum class Transform {
   kTarget,          // http.target -> url.path (+ url.query)
   kTransport,       // net.transport ip_tcp -> network.transport tcp
   kFlavor,          // http.flavor 1.1 -> network.protocol.version (+ name http)
-  kIntToString,     // rpc.grpc.status_code 0 -> rpc.response.status_code "0"
+  kIntToString,     // rpc.jsonrpc.error_code -32602 -> rpc.response.status_code "-32602"
+  kGrpcStatusName,  // rpc.grpc.status_code 5 -> rpc.response.status_code "NOT_FOUND"
   kByKind,          // client_name on CLIENT/PRODUCER spans, server_name otherwise
 };
 
@@ -67,7 +69,7 @@ const absl::flat_hash_map<std::string_view, Rule>& Rules() {
       // kept as sent: the current rpc.method ("pkg.Svc/Method") reuses the old
       // key with another meaning, so the span model reads both generations.
       {"rpc.system", {"rpc.system.name"}},
-      {"rpc.grpc.status_code", {"rpc.response.status_code", Transform::kIntToString}},
+      {"rpc.grpc.status_code", {"rpc.response.status_code", Transform::kGrpcStatusName}},
       {"rpc.jsonrpc.error_code", {"rpc.response.status_code", Transform::kIntToString}},
       // Other stable renames Kong/older SDKs emit
       {"db.statement", {"db.query.text"}},
@@ -232,6 +234,13 @@ void Apply(const Table& t, Emitter& out, const KeyInfo& info, const ValueView& v
         char buf[24];
         auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), value.i);
         return out.EmitString(bit, rule.current, std::string_view(buf, static_cast<size_t>(end - buf)));
+      }
+      return out.Emit(bit, rule.current, value);
+    }
+    case Transform::kGrpcStatusName: {
+      // The code's name, as the agent's own gRPC spans carry it (common/semconv/grpc_status.h).
+      if (value.type == ValueView::Type::kInt) {
+        return out.EmitString(bit, rule.current, semconv::GrpcStatusName(static_cast<int>(value.i)));
       }
       return out.Emit(bit, rule.current, value);
     }

@@ -7,6 +7,7 @@
 #include "absl/strings/escaping.h"
 #include "agent/otlp/json_codec.h"
 #include "agent/otlp/semconv.h"
+#include "common/semconv/grpc_status.h"
 #include "opentelemetry/proto/trace/v1/trace.pb.h"
 
 namespace sonde::otlp {
@@ -183,6 +184,13 @@ void Lift(const trace::Attribute& a, Lifted* l) {
   }
 }
 
+// rpc.response.status_code of a gRPC span: the code's name ("NOT_FOUND",
+// current conventions) or its number; -1 when it is neither.
+int GrpcStatusOf(const Value& v) {
+  if (const auto* s = std::get_if<std::string>(&v)) return semconv::GrpcStatusFromString(*s).value_or(-1);
+  return static_cast<int>(AsInt(v));
+}
+
 std::string_view PathOfUrl(std::string_view url) {
   size_t scheme = url.find("://");
   size_t start = scheme == std::string_view::npos ? 0 : url.find('/', scheme + 3);
@@ -333,7 +341,7 @@ absl::Status ConvertSpan(const SpanView& in, const AttributeView* attributes,
       out->endpoint.assign(method.data(), method.size());
     }
     if (l.rpc_grpc_status != nullptr) out->grpc_status = static_cast<int>(AsInt(*l.rpc_grpc_status));
-    else if (l.rpc_status != nullptr && grpc) out->grpc_status = static_cast<int>(AsInt(*l.rpc_status));
+    else if (l.rpc_status != nullptr && grpc) out->grpc_status = GrpcStatusOf(*l.rpc_status);
   } else if (l.method != nullptr) {
     const std::string_view version = l.protocol_version ? std::string_view(AsString(*l.protocol_version)) : "";
     out->protocol = !version.empty() && version[0] == '2' ? protocols::L7Protocol::kHttp2

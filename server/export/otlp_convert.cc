@@ -4,6 +4,8 @@
 #include <tuple>
 #include <unordered_set>
 
+#include "common/semconv/grpc_status.h"
+
 namespace sonde::server {
 namespace {
 
@@ -135,7 +137,13 @@ opentelemetry::proto::collector::trace::v1::ExportTraceServiceRequest ToOtlpTrac
       if (keys.insert(key).second) AddInt(kv, key, v);
     };
     if (s.http_status() > 0) add_int("http.response.status_code", s.http_status());
-    if (s.protocol() == v1::L7_PROTOCOL_GRPC && s.grpc_status() >= 0) add_int("rpc.grpc.status_code", s.grpc_status());
+    // gRPC on the current RPC conventions, as agents and OTLP ingest write
+    // them (common/semconv/grpc_status.h); spans stored by older agents keep
+    // their rpc.grpc.status_code and get the current key beside it.
+    if (s.protocol() == v1::L7_PROTOCOL_GRPC) {
+      add_string("rpc.system.name", "grpc");
+      if (s.grpc_status() >= 0) add_string("rpc.response.status_code", semconv::GrpcStatusName(s.grpc_status()));
+    }
     if (s.has_server()) {
       add_string("server.address", s.server().address());
       if (s.server().port()) add_int("server.port", s.server().port());

@@ -5,7 +5,8 @@
 //     ResourceSpans per (host, service, pid); resource service.name,
 //     host.name, process.pid, process.executable.name, container.id; span
 //     attributes: the span's own plus semconv ones derived from its fields
-//     when absent (http.response.status_code, rpc.grpc.status_code,
+//     when absent (http.response.status_code, rpc.system.name and
+//     rpc.response.status_code for gRPC,
 //     server.address/port, client.address/port, network.protocol.name) and
 //     sonde.source (A/S/N), sonde.parent_reason;
 //   RED windows -> sums (delta, monotonic) sonde.red.requests,

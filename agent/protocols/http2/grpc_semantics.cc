@@ -1,6 +1,7 @@
 #include "agent/protocols/http2/grpc_semantics.h"
 
 #include "agent/protocols/http/semantics.h"
+#include "common/semconv/grpc_status.h"
 
 namespace sonde::protocols::http2 {
 namespace {
@@ -19,10 +20,13 @@ void DescribeGrpc(const L7Record& r, bool server_side, SpanDescription& out) {
 void AppendGrpcAttributes(const L7Record& r, const SpanDescription& d, const ExchangeAddresses& addr,
                           std::vector<Attribute>& a) {
   http::AppendHttpAttributes(r, d, addr, a);
-  a.push_back({"rpc.system", std::string("grpc")});
-  a.push_back({"rpc.service", r.rpc_service});
-  a.push_back({"rpc.method", r.rpc_method});
-  if (r.grpc_status >= 0) a.push_back({"rpc.grpc.status_code", int64_t{r.grpc_status}});
+  // The current RPC conventions, the generation OTLP ingest rewrites spans to
+  // (agent/otlp/semconv.cc), so one trace does not mix both: rpc.system.name,
+  // a fully qualified rpc.method ("pkg.Service/Method"; no rpc.service) and
+  // the status code's name in rpc.response.status_code.
+  a.push_back({"rpc.system.name", std::string("grpc")});
+  a.push_back({"rpc.method", r.rpc_service.empty() ? r.rpc_method : r.rpc_service + "/" + r.rpc_method});
+  if (r.grpc_status >= 0) a.push_back({"rpc.response.status_code", semconv::GrpcStatusName(r.grpc_status)});
   a.push_back({"sonde.rpc.request_messages", int64_t{r.request_messages}});
   a.push_back({"sonde.rpc.response_messages", int64_t{r.response_messages}});
 }

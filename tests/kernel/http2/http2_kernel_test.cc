@@ -111,7 +111,7 @@ std::vector<Rec> ParseAgentOutput(const std::string& path) {
     if (!j.is_object()) continue;
     Rec r;
     r.protocol = Str(Field(j, {"protocol", "l7_protocol", "network.protocol.name"}));
-    const std::string rpc_system = Str(Field(j, {"rpc.system", "rpc_system"}));
+    const std::string rpc_system = Str(Field(j, {"rpc.system.name", "rpc.system", "rpc_system"}));
     if (rpc_system == "grpc") r.protocol = "grpc";
     const std::string version = Str(Field(j, {"version", "network.protocol.version"}));
     if (r.protocol != "grpc" && r.protocol != "http2" && !(r.protocol == "http" && version == "2")) {
@@ -123,6 +123,11 @@ std::vector<Rec> ParseAgentOutput(const std::string& path) {
     r.status = static_cast<int>(Int(Field(j, {"http_status", "http.response.status_code"}), 0));
     r.service = Str(Field(j, {"rpc_service", "rpc.service"}));
     r.rpc_method = Str(Field(j, {"rpc_method", "rpc.method"}));
+    // Current conventions: rpc.method is "pkg.Service/Method", no rpc.service.
+    if (const size_t slash = r.rpc_method.rfind('/'); r.service.empty() && slash != std::string::npos) {
+      r.service = r.rpc_method.substr(0, slash);
+      r.rpc_method = r.rpc_method.substr(slash + 1);
+    }
     r.grpc_status = static_cast<int>(Int(Field(j, {"grpc_status", "rpc.grpc.status_code"}), -1));
     r.request_messages =
         Int(Field(j, {"request_messages", "sonde.rpc.request_messages"}), -1);

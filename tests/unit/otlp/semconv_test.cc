@@ -78,7 +78,7 @@ TEST(Semconv, BothRpcGenerations) {
   AddCurrentSemconvNames(&old_gen, Span::SPAN_KIND_CLIENT);
   auto m = AsMap(old_gen);
   EXPECT_EQ(m["rpc.system.name"], "grpc");
-  EXPECT_EQ(m["rpc.response.status_code"], "5");
+  EXPECT_EQ(m["rpc.response.status_code"], "NOT_FOUND");  // the code's name, as agent spans carry it
   EXPECT_EQ(m["rpc.method"], "SayHello");  // kept as sent (see semconv.cc)
 
   KeyValues new_gen;
@@ -86,6 +86,16 @@ TEST(Semconv, BothRpcGenerations) {
   AddStringAttr(&new_gen, "rpc.method", "helloworld.Greeter/SayHello");
   AddStringAttr(&new_gen, "rpc.response.status_code", "OK");
   EXPECT_EQ(AddCurrentSemconvNames(&new_gen, Span::SPAN_KIND_CLIENT), 0);
+
+  // A code gRPC does not define keeps its number; JSON-RPC codes are numbers.
+  KeyValues odd;
+  AddIntAttr(&odd, "rpc.grpc.status_code", 42);
+  AddCurrentSemconvNames(&odd, Span::SPAN_KIND_SERVER);
+  EXPECT_EQ(AsMap(odd)["rpc.response.status_code"], "42");
+  KeyValues jsonrpc;
+  AddIntAttr(&jsonrpc, "rpc.jsonrpc.error_code", -32602);
+  AddCurrentSemconvNames(&jsonrpc, Span::SPAN_KIND_SERVER);
+  EXPECT_EQ(AsMap(jsonrpc)["rpc.response.status_code"], "-32602");
 }
 
 TEST(Semconv, CurrentNameTable) {

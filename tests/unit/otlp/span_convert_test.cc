@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <utility>
+
 #include "test_util.h"
 
 namespace sonde::otlp {
@@ -73,6 +75,18 @@ TEST(SpanConvert, GrpcBothGenerations) {
   ASSERT_TRUE(ConvertSpan(current, {}, &span).ok());
   EXPECT_EQ(span.endpoint, "helloworld.Greeter/SayHello");
   EXPECT_EQ(span.grpc_status, 3);
+
+  // The current convention's value is the code's name (what agent spans and
+  // the ingest rewrite carry); an unreadable value is no status, not OK.
+  for (const auto& [text, code] : {std::pair{"INVALID_ARGUMENT", 3}, std::pair{"OK", 0},
+                                   std::pair{"UNAUTHENTICATED", 16}, std::pair{"BOGUS", -1}}) {
+    current.clear_attributes();
+    AddStringAttr(current.mutable_attributes(), "rpc.system.name", "grpc");
+    AddStringAttr(current.mutable_attributes(), "rpc.method", "helloworld.Greeter/SayHello");
+    AddStringAttr(current.mutable_attributes(), "rpc.response.status_code", text);
+    ASSERT_TRUE(ConvertSpan(current, {}, &span).ok());
+    EXPECT_EQ(span.grpc_status, code) << text;
+  }
 }
 
 TEST(SpanConvert, RejectsInvalidIds) {

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <map>
+#include <vector>
 
 #include "server/export/otlp_convert.h"
 #include "server/export/otlp_exporter.h"
@@ -120,6 +121,42 @@ TEST(OtlpConvert, SpansKeepIdsAndGainSemconvAttributes) {
   EXPECT_EQ(attrs["server.port"].int_value(), 80);
   EXPECT_EQ(attrs["network.protocol.name"].string_value(), "http");
   EXPECT_EQ(attrs["sonde.source"].string_value(), "N");
+}
+
+// gRPC spans leave on the current RPC conventions whatever stored them: the
+// status's name in rpc.response.status_code, rpc.system.name; a span stored
+// by an older agent keeps its own first-generation keys beside them.
+TEST(OtlpConvert, GrpcSpansGetTheCurrentRpcConventions) {
+  v1::Batch b;
+  for (int status : {5, 0, -1}) {
+    auto* s = b.add_spans();
+    s->set_trace_id(std::string(16, '\x03'));
+    s->set_span_id(std::string(7, '\x04') + static_cast<char>('a' + status + 1));
+    s->set_kind(v1::SPAN_KIND_CLIENT);
+    s->set_service_name("caller");
+    s->set_pid(7);
+    s->set_endpoint("helloworld.Greeter/SayHello");
+    s->set_protocol(v1::L7_PROTOCOL_GRPC);
+    s->set_grpc_status(status);
+    if (status == 0) {  // stored by an agent of the first generation
+      auto* old = s->add_attributes();
+      old->set_key("rpc.grpc.status_code");
+      old->set_int_value(0);
+    }
+  }
+  const auto req = ToOtlpTraces(b, "node-1");
+  ASSERT_EQ(req.resource_spans_size(), 1);
+  const auto& spans = req.resource_spans(0).scope_spans(0).spans();
+  ASSERT_EQ(spans.size(), 3);
+  std::vector<std::map<std::string, opentelemetry::proto::common::v1::AnyValue>> attrs(3);
+  for (int i = 0; i < 3; ++i)
+    for (const auto& kv : spans[i].attributes()) attrs[i][kv.key()] = kv.value();
+  for (const auto& a : attrs) EXPECT_EQ(a.at("rpc.system.name").string_value(), "grpc");
+  EXPECT_EQ(attrs[0].at("rpc.response.status_code").string_value(), "NOT_FOUND");
+  EXPECT_EQ(attrs[0].count("rpc.grpc.status_code"), 0u);
+  EXPECT_EQ(attrs[1].at("rpc.response.status_code").string_value(), "OK");
+  EXPECT_EQ(attrs[1].at("rpc.grpc.status_code").int_value(), 0);  // its own, kept
+  EXPECT_EQ(attrs[2].count("rpc.response.status_code"), 0u);    // no status seen
 }
 
 TEST(OtlpConvert, RedWindowsBecomeDeltaSumsAndHistograms) {
