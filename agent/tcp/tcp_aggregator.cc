@@ -95,9 +95,15 @@ bool NewlySet(uint32_t now, uint32_t before, uint32_t bit) {
   return (now & bit) && !(before & bit);
 }
 
+std::string PairKeyBytes(const sonde_tcp_pair_key& k) {
+  return std::string(reinterpret_cast<const char*>(&k), sizeof(k));
+}
+
+}  // namespace
+
 // Counter deltas of one socket between two reads.
-PairCounters SocketDelta(const sonde_tcp_sock_stats& cur, const sonde_tcp_sock_stats& prev,
-                         bool local_is_client) {
+PairCounters TcpAggregator::SocketDelta(const sonde_tcp_sock_stats& cur, const SocketPrev& prev,
+                                        bool local_is_client) {
   PairCounters d;
   if (NewlySet(cur.flags, prev.flags, SONDE_TCP_ESTABLISHED) && !(cur.flags & SONDE_TCP_LATE_JOIN)) {
     d.connections_opened = 1;
@@ -120,12 +126,6 @@ PairCounters SocketDelta(const sonde_tcp_sock_stats& cur, const sonde_tcp_sock_s
   return d;
 }
 
-std::string PairKeyBytes(const sonde_tcp_pair_key& k) {
-  return std::string(reinterpret_cast<const char*>(&k), sizeof(k));
-}
-
-}  // namespace
-
 PairKey TcpAggregator::AggregationKey(PairKey key, bool client_is_remote) const {
   if (!options_.per_client_ip && client_is_remote) key.client = std::string(AddressClass(key.client));
   return key;
@@ -145,15 +145,12 @@ TcpWindow TcpAggregator::Update(std::span<const SocketSnapshot> sockets,
     if (snap.stats.role == SONDE_ROLE_CLIENT) server_ports_.set(snap.stats.tuple.dport);
   }
   std::map<PairKey, PairWindow> by_pair;
-  std::unordered_map<uint64_t, sonde_tcp_sock_stats> next;
-  next.reserve(sockets.size());
+  const uint64_t update = counters_.snapshots;
   for (const auto& snap : sockets) {
     const auto& cur = snap.stats;
-    sonde_tcp_sock_stats prev{};
-    auto it = previous_.find(snap.cookie);
-    if (it != previous_.end()) {
-      prev = it->second;
-    } else {
+    auto [it, inserted] = previous_.try_emplace(snap.cookie);
+    SocketPrev prev = it->second;
+    if (inserted) {
       ++counters_.sockets_seen;
       if (cur.flags & SONDE_TCP_LATE_JOIN) {
         // Bytes moved before the agent started are not this window's.
@@ -181,9 +178,24 @@ TcpWindow TcpAggregator::Update(std::span<const SocketSnapshot> sockets,
       ++pw.srtt_samples;
       pw.cwnd_last = cur.snd_cwnd;
     }
-    if (!(cur.flags & SONDE_TCP_CLOSED)) next.emplace(snap.cookie, cur);
+    if (cur.flags & SONDE_TCP_CLOSED) {
+      previous_.erase(it);
+    } else {
+      SocketPrev& p = it->second;
+      p.bytes_acked = cur.bytes_acked;
+      p.bytes_received = cur.bytes_received;
+      p.last_sample_ns = cur.last_sample_ns;
+      p.flags = cur.flags;
+      p.retrans_segs = cur.retrans_segs;
+      p.syn_retrans = cur.syn_retrans;
+      p.zero_window_events = cur.zero_window_events;
+      p.resets_sent = cur.resets_sent;
+      p.resets_received = cur.resets_received;
+      p.update = update;
+    }
   }
-  previous_ = std::move(next);
+  // Sockets no longer in the kernel's map.
+  absl::erase_if(previous_, [update](const auto& kv) { return kv.second.update != update; });
 
   // Events without a full socket: RSTs for closed ports, SYN/ACK retransmissions.
   std::map<std::string, sonde_tcp_pair_stats> next_pairs;

@@ -11,6 +11,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "absl/container/flat_hash_map.h"
 #include "agent/tcp/tcp_types.h"
 
 namespace sonde::tcp {
@@ -67,7 +68,22 @@ class TcpAggregator {
   // its kernel entry evicted and re-created under more sockets than
   // tcp_max_sockets -- is keyed by them rather than by its ephemeral port.
   std::bitset<65536> server_ports_;
-  std::unordered_map<uint64_t, sonde_tcp_sock_stats> previous_;   // by cookie
+  // What the next delta of a socket needs from its previous read (not the
+  // whole 184-byte entry: tens of thousands of sockets), updated in place.
+  struct SocketPrev {
+    uint64_t bytes_acked = 0;
+    uint64_t bytes_received = 0;
+    uint64_t last_sample_ns = 0;
+    uint32_t flags = 0;
+    uint32_t retrans_segs = 0;
+    uint32_t syn_retrans = 0;
+    uint32_t zero_window_events = 0;
+    uint32_t resets_sent = 0;
+    uint32_t resets_received = 0;
+    uint64_t update = 0;  // the Update that read it last
+  };
+  static PairCounters SocketDelta(const sonde_tcp_sock_stats& cur, const SocketPrev& prev, bool local_is_client);
+  absl::flat_hash_map<uint64_t, SocketPrev> previous_;  // by cookie
   std::map<std::string, sonde_tcp_pair_stats> previous_pairs_;   // by raw key bytes
   std::map<PairKey, Series> series_;
   uint64_t last_now_ns_ = 0;

@@ -51,42 +51,40 @@ absl::StatusOr<std::unique_ptr<TcpHealthSource>> TcpHealthSource::Open(
 
 namespace {
 
-// Reads every entry of a hash map into `keys`/`values`: batches of a few
-// thousand entries per system call (one get_next_key and one lookup per
-// entry cost two per socket, ~200k calls a second at 100k sockets), or one
-// entry at a time where the kernel cannot batch this map.
-template <typename Key, typename Value>
-void ReadAll(int fd, std::vector<Key>& keys, std::vector<Value>& values) {
-  keys.clear();
-  values.clear();
+// Hands every entry of a hash map to `emit(key, value)`: read in batches of
+// a few thousand entries per system call into `keys`/`values` (one
+// get_next_key and one lookup per entry cost two calls per socket, ~200k a
+// second at 100k sockets), or one entry at a time where the kernel cannot
+// batch this map.
+template <typename Key, typename Value, typename Emit>
+void ReadAll(int fd, std::vector<Key>& keys, std::vector<Value>& values, Emit&& emit) {
   constexpr uint32_t kBatch = 4096;
+  keys.resize(kBatch);
+  values.resize(kBatch);
   Key token{};  // opaque position (the hash bucket); key-sized is large enough
   bool first = true;
   for (;;) {
-    const size_t at = keys.size();
-    keys.resize(at + kBatch);
-    values.resize(at + kBatch);
     uint32_t count = kBatch;
     LIBBPF_OPTS(bpf_map_batch_opts, opts);
-    const int err = bpf_map_lookup_batch(fd, first ? nullptr : &token, &token, &keys[at], &values[at], &count, &opts);
+    const int err = bpf_map_lookup_batch(fd, first ? nullptr : &token, &token, keys.data(), values.data(), &count,
+                                         &opts);
     const int error = errno;
-    first = false;
-    const bool got = err == 0 || error == ENOENT;
-    keys.resize(at + (got ? count : 0));
-    values.resize(keys.size());
-    if (err == 0) continue;
+    if (err == 0 || error == ENOENT) {
+      for (uint32_t i = 0; i < count && i < kBatch; ++i) emit(keys[i], values[i]);
+    }
+    if (err == 0) {
+      first = false;
+      continue;
+    }
     if (error == ENOENT) return;  // that was the last batch
-    if (at == 0) break;           // batches not supported for this map: one by one
+    if (first) break;             // batches not supported for this map: one by one
     return;                       // failed mid-way: what was read
   }
   Key key{}, next{};
   const void* prev = nullptr;
   while (bpf_map_get_next_key(fd, prev, &next) == 0) {
     Value v{};
-    if (bpf_map_lookup_elem(fd, &next, &v) == 0) {
-      keys.push_back(next);
-      values.push_back(v);
-    }
+    if (bpf_map_lookup_elem(fd, &next, &v) == 0) emit(next, v);
     key = next;
     prev = &key;
   }
@@ -99,13 +97,11 @@ absl::Status TcpHealthSource::Read(std::vector<SocketSnapshot>& sockets,
   sockets.clear();
   pairs.clear();
   const int socks_fd = bpf_map__fd(kernel_->skel->maps.tcp_socks);
-  ReadAll(socks_fd, sock_keys_, sock_values_);
   closed_.clear();
-  sockets.reserve(sock_keys_.size());
-  for (size_t i = 0; i < sock_keys_.size(); ++i) {
-    if (sock_values_[i].flags & SONDE_TCP_CLOSED) closed_.push_back(sock_keys_[i]);
-    sockets.push_back(SocketSnapshot{sock_keys_[i], sock_values_[i]});
-  }
+  ReadAll(socks_fd, sock_keys_, sock_values_, [&](uint64_t cookie, const sonde_tcp_sock_stats& stats) {
+    if (stats.flags & SONDE_TCP_CLOSED) closed_.push_back(cookie);
+    sockets.push_back(SocketSnapshot{cookie, stats});
+  });
   if (!closed_.empty()) {
     uint32_t count = static_cast<uint32_t>(closed_.size());
     LIBBPF_OPTS(bpf_map_batch_opts, opts);
@@ -116,9 +112,9 @@ absl::Status TcpHealthSource::Read(std::vector<SocketSnapshot>& sockets,
   }
 
   const int pairs_fd = bpf_map__fd(kernel_->skel->maps.tcp_pairs);
-  ReadAll(pairs_fd, pair_keys_, pair_values_);
-  pairs.reserve(pair_keys_.size());
-  for (size_t i = 0; i < pair_keys_.size(); ++i) pairs.push_back(PairSnapshot{pair_keys_[i], pair_values_[i]});
+  ReadAll(pairs_fd, pair_keys_, pair_values_, [&](const sonde_tcp_pair_key& key, const sonde_tcp_pair_stats& stats) {
+    pairs.push_back(PairSnapshot{key, stats});
+  });
   return absl::OkStatus();
 }
 

@@ -41,8 +41,7 @@ class TcpHealthSource {
   struct Kernel;  // the skeleton (tcp_health_source.cc: its type needs the generated header)
   explicit TcpHealthSource(std::unique_ptr<Kernel> kernel);
   std::unique_ptr<Kernel> kernel_;
-  // Read buffers kept between reads (tens of thousands of sockets a second:
-  // growing fresh ones each time faulted in megabytes of pages).
+  // One batch's read buffers, kept between reads.
   std::vector<uint64_t> sock_keys_;
   std::vector<sonde_tcp_sock_stats> sock_values_;
   std::vector<uint64_t> closed_;
