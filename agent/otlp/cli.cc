@@ -84,6 +84,11 @@ void AddOtlpFlags(CLI::App& app, OtlpFlags& flags) {
                  "Largest request after decompression, MiB (default 64): 413 / RESOURCE_EXHAUSTED");
   app.add_option("--otlp-max-inflight", c.ingest.max_inflight_requests,
                  "Concurrent exports before 503 / UNAVAILABLE (default 64)");
+  app.add_option("--otlp-memory-soft-mib", flags.memory_soft_mib,
+                 "OTLP memory limiter: past this many MiB of OTLP work held in the agent (bodies, queued spans) "
+                 "new requests get 503 + Retry-After / RESOURCE_EXHAUSTED (default 256; 0: off)");
+  app.add_option("--otlp-memory-hard-mib", flags.memory_hard_mib,
+                 "Past this many MiB admitted OTLP items are dropped and counted (default: soft + 25 %)");
   app.add_option("--otlp-retry-after", c.ingest.retry_after_s, "Retry-After seconds on overload (default 1)");
   app.add_option("--otlp-http-threads", c.http_threads, "OTLP/HTTP worker threads per address (default 32)");
   app.add_flag("--otlp-trace-self", c.trace_self,
@@ -98,6 +103,14 @@ absl::Status ResolveOtlpFlags(OtlpFlags& flags) {
     return absl::InvalidArgumentError("--otlp-max-body-mib must be within 1..1024");
   }
   flags.config.ingest.max_body_bytes = flags.max_body_mib << 20;
+  if (flags.memory_hard_mib != 0 && flags.memory_hard_mib < flags.memory_soft_mib) {
+    return absl::InvalidArgumentError("--otlp-memory-hard-mib (otlp.memory_hard_mib) must be at least "
+                                      "--otlp-memory-soft-mib (otlp.memory_soft_mib)");
+  }
+  if (flags.memory_soft_mib > (1u << 20)) return absl::InvalidArgumentError("--otlp-memory-soft-mib is too large");
+  auto& memory = flags.config.ingest.memory;
+  memory.soft_bytes = flags.memory_soft_mib << 20;
+  memory.hard_bytes = flags.memory_hard_mib != 0 ? flags.memory_hard_mib << 20 : memory.soft_bytes / 4 * 5;
   const auto& tls = flags.config.tls;
   if (tls.cert_file.empty() != tls.key_file.empty() || (!tls.client_ca_file.empty() && tls.cert_file.empty()))
     return absl::InvalidArgumentError("--otlp-tls-cert and --otlp-tls-key go together (and --otlp-tls-client-ca needs them)");

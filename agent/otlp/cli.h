@@ -17,11 +17,14 @@ struct OtlpFlags {
   OtlpConfig config;
   std::string bind = "default";  // comma-separated IPs; "default" = loopback + primary IPv4
   size_t max_body_mib = 64;
+  uint64_t memory_soft_mib = 256;  // OTLP memory limiter (memory_limiter.h); 0: off
+  uint64_t memory_hard_mib = 0;    // 0: soft + 25 %
   std::string token_file;        // read the bearer token from a file (keeps it out of ps)
 };
 
 // --otlp-grpc-port, --otlp-http-port, --otlp-bind, --otlp-token, --otlp-token-file,
-// --otlp-max-body-mib, --otlp-max-inflight, --otlp-trace-self, --otlp-no-sender-lookup.
+// --otlp-max-body-mib, --otlp-max-inflight, --otlp-memory-soft-mib, --otlp-memory-hard-mib,
+// --otlp-trace-self, --otlp-no-sender-lookup.
 void AddOtlpFlags(CLI::App& app, OtlpFlags& flags);
 absl::Status ResolveOtlpFlags(OtlpFlags& flags);
 

@@ -55,19 +55,36 @@ class Gate {
         return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "missing or wrong bearer token");
       }
     }
-    if (auto admitted = ingestor_->Admit(0)) ticket->emplace(std::move(*admitted));
-    if (!*ticket) {
-      const int retry = ingestor_->options().retry_after_s;
-      const std::string message = "agent overloaded, retry later";
-      return grpc::Status(grpc::StatusCode::UNAVAILABLE, message,
-                          EncodeRpcStatusProto(RpcCode::kUnavailable, message, retry));
-    }
+    RejectReason why = RejectReason::kOverloaded;
+    if (auto admitted = ingestor_->Admit(0, &why)) ticket->emplace(std::move(*admitted));
+    if (!*ticket) return Shed(why);
     peer->transport = Transport::kGrpc;
     peer->receiver_port = static_cast<uint16_t>(*port_);
     ParseGrpcPeer(ctx->peer(), &peer->address, &peer->port);
     return grpc::Status::OK;
   }
   Ingestor* ingestor() const { return ingestor_; }
+
+  // Retryable refusals, with a RetryInfo: overloaded is UNAVAILABLE, over the
+  // memory limit RESOURCE_EXHAUSTED (what the Collector's memory_limiter says).
+  grpc::Status Shed(RejectReason why) const {
+    const int retry = ingestor_->options().retry_after_s;
+    if (why == RejectReason::kMemoryLimit) {
+      const std::string message(kMemoryLimitMessage);
+      return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, message,
+                          EncodeRpcStatusProto(RpcCode::kResourceExhausted, message, retry));
+    }
+    const std::string message = "agent overloaded, retry later";
+    return grpc::Status(grpc::StatusCode::UNAVAILABLE, message,
+                        EncodeRpcStatusProto(RpcCode::kUnavailable, message, retry));
+  }
+  // The message's bytes, learnt after admission (gRPC reads it first).
+  grpc::Status Account(std::optional<Ingestor::Ticket>* ticket, size_t bytes) const {
+    RejectReason why = RejectReason::kOverloaded;
+    if ((*ticket)->Grow(bytes, &why)) return grpc::Status::OK;
+    ingestor_->stats().CountReject(why);
+    return Shed(why);
+  }
 
  private:
   Ingestor* ingestor_;
@@ -174,11 +191,13 @@ class TraceService final : public RawTraceServiceBase {
     if (grpc::Status st = gate_->Check(ctx, &ticket, &peer); !st.ok()) return st;
     MessageBytes bytes;
     if (grpc::Status st = bytes.Read(request, gate_->ingestor()); !st.ok()) return st;
+    if (grpc::Status st = gate_->Account(&ticket, bytes.body().size()); !st.ok()) return st;
     absl::StatusOr<ExportResult> r = gate_->ingestor()->ExportTracesProtobuf(bytes.body(), peer);
     if (!r.ok()) {
       gate_->ingestor()->stats().CountReject(RejectReason::kBadPayload);
       return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, std::string(r.status().message()));
     }
+    if (r->memory_limited) return gate_->Shed(RejectReason::kMemoryLimit);
     collector::trace::v1::ExportTraceServiceResponse reply;
     if (r->rejected > 0 || !r->error_message.empty()) {
       reply.mutable_partial_success()->set_rejected_spans(r->rejected);
@@ -197,6 +216,7 @@ grpc::Status ParseOwned(const Gate* gate, grpc::CallbackServerContext* ctx, cons
   if (grpc::Status st = gate->Check(ctx, ticket, peer); !st.ok()) return st;
   MessageBytes bytes;
   if (grpc::Status st = bytes.Read(request, gate->ingestor()); !st.ok()) return st;
+  if (grpc::Status st = gate->Account(ticket, bytes.body().size()); !st.ok()) return st;
   auto parsed = std::make_shared<Request>();
   if (!parsed->ParseFromArray(bytes.body().data(), static_cast<int>(bytes.body().size()))) {
     gate->ingestor()->stats().CountReject(RejectReason::kBadPayload);
@@ -224,6 +244,7 @@ class MetricsService final : public RawMetricsServiceBase {
     std::shared_ptr<ExportMetricsRequest> owned;
     if (grpc::Status st = ParseOwned(gate_, ctx, request, &ticket, &peer, &owned); !st.ok()) return st;
     ExportResult r = gate_->ingestor()->ExportMetrics(std::move(owned), peer);
+    if (r.memory_limited) return gate_->Shed(RejectReason::kMemoryLimit);
     collector::metrics::v1::ExportMetricsServiceResponse reply;
     if (r.rejected > 0 || !r.error_message.empty()) {
       reply.mutable_partial_success()->set_rejected_data_points(r.rejected);
@@ -253,6 +274,7 @@ class LogsService final : public RawLogsServiceBase {
     std::shared_ptr<ExportLogsRequest> owned;
     if (grpc::Status st = ParseOwned(gate_, ctx, request, &ticket, &peer, &owned); !st.ok()) return st;
     ExportResult r = gate_->ingestor()->ExportLogs(std::move(owned), peer);
+    if (r.memory_limited) return gate_->Shed(RejectReason::kMemoryLimit);
     collector::logs::v1::ExportLogsServiceResponse reply;
     if (r.rejected > 0 || !r.error_message.empty()) {
       reply.mutable_partial_success()->set_rejected_log_records(r.rejected);

@@ -106,14 +106,20 @@ void HttpReceiver::Install(httplib::Server& server) {
       return ReplyStatus(res, 413, format, RpcCode::kResourceExhausted,
                          absl::StrCat("body exceeds ", max_body, " bytes"));
     }
-    std::optional<Ingestor::Ticket> ticket = ingestor_->Admit(declared);
-    if (!ticket) {
+    // 503 + Retry-After: overloaded (UNAVAILABLE) or over the memory limit
+    // (RESOURCE_EXHAUSTED in the google.rpc.Status body).
+    auto shed = [&](RejectReason why) {
       const int retry = ingestor_->options().retry_after_s;
       res.set_header("Retry-After", std::to_string(retry));
       res.set_header("Connection", "close");
-      return ReplyStatus(res, 503, format, RpcCode::kUnavailable, "agent overloaded, retry later",
-                         retry);
-    }
+      if (why == RejectReason::kMemoryLimit) {
+        return ReplyStatus(res, 503, format, RpcCode::kResourceExhausted, std::string(kMemoryLimitMessage), retry);
+      }
+      return ReplyStatus(res, 503, format, RpcCode::kUnavailable, "agent overloaded, retry later", retry);
+    };
+    RejectReason why = RejectReason::kOverloaded;
+    std::optional<Ingestor::Ticket> ticket = ingestor_->Admit(declared, &why);
+    if (!ticket) return shed(why);
 
     // A per-thread body buffer keeps its pages across requests: a fresh
     // 100s-of-KiB string per request costs page faults. Released after the
@@ -136,7 +142,7 @@ void HttpReceiver::Install(httplib::Server& server) {
       }
       body.append(data, n);
       if (body.size() > accounted) {  // decompressed/chunked bodies grow past Content-Length
-        overloaded = !ticket->Grow(body.size() - accounted);
+        overloaded = !ticket->Grow(body.size() - accounted, &why);
         accounted = body.size();
         if (overloaded) return false;
       }
@@ -149,11 +155,8 @@ void HttpReceiver::Install(httplib::Server& server) {
                          absl::StrCat("body exceeds ", max_body, " bytes after decompression"));
     }
     if (overloaded) {
-      ingestor_->stats().CountReject(RejectReason::kOverloaded);
-      res.set_header("Retry-After", std::to_string(ingestor_->options().retry_after_s));
-      res.set_header("Connection", "close");
-      return ReplyStatus(res, 503, format, RpcCode::kUnavailable, "agent overloaded, retry later",
-                         ingestor_->options().retry_after_s);
+      ingestor_->stats().CountReject(why);
+      return shed(why);
     }
     if (!complete) {
       ingestor_->stats().CountReject(RejectReason::kBadPayload);
@@ -227,6 +230,7 @@ void HttpReceiver::Install(httplib::Server& server) {
       ingestor_->stats().CountReject(RejectReason::kBadPayload);
       return ReplyStatus(res, 400, format, RpcCode::kInvalidArgument, std::string(decoded.message()));
     }
+    if (result.memory_limited) return shed(RejectReason::kMemoryLimit);  // dropped over the hard limit
     Reply(res, 200, format, std::move(response));
   };
 
@@ -241,6 +245,21 @@ void HttpReceiver::Install(httplib::Server& server) {
   server.Post("/v1/logs", [handle](const httplib::Request& req, httplib::Response& res,
                                    const httplib::ContentReader& reader) {
     handle(Signal::kLogs, req, res, reader);
+  });
+  // "Expect: 100-continue" (curl sends it for bodies over 1 MiB): over the
+  // memory limit the 503 goes out before the client sends its body, instead
+  // of "100 Continue" followed by a 503 and a close while it is sending.
+  server.set_expect_100_continue_handler([this](const httplib::Request& req, httplib::Response& res) {
+    const size_t declared = req.get_header_value<uint64_t>("Content-Length");
+    if (!ingestor_->OverMemoryLimit(declared)) return 100;
+    ingestor_->stats().CountReject(RejectReason::kMemoryLimit);
+    const int retry = ingestor_->options().retry_after_s;
+    res.set_header("Retry-After", std::to_string(retry));
+    res.set_header("Connection", "close");
+    auto format = ParseContentType(req.get_header_value("Content-Type"));
+    ReplyStatus(res, 503, format.ok() ? *format : BodyFormat::kJson, RpcCode::kResourceExhausted,
+                std::string(kMemoryLimitMessage), retry);
+    return 503;
   });
 }
 

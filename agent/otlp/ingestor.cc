@@ -14,8 +14,9 @@ using opentelemetry::proto::resource::v1::Resource;
 
 constexpr const char* kSignalNames[] = {"traces", "metrics", "logs"};
 constexpr const char* kTransportNames[] = {"grpc", "http"};
-constexpr const char* kReasonNames[] = {"bad_payload", "too_large", "overloaded",
-                                        "unauthenticated", "unsupported_media_type"};
+constexpr const char* kReasonNames[] = {"bad_payload",     "too_large",
+                                        "overloaded",      "unauthenticated",
+                                        "unsupported_media_type", "memory_limit"};
 
 bool HasAttribute(const Resource& r, std::string_view key) {
   for (const KeyValue& kv : r.attributes()) {
@@ -83,6 +84,11 @@ std::vector<IngestStats::Sample> IngestStats::Samples() const {
     out.push_back(
         {"sonde_otlp_requests_rejected_total", {{"reason", kReasonNames[r]}}, rejects_[r].load(kRelaxed)});
   }
+  for (size_t s = 0; s < 3; ++s) {
+    out.push_back({"sonde_otlp_items_dropped_total",
+                   {{"signal", kSignalNames[s]}, {"reason", "memory_limit"}},
+                   dropped_[s].load(kRelaxed)});
+  }
   return out;
 }
 
@@ -91,6 +97,9 @@ void IngestStats::AppendPrometheus(std::string& out) const {
     if (metric == "sonde_otlp_requests_total") return "OTLP export requests, by transport and signal.";
     if (metric == "sonde_otlp_items_accepted_total") return "Spans, metric points and log records accepted.";
     if (metric == "sonde_otlp_items_rejected_total") return "Items rejected inside accepted exports.";
+    if (metric == "sonde_otlp_items_dropped_total")
+      return "Items of admitted exports dropped over the OTLP hard memory limit (the sender was told 503 / "
+             "RESOURCE_EXHAUSTED).";
     return "OTLP export requests refused, by reason.";
   };
   std::string_view current;
@@ -101,10 +110,21 @@ void IngestStats::AppendPrometheus(std::string& out) const {
     }
     metrics::prometheus::AppendSample(out, s.metric, s.labels, s.value);
   }
+  if (!held_bytes_) return;
+  metrics::prometheus::AppendMetricHeader(out, "sonde_otlp_memory_held_bytes", "gauge",
+                                          "Bytes of OTLP work held in the agent (bodies being decoded, queued spans).");
+  metrics::prometheus::AppendSample(out, "sonde_otlp_memory_held_bytes", {}, held_bytes_());
+  metrics::prometheus::AppendMetricHeader(out, "sonde_otlp_memory_limit_bytes", "gauge",
+                                          "The OTLP memory limits: soft sheds new requests, hard drops (0: off).");
+  metrics::prometheus::AppendSample(out, "sonde_otlp_memory_limit_bytes", {{"limit", "soft"}}, limits_.soft_bytes);
+  metrics::prometheus::AppendSample(out, "sonde_otlp_memory_limit_bytes", {{"limit", "hard"}}, limits_.hard_bytes);
 }
 
 Ingestor::Ingestor(IngestOptions options, NodeInfo node)
-    : options_(std::move(options)), node_(std::move(node)) {}
+    : options_(std::move(options)), limiter_(options_.memory), node_(std::move(node)) {
+  stats_.SetMemoryGauges([this] { return limiter_.Held(inflight_bytes_.load(std::memory_order_relaxed)); },
+                         limiter_.limits());
+}
 
 Ingestor::Ticket::~Ticket() {
   if (owner_ == nullptr) return;
@@ -112,15 +132,36 @@ Ingestor::Ticket::~Ticket() {
   owner_->inflight_bytes_.fetch_sub(bytes_, std::memory_order_relaxed);
 }
 
-bool Ingestor::Ticket::Grow(size_t more) {
+bool Ingestor::Ticket::Grow(size_t more, RejectReason* why) {
   size_t now = owner_->inflight_bytes_.fetch_add(more, std::memory_order_relaxed) + more;
   bytes_ += more;
-  return now <= owner_->options_.max_inflight_bytes;
+  if (now > owner_->options_.max_inflight_bytes) {
+    if (why != nullptr) *why = RejectReason::kOverloaded;
+    return false;
+  }
+  if (owner_->limiter_.Check(now) != MemoryLevel::kBelow) {
+    if (why != nullptr) *why = RejectReason::kMemoryLimit;
+    return false;
+  }
+  return true;
 }
 
-std::optional<Ingestor::Ticket> Ingestor::Admit(size_t bytes) {
+bool Ingestor::OverHardLimit() const {
+  return limiter_.Check(inflight_bytes_.load(std::memory_order_relaxed)) == MemoryLevel::kHard;
+}
+
+std::optional<Ingestor::Ticket> Ingestor::Admit(size_t bytes, RejectReason* why) {
+  RejectReason unused;
+  if (why == nullptr) why = &unused;
+  *why = RejectReason::kOverloaded;
   if (options_.backpressure && options_.backpressure()) {
     stats_.CountReject(RejectReason::kOverloaded);
+    return std::nullopt;
+  }
+  // Soft memory limit: shed before the body is read.
+  if (limiter_.Check(inflight_bytes_.load(std::memory_order_relaxed) + bytes) != MemoryLevel::kBelow) {
+    *why = RejectReason::kMemoryLimit;
+    stats_.CountReject(RejectReason::kMemoryLimit);
     return std::nullopt;
   }
   size_t requests = inflight_requests_.fetch_add(1, std::memory_order_relaxed) + 1;
@@ -185,6 +226,11 @@ void TrimScratch(Scratch& s) {
 
 void Ingestor::DeliverSpans(const TraceBatch& batch, const std::optional<ProcessInfo>& sender,
                             ExportResult* result) {
+  if (OverHardLimit()) {  // admitted under the soft limit, but the queues filled since
+    stats_.CountDropped(Signal::kTraces, batch.spans.size());
+    result->memory_limited = true;
+    return;
+  }
   Scratch& scratch = ThreadScratch();
   trace::Span& span = scratch.span;
   ResourceContext& ctx = scratch.resource;
@@ -225,7 +271,7 @@ ExportResult Ingestor::ExportTraces(const ExportTraceRequest& request, const Pee
   TraceBatchFromProto(request, &scratch.batch);
   DeliverSpans(scratch.batch, sender, &result);
   TrimScratch(scratch);
-  if (ForwardsTraces()) ForwardTraces(request, sender);
+  if (ForwardsTraces() && !result.memory_limited) ForwardTraces(request, sender);
   return result;
 }
 
@@ -258,6 +304,12 @@ ExportResult Ingestor::ExportMetrics(std::shared_ptr<ExportMetricsRequest> reque
     stats_.CountItems(Signal::kMetrics, 0, static_cast<uint64_t>(points));
     return {points, std::string(kMetricsNotKept)};
   }
+  if (OverHardLimit()) {
+    stats_.CountDropped(Signal::kMetrics, CountDataPoints(*request));
+    ExportResult dropped;
+    dropped.memory_limited = true;
+    return dropped;
+  }
   const std::optional<ProcessInfo> sender = Sender(peer);
   for (auto& rm : *request->mutable_resource_metrics()) EnrichResource(rm.mutable_resource(), sender);
   stats_.CountItems(Signal::kMetrics, CountDataPoints(*request), 0);
@@ -275,8 +327,16 @@ ExportResult Ingestor::ExportLogs(std::shared_ptr<ExportLogsRequest> request, co
     stats_.CountItems(Signal::kLogs, 0, static_cast<uint64_t>(records));
     return {records, std::string(kLogsNotKept)};
   }
-  const std::optional<ProcessInfo> sender = Sender(peer);
   ExportResult result;
+  if (OverHardLimit()) {
+    uint64_t records = 0;
+    for (const auto& rl : request->resource_logs())
+      for (const auto& sl : rl.scope_logs()) records += static_cast<uint64_t>(sl.log_records_size());
+    stats_.CountDropped(Signal::kLogs, records);
+    result.memory_limited = true;
+    return result;
+  }
+  const std::optional<ProcessInfo> sender = Sender(peer);
   uint64_t accepted = 0;
   for (auto& rl : *request->mutable_resource_logs()) {
     EnrichResource(rl.mutable_resource(), sender);

@@ -14,6 +14,7 @@
 #include "absl/status/statusor.h"
 #include "agent/metrics/prometheus_text.h"
 #include "agent/otlp/body_codec.h"
+#include "agent/otlp/memory_limiter.h"
 #include "agent/otlp/node_info.h"
 #include "agent/otlp/process_resolver.h"
 #include "agent/otlp/sink.h"
@@ -32,7 +33,8 @@ enum class RejectReason : uint8_t {
   kOverloaded = 2,        // 503 / UNAVAILABLE
   kUnauthenticated = 3,   // 401 / UNAUTHENTICATED
   kUnsupportedMedia = 4,  // 415
-  kCount = 5,
+  kMemoryLimit = 5,       // 503 + Retry-After / RESOURCE_EXHAUSTED + RetryInfo (memory_limiter.h)
+  kCount = 6,
 };
 
 struct IngestOptions {
@@ -45,6 +47,8 @@ struct IngestOptions {
   // Downstream pressure (e.g. the export queue is full): true turns new
   // requests into 503 / UNAVAILABLE instead of queueing without bound.
   std::function<bool()> backpressure;
+  // Bytes of OTLP work held in the agent: soft sheds new requests, hard drops.
+  MemoryLimits memory;
 };
 
 // Who sent a request.
@@ -65,12 +69,20 @@ inline constexpr std::string_view kLogsNotKept =
 struct ExportResult {
   int64_t rejected = 0;
   std::string error_message;
+  // Over the hard memory limit: nothing was delivered (the items are counted
+  // as dropped); answer 503 + Retry-After / RESOURCE_EXHAUSTED + RetryInfo.
+  bool memory_limited = false;
 };
+
+// What a memory-limited request is told.
+inline constexpr std::string_view kMemoryLimitMessage =
+    "sonde-agent OTLP memory limit reached, retry later";
 
 class IngestStats {
  public:
   void CountRequest(Transport t, Signal s) { requests_[Index(t, s)].fetch_add(1, kRelaxed); }
   void CountReject(RejectReason r) { rejects_[static_cast<size_t>(r)].fetch_add(1, kRelaxed); }
+  void CountDropped(Signal s, uint64_t items) { dropped_[static_cast<size_t>(s)].fetch_add(items, kRelaxed); }
   void CountItems(Signal s, uint64_t accepted, uint64_t rejected) {
     accepted_[static_cast<size_t>(s)].fetch_add(accepted, kRelaxed);
     rejected_[static_cast<size_t>(s)].fetch_add(rejected, kRelaxed);
@@ -79,6 +91,12 @@ class IngestStats {
   uint64_t rejects(RejectReason r) const { return rejects_[static_cast<size_t>(r)].load(kRelaxed); }
   uint64_t accepted(Signal s) const { return accepted_[static_cast<size_t>(s)].load(kRelaxed); }
   uint64_t rejected(Signal s) const { return rejected_[static_cast<size_t>(s)].load(kRelaxed); }
+  uint64_t dropped(Signal s) const { return dropped_[static_cast<size_t>(s)].load(kRelaxed); }
+  // The memory limiter's figures on /metrics (set by the Ingestor).
+  void SetMemoryGauges(std::function<uint64_t()> held, MemoryLimits limits) {
+    held_bytes_ = std::move(held);
+    limits_ = limits;
+  }
 
   struct Sample {
     std::string_view metric;
@@ -97,6 +115,9 @@ class IngestStats {
   std::atomic<uint64_t> rejects_[static_cast<size_t>(RejectReason::kCount)]{};
   std::atomic<uint64_t> accepted_[3]{};
   std::atomic<uint64_t> rejected_[3]{};
+  std::atomic<uint64_t> dropped_[3]{};  // over the hard memory limit
+  std::function<uint64_t()> held_bytes_;
+  MemoryLimits limits_;
 };
 
 class Ingestor {
@@ -108,7 +129,9 @@ class Ingestor {
   void AddOtlpSink(OtlpSink* sink) { otlp_sinks_.push_back(sink); }
 
   // An admission slot for one request of `bytes` decoded bytes; releases on
-  // destruction. nullopt = overloaded (counted): answer 503 / UNAVAILABLE.
+  // destruction. nullopt (counted, reason in `*why`): kOverloaded -> 503 /
+  // UNAVAILABLE; kMemoryLimit (over the soft limit) -> 503 / RESOURCE_EXHAUSTED,
+  // both with Retry-After.
   class Ticket {
    public:
     Ticket(Ingestor* owner, size_t bytes) : owner_(owner), bytes_(bytes) {}
@@ -116,13 +139,18 @@ class Ingestor {
     Ticket& operator=(Ticket&&) = delete;
     ~Ticket();
     // Accounts for bytes learnt after admission (chunked / compressed bodies).
-    bool Grow(size_t more);
+    // false when they take the request over a limit (reason in `*why`, not counted).
+    bool Grow(size_t more, RejectReason* why = nullptr);
 
    private:
     Ingestor* owner_;
     size_t bytes_;
   };
-  std::optional<Ticket> Admit(size_t bytes);
+  std::optional<Ticket> Admit(size_t bytes, RejectReason* why = nullptr);
+  // Would a request of `bytes` be shed by the memory limiter now? (Not counted.)
+  bool OverMemoryLimit(size_t bytes) const {
+    return limiter_.Check(inflight_bytes_.load(std::memory_order_relaxed) + bytes) != MemoryLevel::kBelow;
+  }
 
   ExportResult ExportTraces(const ExportTraceRequest& request, const PeerInfo& peer);
   // A binary (protobuf) request body. Without OTLP sinks wanting traces, the
@@ -136,6 +164,8 @@ class Ingestor {
   IngestStats& stats() { return stats_; }
   const IngestOptions& options() const { return options_; }
   const NodeInfo& node() const { return node_; }
+  // Queues downstream register their bytes here before the receivers start.
+  MemoryLimiter& memory_limiter() { return limiter_; }
 
  private:
   std::optional<ProcessInfo> Sender(const PeerInfo& peer);
@@ -146,7 +176,11 @@ class Ingestor {
   void EnrichResource(opentelemetry::proto::resource::v1::Resource* resource,
                       const std::optional<ProcessInfo>& sender) const;
 
+  // Over the hard limit now (with what the receivers hold)?
+  bool OverHardLimit() const;
+
   IngestOptions options_;
+  MemoryLimiter limiter_;
   NodeInfo node_;
   ProcessResolver resolver_;
   std::vector<trace::SpanSink*> span_sinks_;

@@ -49,6 +49,8 @@ class OtlpReceiver {
   const std::vector<std::string>& bind_addresses() const { return bind_; }
   CaptureExclusion capture_exclusion() const;
   IngestStats& stats() { return ingestor_.stats(); }
+  // Queues fed by these receivers register their bytes here, before Start().
+  MemoryLimiter& memory_limiter() { return ingestor_.memory_limiter(); }
 
  private:
   OtlpConfig config_;

@@ -9,6 +9,8 @@ namespace sonde::pipeline {
 OtlpComponent::OtlpComponent(otlp::OtlpConfig config, std::function<void(uint16_t)> exclude_port)
     : receiver_(config), exclude_port_(std::move(exclude_port)), trace_self_(config.trace_self) {
   receiver_.AddSpanSink(&inbox_);
+  // Spans waiting for the pipeline count against the OTLP memory limit.
+  receiver_.memory_limiter().AddGauge([this] { return inbox_.pending_bytes(); });
 }
 
 absl::Status OtlpComponent::Start(Agent& agent) {

@@ -28,6 +28,26 @@ TEST(RunConfig, OtlpKeysReachTheReceiverConfig) {
   EXPECT_FALSE(flags.config.ingest.resolve_sender);
 }
 
+TEST(RunConfig, OtlpMemoryLimiterKeysAndFlagsResolveToBytes) {
+  otlp::OtlpFlags flags;
+  bool enabled = true;
+  ASSERT_TRUE(LoadOtlpYaml(YAML::Load("memory_soft_mib: 100\nmemory_hard_mib: 150\n"), "f", flags, enabled).ok());
+  ASSERT_TRUE(otlp::ResolveOtlpFlags(flags).ok());
+  EXPECT_EQ(flags.config.ingest.memory.soft_bytes, 100ull << 20);
+  EXPECT_EQ(flags.config.ingest.memory.hard_bytes, 150ull << 20);
+  otlp::OtlpFlags defaults;  // hard defaults to soft + 25 %
+  ASSERT_TRUE(otlp::ResolveOtlpFlags(defaults).ok());
+  EXPECT_EQ(defaults.config.ingest.memory.soft_bytes, 256ull << 20);
+  EXPECT_EQ(defaults.config.ingest.memory.hard_bytes, 320ull << 20);
+  otlp::OtlpFlags inverted;
+  CLI::App app;
+  otlp::AddOtlpFlags(app, inverted);
+  const char* argv[] = {"agent", "--otlp-memory-soft-mib", "64", "--otlp-memory-hard-mib", "32"};
+  app.parse(5, const_cast<char**>(argv));
+  auto st = otlp::ResolveOtlpFlags(inverted);
+  EXPECT_NE(st.message().find("memory_hard_mib"), std::string::npos) << st;
+}
+
 TEST(RunConfig, OtlpErrorsNameTheKey) {
   otlp::OtlpFlags flags;
   bool enabled = true;
