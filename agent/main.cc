@@ -390,6 +390,8 @@ int RunAgent(const sonde::core::AgentConfig& config, const RunCommand& cmd,
       spdlog::error("OTLP flags: {}", std::string(st.message()));
       return 2;
     }
+    // Past the agent's resident ceiling OTLP work is shed too (agent/otlp/memory_limiter.h).
+    otlp_flags.config.ingest.memory.rss_ceiling_bytes = static_cast<uint64_t>(config.memory_limit_mb) << 20;
     agent.AddComponent(std::make_unique<sonde::pipeline::OtlpComponent>(otlp_flags.config, exclude_port));
   }
   std::shared_ptr<sonde::exporter::ServerExporter> exporter;
