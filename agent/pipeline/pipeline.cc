@@ -139,8 +139,15 @@ void Agent::DrainShards(bool all) {
   // order one thread would have finished them (an egress span before the
   // ingress it nests in). Spans are released by end time once every worker
   // has processed events up to that time.
+  // The watermark is read before the spans are taken: a worker publishes its
+  // spans before its progress, so every span that ends by the watermark is
+  // in hand. Ring-buffer records are not strictly in time order across CPUs:
+  // a little slack.
+  constexpr uint64_t kReorderSlackNs = 5'000'000;
+  const uint64_t progress = shards_->ProgressEventNs();
+  const uint64_t watermark =
+      all ? UINT64_MAX : clock_.ToUnixNs(progress > kReorderSlackNs ? progress - kReorderSlackNs : 0);
   shards_->TakeSpans(drained_);
-  const uint64_t watermark = all ? UINT64_MAX : clock_.ToUnixNs(shards_->ProgressEventNs());
   const auto ready = std::stable_partition(drained_.begin(), drained_.end(), [watermark](const trace::SpanPtr& s) {
     return s->end_unix_ns <= watermark;
   });

@@ -40,7 +40,7 @@ class CollectSink final : public trace::SpanSink {
 // Live capture of `ports` feeding an in-process agent that keeps every span.
 class LiveAgent {
  public:
-  explicit LiveAgent(const std::vector<int>& ports) {
+  explicit LiveAgent(const std::vector<int>& ports, size_t workers = 1) {
     capture::SocketCaptureOptions co;
     for (int p : ports) co.filter.include_ports.push_back(static_cast<uint16_t>(p));
     co.ringbuf_bytes = 64u << 20;
@@ -54,6 +54,7 @@ class LiveAgent {
     po.print_json = false;
     po.poll_timeout_ms = 20;
     po.sampler.spans_per_second = 0;  // every span: each exchange is checked
+    po.workers = workers;
     agent_ = std::make_unique<pipeline::Agent>(po);
     agent_->AddSink(sink_);
     thread_ = std::thread([this] { status_ = agent_->Run(*capture_, stop_); });
@@ -69,6 +70,7 @@ class LiveAgent {
     return sink_->spans;
   }
   pipeline::AgentCounters counters() const { return agent_->counters(); }
+  std::map<metrics::RedKey, metrics::RedSeries> red_totals() const { return agent_->red().Totals(); }
   const absl::Status& status() const { return status_; }
 
  private:
@@ -207,7 +209,7 @@ TEST(TraceJoinKernel, ThreeHopsWithoutHeadersAreOneTracePerRequest) {
 // to Node: the fraction of completed requests that form one complete, correct
 // trace (wrk client -> nginx ingress -> nginx egress -> backend, each parent
 // with its child's path) is printed; the goal is 99 %.
-TEST(TraceJoinKernel, KeepAliveProxyUnderWrkC64) {
+void KeepAliveProxyUnderWrkC64(size_t workers) {
   SONDE_REQUIRE_ROOT();
   SONDE_REQUIRE(!testlib::NginxBinary().empty(), "nginx");
   SONDE_REQUIRE(testlib::CommandExists("wrk"), "wrk");
@@ -216,7 +218,7 @@ TEST(TraceJoinKernel, KeepAliveProxyUnderWrkC64) {
   ASSERT_NE(proxy_port, backend_port);
   testlib::TempDir dir("sonde-trace-join");
 
-  LiveAgent agent({proxy_port, backend_port});
+  LiveAgent agent({proxy_port, backend_port}, workers);
   SONDE_REQUIRE(agent.ok(), "socket capture: " + agent.error());
   auto backend = Subprocess::Start({"node", std::string(SONDE_SOURCE_DIR) + "/tests/kernel/trace/backend.js",
                                     std::to_string(backend_port)});
@@ -272,17 +274,30 @@ TEST(TraceJoinKernel, KeepAliveProxyUnderWrkC64) {
   const double fraction = static_cast<double>(correct) / static_cast<double>(completed.size());
   const auto c = agent.counters();
   std::printf(
-      "wrk -c64 keep-alive proxy: %zu of %zu completed requests form one complete correct trace (%.2f%%); "
+      "wrk -c64 keep-alive proxy, %zu worker(s): %zu of %zu completed requests form one complete correct trace (%.2f%%); "
       "joins: tcp_sequence %llu time_nesting %llu late %llu timeouts %llu evicted %llu not_held %llu; "
       "kernel_lost %llu\n",
-      correct, completed.size(), 100 * fraction, static_cast<unsigned long long>(c.joiner.links_tcp_sequence),
+      workers, correct, completed.size(), 100 * fraction,
+      static_cast<unsigned long long>(c.joiner.links_tcp_sequence),
       static_cast<unsigned long long>(c.joiner.links_time_nesting),
       static_cast<unsigned long long>(c.joiner.late_links), static_cast<unsigned long long>(c.joiner.timeouts),
       static_cast<unsigned long long>(c.joiner.evicted), static_cast<unsigned long long>(c.joiner.not_held),
       static_cast<unsigned long long>(c.source.kernel_lost));
-  RecordProperty("complete_trace_fraction", std::to_string(fraction));
+  ::testing::Test::RecordProperty("complete_trace_fraction", std::to_string(fraction));
   EXPECT_GE(fraction, 0.99);
+  // RED counts every request at both servers whatever the worker count.
+  uint64_t red_server = 0;
+  for (const auto& [key, series] : agent.red_totals()) {
+    if (key.kind == "server") red_server += series.count;
+  }
+  EXPECT_GE(red_server, 2 * completed.size());
 }
+
+TEST(TraceJoinKernel, KeepAliveProxyUnderWrkC64) { KeepAliveProxyUnderWrkC64(1); }
+
+// The same with connection tracking, parsing and span building on two
+// worker threads (--workers 2): the traces must come out the same.
+TEST(TraceJoinKernel, KeepAliveProxyUnderWrkC64TwoWorkers) { KeepAliveProxyUnderWrkC64(2); }
 
 // Two network namespaces joined by veth: two "hosts" of one node. Removed
 // (with their veth ends and nft tables) at scope exit.
