@@ -15,6 +15,7 @@
 #include "common/http/guarded_server.h"
 #include "server/api/http_api.h"
 #include "server/api/params.h"
+#include "server/api/self_traffic.h"
 #include "server/api/server_metrics.h"
 #include "server/export/exporting_storage.h"
 #include "server/export/otlp_exporter.h"
@@ -344,7 +345,10 @@ int main(int argc, char** argv) {
     return 1;
   }
   httplib::Server& http = **guarded;
-  sonde::server::HttpApi api(storage->get(), &ingest.counters(), {ui_dir, nullptr, ui_token});
+  sonde::server::HttpApiOptions api_options{ui_dir, nullptr, ui_token};
+  // Clients' calls to these are Sonde's own traffic (the browser using the UI): hidden unless asked.
+  api_options.self_listeners = sonde::server::SelfListeners({{http_host, http_port}, {grpc_host, grpc_port}});
+  sonde::server::HttpApi api(storage->get(), &ingest.counters(), std::move(api_options));
   // Before the API: its catch-all answers unknown /api/ paths with 404.
   sonde::server::ServerMetricsSources metric_sources{&ingest.counters(), metered, joiner, {}};
   if (remote_write)

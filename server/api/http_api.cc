@@ -15,6 +15,7 @@
 #include "server/query/red.h"
 #include "server/query/service_map.h"
 #include "server/query/trace_assembler.h"
+#include "server/store/span_filters.h"
 #include "server/store/storage.h"
 #include "server/ui/assets.h"
 
@@ -78,11 +79,10 @@ bool OnlyKnown(const httplib::Request& req, std::initializer_list<const char*> k
 
 // Sonde's own components. The UI hides them unless asked (include_self=1):
 // on a fresh install the server answering the browser is otherwise the
-// busiest "service" and the first thing shown. (The browser's own requests
-// to the UI are excluded agent-side: capture.exclude_ports, see docs/ui.md.)
-bool IsSondeComponent(std::string_view service) {
-  return service == "sonde-server" || service == "sonde-agent";
-}
+// busiest "service" and the first thing shown. The trace search, the request
+// log and the map also hide clients' calls to the server's listeners (the
+// browser's requests to the UI): storage.h, SelfTraffic.
+using span_filters::IsSondeComponent;
 
 // include_self: absent or 0 hides Sonde's own components, 1 shows them.
 bool ParseIncludeSelf(const httplib::Request& req, bool* include, httplib::Response& res) {
@@ -107,6 +107,7 @@ HttpApi::HttpApi(Storage* storage, const IngestCounters* counters, HttpApiOption
 void HttpApi::Register(httplib::Server& server) {
   auto now = options_.now_ns;
   Storage* store = storage_;
+  const auto self_listeners = options_.self_listeners;
 
   // Health stays open (liveness probes); login is how a browser gets in.
   server.Get("/api/health", [](const httplib::Request&, httplib::Response& res) {
@@ -234,12 +235,14 @@ void HttpApi::Register(httplib::Server& server) {
     Reply(res, 200, j);
   });
 
-  srv.Get("/api/traces", [store, now](const httplib::Request& req, httplib::Response& res) {
+  srv.Get("/api/traces", [store, now, self_listeners](const httplib::Request& req, httplib::Response& res) {
     if (!OnlyKnown(req, {"from", "to", "last", "service", "endpoint", "status", "status_class",
-                         "error", "min_duration", "attr", "limit"}, res))
+                         "error", "min_duration", "attr", "limit", "include_self"}, res))
       return;
     auto get = Lookup(req);
     TraceQuery q;
+    if (!ParseIncludeSelf(req, &q.self.include, res)) return;
+    q.self.listeners = self_listeners;
     if (!Get(ParseTimeRange(get, now()), &q.range, res)) return;
     if (!Get(ParseText(get, "service"), &q.service, res)) return;
     if (!Get(ParseText(get, "endpoint"), &q.endpoint, res)) return;
@@ -305,11 +308,14 @@ void HttpApi::Register(httplib::Server& server) {
     Reply(res, 200, j);
   });
 
-  srv.Get("/api/requests", [store, now](const httplib::Request& req, httplib::Response& res) {
-    if (!OnlyKnown(req, {"from", "to", "last", "service", "endpoint", "status_class", "kind", "limit"}, res))
+  srv.Get("/api/requests", [store, now, self_listeners](const httplib::Request& req, httplib::Response& res) {
+    if (!OnlyKnown(req, {"from", "to", "last", "service", "endpoint", "status_class", "kind", "limit", "include_self"},
+                   res))
       return;
     auto get = Lookup(req);
     RequestLogQuery q;
+    if (!ParseIncludeSelf(req, &q.self.include, res)) return;
+    q.self.listeners = self_listeners;
     if (!Get(ParseTimeRange(get, now()), &q.range, res)) return;
     if (!Get(ParseText(get, "service"), &q.service, res)) return;
     if (!Get(ParseText(get, "endpoint"), &q.endpoint, res)) return;
@@ -412,22 +418,19 @@ void HttpApi::Register(httplib::Server& server) {
   });
 
   // Service map: services and the calls between them over the range.
-  srv.Get("/api/map", [store, now](const httplib::Request& req, httplib::Response& res) {
+  srv.Get("/api/map", [store, now, self_listeners](const httplib::Request& req, httplib::Response& res) {
     if (!OnlyKnown(req, {"from", "to", "last", "limit", "include_self"}, res)) return;
     auto get = Lookup(req);
     RequestLogQuery q;
     if (!Get(ParseTimeRange(get, now()), &q.range, res)) return;
     std::optional<int64_t> v;
     if (!Get(ParseInt(get, "limit", 1, 1'000'000), &v, res)) return;
-    bool include_self = false;
-    if (!ParseIncludeSelf(req, &include_self, res)) return;
+    if (!ParseIncludeSelf(req, &q.self.include, res)) return;
+    q.self.listeners = self_listeners;
     q.limit = v ? static_cast<int>(*v) : 50'000;  // spans read, newest first
     std::vector<StoredSpan> spans;
-    if (!Get(store->RequestLog(q), &spans, res)) return;
+    if (!Get(store->RequestLog(q), &spans, res)) return;  // Sonde's own left out unless included
     const size_t spans_read = spans.size();
-    if (!include_self) {
-      std::erase_if(spans, [](const StoredSpan& s) { return IsSondeComponent(s.span.service_name()); });
-    }
     const ServiceMap map = BuildServiceMap(spans);
     const uint64_t end = std::min(q.range.to_ns, now());
     const double seconds = std::max(1.0, static_cast<double>(end - std::min(end, q.range.from_ns)) / 1e9);

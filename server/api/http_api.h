@@ -6,6 +6,8 @@
 // /login until the client presents it (server/api/api_auth.h).
 #include <functional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include <httplib.h>
 
@@ -21,6 +23,9 @@ struct HttpApiOptions {
   // A trace answers with at most this many spans (the earliest), flagged
   // "truncated": assembly links spans pairwise, so this bounds its cost.
   size_t max_trace_spans = 10'000;
+  // The server's own listeners (self_traffic.h, SelfListeners): clients'
+  // calls to them are Sonde's own traffic, hidden unless include_self=1.
+  std::vector<std::pair<std::string, uint32_t>> self_listeners;
 };
 
 class HttpApi {

@@ -60,6 +60,11 @@ std::string QuotedList(const std::vector<std::string>& values) {
   return out + ")";
 }
 
+// Rows holding only Sonde's own components' spans (span_filters.h).
+void ExcludeSondeOnlyRows(Where& w) {
+  w.Add(absl::StrCat("services NOT IN ", QuotedList(span_filters::SondeOnlyServiceLists())));
+}
+
 // Reads rows of (data, host) and hands every decoded span to fn(span, host);
 // fn returns false to stop. Returns the number of rows read.
 template <typename Fn>
@@ -138,7 +143,8 @@ absl::StatusOr<std::vector<TraceSummary>> ClickHouseStorage::SearchTraces(const 
   Where w;
   AddRange(w, "start_ns", q.range);
   const bool span_filters = q.service || q.endpoint || q.http_status || q.status_class || q.error ||
-                            q.min_duration_ns || !q.attributes.empty();
+                            q.min_duration_ns || !q.attributes.empty() || !q.self.include;
+  if (!q.self.include) ExcludeSondeOnlyRows(w);
   if (q.service) AddListed(w, "services", Line(*q.service));
   if (q.endpoint) AddEndpointOrPath(w, *q.endpoint);
   if (q.http_status) w.Add(absl::StrCat("bitAnd(status_classes, ", StatusClassBit(*q.http_status), ") != 0"));
@@ -315,6 +321,7 @@ absl::StatusOr<std::vector<StoredSpan>> ClickHouseStorage::RequestLog(const Requ
   Where w;
   AddRange(w, "start_ns", q.range);
   w.Add(absl::StrCat("bitAnd(sources, ", kCaptured, ") != 0"));
+  if (!q.self.include) ExcludeSondeOnlyRows(w);
   if (q.service) AddListed(w, "services", Line(*q.service));
   if (q.endpoint) AddEndpointOrPath(w, *q.endpoint);
   if (q.status_class)
@@ -345,6 +352,7 @@ absl::StatusOr<std::vector<v1::RequestRecord>> ClickHouseStorage::RequestRecords
   Where w;
   AddRange(w, "start_ns", q.range);
   if (q.service) w.Add(absl::StrCat("comm = ", Quote(*q.service)));
+  if (!q.self.include) w.Add("comm NOT IN ('sonde-server', 'sonde-agent')");  // span_filters::IsSondeComponent
   if (q.endpoint) w.Add(absl::StrCat("position(path, ", Quote(*q.endpoint), ") > 0"));
   if (q.status_class)
     w.Add(absl::StrCat("status >= ", *q.status_class * 100, " AND status < ", *q.status_class * 100 + 100));

@@ -4,6 +4,7 @@
 // are only prefiltered on their summary columns).
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "server/store/span_chunk.h"
@@ -40,10 +41,36 @@ inline bool EndpointOrPathMatches(const v1::Span& s, const std::string& text) {
          UrlPathOf(s).find(text) != std::string_view::npos;
 }
 
+// Sonde's own components, by service name.
+inline bool IsSondeComponent(std::string_view service) {
+  return service == "sonde-server" || service == "sonde-agent";
+}
+
+// The span is Sonde's own traffic (storage.h, SelfTraffic): a Sonde
+// component's, or a client's call to one of the server's listeners.
+inline bool IsSelfTraffic(const v1::Span& s, const SelfTraffic& self) {
+  if (IsSondeComponent(span_chunk::ServiceOf(s))) return true;
+  if (s.kind() != v1::SPAN_KIND_CLIENT || !s.has_server()) return false;
+  for (const auto& [address, port] : self.listeners) {
+    if (s.server().port() == port && (address.empty() || s.server().address() == address)) return true;
+  }
+  return false;
+}
+
+// span_chunks rows whose services are Sonde's components only, as the
+// row's services column spells them ("\nsonde-server\n", both orders): the
+// backends skip them in SQL before decoding anything.
+inline const std::vector<std::string>& SondeOnlyServiceLists() {
+  static const std::vector<std::string> kLists = {"\nsonde-server\n", "\nsonde-agent\n",
+                                                  "\nsonde-server\nsonde-agent\n", "\nsonde-agent\nsonde-server\n"};
+  return kLists;
+}
+
 // All filters of a trace search on one span.
 inline bool MatchesTraceQuery(const v1::Span& s, const TraceQuery& q) {
   using namespace span_chunk;
   if (!InRange(s, q.range)) return false;
+  if (!q.self.include && IsSelfTraffic(s, q.self)) return false;
   if (q.service && ServiceOf(s) != *q.service) return false;
   if (q.endpoint && !EndpointOrPathMatches(s, *q.endpoint)) return false;
   if (q.http_status && static_cast<int>(s.http_status()) != *q.http_status) return false;
@@ -64,6 +91,7 @@ inline bool MatchesRequestLog(const v1::Span& sp, const RequestLogQuery& q) {
   const int src = static_cast<int>(sp.source());
   if (src != v1::SPAN_SOURCE_SYSTEM && src != v1::SPAN_SOURCE_NETWORK) return false;
   if (!InRange(sp, q.range)) return false;
+  if (!q.self.include && IsSelfTraffic(sp, q.self)) return false;
   if (q.service && ServiceOf(sp) != *q.service) return false;
   if (q.endpoint && !EndpointOrPathMatches(sp, *q.endpoint)) return false;
   if (q.status_class && !StatusInClass(static_cast<int>(sp.http_status()), *q.status_class)) return false;

@@ -62,6 +62,12 @@ void AddListed(Where& w, const char* column, std::string needle) {
         {std::move(needle)});
 }
 
+// Rows holding only Sonde's own components' spans (span_filters.h).
+void ExcludeSondeOnlyRows(Where& w) {
+  const auto& lists = span_filters::SondeOnlyServiceLists();
+  w.Add("services NOT IN (?, ?, ?, ?)", {lists[0], lists[1], lists[2], lists[3]});
+}
+
 // The "endpoint" search text is what the user typed: it matches the
 // templated endpoint ("GET /users/{id}") or the request path ("/users/42").
 void AddEndpointOrPath(Where& w, const std::string& text) {
@@ -153,7 +159,8 @@ absl::StatusOr<std::vector<TraceSummary>> SqliteStorage::SearchTraces(const Trac
   Where w;
   AddRange(w, "start_ns", q.range);
   const bool span_filters = q.service || q.endpoint || q.http_status || q.status_class ||
-                            q.error || q.min_duration_ns || !q.attributes.empty();
+                            q.error || q.min_duration_ns || !q.attributes.empty() || !q.self.include;
+  if (!q.self.include) ExcludeSondeOnlyRows(w);
   if (q.service) AddListed(w, "services", Line(*q.service));
   if (q.endpoint) AddEndpointOrPath(w, *q.endpoint);
   if (q.http_status)
@@ -256,6 +263,7 @@ absl::StatusOr<std::vector<StoredSpan>> SqliteStorage::RequestLog(const RequestL
   Where w;
   AddRange(w, "start_ns", q.range);
   w.Add("(sources & ?) != 0", {int64_t{kCaptured}});
+  if (!q.self.include) ExcludeSondeOnlyRows(w);
   if (q.service) AddListed(w, "services", Line(*q.service));
   if (q.endpoint) AddEndpointOrPath(w, *q.endpoint);
   if (q.status_class)
@@ -271,14 +279,7 @@ absl::StatusOr<std::vector<StoredSpan>> SqliteStorage::RequestLog(const RequestL
   std::vector<StoredSpan> out;
   RETURN_IF_ERROR(ForEachChunkSpan(*st, [&](v1::Span& sp, const std::string& host) {
     if (out.size() >= limit) return false;  // checked per span: the last row is completed
-    const int src = static_cast<int>(sp.source());
-    if (src != v1::SPAN_SOURCE_SYSTEM && src != v1::SPAN_SOURCE_NETWORK) return true;
-    if (!InRange(sp, q.range)) return true;
-    if (q.service && ServiceOf(sp) != *q.service) return true;
-    if (q.endpoint && !EndpointOrPathMatches(sp, *q.endpoint)) return true;
-    if (q.status_class && !StatusInClass(static_cast<int>(sp.http_status()), *q.status_class)) return true;
-    if (q.kind && static_cast<int>(sp.kind()) != *q.kind) return true;
-    out.push_back(TakeSpan(sp, host));
+    if (span_filters::MatchesRequestLog(sp, q)) out.push_back(TakeSpan(sp, host));
     return true;
   }));
   std::stable_sort(out.begin(), out.end(), [](const StoredSpan& a, const StoredSpan& b) {
@@ -293,6 +294,7 @@ absl::StatusOr<std::vector<v1::RequestRecord>> SqliteStorage::RequestRecords(
   Where w;
   AddRange(w, "start_ns", q.range);
   if (q.service) w.Add("comm = ?", {*q.service});
+  if (!q.self.include) w.Add("comm NOT IN ('sonde-server', 'sonde-agent')");  // span_filters::IsSondeComponent
   if (q.endpoint) w.Add("instr(path, ?) > 0", {*q.endpoint});
   if (q.status_class)
     w.Add("status >= ? AND status < ?",

@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -62,6 +63,16 @@ struct AttributeFilter {
   std::string value;
 };
 
+// Sonde's own traffic in the trace search and the request log: its
+// components' spans (services sonde-server, sonde-agent) and clients' calls
+// to the server's own listeners (the browser using the UI, agents shipping
+// to it). Left out unless `include` (the UI's "Sonde's own", ?self=1).
+struct SelfTraffic {
+  bool include = false;
+  // The server's listeners: address ("" = any address) and port.
+  std::vector<std::pair<std::string, uint32_t>> listeners;
+};
+
 struct TraceQuery {
   TimeRange range;
   std::optional<std::string> service;
@@ -71,6 +82,7 @@ struct TraceQuery {
   std::optional<bool> error;            // only spans that failed / succeeded
   std::optional<uint64_t> min_duration_ns;
   std::vector<AttributeFilter> attributes;  // all must match on one span
+  SelfTraffic self;                         // a span of Sonde's own traffic never matches unless included
   int limit = 50;
 };
 
@@ -91,6 +103,7 @@ struct RequestLogQuery {
   std::optional<std::string> endpoint;
   std::optional<int> status_class;
   std::optional<int> kind;
+  SelfTraffic self;  // Sonde's own exchanges left out unless included
   int limit = 100;
 };
 

@@ -41,7 +41,8 @@ Sonde.range = function () {
   const r = Sonde.setting('range');
   return Sonde.ranges.includes(r) ? r : '1h';
 };
-// Sonde's own components (sonde-server, sonde-agent) are hidden unless asked.
+// Sonde's own traffic (sonde-server, sonde-agent, clients' calls to the
+// server such as this browser's) is hidden unless asked: include_self=1.
 Sonde.includeSelf = function () { return Sonde.setting('self') === '1' ? 1 : undefined; };
 Sonde.refreshMs = function () { return Sonde.refreshes[Sonde.setting('refresh')] || 0; };
 

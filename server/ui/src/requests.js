@@ -39,8 +39,11 @@
     });
     main.appendChild(form);
     const q = Object.fromEntries(['service', 'endpoint', 'status_class', 'kind'].map((k) => [k, params.get(k)]));
-    const { requests } = await Sonde.api('requests', Object.assign(q, { last: Sonde.range(), limit: 300 }));
-    if (requests.length === 0) { main.appendChild(Sonde.message('No captured requests in this range.')); return; }
+    const { requests } = await Sonde.api('requests', Object.assign(q, { last: Sonde.range(), limit: 300, include_self: Sonde.includeSelf() }));
+    if (requests.length === 0) {
+      main.appendChild(Sonde.message('No captured requests in this range.' + (Sonde.includeSelf() ? '' : ' (Sonde\'s own traffic is hidden: tick "Sonde\'s own" to show it.)')));
+      return;
+    }
     const rows = [];
     for (const s of requests) {
       const detailRow = el('tr', { style: 'display:none' }, el('td', { colspan: 8 }, details(s)));

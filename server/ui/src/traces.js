@@ -25,10 +25,13 @@
       location.hash = '#/traces?' + q.toString();
     });
     main.appendChild(form);
-    const q = { last: Sonde.range() };
+    const q = { last: Sonde.range(), include_self: Sonde.includeSelf() };
     for (const f of fields) if (params.get(f)) q[f] = params.get(f);
     const { traces } = await Sonde.api('traces', q);
-    if (traces.length === 0) { main.appendChild(Sonde.message('No traces match.')); return; }
+    if (traces.length === 0) {
+      main.appendChild(Sonde.message('No traces match.' + (Sonde.includeSelf() ? '' : ' (Sonde\'s own traffic is hidden: tick "Sonde\'s own" to show it.)')));
+      return;
+    }
     main.appendChild(Sonde.table(['start', 'root service', 'root endpoint', 'sources', { label: 'spans', num: 1 }, { label: 'errors', num: 1 }, { label: 'duration', num: 1 }, 'trace id'],
       traces.map((t) => el('tr', { class: 'clickable trace-row', onclick: () => { location.hash = '#/trace/' + t.trace_id; } }, [
         el('td', {}, Sonde.fmtTime(t.start_ms)), el('td', {}, t.root_service), el('td', { class: 'mono' }, t.root_endpoint),

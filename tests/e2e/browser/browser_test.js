@@ -71,6 +71,25 @@ const out = process.env.SONDE_TEST_OUTPUT;
     assert.strictEqual(await page.inputValue('input[name="service"]'), 'backend');
     const shownServices = await page.$$eval('tr.request-row td:nth-child(2)', (tds) => [...new Set(tds.map((t) => t.textContent))]);
     assert.deepStrictEqual(shownServices, ['backend'], 'filter applied after reload');
+    // Sonde's own traffic (the seeded sonde-server spans answering a UI) is
+    // left out of the request log and the trace search unless asked.
+    const requestServices = () => page.$$eval('tr.request-row td:nth-child(2)', (tds) => [...new Set(tds.map((t) => t.textContent))]);
+    await page.goto(base + '/?range=6h#/requests');
+    await page.waitForSelector('tr.request-row', { timeout: 15000 });
+    assert.ok(!(await requestServices()).includes('sonde-server'), 'sonde-server hidden from the request log');
+    const [selfCall] = await Promise.all([
+      page.waitForRequest((r) => r.url().includes('/api/requests?') && r.url().includes('include_self=1'), { timeout: 15000 }),
+      page.check('#show-self'),
+    ]);
+    assert.ok(selfCall, 'the toggle asks for Sonde\'s own');
+    await page.waitForSelector('tr.request-row', { timeout: 15000 });
+    for (let i = 0; i < 150 && !(await requestServices()).includes('sonde-server'); i++) await page.waitForTimeout(100);
+    assert.ok((await requestServices()).includes('sonde-server'), 'sonde-server shown with the toggle');
+    await page.goto(base + '/?range=6h&self=1#/traces?service=sonde-server');
+    await page.waitForSelector('tr.trace-row', { timeout: 15000 });
+    await page.uncheck('#show-self');
+    await page.waitForSelector('tr.trace-row', { state: 'detached', timeout: 15000 });
+    assert.ok((await page.textContent('main')).includes('Sonde\'s own traffic is hidden'), 'says why the search is empty');
 
     // Auto-refresh: re-queries on its own, with a visible loading state while
     // the (deliberately slowed) query runs; the old figures stay meanwhile.

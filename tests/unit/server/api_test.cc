@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <set>
 #include <thread>
 
 #include <httplib.h>
@@ -19,6 +20,7 @@ namespace {
 
 using nlohmann::json;
 constexpr uint64_t kSec = 1'000'000'000;
+constexpr uint32_t kUiPort = 18080;
 
 class ApiTest : public ::testing::Test {
  protected:
@@ -44,7 +46,9 @@ class ApiTest : public ::testing::Test {
                                         .service = "gw", .endpoint = "GET /x",
                                         .start_ns = now_ - 10 * kSec + 1000, .end_ns = now_ - 10 * kSec + 2'000'000});
     ASSERT_TRUE(store_->WriteBatch({"h", "n", "i"}, b).ok());
-    api_ = std::make_unique<HttpApi>(store_.get(), nullptr, HttpApiOptions{"", [this] { return now_; }});
+    HttpApiOptions options{"", [this] { return now_; }};
+    options.self_listeners = {{"127.0.0.1", kUiPort}};  // as if the UI listened there
+    api_ = std::make_unique<HttpApi>(store_.get(), nullptr, std::move(options));
     api_->Register(server_);
     port_ = server_.bind_to_any_port("127.0.0.1");
     ASSERT_GT(port_, 0);
@@ -189,6 +193,77 @@ TEST_F(ApiTest, SondeOwnComponentsHiddenUnlessIncluded) {
   auto ids = names(map_self, "nodes", "id");
   EXPECT_NE(std::find(ids.begin(), ids.end(), "sonde-server"), ids.end());
   EXPECT_EQ(GetJson("/api/services?include_self=yes").first, 400);
+}
+
+// The request log and the trace search leave out Sonde's own traffic by
+// default, in the store (so `limit` counts what is shown): the server's spans
+// and a browser's calls to the server's listener; a call to the same port on
+// another host is not Sonde's. include_self=1 shows everything. Runs on
+// SQLite here and on ClickHouse in clickhouse_generic_storage_test.
+TEST_F(ApiTest, RequestsAndTracesHideSondeOwnTrafficUnlessIncluded) {
+  v1::Batch b;
+  b.set_sequence(3);
+  auto at = [&](double seconds_ago) { return now_ - static_cast<uint64_t>(seconds_ago * 1e9); };
+  auto client_to = [](v1::Span s, const std::string& address, uint32_t port) {
+    s.mutable_server()->set_address(address);
+    s.mutable_server()->set_port(port);
+    return s;
+  };
+  *b.add_spans() = testing::MakeSpan({.trace = 0x100, .id = 100, .service = "shop", .endpoint = "GET /buy",
+                                      .start_ns = at(4), .end_ns = at(4) + 2'000'000});
+  // The same port as the UI, another host: the user's own call.
+  *b.add_spans() = client_to(testing::MakeSpan({.trace = 0x101, .id = 101, .kind = v1::SPAN_KIND_CLIENT,
+                                                .service = "shop", .endpoint = "GET /stock",
+                                                .start_ns = at(3.5), .end_ns = at(3.5) + 1'000'000}),
+                             "10.0.0.9", kUiPort);
+  // The browser asking the UI, and the server answering it (newest of all).
+  *b.add_spans() = client_to(testing::MakeSpan({.trace = 0x200, .id = 200, .kind = v1::SPAN_KIND_CLIENT,
+                                                .service = "chromium", .endpoint = "GET /api/traces",
+                                                .start_ns = at(2), .end_ns = at(2) + 3'000'000}),
+                             "127.0.0.1", kUiPort);
+  *b.add_spans() = testing::MakeSpan({.trace = 0x200, .id = 201, .parent = 200, .service = "sonde-server",
+                                      .endpoint = "GET /api/traces", .start_ns = at(2) + 100'000,
+                                      .end_ns = at(2) + 2'000'000});
+  *b.add_spans() = client_to(testing::MakeSpan({.trace = 0x201, .id = 202, .kind = v1::SPAN_KIND_CLIENT,
+                                                .service = "chromium", .endpoint = "GET /app.js",
+                                                .start_ns = at(1), .end_ns = at(1) + 1'000'000}),
+                             "127.0.0.1", kUiPort);
+  ASSERT_TRUE(store_->WriteBatch({"h", "n", "i"}, b).ok());
+  auto services = [](const json& list, const char* key) {
+    std::multiset<std::string> out;
+    for (const auto& x : list) out.insert(x[key].get<std::string>());
+    return out;
+  };
+  using Names = std::multiset<std::string>;
+
+  auto [c1, requests] = GetJson("/api/requests?last=1m");
+  ASSERT_EQ(c1, 200);
+  EXPECT_EQ(services(requests["requests"], "service"), (Names{"gw", "gw", "shop", "shop"}));
+  // The two newest shown rows, though Sonde's own are newer still.
+  auto [c2, newest] = GetJson("/api/requests?last=1m&limit=2");
+  ASSERT_EQ(c2, 200);
+  EXPECT_EQ(services(newest["requests"], "service"), (Names{"shop", "shop"}));
+  auto [c3, all] = GetJson("/api/requests?last=1m&include_self=1");
+  ASSERT_EQ(c3, 200);
+  EXPECT_EQ(services(all["requests"], "service"),
+            (Names{"gw", "gw", "shop", "shop", "chromium", "chromium", "sonde-server"}));
+
+  auto [c4, traces] = GetJson("/api/traces?last=1m");
+  ASSERT_EQ(c4, 200);
+  EXPECT_EQ(services(traces["traces"], "root_service"), (Names{"gw", "shop", "shop"}));
+  auto [c5, one] = GetJson("/api/traces?last=1m&limit=1");
+  ASSERT_EQ(c5, 200);
+  EXPECT_EQ(services(one["traces"], "root_service"), (Names{"shop"}));
+  auto [c6, all_traces] = GetJson("/api/traces?last=1m&include_self=1");
+  ASSERT_EQ(c6, 200);
+  EXPECT_EQ(all_traces["traces"].size(), 5u);
+  EXPECT_EQ(services(all_traces["traces"], "root_service").count("chromium"), 2u);
+  // A service filter naming Sonde's own still needs include_self.
+  EXPECT_TRUE(GetJson("/api/traces?last=1m&service=sonde-server").second["traces"].empty());
+  EXPECT_EQ(GetJson("/api/traces?last=1m&service=sonde-server&include_self=1").second["traces"].size(), 1u);
+
+  EXPECT_EQ(GetJson("/api/traces?include_self=maybe").first, 400);
+  EXPECT_EQ(GetJson("/api/requests?include_self=2").first, 400);
 }
 
 // A trace larger than max_trace_spans: the earliest spans, flagged truncated.
