@@ -166,6 +166,19 @@ for _ in $(seq 60); do
 done
 [ "$seen" -ge 20 ] || { tail -20 "$WORK/agent.log"; tail -5 "$WORK/server.log"; fail "server shows $seen nginx requests of 20"; }
 echo "installed agent (user sonde-agent, caps $caps) -> installed server: nginx served 20, the API counts $seen"
+# HTTPS under the same five capabilities: where uprobes can be placed without
+# CAP_SYS_ADMIN (uprobe_multi links, 6.6+; or an unpatched uprobe PMU), TLS
+# capture is on and /metrics says how; else it says why it is off.
+uprobes=$(capsh --caps="$caps+eip cap_setpcap,cap_setuid,cap_setgid+ep" --keep=1 --user=sonde-agent \
+            --addamb="$caps" -- -c 'exec /usr/bin/sonde-agent probe' 2>/dev/null |
+          python3 -c 'import json,sys; print(json.load(sys.stdin)["uprobes"])' 2>/dev/null || echo unknown)
+tls_state=$(curl -fsS "http://127.0.0.1:$METRICS_PORT/metrics" | grep '^sonde_agent_tls_capture_enabled' || true)
+echo "TLS capture under the unit's capabilities (probe: uprobes=$uprobes): $tls_state"
+case "$uprobes" in
+  True) grep -q '} 1$' <<<"$tls_state" || fail "uprobes possible but TLS capture off: $tls_state";;
+  False) grep -q 'reason="\(permission_denied\|no_uprobes\)"} 0$' <<<"$tls_state" || fail "TLS state: $tls_state";;
+  *) fail "sonde-agent probe as sonde-agent: $uprobes";;
+esac
 kill "$AGENT_PID" "$NGINX_PID" 2>/dev/null; wait "$AGENT_PID" "$NGINX_PID" 2>/dev/null
 kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=""
 
