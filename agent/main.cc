@@ -3,15 +3,18 @@
 //   sonde-agent capture --json|--record F  raw socket events
 //   sonde-agent run                        the full pipeline (spans, metrics, export)
 #include <signal.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <atomic>
 #include <cctype>
+#include <cerrno>
 #include <chrono>
 #include <fstream>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <iostream>
 #include <memory>
 
@@ -61,6 +64,20 @@ void InstallSignalHandlers() {
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
   signal(SIGPIPE, SIG_IGN);
+}
+
+// The calling thread drains the ring buffer (and starts the capture
+// workers, which inherit its nice value): under CPU contention a drain at
+// the workload's priority falls behind and the kernel drops events.
+void ApplyDrainNice(const sonde::core::CaptureConfig& c) {
+  if (c.drain_nice == 0) return;
+  errno = 0;
+  const int current = getpriority(PRIO_PROCESS, static_cast<id_t>(gettid()));
+  if (errno == 0 && current == c.drain_nice) return;
+  if (setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), c.drain_nice) != 0) {
+    spdlog::warn("capture.drain_nice {}: {} (needs CAP_SYS_NICE to go below 0); the drain keeps nice {}",
+                 c.drain_nice, std::strerror(errno), current);
+  }
 }
 
 sonde::capture::SocketCaptureOptions CaptureOptionsFrom(const sonde::core::AgentConfig& c) {
@@ -163,6 +180,7 @@ int RunCapture(const sonde::core::AgentConfig& config, const CaptureCommand& cmd
   }
   auto capture = StartSocketCapture(config);
   if (!capture) return 1;
+  ApplyDrainNice(config.capture);
 
   sonde::core::MonotonicToRealtime clock;
   std::unique_ptr<sonde::capture::RecordingWriter> writer;
@@ -434,6 +452,7 @@ int RunAgent(const sonde::core::AgentConfig& config, const RunCommand& cmd,
   }
   spdlog::info("sonde-agent running ({}), metrics on {}", cmd.replay_path.empty() ? "live" : cmd.replay_path,
                config.metrics_listen.empty() ? "off" : config.metrics_listen);
+  if (live != nullptr) ApplyDrainNice(config.capture);
   const absl::Status st = agent.Run(*source, g_stop);
   agent.Stop();
   if (!st.ok() && !absl::IsOutOfRange(st)) {

@@ -63,7 +63,7 @@ absl::Status LoadConfigTree(const YAML::Node& root, const std::string& path, Age
     const std::string w = path + ": capture";
     SONDE_RETURN_IF_ERROR(CheckKeys(cap, w,
                                     {"payload_bytes", "ringbuf_mb", "wakeup_fill_percent",
-                                     "drain_interval_ms", "include_pids", "exclude_pids",
+                                     "drain_interval_ms", "drain_nice", "include_pids", "exclude_pids",
                                      "include_ports", "exclude_ports", "include_cgroups",
                                      "exclude_cgroups", "tls", "workers"}));
     auto& k = c.capture;
@@ -71,6 +71,7 @@ absl::Status LoadConfigTree(const YAML::Node& root, const std::string& path, Age
     SONDE_RETURN_IF_ERROR(Read(cap, "ringbuf_mb", w, k.ringbuf_mb));
     SONDE_RETURN_IF_ERROR(Read(cap, "wakeup_fill_percent", w, k.wakeup_fill_percent));
     SONDE_RETURN_IF_ERROR(Read(cap, "drain_interval_ms", w, k.drain_interval_ms));
+    SONDE_RETURN_IF_ERROR(Read(cap, "drain_nice", w, k.drain_nice));
     SONDE_RETURN_IF_ERROR(Read(cap, "include_pids", w, k.include_pids));
     SONDE_RETURN_IF_ERROR(Read(cap, "exclude_pids", w, k.exclude_pids));
     SONDE_RETURN_IF_ERROR(Read(cap, "include_ports", w, k.include_ports));
@@ -148,6 +149,9 @@ absl::Status ValidateConfig(const AgentConfig& c) {
   if (k.drain_interval_ms == 0 || k.drain_interval_ms > 1000) {
     return absl::InvalidArgumentError("capture.drain_interval_ms must be 1..1000");
   }
+  if (k.drain_nice < -20 || k.drain_nice > 19) {
+    return absl::InvalidArgumentError(absl::StrCat("capture.drain_nice must be -20..19, got ", k.drain_nice));
+  }
   if (!(c.spans.rate_limit >= 0) || c.spans.rate_limit > 1e7) {
     return absl::InvalidArgumentError(
         absl::StrCat("spans.rate_limit must be 0 (every span) .. 10000000 spans/s, got ", c.spans.rate_limit));
@@ -185,6 +189,9 @@ void AddCaptureFlags(CLI::App& app, AgentConfig& c) {
                  "Kernel wakes the reader only past this ring-buffer fill level")
       ->capture_default_str();
   app.add_option("--drain-interval-ms", k.drain_interval_ms, "Periodic ring-buffer drain interval")
+      ->capture_default_str();
+  app.add_option("--drain-nice", k.drain_nice,
+                 "Nice value of the ring-buffer drain thread (-20..19, 0: unchanged)")
       ->capture_default_str();
   app.add_option("--pid", k.include_pids, "Trace only these pids (repeatable)");
   app.add_option("--exclude-pid", k.exclude_pids, "Never trace these pids (repeatable)");

@@ -61,6 +61,21 @@ server:
   EXPECT_TRUE(ValidateConfig(c).ok());
 }
 
+// Issue #22: the drain thread's nice value (default -5), from YAML, range checked.
+TEST_F(ConfigTest, DrainNiceFromYamlAndItsRange) {
+  AgentConfig c;
+  EXPECT_EQ(c.capture.drain_nice, -5);
+  ASSERT_TRUE(LoadYamlConfig(Write("capture:\n  drain_nice: 0\n"), c).ok());
+  EXPECT_EQ(c.capture.drain_nice, 0);
+  EXPECT_TRUE(ValidateConfig(c).ok());
+  c.capture.drain_nice = -21;
+  const auto bad = ValidateConfig(c);
+  EXPECT_FALSE(bad.ok());
+  EXPECT_NE(bad.message().find("capture.drain_nice"), std::string_view::npos);
+  c.capture.drain_nice = 20;
+  EXPECT_FALSE(ValidateConfig(c).ok());
+}
+
 // Issue #17: the redaction lists and the exporter's spool are configuration.
 TEST_F(ConfigTest, RedactionListsAndSpoolFromYaml) {
   AgentConfig c;
