@@ -109,7 +109,7 @@ done
 unit=/usr/lib/systemd/system/sonde-agent.service
 grep -qx "User=sonde-agent" "$unit" || fail "agent unit does not run as sonde-agent"
 caps=$(sed -n 's/^AmbientCapabilities=//p' "$unit" | tr ' ' '\n' | sort | tr '\n' ' ')
-[ "$caps" = "CAP_BPF CAP_DAC_READ_SEARCH CAP_NET_RAW CAP_PERFMON CAP_SYS_PTRACE " ] ||
+[ "$caps" = "CAP_BPF CAP_DAC_READ_SEARCH CAP_NET_RAW CAP_PERFMON CAP_SYS_NICE CAP_SYS_PTRACE " ] ||
   fail "agent unit capabilities: $caps"
 grep -q "sys-kernel-tracing.mount" "$unit" || fail "agent unit does not pull in tracefs"
 

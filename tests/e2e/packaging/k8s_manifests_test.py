@@ -17,7 +17,7 @@ import yaml
 
 SRC, AGENT = sys.argv[1], sys.argv[2]
 K8S = os.path.join(SRC, "deploy", "k8s")
-AGENT_CAPS = {"BPF", "PERFMON", "NET_RAW", "SYS_PTRACE", "DAC_READ_SEARCH"}
+AGENT_CAPS = {"BPF", "PERFMON", "NET_RAW", "SYS_PTRACE", "DAC_READ_SEARCH", "SYS_NICE"}
 failures = []
 
 

@@ -1,12 +1,15 @@
 // The agent as an unprivileged user with exactly the capabilities the
 // systemd unit and the DaemonSet grant (CAP_BPF, CAP_PERFMON, CAP_NET_RAW,
-// CAP_SYS_PTRACE, CAP_DAC_READ_SEARCH), started through capsh like
+// CAP_SYS_PTRACE, CAP_DAC_READ_SEARCH, CAP_SYS_NICE), started through capsh like
 // AmbientCapabilities= does: it must attach and see real traffic (curl ->
 // nginx, every request the access log records, with its path and status),
 // run with no other capability, see HTTPS too (TLS uprobes without
 // CAP_SYS_ADMIN), and without CAP_BPF refuse to start with an error rather
 // than run blind.
 #include <gtest/gtest.h>
+#include <cerrno>
+#include <cstring>
+#include <sys/resource.h>
 #include <pwd.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -32,9 +35,10 @@ namespace {
 using testlib::Subprocess;
 
 constexpr const char* kUser = "nobody";
-constexpr const char* kCaps = "cap_bpf,cap_perfmon,cap_net_raw,cap_sys_ptrace,cap_dac_read_search";
+constexpr const char* kCaps = "cap_bpf,cap_perfmon,cap_net_raw,cap_sys_ptrace,cap_dac_read_search,cap_sys_nice";
 // The same set as a capability mask (linux/capability.h bit numbers).
-constexpr uint64_t kCapMask = (1ULL << 39) | (1ULL << 38) | (1ULL << 13) | (1ULL << 19) | (1ULL << 2);
+constexpr uint64_t kCapMask =
+    (1ULL << 39) | (1ULL << 38) | (1ULL << 13) | (1ULL << 19) | (1ULL << 2) | (1ULL << 23);
 
 // capsh: keep `caps` across the switch to `user` and raise them as ambient,
 // so the exec'd agent holds exactly them (what systemd's User= +
@@ -138,6 +142,10 @@ TEST_F(LeastPrivilege, UnprivilegedAgentWithFiveCapabilitiesCapturesCurlToNginx)
   EXPECT_EQ(status.at("Uid").substr(0, status.at("Uid").find_first_of(" \t")), uid);
   EXPECT_EQ(std::stoull(status.at("CapEff"), nullptr, 16), kCapMask) << status.at("CapEff");
   EXPECT_EQ(std::stoull(status.at("CapPrm"), nullptr, 16), kCapMask) << status.at("CapPrm");
+  // CAP_SYS_NICE is what lets the ring-buffer drain (the main thread) run at
+  // capture.drain_nice (-5) as an unprivileged user.
+  errno = 0;
+  EXPECT_EQ(getpriority(PRIO_PROCESS, static_cast<id_t>(agent.pid())), -5) << std::strerror(errno);
 
   // Traffic: distinct paths, some 404s.
   int sent = 0;
@@ -167,7 +175,7 @@ TEST_F(LeastPrivilege, UnprivilegedAgentWithFiveCapabilitiesCapturesCurlToNginx)
               uid.c_str(), status.at("CapEff").c_str(), sent, seen.size());
 }
 
-// HTTPS with the same five capabilities and no CAP_SYS_ADMIN. Kernels with
+// HTTPS with the same six capabilities and no CAP_SYS_ADMIN. Kernels with
 // the CVE-2025-38466 fix (this one) refuse the uprobe PMU without
 // CAP_SYS_ADMIN; the agent then places the TLS probes as uprobe_multi links
 // (CAP_BPF + CAP_PERFMON), says so on /metrics, and sees every request nginx
