@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 #include <thread>
+#include <tuple>
 
 #include <CLI/CLI.hpp>
 #include <grpcpp/grpcpp.h>
@@ -161,9 +162,16 @@ int main(int argc, char** argv) {
   auto rs = sonde::server::ParseDuration(retention_spans);
   auto rm = sonde::server::ParseDuration(retention_metrics);
   auto ri = sonde::server::ParseDuration(retention_interval);
-  if (!rs.ok() || !rm.ok() || !ri.ok() || *ri == 0) {
-    spdlog::error("bad retention duration");
-    return 2;
+  // Name the setting that is wrong (flag, variable, key), not just "a duration".
+  for (const auto& [ok, names, value] :
+       {std::tuple{rs.ok(), "--retention-spans / SONDE_RETENTION_SPANS / retention_spans", retention_spans},
+        std::tuple{rm.ok(), "--retention-metrics / SONDE_RETENTION_METRICS / retention_metrics", retention_metrics},
+        std::tuple{ri.ok() && *ri != 0, "--retention-interval / SONDE_RETENTION_INTERVAL / retention_interval",
+                   retention_interval}}) {
+    if (!ok) {
+      spdlog::error("{}: '{}' is not a duration such as 90s, 15m, 72h or 7d (the interval above 0)", names, value);
+      return 2;
+    }
   }
   policy.spans_ns = *rs;
   policy.metrics_ns = *rm;

@@ -56,6 +56,14 @@ out=$("$SERVER" --log-level loud 2>&1) && fail "bad --log-level accepted"
 grep -q "log-level" <<<"$out" || fail "bad --log-level not named: $out"
 out=$(SONDE_MAX_STREAMS=lots "$SERVER" 2>&1) && fail "bad SONDE_MAX_STREAMS accepted"
 grep -q "max-streams" <<<"$out" || fail "bad SONDE_MAX_STREAMS not named: $out"
+# Durations: the wrong one is named (was "bad retention duration" for any of three).
+out=$(SONDE_RETENTION_SPANS=forever "$SERVER" --data-dir "$TMP/d1" 2>&1) && fail "bad SONDE_RETENTION_SPANS accepted"
+grep -q "SONDE_RETENTION_SPANS" <<<"$out" && grep -q "'forever'" <<<"$out" || fail "bad retention_spans not named: $out"
+printf 'retention_interval: 0s\n' > "$TMP/interval.yaml"
+out=$("$SERVER" --config "$TMP/interval.yaml" --data-dir "$TMP/d2" 2>&1) && fail "retention_interval 0s accepted"
+grep -q "retention_interval" <<<"$out" || fail "bad retention_interval not named: $out"
+out=$("$SERVER" --retention-metrics week --data-dir "$TMP/d3" 2>&1) && fail "bad --retention-metrics accepted"
+grep -q -- "--retention-metrics" <<<"$out" || fail "bad --retention-metrics not named: $out"
 
 [ "$failures" -eq 0 ] || { echo "$failures failure(s)"; exit 1; }
 echo "PASS"
