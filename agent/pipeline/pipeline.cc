@@ -186,6 +186,12 @@ void Agent::Deliver(trace::SpanGroup& group) {
     ++spans_;
     for (auto& sink : sinks_) sink->OnSpan(span);
   }
+  // Sinks copy what they keep: the storage goes back to the builder. With
+  // workers the spans were built on their threads (their builders are not
+  // this thread's to feed).
+  if (!shards_) {
+    for (auto& span : group) builder_.Recycle(std::move(span));
+  }
   group.clear();
 }
 

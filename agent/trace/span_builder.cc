@@ -73,10 +73,92 @@ Span SpanBuilder::BuildDeferred(conn::ConnRecord&& cr) {
   return s;
 }
 
+namespace {
+
+// Empties a string for reuse; a large one gives its memory back (recycled
+// spans must not pin the biggest path ever seen).
+void ClearKeep(std::string& s) {
+  if (s.capacity() > 256) {
+    std::string().swap(s);
+  } else {
+    s.clear();
+  }
+}
+
+// Every field back to its default, string and vector capacity kept. The
+// size check fails when Span gains a field: add it here.
+void ClearForReuse(Span& s) {
+  static_assert(sizeof(Span) == 696, "Span changed: reset the new field in ClearForReuse");
+  s.trace_id = {};
+  s.span_id = {};
+  s.parent_span_id = {};
+  s.parent_reason = LinkReason::kNone;
+  s.source = SpanSource::kSystem;
+  s.kind = SpanKind::kUnspecified;
+  ClearKeep(s.name);
+  ClearKeep(s.service_name);
+  s.start_unix_ns = s.end_unix_ns = 0;
+  s.status = StatusCode::kUnset;
+  ClearKeep(s.status_message);
+  s.pid = s.tid = 0;
+  ClearKeep(s.comm);
+  ClearKeep(s.container_id);
+  s.sock_id = 0;
+  for (Endpoint* e : {&s.local, &s.peer, &s.client, &s.server}) {
+    ClearKeep(e->address);
+    e->port = 0;
+  }
+  s.protocol = protocols::L7Protocol::kUnknown;
+  ClearKeep(s.endpoint);
+  s.http_status = 0;
+  s.grpc_status = -1;
+  s.request_bytes = s.response_bytes = 0;
+  s.request_tcp_seq = s.response_tcp_seq = 0;
+  s.request_seq_valid = s.response_seq_valid = false;
+  s.tls = false;
+  ClearKeep(s.operation);
+  ClearKeep(s.route);
+  ClearKeep(s.url_path);
+  ClearKeep(s.url_query);
+  s.parent_sampled = -1;
+  if (s.attributes.capacity() > 64) {
+    std::vector<Attribute>().swap(s.attributes);
+  } else {
+    s.attributes.clear();
+  }
+  s.request_headers = protocols::HeaderList();
+  s.response_headers = protocols::HeaderList();
+  // s.deferred: kept (FillDeferred replaces its contents).
+}
+
+void ClearDescription(protocols::SpanDescription& d) {
+  ClearKeep(d.name);
+  ClearKeep(d.endpoint);
+  ClearKeep(d.operation);
+  ClearKeep(d.route);
+  d.error = false;
+  ClearKeep(d.status_message);
+}
+
+}  // namespace
+
 SpanPtr SpanBuilder::BuildDeferredPtr(conn::ConnRecord&& cr) {
-  auto s = std::make_unique<Span>();
+  SpanPtr s;
+  if (free_.empty()) {
+    s = std::make_unique<Span>();
+  } else {
+    s = std::move(free_.back());
+    free_.pop_back();
+  }
   FillDeferred(std::move(cr), *s);
   return s;
+}
+
+void SpanBuilder::Recycle(SpanPtr span) {
+  constexpr size_t kMaxFree = 4096;
+  if (!span || free_.size() >= kMaxFree) return;
+  ClearForReuse(*span);
+  free_.push_back(std::move(span));
 }
 
 void SpanBuilder::FillDeferred(conn::ConnRecord&& cr, Span& s) {
@@ -96,15 +178,18 @@ void SpanBuilder::FillDeferred(conn::ConnRecord&& cr, Span& s) {
     s.trace_id = ids_.NewTraceId();
   }
 
-  // The protocol names the span, decides the error and the RED labels.
-  protocols::SpanDescription d;
+  // The protocol names the span, decides the error and the RED labels. The
+  // description and a recycled span both keep their strings' capacity:
+  // copying between them allocates nothing once warm.
+  protocols::SpanDescription& d = desc_;
+  ClearDescription(d);
   protocols::SemanticsFor(r.protocol).describe(r, s.kind == SpanKind::kServer, d);
-  s.name = std::move(d.name);
-  s.endpoint = std::move(d.endpoint);
-  s.operation = std::move(d.operation);
-  s.route = std::move(d.route);
+  s.name = d.name;
+  s.endpoint = d.endpoint;
+  s.operation = d.operation;
+  s.route = d.route;
   if (d.error) s.status = StatusCode::kError;
-  s.status_message = std::move(d.status_message);
+  s.status_message = d.status_message;
   s.url_path = r.path;
   s.url_query = r.query;
   if (namer_ != nullptr) {
@@ -144,7 +229,7 @@ void SpanBuilder::FillDeferred(conn::ConnRecord&& cr, Span& s) {
     s.response_tcp_seq = *r.response.first_tcp_seq;
     s.response_seq_valid = true;
   }
-  s.deferred = std::make_unique<DeferredDetail>();
+  if (!s.deferred) s.deferred = std::make_unique<DeferredDetail>();
   s.deferred->record = std::move(r);
   s.deferred->tuple = c.tuple;
 }

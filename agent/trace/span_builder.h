@@ -40,6 +40,11 @@ class SpanBuilder {
   // redact span.deferred->record before. No-op on complete spans.
   static void Complete(Span& span);
 
+  // A span whose sinks are done with it: its storage (strings, the deferred
+  // record's holder) serves the next BuildDeferredPtr instead of a new
+  // allocation. Same thread as the builder only.
+  void Recycle(SpanPtr span);
+
   // Names services through `namer` (not owned; resolved once per process and
   // cached) instead of the process name.
   void set_service_namer(ServiceNamer* namer) { namer_ = namer; }
@@ -49,6 +54,8 @@ class SpanBuilder {
 
   const core::MonotonicToRealtime& clock_;
   IdGenerator ids_;
+  std::vector<SpanPtr> free_;        // recycled spans (bounded)
+  protocols::SpanDescription desc_;  // reused across records: its strings keep their capacity
   ServiceNamer* namer_ = nullptr;
 };
 

@@ -54,6 +54,12 @@ bool IsIdSegment(std::string_view s) {
 
 std::string NormaliseRoute(std::string_view path) {
   std::string out;
+  NormaliseRouteInto(path, out);
+  return out;
+}
+
+void NormaliseRouteInto(std::string_view path, std::string& out) {
+  out.clear();
   out.reserve(path.size());
   size_t pos = 0;
   while (pos <= path.size()) {
@@ -68,7 +74,6 @@ std::string NormaliseRoute(std::string_view path) {
     if (slash < path.size()) out.push_back('/');
     pos = slash + 1;
   }
-  return out;
 }
 
 }  // namespace sonde::protocols::http

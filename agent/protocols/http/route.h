@@ -11,6 +11,8 @@ inline constexpr std::string_view kIdPlaceholder = "{id}";
 
 // `path` has no query string. Keeps the leading and trailing slashes.
 std::string NormaliseRoute(std::string_view path);
+// The same into `out` (replaced; its capacity is reused: no allocation per call).
+void NormaliseRouteInto(std::string_view path, std::string& out);
 
 // True when one path segment (no '/') is an identifier.
 bool IsIdSegment(std::string_view segment);

@@ -32,7 +32,7 @@ void SplitAuthority(std::string_view authority, std::string_view* host, uint16_t
 }  // namespace
 
 void DescribeHttp(const L7Record& r, bool server_side, SpanDescription& out) {
-  out.route = NormaliseRoute(r.path);
+  NormaliseRouteInto(r.path, out.route);
   out.operation = r.method;
   const std::string_view method = r.method.empty() ? std::string_view("HTTP") : std::string_view(r.method);
   out.endpoint.reserve(method.size() + 1 + out.route.size());

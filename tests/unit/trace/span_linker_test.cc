@@ -113,6 +113,61 @@ TEST(SpanBuilder, IncomingTraceparentGivesIdentity) {
   EXPECT_EQ(h.spans[0].parent_reason, LinkReason::kTraceparent);
 }
 
+// A recycled span (one that carried a context, an error, attributes and
+// headers) must build exactly what a fresh one does: nothing carried over.
+TEST(SpanBuilder, RecycledSpanCarriesNothingOver) {
+  core::MonotonicToRealtime clock;
+  clock.SetOffset(kOffset);
+  conn::ConnectionTracker tracker;
+  auto records = [&](SocketSim& s, const std::string& req, const std::string& resp) {
+    std::vector<conn::ConnRecord> recs;
+    tracker.OnEvent(s.Read(req, 1000), recs);
+    tracker.OnEvent(s.Write(resp, 2000), recs);
+    return recs;
+  };
+  SocketSim first = Downstream(1, 5, 40000);
+  SocketSim second = Downstream(2, 6, 40001);
+  auto busy = records(first,
+                      Req("/users/42?token=x", "traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\r\n"
+                                               "User-Agent: curl/8\r\n"),
+                      Resp(503));
+  auto plain = records(second, Req("/a"), Resp(200));
+  ASSERT_EQ(busy.size(), 1u);
+  ASSERT_EQ(plain.size(), 1u);
+  conn::ConnRecord plain_copy = plain[0];
+  conn::ConnRecord busy_copy = busy[0];
+
+  SpanBuilder recycling(clock, 7);
+  SpanPtr used = recycling.BuildDeferredPtr(std::move(busy[0]));
+  SpanBuilder::Complete(*used);
+  used->attributes.push_back({"extra", std::string("x")});
+  recycling.Recycle(std::move(used));
+  SpanPtr again = recycling.BuildDeferredPtr(std::move(plain[0]));
+  SpanBuilder::Complete(*again);
+
+  SpanBuilder fresh_builder(clock, 7);
+  SpanPtr burn = fresh_builder.BuildDeferredPtr(std::move(busy_copy));  // the same ids drawn
+  SpanPtr fresh = fresh_builder.BuildDeferredPtr(std::move(plain_copy));
+  SpanBuilder::Complete(*fresh);
+
+  EXPECT_EQ(again->trace_id, fresh->trace_id);
+  EXPECT_EQ(again->parent_span_id, SpanId{});
+  EXPECT_EQ(again->parent_reason, LinkReason::kNone);
+  EXPECT_EQ(again->parent_sampled, -1);
+  EXPECT_EQ(again->status, StatusCode::kUnset);
+  EXPECT_EQ(again->name, "GET /a");
+  EXPECT_EQ(again->url_path, "/a");
+  EXPECT_EQ(again->url_query, "");
+  EXPECT_EQ(again->http_status, 200);
+  ASSERT_EQ(again->attributes.size(), fresh->attributes.size());
+  for (size_t i = 0; i < fresh->attributes.size(); ++i) {
+    EXPECT_EQ(again->attributes[i].key, fresh->attributes[i].key);
+    EXPECT_EQ(again->attributes[i].value, fresh->attributes[i].value);
+  }
+  EXPECT_EQ(again->request_headers.size(), fresh->request_headers.size());
+  EXPECT_EQ(StringAttribute(*again, "user_agent.original"), nullptr);
+}
+
 // Two downstream requests interleaved over one upstream keepalive
 // connection, answered out of order, all on one thread.
 TEST(GatewayLinker, TimeNestingWithInterleavedRequests) {
