@@ -11,7 +11,12 @@
 #include <string>
 #include <vector>
 
+#include <filesystem>
+#include <unistd.h>
+
+#include "server/api/json.h"
 #include "server/query/trace_assembler.h"
+#include "server/store/storage.h"
 #include "tests/unit/server/trace_assembler_reference.h"
 
 namespace {
@@ -82,5 +87,31 @@ int main(int argc, char** argv) {
     }
     std::printf("%10zu %14.3f %14s\n", edges, fast, pairwise.c_str());
   }
+
+  // One GET /api/traces/{id} of the 40,000-span trace, phase by phase, from SQLite.
+  const auto dir = std::filesystem::temp_directory_path() / ("sonde-assembly-bench-" + std::to_string(getpid()));
+  std::filesystem::create_directories(dir);
+  sonde::server::StorageOptions o;
+  o.path = (dir / "sonde.db").string();
+  auto store = sonde::server::OpenStorage(o);
+  if (!store.ok()) return 1;
+  const auto trace = GatewayTrace(10'000);
+  for (size_t b = 0; b < trace.size() / 2000; ++b) {
+    v1::Batch batch;
+    batch.set_sequence(b + 1);
+    for (size_t i = b * 2000; i < (b + 1) * 2000; ++i) *batch.add_spans() = trace[i].span;
+    if (!(*store)->WriteBatch({"h", "n", "i"}, batch).ok()) return 1;
+  }
+  std::vector<StoredSpan> read;
+  const double t_read = Seconds([&] { read = *(*store)->Trace(std::string(16, '\x09')); });
+  sonde::server::AssembledTrace assembled;
+  const double t_assemble = Seconds([&] { assembled = sonde::server::AssembleTrace(read); });
+  nlohmann::json j;
+  const double t_json = Seconds([&] { j = sonde::server::TraceJson(assembled); });
+  std::string body;
+  const double t_dump = Seconds([&] { body = j.dump(); });
+  std::printf("GET of a %zu-span trace: read %.3f s, assemble %.3f s, JSON %.3f s, dump %.3f s (%.1f MB)\n",
+              read.size(), t_read, t_assemble, t_json, t_dump, static_cast<double>(body.size()) / 1e6);
+  std::filesystem::remove_all(dir);
   return 0;
 }

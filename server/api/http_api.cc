@@ -38,9 +38,13 @@ void Reply(httplib::Response& res, int status, const json& body) {
 }
 
 void ReplyError(httplib::Response& res, const absl::Status& st) {
-  int code = st.code() == absl::StatusCode::kInvalidArgument ? 400
-             : st.code() == absl::StatusCode::kNotFound      ? 404
-                                                             : 500;
+  // A query past its deadline (--query-timeout) is 504 with what stopped it;
+  // a store that cannot answer now (ClickHouse down) is 503.
+  int code = st.code() == absl::StatusCode::kInvalidArgument    ? 400
+             : st.code() == absl::StatusCode::kNotFound         ? 404
+             : st.code() == absl::StatusCode::kDeadlineExceeded ? 504
+             : st.code() == absl::StatusCode::kUnavailable      ? 503
+                                                                : 500;
   Reply(res, code, {{"error", std::string(st.message())}});
 }
 

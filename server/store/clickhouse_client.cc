@@ -90,14 +90,14 @@ absl::StatusOr<Endpoint> ParseUrl(std::string_view url) {
         const auto comma = list.find(',');
         std::string_view hp = list.substr(0, comma);
         list = comma == std::string_view::npos ? std::string_view() : list.substr(comma + 1);
-        const auto colon = hp.rfind(':');
+        const auto port_colon = hp.rfind(':');
         int p = 0;
-        if (colon == std::string_view::npos || colon == 0)
+        if (port_colon == std::string_view::npos || port_colon == 0)
           return absl::InvalidArgumentError("shards= wants HOST:PORT,HOST:PORT (HTTP ports)");
-        auto [ptr, ec] = std::from_chars(hp.data() + colon + 1, hp.data() + hp.size(), p);
+        auto [ptr, ec] = std::from_chars(hp.data() + port_colon + 1, hp.data() + hp.size(), p);
         if (ec != std::errc() || ptr != hp.data() + hp.size() || p <= 0 || p > 65535)
           return absl::InvalidArgumentError(absl::StrCat("bad shard port in ", std::string(hp)));
-        e.shards.emplace_back(std::string(hp.substr(0, colon)), p);
+        e.shards.emplace_back(std::string(hp.substr(0, port_colon)), p);
       }
     } else {
       return absl::InvalidArgumentError(absl::StrCat("unknown clickhouse:// option ", std::string(key)));
@@ -138,9 +138,11 @@ void Client::Release(std::unique_ptr<httplib::Client> c) {
 }
 
 absl::StatusOr<std::string> Client::Post(const std::string& query_param, std::string_view body,
-                                         bool use_database, bool distributed_sync) {
+                                         bool use_database, bool distributed_sync, bool deadline) {
   std::string path = "/?";
   if (distributed_sync) path += "insert_distributed_sync=1&";
+  const int64_t timeout_s = (query_timeout_.count() + 999) / 1000;
+  if (deadline && timeout_s > 0) absl::StrAppend(&path, "max_execution_time=", timeout_s, "&");
   if (use_database) absl::StrAppend(&path, "database=", UrlEncode(endpoint_.database), "&");
   if (!endpoint_.user.empty()) absl::StrAppend(&path, "user=", UrlEncode(endpoint_.user), "&");
   if (!endpoint_.password.empty()) absl::StrAppend(&path, "password=", UrlEncode(endpoint_.password), "&");
@@ -164,6 +166,10 @@ absl::StatusOr<std::string> Client::Post(const std::string& query_param, std::st
       std::string msg = res->body.substr(0, 600);
       while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
       Release(std::move(client));
+      if (deadline && msg.find("Code: 159") != std::string::npos) {  // TIMEOUT_EXCEEDED
+        return absl::DeadlineExceededError(absl::StrCat("query stopped after ", timeout_s,
+                                                        " s (the server's --query-timeout): ", msg));
+      }
       return absl::InternalError(absl::StrCat("clickhouse HTTP ", res->status, ": ", msg));
     }
     Release(std::move(client));
@@ -172,7 +178,11 @@ absl::StatusOr<std::string> Client::Post(const std::string& query_param, std::st
 }
 
 absl::StatusOr<std::string> Client::Query(std::string_view sql, bool use_database) {
-  return Post("", sql, use_database);
+  // Reads run under the deadline; DDL, retention and inserts do not.
+  size_t first = sql.find_first_not_of(" \t\n(");
+  const bool select = first != std::string_view::npos && sql.size() - first >= 6 &&
+                      (sql.substr(first, 6) == "SELECT" || sql.substr(first, 6) == "select");
+  return Post("", sql, use_database, false, select);
 }
 
 absl::Status Client::InsertRowBinary(std::string_view table, std::string_view columns, std::string_view rows) {

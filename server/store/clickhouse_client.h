@@ -3,6 +3,7 @@
 // POST bodies, inserts as RowBinary bodies, results read as RowBinary. Pooled
 // keep-alive connections, so concurrent queries never share one socket.
 // Used only by the ClickHouse storage backend (server/store/clickhouse_*).
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -46,6 +47,9 @@ class Client {
   // the statement names, e.g. "... FORMAT RowBinary"). `use_database`: run in
   // the endpoint's database (false for CREATE DATABASE).
   absl::StatusOr<std::string> Query(std::string_view sql, bool use_database = true);
+  // SELECTs from now on run with max_execution_time (seconds, rounded up);
+  // one that runs out fails with kDeadlineExceeded. 0: no limit.
+  void SetQueryTimeout(std::chrono::milliseconds timeout) { query_timeout_ = timeout; }
   // INSERT INTO `table` FORMAT RowBinary with `rows` as the body.
   absl::Status InsertRowBinary(std::string_view table, std::string_view columns, std::string_view rows);
 
@@ -55,11 +59,12 @@ class Client {
 
  private:
   absl::StatusOr<std::string> Post(const std::string& query_param, std::string_view body, bool use_database,
-                                   bool distributed_sync = false);
+                                   bool distributed_sync = false, bool deadline = false);
   std::unique_ptr<httplib::Client> Acquire();
   void Release(std::unique_ptr<httplib::Client> c);
 
   Endpoint endpoint_;
+  std::chrono::milliseconds query_timeout_{0};
   mutable std::mutex mu_;
   std::vector<std::unique_ptr<httplib::Client>> idle_;
   uint64_t requests_ = 0;

@@ -9,6 +9,7 @@ namespace sonde::server {
 
 ClickHouseStorage::ClickHouseStorage(ClickHouseOptions options, clickhouse::Endpoint endpoint)
     : options_(std::move(options)), client_(std::make_unique<clickhouse::Client>(std::move(endpoint))) {
+  client_->SetQueryTimeout(options_.query_timeout);
   std::random_device rd;
   std::mt19937_64 gen((static_cast<uint64_t>(rd()) << 32) ^ rd());
   const uint64_t id = gen();

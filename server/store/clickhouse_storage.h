@@ -20,6 +20,7 @@
 //   clickhouse_trace_join.cc    joining traces split across agents and replicas at read time
 //   clickhouse_retention.cc     EnforceRetention (dropping day partitions)
 #include <atomic>
+#include <chrono>
 #include <memory>
 #include <string>
 #include <vector>
@@ -36,6 +37,9 @@ struct ClickHouseOptions {
   uint64_t claim_timeout_ns = 20'000'000'000ull;
   bool compress_spans = true;
   int zstd_level = -1;
+  // Every SELECT's deadline, as ClickHouse's max_execution_time (whole
+  // seconds, rounded up); past it the query fails with kDeadlineExceeded. 0: none.
+  std::chrono::milliseconds query_timeout{30'000};
 };
 
 class ClickHouseStorage final : public Storage {

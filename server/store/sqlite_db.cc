@@ -4,10 +4,41 @@
 
 namespace sonde::server::sqlite {
 
+namespace {
+// Set by the progress handler on the thread running the statement it stops,
+// so Step can tell a deadline from any other interrupt.
+struct DeadlineFired {
+  bool fired = false;
+  int64_t timeout_ms = 0;
+};
+thread_local DeadlineFired t_deadline_fired;
+}  // namespace
+
+int Database::OnProgress(void* self) {
+  auto* db = static_cast<Database*>(self);
+  if (Clock::now() < db->deadline_) return 0;
+  t_deadline_fired = {true, static_cast<int64_t>(db->timeout_.count())};
+  return 1;  // SQLITE_INTERRUPT
+}
+
+void Database::SetDeadline(Clock::time_point deadline, std::chrono::milliseconds timeout) {
+  deadline_ = deadline;
+  timeout_ = timeout;
+  sqlite3_progress_handler(db_.get(), 4000, &Database::OnProgress, this);
+}
+
+void Database::ClearDeadline() { sqlite3_progress_handler(db_.get(), 0, nullptr, nullptr); }
+
 absl::StatusOr<bool> Statement::Step() {
   int rc = sqlite3_step(stmt_.get());
   if (rc == SQLITE_ROW) return true;
   if (rc == SQLITE_DONE) return false;
+  if (rc == SQLITE_INTERRUPT && t_deadline_fired.fired) {  // our progress handler stopped it
+    t_deadline_fired.fired = false;
+    sqlite3_reset(stmt_.get());
+    return absl::DeadlineExceededError(absl::StrCat("query stopped after ", t_deadline_fired.timeout_ms,
+                                                    " ms (the server's --query-timeout)"));
+  }
   return absl::InternalError(
       absl::StrCat("sqlite step: ", sqlite3_errmsg(sqlite3_db_handle(stmt_.get()))));
 }

@@ -3,6 +3,7 @@
 // per prepared statement. Values are always bound, never spliced into SQL.
 #include <sqlite3.h>
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -72,7 +73,13 @@ class Statement {
 
 class Database {
  public:
+  using Clock = std::chrono::steady_clock;
   static absl::StatusOr<std::unique_ptr<Database>> Open(const std::string& path, bool read_only);
+  // Statements stop with kDeadlineExceeded once `deadline` passes (SQLite's
+  // progress handler, checked every few thousand VM steps); `timeout` names
+  // the limit in the error. ClearDeadline() removes it.
+  void SetDeadline(Clock::time_point deadline, std::chrono::milliseconds timeout);
+  void ClearDeadline();
   absl::Status Exec(std::string_view sql);
   absl::StatusOr<Statement> Prepare(std::string_view sql, bool persistent = false);
   int64_t Changes() const { return sqlite3_changes64(db_.get()); }
@@ -80,7 +87,10 @@ class Database {
 
  private:
   explicit Database(sqlite3* db) : db_(db) {}
+  static int OnProgress(void* self);
   std::unique_ptr<sqlite3, DbCloser> db_;
+  Clock::time_point deadline_{};
+  std::chrono::milliseconds timeout_{0};
 };
 
 }  // namespace sonde::server::sqlite

@@ -46,18 +46,25 @@ absl::Status SqliteStorage::Init() {
 }
 
 absl::StatusOr<SqliteStorage::ReadLease> SqliteStorage::AcquireReader() {
+  std::unique_ptr<sqlite::Database> db;
   {
     std::lock_guard lock(read_mu_);
     if (!readers_.empty()) {
-      auto db = std::move(readers_.back());
+      db = std::move(readers_.back());
       readers_.pop_back();
-      return ReadLease(this, std::move(db));
     }
   }
-  // Pool exhausted: open one more; it joins the pool when released.
-  auto db = sqlite::Database::Open(options_.path, true);
-  if (!db.ok()) return db.status();
-  return ReadLease(this, std::move(*db));
+  if (!db) {  // pool exhausted: open one more; it joins the pool when released
+    auto opened = sqlite::Database::Open(options_.path, true);
+    if (!opened.ok()) return opened.status();
+    db = std::move(*opened);
+  }
+  // Every read query runs under the deadline (--query-timeout): a query that
+  // would scan for minutes ends with kDeadlineExceeded instead.
+  if (options_.query_timeout.count() > 0) {
+    db->SetDeadline(sqlite::Database::Clock::now() + options_.query_timeout, options_.query_timeout);
+  }
+  return ReadLease(this, std::move(db));
 }
 
 void SqliteStorage::ReleaseReader(std::unique_ptr<sqlite::Database> db) {

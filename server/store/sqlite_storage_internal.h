@@ -32,7 +32,9 @@ class SqliteStorage::ReadLease {
   ReadLease(ReadLease&&) = default;
   ReadLease& operator=(ReadLease&&) = default;
   ~ReadLease() {
-    if (db_) owner_->ReleaseReader(std::move(db_));
+    if (!db_) return;
+    db_->ClearDeadline();
+    owner_->ReleaseReader(std::move(db_));
   }
   sqlite::Database* operator->() const { return db_.get(); }
 

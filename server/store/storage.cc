@@ -12,6 +12,7 @@ absl::StatusOr<std::unique_ptr<Storage>> OpenStorage(const StorageOptions& optio
     ch.url = options.path;
     ch.compress_spans = options.compress_spans;
     ch.zstd_level = options.zstd_level;
+    ch.query_timeout = options.query_timeout;
     auto clickhouse = ClickHouseStorage::Open(ch);
     if (!clickhouse.ok()) return clickhouse.status();
     return std::unique_ptr<Storage>(std::move(*clickhouse));

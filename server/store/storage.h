@@ -4,6 +4,7 @@
 // outside server/store see only this header. Rows that the UI shows in
 // detail are returned as the proto messages the agent sent (plus the host
 // that sent them), so every backend shares one row model.
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -205,6 +206,9 @@ struct StorageOptions {
   bool synchronous_full = false;  // NORMAL is durable in WAL except on power loss
   bool compress_spans = true;     // zstd on each (trace, batch) span blob
   int zstd_level = -1;            // fast levels: same size as 1 here, ~25 % less CPU
+  // Every read query's deadline (--query-timeout); past it the query fails
+  // with kDeadlineExceeded (the API answers 504). 0: none.
+  std::chrono::milliseconds query_timeout{30'000};
 };
 
 // Opens (creating or upgrading) the embedded store at options.path.

@@ -374,6 +374,26 @@ TEST_F(ClickHouseStorageTest, TraceJoinsAcrossReplicasAtReadTime) {
   }
 }
 
+// --query-timeout on ClickHouse: every SELECT carries max_execution_time,
+// and one that runs out is kDeadlineExceeded (the API's 504); statements
+// that are not reads are not limited.
+TEST_F(ClickHouseStorageTest, SelectsStopAtTheQueryDeadline) {
+  auto endpoint = clickhouse::ParseUrl(server_->Url("system"));
+  ASSERT_TRUE(endpoint.ok());
+  clickhouse::Client client(*endpoint);
+  client.SetQueryTimeout(std::chrono::milliseconds(1000));
+  const auto t0 = std::chrono::steady_clock::now();
+  auto slow = client.Query("SELECT count() FROM numbers(100000000000) WHERE sipHash64(number) = 7 FORMAT TSV");
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::printf("100G-row scan with a 1 s deadline: %s after %.2f s\n", slow.status().ToString().substr(0, 120).c_str(), s);
+  EXPECT_EQ(slow.status().code(), absl::StatusCode::kDeadlineExceeded) << slow.status();
+  EXPECT_NE(slow.status().message().find("--query-timeout"), std::string::npos);
+  EXPECT_LT(s, 10.0);
+  auto quick = client.Query("SELECT 1 FORMAT TSV");
+  ASSERT_TRUE(quick.ok()) << quick.status();
+  EXPECT_EQ(*quick, "1\n");
+}
+
 TEST_F(ClickHouseStorageTest, OpenStorageSelectsClickHouseByUrl) {
   StorageOptions o;
   o.path = server_->Url(database_);
