@@ -95,6 +95,7 @@ int main(int argc, char** argv) {
   std::string retention_spans = "72h";
   std::string retention_metrics = "7d";
   std::string retention_interval = "60s";
+  std::string query_timeout = "30s";
   std::string log_level = "info";
   app.add_option("--data-dir", data_dir, "directory of the SQLite database (created if missing)")
       ->capture_default_str();
@@ -129,6 +130,9 @@ int main(int argc, char** argv) {
   app.add_option("--retention-spans", retention_spans, "keep spans, requests and profiles this long")
       ->capture_default_str();
   app.add_option("--retention-metrics", retention_metrics, "keep RED/TCP metrics this long")
+      ->capture_default_str();
+  app.add_option("--query-timeout", query_timeout,
+                 "deadline of every API query (e.g. 30s; 0: none): past it the query stops and the API answers 504")
       ->capture_default_str();
   app.add_option("--retention-interval", retention_interval, "how often retention runs")
       ->capture_default_str();
@@ -219,6 +223,13 @@ int main(int argc, char** argv) {
   sonde::server::StorageOptions opts;
   opts.path = storage_url.empty() ? (std::filesystem::path(data_dir) / "sonde.db").string() : storage_url;
   opts.synchronous_full = sync == "full";
+  auto query_timeout_ns = sonde::server::ParseDuration(query_timeout);
+  if (!query_timeout_ns.ok()) {
+    spdlog::error("--query-timeout / SONDE_QUERY_TIMEOUT / query_timeout: '{}' is not a duration such as 30s or 2m "
+                  "(0: none)", query_timeout);
+    return 2;
+  }
+  opts.query_timeout = std::chrono::milliseconds(*query_timeout_ns / 1'000'000);
   auto storage = sonde::server::OpenStorage(opts);
   if (!storage.ok()) {
     spdlog::error("storage: {}", storage.status().ToString());
