@@ -86,7 +86,6 @@ class Http2Session final : public ProtocolSession {
     uint64_t block_wire_bytes = 0;
     FrameContext block_ctx;
     std::string block;
-    DecodedFieldList fields;  // reused decode output
   };
 
   struct Stream {
