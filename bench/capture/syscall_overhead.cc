@@ -70,7 +70,9 @@ double Median(double a, double b, double c) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // usage: sonde_bench_syscall_overhead [ITERATIONS] [--no-tls]
   const int iterations = argc > 1 ? std::atoi(argv[1]) : 100000;
+  const bool tls = !(argc > 2 && std::string_view(argv[2]) == "--no-tls");
   if (geteuid() != 0) {
     std::fprintf(stderr, "run as root (loads BPF programs)\n");
     return 1;
@@ -83,7 +85,9 @@ int main(int argc, char** argv) {
   for (size_t bytes : {64, 1024, 4096}) {
     const double off = Median(MeasureChild(iterations, bytes), MeasureChild(iterations, bytes),
                               MeasureChild(iterations, bytes));
-    auto capture = sonde::capture::SocketCapture::Create({});
+    sonde::capture::SocketCaptureOptions options;
+    options.tls = tls;  // off: the data path has no TLS in-flight lookup
+    auto capture = sonde::capture::SocketCapture::Create(options);
     if (!capture.ok()) {
       std::fprintf(stderr, "capture: %s\n", std::string(capture.status().message()).c_str());
       return 1;
