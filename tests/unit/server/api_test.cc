@@ -266,6 +266,38 @@ TEST_F(ApiTest, RequestsAndTracesHideSondeOwnTrafficUnlessIncluded) {
   EXPECT_EQ(GetJson("/api/requests?include_self=2").first, 400);
 }
 
+// Hundreds of newer rows of a browser polling the UI do not hide an older
+// user trace from the default search (ClickHouse reads them in growing pages).
+TEST_F(ApiTest, OwnTrafficRowsDoNotCrowdOutOlderTraces) {
+  v1::Batch b;
+  b.set_sequence(4);
+  *b.add_spans() = testing::MakeSpan({.trace = 0x300, .id = 300, .service = "shop", .endpoint = "GET /old",
+                                      .start_ns = now_ - 8 * kSec, .end_ns = now_ - 8 * kSec + 1'000'000});
+  ASSERT_TRUE(store_->WriteBatch({"h", "n", "i"}, b).ok());
+  v1::Batch poll;  // one row per trace: more than the first pages hold
+  poll.set_sequence(5);
+  for (uint64_t i = 0; i < 450; ++i) {
+    v1::Span s = testing::MakeSpan({.trace = 0x1000 + i, .id = 0x1000 + i, .kind = v1::SPAN_KIND_CLIENT,
+                                    .service = "chromium", .endpoint = "GET /api/services",
+                                    .start_ns = now_ - 6 * kSec + i * 1'000'000,
+                                    .end_ns = now_ - 6 * kSec + i * 1'000'000 + 500'000});
+    s.mutable_server()->set_address("127.0.0.1");
+    s.mutable_server()->set_port(kUiPort);
+    *poll.add_spans() = s;
+  }
+  ASSERT_TRUE(store_->WriteBatch({"h", "n", "i"}, poll).ok());
+  auto [code, body] = GetJson("/api/traces?last=1m&endpoint=/old");
+  ASSERT_EQ(code, 200);
+  ASSERT_EQ(body["traces"].size(), 1u);
+  auto [c2, unfiltered] = GetJson("/api/traces?last=1m&limit=2");
+  ASSERT_EQ(c2, 200);
+  ASSERT_EQ(unfiltered["traces"].size(), 2u);  // gw's and shop's, past 450 newer rows of the browser
+  for (const auto& t : unfiltered["traces"]) EXPECT_NE(t["root_service"], "chromium");
+  auto [c3, with_self] = GetJson("/api/traces?last=1m&limit=2&include_self=1");
+  ASSERT_EQ(c3, 200);
+  for (const auto& t : with_self["traces"]) EXPECT_EQ(t["root_service"], "chromium");
+}
+
 // A trace larger than max_trace_spans: the earliest spans, flagged truncated.
 TEST(ApiTraceCap, LargeTraceIsTruncatedAndFlagged) {
   testing::TempDir dir;
