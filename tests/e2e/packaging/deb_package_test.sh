@@ -166,7 +166,7 @@ for _ in $(seq 60); do
 done
 [ "$seen" -ge 20 ] || { tail -20 "$WORK/agent.log"; tail -5 "$WORK/server.log"; fail "server shows $seen nginx requests of 20"; }
 echo "installed agent (user sonde-agent, caps $caps) -> installed server: nginx served 20, the API counts $seen"
-# HTTPS under the same five capabilities: where uprobes can be placed without
+# HTTPS under the unit's capabilities: where uprobes can be placed without
 # CAP_SYS_ADMIN (uprobe_multi links, 6.6+; or an unpatched uprobe PMU), TLS
 # capture is on and /metrics says how; else it says why it is off.
 uprobes=$(capsh --caps="$caps+eip cap_setpcap,cap_setuid,cap_setgid+ep" --keep=1 --user=sonde-agent \
