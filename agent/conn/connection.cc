@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "agent/conn/frozen_session.h"
 #include "agent/conn/tracker.h"
 #include "agent/protocols/registry.h"
 
@@ -53,7 +54,18 @@ void Connection::Close() {
   ingress_.Close(*this);
 }
 
+const protocols::ProtocolDefinition* Connection::Definition() const {
+  for (const auto& def : protocols::AllProtocols()) {
+    if (def.protocol == protocol_) return &def;
+  }
+  return nullptr;
+}
+
 size_t Connection::OnBytes(Direction dir, const protocols::StreamView& view) {
+  if (frozen_) {
+    if (view.bytes.empty()) return 0;  // closing with nothing new: stays as it is
+    ThawSession();
+  }
   if (session_) return session_->OnBytes(dir, view);
   if (protocol_ != protocols::L7Protocol::kUnknown && !gave_up_ && !view.bytes.empty()) {
     // The protocol is known and its session was dropped while idle.
@@ -92,6 +104,7 @@ size_t Connection::OnBytes(Direction dir, const protocols::StreamView& view) {
 }
 
 void Connection::OnGap(Direction dir, uint64_t bytes) {
+  if (frozen_) ThawSession();
   if (session_) {
     session_->OnGap(dir, bytes);
   } else {
@@ -101,7 +114,7 @@ void Connection::OnGap(Direction dir, uint64_t bytes) {
 
 void Connection::TakeRecords(uint64_t now_ns, bool closing, std::vector<protocols::L7Record>& scratch,
                              std::vector<ConnRecord>& out) {
-  if (!session_) return;
+  if (!session_ || frozen_) return;
   scratch.clear();
   session_->TakeRecords(now_ns, closing, scratch);
   for (auto& r : scratch) {
@@ -129,6 +142,7 @@ void Connection::TakeRecords(uint64_t now_ns, bool closing, std::vector<protocol
 }
 
 bool Connection::RetireSession(bool drop) {
+  if (frozen_) return false;
   Role role = Role::kUnknown;
   if (egress_.buffered_bytes() != 0 || ingress_.buffered_bytes() != 0 || !session_->Quiescent(&role)) {
     return false;
@@ -149,11 +163,34 @@ bool Connection::RetireSession(bool drop) {
 void Connection::ReleaseIdleMemory() {
   egress_.ReleaseIdleMemory();
   ingress_.ReleaseIdleMemory();
-  if (!session_) return;
+  if (!session_ || frozen_) return;
   // An idle keep-alive connection then costs its Connection and map
   // entries only.
   if (RetireSession(/*drop=*/true)) return;
+  if (egress_.buffered_bytes() == 0 && ingress_.buffered_bytes() == 0 && FreezeSession()) return;
   session_->ReleaseIdleMemory();
+}
+
+bool Connection::FreezeSession() {
+  const protocols::ProtocolDefinition* def = Definition();
+  if (def == nullptr || def->thaw == nullptr) return false;
+  const std::string frozen = session_->Freeze();
+  if (frozen.empty()) return false;
+  AddProtocolCounters(shared_->retired, session_->counters());
+  session_ = std::make_unique<FrozenSession>(frozen);
+  frozen_ = true;
+  return true;
+}
+
+void Connection::ThawSession() {
+  const protocols::ProtocolDefinition* def = Definition();
+  const std::string_view bytes = static_cast<const FrozenSession&>(*session_).bytes();
+  std::unique_ptr<protocols::ProtocolSession> thawed = def != nullptr ? def->thaw(bytes) : nullptr;
+  // Bytes that do not thaw (cannot happen short of a bug): a late-joined
+  // session resyncs on what comes next rather than trusting them.
+  if (!thawed && def != nullptr) thawed = def->make_session(ctx_.role, /*late_join=*/true);
+  session_ = std::move(thawed);
+  frozen_ = false;
 }
 
 }  // namespace sonde::conn

@@ -85,6 +85,12 @@ class Connection final : public StreamConsumer {
   // Parks a quiescent session (or drops it when `drop` and it cannot be
   // parked); false when the session is not quiescent.
   bool RetireSession(bool drop);
+  // Idle with state later bytes need (HTTP/2): keep it frozen (FrozenSession).
+  bool FreezeSession();
+  // The next bytes or gap: the frozen session rebuilt (a fresh late-joined
+  // one if its bytes do not thaw).
+  void ThawSession();
+  const protocols::ProtocolDefinition* Definition() const;
 
   ConnContext ctx_;
   bool late_join_;
@@ -94,6 +100,7 @@ class Connection final : public StreamConsumer {
   std::unique_ptr<protocols::ProtocolSession> session_;
   protocols::L7Protocol protocol_ = protocols::L7Protocol::kUnknown;
   bool gave_up_ = false;
+  bool frozen_ = false;  // session_ is a FrozenSession
   uint32_t infer_calls_ = 0;
   uint64_t last_activity_ns_ = 0;
   uint64_t close_pending_since_ns_ = 0;

@@ -11,6 +11,7 @@
 #include <memory>
 #include <optional>
 #include <span>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -112,6 +113,14 @@ class ProtocolSession {
   // hands them to the next connection with bytes. False: not supported, the
   // session is destroyed instead.
   virtual bool Renew(Role /*role*/, bool /*late_join*/) { return false; }
+
+  // Quiet, nothing in flight, but holding state later bytes depend on
+  // (HTTP/2's HPACK tables): that state as a few bytes, from which the
+  // protocol's ProtocolDefinition::thaw rebuilds an equivalent session --
+  // an idle connection then keeps those bytes, not the session. Empty when
+  // the session cannot be frozen now. Counters are the caller's to keep
+  // (protocol-specific debug counters restart).
+  virtual std::string Freeze() const { return {}; }
 };
 
 // Transports a protocol runs over (ProtocolDefinition::transports bits).
@@ -138,6 +147,9 @@ struct ProtocolDefinition {
   std::span<const RecordKind> record_kinds = {};
   // Sockets it is tried on (kTransport* bits): stream protocols are TCP only.
   uint8_t transports = kTransportTcp;
+  // Optional: a session rebuilt from ProtocolSession::Freeze's bytes (null
+  // when they are not valid).
+  std::unique_ptr<ProtocolSession> (*thaw)(std::string_view frozen) = nullptr;
 };
 
 }  // namespace sonde::protocols

@@ -77,7 +77,9 @@ ProtocolDefinition Definition() {
       {L7Protocol::kHttp2, &http::HttpSemantics()},
       {L7Protocol::kGrpc, &GrpcSemantics()},
   };
-  return ProtocolDefinition{L7Protocol::kHttp2, "http2", &Infer, &MakeSession, &InferRole, kRecordKinds};
+  ProtocolDefinition def{L7Protocol::kHttp2, "http2", &Infer, &MakeSession, &InferRole, kRecordKinds};
+  def.thaw = [](std::string_view frozen) -> std::unique_ptr<ProtocolSession> { return Http2Session::Thaw(frozen); };
+  return def;
 }
 
 }  // namespace sonde::protocols::http2

@@ -106,6 +106,51 @@ absl::Status HpackDecoder::DecodeExact(std::string_view block, DecodedFieldList&
   }
 }
 
+namespace {
+void PutU32(std::string& out, uint32_t v) {
+  for (int shift : {0, 8, 16, 24}) out.push_back(static_cast<char>(v >> shift));
+}
+bool GetU32(std::string_view& in, uint32_t& v) {
+  if (in.size() < 4) return false;
+  v = 0;
+  for (int i = 0; i < 4; ++i) v |= static_cast<uint32_t>(static_cast<uint8_t>(in[static_cast<size_t>(i)])) << (8 * i);
+  in.remove_prefix(4);
+  return true;
+}
+}  // namespace
+
+bool HpackDecoder::Freeze(std::string& out) const {
+  if (backend_ != HpackBackend::kSonde || degraded_ || !tolerant_.fully_known()) return false;
+  std::string block;
+  AppendInteger(block, 0x20, 5, tolerant_.max_table_size());
+  const HpackDynamicTable& table = tolerant_.table();
+  for (size_t i = table.count(); i-- > 0;) {
+    const HpackDynamicTable::EntryView e = table.Get(i);
+    block.push_back(0x40);
+    AppendInteger(block, 0x00, 7, e.name.size());
+    block += e.name;
+    AppendInteger(block, 0x00, 7, e.value.size());
+    block += e.value;
+  }
+  PutU32(out, allowed_size_);
+  PutU32(out, static_cast<uint32_t>(block.size()));
+  out += block;
+  return true;
+}
+
+bool HpackDecoder::Thaw(std::string_view& in) {
+  uint32_t allowed = 0, size = 0;
+  if (backend_ != HpackBackend::kSonde || !GetU32(in, allowed) || !GetU32(in, size) || in.size() < size) {
+    return false;
+  }
+  AllowTableSize(allowed);
+  DecodedFieldList scratch;
+  const absl::Status st = Decode(in.substr(0, size), scratch);
+  in.remove_prefix(size);
+  counters_ = HpackCounters{};
+  return st.ok() && !degraded_;
+}
+
 absl::Status HpackDecoder::Decode(std::string_view block, DecodedFieldList& out) {
   out.Clear();
   if (backend_ == HpackBackend::kNghttp2 && !degraded_) {

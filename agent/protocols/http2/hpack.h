@@ -10,6 +10,7 @@
 // SONDE_HPACK_BACKEND=nghttp2 in the environment selects nghttp2.
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <string_view>
 
 #include <nghttp2/nghttp2.h>
@@ -52,6 +53,15 @@ class HpackDecoder {
   void AllowTableSize(uint32_t size);
 
   bool degraded() const { return degraded_; }
+
+  // An idle connection's decoder as a few bytes (the allowed size, then a
+  // header block that rebuilds the dynamic table: a size update and every
+  // entry, oldest first, as a literal with incremental indexing). False when
+  // the state is not exactly known here (nghttp2 backend, a lost table).
+  bool Freeze(std::string& out) const;
+  // Rebuilds a fresh decoder from what Freeze wrote, consuming it from `in`.
+  // Counters restart. False on bytes Freeze did not write.
+  bool Thaw(std::string_view& in);
   HpackBackend backend() const { return backend_; }
   const HpackCounters& counters() const { return counters_; }
 

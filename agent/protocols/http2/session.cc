@@ -556,6 +556,48 @@ void Http2Session::TakeRecords(uint64_t now_ns, bool closing, std::vector<L7Reco
   done_.clear();
 }
 
+std::string Http2Session::Freeze() const {
+  // Between frames, no stream open, nothing to report: what is left is the
+  // role, each direction's framing limits and its HPACK table.
+  if (!streams_.empty() || !done_.empty()) return {};
+  std::string out;
+  out.push_back(static_cast<char>(role_));
+  out.push_back(static_cast<char>(client_dir_ ? static_cast<uint8_t>(*client_dir_) : 0));
+  for (const DirState& ds : dirs_) {
+    if ((ds.phase != Phase::kFrames && ds.phase != Phase::kPreface) || ds.block_active || ds.data_left != 0) {
+      return {};
+    }
+    out.push_back(static_cast<char>(ds.phase));
+    for (int shift : {0, 8, 16, 24}) out.push_back(static_cast<char>(ds.max_frame_size >> shift));
+    if (!ds.hpack.Freeze(out)) return {};
+  }
+  return out;
+}
+
+std::unique_ptr<Http2Session> Http2Session::Thaw(std::string_view in) {
+  if (in.size() < 2) return nullptr;
+  const auto role = static_cast<Role>(in[0]);
+  const auto client_dir = static_cast<uint8_t>(in[1]);
+  if (role > Role::kServer || client_dir > static_cast<uint8_t>(Direction::kIngress)) return nullptr;
+  in.remove_prefix(2);
+  auto s = std::make_unique<Http2Session>(role, /*late_join=*/false);
+  if (client_dir != 0) s->client_dir_ = static_cast<Direction>(client_dir);
+  for (DirState& ds : s->dirs_) {
+    if (in.size() < 5) return nullptr;
+    const auto phase = static_cast<Phase>(in[0]);
+    if (phase != Phase::kFrames && phase != Phase::kPreface) return nullptr;
+    ds.phase = phase;
+    ds.max_frame_size = 0;
+    for (int i = 0; i < 4; ++i) {
+      ds.max_frame_size |= static_cast<uint32_t>(static_cast<uint8_t>(in[1 + static_cast<size_t>(i)])) << (8 * i);
+    }
+    in.remove_prefix(5);
+    if (!ds.hpack.Thaw(in)) return nullptr;
+  }
+  if (!in.empty()) return nullptr;
+  return s;
+}
+
 void Http2Session::ReleaseIdleMemory() {
   if (done_.empty()) std::vector<L7Record>().swap(done_);
   for (DirState& ds : dirs_) {

@@ -52,6 +52,9 @@ class Http2Session final : public ProtocolSession {
   void TakeRecords(uint64_t now_ns, bool closing, std::vector<L7Record>& out) override;
   const ProtocolCounters& counters() const override { return counters_; }
   void ReleaseIdleMemory() override;
+  std::string Freeze() const override;
+  // A session from Freeze()'s bytes; null when they are not valid.
+  static std::unique_ptr<Http2Session> Thaw(std::string_view frozen);
 
   const Http2Counters& http2_counters() const { return h2_; }
   // Sum of both directions' HPACK counters.

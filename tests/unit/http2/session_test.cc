@@ -586,3 +586,69 @@ TEST(Http2Session, GarbageAndMutationsNeverCrash) {
 
 }  // namespace
 }  // namespace sonde::protocols::http2
+
+namespace sonde::protocols::http2 {
+namespace {
+
+// An idle connection keeps its HTTP/2 session as Freeze()'s few bytes: the
+// thawed session decodes what follows exactly as the original does (HPACK
+// tables after a table resize, entries referenced by index, the peer's frame
+// size, the role). A stream in flight or a lost table does not freeze; bytes
+// Freeze did not write do not thaw.
+TEST(Http2Session, FreezeThawKeepsWhatLaterBytesNeed) {
+  Conversation c;
+  c.Start();
+  c.AddC(Settings({{settings::kMaxFrameSize, 1 << 15}}));  // the server may send 32 KiB frames
+  c.server_hpack.ChangeTableSize(1024);  // a size update in the next response block
+  c.Get(1, "/first", 200, "ok");
+  Feeder f(Role::kClient);
+  f.Send(kOut, c.c2s);
+  f.Send(kIn, c.s2c);
+  ASSERT_EQ(f.Take(/*closing=*/false).size(), 1u);
+
+  const std::string frozen = f.session().Freeze();
+  ASSERT_FALSE(frozen.empty());
+  EXPECT_LT(frozen.size(), 400u) << "a few hundred bytes, not a session";
+  std::unique_ptr<Http2Session> thawed = Http2Session::Thaw(frozen);
+  ASSERT_NE(thawed, nullptr);
+  EXPECT_EQ(thawed->Freeze(), frozen) << "same role, framing limits and tables";
+
+  Feeder g(Role::kServer);  // the role comes from the frozen bytes
+  g.session() = std::move(*thawed);
+  c.c2s.clear();
+  c.s2c.clear();
+  c.Get(3, "/second", 404, "");
+  c.Get(5, "/third", 200, std::string(20000, 'x'));  // one DATA frame above 16 KiB: the raised limit
+  for (Feeder* feeder : {&f, &g}) {
+    feeder->Send(kOut, c.c2s);
+    feeder->Send(kIn, c.s2c);
+  }
+  const auto original = Summarise(f.Take());
+  const auto after_thaw = Summarise(g.Take());
+  ASSERT_EQ(original.size(), 2u);
+  EXPECT_EQ(after_thaw, original);
+  EXPECT_EQ(after_thaw[0].authority, "api.example.com");
+  EXPECT_EQ(after_thaw[0].status, 404);
+  EXPECT_EQ(after_thaw[0].flags & kRecordHeadersPartial, 0u);
+  EXPECT_EQ(after_thaw[1].resp_body, 20000u);
+  EXPECT_EQ(g.session().hpack_counters().blocks_degraded, 0u);
+
+  // A request in flight: not frozen.
+  c.c2s.clear();
+  c.AddC(HeadersFrame(7, c.client_hpack.Encode(c.Request("GET", "/pending")), true));
+  f.Send(kOut, c.c2s);
+  EXPECT_TRUE(f.session().Freeze().empty());
+  // A late-joined session does not know its tables: not frozen.
+  Feeder late(Role::kClient, /*late_join=*/true);
+  EXPECT_TRUE(late.session().Freeze().empty());
+  // Bytes Freeze did not write.
+  EXPECT_EQ(Http2Session::Thaw(""), nullptr);
+  EXPECT_EQ(Http2Session::Thaw(frozen.substr(0, frozen.size() - 1)), nullptr);
+  EXPECT_EQ(Http2Session::Thaw(frozen + "x"), nullptr);
+  std::string bad_phase = frozen;
+  bad_phase[2] = 9;
+  EXPECT_EQ(Http2Session::Thaw(bad_phase), nullptr);
+}
+
+}  // namespace
+}  // namespace sonde::protocols::http2
