@@ -33,9 +33,12 @@ struct LinkerOptions {
   size_t max_pending = 200'000;               // egress spans waiting, all processes
   uint64_t nesting_slack_ns = 0;              // clock tolerance for time nesting
   // How far out of end-time order egress spans may arrive: candidates for an
-  // ingress are the waiting egress spans back to the first one that ended
-  // this long before the ingress started.
-  uint64_t reorder_window_ns = 1'000'000'000;
+  // ingress are the waiting egress spans that ended at most this long before
+  // the ingress started. The scan walks back from the newest and stops after
+  // a run of older ones, so an egress queue swollen by lost ingress records
+  // (overload) costs each ingress this window's worth of spans, not the
+  // whole hold time's.
+  uint64_t reorder_window_ns = 100'000'000;
 };
 
 struct LinkerCounters {
@@ -69,6 +72,7 @@ class GatewayLinker {
     SpanPtr span;  // its url_path / url_query are the path evidence
     std::string host, kong_id, request_id;
     uint64_t deadline_ns = 0;
+    uint64_t start_ns = 0, end_ns = 0;  // the span's, here so a scan touches no span
   };
   struct Process {
     std::deque<Pending> egress;
@@ -77,6 +81,8 @@ class GatewayLinker {
     uint64_t last_seen_ns = 0;   // end of its latest span: idle clients are forgotten
   };
   void Link(Span& ingress, Pending& egress, LinkReason reason);
+  // Indexes (ascending) of `queue` entries that can belong to an ingress starting at `start_ns`.
+  void Candidates(const std::deque<Pending>& queue, uint64_t start_ns);
   void Release(Pending& p, const Emit& emit);
 
   LinkerOptions options_;
@@ -84,6 +90,7 @@ class GatewayLinker {
   size_t pending_count_ = 0;
   LinkerCounters counters_;
   std::vector<size_t> matched_;
+  std::vector<size_t> window_;  // Candidates' result (reused)
 };
 
 }  // namespace sonde::trace

@@ -336,5 +336,40 @@ TEST(GatewayLinker, StaleEgressSpansAreNotCandidates) {
   EXPECT_EQ(linker.pending(), 10'000u);
 }
 
+// Egress records completed late by a timer (their end long past) sit behind
+// a real candidate in the queue: the scan steps over them instead of taking
+// the first old one as the end of the candidates. A queue swollen by lost
+// ingress records (overload) is scanned only back to a run of old spans.
+TEST(GatewayLinker, ScanStepsOverLateArrivalsAndStopsAtOldSpans) {
+  GatewayLinker linker(LinkerOptions{.hold_ns = 10'000'000'000, .reorder_window_ns = 100'000'000});
+  std::vector<Span> out;
+  auto emit = [&](SpanPtr&& sp) { out.push_back(std::move(*sp)); };
+  auto span = [](SpanKind kind, uint64_t start, uint64_t end, const char* path) {
+    auto s = std::make_unique<Span>();
+    s->kind = kind;
+    s->pid = 9;
+    s->start_unix_ns = start;
+    s->end_unix_ns = end;
+    s->url_path = path;
+    return s;
+  };
+  constexpr uint64_t kSec = 1'000'000'000;
+  linker.Add(span(SpanKind::kServer, 0, 1, "/first"), emit);  // the process serves
+  // 50,000 egress spans of ingress records that were lost, over 5 s.
+  for (uint64_t i = 0; i < 50'000; ++i) {
+    linker.Add(span(SpanKind::kClient, kSec + i * 100'000, kSec + i * 100'000 + 50, "/lost"), emit);
+  }
+  linker.Add(span(SpanKind::kClient, 20 * kSec + 100, 20 * kSec + 200, "/mine"), emit);  // nests below
+  for (int i = 0; i < 10; ++i) {  // completed late by a timer: ended seconds ago
+    linker.Add(span(SpanKind::kClient, 2 * kSec + i, 2 * kSec + i + 1, "/late"), emit);
+  }
+  out.clear();
+  linker.Add(span(SpanKind::kServer, 20 * kSec, 20 * kSec + 300, "/mine"), emit);
+  ASSERT_EQ(out.size(), 2u);  // the ingress and its egress
+  EXPECT_EQ(out[1].url_path, "/mine");
+  EXPECT_EQ(out[1].parent_reason, LinkReason::kTimeNesting);
+  EXPECT_EQ(linker.pending(), 50'010u);
+}
+
 }  // namespace
 }  // namespace sonde::trace
