@@ -89,6 +89,10 @@ const out = process.env.SONDE_TEST_OUTPUT;
     await page.waitForSelector('tr.trace-row', { timeout: 15000 });
     await page.uncheck('#show-self');
     await page.waitForSelector('tr.trace-row', { state: 'detached', timeout: 15000 });
+    // The rows leave with the loading state; the empty page's text comes with the render after it.
+    for (let i = 0; i < 50 && !(await page.textContent('main')).includes('Sonde\'s own traffic is hidden'); i++) {
+      await page.waitForTimeout(100);
+    }
     assert.ok((await page.textContent('main')).includes('Sonde\'s own traffic is hidden'), 'says why the search is empty');
 
     // Auto-refresh: re-queries on its own, with a visible loading state while
@@ -125,9 +129,13 @@ const out = process.env.SONDE_TEST_OUTPUT;
     await page.waitForSelector('tr.trace-row', { timeout: 15000 });
     // A render swaps the page in when it is complete (a refresh started by the
     // navigation may replace the rows once more): wait until the rows settle.
-    await page.waitForFunction((n) => document.querySelectorAll('tr.trace-row').length === n, seeded.length,
-                               { timeout: 15000 }).catch(() => {});
-    const rows = await page.locator('tr.trace-row').count();
+    // (Polled through the locator: waitForFunction with an argument is refused
+    // by the UI's Content-Security-Policy, so it never waited.)
+    let rows = 0;
+    for (const deadline = Date.now() + 15000; Date.now() < deadline; await page.waitForTimeout(100)) {
+      rows = await page.locator('tr.trace-row').count();
+      if (rows === seeded.length) break;
+    }
     assert.strictEqual(rows, seeded.length, 'one row per seeded trace');
     const firstId = (await page.locator('tr.trace-row td.mono').last().textContent()).trim();
     assert.ok(seeded.includes(firstId), 'listed trace id is one we seeded: ' + firstId);
