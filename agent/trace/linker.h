@@ -32,13 +32,13 @@ struct LinkerOptions {
   uint64_t pure_client_after_ns = 100'000'000;
   size_t max_pending = 200'000;               // egress spans waiting, all processes
   uint64_t nesting_slack_ns = 0;              // clock tolerance for time nesting
-  // How far out of end-time order egress spans may arrive: candidates for an
-  // ingress are the waiting egress spans that ended at most this long before
-  // the ingress started. The scan walks back from the newest and stops after
-  // a run of older ones, so an egress queue swollen by lost ingress records
-  // (overload) costs each ingress this window's worth of spans, not the
-  // whole hold time's.
-  uint64_t reorder_window_ns = 100'000'000;
+  // Candidates for an ingress are the waiting egress spans that ended at
+  // most this long before the ingress started (a child ends after its parent
+  // starts: this is only tolerance). The scan walks back from the newest and
+  // stops after a run of older ones, so an egress queue swollen by lost
+  // ingress records (overload) costs each ingress this window's worth of
+  // spans, not the whole hold time's.
+  uint64_t reorder_window_ns = 20'000'000;
 };
 
 struct LinkerCounters {
