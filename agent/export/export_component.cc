@@ -50,6 +50,9 @@ absl::Status ExportComponent::Start(pipeline::Agent& agent) {
                         s.bytes_written);
     prom::AppendGauge(out, "sonde_export_queued_items", "Items waiting for an acknowledgement.",
                       static_cast<double>(s.queued_items));
+    prom::AppendGauge(out, "sonde_export_queued_bytes",
+                      "Bytes of the export queue in memory (open batches serialized, sealed batches compressed).",
+                      static_cast<double>(s.queued_bytes));
     prom::AppendCounter(out, "sonde_export_items_not_spooled_total",
                         "Items pushed out of the full on-disk queue (lost if the agent restarts before the server acks).",
                         s.items_not_spooled);

@@ -44,6 +44,7 @@ ServerExporter::ServerExporter(ExporterOptions options) : options_(std::move(opt
       p.sequence = b.sequence;
       p.items = b.items;
       p.request = std::move(b.request);
+      held_bytes_.fetch_add(p.request.ByteSizeLong(), std::memory_order_relaxed);
       queued_items_ += p.items;
       stats_.items_restored += p.items;
       queue_.push_back(std::move(p));
@@ -90,6 +91,7 @@ bool ServerExporter::Append(size_t items, size_t bytes, Fill&& fill) {
     fill(open_);
     open_items_ += items;
     open_bytes_ += bytes;
+    held_bytes_.fetch_add(bytes, std::memory_order_relaxed);
     queued_items_ += items;
     stats_.items_accepted += items;
     full = open_items_ >= options_.max_batch_items || open_bytes_ >= options_.max_batch_bytes;
@@ -99,6 +101,7 @@ bool ServerExporter::Append(size_t items, size_t bytes, Fill&& fill) {
       Unsealed& u = to_seal_.emplace_back();
       u.batch.Swap(&open_);
       u.items = open_items_;
+      u.bytes = open_bytes_;
       open_items_ = 0;
       open_bytes_ = 0;
     }
@@ -142,16 +145,19 @@ void ServerExporter::Seal(bool include_open) {
   for (;;) {
     v1::Batch batch;
     size_t items;
+    size_t unsealed_bytes;
     uint64_t seq;
     {
       std::lock_guard lock(mu_);
       if (!to_seal_.empty()) {
         batch.Swap(&to_seal_.front().batch);
         items = to_seal_.front().items;
+        unsealed_bytes = to_seal_.front().bytes;
         to_seal_.pop_front();
       } else if (include_open && (open_items_ > 0 || host_pending_)) {
         batch.Swap(&open_);
         items = open_items_;
+        unsealed_bytes = open_bytes_;
         open_items_ = 0;
         open_bytes_ = 0;
         include_open = false;
@@ -185,6 +191,10 @@ void ServerExporter::Seal(bool include_open) {
     if (spool_) evicted = spool_->Store(seq, items, p.request);
     {
       std::lock_guard lock(mu_);
+      // The batch is now its compressed request.
+      held_bytes_.fetch_add(p.request.ByteSizeLong(), std::memory_order_relaxed);
+      held_bytes_.fetch_sub(std::min<uint64_t>(unsealed_bytes, held_bytes_.load(std::memory_order_relaxed)),
+                            std::memory_order_relaxed);
       queue_.push_back(std::move(p));
       ++stats_.batches_sealed;
       for (const auto& e : evicted) stats_.items_not_spooled += e.items;
@@ -204,6 +214,7 @@ ExporterStats ServerExporter::stats() const {
   std::lock_guard lock(mu_);
   ExporterStats s = stats_;
   s.queued_items = queued_items_;
+  s.queued_bytes = held_bytes_.load(std::memory_order_relaxed);
   s.queued_batches = queue_.size();
   return s;
 }
@@ -303,6 +314,9 @@ bool ServerExporter::RunStream() {
       }
       while (!queue_.empty() && queue_.front().sequence <= resp.acked_sequence()) {
         if (spool_) spool_->Remove(queue_.front().sequence);
+        held_bytes_.fetch_sub(std::min<uint64_t>(queue_.front().request.ByteSizeLong(),
+                                                 held_bytes_.load(std::memory_order_relaxed)),
+                              std::memory_order_relaxed);
         queued_items_ -= queue_.front().items;
         stats_.items_acked += queue_.front().items;
         ++stats_.batches_acked;

@@ -79,6 +79,7 @@ struct ExporterStats {
   uint64_t items_restored = 0;     // loaded from the spool at start
   uint64_t items_not_spooled = 0;  // pushed out of the full spool (lost if the agent restarts)
   uint64_t spool_bytes = 0;
+  uint64_t queued_bytes = 0;  // held in memory: open/unsealed batches (serialized size) + sealed requests
   bool connected = false;
 };
 
@@ -107,6 +108,9 @@ class ServerExporter final : public trace::SpanSink {
   bool Flush(std::chrono::milliseconds timeout);
 
   ExporterStats stats() const;
+  // Bytes the queue holds in memory now (lock-free: a gauge for the OTLP
+  // memory limiter, agent/otlp/memory_limiter.h).
+  uint64_t queued_bytes() const { return held_bytes_.load(std::memory_order_relaxed); }
   const std::string& instance_id() const { return options_.identity.instance_id(); }
 
  private:
@@ -137,6 +141,7 @@ class ServerExporter final : public trace::SpanSink {
   struct Unsealed {
     v1::Batch batch;
     size_t items = 0;
+    size_t bytes = 0;
   };
   std::deque<Unsealed> to_seal_;  // full batches waiting for the sender thread
   size_t open_items_ = 0;
@@ -154,6 +159,7 @@ class ServerExporter final : public trace::SpanSink {
   std::mutex seal_mu_;  // keeps sealed batches in sequence order
   std::thread sender_;
   std::atomic<grpc::ClientContext*> active_context_{nullptr};
+  std::atomic<uint64_t> held_bytes_{0};  // see queued_bytes()
 };
 
 }  // namespace sonde::exporter

@@ -2,7 +2,8 @@
 // The OTLP memory limiter (issue #17), like the OpenTelemetry Collector's
 // memory_limiter: the bytes OTLP work holds anywhere in the agent -- request
 // bodies being read and decoded by the receivers, and converted spans waiting
-// in queues downstream (each queue registers a gauge) -- are compared with
+// in queues downstream (each queue registers a gauge: the pipeline's inbox,
+// the exporter's queue) -- are compared with
 // two limits:
 //   soft: new OTLP requests are shed (HTTP 503 + Retry-After, gRPC
 //         RESOURCE_EXHAUSTED + RetryInfo): senders back off and retry;

@@ -219,6 +219,27 @@ TEST(ServerExporter, BoundedQueueDropsAndCounts) {
   ex.Stop(0ms);
 }
 
+// The queue's bytes in memory (the OTLP memory limiter's gauge): they grow
+// with what waits and return to 0 once the server acknowledged everything.
+TEST(ServerExporter, QueuedBytesFollowTheQueue) {
+  auto dir = TempDir();
+  const int port = FreePort();
+  ExporterOptions o = Options(port);
+  o.max_batch_items = 10;
+  ServerExporter ex(o);
+  ex.Start();
+  for (uint64_t i = 0; i < 95; ++i) ex.OnSpan(MakeSpan(i));  // 9 sealed batches and an open one
+  std::this_thread::sleep_for(200ms);
+  const uint64_t waiting = ex.queued_bytes();
+  EXPECT_GT(waiting, 95u * 20);  // compressed batches and the open batch's spans
+  EXPECT_EQ(ex.stats().queued_bytes, waiting);
+  TestServer server(dir, port);
+  ASSERT_TRUE(ex.Flush(10s));
+  EXPECT_EQ(server.SpanCount(), 95u);
+  EXPECT_EQ(ex.queued_bytes(), 0u);
+  ex.Stop(0ms);
+}
+
 TEST(ServerExporter, WrongTokenIsRefusedAndNothingIsLost) {
   auto dir = TempDir();
   const int port = FreePort();
