@@ -403,6 +403,7 @@ int RunAgent(const sonde::core::AgentConfig& config, const RunCommand& cmd,
     if (live == nullptr) return;
     if (auto st = live->ExcludePort(port); !st.ok()) spdlog::warn("{}", std::string(st.message()));
   };
+  sonde::pipeline::OtlpComponent* otlp_component = nullptr;
   if (cmd.otlp_enabled) {
     if (auto st = sonde::otlp::ResolveOtlpFlags(otlp_flags); !st.ok()) {
       spdlog::error("OTLP flags: {}", std::string(st.message()));
@@ -410,7 +411,9 @@ int RunAgent(const sonde::core::AgentConfig& config, const RunCommand& cmd,
     }
     // Past the agent's resident ceiling OTLP work is shed too (agent/otlp/memory_limiter.h).
     otlp_flags.config.ingest.memory.rss_ceiling_bytes = static_cast<uint64_t>(config.memory_limit_mb) << 20;
-    agent.AddComponent(std::make_unique<sonde::pipeline::OtlpComponent>(otlp_flags.config, exclude_port));
+    auto otlp = std::make_unique<sonde::pipeline::OtlpComponent>(otlp_flags.config, exclude_port);
+    otlp_component = otlp.get();
+    agent.AddComponent(std::move(otlp));
   }
   std::shared_ptr<sonde::exporter::ServerExporter> exporter;
   if (!config.server_address.empty()) {  // spans + RED windows -> sonde-server (agent/export)
@@ -430,6 +433,11 @@ int RunAgent(const sonde::core::AgentConfig& config, const RunCommand& cmd,
         agent, {config.server_address, token, config.server_tls_ca, config.server_tls_cert, config.server_tls_key,
                 config.node_name, SONDE_VERSION, config.server_spool_dir,
                 static_cast<uint64_t>(config.server_spool_max_mb) << 20});
+  }
+  if (otlp_component != nullptr && exporter) {
+    // The export queue holds the converted OTLP spans too: its bytes count
+    // against the OTLP memory limit (agent/otlp/memory_limiter.h).
+    otlp_component->receiver().memory_limiter().AddGauge([exporter] { return exporter->queued_bytes(); });
   }
   if (cmd.network.tcp_health || cmd.network.packet_capture) {  // TCP health, packet metrics, network spans
     sonde::packet::NetworkConfig network = cmd.network;
