@@ -131,6 +131,12 @@ PairKey TcpAggregator::AggregationKey(PairKey key, bool client_is_remote) const 
   return key;
 }
 
+uint32_t TcpAggregator::SlotOf(PairKey key) {
+  auto [it, inserted] = key_slots_.try_emplace(std::move(key), static_cast<uint32_t>(keys_.size()));
+  if (inserted) keys_.push_back(it->first);
+  return it->second;
+}
+
 TcpWindow TcpAggregator::Update(std::span<const SocketSnapshot> sockets,
                                 std::span<const PairSnapshot> pairs, uint64_t now_ns) {
   std::lock_guard lock(mu_);
@@ -140,9 +146,20 @@ TcpWindow TcpAggregator::Update(std::span<const SocketSnapshot> sockets,
   last_now_ns_ = now_ns;
   ++counters_.snapshots;
 
+  // Interned keys are bounded: past a few times the series bound, start over.
+  if (keys_.size() > 4 * options_.max_pairs + 1024) {
+    keys_.clear();
+    key_slots_.clear();
+    ++key_epoch_;
+  }
   for (const auto& snap : sockets) {
-    if (snap.stats.role == SONDE_ROLE_SERVER) server_ports_.set(snap.stats.tuple.sport);
-    if (snap.stats.role == SONDE_ROLE_CLIENT) server_ports_.set(snap.stats.tuple.dport);
+    uint16_t port = 0;
+    if (snap.stats.role == SONDE_ROLE_SERVER) port = snap.stats.tuple.sport;
+    if (snap.stats.role == SONDE_ROLE_CLIENT) port = snap.stats.tuple.dport;
+    if (port != 0 && !server_ports_.test(port)) {
+      server_ports_.set(port);
+      ++key_epoch_;  // a socket of unknown side may now be keyed otherwise
+    }
   }
   std::map<PairKey, PairWindow> by_pair;
   const uint64_t update = counters_.snapshots;
@@ -163,11 +180,25 @@ TcpWindow TcpAggregator::Update(std::span<const SocketSnapshot> sockets,
       prev.bytes_acked = cur.bytes_acked;
       prev.bytes_received = cur.bytes_received;
     }
-    PairKey raw_key = PairKeyOf(cur, CommOf(cur), &server_ports_);
     const bool local_is_client = LocalIsClient(cur, &server_ports_);
-    const PairKey key = AggregationKey(std::move(raw_key), !local_is_client);
-    PairWindow& pw = by_pair[key];
-    pw.key = key;
+    SocketPrev& entry = it->second;
+    if (inserted || entry.key_epoch != key_epoch_ || entry.pid != cur.pid || entry.role != cur.role) {
+      entry.key_slot = SlotOf(AggregationKey(PairKeyOf(cur, CommOf(cur), &server_ports_), !local_is_client));
+      entry.key_epoch = key_epoch_;
+      entry.pid = cur.pid;
+      entry.role = cur.role;
+    }
+    if (slot_windows_.size() < keys_.size()) {
+      slot_windows_.resize(keys_.size());
+      slot_update_.resize(keys_.size(), 0);
+    }
+    PairWindow& pw = slot_windows_[entry.key_slot];
+    if (slot_update_[entry.key_slot] != update) {  // first socket of this key in this window
+      slot_update_[entry.key_slot] = update;
+      touched_slots_.push_back(entry.key_slot);
+      pw = PairWindow{};
+      pw.key = keys_[entry.key_slot];
+    }
     pw.delta.Add(SocketDelta(cur, prev, local_is_client));
     const bool open = (cur.flags & SONDE_TCP_ESTABLISHED) && !(cur.flags & SONDE_TCP_CLOSED);
     if (open) ++pw.active_connections;
@@ -196,6 +227,12 @@ TcpWindow TcpAggregator::Update(std::span<const SocketSnapshot> sockets,
   }
   // Sockets no longer in the kernel's map.
   absl::erase_if(previous_, [update](const auto& kv) { return kv.second.update != update; });
+  for (uint32_t slot : touched_slots_) {
+    PairWindow& pw = slot_windows_[slot];
+    PairKey key = pw.key;
+    by_pair.emplace(std::move(key), std::move(pw));
+  }
+  touched_slots_.clear();
 
   // Events without a full socket: RSTs for closed ports, SYN/ACK retransmissions.
   std::map<std::string, sonde_tcp_pair_stats> next_pairs;

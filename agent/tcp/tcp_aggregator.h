@@ -10,6 +10,7 @@
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
+#include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "agent/tcp/tcp_types.h"
@@ -81,9 +82,24 @@ class TcpAggregator {
     uint32_t resets_sent = 0;
     uint32_t resets_received = 0;
     uint64_t update = 0;  // the Update that read it last
+    // Its series key, interned (keys_), while key_epoch matches and the
+    // key's inputs that can change (pid and comm arrive together) have not:
+    // no strings built and compared per socket per window.
+    uint32_t key_slot = 0;
+    uint32_t key_epoch = 0;
+    uint32_t pid = 0;
+    uint8_t role = 0;
   };
+  // The interned slot of a key, added when new.
+  uint32_t SlotOf(PairKey key);
   static PairCounters SocketDelta(const sonde_tcp_sock_stats& cur, const SocketPrev& prev, bool local_is_client);
   absl::flat_hash_map<uint64_t, SocketPrev> previous_;  // by cookie
+  std::vector<PairKey> keys_;                  // interned series keys, by slot
+  std::map<PairKey, uint32_t> key_slots_;      // key -> slot
+  uint32_t key_epoch_ = 1;                     // bumped when slots or side hints change
+  std::vector<PairWindow> slot_windows_;       // this window's sums, by slot
+  std::vector<uint64_t> slot_update_;          // the Update that last reset a slot's window
+  std::vector<uint32_t> touched_slots_;
   std::map<std::string, sonde_tcp_pair_stats> previous_pairs_;   // by raw key bytes
   std::map<PairKey, Series> series_;
   uint64_t last_now_ns_ = 0;

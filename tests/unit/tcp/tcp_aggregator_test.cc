@@ -253,6 +253,41 @@ TEST(TcpAggregator, UnknownSideJudgedByPortsSeenServing) {
   EXPECT_EQ(PairKeyOf(c, "load").server_port, 34001);
 }
 
+// A socket's series key is computed once and kept across windows, but not
+// past what changes it: its process filled in later (accept in softirq, pid
+// and comm at the first send), or a port learnt to serve after the socket
+// of unknown side was first keyed.
+TEST(TcpAggregator, CachedKeysFollowTheirInputs) {
+  TcpAggregator agg;
+  auto s = MakeSocket("127.0.0.1", 45000, "127.0.0.9", 30000, SONDE_ROLE_UNKNOWN, "");
+  s.flags = SONDE_TCP_ESTABLISHED | SONDE_TCP_LATE_JOIN;
+  std::vector<SocketSnapshot> snaps = {{1, s}};
+  auto w = agg.Update(snaps, {}, 10);
+  ASSERT_EQ(w.pairs.size(), 1u);
+  EXPECT_EQ(w.pairs[0].key.server_port, 30000) << "nothing known: the lower port";
+  EXPECT_EQ(w.pairs[0].key.process, "");
+  w = agg.Update(snaps, {}, 20);
+  ASSERT_EQ(w.pairs.size(), 1u);
+  EXPECT_EQ(w.pairs[0].key.server_port, 30000) << "unchanged inputs, same key";
+  // Its process appears.
+  s.pid = 42;
+  std::strncpy(s.comm, "nginx", sizeof(s.comm) - 1);
+  snaps = {{1, s}};
+  w = agg.Update(snaps, {}, 30);
+  ASSERT_EQ(w.pairs.size(), 1u);
+  EXPECT_EQ(w.pairs[0].key.process, "nginx");
+  // A server-side socket on 45000 shows the port serves: re-keyed.
+  auto server = MakeSocket("127.0.0.1", 45000, "127.0.0.9", 30001, SONDE_ROLE_SERVER, "nginx");
+  server.flags = SONDE_TCP_ESTABLISHED;
+  snaps.push_back({2, server});
+  w = agg.Update(snaps, {}, 40);
+  ASSERT_EQ(w.pairs.size(), 2u);
+  for (const auto& p : w.pairs) {
+    EXPECT_EQ(p.key.server_port, 45000);
+    EXPECT_EQ(p.active_connections, 1u);
+  }
+}
+
 TEST(TcpAggregator, PrometheusExposition) {
   TcpAggregator agg;
   auto s = MakeSocket("10.0.0.1", 40000, "10.0.0.2", 8080, SONDE_ROLE_CLIENT, "cu\"rl");
