@@ -108,6 +108,11 @@ absl::Status ResolveOtlpFlags(OtlpFlags& flags) {
                                       "--otlp-memory-soft-mib (otlp.memory_soft_mib)");
   }
   if (flags.memory_soft_mib > (1u << 20)) return absl::InvalidArgumentError("--otlp-memory-soft-mib is too large");
+  if (flags.memory_soft_mib != 0 && flags.memory_soft_mib < flags.max_body_mib) {
+    // A request as large as allowed would never fit under the limit: 503 forever.
+    return absl::InvalidArgumentError("--otlp-memory-soft-mib (otlp.memory_soft_mib) must be 0 (off) or at least "
+                                      "--otlp-max-body-mib (otlp.max_body_mib)");
+  }
   auto& memory = flags.config.ingest.memory;
   memory.soft_bytes = flags.memory_soft_mib << 20;
   memory.hard_bytes = flags.memory_hard_mib != 0 ? flags.memory_hard_mib << 20 : memory.soft_bytes / 4 * 5;

@@ -46,6 +46,11 @@ TEST(RunConfig, OtlpMemoryLimiterKeysAndFlagsResolveToBytes) {
   app.parse(5, const_cast<char**>(argv));
   auto st = otlp::ResolveOtlpFlags(inverted);
   EXPECT_NE(st.message().find("memory_hard_mib"), std::string::npos) << st;
+  otlp::OtlpFlags below_body;  // a largest-allowed request could never be admitted
+  below_body.max_body_mib = 64;
+  below_body.memory_soft_mib = 32;
+  st = otlp::ResolveOtlpFlags(below_body);
+  EXPECT_NE(st.message().find("max_body_mib"), std::string::npos) << st;
 }
 
 TEST(RunConfig, OtlpErrorsNameTheKey) {
