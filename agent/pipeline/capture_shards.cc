@@ -258,11 +258,13 @@ void CaptureShards::Publish(Worker& w, bool with_counters) {
   }
 }
 
-void CaptureShards::TakeSpans(trace::SpanGroup& out) {
-  for (auto& w : workers_) {
-    std::lock_guard<std::mutex> lock(w->out_mu);
-    for (auto& s : w->out) out.push_back(std::move(s));
-    w->out.clear();
+void CaptureShards::TakeSpans(std::vector<std::deque<trace::SpanPtr>>& out) {
+  out.resize(workers_.size());
+  for (size_t i = 0; i < workers_.size(); ++i) {
+    Worker& w = *workers_[i];
+    std::lock_guard<std::mutex> lock(w.out_mu);
+    for (auto& s : w.out) out[i].push_back(std::move(s));
+    w.out.clear();
   }
 }
 

@@ -19,6 +19,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -59,9 +60,10 @@ class CaptureShards {
   // Capture thread.
   void Dispatch(capture::RawEvent ev);
   void Flush();  // hand every pending batch over (end of a poll)
-  // Spans built since the last call, appended to `out`; sockets no protocol
-  // claimed (the source can stop copying them).
-  void TakeSpans(trace::SpanGroup& out);
+  // Spans built since the last call, appended to `out` (one queue per worker,
+  // each in the order its worker finished them); sockets no protocol claimed
+  // (the source can stop copying them).
+  void TakeSpans(std::vector<std::deque<trace::SpanPtr>>& out);
   void TakeUnclaimed(std::vector<uint64_t>& out);
   // Closes every connection on every worker and waits for them; spans still
   // held are then available to TakeSpans.

@@ -157,7 +157,7 @@ class Agent {
   metrics::MetricsServer metrics_server_;
   std::vector<conn::ConnRecord> records_;
   std::unique_ptr<CaptureShards> shards_;  // workers > 1
-  trace::SpanGroup drained_;               // spans taken from the workers, not yet routed
+  std::vector<std::deque<trace::SpanPtr>> drained_;  // per worker: taken, not yet routed
   std::vector<uint64_t> unclaimed_;        // sockets taken from the workers (reused)
   trace::TraceSampler sampler_;
   trace::SpanGroup group_;   // spans the linker emitted for one Add / Flush
