@@ -96,14 +96,16 @@ Row RunOne(const Args& a, int n, double duration_s, bool soak) {
   if (!load.Start(lo).ok()) std::exit(1);
   const auto start = std::chrono::steady_clock::now();
   if (soak) {
-    std::printf("minute  agent_rss_mb  tracked  records  kernel_lost\n");
+    std::printf("minute  agent_rss_mb  heap_mb  tracked  records  kernel_lost\n");
     for (int minute = 1; Seconds(start) + 60 <= duration_s + 1; ++minute) {
       std::this_thread::sleep_for(std::chrono::seconds(60));
+      // RSS before the scrape: rendering /metrics for us is transient memory
+      // of its own (the page, a few MB with many TCP series).
+      const double rss_mb = sonde::testlib::ReadProcMemory(agent.pid()).rss_bytes / 1e6;
       const std::string m = scrape();
-      std::printf("%6d  %12.1f  %7.0f  %7.0f  %11.0f\n", minute,
-                  sonde::testlib::ReadProcMemory(agent.pid()).rss_bytes / 1e6,
-                  MetricValue(m, "sonde_agent_open_connections"), MetricValue(m, "sonde_agent_records_total"),
-                  MetricValue(m, "sonde_agent_kernel_lost_events_total"));
+      std::printf("%6d  %12.1f  %7.1f  %7.0f  %7.0f  %11.0f\n", minute, rss_mb,
+                  MetricValue(m, "sonde_agent_heap_bytes") / 1e6, MetricValue(m, "sonde_agent_open_connections"),
+                  MetricValue(m, "sonde_agent_records_total"), MetricValue(m, "sonde_agent_kernel_lost_events_total"));
       std::fflush(stdout);
     }
   }
