@@ -246,19 +246,25 @@ void HttpReceiver::Install(httplib::Server& server) {
                                    const httplib::ContentReader& reader) {
     handle(Signal::kLogs, req, res, reader);
   });
-  // "Expect: 100-continue" (curl sends it for bodies over 1 MiB): over the
-  // memory limit the 503 goes out before the client sends its body, instead
-  // of "100 Continue" followed by a 503 and a close while it is sending.
+  // "Expect: 100-continue" (curl sends it for bodies over 1 MiB): when the
+  // request would be shed (overloaded, over the memory limit) the 503 goes
+  // out before the client sends its body, instead of "100 Continue" followed
+  // by a 503 and a close while it is still sending.
   server.set_expect_100_continue_handler([this](const httplib::Request& req, httplib::Response& res) {
     const size_t declared = req.get_header_value<uint64_t>("Content-Length");
-    if (!ingestor_->OverMemoryLimit(declared)) return 100;
-    ingestor_->stats().CountReject(RejectReason::kMemoryLimit);
+    const std::optional<RejectReason> why = ingestor_->WouldShed(declared);
+    if (!why) return 100;
+    ingestor_->stats().CountReject(*why);
     const int retry = ingestor_->options().retry_after_s;
     res.set_header("Retry-After", std::to_string(retry));
     res.set_header("Connection", "close");
     auto format = ParseContentType(req.get_header_value("Content-Type"));
-    ReplyStatus(res, 503, format.ok() ? *format : BodyFormat::kJson, RpcCode::kResourceExhausted,
-                std::string(kMemoryLimitMessage), retry);
+    const BodyFormat f = format.ok() ? *format : BodyFormat::kJson;
+    if (*why == RejectReason::kMemoryLimit) {
+      ReplyStatus(res, 503, f, RpcCode::kResourceExhausted, std::string(kMemoryLimitMessage), retry);
+    } else {
+      ReplyStatus(res, 503, f, RpcCode::kUnavailable, "agent overloaded, retry later", retry);
+    }
     return 503;
   });
 }

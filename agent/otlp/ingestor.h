@@ -147,9 +147,14 @@ class Ingestor {
     size_t bytes_;
   };
   std::optional<Ticket> Admit(size_t bytes, RejectReason* why = nullptr);
-  // Would a request of `bytes` be shed by the memory limiter now? (Not counted.)
-  bool OverMemoryLimit(size_t bytes) const {
-    return limiter_.Check(inflight_bytes_.load(std::memory_order_relaxed) + bytes) != MemoryLevel::kBelow;
+  // Would Admit(bytes) refuse now, and why? (Nothing counted or taken.)
+  std::optional<RejectReason> WouldShed(size_t bytes) const {
+    if ((options_.backpressure && options_.backpressure()) ||
+        inflight_requests_.load(std::memory_order_relaxed) >= options_.max_inflight_requests)
+      return RejectReason::kOverloaded;
+    if (limiter_.Check(inflight_bytes_.load(std::memory_order_relaxed) + bytes) != MemoryLevel::kBelow)
+      return RejectReason::kMemoryLimit;
+    return std::nullopt;
   }
 
   ExportResult ExportTraces(const ExportTraceRequest& request, const PeerInfo& peer);

@@ -364,6 +364,41 @@ TEST_F(ReceiverTest, OverloadGives503AndUnavailableWithRetryHint) {
   EXPECT_EQ(sink_.span_count(), 0u);
 }
 
+// curl sends "Expect: 100-continue" with bodies over 1 MiB: a shed request
+// is answered 503 before the body is sent (was "100 Continue", then a 503
+// and a close while curl was still sending: "Send failure: Broken pipe").
+TEST_F(ReceiverTest, ShedLargeBodiesAreAnsweredBeforeTheyAreSent) {
+  OtlpConfig config;
+  config.ingest.max_inflight_requests = 0;  // every request is over the limit
+  config.ingest.retry_after_s = 5;
+  receiver_.reset();
+  StartReceiver(config);
+  const std::string path = ::testing::TempDir() + "/otlp_big.pb";
+  {
+    std::ofstream out(path, std::ios::binary);
+    ExportTraceRequest big = MakeTraceRequest(1);
+    AddStringAttr(big.mutable_resource_spans(0)->mutable_resource()->mutable_attributes(), "pad",
+                  std::string(900u << 10, 'x'));
+    AddStringAttr(big.mutable_resource_spans(0)->mutable_resource()->mutable_attributes(), "pad2",
+                  std::string(900u << 10, 'y'));
+    out << big.SerializeAsString();
+  }
+  const std::string cmd = "curl -sS -o /dev/null -D - -H 'Content-Type: application/x-protobuf' --data-binary @" +
+                          path + " http://127.0.0.1:" + std::to_string(receiver_->http_port()) + "/v1/traces 2>&1";
+  std::string out;
+  FILE* p = popen(cmd.c_str(), "r");
+  ASSERT_NE(p, nullptr);
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
+  const int rc = pclose(p);
+  EXPECT_EQ(WEXITSTATUS(rc), 0) << out;
+  EXPECT_NE(out.find("503"), std::string::npos) << out;
+  EXPECT_EQ(out.find("100 Continue"), std::string::npos) << out;
+  EXPECT_NE(out.find("Retry-After: 5"), std::string::npos) << out;
+  EXPECT_EQ(sink_.span_count(), 0u);
+}
+
 TEST_F(ReceiverTest, BearerToken) {
   OtlpConfig config;
   config.bearer_token = "s3cret";
