@@ -227,6 +227,9 @@ TcpWindow TcpAggregator::Update(std::span<const SocketSnapshot> sockets,
   }
   // Sockets no longer in the kernel's map.
   absl::erase_if(previous_, [update](const auto& kv) { return kv.second.update != update; });
+  // A flat map keeps its capacity when emptied: shrink once the sockets have
+  // fallen to an eighth of it.
+  if (previous_.capacity() > 8 * previous_.size() + 1024) previous_.rehash(0);
   for (uint32_t slot : touched_slots_) {
     PairWindow& pw = slot_windows_[slot];
     PairKey key = pw.key;

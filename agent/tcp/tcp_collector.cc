@@ -33,7 +33,12 @@ void TcpCollector::Stop() {
 TcpWindow TcpCollector::ReadNow() {
   std::lock_guard lock(read_mu_);
   if (auto st = source_->Read(sockets_, pairs_); !st.ok()) return {};
-  return aggregator_.Update(sockets_, pairs_, core::MonotonicNowNs());
+  TcpWindow w = aggregator_.Update(sockets_, pairs_, core::MonotonicNowNs());
+  // Reused while the socket count holds; given back once it has fallen to a
+  // quarter (a burst of connections does not pin its snapshot's megabytes).
+  if (sockets_.capacity() > 4 * sockets_.size() + 4096) std::vector<SocketSnapshot>().swap(sockets_);
+  if (pairs_.capacity() > 4 * pairs_.size() + 4096) std::vector<PairSnapshot>().swap(pairs_);
+  return w;
 }
 
 void TcpCollector::AppendPrometheus(std::string& out) const { aggregator_.AppendPrometheus(out); }
