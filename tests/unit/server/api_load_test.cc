@@ -132,7 +132,7 @@ TEST(ApiLoad, HealthAnswersWhileLargeTracesAreAssembled) {
 }
 
 // Assembly is O(n log n): the whole 40,000-span trace (read 0.03 s, assembly
-// 0.02 s; its 31 MB of JSON take ~1.2 s: bench/server/trace_assembly_bench).
+// 0.02 s; its 31 MB of JSON take ~0.8 s: bench/server/trace_assembly_bench).
 TEST(ApiLoad, WholeFortyThousandSpanTracesWhileHealthAnswers) {
   testing::TempDir dir;
   const uint64_t now = testing::NowNs();
