@@ -36,6 +36,9 @@ bool IsNumber(std::string_view s) {
 
 bool IsIdSegment(std::string_view s) {
   if (s.empty()) return false;
+  // Most segments are short words ("api", "v1", "users"): every rule below
+  // needs a leading digit or sign (numbers) or at least 8 characters.
+  if (s.size() < 8 && IsAlpha(s[0])) return false;
   if (IsNumber(s) || IsUuid(s)) return true;
   size_t digits = 0, hex = 0, alpha = 0, other = 0;
   for (char c : s) {
