@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "agent/conn/connection.h"
 #include "agent/core/clock.h"
 
 namespace sonde::pipeline {
@@ -61,13 +62,7 @@ void AddTrackerCounters(conn::TrackerCounters& to, const conn::TrackerCounters& 
   to.reordered_chunks += from.reordered_chunks;
   to.duplicate_bytes += from.duplicate_bytes;
   to.records += from.records;
-  to.protocol.parse_errors += from.protocol.parse_errors;
-  to.protocol.resyncs += from.protocol.resyncs;
-  to.protocol.gaps_absorbed += from.protocol.gaps_absorbed;
-  to.protocol.gaps_desynced += from.protocol.gaps_desynced;
-  to.protocol.records += from.protocol.records;
-  to.protocol.unpaired += from.protocol.unpaired;
-  to.protocol.late_join += from.protocol.late_join;
+  conn::AddProtocolCounters(to.protocol, from.protocol);
 }
 
 struct CaptureShards::Worker {
