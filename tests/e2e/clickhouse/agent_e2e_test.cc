@@ -64,8 +64,11 @@ TEST(ClickHouseAgent, AgentShipsToOneReplicaTheOtherAnswers) {
                                             dir.File("backend.err"));
   ASSERT_TRUE(testlib::WaitForTcpPort("127.0.0.1", backend_port, std::chrono::seconds(20)));
 
+  // Only the backend's port: other traffic on the machine (other tests) would
+  // take the span budget and leave these requests out of the store.
   auto agent = testlib::Subprocess::Start({SONDE_AGENT_BIN, "run", "--server", "127.0.0.1:" + std::to_string(a.grpc_port),
-                                           "--no-json", "--ready-file", dir.File("agent.ready")},
+                                           "--port", std::to_string(backend_port), "--no-json", "--ready-file",
+                                           dir.File("agent.ready")},
                                           dir.File("agent.out"), dir.File("agent.err"));
   ASSERT_TRUE(testlib::WaitForFile(dir.File("agent.ready"), std::chrono::seconds(60)))
       << testlib::ReadFile(dir.File("agent.err"));
