@@ -330,6 +330,7 @@ int RunAgent(const sonde::core::AgentConfig& config, const RunCommand& cmd,
   sonde::pipeline::PipelineOptions options;
   options.metrics_listen = config.metrics_listen;
   options.sampler.spans_per_second = config.spans.rate_limit;
+  options.sampler.min_spans_per_service = config.spans.min_per_service;
   options.sampler.slow_ns = static_cast<uint64_t>(config.spans.slow_ms) * 1'000'000;
   options.sampler.honour_parent_flag = config.spans.honour_parent_flag;
   options.joiner.enabled = config.spans.join_exchanges;

@@ -97,11 +97,12 @@ absl::Status LoadConfigTree(const YAML::Node& root, const std::string& path, Age
   }
   if (const auto sp = root["spans"]) {
     const std::string w = path + ": spans";
-    SONDE_RETURN_IF_ERROR(CheckKeys(sp, w, {"rate_limit", "slow_ms", "honour_parent_flag", "join_exchanges", "redact_headers",
+    SONDE_RETURN_IF_ERROR(CheckKeys(sp, w, {"rate_limit", "min_per_service", "slow_ms", "honour_parent_flag", "join_exchanges", "redact_headers",
                                             "redact_query_params"}));
     SONDE_RETURN_IF_ERROR(Read(sp, "redact_headers", w, c.spans.redact_headers));
     SONDE_RETURN_IF_ERROR(Read(sp, "redact_query_params", w, c.spans.redact_query_params));
     SONDE_RETURN_IF_ERROR(Read(sp, "rate_limit", w, c.spans.rate_limit));
+    SONDE_RETURN_IF_ERROR(Read(sp, "min_per_service", w, c.spans.min_per_service));
     SONDE_RETURN_IF_ERROR(Read(sp, "slow_ms", w, c.spans.slow_ms));
     SONDE_RETURN_IF_ERROR(Read(sp, "honour_parent_flag", w, c.spans.honour_parent_flag));
     SONDE_RETURN_IF_ERROR(Read(sp, "join_exchanges", w, c.spans.join_exchanges));
@@ -151,6 +152,10 @@ absl::Status ValidateConfig(const AgentConfig& c) {
   }
   if (k.drain_nice < -20 || k.drain_nice > 19) {
     return absl::InvalidArgumentError(absl::StrCat("capture.drain_nice must be -20..19, got ", k.drain_nice));
+  }
+  if (!(c.spans.min_per_service >= 0) || c.spans.min_per_service > 1e6) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "spans.min_per_service must be 0 (no floor) .. 1000000 spans/s, got ", c.spans.min_per_service));
   }
   if (!(c.spans.rate_limit >= 0) || c.spans.rate_limit > 1e7) {
     return absl::InvalidArgumentError(
@@ -222,6 +227,10 @@ void AddSpanFlags(CLI::App& app, AgentConfig& config) {
   app.add_option("--span-rate-limit", sp.rate_limit,
                  "Spans shipped per second by budget, decided per trace (0: every span); "
                  "errors, slow and parent-sampled traces are always shipped, RED counts everything")
+      ->capture_default_str();
+  app.add_option("--span-min-per-service", sp.min_per_service,
+                 "Spans/s every service keeps past a budget spent by busier services, so a quiet service "
+                 "next to a busy one still ships traces (0: none)")
       ->capture_default_str();
   app.add_option("--span-slow-ms", sp.slow_ms, "Spans at least this long are always shipped")
       ->capture_default_str();

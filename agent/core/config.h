@@ -38,6 +38,7 @@ struct CaptureConfig {
 // Span budget (agent/trace/sampler.h). RED counts every request regardless.
 struct SpanConfig {
   double rate_limit = 500;      // spans/s shipped by budget; 0: every span (docs/configuration.md: why 500)
+  double min_per_service = 10;  // spans/s each service keeps past a budget spent by busier ones; 0: none
   uint32_t slow_ms = 500;       // spans at least this long are always shipped
   bool honour_parent_flag = true;  // incoming traceparent/b3 sampled flag decides when present
   // Server spans join the trace of their client span seen on this node

@@ -35,6 +35,7 @@ std::string_view SampleReasonName(SampleReason r) {
     case SampleReason::kTrace: return "trace";
     case SampleReason::kUnlimited: return "unlimited";
     case SampleReason::kApplication: return "application";
+    case SampleReason::kServiceFloor: return "service_floor";
     default: return "unknown";
   }
 }
@@ -64,6 +65,24 @@ bool TraceSampler::WithinBudget(const TraceId& id, uint64_t now_ns, size_t spans
   if (TraceFraction(id) >= keep_fraction_) return false;
   if (tokens_ < static_cast<double>(spans)) return false;
   tokens_ -= static_cast<double>(spans);
+  return true;
+}
+
+bool TraceSampler::WithinServiceFloor(std::string_view service, uint64_t now_ns, size_t spans) {
+  const double rate = options_.min_spans_per_service;
+  if (rate <= 0) return false;
+  const absl::string_view name(service.data(), service.size());  // absl's own string_view here
+  if (service_floor_.size() >= 4096 && !service_floor_.contains(name)) service_floor_.clear();
+  auto [it, inserted] = service_floor_.try_emplace(name);
+  Bucket& b = it->second;
+  if (inserted) {
+    b.tokens = rate;
+  } else if (now_ns > b.last_refill_ns) {
+    b.tokens = std::min(rate, b.tokens + rate * static_cast<double>(now_ns - b.last_refill_ns) / 1e9);
+  }
+  b.last_refill_ns = now_ns;
+  if (b.tokens < static_cast<double>(spans)) return false;
+  b.tokens -= static_cast<double>(spans);
   return true;
 }
 
@@ -136,6 +155,10 @@ void TraceSampler::Decide(const SpanGroup& spans, uint64_t now_ns, std::vector<b
   if (!decided) {
     kept = WithinBudget(trace, now_ns, spans.size());
     reason = SampleReason::kBudget;
+    if (!kept && WithinServiceFloor(spans.front()->service_name, now_ns, spans.size())) {
+      kept = true;
+      reason = SampleReason::kServiceFloor;
+    }
     if (!kept) counters_.dropped_budget += spans.size();
   }
   if (!kept) return;

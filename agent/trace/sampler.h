@@ -9,7 +9,15 @@
 // is complete. Always kept, whatever the budget: errors, slow requests, and
 // traces whose incoming context says "sampled". An incoming "not sampled"
 // flag is honoured (dropped unless error or slow).
+//
+// Fair to quiet services: a busy service offering thousands of traces a
+// second would otherwise take the whole budget, and a quiet one on the same
+// node would ship almost none. Each service (of the group's first span) has a
+// floor of its own: traces the budget refuses are still kept up to
+// min_spans_per_service a second per service.
 #include <cstdint>
+#include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -19,6 +27,7 @@ namespace sonde::trace {
 
 struct SamplerOptions {
   double spans_per_second = 500;    // budget of spans kept by rate; <= 0: keep every span
+  double min_spans_per_service = 10;  // per-service floor past the budget; 0: none
   uint64_t slow_ns = 500'000'000;   // spans at least this long are always kept
   bool honour_parent_flag = true;   // traceparent/b3 sampled flag decides when present
   uint64_t remember_ns = 10'000'000'000;  // how long a kept trace stays kept (> linker hold)
@@ -33,7 +42,8 @@ enum class SampleReason : uint8_t {
   kTrace = 4,         // an earlier span of the same trace was kept
   kUnlimited = 5,     // no budget configured
   kApplication = 6,   // an OTLP app span: sampled by its SDK already
-  kCount = 7,
+  kServiceFloor = 7,  // the budget was spent by busier services: the service's own floor
+  kCount = 8,
 };
 std::string_view SampleReasonName(SampleReason r);
 
@@ -63,6 +73,13 @@ class TraceSampler {
   // the span rate of the previous quarter second).
   bool WithinBudget(const TraceId& id, uint64_t now_ns, size_t spans);
   void Remember(uint64_t key, uint64_t now_ns);
+  // Within the floor of `service` (a token bucket per service).
+  bool WithinServiceFloor(std::string_view service, uint64_t now_ns, size_t spans);
+  struct Bucket {
+    double tokens = 0;
+    uint64_t last_refill_ns = 0;
+  };
+  absl::flat_hash_map<std::string, Bucket> service_floor_;  // bounded (cleared past 4,096 services)
 
   SamplerOptions options_;
   SamplerCounters counters_;

@@ -25,7 +25,7 @@ void Decide(TraceSampler& sampler, const std::vector<Span>& spans, uint64_t now_
 }
 
 TEST(TraceSampler, ErrorsSlowAndParentSampledAreKeptWithAnEmptyBudget) {
-  TraceSampler sampler({.spans_per_second = 1e-9, .slow_ns = 500'000'000});
+  TraceSampler sampler({.spans_per_second = 1e-9, .min_spans_per_service = 0, .slow_ns = 500'000'000});
   std::vector<bool> keep;
   std::vector<Span> group{SpanOf(1), SpanOf(1)};
   group[1].status = StatusCode::kError;  // one error keeps its whole group
@@ -59,7 +59,7 @@ TEST(TraceSampler, ErrorsSlowAndParentSampledAreKeptWithAnEmptyBudget) {
 }
 
 TEST(TraceSampler, LaterSpansOfAKeptTraceAreKept) {
-  TraceSampler sampler({.spans_per_second = 1e-9});
+  TraceSampler sampler({.spans_per_second = 1e-9, .min_spans_per_service = 0});
   std::vector<bool> keep;
   std::vector<Span> group{SpanOf(9)};
   group[0].status = StatusCode::kError;
@@ -72,7 +72,7 @@ TEST(TraceSampler, LaterSpansOfAKeptTraceAreKept) {
 }
 
 TEST(TraceSampler, BudgetHoldsAtHighOfferedRates) {
-  TraceSampler sampler({.spans_per_second = 1000});
+  TraceSampler sampler({.spans_per_second = 1000, .min_spans_per_service = 0});
   std::vector<bool> keep;
   uint64_t kept = 0;
   // 100k single-span traces over 2 s (50k spans/s offered).
@@ -94,7 +94,7 @@ TEST(TraceSampler, BudgetHoldsAtHighOfferedRates) {
 // ones are forgotten until the next expiry (a quarter of remember_ns), and
 // expiry makes room again.
 TEST(TraceSampler, RememberedTracesBoundedAndExpiredWhenFull) {
-  TraceSampler sampler({.spans_per_second = 1e-9, .slow_ns = 500'000'000, .remember_ns = 4'000,
+  TraceSampler sampler({.spans_per_second = 1e-9, .min_spans_per_service = 0, .slow_ns = 500'000'000, .remember_ns = 4'000,
                         .max_remembered = 4});
   std::vector<bool> keep;
   for (uint8_t t = 1; t <= 10; ++t) {
@@ -113,6 +113,46 @@ TEST(TraceSampler, RememberedTracesBoundedAndExpiredWhenFull) {
   std::vector<Span> slow{SpanOf(20, 600'000'000)};
   Decide(sampler, slow, 10'000, keep);
   EXPECT_EQ(sampler.remembered_traces(), 1u);
+}
+
+// A busy service (10,000 traces/s) and a quiet one (5/s) share a 100
+// spans/s budget: without a floor the quiet one would keep ~0.05 trace/s;
+// with a floor of 10 spans/s per service it keeps every trace, and the busy
+// one stays within budget + its own floor.
+TEST(TraceSampler, QuietServiceKeepsItsTracesNextToABusyOne) {
+  for (const double floor : {0.0, 10.0}) {
+    TraceSampler sampler({.spans_per_second = 100, .min_spans_per_service = floor});
+    std::vector<bool> keep;
+    uint64_t busy_kept = 0, quiet_kept = 0, quiet_offered = 0;
+    uint64_t n = 0;
+    for (uint64_t t = 0; t < 4'000'000'000; t += 100'000) {  // 4 s, a busy trace every 100 us
+      auto trace = [&n](const char* service) {
+        Span s = SpanOf(0);
+        uint64_t x = ++n * 0x9e3779b97f4a7c15ull;
+        x ^= x >> 29;
+        std::memcpy(s.trace_id.data(), &x, sizeof x);
+        x *= 0xbf58476d1ce4e5b9ull;
+        std::memcpy(s.trace_id.data() + 8, &x, sizeof x);
+        s.service_name = service;
+        return s;
+      };
+      Decide(sampler, {trace("gateway")}, 1 + t, keep);
+      busy_kept += keep[0];
+      if (t % 200'000'000 == 0) {  // 5 quiet traces a second
+        ++quiet_offered;
+        Decide(sampler, {trace("billing")}, 1 + t, keep);
+        quiet_kept += keep[0];
+      }
+    }
+    SCOPED_TRACE("floor " + std::to_string(floor));
+    EXPECT_LE(busy_kept, 4 * (100 + 10) + 200u);
+    if (floor > 0) {
+      EXPECT_EQ(quiet_kept, quiet_offered);
+      EXPECT_GT(sampler.counters().kept[static_cast<size_t>(SampleReason::kServiceFloor)], 0u);
+    } else {
+      EXPECT_LE(quiet_kept, 3u);  // the busy service took the budget
+    }
+  }
 }
 
 TEST(TraceSampler, ZeroBudgetMeansEverySpan) {
