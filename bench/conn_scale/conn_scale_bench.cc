@@ -51,6 +51,7 @@ struct Row {
   int connections = 0;
   double agent_us_per_request = 0;  // agent CPU during the load (connects included) per request
   double tracked = 0, peak_rss_mb = 0, peak_heap_mb = 0, rss_after_mb = 0, back_s = -1, lost = 0, records = 0, rps = 0;
+  double lost_during_load = 0;  // kernel lost events before the clients exited
   uint64_t requests = 0, failed = 0;
   std::string released;  // connections released, by reason
 };
@@ -134,6 +135,7 @@ Row RunOne(const Args& a, int n, double duration_s, bool soak) {
       r.requests > 0 ? (sonde::testlib::ReadProcCpuSeconds(agent.pid()) - cpu_before) * 1e6 / r.requests : 0;
   std::string m = scrape();
   row.tracked = MetricValue(m, "sonde_agent_open_connections");
+  row.lost_during_load = MetricValue(m, "sonde_agent_kernel_lost_events_total");
   row.requests = r.requests;
   row.failed = r.failed;
   row.rps = r.seconds > 0 ? static_cast<double>(r.requests) / r.seconds : 0;
@@ -215,7 +217,8 @@ int main(int argc, char** argv) {
                 r.peak_rss_mb, r.peak_heap_mb, r.rss_after_mb,
                 r.back_s >= 0 ? (std::to_string(r.back_s).substr(0, 4) + " s").c_str() : "not in 30 s", r.lost,
                 r.records, r.rps, r.agent_us_per_request);
-    std::printf("  released: %s\n", r.released.c_str());
+    std::printf("  released: %s; kernel lost during the load %.0f, when the clients exited %.0f\n",
+                r.released.c_str(), r.lost_during_load, r.lost - r.lost_during_load);
     if (r.failed != 0) std::printf("  (%llu client connections failed)\n", static_cast<unsigned long long>(r.failed));
     std::fflush(stdout);
   }
