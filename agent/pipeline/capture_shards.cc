@@ -298,6 +298,13 @@ uint64_t CaptureShards::ProgressEventNs() const {
   return progress;
 }
 
+bool CaptureShards::AllCaughtUp() const {
+  for (const auto& w : workers_) {
+    if (!w->pending.empty() || !w->caught_up.load(std::memory_order_acquire)) return false;
+  }
+  return true;
+}
+
 conn::TrackerCounters CaptureShards::counters() const {
   conn::TrackerCounters total;
   for (const auto& w : workers_) {

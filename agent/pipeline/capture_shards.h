@@ -73,6 +73,8 @@ class CaptureShards {
   // (event_time mode: the pipeline's "now", so that it never runs ahead of
   // spans still being built).
   uint64_t ProgressEventNs() const;
+  // Every worker has processed everything handed to it (and nothing waits to be handed over).
+  bool AllCaughtUp() const;
   uint64_t latest_dispatched_ns() const { return latest_dispatched_ns_; }
   conn::TrackerCounters counters() const;  // as of each worker's last publication
   size_t open_connections() const;

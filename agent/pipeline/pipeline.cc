@@ -146,8 +146,13 @@ void Agent::DrainShards(bool all) {
   // 0.1-0.7 % of traces broken with 5 ms of slack, none with 50 ms).
   constexpr uint64_t kReorderSlackNs = 50'000'000;
   const uint64_t progress = shards_->ProgressEventNs();
-  const uint64_t watermark =
-      all ? UINT64_MAX : clock_.ToUnixNs(progress > kReorderSlackNs ? progress - kReorderSlackNs : 0);
+  uint64_t watermark = all ? UINT64_MAX : clock_.ToUnixNs(progress > kReorderSlackNs ? progress - kReorderSlackNs : 0);
+  // Traffic stopped (live): nothing older can still arrive once the slack has
+  // passed on the clock, so the last spans are not held until the next event.
+  if (!options_.event_time && shards_->AllCaughtUp() &&
+      core::MonotonicNowNs() > shards_->latest_dispatched_ns() + kReorderSlackNs) {
+    watermark = UINT64_MAX;
+  }
   shards_->TakeSpans(drained_);
   // Each worker's spans come in about end-time order: merge the queues'
   // fronts (a sort of everything held on every drain was quadratic under load).
