@@ -21,6 +21,7 @@
 
 #include <httplib.h>
 
+#include "tests/testlib/peak_rss.h"
 #include "common/http/guarded_server.h"
 
 namespace sonde::net {
@@ -30,14 +31,7 @@ using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
 // Peak resident set of this process, KiB.
-long PeakRssKiB() {
-  std::ifstream in("/proc/self/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("VmHWM:", 0) == 0) return std::strtol(line.c_str() + 6, nullptr, 10);
-  }
-  return -1;
-}
+using sonde::testlib::PeakRssKiB;
 
 // A raw TCP client: hostile inputs need exact control of the bytes.
 class RawClient {

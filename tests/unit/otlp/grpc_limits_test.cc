@@ -8,6 +8,7 @@
 #include <fstream>
 #include <mutex>
 
+#include "tests/testlib/peak_rss.h"
 #include "agent/otlp/receiver.h"
 #include "opentelemetry/proto/collector/logs/v1/logs_service.grpc.pb.h"
 #include "opentelemetry/proto/collector/metrics/v1/metrics_service.grpc.pb.h"
@@ -21,14 +22,7 @@ namespace {
 using namespace sonde::otlp::testing;
 namespace collector = opentelemetry::proto::collector;
 
-long PeakRssKiB() {
-  std::ifstream in("/proc/self/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("VmHWM:", 0) == 0) return std::strtol(line.c_str() + 6, nullptr, 10);
-  }
-  return -1;
-}
+using sonde::testlib::PeakRssKiB;
 
 class CountingSink : public trace::SpanSink, public OtlpSink {
  public:

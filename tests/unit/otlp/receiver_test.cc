@@ -1,5 +1,6 @@
 // The receivers over real sockets on loopback: HTTP (httplib client sending
 // hand-made bodies) and gRPC (generated stub), status codes and bodies.
+#include "tests/testlib/peak_rss.h"
 #include "agent/otlp/receiver.h"
 
 #include <grpcpp/generic/generic_stub.h>
@@ -446,14 +447,7 @@ TEST(BindAddresses, DefaultIsLoopbackPlusPrimary) {
 
 // Hostile OTLP/HTTP input (issue #17): bounded before decoding, with this
 // process's peak RSS (VmHWM) before and after each input.
-long PeakRssKiB() {
-  std::ifstream in("/proc/self/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("VmHWM:", 0) == 0) return std::strtol(line.c_str() + 6, nullptr, 10);
-  }
-  return -1;
-}
+using sonde::testlib::PeakRssKiB;
 
 class HostileReceiverTest : public ReceiverTest {
  protected:

@@ -12,6 +12,7 @@
 #include <fstream>
 #include <map>
 
+#include "tests/testlib/peak_rss.h"
 #include "agent/pipeline/otlp_component.h"
 #include "agent/pipeline/pipeline.h"
 #include "opentelemetry/proto/collector/trace/v1/trace_service.grpc.pb.h"
@@ -21,14 +22,7 @@ namespace {
 
 namespace collector = opentelemetry::proto::collector;
 
-long PeakRssKiB() {
-  std::ifstream in("/proc/self/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("VmHWM:", 0) == 0) return std::strtol(line.c_str() + 6, nullptr, 10);
-  }
-  return -1;
-}
+using sonde::testlib::PeakRssKiB;
 
 // `spans` spans of one trace, each with a 1 KiB attribute: ~1.1 KiB per span on the wire.
 otlp::ExportTraceRequest Request(int spans, int seed) {

@@ -10,6 +10,7 @@
 #include <fstream>
 #include <thread>
 
+#include "tests/testlib/peak_rss.h"
 #include "server/ingest/batch_limits.h"
 #include "server/ingest/ingest_grpc_server.h"
 #include "server/ingest/ingest_service.h"
@@ -22,14 +23,7 @@ namespace {
 
 using namespace std::chrono_literals;
 
-long PeakRssKiB() {
-  std::ifstream in("/proc/self/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("VmHWM:", 0) == 0) return std::strtol(line.c_str() + 6, nullptr, 10);
-  }
-  return -1;
-}
+using sonde::testlib::PeakRssKiB;
 
 std::string Deflate(const std::string& plain) {
   uLongf n = compressBound(plain.size());
