@@ -111,6 +111,7 @@ void Agent::Stop() {
 void Agent::OnEvent(capture::RawEvent ev) {
   if (shards_) {
     shards_->Dispatch(ev);
+    ++dispatched_since_drain_;
     return;
   }
   tracker_.OnEvent(ev, records_);
@@ -147,9 +148,13 @@ void Agent::DrainShards(bool all) {
   constexpr uint64_t kReorderSlackNs = 50'000'000;
   const uint64_t progress = shards_->ProgressEventNs();
   uint64_t watermark = all ? UINT64_MAX : clock_.ToUnixNs(progress > kReorderSlackNs ? progress - kReorderSlackNs : 0);
-  // Traffic stopped (live): nothing older can still arrive once the slack has
-  // passed on the clock, so the last spans are not held until the next event.
-  if (!options_.event_time && shards_->AllCaughtUp() &&
+  // Traffic stopped (live: a poll brought nothing, the workers are done):
+  // nothing older can still arrive once the slack has passed on the clock, so
+  // the last spans are not held until the next event. (A drain running behind
+  // under overload still brings events: then the watermark holds.)
+  const bool poll_was_empty = dispatched_since_drain_ == 0;
+  dispatched_since_drain_ = 0;
+  if (!options_.event_time && poll_was_empty && shards_->AllCaughtUp() &&
       core::MonotonicNowNs() > shards_->latest_dispatched_ns() + kReorderSlackNs) {
     watermark = UINT64_MAX;
   }

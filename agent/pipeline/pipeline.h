@@ -159,6 +159,7 @@ class Agent {
   std::unique_ptr<CaptureShards> shards_;  // workers > 1
   std::vector<std::deque<trace::SpanPtr>> drained_;  // per worker: taken, not yet routed
   std::vector<uint64_t> unclaimed_;        // sockets taken from the workers (reused)
+  uint64_t dispatched_since_drain_ = 0;    // events handed to the workers since the last drain
   trace::TraceSampler sampler_;
   trace::SpanGroup group_;   // spans the linker emitted for one Add / Flush
   trace::SpanGroup single_;  // a group of one (reused: no allocation per span)
