@@ -173,6 +173,15 @@ using RawMetricsServiceBase = collector::metrics::v1::MetricsService::WithRawCal
 using RawLogsServiceBase = collector::logs::v1::LogsService::WithRawCallbackMethod_Export<
     collector::logs::v1::LogsService::Service>;
 
+// Every Export: the gate (credential, admission), the raw bytes (inflated
+// within the body limit), then their size accounted against the limiter.
+grpc::Status AdmitCall(const Gate* gate, grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* request,
+                       std::optional<Ingestor::Ticket>* ticket, PeerInfo* peer, MessageBytes* bytes) {
+  if (grpc::Status st = gate->Check(ctx, ticket, peer); !st.ok()) return st;
+  if (grpc::Status st = bytes->Read(request, gate->ingestor()); !st.ok()) return st;
+  return gate->Account(ticket, bytes->body().size());
+}
+
 class TraceService final : public RawTraceServiceBase {
  public:
   explicit TraceService(const Gate* gate) : gate_(gate) {}
@@ -188,10 +197,8 @@ class TraceService final : public RawTraceServiceBase {
                       grpc::ByteBuffer* response) const {
     std::optional<Ingestor::Ticket> ticket;
     PeerInfo peer;
-    if (grpc::Status st = gate_->Check(ctx, &ticket, &peer); !st.ok()) return st;
     MessageBytes bytes;
-    if (grpc::Status st = bytes.Read(request, gate_->ingestor()); !st.ok()) return st;
-    if (grpc::Status st = gate_->Account(&ticket, bytes.body().size()); !st.ok()) return st;
+    if (grpc::Status st = AdmitCall(gate_, ctx, request, &ticket, &peer, &bytes); !st.ok()) return st;
     absl::StatusOr<ExportResult> r = gate_->ingestor()->ExportTracesProtobuf(bytes.body(), peer);
     if (!r.ok()) {
       gate_->ingestor()->stats().CountReject(RejectReason::kBadPayload);
@@ -213,10 +220,8 @@ class TraceService final : public RawTraceServiceBase {
 template <typename Request>
 grpc::Status ParseOwned(const Gate* gate, grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* request,
                         std::optional<Ingestor::Ticket>* ticket, PeerInfo* peer, std::shared_ptr<Request>* out) {
-  if (grpc::Status st = gate->Check(ctx, ticket, peer); !st.ok()) return st;
   MessageBytes bytes;
-  if (grpc::Status st = bytes.Read(request, gate->ingestor()); !st.ok()) return st;
-  if (grpc::Status st = gate->Account(ticket, bytes.body().size()); !st.ok()) return st;
+  if (grpc::Status st = AdmitCall(gate, ctx, request, ticket, peer, &bytes); !st.ok()) return st;
   auto parsed = std::make_shared<Request>();
   if (!parsed->ParseFromArray(bytes.body().data(), static_cast<int>(bytes.body().size()))) {
     gate->ingestor()->stats().CountReject(RejectReason::kBadPayload);
