@@ -119,11 +119,15 @@ bool GetU32(std::string_view& in, uint32_t& v) {
 }
 }  // namespace
 
-bool HpackDecoder::Freeze(std::string& out) const {
-  if (backend_ != HpackBackend::kSonde || degraded_ || !tolerant_.fully_known()) return false;
+namespace {
+
+// The known dynamic table as one header block that rebuilds it in a fresh
+// decoder: a size update to the current capacity, then every entry oldest
+// first as a literal with incremental indexing.
+std::string ReplayBlock(const TolerantHpackDecoder& known) {
   std::string block;
-  AppendInteger(block, 0x20, 5, tolerant_.max_table_size());
-  const HpackDynamicTable& table = tolerant_.table();
+  AppendInteger(block, 0x20, 5, known.max_table_size());
+  const HpackDynamicTable& table = known.table();
   for (size_t i = table.count(); i-- > 0;) {
     const HpackDynamicTable::EntryView e = table.Get(i);
     block.push_back(0x40);
@@ -132,6 +136,14 @@ bool HpackDecoder::Freeze(std::string& out) const {
     AppendInteger(block, 0x00, 7, e.value.size());
     block += e.value;
   }
+  return block;
+}
+
+}  // namespace
+
+bool HpackDecoder::Freeze(std::string& out) const {
+  if (backend_ != HpackBackend::kSonde || degraded_ || !tolerant_.fully_known()) return false;
+  const std::string block = ReplayBlock(tolerant_);
   PutU32(out, allowed_size_);
   PutU32(out, static_cast<uint32_t>(block.size()));
   out += block;
@@ -195,17 +207,7 @@ void HpackDecoder::TryRecover() {
   // incremental indexing.
   Inflater fresh = NewInflater();
   if (fresh == nullptr) return;
-  std::string block;
-  AppendInteger(block, 0x20, 5, tolerant_.max_table_size());
-  const HpackDynamicTable& table = tolerant_.table();
-  for (size_t i = table.count(); i-- > 0;) {
-    const HpackDynamicTable::EntryView e = table.Get(i);
-    block.push_back(0x40);
-    AppendInteger(block, 0x00, 7, e.name.size());
-    block += e.name;
-    AppendInteger(block, 0x00, 7, e.value.size());
-    block += e.value;
-  }
+  const std::string block = ReplayBlock(tolerant_);
   std::swap(inflater_, fresh);
   DecodedFieldList scratch;
   if (!DecodeExact(block, scratch).ok()) {
