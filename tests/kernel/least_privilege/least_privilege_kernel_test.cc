@@ -116,6 +116,16 @@ class LeastPrivilege : public ::testing::Test {
     chmod(dir_.path().c_str(), 0777);
   }
 
+  // sonde-agent run as the unprivileged user with the unit's capabilities,
+  // following `port`, spans as JSON lines to `spans`; ready-file in the test dir.
+  Subprocess StartAgent(int port, int metrics_port, const std::string& spans) {
+    return Subprocess::Start(
+        AsUnprivileged(kCaps, {testlib::AgentBinary(), "run", "--port", std::to_string(port), "--no-otlp",
+                               "--metrics-listen", "127.0.0.1:" + std::to_string(metrics_port), "--json-out",
+                               spans, "--ready-file", dir_.File("ready")}),
+        dir_.File("agent.out"), dir_.File("agent.err"));
+  }
+
   testlib::TempDir dir_{"sonde-least-priv"};
 };
 
@@ -128,11 +138,7 @@ TEST_F(LeastPrivilege, UnprivilegedAgentWithFiveCapabilitiesCapturesCurlToNginx)
   ASSERT_TRUE(nginx.ok()) << testlib::ReadFile(nginx.error_log());
 
   const std::string spans = dir_.File("spans.json");
-  auto agent = Subprocess::Start(
-      AsUnprivileged(kCaps, {testlib::AgentBinary(), "run", "--port", std::to_string(port), "--no-otlp",
-                             "--metrics-listen", "127.0.0.1:" + std::to_string(metrics_port), "--json-out",
-                             spans, "--ready-file", dir_.File("ready")}),
-      dir_.File("agent.out"), dir_.File("agent.err"));
+  auto agent = StartAgent(port, metrics_port, spans);
   ASSERT_TRUE(testlib::WaitForFile(dir_.File("ready"), std::chrono::seconds(30)))
       << testlib::ReadFile(dir_.File("agent.err"));
 
@@ -204,11 +210,7 @@ TEST_F(LeastPrivilege, UnprivilegedAgentCapturesHttpsWithoutCapSysAdmin) {
   ASSERT_TRUE(nginx.ok()) << testlib::ReadFile(nginx.error_log());
 
   const std::string spans = dir_.File("spans.json");
-  auto agent = Subprocess::Start(
-      AsUnprivileged(kCaps, {testlib::AgentBinary(), "run", "--port", std::to_string(port), "--no-otlp",
-                             "--metrics-listen", "127.0.0.1:" + std::to_string(metrics_port), "--json-out",
-                             spans, "--ready-file", dir_.File("ready")}),
-      dir_.File("agent.out"), dir_.File("agent.err"));
+  auto agent = StartAgent(port, metrics_port, spans);
   ASSERT_TRUE(testlib::WaitForFile(dir_.File("ready"), std::chrono::seconds(30)))
       << testlib::ReadFile(dir_.File("agent.err"));
   const auto status = ProcStatus(agent.pid());
