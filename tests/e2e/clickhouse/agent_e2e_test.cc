@@ -11,6 +11,7 @@
 #include <random>
 #include <thread>
 
+#include "tests/e2e/clickhouse/api_json.h"
 #include "tests/e2e/clickhouse/clickhouse_server.h"
 #include "tests/testlib/process.h"
 
@@ -19,13 +20,7 @@ namespace {
 
 using nlohmann::json;
 
-json GetJson(int port, const std::string& path) {
-  httplib::Client c("127.0.0.1", port);
-  c.set_read_timeout(30, 0);
-  auto res = c.Get(path.c_str());
-  if (!res || res->status != 200) return json();
-  return json::parse(res->body, nullptr, false);
-}
+using testing::GetJson;
 
 TEST(ClickHouseAgent, AgentShipsToOneReplicaTheOtherAnswers) {
   SONDE_REQUIRE_ROOT();

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "tests/e2e/clickhouse/api_json.h"
 #include "tests/e2e/clickhouse/agent_stream.h"
 #include "tests/e2e/clickhouse/clickhouse_server.h"
 #include "tests/testlib/process.h"
@@ -51,13 +52,7 @@ void SetExchange(v1::Span* s, uint32_t seq) {
   s->set_request_tcp_seq(seq);
 }
 
-json GetJson(int port, const std::string& path) {
-  httplib::Client c("127.0.0.1", port);
-  c.set_read_timeout(30, 0);
-  auto res = c.Get(path.c_str());
-  if (!res || res->status != 200) return json();
-  return json::parse(res->body, nullptr, false);
-}
+using testing::GetJson;
 
 TEST(ClickHouseCluster, TwoShardsTwoReplicas) {
   SONDE_REQUIRE(testing::ClickHouseInstalled(), "clickhouse-server (scripts/setup.sh)");

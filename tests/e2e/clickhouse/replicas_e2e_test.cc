@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "tests/e2e/clickhouse/api_json.h"
 #include "tests/e2e/clickhouse/agent_stream.h"
 #include "tests/e2e/clickhouse/clickhouse_server.h"
 #include "tests/testlib/process.h"
@@ -73,14 +74,7 @@ std::string GetText(int port, const std::string& path, int* status = nullptr) {
   return res ? res->body : "";
 }
 
-json GetJson(int port, const std::string& path, int* status = nullptr) {
-  httplib::Client c("127.0.0.1", port);
-  c.set_read_timeout(30, 0);
-  auto res = c.Get(path.c_str());
-  if (status) *status = res ? res->status : 0;
-  if (!res || res->status != 200) return json();
-  return json::parse(res->body, nullptr, false);
-}
+using testing::GetJson;
 
 TEST(ClickHouseReplicas, FailoverResendStoredOnceAndTraceJoinAcrossReplicas) {
   SONDE_REQUIRE(testing::ClickHouseInstalled(), "clickhouse-server (scripts/setup.sh)");
