@@ -25,6 +25,7 @@
 #include "agent/bpf/feature_probe.h"
 #include "agent/bpf/libbpf_logging.h"
 #include "agent/capture/event_json.h"
+#include "agent/capture/drain_priority.h"
 #include "agent/capture/recording.h"
 #include "agent/capture/socket_capture.h"
 #include "agent/core/clock.h"
@@ -66,18 +67,35 @@ void InstallSignalHandlers() {
   signal(SIGPIPE, SIG_IGN);
 }
 
-// The calling thread drains the ring buffer (and starts the capture
-// workers, which inherit its nice value): under CPU contention a drain at
-// the workload's priority falls behind and the kernel drops events.
-void ApplyDrainNice(const sonde::core::CaptureConfig& c) {
-  if (c.drain_nice == 0) return;
-  errno = 0;
-  const int current = getpriority(PRIO_PROCESS, static_cast<id_t>(gettid()));
-  if (errno == 0 && current == c.drain_nice) return;
-  if (setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), c.drain_nice) != 0) {
-    spdlog::warn("capture.drain_nice {}: {} (needs CAP_SYS_NICE to go below 0); the drain keeps nice {}",
-                 c.drain_nice, std::strerror(errno), current);
+// The agent runs in the background while its drain keeps up and moves
+// ahead of the workload when it falls behind (agent/capture/drain_priority.h).
+// nullptr when the priority is fixed or cannot be regained.
+std::unique_ptr<sonde::capture::DrainPriority> StartDrainPriority(const sonde::core::CaptureConfig& c,
+                                                                  const sonde::capture::SocketCapture& capture) {
+  sonde::capture::DrainPriorityOptions o;
+  o.background_nice = c.background_nice;
+  o.catch_up_nice = c.drain_nice;
+  sonde::capture::DrainPriority::ReadFill read_fill;
+  if (auto fill = capture.MapRingFill(); fill.ok()) {
+    read_fill = [f = std::make_shared<sonde::bpf::RingFill>(std::move(*fill))] { return f->fraction(); };
+  } else if (o.background_nice != o.catch_up_nice) {
+    spdlog::warn("{}: the agent stays at nice {} (capture.drain_nice)", std::string(fill.status().message()),
+                 o.catch_up_nice);
+    o.background_nice = o.catch_up_nice;  // blind: no background
   }
+  return sonde::capture::DrainPriority::Start(o, std::move(read_fill));
+}
+
+void AddDrainPriorityMetrics(sonde::pipeline::Agent& agent, const sonde::capture::DrainPriority& priority) {
+  agent.metrics_server().AddCollector([&priority](std::string& out) {
+    using sonde::metrics::prometheus::AppendCounter;
+    using sonde::metrics::prometheus::AppendGauge;
+    AppendGauge(out, "sonde_agent_nice", "Nice value of the agent's threads now (background while the drain keeps up).",
+                priority.nice());
+    AppendCounter(out, "sonde_agent_drain_catch_ups_total",
+                  "Times the drain fell behind and the agent moved ahead of the workload (capture.drain_nice).",
+                  priority.catch_ups());
+  });
 }
 
 sonde::capture::SocketCaptureOptions CaptureOptionsFrom(const sonde::core::AgentConfig& c) {
@@ -180,7 +198,7 @@ int RunCapture(const sonde::core::AgentConfig& config, const CaptureCommand& cmd
   }
   auto capture = StartSocketCapture(config);
   if (!capture) return 1;
-  ApplyDrainNice(config.capture);
+  const auto priority = StartDrainPriority(config.capture, *capture);  // reads the fill while it lives
 
   sonde::core::MonotonicToRealtime clock;
   std::unique_ptr<sonde::capture::RecordingWriter> writer;
@@ -350,6 +368,7 @@ int RunAgent(const sonde::core::AgentConfig& config, const RunCommand& cmd,
 
   std::unique_ptr<sonde::capture::EventSource> source;
   sonde::capture::SocketCapture* live = nullptr;
+  std::unique_ptr<sonde::capture::DrainPriority> priority;  // after the source: outlives no poll
   TlsCaptureState tls_state;
   if (!cmd.replay_path.empty()) {
     auto rec = sonde::capture::RecordedFileSource::Open(cmd.replay_path);
@@ -364,6 +383,7 @@ int RunAgent(const sonde::core::AgentConfig& config, const RunCommand& cmd,
     auto capture = StartSocketCapture(config, &tls_state);
     if (!capture) return 1;
     live = capture.get();
+    priority = StartDrainPriority(config.capture, *live);
     source = std::move(capture);
   }
   options.poll_timeout_ms = static_cast<int>(config.capture.drain_interval_ms);
@@ -449,6 +469,7 @@ int RunAgent(const sonde::core::AgentConfig& config, const RunCommand& cmd,
   if (cmd.profile.enabled) sonde::profile::AttachProfiler(agent, cmd.profile);  // docs/profiling.md
   if (live != nullptr && live->tls_counters()) AddTlsMetrics(agent, *live);  // docs/tls.md
   if (live != nullptr) AddTlsState(agent, tls_state);
+  if (priority != nullptr) AddDrainPriorityMetrics(agent, *priority);
   AddBuildInfo(agent, config.node_name);
   // --- end of components ---
 
@@ -461,7 +482,6 @@ int RunAgent(const sonde::core::AgentConfig& config, const RunCommand& cmd,
   }
   spdlog::info("sonde-agent running ({}), metrics on {}", cmd.replay_path.empty() ? "live" : cmd.replay_path,
                config.metrics_listen.empty() ? "off" : config.metrics_listen);
-  if (live != nullptr) ApplyDrainNice(config.capture);
   const absl::Status st = agent.Run(*source, g_stop);
   agent.Stop();
   if (!st.ok() && !absl::IsOutOfRange(st)) {

@@ -17,6 +17,7 @@
 #include "agent/bpf/libbpf_raii.h"
 #include "agent/bpf/uprobe_multi.h"
 #include "agent/capture/tls_transition.h"
+#include "agent/core/clock.h"
 #include "socket_trace.skel.h"
 
 namespace sonde::capture {
@@ -197,15 +198,18 @@ absl::Status SocketCapture::Poll(int timeout_ms, const EventCallback& on_event) 
   // Records are submitted without wake-ups, so epoll usually times out: the
   // unconditional consume afterwards is the periodic drain.
   int n = ring_buffer__poll(impl_->ring.get(), timeout_ms);
-  timespec now{};
-  clock_gettime(CLOCK_MONOTONIC, &now);
-  impl_->poll_start_ns = static_cast<uint64_t>(now.tv_sec) * 1'000'000'000ull + static_cast<uint64_t>(now.tv_nsec);
+  impl_->poll_start_ns = core::MonotonicNowNs();
   if (n >= 0) n = ring_buffer__consume(impl_->ring.get());
   impl_->callback = nullptr;
   if (n < 0 && n != -EINTR) {
     return absl::InternalError(absl::StrCat("ring buffer poll failed: ", std::strerror(-n)));
   }
   return absl::OkStatus();
+}
+
+absl::StatusOr<bpf::RingFill> SocketCapture::MapRingFill() const {
+  bpf_map* ring = impl_->skel->maps.events;
+  return bpf::RingFill::Map(bpf_map__fd(ring), bpf_map__max_entries(ring));
 }
 
 SourceCounters SocketCapture::counters() const {

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "agent/bpf/ring_fill.h"
 #include "agent/capture/event_source.h"
 #include "agent/tls/tls_attacher.h"
 
@@ -74,6 +75,8 @@ class SocketCapture final : public EventSource {
   std::optional<tls::TlsAttachCounters> tls_counters() const;
   // Rescan processes for OpenSSL now (tests; the attacher also rescans on its own).
   void RescanTls();
+  // How full the ring buffer is, readable from any thread (agent/capture/drain_priority.h).
+  absl::StatusOr<bpf::RingFill> MapRingFill() const;
 
  private:
   struct Impl;

@@ -63,7 +63,7 @@ absl::Status LoadConfigTree(const YAML::Node& root, const std::string& path, Age
     const std::string w = path + ": capture";
     SONDE_RETURN_IF_ERROR(CheckKeys(cap, w,
                                     {"payload_bytes", "ringbuf_mb", "wakeup_fill_percent",
-                                     "drain_interval_ms", "drain_nice", "include_pids", "exclude_pids",
+                                     "drain_interval_ms", "drain_nice", "background_nice", "include_pids", "exclude_pids",
                                      "include_ports", "exclude_ports", "include_cgroups",
                                      "exclude_cgroups", "tls", "workers"}));
     auto& k = c.capture;
@@ -72,6 +72,7 @@ absl::Status LoadConfigTree(const YAML::Node& root, const std::string& path, Age
     SONDE_RETURN_IF_ERROR(Read(cap, "wakeup_fill_percent", w, k.wakeup_fill_percent));
     SONDE_RETURN_IF_ERROR(Read(cap, "drain_interval_ms", w, k.drain_interval_ms));
     SONDE_RETURN_IF_ERROR(Read(cap, "drain_nice", w, k.drain_nice));
+    SONDE_RETURN_IF_ERROR(Read(cap, "background_nice", w, k.background_nice));
     SONDE_RETURN_IF_ERROR(Read(cap, "include_pids", w, k.include_pids));
     SONDE_RETURN_IF_ERROR(Read(cap, "exclude_pids", w, k.exclude_pids));
     SONDE_RETURN_IF_ERROR(Read(cap, "include_ports", w, k.include_ports));
@@ -153,6 +154,10 @@ absl::Status ValidateConfig(const AgentConfig& c) {
   if (k.drain_nice < -20 || k.drain_nice > 19) {
     return absl::InvalidArgumentError(absl::StrCat("capture.drain_nice must be -20..19, got ", k.drain_nice));
   }
+  if (k.background_nice < -20 || k.background_nice > 19 || k.background_nice < k.drain_nice) {
+    return absl::InvalidArgumentError(absl::StrCat("capture.background_nice must be capture.drain_nice (",
+                                                   k.drain_nice, ")..19, got ", k.background_nice));
+  }
   if (!(c.spans.min_per_service >= 0) || c.spans.min_per_service > 1e6) {
     return absl::InvalidArgumentError(absl::StrCat(
         "spans.min_per_service must be 0 (no floor) .. 1000000 spans/s, got ", c.spans.min_per_service));
@@ -196,7 +201,10 @@ void AddCaptureFlags(CLI::App& app, AgentConfig& c) {
   app.add_option("--drain-interval-ms", k.drain_interval_ms, "Periodic ring-buffer drain interval")
       ->capture_default_str();
   app.add_option("--drain-nice", k.drain_nice,
-                 "Nice value of the ring-buffer drain thread (-20..19, 0: unchanged)")
+                 "Nice value of the agent once its ring-buffer drain falls behind (-20..19, 0: unchanged)")
+      ->capture_default_str();
+  app.add_option("--background-nice", k.background_nice,
+                 "Nice value of the agent while its drain keeps up (drain-nice..19; = drain-nice: fixed)")
       ->capture_default_str();
   app.add_option("--pid", k.include_pids, "Trace only these pids (repeatable)");
   app.add_option("--exclude-pid", k.exclude_pids, "Never trace these pids (repeatable)");

@@ -1,6 +1,7 @@
 #include "tests/testlib/agent_observer.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -42,6 +43,27 @@ double MetricValue(const std::string& exposition, const std::string& sample) {
     }
   }
   return -1;
+}
+
+std::map<int, int> ThreadNiceValues(pid_t pid) {
+  std::map<int, int> out;
+  const std::string task = "/proc/" + std::to_string(pid) + "/task";
+  DIR* dir = opendir(task.c_str());
+  if (dir == nullptr) return out;
+  while (const dirent* e = readdir(dir)) {
+    if (e->d_name[0] == '.') continue;
+    std::ifstream in(task + "/" + e->d_name + "/stat");
+    std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const size_t comm_end = stat.rfind(')');
+    if (comm_end == std::string::npos) continue;
+    std::istringstream fields(stat.substr(comm_end + 2));  // field 3 (state) onwards
+    std::string f;
+    for (int i = 3; i <= 19 && fields >> f; ++i) {
+      if (i == 19) ++out[std::stoi(f)];  // field 19: nice
+    }
+  }
+  closedir(dir);
+  return out;
 }
 
 ProcMemory ReadProcMemory(pid_t pid) {

@@ -4,6 +4,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <map>
 #include <string>
 
 namespace sonde::testlib {
@@ -21,6 +22,9 @@ struct ProcMemory {
   uint64_t peak_rss_bytes = 0;  // VmHWM
 };
 ProcMemory ReadProcMemory(pid_t pid);
+
+// How many of the process's threads run at each nice value (nice -> count).
+std::map<int, int> ThreadNiceValues(pid_t pid);
 
 // CPU time (user + system) the process has used, in seconds.
 double ReadProcCpuSeconds(pid_t pid);

@@ -25,6 +25,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "tests/testlib/agent_observer.h"
 #include "tests/testlib/nginx.h"
 #include "tests/testlib/process.h"
 #include "tests/testlib/test_certs.h"
@@ -148,10 +149,13 @@ TEST_F(LeastPrivilege, UnprivilegedAgentWithFiveCapabilitiesCapturesCurlToNginx)
   EXPECT_EQ(status.at("Uid").substr(0, status.at("Uid").find_first_of(" \t")), uid);
   EXPECT_EQ(std::stoull(status.at("CapEff"), nullptr, 16), kCapMask) << status.at("CapEff");
   EXPECT_EQ(std::stoull(status.at("CapPrm"), nullptr, 16), kCapMask) << status.at("CapPrm");
-  // CAP_SYS_NICE is what lets the ring-buffer drain (the main thread) run at
-  // capture.drain_nice (-5) as an unprivileged user.
+  // CAP_SYS_NICE is what lets the agent run in the background
+  // (capture.background_nice, 19) and regain capture.drain_nice (-5) when
+  // its drain falls behind as an unprivileged user: its watchdog thread runs
+  // at -5, the main thread (the drain) at 19.
   errno = 0;
-  EXPECT_EQ(getpriority(PRIO_PROCESS, static_cast<id_t>(agent.pid())), -5) << std::strerror(errno);
+  EXPECT_EQ(getpriority(PRIO_PROCESS, static_cast<id_t>(agent.pid())), 19) << std::strerror(errno);
+  EXPECT_EQ(testlib::ThreadNiceValues(agent.pid())[-5], 1);
 
   // Traffic: distinct paths, some 404s.
   int sent = 0;

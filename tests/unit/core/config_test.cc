@@ -76,6 +76,23 @@ TEST_F(ConfigTest, DrainNiceFromYamlAndItsRange) {
   EXPECT_FALSE(ValidateConfig(c).ok());
 }
 
+// Issue #14: the background priority (default 19), never ahead of the catch-up one.
+TEST_F(ConfigTest, BackgroundNiceFromYamlAndItsRange) {
+  AgentConfig c;
+  EXPECT_EQ(c.capture.background_nice, 19);
+  ASSERT_TRUE(LoadYamlConfig(Write("capture:\n  background_nice: 10\n  drain_nice: -2\n"), c).ok());
+  EXPECT_EQ(c.capture.background_nice, 10);
+  EXPECT_TRUE(ValidateConfig(c).ok());
+  c.capture.background_nice = -2;  // = drain_nice: one fixed priority
+  EXPECT_TRUE(ValidateConfig(c).ok());
+  c.capture.background_nice = -3;
+  const auto bad = ValidateConfig(c);
+  EXPECT_FALSE(bad.ok());
+  EXPECT_NE(bad.message().find("capture.background_nice"), std::string_view::npos) << bad.message();
+  c.capture.background_nice = 20;
+  EXPECT_FALSE(ValidateConfig(c).ok());
+}
+
 // Issue #17: the redaction lists and the exporter's spool are configuration.
 TEST_F(ConfigTest, RedactionListsAndSpoolFromYaml) {
   AgentConfig c;
