@@ -186,6 +186,8 @@ phase() {
       red[$key]+="$(awk -v a=$red0 -v b=$red1 -v n=$n 'BEGIN{printf "%.4f", n ? (b-a)/(2*n) : 0}') "
       drops[$key]+="$(metric_sum '^sonde_agent_kernel_lost_events_total') "
     fi
+    # times the agent left the background priority (capture.background_nice) to catch up
+    catchups[$key]+="$(metric_sum '^sonde_agent_drain_catch_ups_total') "
     rss[$key]+="$(awk '/VmHWM/ {printf "%.0f", $2/1024}' /proc/$agent_pid/status) "
   fi
   stop_agent
@@ -227,7 +229,7 @@ for m in $modes; do
     "$(awk -v a=$v -v b=$base 'BEGIN{print (b ? a/b : 0)}')" \
     "$(med "${cpu[$m]:-}")" "$(med "${rss[$m]:-}")" "$(med "${drops[$m]:-}")" "$(med "${red[$m]:-}")"
 done
-for m in $modes; do echo "# runs $m: ${rps[$m]}"; done
+for m in $modes; do echo "# runs $m: ${rps[$m]} (catch-ups: ${catchups[$m]:-})"; done
 
 # --- BPF run time per program (one extra round with BPF stats on) -----------------
 if [ "$do_stats" = 1 ]; then
