@@ -164,7 +164,7 @@ stop_agent() {
   agent_pid=
 }
 
-declare -A rps cpu rss drops red
+declare -A rps cpu rss drops red catchups
 # One measured phase: mode, load command (prints "requests rps"), result prefix.
 phase() {
   local mode=$1 key=$2; shift 2
