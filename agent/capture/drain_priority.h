@@ -29,7 +29,7 @@ struct DrainPriorityOptions {
   int background_nice = 19;          // while the drain keeps up
   int catch_up_nice = -5;            // once it is behind
   double behind_fill = 0.5;          // this much of the ring buffer waiting: behind
-  uint64_t calm_ns = 1'000'000'000;  // below that this long: back to the background
+  uint64_t calm_ns = 250'000'000;    // below that this long: back to the background
   // Behind again within the calm period after going back: the period
   // doubles up to this (sustained contention: each return to the background
   // starves the drain until the watchdog sees the fill).

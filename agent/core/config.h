@@ -26,8 +26,8 @@ struct CaptureConfig {
   // (bench/overhead: 0.70 of nginx's throughput at 19, 0.52 at 0). Equal to
   // drain_nice: one fixed priority.
   int32_t background_nice = 19;
-  // Nice value once the drain falls behind, until it has caught up for a
-  // second. A drain behind the kernel loses events: under CPU contention a
+  // Nice value once the drain falls behind (half the ring buffer waiting), until
+  // it has caught up for a while. A drain behind the kernel loses events: under CPU contention a
   // default-priority drain lost ~25% of them (bench/conn_scale, two busy
   // loops on two cores), -5 none. Moving between the two needs CAP_SYS_NICE
   // (without it the agent keeps its priority). 0: leave it as started.
