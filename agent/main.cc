@@ -71,7 +71,7 @@ void InstallSignalHandlers() {
 // ahead of the workload when it falls behind (agent/capture/drain_priority.h).
 // nullptr when the priority is fixed or cannot be regained.
 std::unique_ptr<sonde::capture::DrainPriority> StartDrainPriority(const sonde::core::CaptureConfig& c,
-                                                                  sonde::capture::SocketCapture& capture) {
+                                                                  const sonde::capture::SocketCapture& capture) {
   sonde::capture::DrainPriorityOptions o;
   o.background_nice = c.background_nice;
   o.catch_up_nice = c.drain_nice;
@@ -83,9 +83,7 @@ std::unique_ptr<sonde::capture::DrainPriority> StartDrainPriority(const sonde::c
                  o.catch_up_nice);
     o.background_nice = o.catch_up_nice;  // blind: no background
   }
-  auto priority = sonde::capture::DrainPriority::Start(o, std::move(read_fill));
-  capture.SetYieldWhileKeepingUp(priority == nullptr);
-  return priority;
+  return sonde::capture::DrainPriority::Start(o, std::move(read_fill));
 }
 
 void AddDrainPriorityMetrics(sonde::pipeline::Agent& agent, const sonde::capture::DrainPriority& priority) {

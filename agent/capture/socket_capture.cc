@@ -66,15 +66,13 @@ struct SocketCapture::Impl {
     // while the agent keeps up: events older than one drain period and a
     // half mean it is behind, and then it must run flat out or the ring
     // buffer overflows.
-    if (self->yield_while_keeping_up && (++self->drained_this_poll % kYieldEvery) == 0 &&
-        self->poll_start_ns > hdr->ts_exit_ns &&
+    if ((++self->drained_this_poll % kYieldEvery) == 0 && self->poll_start_ns > hdr->ts_exit_ns &&
         self->poll_start_ns - hdr->ts_exit_ns < self->keeping_up_ns) {
       sched_yield();
     }
     return 0;
   }
   static constexpr uint64_t kYieldEvery = 32;
-  bool yield_while_keeping_up = true;
   uint64_t drained_this_poll = 0;
   uint64_t poll_start_ns = 0;  // CLOCK_MONOTONIC, the clock of the events
   uint64_t keeping_up_ns = 30'000'000;
@@ -208,8 +206,6 @@ absl::Status SocketCapture::Poll(int timeout_ms, const EventCallback& on_event) 
   }
   return absl::OkStatus();
 }
-
-void SocketCapture::SetYieldWhileKeepingUp(bool yield) { impl_->yield_while_keeping_up = yield; }
 
 absl::StatusOr<bpf::RingFill> SocketCapture::MapRingFill() const {
   bpf_map* ring = impl_->skel->maps.events;

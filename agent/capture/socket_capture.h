@@ -75,11 +75,6 @@ class SocketCapture final : public EventSource {
   std::optional<tls::TlsAttachCounters> tls_counters() const;
   // Rescan processes for OpenSSL now (tests; the attacher also rescans on its own).
   void RescanTls();
-  // Whether a drain that keeps up yields the CPU every few dozen events (a
-  // traced process waiting for this CPU runs in between). Not needed when
-  // the agent runs in the background: the scheduler already prefers the
-  // workload (agent/capture/drain_priority.h).
-  void SetYieldWhileKeepingUp(bool yield);
   // How full the ring buffer is, readable from any thread (agent/capture/drain_priority.h).
   absl::StatusOr<bpf::RingFill> MapRingFill() const;
 
