@@ -6,12 +6,27 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <fstream>
 #include <iterator>
 #include <sstream>
 
 namespace sonde::testlib {
+
+MetricsAgent StartMetricsAgent(int port, const TempDir& dir) {
+  MetricsAgent a;
+  a.metrics_port = FreeTcpPort();
+  if (a.metrics_port == port) a.metrics_port = FreeTcpPort();
+  a.process = Subprocess::Start({AgentBinary(), "run", "--no-json", "--no-otlp", "--no-tls", "--port",
+                                 std::to_string(port), "--metrics-listen", "127.0.0.1:" + std::to_string(a.metrics_port),
+                                 "--ready-file", dir.File("ready")},
+                                dir.File("agent.out"), dir.File("agent.err"));
+  if (!WaitForFile(dir.File("ready"), std::chrono::seconds(30))) a.error = "agent not ready: " + ReadFile(dir.File("agent.err"));
+  return a;
+}
+
+std::string MetricsAgent::Scrape() const { return HttpGet(metrics_port, "/metrics"); }
 
 std::string HttpGet(int port, const std::string& path) {
   const int fd = socket(AF_INET, SOCK_STREAM, 0);

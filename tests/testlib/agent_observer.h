@@ -7,7 +7,20 @@
 #include <map>
 #include <string>
 
+#include "tests/testlib/process.h"
+
 namespace sonde::testlib {
+
+// The sonde-agent binary on one port's traffic (run --no-json --no-otlp
+// --no-tls --port P), its /metrics on a free port, started and ready (its
+// ready file), or `error` says why not.
+struct MetricsAgent {
+  Subprocess process;
+  int metrics_port = 0;
+  std::string error;
+  std::string Scrape() const;
+};
+MetricsAgent StartMetricsAgent(int port, const TempDir& dir);
 
 // GET http://127.0.0.1:<port><path>; the body, or "" on failure.
 std::string HttpGet(int port, const std::string& path);

@@ -60,16 +60,10 @@ TEST(DrainPriorityKernel, BackgroundWhileKeepingUpAheadUnderContentionNoEventLos
   SONDE_REQUIRE(access(testlib::AgentBinary().c_str(), X_OK) == 0, "sonde-agent binary");
 
   const int port = testlib::FreeTcpPort();
-  const int metrics_port = testlib::FreeTcpPort();
-  ASSERT_NE(port, metrics_port);
   testlib::TempDir dir("sonde-drain-priority");
-  auto agent = Subprocess::Start({testlib::AgentBinary(), "run", "--no-json", "--no-otlp", "--no-tls", "--port",
-                                  std::to_string(port), "--metrics-listen", "127.0.0.1:" + std::to_string(metrics_port),
-                                  "--ready-file", dir.File("ready")},
-                                 dir.File("agent.out"), dir.File("agent.err"));
-  ASSERT_TRUE(testlib::WaitForFile(dir.File("ready"), std::chrono::seconds(30)))
-      << testlib::ReadFile(dir.File("agent.err"));
-  auto scrape = [&] { return testlib::HttpGet(metrics_port, "/metrics"); };
+  auto agent = testlib::StartMetricsAgent(port, dir);
+  ASSERT_TRUE(agent.error.empty()) << agent.error;
+  auto scrape = [&] { return agent.Scrape(); };
 
   testlib::Nginx nginx("keepalive_requests 1000000;\nserver { listen 127.0.0.1:" + std::to_string(port) + ";\n"
                        "  location / { return 200 \"ok\"; } }\n",
@@ -78,7 +72,7 @@ TEST(DrainPriorityKernel, BackgroundWhileKeepingUpAheadUnderContentionNoEventLos
 
   // Idle: in the background, the watchdog alone ahead.
   std::this_thread::sleep_for(std::chrono::milliseconds(1500));
-  std::map<int, int> nice = testlib::ThreadNiceValues(agent.pid());
+  std::map<int, int> nice = testlib::ThreadNiceValues(agent.process.pid());
   EXPECT_EQ(nice[-5], 1) << "the watchdog";
   EXPECT_GE(nice[19], 3) << "the drain and the other threads";
   EXPECT_EQ(nice.size(), 2u);
@@ -119,7 +113,7 @@ TEST(DrainPriorityKernel, BackgroundWhileKeepingUpAheadUnderContentionNoEventLos
     now_nice = MetricValue(scrape(), "sonde_agent_nice");
   }
   EXPECT_EQ(now_nice, 19);
-  EXPECT_EQ(agent.Stop(), 0) << testlib::ReadFile(dir.File("agent.err"));
+  EXPECT_EQ(agent.process.Stop(), 0) << testlib::ReadFile(dir.File("agent.err"));
 }
 
 }  // namespace

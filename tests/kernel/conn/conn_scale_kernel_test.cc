@@ -44,17 +44,10 @@ TEST(ConnScaleKernel, TenThousandKeepAliveConnectionsClosedByProcessExit) {
   SONDE_REQUIRE(access(testlib::AgentBinary().c_str(), X_OK) == 0, "sonde-agent binary");
 
   const int port = testlib::FreeTcpPort();
-  const int metrics_port = testlib::FreeTcpPort();
-  ASSERT_NE(port, metrics_port);
   testlib::TempDir dir("sonde-conn-scale");
-  auto agent = Subprocess::Start({testlib::AgentBinary(), "run", "--no-json", "--no-otlp", "--no-tls",
-                                  "--port", std::to_string(port), "--metrics-listen",
-                                  "127.0.0.1:" + std::to_string(metrics_port), "--ready-file",
-                                  dir.File("ready")},
-                                 dir.File("agent.out"), dir.File("agent.err"));
-  ASSERT_TRUE(testlib::WaitForFile(dir.File("ready"), std::chrono::seconds(30)))
-      << testlib::ReadFile(dir.File("agent.err"));
-  auto scrape = [&] { return testlib::HttpGet(metrics_port, "/metrics"); };
+  auto agent = testlib::StartMetricsAgent(port, dir);
+  ASSERT_TRUE(agent.error.empty()) << agent.error;
+  auto scrape = [&] { return agent.Scrape(); };
   auto metric = [&](const std::string& text, const std::string& name) { return MetricValue(text, name); };
 
   // reuseport: the kernel spreads the connections over both workers.
@@ -93,7 +86,7 @@ TEST(ConnScaleKernel, TenThousandKeepAliveConnectionsClosedByProcessExit) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   const double tracked = metric(m, "sonde_agent_open_connections");
-  const testlib::ProcMemory loaded = testlib::ReadProcMemory(agent.pid());
+  const testlib::ProcMemory loaded = testlib::ReadProcMemory(agent.process.pid());
   const double heap_busy = metric(m, "sonde_agent_heap_bytes");
   // Quiet for longer than the tracker's 1 s (and the linker's holds): what
   // 20,000 idle keep-alive sockets cost in the agent's heap.
@@ -116,7 +109,7 @@ TEST(ConnScaleKernel, TenThousandKeepAliveConnectionsClosedByProcessExit) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   if (seconds_to_baseline < 0) m = scrape();
-  const testlib::ProcMemory closed = testlib::ReadProcMemory(agent.pid());
+  const testlib::ProcMemory closed = testlib::ReadProcMemory(agent.process.pid());
   std::printf("heap: %.1f MB before, %.1f MB busy, %.1f MB idle = %.0f B per idle tracked socket\n",
               heap_baseline / 1e6, heap_busy / 1e6, heap_idle / 1e6, (heap_idle - heap_baseline) / (2 * kConnections));
   std::printf("requests %llu in %.2f s; agent: tracked %.0f (baseline %.0f), back to %.0f in %.2f s; "
@@ -142,7 +135,7 @@ TEST(ConnScaleKernel, TenThousandKeepAliveConnectionsClosedByProcessExit) {
   EXPECT_GE(metric(m, "sonde_agent_connections_released_total{reason=\"socket_closed\"}"), kConnections);
   EXPECT_GE(metric(m, "sonde_agent_connections_released_total{reason=\"close\"}"), kConnections * 0.99);
   EXPECT_LT(closed.peak_rss_bytes, kPeakRssCeiling);
-  agent.Stop();
+  agent.process.Stop();
 }
 
 }  // namespace
