@@ -23,7 +23,7 @@ struct CaptureConfig {
   uint32_t drain_interval_ms = 20;   // periodic drain of the ring buffer
   // Nice value of the agent's threads while the ring-buffer drain keeps up:
   // in the background, the agent does not delay the workload it observes
-  // (bench/overhead: 0.70 of nginx's throughput at 19, 0.52 at 0). Equal to
+  // (bench/overhead: 0.69 of nginx's throughput at 19, 0.52 at a fixed -5). Equal to
   // drain_nice: one fixed priority.
   int32_t background_nice = 19;
   // Nice value once the drain falls behind (half the ring buffer waiting), until
