@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "agent/bpf/abi_checks.h"
 #include "agent/bpf/libbpf_raii.h"
+#include "agent/bpf/ring_consumer.h"
 #include "agent/bpf/uprobe_multi.h"
 #include "agent/capture/tls_transition.h"
 #include "agent/core/clock.h"
@@ -40,7 +41,7 @@ absl::Status PutFilter(int map_fd, Key key, uint8_t action, const char* what) {
 
 struct SocketCapture::Impl {
   SocketTraceSkeleton skel;
-  bpf::RingBuffer ring;
+  std::unique_ptr<bpf::RingConsumer> ring;
   std::unique_ptr<tls::TlsAttacher> tls;  // declared after skel: detaches before the programs go
   const EventCallback* callback = nullptr;  // valid during Poll only
   SourceCounters counters;
@@ -172,10 +173,10 @@ absl::StatusOr<std::unique_ptr<SocketCapture>> SocketCapture::Create(const Socke
 
   if (auto st = impl->skel.Attach(); !st.ok()) return st;  // the TLS uprobes have no target: left alone
 
-  impl->ring.reset(ring_buffer__new(bpf_map__fd(s->maps.events), &Impl::OnRecord, impl.get(), nullptr));
-  if (!impl->ring) {
-    return absl::InternalError(absl::StrCat("creating ring buffer reader failed: ", std::strerror(errno)));
-  }
+  auto ring = bpf::RingConsumer::Open(bpf_map__fd(s->maps.events), bpf_map__max_entries(s->maps.events),
+                                      &Impl::OnRecord, impl.get());
+  if (!ring.ok()) return absl::InternalError(absl::StrCat("creating ring buffer reader failed: ", ring.status().message()));
+  impl->ring = std::move(*ring);
   spdlog::info("socket capture attached: payload prefix {} B, ring buffer {} MiB, wake-up at {}% fill",
                o.capture_bytes, o.ringbuf_bytes >> 20, o.wakeup_fill_percent);
   if (o.tls) {
@@ -197,9 +198,9 @@ absl::Status SocketCapture::Poll(int timeout_ms, const EventCallback& on_event) 
   impl_->keeping_up_ns = static_cast<uint64_t>(std::max(timeout_ms, 1)) * 1'500'000;
   // Records are submitted without wake-ups, so epoll usually times out: the
   // unconditional consume afterwards is the periodic drain.
-  int n = ring_buffer__poll(impl_->ring.get(), timeout_ms);
+  int n = impl_->ring->Poll(timeout_ms);
   impl_->poll_start_ns = core::MonotonicNowNs();
-  if (n >= 0) n = ring_buffer__consume(impl_->ring.get());
+  if (n >= 0) n = impl_->ring->Consume();
   impl_->callback = nullptr;
   if (n < 0 && n != -EINTR) {
     return absl::InternalError(absl::StrCat("ring buffer poll failed: ", std::strerror(-n)));
