@@ -75,15 +75,8 @@ std::unique_ptr<sonde::capture::DrainPriority> StartDrainPriority(const sonde::c
   sonde::capture::DrainPriorityOptions o;
   o.background_nice = c.background_nice;
   o.catch_up_nice = c.drain_nice;
-  sonde::capture::DrainPriority::ReadFill read_fill;
-  if (auto fill = capture.MapRingFill(); fill.ok()) {
-    read_fill = [f = std::make_shared<sonde::bpf::RingFill>(std::move(*fill))] { return f->fraction(); };
-  } else if (o.background_nice != o.catch_up_nice) {
-    spdlog::warn("{}: the agent stays at nice {} (capture.drain_nice)", std::string(fill.status().message()),
-                 o.catch_up_nice);
-    o.background_nice = o.catch_up_nice;  // blind: no background
-  }
-  return sonde::capture::DrainPriority::Start(o, std::move(read_fill));
+  // Both callers declare the priority after the capture: it stops reading first.
+  return sonde::capture::DrainPriority::Start(o, [&capture] { return capture.RingFillFraction(); });
 }
 
 void AddDrainPriorityMetrics(sonde::pipeline::Agent& agent, const sonde::capture::DrainPriority& priority) {

@@ -55,6 +55,12 @@ int RingConsumer::Poll(int timeout_ms) {
   return ready > 0 ? Consume() : 0;  // like libbpf: the records of a wake-up at once
 }
 
+uint64_t RingConsumer::waiting_bytes() const {
+  const uint64_t consumer = LoadAcquire(consumer_page_);
+  const uint64_t producer = LoadAcquire(producer_area_);
+  return producer > consumer ? producer - consumer : 0;
+}
+
 int RingConsumer::Consume() {
   auto* consumer_pos = static_cast<uint64_t*>(consumer_page_);
   const uint8_t* data = static_cast<const uint8_t*>(producer_area_) + page_;

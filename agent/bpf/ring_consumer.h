@@ -2,7 +2,9 @@
 // it has read once per batch of records instead of after every record:
 // every producer reads that position when it reserves, so a per-record
 // store made the cache line travel to the traced processes' CPUs for each
-// event while the agent drained.
+// event while the agent drained. Also says how much is waiting, from any
+// thread (libbpf 1.1 has no accessor for that; ring__avail_data_size came
+// in 1.3).
 #pragma once
 
 #include <cstddef>
@@ -27,6 +29,9 @@ class RingConsumer {
   int Poll(int timeout_ms);
   // Every record available now. Records consumed, or the callback's negative result.
   int Consume();
+  // Bytes committed or reserved but not yet consumed; safe from any thread.
+  uint64_t waiting_bytes() const;
+  uint64_t size_bytes() const { return size_; }
 
  private:
   RingConsumer() = default;

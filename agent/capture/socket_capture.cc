@@ -4,7 +4,6 @@
 #include <bpf/libbpf.h>
 #include <spdlog/spdlog.h>
 #include <sched.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -208,9 +207,8 @@ absl::Status SocketCapture::Poll(int timeout_ms, const EventCallback& on_event) 
   return absl::OkStatus();
 }
 
-absl::StatusOr<bpf::RingFill> SocketCapture::MapRingFill() const {
-  bpf_map* ring = impl_->skel->maps.events;
-  return bpf::RingFill::Map(bpf_map__fd(ring), bpf_map__max_entries(ring));
+double SocketCapture::RingFillFraction() const {
+  return static_cast<double>(impl_->ring->waiting_bytes()) / static_cast<double>(impl_->ring->size_bytes());
 }
 
 SourceCounters SocketCapture::counters() const {

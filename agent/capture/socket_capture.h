@@ -9,7 +9,6 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "agent/bpf/ring_fill.h"
 #include "agent/capture/event_source.h"
 #include "agent/tls/tls_attacher.h"
 
@@ -75,8 +74,9 @@ class SocketCapture final : public EventSource {
   std::optional<tls::TlsAttachCounters> tls_counters() const;
   // Rescan processes for OpenSSL now (tests; the attacher also rescans on its own).
   void RescanTls();
-  // How full the ring buffer is, readable from any thread (agent/capture/drain_priority.h).
-  absl::StatusOr<bpf::RingFill> MapRingFill() const;
+  // The fraction of the ring buffer waiting to be drained; safe from any
+  // thread (agent/capture/drain_priority.h).
+  double RingFillFraction() const;
 
  private:
   struct Impl;
