@@ -19,7 +19,7 @@ uint64_t LoadAcquire(const void* p) { return __atomic_load_n(static_cast<const u
 
 absl::StatusOr<std::unique_ptr<RingConsumer>> RingConsumer::Open(int ring_map_fd, uint64_t size_bytes,
                                                                   Callback callback, void* ctx) {
-  std::unique_ptr<RingConsumer> r(new RingConsumer());
+  auto r = std::make_unique<RingConsumer>(Passkey{});
   r->page_ = static_cast<size_t>(sysconf(_SC_PAGESIZE));
   r->size_ = size_bytes;
   r->callback_ = callback;

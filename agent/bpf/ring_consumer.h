@@ -34,7 +34,12 @@ class RingConsumer {
   uint64_t size_bytes() const { return size_; }
 
  private:
-  RingConsumer() = default;
+  struct Passkey {};  // only Open constructs
+
+ public:
+  explicit RingConsumer(Passkey) {}
+
+ private:
 
   static constexpr unsigned kPublishEvery = 64;
   int epoll_fd_ = -1;
