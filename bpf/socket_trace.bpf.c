@@ -49,10 +49,20 @@ struct scratch_event {
 };
 #pragma clang diagnostic pop
 
-struct {
+/* One ring buffer per CPU, merged by time in user space (agent/bpf/ring_set.h):
+ * with one shared ring every reserve took the same spinlock and moved the
+ * producer position and record headers between the producing CPUs' caches. */
+struct cpu_ring {
   __uint(type, BPF_MAP_TYPE_RINGBUF);
-  __uint(max_entries, 16 << 20); /* resized by user space */
-} events SEC(".maps");
+  __uint(max_entries, 1 << 20); /* the template: user space creates the rings */
+};
+
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+  __uint(max_entries, 1); /* set to the number of possible CPUs by user space */
+  __type(key, __u32);
+  __array(values, struct cpu_ring);
+} rings SEC(".maps");
 
 struct {
   __uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -227,14 +237,28 @@ static __always_inline void fill_header(struct sonde_event_header *h, __u32 type
   bpf_get_current_comm(&h->comm, sizeof(h->comm));
 }
 
-/* Submit without waking the reader unless the buffer is filling up. */
-static __always_inline void submit(void *data, __u64 size) {
-  __u64 flags = BPF_RB_NO_WAKEUP;
-  if (bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_threshold_bytes) {
-    flags = BPF_RB_FORCE_WAKEUP;
+/* This CPU's ring buffer; NULL only for a CPU user space did not know of
+ * (hot-plugged after start): its events are counted as lost. */
+static __always_inline void *cpu_ring(void) {
+  __u32 cpu = bpf_get_smp_processor_id();
+  void *ring = bpf_map_lookup_elem(&rings, &cpu);
+  if (!ring) count_drop(SONDE_DROP_RINGBUF_FULL);
+  return ring;
+}
+
+/* Wake the reader only when the buffer is filling up. */
+static __always_inline __u64 wakeup_flags(void *ring) {
+  if (bpf_ringbuf_query(ring, BPF_RB_AVAIL_DATA) >= wakeup_threshold_bytes) {
     count_stat(SONDE_STAT_WAKEUPS);
+    return BPF_RB_FORCE_WAKEUP;
   }
-  if (bpf_ringbuf_output(&events, data, size, flags) != 0) {
+  return BPF_RB_NO_WAKEUP;
+}
+
+static __always_inline void submit(void *data, __u64 size) {
+  void *ring = cpu_ring();
+  if (!ring) return;
+  if (bpf_ringbuf_output(ring, data, size, wakeup_flags(ring)) != 0) {
     count_drop(SONDE_DROP_RINGBUF_FULL);
     return;
   }
@@ -341,18 +365,13 @@ static __always_inline void read_peer(struct sonde_data_event *ev, __u64 addr) {
 /* Reserve-and-fill for one contiguous user buffer: the record is a size
  * class (the verifier needs a constant reservation), the payload is read
  * into it directly, and hdr.size tells user space the bytes that count. */
-static __always_inline __u64 wakeup_flags(void) {
-  if (bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_threshold_bytes) {
-    count_stat(SONDE_STAT_WAKEUPS);
-    return BPF_RB_FORCE_WAKEUP;
-  }
-  return BPF_RB_NO_WAKEUP;
-}
 
 #define SONDE_SUBMIT_PLAIN(N)                                                                  \
   static __always_inline int submit_plain_##N(const struct sonde_data_event *ev, __u64 src, \
                                               __u32 want) {                                 \
-    struct sonde_data_event *rec = bpf_ringbuf_reserve(&events, sizeof(*rec) + (N), 0);     \
+    void *ring = cpu_ring();                                                                \
+    if (!ring) return 0;                                                                    \
+    struct sonde_data_event *rec = bpf_ringbuf_reserve(ring, sizeof(*rec) + (N), 0);        \
     if (!rec) {                                                                             \
       count_drop(SONDE_DROP_RINGBUF_FULL);                                                  \
       return 0;                                                                             \
@@ -369,7 +388,7 @@ static __always_inline __u64 wakeup_flags(void) {
     rec->payload_len = (__u32)n;                                                            \
     if (n < rec->bytes) rec->flags |= SONDE_DATA_TRUNCATED;                                 \
     rec->hdr.size = sizeof(*rec) + n;                                                       \
-    bpf_ringbuf_submit(rec, wakeup_flags());                                                \
+    bpf_ringbuf_submit(rec, wakeup_flags(ring));                                            \
     count_stat(SONDE_STAT_EVENTS);                                                          \
     return 0;                                                                               \
   }
@@ -388,7 +407,9 @@ SONDE_SUBMIT_PLAIN(16384)
 
 static __always_inline int submit_iovecs_small(const struct sonde_data_event *ev, __u64 iov_ptr, __u64 iovcnt,
                                                __u32 want) {
-  struct sonde_data_event *rec = bpf_ringbuf_reserve(&events, sizeof(*rec) + 2 * SONDE_IOV_SMALL, 0);
+  void *ring = cpu_ring();
+  if (!ring) return 0;
+  struct sonde_data_event *rec = bpf_ringbuf_reserve(ring, sizeof(*rec) + 2 * SONDE_IOV_SMALL, 0);
   if (!rec) {
     count_drop(SONDE_DROP_RINGBUF_FULL);
     return 0;
@@ -417,7 +438,7 @@ static __always_inline int submit_iovecs_small(const struct sonde_data_event *ev
   rec->payload_len = (__u32)copied;
   if (copied < rec->bytes) rec->flags |= SONDE_DATA_TRUNCATED;
   rec->hdr.size = sizeof(*rec) + (__u32)copied;
-  bpf_ringbuf_submit(rec, wakeup_flags());
+  bpf_ringbuf_submit(rec, wakeup_flags(ring));
   count_stat(SONDE_STAT_EVENTS);
   return 0;
 }

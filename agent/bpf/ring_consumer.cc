@@ -1,7 +1,6 @@
 #include "agent/bpf/ring_consumer.h"
 
 #include <linux/bpf.h>
-#include <sys/epoll.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -17,13 +16,11 @@ uint64_t LoadAcquire(const void* p) { return __atomic_load_n(static_cast<const u
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<RingConsumer>> RingConsumer::Open(int ring_map_fd, uint64_t size_bytes,
-                                                                  Callback callback, void* ctx) {
+absl::StatusOr<std::unique_ptr<RingConsumer>> RingConsumer::Open(int ring_map_fd, uint64_t size_bytes) {
   auto r = std::make_unique<RingConsumer>(Passkey{});
+  r->map_fd_ = ring_map_fd;
   r->page_ = static_cast<size_t>(sysconf(_SC_PAGESIZE));
   r->size_ = size_bytes;
-  r->callback_ = callback;
-  r->ctx_ = ctx;
   void* cons = mmap(nullptr, r->page_, PROT_READ | PROT_WRITE, MAP_SHARED, ring_map_fd, 0);
   if (cons == MAP_FAILED) return absl::InternalError(absl::StrCat("mapping the ring's consumer page: ", std::strerror(errno)));
   r->consumer_page_ = cons;
@@ -32,27 +29,13 @@ absl::StatusOr<std::unique_ptr<RingConsumer>> RingConsumer::Open(int ring_map_fd
   void* prod = mmap(nullptr, r->page_ + 2 * size_bytes, PROT_READ, MAP_SHARED, ring_map_fd, static_cast<off_t>(r->page_));
   if (prod == MAP_FAILED) return absl::InternalError(absl::StrCat("mapping the ring's data: ", std::strerror(errno)));
   r->producer_area_ = prod;
-  r->epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
-  if (r->epoll_fd_ < 0) return absl::InternalError(absl::StrCat("epoll_create1: ", std::strerror(errno)));
-  epoll_event ev{};
-  ev.events = EPOLLIN;
-  if (epoll_ctl(r->epoll_fd_, EPOLL_CTL_ADD, ring_map_fd, &ev) != 0) {
-    return absl::InternalError(absl::StrCat("epoll on the ring: ", std::strerror(errno)));
-  }
+  r->read_pos_ = r->next_pos_ = LoadAcquire(cons);
   return r;
 }
 
 RingConsumer::~RingConsumer() {
-  if (epoll_fd_ >= 0) close(epoll_fd_);
   if (producer_area_ != nullptr) munmap(producer_area_, page_ + 2 * size_);
   if (consumer_page_ != nullptr) munmap(consumer_page_, page_);
-}
-
-int RingConsumer::Poll(int timeout_ms) {
-  epoll_event ev{};
-  const int ready = epoll_wait(epoll_fd_, &ev, 1, timeout_ms);
-  if (ready < 0) return errno == EINTR ? 0 : -errno;
-  return ready > 0 ? Consume() : 0;  // like libbpf: the records of a wake-up at once
 }
 
 uint64_t RingConsumer::waiting_bytes() const {
@@ -61,42 +44,37 @@ uint64_t RingConsumer::waiting_bytes() const {
   return producer > consumer ? producer - consumer : 0;
 }
 
-int RingConsumer::Consume() {
-  auto* consumer_pos = static_cast<uint64_t*>(consumer_page_);
-  const uint8_t* data = static_cast<const uint8_t*>(producer_area_) + page_;
+RingConsumer::Head RingConsumer::Peek(const uint8_t** data, uint32_t* size) {
+  const uint8_t* base = static_cast<const uint8_t*>(producer_area_) + page_;
   const uint64_t mask = size_ - 1;
-  uint64_t cons = *consumer_pos;  // this thread is the only writer
-  int consumed = 0;
-  unsigned unpublished = 0;
-  int result = 0;
-  for (bool more = true; more;) {
-    const uint64_t prod = LoadAcquire(producer_area_);
-    more = false;
-    while (cons < prod) {
-      const void* hdr = data + (cons & mask);
-      const uint32_t len = __atomic_load_n(static_cast<const uint32_t*>(hdr), __ATOMIC_ACQUIRE);
-      if (len & BPF_RINGBUF_BUSY_BIT) break;  // reserved, not committed yet
-      const uint32_t sample = len & ~static_cast<uint32_t>(BPF_RINGBUF_DISCARD_BIT);
-      cons += (static_cast<uint64_t>(sample) + BPF_RINGBUF_HDR_SZ + 7) & ~7ull;
-      if (!(len & BPF_RINGBUF_DISCARD_BIT)) {
-        const int rc = callback_(ctx_, const_cast<uint8_t*>(static_cast<const uint8_t*>(hdr)) + BPF_RINGBUF_HDR_SZ,
-                                 sample);
-        if (rc < 0) {
-          result = rc;
-          break;
-        }
-        ++consumed;
-      }
-      if (++unpublished == kPublishEvery) {
-        __atomic_store_n(consumer_pos, cons, __ATOMIC_RELEASE);
-        unpublished = 0;
-      }
-      more = true;
+  for (;;) {
+    if (read_pos_ >= producer_seen_) {
+      producer_seen_ = LoadAcquire(producer_area_);
+      if (read_pos_ >= producer_seen_) return Head::kEmpty;
     }
-    if (result < 0) break;
+    const uint8_t* hdr = base + (read_pos_ & mask);
+    const uint32_t len = __atomic_load_n(reinterpret_cast<const uint32_t*>(hdr), __ATOMIC_ACQUIRE);
+    if (len & BPF_RINGBUF_BUSY_BIT) return Head::kBusy;
+    const uint32_t sample = len & ~static_cast<uint32_t>(BPF_RINGBUF_DISCARD_BIT);
+    next_pos_ = read_pos_ + ((static_cast<uint64_t>(sample) + BPF_RINGBUF_HDR_SZ + 7) & ~7ull);
+    if (len & BPF_RINGBUF_DISCARD_BIT) {
+      Advance();
+      continue;
+    }
+    *data = hdr + BPF_RINGBUF_HDR_SZ;
+    *size = sample;
+    return Head::kRecord;
   }
-  __atomic_store_n(consumer_pos, cons, __ATOMIC_RELEASE);
-  return result < 0 ? result : consumed;
+}
+
+void RingConsumer::Advance() {
+  read_pos_ = next_pos_;
+  if (++unpublished_ == kPublishEvery) Publish();
+}
+
+void RingConsumer::Publish() {
+  __atomic_store_n(static_cast<uint64_t*>(consumer_page_), read_pos_, __ATOMIC_RELEASE);
+  unpublished_ = 0;
 }
 
 }  // namespace sonde::bpf

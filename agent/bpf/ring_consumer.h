@@ -1,10 +1,10 @@
-// Reads a BPF ring buffer like libbpf's ring_buffer, but publishes how far
-// it has read once per batch of records instead of after every record:
-// every producer reads that position when it reserves, so a per-record
-// store made the cache line travel to the traced processes' CPUs for each
-// event while the agent drained. Also says how much is waiting, from any
-// thread (libbpf 1.1 has no accessor for that; ring__avail_data_size came
-// in 1.3).
+// Reads one BPF ring buffer like libbpf's ring_buffer, a record at a time
+// (peek, then advance), and publishes how far it has read once per batch of
+// records instead of after every record: every producer reads that position
+// when it reserves, so a per-record store made the cache line travel to the
+// traced processes' CPUs for each event while the agent drained. Also says
+// how much is waiting, from any thread (libbpf 1.1 has no accessor for that;
+// ring__avail_data_size came in 1.3). RingSet (ring_set.h) merges several.
 #pragma once
 
 #include <cstddef>
@@ -17,21 +17,30 @@ namespace sonde::bpf {
 
 class RingConsumer {
  public:
-  using Callback = int (*)(void* ctx, void* data, size_t size);  // < 0 stops the drain
-
-  static absl::StatusOr<std::unique_ptr<RingConsumer>> Open(int ring_map_fd, uint64_t size_bytes, Callback callback,
-                                                            void* ctx);
+  // Maps the ring of `ring_map_fd` (not owned; must outlive the consumer).
+  static absl::StatusOr<std::unique_ptr<RingConsumer>> Open(int ring_map_fd, uint64_t size_bytes);
   ~RingConsumer();
   RingConsumer(const RingConsumer&) = delete;
   RingConsumer& operator=(const RingConsumer&) = delete;
 
-  // Waits at most timeout_ms for a wake-up and consumes if there was one. Records consumed, or -errno.
-  int Poll(int timeout_ms);
-  // Every record available now. Records consumed, or the callback's negative result.
-  int Consume();
+  enum class Head {
+    kRecord,  // *data / *size: the oldest committed record, not consumed yet
+    kEmpty,   // nothing committed past the read position
+    kBusy,    // the oldest record is reserved but not committed yet
+  };
+  // The oldest unread record (discarded ones are skipped). Calling it again
+  // without Advance() returns the same record.
+  Head Peek(const uint8_t** data, uint32_t* size);
+  // Past the record Peek returned.
+  void Advance();
+  // Tells the producers how far this consumer has read (Advance does it every
+  // kPublishEvery records; call once a drain is over).
+  void Publish();
+
   // Bytes committed or reserved but not yet consumed; safe from any thread.
   uint64_t waiting_bytes() const;
   uint64_t size_bytes() const { return size_; }
+  int map_fd() const { return map_fd_; }
 
  private:
   struct Passkey {};  // only Open constructs
@@ -40,15 +49,16 @@ class RingConsumer {
   explicit RingConsumer(Passkey) {}
 
  private:
-
   static constexpr unsigned kPublishEvery = 64;
-  int epoll_fd_ = -1;
+  int map_fd_ = -1;
   size_t page_ = 0;
   uint64_t size_ = 0;
   void* consumer_page_ = nullptr;  // RW: consumer position
   void* producer_area_ = nullptr;  // RO: producer position page, then the data twice
-  Callback callback_ = nullptr;
-  void* ctx_ = nullptr;
+  uint64_t read_pos_ = 0;          // this thread's position, ahead of the published one
+  uint64_t producer_seen_ = 0;     // last producer position loaded
+  uint64_t next_pos_ = 0;          // past the peeked record (== read_pos_: none peeked)
+  unsigned unpublished_ = 0;
 };
 
 }  // namespace sonde::bpf

@@ -14,8 +14,9 @@
 #include "absl/strings/str_cat.h"
 #include "agent/bpf/abi_checks.h"
 #include "agent/bpf/libbpf_raii.h"
-#include "agent/bpf/ring_consumer.h"
+#include "agent/bpf/ring_set.h"
 #include "agent/bpf/uprobe_multi.h"
+#include "agent/capture/drain_priority.h"
 #include "agent/capture/tls_transition.h"
 #include "agent/core/clock.h"
 #include "socket_trace.skel.h"
@@ -27,6 +28,17 @@ using SocketTraceSkeleton = bpf::Skeleton<socket_trace, socket_trace__open, sock
                                           socket_trace__attach, socket_trace__destroy>;
 
 bool IsPowerOfTwo(uint32_t v) { return v != 0 && (v & (v - 1)) == 0; }
+
+}  // namespace
+
+uint64_t PerCpuRingBytes(uint32_t total_bytes, uint32_t cpus) {
+  uint64_t share = total_bytes / std::max<uint32_t>(cpus, 1);
+  uint64_t bytes = 1;
+  while (bytes < share) bytes <<= 1;
+  return std::max<uint64_t>(bytes, std::min<uint64_t>(total_bytes, kMinPerCpuRingBytes));
+}
+
+namespace {
 
 template <typename Key>
 absl::Status PutFilter(int map_fd, Key key, uint8_t action, const char* what) {
@@ -40,7 +52,7 @@ absl::Status PutFilter(int map_fd, Key key, uint8_t action, const char* what) {
 
 struct SocketCapture::Impl {
   SocketTraceSkeleton skel;
-  std::unique_ptr<bpf::RingConsumer> ring;
+  std::unique_ptr<bpf::RingSet> rings;  // one per CPU
   std::unique_ptr<tls::TlsAttacher> tls;  // declared after skel: detaches before the programs go
   const EventCallback* callback = nullptr;  // valid during Poll only
   SourceCounters counters;
@@ -48,9 +60,16 @@ struct SocketCapture::Impl {
 
   explicit Impl(SocketTraceSkeleton s) : skel(std::move(s)) {}
 
-  static int OnRecord(void* ctx, void* data, size_t size) {
+  static uint64_t Timestamp(const uint8_t* data, size_t size) {
+    if (size < sizeof(sonde_event_header)) return 0;  // malformed: delivered (and counted) at once
+    uint64_t ts = 0;
+    std::memcpy(&ts, data + offsetof(sonde_event_header, ts_exit_ns), sizeof(ts));
+    return ts;
+  }
+
+  static int OnRecord(void* ctx, const uint8_t* data, size_t size) {
     auto* self = static_cast<Impl*>(ctx);
-    RawEvent ev(static_cast<const uint8_t*>(data), size);
+    RawEvent ev(data, size);
     const sonde_event_header* hdr = AsHeader(ev);
     if (hdr == nullptr) {
       ++self->counters.malformed;
@@ -60,13 +79,15 @@ struct SocketCapture::Impl {
     ev = ev.first(hdr->size);
     ++self->counters.events;
     self->tls_transitions.Deliver(ev, *self->callback);
-    // A drain handles tens of milliseconds of traffic at once. Yielding every
-    // few dozen events lets a traced process waiting for this CPU run in
-    // between instead of after the whole burst (its tail latency) -- but only
+    // A drain handles tens of milliseconds of traffic at once. Without a
+    // short scheduler slice (kernels before 6.12), yielding every few dozen
+    // events lets a traced process waiting for this CPU run in between
+    // instead of after the whole burst (its tail latency) -- but only
     // while the agent keeps up: events older than one drain period and a
     // half mean it is behind, and then it must run flat out or the ring
     // buffer overflows.
-    if ((++self->drained_this_poll % kYieldEvery) == 0 && self->poll_start_ns > hdr->ts_exit_ns &&
+    if (self->yield_while_draining && (++self->drained_this_poll % kYieldEvery) == 0 &&
+        self->poll_start_ns > hdr->ts_exit_ns &&
         self->poll_start_ns - hdr->ts_exit_ns < self->keeping_up_ns) {
       sched_yield();
     }
@@ -74,6 +95,7 @@ struct SocketCapture::Impl {
   }
   static constexpr uint64_t kYieldEvery = 32;
   uint64_t drained_this_poll = 0;
+  bool yield_while_draining = true;  // not needed with a short scheduler slice (drain_priority.h)
   uint64_t poll_start_ns = 0;  // CLOCK_MONOTONIC, the clock of the events
   uint64_t keeping_up_ns = 30'000'000;
 };
@@ -96,12 +118,12 @@ absl::StatusOr<std::unique_ptr<SocketCapture>> SocketCapture::Create(const Socke
   socket_trace* s = impl->skel.get();
 
   s->rodata->capture_bytes = o.capture_bytes;
-  s->rodata->wakeup_threshold_bytes =
-      static_cast<uint64_t>(o.ringbuf_bytes) * std::min<uint32_t>(o.wakeup_fill_percent, 100) / 100;
-  bpf_map__set_max_entries(s->maps.events, o.ringbuf_bytes);
   const int ncpus = libbpf_num_possible_cpus();
   if (ncpus <= 0) return absl::InternalError("cannot determine the number of CPUs");
   bpf_map__set_max_entries(s->maps.scratch, static_cast<uint32_t>(ncpus));
+  bpf_map__set_max_entries(s->maps.rings, static_cast<uint32_t>(ncpus));
+  const uint64_t ring_bytes = PerCpuRingBytes(o.ringbuf_bytes, static_cast<uint32_t>(ncpus));
+  s->rodata->wakeup_threshold_bytes = ring_bytes * std::min<uint32_t>(o.wakeup_fill_percent, 100) / 100;
   s->rodata->tls_enabled = o.tls;
   const tls::TlsPrograms tls_programs{s->progs.tls_read_enter,    s->progs.tls_read_ex_enter,
                                       s->progs.tls_write_enter,   s->progs.tls_write_ex_enter,
@@ -141,6 +163,18 @@ absl::StatusOr<std::unique_ptr<SocketCapture>> SocketCapture::Create(const Socke
     return st;
   }
 
+  // The rings exist before any program can run: a CPU without one loses its events.
+  auto rings = bpf::RingSet::Create(static_cast<size_t>(ncpus), ring_bytes, &Impl::Timestamp, &Impl::OnRecord,
+                                    impl.get());
+  if (!rings.ok()) return absl::InternalError(absl::StrCat("creating the ring buffers failed: ", rings.status().message()));
+  impl->rings = std::move(*rings);
+  for (uint32_t cpu = 0; cpu < static_cast<uint32_t>(ncpus); ++cpu) {
+    const int ring_fd = impl->rings->ring_fd(cpu);
+    if (bpf_map_update_elem(bpf_map__fd(s->maps.rings), &cpu, &ring_fd, BPF_ANY) != 0) {
+      return absl::InternalError(absl::StrCat("installing the ring buffer of CPU ", cpu, ": ", std::strerror(errno)));
+    }
+  }
+
   // Filters before attach, so the agent never sees its own traffic.
   sonde_filter_config cfg{};
   cfg.agent_tgid = static_cast<uint32_t>(getpid());
@@ -172,12 +206,9 @@ absl::StatusOr<std::unique_ptr<SocketCapture>> SocketCapture::Create(const Socke
 
   if (auto st = impl->skel.Attach(); !st.ok()) return st;  // the TLS uprobes have no target: left alone
 
-  auto ring = bpf::RingConsumer::Open(bpf_map__fd(s->maps.events), bpf_map__max_entries(s->maps.events),
-                                      &Impl::OnRecord, impl.get());
-  if (!ring.ok()) return absl::InternalError(absl::StrCat("creating ring buffer reader failed: ", ring.status().message()));
-  impl->ring = std::move(*ring);
-  spdlog::info("socket capture attached: payload prefix {} B, ring buffer {} MiB, wake-up at {}% fill",
-               o.capture_bytes, o.ringbuf_bytes >> 20, o.wakeup_fill_percent);
+  spdlog::info("socket capture attached: payload prefix {} B, {} ring buffers (one per CPU) of {} KiB, wake-up at "
+               "{}% fill",
+               o.capture_bytes, ncpus, ring_bytes >> 10, o.wakeup_fill_percent);
   if (o.tls) {
     tls::TlsAttachOptions attach = o.tls_attach;
     attach.self_pid = static_cast<uint32_t>(getpid());
@@ -194,12 +225,13 @@ absl::StatusOr<std::unique_ptr<SocketCapture>> SocketCapture::Create(const Socke
 absl::Status SocketCapture::Poll(int timeout_ms, const EventCallback& on_event) {
   impl_->callback = &on_event;
   impl_->drained_this_poll = 0;
+  impl_->yield_while_draining = !ThisThreadHasShortSlice();
   impl_->keeping_up_ns = static_cast<uint64_t>(std::max(timeout_ms, 1)) * 1'500'000;
   // Records are submitted without wake-ups, so epoll usually times out: the
   // unconditional consume afterwards is the periodic drain.
-  int n = impl_->ring->Poll(timeout_ms);
+  int n = impl_->rings->Wait(timeout_ms);
   impl_->poll_start_ns = core::MonotonicNowNs();
-  if (n >= 0) n = impl_->ring->Consume();
+  if (n >= 0) n = impl_->rings->Consume();
   impl_->callback = nullptr;
   if (n < 0 && n != -EINTR) {
     return absl::InternalError(absl::StrCat("ring buffer poll failed: ", std::strerror(-n)));
@@ -208,7 +240,7 @@ absl::Status SocketCapture::Poll(int timeout_ms, const EventCallback& on_event) 
 }
 
 double SocketCapture::RingFillFraction() const {
-  return static_cast<double>(impl_->ring->waiting_bytes()) / static_cast<double>(impl_->ring->size_bytes());
+  return impl_->rings->MaxFillFraction();
 }
 
 SourceCounters SocketCapture::counters() const {

@@ -23,10 +23,16 @@ struct FilterOptions {
   std::vector<uint64_t> exclude_cgroups;
 };
 
+// Each CPU has its own ring buffer (agent/bpf/ring_set.h): its size is the
+// total's share rounded up to a power of two, but at least 4 MiB (a burst
+// lands on one CPU), or the whole total when that is smaller.
+inline constexpr uint64_t kMinPerCpuRingBytes = 4u << 20;
+uint64_t PerCpuRingBytes(uint32_t total_bytes, uint32_t cpus);
+
 struct SocketCaptureOptions {
   uint32_t capture_bytes = SONDE_PAYLOAD_DEFAULT;  // payload prefix per call, <= SONDE_PAYLOAD_MAX
-  uint32_t ringbuf_bytes = 16u << 20;              // power of two, >= page size
-  uint32_t wakeup_fill_percent = 25;  // force a wake-up past this fill level
+  uint32_t ringbuf_bytes = 16u << 20;              // all CPUs' rings together: power of two, >= page size
+  uint32_t wakeup_fill_percent = 25;  // force a wake-up past this fill level (of one CPU's ring)
   FilterOptions filter;
   // TLS plaintext through uprobes on OpenSSL (bpf/lib/tls.bpf.h, agent/tls).
   bool tls = true;

@@ -26,7 +26,7 @@
 #                         [--rate R] [--no-h2] [--no-https] [--no-latency] [--no-bpf-stats]
 #                         [--baseline AGENT_BINARY] [-- AGENT_ARGS...]
 # AGENT_ARGS are appended to every `sonde-agent run` (e.g. --span-rate-limit 0).
-# --baseline adds the modes filtered@base, export@base and json@base run with another
+# --baseline adds the modes filtered@base, capture@base, export@base and json@base run with another
 # agent binary (e.g. one built from an earlier commit), in the same rounds: a
 # before/after table from one run.
 set -u
@@ -66,7 +66,7 @@ done
 [ -d /sys/kernel/tracing/events ] || mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null
 if [ -n "$baseline" ]; then
   [ -x "$baseline" ] || { echo "run.sh: baseline agent $baseline is not executable" >&2; exit 2; }
-  for m in filtered export json; do case " $modes " in *" $m "*) modes+=" $m@base" ;; esac; done
+  for m in filtered capture export json; do case " $modes " in *" $m "*) modes+=" $m@base" ;; esac; done
 fi
 
 T=$(mktemp -d /tmp/sonde-overhead.XXXXXX)

@@ -4,12 +4,14 @@
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <sched.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -47,7 +49,18 @@ struct SocketView {
   bool egress_truncated = false, ingress_truncated = false;
   std::vector<std::pair<uint32_t, uint64_t>> egress_seq, ingress_seq;  // (seq, bytes) per call
   int opens = 0, closes = 0;
+  int events_after_close = 0;  // delivered after this socket's close(): out of order
+  int time_regressions = 0;    // an event stamped before the one delivered before it
+  uint64_t last_ts = 0;
 };
+
+// Delivery-order facts of one socket's event.
+void NoteOrder(SocketView& s, const sonde_event_header& hdr, bool is_close) {
+  if (s.closes > 0) ++s.events_after_close;
+  if (hdr.ts_exit_ns < s.last_ts) ++s.time_regressions;
+  s.last_ts = hdr.ts_exit_ns;
+  if (is_close) ++s.closes;
+}
 
 CurlRun RunCurl(const testlib::TempDir& dir, int port, const std::string& path, int i) {
   const std::string out = dir.File("curl" + std::to_string(i) + ".out");
@@ -76,6 +89,7 @@ std::map<std::pair<uint32_t, uint64_t>, SocketView> LoadRecording(const std::str
     auto st = (*src)->Poll(0, [&](capture::RawEvent ev) {
       if (const auto* d = capture::AsDataEvent(ev)) {
         auto& s = sockets[{d->hdr.pid, d->sock_id}];
+        NoteOrder(s, d->hdr, false);
         s.pid = d->hdr.pid;
         s.comm = d->hdr.comm;
         if (d->role) s.role = d->role;
@@ -98,7 +112,9 @@ std::map<std::pair<uint32_t, uint64_t>, SocketView> LoadRecording(const std::str
         auto& s = sockets[{c->hdr.pid, c->sock_id}];
         if (c->role) s.role = c->role;
         if (c->hdr.type == SONDE_EVENT_CONN_OPEN) ++s.opens;
-        if (c->hdr.type == SONDE_EVENT_CONN_CLOSE && c->syscall == SONDE_SYS_CLOSE) ++s.closes;
+        if (c->hdr.type != SONDE_EVENT_CONN_CLOSE || c->syscall == SONDE_SYS_CLOSE) {  // not a state change
+          NoteOrder(s, c->hdr, c->hdr.type == SONDE_EVENT_CONN_CLOSE);
+        }
       }
     });
     if (absl::IsOutOfRange(st)) break;
@@ -403,6 +419,101 @@ TEST_F(CaptureKernelTest, WriteThatDrawsAResetKeepsItsTuple) {
   EXPECT_EQ(server_view->egress_payload, response) << "the write that drew the reset was dropped";
   EXPECT_EQ(server_view->local, listen_end);
   EXPECT_EQ(server_view->closes, 1) << "close() after the reset was dropped";
+}
+
+// Each CPU has its own ring buffer: a thread that moves between CPUs leaves
+// its events in several rings, and they must still arrive in the order the
+// thread made its calls (the merge by time in agent/bpf/ring_set.h). Here
+// every call of client and server runs on the other CPU than the previous.
+TEST_F(CaptureKernelTest, ThreadHoppingBetweenCpusKeepsItsOrder) {
+  if (sysconf(_SC_NPROCESSORS_ONLN) < 2) GTEST_SKIP() << "one CPU: one ring buffer, nothing to merge";
+  testlib::TempDir dir("sonde-capture-hop");
+  int listener = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(listen(listener, 16), 0);
+  socklen_t len = sizeof(addr);
+  getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len);
+  const int port = ntohs(addr.sin_port);
+
+  const std::string rec = dir.File("events.rec");
+  auto agent = Subprocess::Start({testlib::AgentBinary(), "capture", "--record", rec, "--port",
+                                  std::to_string(port), "--ready-file", dir.File("ready"), "--stats-file",
+                                  dir.File("stats.json")},
+                                 dir.File("agent.out"), dir.File("agent.err"));
+  ASSERT_TRUE(testlib::WaitForFile(dir.File("ready"), std::chrono::seconds(30)));
+
+  cpu_set_t saved;
+  ASSERT_EQ(sched_getaffinity(0, sizeof(saved), &saved), 0);
+  int hops = 0;
+  auto hop = [&] {  // the next call runs on the other CPU
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(++hops % 2, &one);
+    ASSERT_EQ(sched_setaffinity(0, sizeof(one), &one), 0);
+  };
+  constexpr int kConnections = 40;
+  const std::vector<std::string> request_parts = {"GET /hop HTTP/1.1\r\n", "Host: x\r\n", "X-A: 1\r\n",
+                                                  "X-B: 2\r\n", "\r\n"};
+  const std::string response = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+  std::string request;
+  for (const auto& part : request_parts) request += part;
+  for (int i = 0; i < kConnections; ++i) {
+    hop();
+    int client = socket(AF_INET, SOCK_STREAM, 0);
+    ASSERT_EQ(connect(client, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+    hop();
+    int server = accept(listener, nullptr, nullptr);
+    ASSERT_GE(server, 0);
+    for (const auto& part : request_parts) {
+      hop();
+      ASSERT_EQ(write(client, part.data(), part.size()), static_cast<ssize_t>(part.size()));
+    }
+    std::string got(request.size(), '\0');
+    for (size_t have = 0; have < got.size();) {  // a byte or two per read, each on another CPU
+      hop();
+      const ssize_t n = read(server, got.data() + have, std::min<size_t>(7, got.size() - have));
+      ASSERT_GT(n, 0);
+      have += static_cast<size_t>(n);
+    }
+    ASSERT_EQ(got, request);
+    hop();
+    ASSERT_EQ(write(server, response.data(), response.size()), static_cast<ssize_t>(response.size()));
+    char buf[256];
+    hop();
+    ASSERT_EQ(read(client, buf, sizeof(buf)), static_cast<ssize_t>(response.size()));
+    hop();
+    close(client);
+    hop();
+    close(server);
+  }
+  ASSERT_EQ(sched_setaffinity(0, sizeof(saved), &saved), 0);
+  close(listener);
+  usleep(200 * 1000);
+  ASSERT_EQ(agent.Stop(), 0) << testlib::ReadFile(dir.File("agent.err"));
+  const auto stats = nlohmann::json::parse(testlib::ReadFile(dir.File("stats.json")));
+  EXPECT_EQ(stats["kernel_drops"], 0) << stats.dump();
+
+  int clients = 0, servers = 0;
+  for (const auto& [key, s] : LoadRecording(rec)) {
+    if (s.pid != static_cast<uint32_t>(getpid())) continue;
+    SCOPED_TRACE(s.local + " -> " + s.remote);
+    const bool is_client = s.egress_payload == request;
+    const bool is_server = s.ingress_payload == request;  // in call order: the parts joined up
+    EXPECT_TRUE(is_client || is_server) << "egress '" << s.egress_payload << "' ingress '" << s.ingress_payload << "'";
+    clients += is_client;
+    servers += is_server;
+    EXPECT_EQ(is_client ? s.ingress_payload : s.egress_payload, response);
+    EXPECT_EQ(s.opens, 1);
+    EXPECT_EQ(s.closes, 1);
+    EXPECT_EQ(s.events_after_close, 0);
+    EXPECT_EQ(s.time_regressions, 0);
+    ExpectContiguous(is_client ? s.egress_seq : s.ingress_seq, "request calls");
+  }
+  EXPECT_EQ(clients, kConnections);
+  EXPECT_EQ(servers, kConnections);
 }
 
 }  // namespace

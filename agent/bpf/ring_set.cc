@@ -1,0 +1,145 @@
+#include "agent/bpf/ring_set.h"
+
+#include <bpf/bpf.h>
+#include <sys/epoll.h>
+#include <time.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <functional>
+
+#include "absl/strings/str_cat.h"
+
+namespace sonde::bpf {
+namespace {
+
+uint64_t MonotonicNs() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ull + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+inline void CpuRelax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
+// A record being written is committed within a program run (well under a
+// microsecond) unless its producer was interrupted: wait that long, not more.
+constexpr int kBusySpins = 2000;
+
+// Min-heap on the timestamp.
+constexpr auto kLater = [](const std::pair<uint64_t, size_t>& a, const std::pair<uint64_t, size_t>& b) {
+  return a.first > b.first;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<RingSet>> RingSet::Create(size_t count, uint64_t ring_bytes, Timestamp timestamp,
+                                                         Callback callback, void* ctx) {
+  if (count == 0) return absl::InvalidArgumentError("a ring set needs at least one ring");
+  auto set = std::make_unique<RingSet>(Passkey{});
+  set->ring_bytes_ = ring_bytes;
+  set->timestamp_ = timestamp;
+  set->callback_ = callback;
+  set->ctx_ = ctx;
+  set->epoll_ = UniqueFd(epoll_create1(EPOLL_CLOEXEC));
+  if (!set->epoll_.valid()) return absl::InternalError(absl::StrCat("epoll_create1: ", std::strerror(errno)));
+  for (size_t i = 0; i < count; ++i) {
+    UniqueFd fd(bpf_map_create(BPF_MAP_TYPE_RINGBUF, "sonde_cpu_ring", 0, 0, static_cast<uint32_t>(ring_bytes),
+                               nullptr));
+    if (!fd.valid()) {
+      return absl::InternalError(absl::StrCat("creating ring buffer ", i, " of ", count, " (", ring_bytes >> 10,
+                                              " KiB): ", std::strerror(errno)));
+    }
+    auto ring = RingConsumer::Open(fd.get(), ring_bytes);
+    if (!ring.ok()) return ring.status();
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u64 = i;
+    if (epoll_ctl(set->epoll_.get(), EPOLL_CTL_ADD, fd.get(), &ev) != 0) {
+      return absl::InternalError(absl::StrCat("epoll on ring buffer ", i, ": ", std::strerror(errno)));
+    }
+    set->rings_.push_back(std::move(*ring));
+    set->fds_.push_back(std::move(fd));
+  }
+  set->peeked_.resize(count);
+  set->heads_.reserve(count);
+  return set;
+}
+
+RingSet::~RingSet() {
+  rings_.clear();  // unmapped before the maps' fds close
+}
+
+int RingSet::Wait(int timeout_ms) {
+  epoll_event events[8];
+  const int ready = epoll_wait(epoll_.get(), events, 8, timeout_ms);
+  if (ready < 0) return errno == EINTR ? 0 : -errno;
+  return ready > 0 ? 1 : 0;
+}
+
+double RingSet::MaxFillFraction() const {
+  uint64_t most = 0;
+  for (const auto& r : rings_) most = std::max(most, r->waiting_bytes());
+  return static_cast<double>(most) / static_cast<double>(ring_bytes_);
+}
+
+RingSet::Refill RingSet::Queue(size_t ring, uint64_t cut_ns, bool* past_cut) {
+  const uint8_t* data = nullptr;
+  uint32_t size = 0;
+  RingConsumer::Head head = rings_[ring]->Peek(&data, &size);
+  for (int spin = 0; head == RingConsumer::Head::kBusy && spin < kBusySpins; ++spin) {
+    CpuRelax();
+    head = rings_[ring]->Peek(&data, &size);
+  }
+  if (head == RingConsumer::Head::kBusy) return Refill::kBusy;
+  if (head == RingConsumer::Head::kEmpty) return Refill::kDone;
+  const uint64_t ts = timestamp_(data, size);
+  if (ts >= cut_ns) {
+    *past_cut = true;
+    return Refill::kDone;
+  }
+  peeked_[ring] = {data, size};
+  heads_.emplace_back(ts, ring);
+  std::push_heap(heads_.begin(), heads_.end(), kLater);
+  return Refill::kQueued;
+}
+
+int RingSet::Consume() {
+  int delivered = 0;
+  int result = 0;
+  // Rounds: each delivers what was stamped before its start; another round
+  // follows while records past the cut wait (the drain keeps up with a busy
+  // ring, as one that consumes until empty would).
+  for (bool again = true; again && result >= 0;) {
+    again = false;
+    const uint64_t cut = MonotonicNs();
+    bool past_cut = false;
+    bool busy = false;
+    heads_.clear();
+    for (size_t i = 0; i < rings_.size() && !busy; ++i) busy = Queue(i, cut, &past_cut) == Refill::kBusy;
+    while (!busy && !heads_.empty()) {
+      std::pop_heap(heads_.begin(), heads_.end(), kLater);
+      const size_t ring = heads_.back().second;
+      heads_.pop_back();
+      const auto [data, size] = peeked_[ring];
+      const int rc = callback_(ctx_, data, size);
+      rings_[ring]->Advance();  // after: advancing may publish, and the producer may then reuse the bytes
+      if (rc < 0) {
+        result = rc;
+        break;
+      }
+      ++delivered;
+      busy = Queue(ring, cut, &past_cut) == Refill::kBusy;
+    }
+    if (busy) ++busy_stops_;
+    again = past_cut && !busy;
+  }
+  for (auto& r : rings_) r->Publish();
+  return result < 0 ? result : delivered;
+}
+
+}  // namespace sonde::bpf

@@ -1,0 +1,80 @@
+// One BPF ring buffer per CPU, read as one stream ordered by time.
+//
+// A ring shared by every CPU made each reserve in the kernel take the same
+// spinlock and move the producer position and record headers between the
+// producing CPUs' caches; with a ring per CPU each producer stays on its
+// own cache lines. The price is the merge here: records of one socket can be
+// written on different CPUs (its thread migrated), so they are delivered in
+// timestamp order across the rings.
+//
+// Why a cut is enough: a drain takes the time T first and delivers only
+// records stamped before T. A thread's next syscall starts after its
+// previous record was committed, so if a record stamped before T is visible
+// in one ring, the same thread's earlier records are visible in theirs. A
+// ring whose oldest record is still being written (reserved, not committed)
+// stops the whole drain for a moment: records behind it may be older than
+// what the other rings hold.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <utility>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "agent/bpf/libbpf_raii.h"
+#include "agent/bpf/ring_consumer.h"
+
+namespace sonde::bpf {
+
+class RingSet {
+ public:
+  using Callback = int (*)(void* ctx, const uint8_t* data, size_t size);  // < 0 stops the drain
+  using Timestamp = uint64_t (*)(const uint8_t* data, size_t size);     // CLOCK_MONOTONIC ns
+
+  // Creates `count` ring-buffer maps of `ring_bytes` each (a power of two,
+  // >= page size). `timestamp` orders records across rings.
+  static absl::StatusOr<std::unique_ptr<RingSet>> Create(size_t count, uint64_t ring_bytes, Timestamp timestamp,
+                                                         Callback callback, void* ctx);
+  ~RingSet();
+  RingSet(const RingSet&) = delete;
+  RingSet& operator=(const RingSet&) = delete;
+
+  size_t ring_count() const { return rings_.size(); }
+  int ring_fd(size_t i) const { return fds_[i].get(); }
+  uint64_t ring_bytes() const { return ring_bytes_; }
+
+  // Waits at most timeout_ms for a wake-up from any ring. 1 woken, 0 timed out, or -errno.
+  int Wait(int timeout_ms);
+  // Every record committed now, in time order. Records delivered, or the callback's negative result.
+  int Consume();
+  // The fullest ring's waiting bytes over its size; safe from any thread.
+  double MaxFillFraction() const;
+  // Drains that stopped at a record still being written (see above).
+  uint64_t busy_stops() const { return busy_stops_; }
+
+ private:
+  struct Passkey {};
+
+ public:
+  explicit RingSet(Passkey) {}
+
+ private:
+  enum class Refill { kQueued, kDone, kBusy };
+  Refill Queue(size_t ring, uint64_t cut_ns, bool* past_cut);
+
+  std::vector<UniqueFd> fds_;
+  std::vector<std::unique_ptr<RingConsumer>> rings_;
+  UniqueFd epoll_;
+  uint64_t ring_bytes_ = 0;
+  Timestamp timestamp_ = nullptr;
+  Callback callback_ = nullptr;
+  void* ctx_ = nullptr;
+  // Min-heap of (timestamp, ring) of each ring's oldest record below the cut.
+  std::vector<std::pair<uint64_t, size_t>> heads_;
+  std::vector<std::pair<const uint8_t*, uint32_t>> peeked_;  // per ring
+  uint64_t busy_stops_ = 0;
+};
+
+}  // namespace sonde::bpf
