@@ -1,9 +1,7 @@
 #include "agent/capture/drain_priority.h"
 
 #include <dirent.h>
-#include <sched.h>
 #include <sys/resource.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -18,23 +16,6 @@
 #include "agent/core/clock.h"
 
 namespace sonde::capture {
-namespace {
-
-// sched_setattr's argument, first version (SCHED_ATTR_SIZE_VER0): glibc 2.36
-// has no wrapper, and <linux/sched/types.h> clashes with <sched.h>.
-struct SchedAttr {
-  uint32_t size = sizeof(SchedAttr);
-  uint32_t sched_policy = SCHED_OTHER;
-  uint64_t sched_flags = 0;
-  int32_t sched_nice = 0;
-  uint32_t sched_priority = 0;
-  uint64_t sched_runtime = 0;  // SCHED_OTHER: the requested slice (6.12+)
-  uint64_t sched_deadline = 0;
-  uint64_t sched_period = 0;
-};
-static_assert(sizeof(SchedAttr) == 48);
-
-}  // namespace
 
 std::optional<DrainLevel> DrainPriorityPolicy::Observe(uint64_t now_ns, double fill) {
   if (fill >= o_.behind_fill) {
@@ -54,24 +35,6 @@ std::optional<DrainLevel> DrainPriorityPolicy::Observe(uint64_t now_ns, double f
   return std::nullopt;
 }
 
-bool SetThreadPriority(pid_t tid, int nice) {
-  // One call sets both (sched_setattr has no "keep the nice, change the
-  // slice"): the nice value and, on kernels with EEVDF custom slices (6.12+;
-  // older ones ignore the field), a short slice.
-  SchedAttr attr;
-  attr.sched_nice = nice;
-  attr.sched_runtime = kAgentSliceNs;
-  if (syscall(SYS_sched_setattr, tid, &attr, 0) == 0) return true;
-  if (errno == ESRCH) return true;  // the thread ended meanwhile
-  return setpriority(PRIO_PROCESS, static_cast<id_t>(tid), nice) == 0;
-}
-
-bool ThisThreadHasShortSlice() {
-  SchedAttr attr;
-  if (syscall(SYS_sched_getattr, 0, &attr, sizeof(attr), 0) != 0) return false;
-  return attr.sched_policy == SCHED_OTHER && attr.sched_runtime != 0 && attr.sched_runtime <= kAgentSliceNs;
-}
-
 bool SetProcessNice(int nice, pid_t skip) {
   DIR* dir = opendir("/proc/self/task");
   if (dir == nullptr) return false;
@@ -79,7 +42,7 @@ bool SetProcessNice(int nice, pid_t skip) {
   while (const dirent* e = readdir(dir)) {
     const pid_t tid = static_cast<pid_t>(std::strtol(e->d_name, nullptr, 10));
     if (tid <= 0 || tid == skip) continue;
-    if (!SetThreadPriority(tid, nice)) ok = false;
+    if (setpriority(PRIO_PROCESS, static_cast<id_t>(tid), nice) != 0 && errno != ESRCH) ok = false;
   }
   closedir(dir);
   return ok;
@@ -116,7 +79,7 @@ std::unique_ptr<DrainPriority> DrainPriority::Start(const DrainPriorityOptions& 
     // The watchdog itself always runs at the catch-up priority: it must get
     // the CPU when the agent's other threads do not.
     const pid_t self = gettid();
-    SetThreadPriority(self, raw->o_.catch_up_nice);
+    setpriority(PRIO_PROCESS, static_cast<id_t>(self), raw->o_.catch_up_nice);
     watchdog_tid.set_value(self);
     raw->Watch(stop, read_fill);
   });

@@ -98,21 +98,7 @@ class DrainPriority {
   std::jthread watchdog_;  // last: stops before the rest goes
 };
 
-// The agent's threads ask the scheduler for this time slice (EEVDF custom
-// slice, the minimum it takes). A nice-19 thread keeps the CPU for its whole
-// slice once it runs, even when the workload wakes up (the default slice is
-// 0.75-3 ms: bench/overhead's latency p99 grew by ~1 ms); a short one hands
-// the CPU back within 100 µs without the drain yielding every few dozen
-// events (its sched_yield calls were 13,000 context switches a second under
-// load).
-inline constexpr uint64_t kAgentSliceNs = 100'000;
-
-// Nice value and short slice of one thread; false when neither could be set.
-bool SetThreadPriority(pid_t tid, int nice);
-// Whether the calling thread runs with the short slice (kernels before 6.12
-// ignore it: the drain then yields now and then instead).
-bool ThisThreadHasShortSlice();
-// Sets the nice value (and short slice) of every thread of this process except `skip` (0: none).
+// Sets the nice value of every thread of this process except `skip` (0: none).
 bool SetProcessNice(int nice, pid_t skip);
 // Whether this process may go back to `nice` after lowering its priority.
 bool CanRegainNice(int nice);
