@@ -1,6 +1,5 @@
 #include "agent/bpf/ring_consumer.h"
 
-#include <linux/bpf.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -29,6 +28,8 @@ absl::StatusOr<std::unique_ptr<RingConsumer>> RingConsumer::Open(int ring_map_fd
   void* prod = mmap(nullptr, r->page_ + 2 * size_bytes, PROT_READ, MAP_SHARED, ring_map_fd, static_cast<off_t>(r->page_));
   if (prod == MAP_FAILED) return absl::InternalError(absl::StrCat("mapping the ring's data: ", std::strerror(errno)));
   r->producer_area_ = prod;
+  r->data_ = static_cast<const uint8_t*>(prod) + r->page_;
+  r->mask_ = size_bytes - 1;
   r->read_pos_ = r->next_pos_ = LoadAcquire(cons);
   return r;
 }
@@ -42,34 +43,6 @@ uint64_t RingConsumer::waiting_bytes() const {
   const uint64_t consumer = LoadAcquire(consumer_page_);
   const uint64_t producer = LoadAcquire(producer_area_);
   return producer > consumer ? producer - consumer : 0;
-}
-
-RingConsumer::Head RingConsumer::Peek(const uint8_t** data, uint32_t* size) {
-  const uint8_t* base = static_cast<const uint8_t*>(producer_area_) + page_;
-  const uint64_t mask = size_ - 1;
-  for (;;) {
-    if (read_pos_ >= producer_seen_) {
-      producer_seen_ = LoadAcquire(producer_area_);
-      if (read_pos_ >= producer_seen_) return Head::kEmpty;
-    }
-    const uint8_t* hdr = base + (read_pos_ & mask);
-    const uint32_t len = __atomic_load_n(reinterpret_cast<const uint32_t*>(hdr), __ATOMIC_ACQUIRE);
-    if (len & BPF_RINGBUF_BUSY_BIT) return Head::kBusy;
-    const uint32_t sample = len & ~static_cast<uint32_t>(BPF_RINGBUF_DISCARD_BIT);
-    next_pos_ = read_pos_ + ((static_cast<uint64_t>(sample) + BPF_RINGBUF_HDR_SZ + 7) & ~7ull);
-    if (len & BPF_RINGBUF_DISCARD_BIT) {
-      Advance();
-      continue;
-    }
-    *data = hdr + BPF_RINGBUF_HDR_SZ;
-    *size = sample;
-    return Head::kRecord;
-  }
-}
-
-void RingConsumer::Advance() {
-  read_pos_ = next_pos_;
-  if (++unpublished_ == kPublishEvery) Publish();
 }
 
 void RingConsumer::Publish() {

@@ -27,22 +27,19 @@ inline void CpuRelax() {
 }
 
 // A record being written is committed within a program run (well under a
-// microsecond) unless its producer was interrupted: wait that long, not more.
-constexpr int kBusySpins = 2000;
-
-// Min-heap on the timestamp.
-constexpr auto kLater = [](const std::pair<uint64_t, size_t>& a, const std::pair<uint64_t, size_t>& b) {
-  return a.first > b.first;
-};
+// microsecond) unless its producer was interrupted; a few pauses catch the
+// common case (the drain has caught up with a producer) without spinning
+// away CPU time: past them the round ends and the next drain resumes.
+constexpr int kBusySpins = 16;
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<RingSet>> RingSet::Create(size_t count, uint64_t ring_bytes, Timestamp timestamp,
+absl::StatusOr<std::unique_ptr<RingSet>> RingSet::Create(size_t count, uint64_t ring_bytes, size_t timestamp_offset,
                                                          Callback callback, void* ctx) {
   if (count == 0) return absl::InvalidArgumentError("a ring set needs at least one ring");
   auto set = std::make_unique<RingSet>(Passkey{});
   set->ring_bytes_ = ring_bytes;
-  set->timestamp_ = timestamp;
+  set->timestamp_offset_ = timestamp_offset;
   set->callback_ = callback;
   set->ctx_ = ctx;
   set->epoll_ = UniqueFd(epoll_create1(EPOLL_CLOEXEC));
@@ -65,8 +62,8 @@ absl::StatusOr<std::unique_ptr<RingSet>> RingSet::Create(size_t count, uint64_t 
     set->rings_.push_back(std::move(*ring));
     set->fds_.push_back(std::move(fd));
   }
-  set->peeked_.resize(count);
-  set->heads_.reserve(count);
+  set->heads_.resize(count);
+  set->queued_.reserve(count);
   return set;
 }
 
@@ -88,23 +85,20 @@ double RingSet::MaxFillFraction() const {
 }
 
 RingSet::Refill RingSet::Queue(size_t ring, uint64_t cut_ns, bool* past_cut) {
-  const uint8_t* data = nullptr;
-  uint32_t size = 0;
-  RingConsumer::Head head = rings_[ring]->Peek(&data, &size);
-  for (int spin = 0; head == RingConsumer::Head::kBusy && spin < kBusySpins; ++spin) {
+  HeadRecord& head = heads_[ring];
+  RingConsumer::Head state = rings_[ring]->Peek(&head.data, &head.size);
+  for (int spin = 0; state == RingConsumer::Head::kBusy && spin < kBusySpins; ++spin) {
     CpuRelax();
-    head = rings_[ring]->Peek(&data, &size);
+    state = rings_[ring]->Peek(&head.data, &head.size);
   }
-  if (head == RingConsumer::Head::kBusy) return Refill::kBusy;
-  if (head == RingConsumer::Head::kEmpty) return Refill::kDone;
-  const uint64_t ts = timestamp_(data, size);
-  if (ts >= cut_ns) {
+  if (state == RingConsumer::Head::kBusy) return Refill::kBusy;
+  if (state == RingConsumer::Head::kEmpty) return Refill::kDone;
+  head.ts = 0;
+  if (head.size >= timestamp_offset_ + sizeof(head.ts)) std::memcpy(&head.ts, head.data + timestamp_offset_, sizeof(head.ts));
+  if (head.ts >= cut_ns) {
     *past_cut = true;
     return Refill::kDone;
   }
-  peeked_[ring] = {data, size};
-  heads_.emplace_back(ts, ring);
-  std::push_heap(heads_.begin(), heads_.end(), kLater);
   return Refill::kQueued;
 }
 
@@ -119,21 +113,44 @@ int RingSet::Consume() {
     const uint64_t cut = MonotonicNs();
     bool past_cut = false;
     bool busy = false;
-    heads_.clear();
-    for (size_t i = 0; i < rings_.size() && !busy; ++i) busy = Queue(i, cut, &past_cut) == Refill::kBusy;
-    while (!busy && !heads_.empty()) {
-      std::pop_heap(heads_.begin(), heads_.end(), kLater);
-      const size_t ring = heads_.back().second;
-      heads_.pop_back();
-      const auto [data, size] = peeked_[ring];
-      const int rc = callback_(ctx_, data, size);
-      rings_[ring]->Advance();  // after: advancing may publish, and the producer may then reuse the bytes
-      if (rc < 0) {
-        result = rc;
-        break;
+    queued_.clear();
+    for (size_t i = 0; i < rings_.size() && !busy; ++i) {
+      const Refill r = Queue(i, cut, &past_cut);
+      busy = r == Refill::kBusy;
+      if (r == Refill::kQueued) queued_.push_back(i);
+    }
+    while (!busy && result >= 0 && !queued_.empty()) {
+      // The ring with the oldest record, and the time up to which it may run
+      // on without looking at the others (records of one CPU come in runs).
+      size_t best = 0;
+      uint64_t bound = UINT64_MAX;
+      for (size_t q = 1; q < queued_.size(); ++q) {
+        if (heads_[queued_[q]].ts < heads_[queued_[best]].ts) {
+          bound = heads_[queued_[best]].ts;
+          best = q;
+        } else {
+          bound = std::min(bound, heads_[queued_[q]].ts);
+        }
       }
-      ++delivered;
-      busy = Queue(ring, cut, &past_cut) == Refill::kBusy;
+      const size_t ring = queued_[best];
+      for (;;) {
+        const HeadRecord& head = heads_[ring];
+        const int rc = callback_(ctx_, head.data, head.size);
+        rings_[ring]->Advance();  // after: advancing may publish, and the producer may then reuse the bytes
+        if (rc < 0) {
+          result = rc;
+          break;
+        }
+        ++delivered;
+        const Refill r = Queue(ring, cut, &past_cut);
+        if (r != Refill::kQueued) {
+          busy = r == Refill::kBusy;
+          queued_[best] = queued_.back();
+          queued_.pop_back();
+          break;
+        }
+        if (heads_[ring].ts > bound) break;
+      }
     }
     if (busy) ++busy_stops_;
     again = past_cut && !busy;

@@ -19,7 +19,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
-#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -31,11 +30,11 @@ namespace sonde::bpf {
 class RingSet {
  public:
   using Callback = int (*)(void* ctx, const uint8_t* data, size_t size);  // < 0 stops the drain
-  using Timestamp = uint64_t (*)(const uint8_t* data, size_t size);     // CLOCK_MONOTONIC ns
 
   // Creates `count` ring-buffer maps of `ring_bytes` each (a power of two,
-  // >= page size). `timestamp` orders records across rings.
-  static absl::StatusOr<std::unique_ptr<RingSet>> Create(size_t count, uint64_t ring_bytes, Timestamp timestamp,
+  // >= page size). Records are ordered by the CLOCK_MONOTONIC nanoseconds (a
+  // u64) at `timestamp_offset` in each record; shorter records count as time 0.
+  static absl::StatusOr<std::unique_ptr<RingSet>> Create(size_t count, uint64_t ring_bytes, size_t timestamp_offset,
                                                          Callback callback, void* ctx);
   ~RingSet();
   RingSet(const RingSet&) = delete;
@@ -62,18 +61,23 @@ class RingSet {
 
  private:
   enum class Refill { kQueued, kDone, kBusy };
+  // Peeks ring's oldest record into heads_[ring] when it is stamped before the cut.
   Refill Queue(size_t ring, uint64_t cut_ns, bool* past_cut);
 
   std::vector<UniqueFd> fds_;
   std::vector<std::unique_ptr<RingConsumer>> rings_;
   UniqueFd epoll_;
   uint64_t ring_bytes_ = 0;
-  Timestamp timestamp_ = nullptr;
+  size_t timestamp_offset_ = 0;
   Callback callback_ = nullptr;
   void* ctx_ = nullptr;
-  // Min-heap of (timestamp, ring) of each ring's oldest record below the cut.
-  std::vector<std::pair<uint64_t, size_t>> heads_;
-  std::vector<std::pair<const uint8_t*, uint32_t>> peeked_;  // per ring
+  struct HeadRecord {
+    uint64_t ts = 0;
+    const uint8_t* data = nullptr;
+    uint32_t size = 0;
+  };
+  std::vector<HeadRecord> heads_;  // per ring: its oldest record, when queued
+  std::vector<size_t> queued_;     // rings with a record below the cut
   uint64_t busy_stops_ = 0;
 };
 

@@ -59,13 +59,6 @@ struct SocketCapture::Impl {
 
   explicit Impl(SocketTraceSkeleton s) : skel(std::move(s)) {}
 
-  static uint64_t Timestamp(const uint8_t* data, size_t size) {
-    if (size < sizeof(sonde_event_header)) return 0;  // malformed: delivered (and counted) at once
-    uint64_t ts = 0;
-    std::memcpy(&ts, data + offsetof(sonde_event_header, ts_exit_ns), sizeof(ts));
-    return ts;
-  }
-
   static int OnRecord(void* ctx, const uint8_t* data, size_t size) {
     auto* self = static_cast<Impl*>(ctx);
     RawEvent ev(data, size);
@@ -161,8 +154,9 @@ absl::StatusOr<std::unique_ptr<SocketCapture>> SocketCapture::Create(const Socke
   }
 
   // The rings exist before any program can run: a CPU without one loses its events.
-  auto rings = bpf::RingSet::Create(static_cast<size_t>(ncpus), ring_bytes, &Impl::Timestamp, &Impl::OnRecord,
-                                    impl.get());
+  // Ordered by exit time; a record too short for it (malformed) goes first and is counted.
+  auto rings = bpf::RingSet::Create(static_cast<size_t>(ncpus), ring_bytes, offsetof(sonde_event_header, ts_exit_ns),
+                                    &Impl::OnRecord, impl.get());
   if (!rings.ok()) return absl::InternalError(absl::StrCat("creating the ring buffers failed: ", rings.status().message()));
   impl->rings = std::move(*rings);
   for (uint32_t cpu = 0; cpu < static_cast<uint32_t>(ncpus); ++cpu) {
