@@ -368,9 +368,12 @@ void Http1Session::Pair() {
 }
 
 void Http1Session::Emit(Http1Message&& req, Http1Message* resp) {
-  // Room for a batch from the first record on (growing 1, 2, 4, ... moved
-  // every record built so far).
-  if (ready_.capacity() == 0) ready_.reserve(16);
+  // Room for the usual single record: the buffer then travels between this
+  // session and the connection's scratch (TakeRecords swaps them) without an
+  // allocation per exchange; a batch-sized one would be freed by the
+  // connection after every exchange (keeping it costs ~8 KiB per busy
+  // connection) and allocated again here. Pipelined batches grow it.
+  if (ready_.capacity() == 0) ready_.reserve(1);
   L7Record& r = ready_.emplace_back();
   r.protocol = L7Protocol::kHttp1;
   // The strings are empty: append() fills them without assign()'s generic
