@@ -49,6 +49,11 @@ class RingConsumer {
       }
       *data = hdr + BPF_RINGBUF_HDR_SZ;
       *size = sample;
+      // The next record was written on another CPU (or long ago): start
+      // fetching its head now, while this one is processed.
+      const uint8_t* next = data_ + (next_pos_ & mask_);
+      __builtin_prefetch(next);
+      __builtin_prefetch(next + 64);
       return Head::kRecord;
     }
   }
