@@ -1,5 +1,6 @@
 #include "agent/trace/span_builder.h"
 
+#include <cstring>
 #include <random>
 
 #include "agent/capture/tuple_format.h"
@@ -36,16 +37,18 @@ uint64_t IdGenerator::Next() {
   return result;
 }
 
+// Random bytes in whatever byte order the host has: a copy, not a byte loop
+// (~130 instructions per trace id before, four ids per proxied request).
 TraceId IdGenerator::NewTraceId() {
   TraceId id{};
-  while (true) {
-    uint64_t a = Next(), b = Next();
-    for (int i = 0; i < 8; ++i) {
-      id[i] = static_cast<uint8_t>(a >> (8 * i));
-      id[8 + i] = static_cast<uint8_t>(b >> (8 * i));
-    }
-    if ((a | b) != 0) return id;
+  uint64_t a = 0, b = 0;
+  while ((a | b) == 0) {
+    a = Next();
+    b = Next();
   }
+  std::memcpy(id.data(), &a, sizeof(a));
+  std::memcpy(id.data() + sizeof(a), &b, sizeof(b));
+  return id;
 }
 
 
@@ -53,7 +56,7 @@ SpanId IdGenerator::NewSpanId() {
   SpanId id{};
   uint64_t a = 0;
   while (a == 0) a = Next();
-  for (int i = 0; i < 8; ++i) id[i] = static_cast<uint8_t>(a >> (8 * i));
+  std::memcpy(id.data(), &a, sizeof(a));
   return id;
 }
 
