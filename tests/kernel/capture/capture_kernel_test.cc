@@ -132,6 +132,37 @@ void ExpectContiguous(const std::vector<std::pair<uint32_t, uint64_t>>& calls, c
   }
 }
 
+// A TCP listener on 127.0.0.1 at a free port; fd < 0 when it could not be made.
+struct LoopbackListener {
+  int fd = -1;
+  sockaddr_in addr{};
+  int port = 0;
+};
+
+LoopbackListener ListenOnLoopback() {
+  LoopbackListener l;
+  l.addr.sin_family = AF_INET;
+  l.addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  socklen_t len = sizeof(l.addr);
+  if (fd < 0 || bind(fd, reinterpret_cast<sockaddr*>(&l.addr), sizeof(l.addr)) != 0 || listen(fd, 16) != 0 ||
+      getsockname(fd, reinterpret_cast<sockaddr*>(&l.addr), &len) != 0) {
+    if (fd >= 0) close(fd);
+    return l;
+  }
+  l.fd = fd;
+  l.port = ntohs(l.addr.sin_port);
+  return l;
+}
+
+// `sonde-agent capture` recording `port`'s sockets into `rec`; ready file and
+// stats file in `dir`.
+Subprocess StartRecordingAgent(const testlib::TempDir& dir, const std::string& rec, int port) {
+  return Subprocess::Start({testlib::AgentBinary(), "capture", "--record", rec, "--port", std::to_string(port),
+                            "--ready-file", dir.File("ready"), "--stats-file", dir.File("stats.json")},
+                           dir.File("agent.out"), dir.File("agent.err"));
+}
+
 class CaptureKernelTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -370,20 +401,14 @@ TEST_F(CaptureKernelTest, IovecAndMsghdrSyscallsOverIpv6) {
 // filter keeps it. nginx answering a request wrk gave up on does exactly this.
 TEST_F(CaptureKernelTest, WriteThatDrawsAResetKeepsItsTuple) {
   testlib::TempDir dir("sonde-capture-reset");
-  int listener = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-  ASSERT_EQ(listen(listener, 4), 0);
-  socklen_t len = sizeof(addr);
-  getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len);
-  const int port = ntohs(addr.sin_port);
+  const LoopbackListener l = ListenOnLoopback();
+  ASSERT_GE(l.fd, 0);
+  const int listener = l.fd;
+  sockaddr_in addr = l.addr;
+  const int port = l.port;
 
   const std::string rec = dir.File("events.rec");
-  auto agent = Subprocess::Start({testlib::AgentBinary(), "capture", "--record", rec, "--port",
-                                  std::to_string(port), "--ready-file", dir.File("ready")},
-                                 dir.File("agent.out"), dir.File("agent.err"));
+  auto agent = StartRecordingAgent(dir, rec, port);
   ASSERT_TRUE(testlib::WaitForFile(dir.File("ready"), std::chrono::seconds(30)));
 
   const std::string request = "GET /gone HTTP/1.1\r\nHost: x\r\n\r\n";
@@ -428,21 +453,14 @@ TEST_F(CaptureKernelTest, WriteThatDrawsAResetKeepsItsTuple) {
 TEST_F(CaptureKernelTest, ThreadHoppingBetweenCpusKeepsItsOrder) {
   if (sysconf(_SC_NPROCESSORS_ONLN) < 2) GTEST_SKIP() << "one CPU: one ring buffer, nothing to merge";
   testlib::TempDir dir("sonde-capture-hop");
-  int listener = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-  ASSERT_EQ(listen(listener, 16), 0);
-  socklen_t len = sizeof(addr);
-  getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len);
-  const int port = ntohs(addr.sin_port);
+  const LoopbackListener l = ListenOnLoopback();
+  ASSERT_GE(l.fd, 0);
+  const int listener = l.fd;
+  sockaddr_in addr = l.addr;
+  const int port = l.port;
 
   const std::string rec = dir.File("events.rec");
-  auto agent = Subprocess::Start({testlib::AgentBinary(), "capture", "--record", rec, "--port",
-                                  std::to_string(port), "--ready-file", dir.File("ready"), "--stats-file",
-                                  dir.File("stats.json")},
-                                 dir.File("agent.out"), dir.File("agent.err"));
+  auto agent = StartRecordingAgent(dir, rec, port);
   ASSERT_TRUE(testlib::WaitForFile(dir.File("ready"), std::chrono::seconds(30)));
 
   cpu_set_t saved;

@@ -270,6 +270,13 @@ TEST_F(ProfileKernelTest, NginxUnderLoadShowsNgxFunctions) {
   const std::string wrk = "/usr/bin/wrk -t1 -c16 -d3s http://127.0.0.1:" + std::to_string(port) +
                           "/ > " + dir + "/wrk.txt 2>&1";
   ASSERT_EQ(std::system(wrk.c_str()), 0);
+  // Under wrk the worker seldom blocks at all: let it sit in epoll_wait for a
+  // moment and wake it with one more request, so a block is certain to end
+  // (and be counted) before the drain.
+  usleep(300 * 1000);
+  const std::string one = "curl -s -o /dev/null http://127.0.0.1:" + std::to_string(port) + "/";
+  ASSERT_EQ(std::system(one.c_str()), 0);
+  usleep(100 * 1000);
   auto windows = (*profiler)->Drain();
   ASSERT_TRUE(windows.ok()) << windows.status();
   kill(nginx.pid(), SIGQUIT);
