@@ -401,11 +401,8 @@ TEST_F(CaptureKernelTest, IovecAndMsghdrSyscallsOverIpv6) {
 // filter keeps it. nginx answering a request wrk gave up on does exactly this.
 TEST_F(CaptureKernelTest, WriteThatDrawsAResetKeepsItsTuple) {
   testlib::TempDir dir("sonde-capture-reset");
-  const LoopbackListener l = ListenOnLoopback();
-  ASSERT_GE(l.fd, 0);
-  const int listener = l.fd;
-  sockaddr_in addr = l.addr;
-  const int port = l.port;
+  auto [listener, addr, port] = ListenOnLoopback();
+  ASSERT_GE(listener, 0);
 
   const std::string rec = dir.File("events.rec");
   auto agent = StartRecordingAgent(dir, rec, port);
@@ -453,11 +450,8 @@ TEST_F(CaptureKernelTest, WriteThatDrawsAResetKeepsItsTuple) {
 TEST_F(CaptureKernelTest, ThreadHoppingBetweenCpusKeepsItsOrder) {
   if (sysconf(_SC_NPROCESSORS_ONLN) < 2) GTEST_SKIP() << "one CPU: one ring buffer, nothing to merge";
   testlib::TempDir dir("sonde-capture-hop");
-  const LoopbackListener l = ListenOnLoopback();
-  ASSERT_GE(l.fd, 0);
-  const int listener = l.fd;
-  sockaddr_in addr = l.addr;
-  const int port = l.port;
+  auto [listener, addr, port] = ListenOnLoopback();
+  ASSERT_GE(listener, 0);
 
   const std::string rec = dir.File("events.rec");
   auto agent = StartRecordingAgent(dir, rec, port);
