@@ -74,6 +74,7 @@ std::unique_ptr<sonde::capture::DrainPriority> StartDrainPriority(const sonde::c
                                                                   const sonde::capture::SocketCapture& capture) {
   sonde::capture::DrainPriorityOptions o;
   o.background_nice = c.background_nice;
+  o.background_idle = c.background_idle;
   o.catch_up_nice = c.drain_nice;
   // Both callers declare the priority after the capture: it stops reading first.
   return sonde::capture::DrainPriority::Start(o, [&capture] { return capture.RingFillFraction(); });

@@ -1,6 +1,7 @@
 #include "agent/capture/drain_priority.h"
 
 #include <dirent.h>
+#include <sched.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -35,24 +36,36 @@ std::optional<DrainLevel> DrainPriorityPolicy::Observe(uint64_t now_ns, double f
   return std::nullopt;
 }
 
-bool SetProcessNice(int nice, pid_t skip) {
+namespace {
+
+// Policy first: leaving SCHED_IDLE is what needs the right, and a thread at
+// SCHED_OTHER takes its nice value as set.
+bool SetThreadPriority(pid_t tid, int nice, bool idle) {
+  const sched_param none{};
+  if (sched_setscheduler(tid, idle ? SCHED_IDLE : SCHED_OTHER, &none) != 0) return errno == ESRCH;
+  return setpriority(PRIO_PROCESS, static_cast<id_t>(tid), nice) == 0 || errno == ESRCH;
+}
+
+}  // namespace
+
+bool SetProcessNice(int nice, pid_t skip, bool idle) {
   DIR* dir = opendir("/proc/self/task");
   if (dir == nullptr) return false;
   bool ok = true;
   while (const dirent* e = readdir(dir)) {
     const pid_t tid = static_cast<pid_t>(std::strtol(e->d_name, nullptr, 10));
     if (tid <= 0 || tid == skip) continue;
-    if (setpriority(PRIO_PROCESS, static_cast<id_t>(tid), nice) != 0 && errno != ESRCH) ok = false;
+    if (!SetThreadPriority(tid, nice, idle)) ok = false;
   }
   closedir(dir);
   return ok;
 }
 
-bool CanRegainNice(int nice) {
+bool CanRegainNice(int nice, bool from_idle) {
   bool ok = false;
   std::thread probe([&] {  // a throwaway thread: its priority does not matter afterwards
-    const id_t self = static_cast<id_t>(gettid());
-    ok = setpriority(PRIO_PROCESS, self, 19) == 0 && setpriority(PRIO_PROCESS, self, nice) == 0;
+    const pid_t self = gettid();
+    ok = SetThreadPriority(self, 19, from_idle) && SetThreadPriority(self, nice, false);
   });
   probe.join();
   return ok;
@@ -66,13 +79,19 @@ std::unique_ptr<DrainPriority> DrainPriority::Start(const DrainPriorityOptions& 
     }
     return nullptr;
   }
+  DrainPriorityOptions options = o;
+  if (options.background_idle && !CanRegainNice(options.catch_up_nice, /*from_idle=*/true)) {
+    spdlog::warn("the agent cannot leave SCHED_IDLE once behind: it stays SCHED_OTHER in the background "
+                 "(capture.background_idle)");
+    options.background_idle = false;
+  }
   if (!CanRegainNice(o.catch_up_nice)) {
     spdlog::warn("the agent cannot raise its priority back to nice {} after yielding (needs CAP_SYS_NICE): it "
                  "stays at its priority instead of running in the background (capture.background_nice)",
                  o.catch_up_nice);
     return nullptr;
   }
-  auto p = std::make_unique<DrainPriority>(o, [](int nice) { return SetProcessNice(nice, 0); });
+  auto p = std::make_unique<DrainPriority>(options, [](int nice) { return SetProcessNice(nice, 0); });
   std::promise<pid_t> watchdog_tid;
   auto started = watchdog_tid.get_future();
   p->watchdog_ = std::jthread([raw = p.get(), &watchdog_tid, read_fill = std::move(read_fill)](std::stop_token stop) {
@@ -85,12 +104,14 @@ std::unique_ptr<DrainPriority> DrainPriority::Start(const DrainPriorityOptions& 
   });
   const pid_t watchdog = started.get();
   std::lock_guard<std::mutex> lock(p->mu_);
-  p->set_nice_ = [watchdog](int nice) { return SetProcessNice(nice, watchdog); };
-  p->set_nice_(o.background_nice);
-  p->nice_ = o.background_nice;
-  spdlog::info("the agent runs at nice {} while it keeps up and at nice {} when it falls behind "
-               "(capture.background_nice, capture.drain_nice)",
-               o.background_nice, o.catch_up_nice);
+  p->set_nice_ = [watchdog, idle = options.background_idle, background = options.background_nice](int nice) {
+    return SetProcessNice(nice, watchdog, idle && nice == background);
+  };
+  p->set_nice_(options.background_nice);
+  p->nice_ = options.background_nice;
+  spdlog::info("the agent runs at nice {}{} while it keeps up and at nice {} when it falls behind "
+               "(capture.background_nice, capture.background_idle, capture.drain_nice)",
+               options.background_nice, options.background_idle ? " and SCHED_IDLE" : "", options.catch_up_nice);
   return p;
 }
 

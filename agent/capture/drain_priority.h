@@ -27,6 +27,7 @@ namespace sonde::capture {
 
 struct DrainPriorityOptions {
   int background_nice = 19;          // while the drain keeps up
+  bool background_idle = true;       // and SCHED_IDLE then (capture.background_idle)
   int catch_up_nice = -5;            // once it is behind
   double behind_fill = 0.5;          // this much of the ring buffer waiting: behind
   uint64_t calm_ns = 250'000'000;    // below that this long: back to the background
@@ -98,9 +99,11 @@ class DrainPriority {
   std::jthread watchdog_;  // last: stops before the rest goes
 };
 
-// Sets the nice value of every thread of this process except `skip` (0: none).
-bool SetProcessNice(int nice, pid_t skip);
-// Whether this process may go back to `nice` after lowering its priority.
-bool CanRegainNice(int nice);
+// Sets the nice value of every thread of this process except `skip` (0: none),
+// and its policy: SCHED_IDLE when `idle`, else SCHED_OTHER.
+bool SetProcessNice(int nice, pid_t skip, bool idle = false);
+// Whether this process may go back to `nice` (and SCHED_OTHER) after lowering
+// its priority (to nice 19, or SCHED_IDLE when `from_idle`).
+bool CanRegainNice(int nice, bool from_idle = false);
 
 }  // namespace sonde::capture

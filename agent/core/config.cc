@@ -63,7 +63,7 @@ absl::Status LoadConfigTree(const YAML::Node& root, const std::string& path, Age
     const std::string w = path + ": capture";
     SONDE_RETURN_IF_ERROR(CheckKeys(cap, w,
                                     {"payload_bytes", "ringbuf_mb", "wakeup_fill_percent",
-                                     "drain_interval_ms", "drain_nice", "background_nice", "include_pids", "exclude_pids",
+                                     "drain_interval_ms", "drain_nice", "background_nice", "background_idle", "include_pids", "exclude_pids",
                                      "include_ports", "exclude_ports", "include_cgroups",
                                      "exclude_cgroups", "tls", "workers"}));
     auto& k = c.capture;
@@ -73,6 +73,7 @@ absl::Status LoadConfigTree(const YAML::Node& root, const std::string& path, Age
     SONDE_RETURN_IF_ERROR(Read(cap, "drain_interval_ms", w, k.drain_interval_ms));
     SONDE_RETURN_IF_ERROR(Read(cap, "drain_nice", w, k.drain_nice));
     SONDE_RETURN_IF_ERROR(Read(cap, "background_nice", w, k.background_nice));
+    SONDE_RETURN_IF_ERROR(Read(cap, "background_idle", w, k.background_idle));
     SONDE_RETURN_IF_ERROR(Read(cap, "include_pids", w, k.include_pids));
     SONDE_RETURN_IF_ERROR(Read(cap, "exclude_pids", w, k.exclude_pids));
     SONDE_RETURN_IF_ERROR(Read(cap, "include_ports", w, k.include_ports));
@@ -206,6 +207,8 @@ void AddCaptureFlags(CLI::App& app, AgentConfig& c) {
   app.add_option("--background-nice", k.background_nice,
                  "Nice value of the agent while its drain keeps up (drain-nice..19; = drain-nice: fixed)")
       ->capture_default_str();
+  app.add_flag("--background-idle,!--no-background-idle", k.background_idle,
+               "While its drain keeps up the agent is also SCHED_IDLE: only CPUs nothing else wants (default on)");
   app.add_option("--pid", k.include_pids, "Trace only these pids (repeatable)");
   app.add_option("--exclude-pid", k.exclude_pids, "Never trace these pids (repeatable)");
   app.add_option("--port", k.include_ports, "Trace only sockets with these local/remote ports");

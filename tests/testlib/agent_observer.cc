@@ -60,7 +60,11 @@ double MetricValue(const std::string& exposition, const std::string& sample) {
   return -1;
 }
 
-std::map<int, int> ThreadNiceValues(pid_t pid) {
+std::map<int, int> ThreadNiceValues(pid_t pid) { return ThreadStatCounts(pid, 19); }
+
+std::map<int, int> ThreadPolicies(pid_t pid) { return ThreadStatCounts(pid, 41); }
+
+std::map<int, int> ThreadStatCounts(pid_t pid, int field) {
   std::map<int, int> out;
   const std::string task = "/proc/" + std::to_string(pid) + "/task";
   DIR* dir = opendir(task.c_str());
@@ -73,8 +77,8 @@ std::map<int, int> ThreadNiceValues(pid_t pid) {
     if (comm_end == std::string::npos) continue;
     std::istringstream fields(stat.substr(comm_end + 2));  // field 3 (state) onwards
     std::string f;
-    for (int i = 3; i <= 19 && fields >> f; ++i) {
-      if (i == 19) ++out[std::stoi(f)];  // field 19: nice
+    for (int i = 3; i <= field && fields >> f; ++i) {
+      if (i == field) ++out[std::stoi(f)];
     }
   }
   closedir(dir);

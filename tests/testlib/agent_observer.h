@@ -38,6 +38,10 @@ ProcMemory ReadProcMemory(pid_t pid);
 
 // How many of the process's threads run at each nice value (nice -> count).
 std::map<int, int> ThreadNiceValues(pid_t pid);
+// How many of its threads have each scheduling policy (field 41: 0 SCHED_OTHER, 5 SCHED_IDLE).
+std::map<int, int> ThreadPolicies(pid_t pid);
+// How many of its threads have each value of /proc/<pid>/task/*/stat field `field` (1-based, >= 3).
+std::map<int, int> ThreadStatCounts(pid_t pid, int field);
 
 // CPU time (user + system) the process has used, in seconds.
 double ReadProcCpuSeconds(pid_t pid);

@@ -8,6 +8,7 @@
 //     of nginx and a paced keep-alive client) the agent moves ahead, loses no event and counts
 //     every request in RED; afterwards it goes back to the background.
 #include <gtest/gtest.h>
+#include <sched.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -76,6 +77,9 @@ TEST(DrainPriorityKernel, BackgroundWhileKeepingUpAheadUnderContentionNoEventLos
   EXPECT_EQ(nice[-5], 1) << "the watchdog";
   EXPECT_GE(nice[19], 3) << "the drain and the other threads";
   EXPECT_EQ(nice.size(), 2u);
+  std::map<int, int> policy = testlib::ThreadPolicies(agent.process.pid());
+  EXPECT_EQ(policy[SCHED_OTHER], 1) << "the watchdog";
+  EXPECT_GE(policy[SCHED_IDLE], 3) << "the drain and the other threads (capture.background_idle)";
   EXPECT_EQ(MetricValue(scrape(), "sonde_agent_nice"), 19);
 
   // Contention: both cores busy at the workload's priority, and traffic.
@@ -113,6 +117,7 @@ TEST(DrainPriorityKernel, BackgroundWhileKeepingUpAheadUnderContentionNoEventLos
     now_nice = MetricValue(scrape(), "sonde_agent_nice");
   }
   EXPECT_EQ(now_nice, 19);
+  EXPECT_GE(testlib::ThreadPolicies(agent.process.pid())[SCHED_IDLE], 3) << "back in the background";
   EXPECT_EQ(agent.process.Stop(), 0) << testlib::ReadFile(dir.File("agent.err"));
 }
 

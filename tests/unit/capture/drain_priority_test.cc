@@ -7,6 +7,7 @@
 #include <vector>
 
 #include <gtest/gtest.h>
+#include <sched.h>
 
 namespace sonde::capture {
 namespace {
@@ -100,6 +101,18 @@ TEST(DrainPriorityTest, SetProcessNiceMovesEveryThread) {
   ASSERT_TRUE(SetProcessNice(0, 0));
   done = true;
   other.join();
+}
+
+TEST(DrainPriorityTest, IdleBackgroundAndBack) {
+  if (!CanRegainNice(0, /*from_idle=*/true)) GTEST_SKIP() << "needs CAP_SYS_NICE (root)";
+  std::thread([] {
+    ASSERT_TRUE(SetProcessNice(19, 0, /*idle=*/true));
+    EXPECT_EQ(sched_getscheduler(0), SCHED_IDLE);
+    EXPECT_EQ(getpriority(PRIO_PROCESS, static_cast<id_t>(gettid())), 19);
+    ASSERT_TRUE(SetProcessNice(0, 0));
+    EXPECT_EQ(sched_getscheduler(0), SCHED_OTHER);
+    EXPECT_EQ(getpriority(PRIO_PROCESS, static_cast<id_t>(gettid())), 0);
+  }).join();
 }
 
 }  // namespace
