@@ -9,7 +9,10 @@
 // under sustained contention it would starve and the kernel would drop
 // events, so a watchdog at the catch-up priority watches the ring buffer's
 // fill and moves the agent ahead once half of it is waiting, and back once
-// it has stayed below that for a while.
+// it has stayed below that for a while. Optionally the threads are also
+// SCHED_IDLE in the background (capture.background_idle): nice 19 still
+// takes a share of a contended CPU; an idle-policy thread gives way to any
+// waking workload thread at once, but falls behind more often.
 #pragma once
 
 #include <sys/types.h>
@@ -27,7 +30,7 @@ namespace sonde::capture {
 
 struct DrainPriorityOptions {
   int background_nice = 19;          // while the drain keeps up
-  bool background_idle = true;       // and SCHED_IDLE then (capture.background_idle)
+  bool background_idle = false;      // and SCHED_IDLE then (capture.background_idle)
   int catch_up_nice = -5;            // once it is behind
   double behind_fill = 0.5;          // this much of the ring buffer waiting: behind
   uint64_t calm_ns = 250'000'000;    // below that this long: back to the background

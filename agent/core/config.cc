@@ -208,7 +208,7 @@ void AddCaptureFlags(CLI::App& app, AgentConfig& c) {
                  "Nice value of the agent while its drain keeps up (drain-nice..19; = drain-nice: fixed)")
       ->capture_default_str();
   app.add_flag("--background-idle,!--no-background-idle", k.background_idle,
-               "While its drain keeps up the agent is also SCHED_IDLE: only CPUs nothing else wants (default on)");
+               "While its drain keeps up the agent is also SCHED_IDLE: only CPUs nothing else wants (default off)");
   app.add_option("--pid", k.include_pids, "Trace only these pids (repeatable)");
   app.add_option("--exclude-pid", k.exclude_pids, "Never trace these pids (repeatable)");
   app.add_option("--port", k.include_ports, "Trace only sockets with these local/remote ports");

@@ -28,9 +28,11 @@ struct CaptureConfig {
   int32_t background_nice = 19;
   // In the background the threads are also SCHED_IDLE: they run only on a
   // CPU nothing else wants, and any workload thread waking up takes it back
-  // at once (bench/overhead, 13 alternated pairs: ~6 % more proxied
-  // requests than nice 19 alone, 11 pairs of 13 ahead).
-  bool background_idle = true;
+  // at once. Off by default: `run --no-json` gained ~6 % (11 of 13
+  // alternated pairs ahead), but with export to a server on the node the
+  // starved drain fell behind 3-4 times as often (each catch-up puts it
+  // ahead of the workload for >= 250 ms) and the ratio did not improve.
+  bool background_idle = false;
   // Nice value once the drain falls behind (half the ring buffer waiting), until
   // it has caught up for a while. A drain behind the kernel loses events: under CPU contention a
   // default-priority drain lost ~25% of them (bench/conn_scale, two busy

@@ -14,14 +14,15 @@
 
 namespace sonde::testlib {
 
-MetricsAgent StartMetricsAgent(int port, const TempDir& dir) {
+MetricsAgent StartMetricsAgent(int port, const TempDir& dir, const std::vector<std::string>& extra_args) {
   MetricsAgent a;
   a.metrics_port = FreeTcpPort();
   if (a.metrics_port == port) a.metrics_port = FreeTcpPort();
-  a.process = Subprocess::Start({AgentBinary(), "run", "--no-json", "--no-otlp", "--no-tls", "--port",
-                                 std::to_string(port), "--metrics-listen", "127.0.0.1:" + std::to_string(a.metrics_port),
-                                 "--ready-file", dir.File("ready")},
-                                dir.File("agent.out"), dir.File("agent.err"));
+  std::vector<std::string> argv = {AgentBinary(), "run", "--no-json", "--no-otlp", "--no-tls", "--port",
+                                   std::to_string(port), "--metrics-listen", "127.0.0.1:" + std::to_string(a.metrics_port),
+                                   "--ready-file", dir.File("ready")};
+  argv.insert(argv.end(), extra_args.begin(), extra_args.end());
+  a.process = Subprocess::Start(argv, dir.File("agent.out"), dir.File("agent.err"));
   if (!WaitForFile(dir.File("ready"), std::chrono::seconds(30))) a.error = "agent not ready: " + ReadFile(dir.File("agent.err"));
   return a;
 }

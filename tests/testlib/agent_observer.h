@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "tests/testlib/process.h"
 
@@ -20,7 +21,7 @@ struct MetricsAgent {
   std::string error;
   std::string Scrape() const;
 };
-MetricsAgent StartMetricsAgent(int port, const TempDir& dir);
+MetricsAgent StartMetricsAgent(int port, const TempDir& dir, const std::vector<std::string>& extra_args = {});
 
 // GET http://127.0.0.1:<port><path>; the body, or "" on failure.
 std::string HttpGet(int port, const std::string& path);

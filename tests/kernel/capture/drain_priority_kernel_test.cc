@@ -55,14 +55,17 @@ size_t CountLines(const std::string& path) {
 // priority: the drain's share of the CPUs is not enough).
 constexpr double kRequestsPerSecond = 20'000;
 
-TEST(DrainPriorityKernel, BackgroundWhileKeepingUpAheadUnderContentionNoEventLost) {
+// `idle`: the agent runs with --background-idle (SCHED_IDLE in the background).
+void BackgroundWhileKeepingUpAheadUnderContention(bool idle) {
   SONDE_REQUIRE_ROOT();
   SONDE_REQUIRE(!testlib::NginxBinary().empty(), "nginx");
   SONDE_REQUIRE(access(testlib::AgentBinary().c_str(), X_OK) == 0, "sonde-agent binary");
 
   const int port = testlib::FreeTcpPort();
   testlib::TempDir dir("sonde-drain-priority");
-  auto agent = testlib::StartMetricsAgent(port, dir);
+  auto agent = testlib::StartMetricsAgent(port, dir, idle ? std::vector<std::string>{"--background-idle"}
+                                                         : std::vector<std::string>{});
+  const int background_policy = idle ? SCHED_IDLE : SCHED_OTHER;
   ASSERT_TRUE(agent.error.empty()) << agent.error;
   auto scrape = [&] { return agent.Scrape(); };
 
@@ -78,8 +81,12 @@ TEST(DrainPriorityKernel, BackgroundWhileKeepingUpAheadUnderContentionNoEventLos
   EXPECT_GE(nice[19], 3) << "the drain and the other threads";
   EXPECT_EQ(nice.size(), 2u);
   std::map<int, int> policy = testlib::ThreadPolicies(agent.process.pid());
-  EXPECT_EQ(policy[SCHED_OTHER], 1) << "the watchdog";
-  EXPECT_GE(policy[SCHED_IDLE], 3) << "the drain and the other threads (capture.background_idle)";
+  EXPECT_GE(policy[background_policy], 3) << "the drain and the other threads";
+  if (idle) {
+    EXPECT_EQ(policy[SCHED_OTHER], 1) << "the watchdog";
+  } else {
+    EXPECT_EQ(policy.size(), 1u) << "no SCHED_IDLE unless asked for";
+  }
   EXPECT_EQ(MetricValue(scrape(), "sonde_agent_nice"), 19);
 
   // Contention: both cores busy at the workload's priority, and traffic.
@@ -117,8 +124,16 @@ TEST(DrainPriorityKernel, BackgroundWhileKeepingUpAheadUnderContentionNoEventLos
     now_nice = MetricValue(scrape(), "sonde_agent_nice");
   }
   EXPECT_EQ(now_nice, 19);
-  EXPECT_GE(testlib::ThreadPolicies(agent.process.pid())[SCHED_IDLE], 3) << "back in the background";
+  EXPECT_GE(testlib::ThreadPolicies(agent.process.pid())[background_policy], 3) << "back in the background";
   EXPECT_EQ(agent.process.Stop(), 0) << testlib::ReadFile(dir.File("agent.err"));
+}
+
+TEST(DrainPriorityKernel, BackgroundWhileKeepingUpAheadUnderContentionNoEventLost) {
+  BackgroundWhileKeepingUpAheadUnderContention(/*idle=*/false);
+}
+
+TEST(DrainPriorityKernel, IdlePolicyBackgroundAheadUnderContentionNoEventLost) {
+  BackgroundWhileKeepingUpAheadUnderContention(/*idle=*/true);
 }
 
 }  // namespace

@@ -91,9 +91,9 @@ TEST_F(ConfigTest, BackgroundNiceFromYamlAndItsRange) {
   EXPECT_NE(bad.message().find("capture.background_nice"), std::string_view::npos) << bad.message();
   c.capture.background_nice = 20;
   EXPECT_FALSE(ValidateConfig(c).ok());
-  EXPECT_TRUE(c.capture.background_idle);
-  ASSERT_TRUE(LoadYamlConfig(Write("capture:\n  background_idle: false\n"), c).ok());
   EXPECT_FALSE(c.capture.background_idle);
+  ASSERT_TRUE(LoadYamlConfig(Write("capture:\n  background_idle: true\n"), c).ok());
+  EXPECT_TRUE(c.capture.background_idle);
 }
 
 // Issue #17: the redaction lists and the exporter's spool are configuration.
