@@ -194,7 +194,8 @@ void AddCaptureFlags(CLI::App& app, AgentConfig& c) {
   auto& k = c.capture;
   app.add_option("--payload-bytes", k.payload_bytes, "Payload prefix captured per syscall (1..16384)")
       ->capture_default_str();
-  app.add_option("--ringbuf-mb", k.ringbuf_mb, "Ring buffer size in MiB (power of two)")
+  app.add_option("--ringbuf-mb", k.ringbuf_mb,
+                 "Ring buffers of all CPUs together in MiB (power of two; each CPU >= 4 MiB or this)")
       ->capture_default_str();
   app.add_option("--wakeup-fill-percent", k.wakeup_fill_percent,
                  "Kernel wakes the reader only past this ring-buffer fill level")

@@ -18,7 +18,7 @@ namespace sonde::core {
 
 struct CaptureConfig {
   uint32_t payload_bytes = 4096;     // payload prefix captured per syscall (max 16384)
-  uint32_t ringbuf_mb = 16;          // ring buffer size, power of two
+  uint32_t ringbuf_mb = 16;          // all CPUs' ring buffers together, power of two (per CPU: >= 4 MiB)
   uint32_t wakeup_fill_percent = 25; // kernel wakes the reader only past this fill level
   uint32_t drain_interval_ms = 20;   // periodic drain of the ring buffer
   // Nice value of the agent's threads while the ring-buffer drain keeps up:
