@@ -17,7 +17,6 @@ uint64_t LoadAcquire(const void* p) { return __atomic_load_n(static_cast<const u
 
 absl::StatusOr<std::unique_ptr<RingConsumer>> RingConsumer::Open(int ring_map_fd, uint64_t size_bytes) {
   auto r = std::make_unique<RingConsumer>(Passkey{});
-  r->map_fd_ = ring_map_fd;
   r->page_ = static_cast<size_t>(sysconf(_SC_PAGESIZE));
   r->size_ = size_bytes;
   void* cons = mmap(nullptr, r->page_, PROT_READ | PROT_WRITE, MAP_SHARED, ring_map_fd, 0);

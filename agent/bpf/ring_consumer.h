@@ -68,8 +68,6 @@ class RingConsumer {
 
   // Bytes committed or reserved but not yet consumed; safe from any thread.
   uint64_t waiting_bytes() const;
-  uint64_t size_bytes() const { return size_; }
-  int map_fd() const { return map_fd_; }
 
  private:
   struct Passkey {};  // only Open constructs
@@ -79,7 +77,6 @@ class RingConsumer {
 
  private:
   static constexpr unsigned kPublishEvery = 64;
-  int map_fd_ = -1;
   size_t page_ = 0;
   uint64_t size_ = 0;
   void* consumer_page_ = nullptr;  // RW: consumer position

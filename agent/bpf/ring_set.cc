@@ -2,22 +2,16 @@
 
 #include <bpf/bpf.h>
 #include <sys/epoll.h>
-#include <time.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "agent/core/clock.h"
 
 namespace sonde::bpf {
 namespace {
-
-uint64_t MonotonicNs() {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ull + static_cast<uint64_t>(ts.tv_nsec);
-}
 
 inline void CpuRelax() {
 #if defined(__x86_64__) || defined(__i386__)
@@ -109,7 +103,7 @@ int RingSet::Consume() {
   // ring, as one that consumes until empty would).
   for (bool again = true; again && result >= 0;) {
     again = false;
-    const uint64_t cut = MonotonicNs();
+    const uint64_t cut = core::MonotonicNowNs();  // the events' clock (bpf_ktime_get_ns)
     bool past_cut = false;
     bool busy = false;
     queued_.clear();
@@ -151,7 +145,6 @@ int RingSet::Consume() {
         if (heads_[ring].ts > bound) break;
       }
     }
-    if (busy) ++busy_stops_;
     again = past_cut && !busy;
   }
   for (auto& r : rings_) r->Publish();

@@ -40,9 +40,7 @@ class RingSet {
   RingSet(const RingSet&) = delete;
   RingSet& operator=(const RingSet&) = delete;
 
-  size_t ring_count() const { return rings_.size(); }
   int ring_fd(size_t i) const { return fds_[i].get(); }
-  uint64_t ring_bytes() const { return ring_bytes_; }
 
   // Waits at most timeout_ms for a wake-up from any ring. 1 woken, 0 timed out, or -errno.
   int Wait(int timeout_ms);
@@ -50,8 +48,6 @@ class RingSet {
   int Consume();
   // The fullest ring's waiting bytes over its size; safe from any thread.
   double MaxFillFraction() const;
-  // Drains that stopped at a record still being written (see above).
-  uint64_t busy_stops() const { return busy_stops_; }
 
  private:
   struct Passkey {};
@@ -78,7 +74,6 @@ class RingSet {
   };
   std::vector<HeadRecord> heads_;  // per ring: its oldest record, when queued
   std::vector<size_t> queued_;     // rings with a record below the cut
-  uint64_t busy_stops_ = 0;
 };
 
 }  // namespace sonde::bpf
