@@ -67,6 +67,17 @@ struct {
   __type(value, struct tls_call);
 } tls_calls SEC(".maps");
 
+/* At least the number of tls_calls entries (inserts counted, successful
+ * deletes subtracted; an LRU eviction leaves it high, never low). While it
+ * is 0 no thread is inside an SSL call, and a plaintext socket call skips
+ * the per-thread lookup: nginx links OpenSSL, so its probes are attached on
+ * nodes that serve no HTTPS at all. */
+__u64 tls_calls_live = 0;
+
+static __always_inline void tls_call_forget(__u64 *id) {
+  if (bpf_map_delete_elem(&tls_calls, id) == 0) __sync_fetch_and_sub(&tls_calls_live, 1);
+}
+
 struct {
   __uint(type, BPF_MAP_TYPE_LRU_HASH);
   __uint(max_entries, 65536);
@@ -116,7 +127,7 @@ static __noinline int tls_note_socket_call_slow(__s32 fd, __u64 inode, __u8 sysc
 /* The sys_exit side stays small (its stack is near the 512-byte limit):
  * the lookup is inline, the rest a function of its own with its own frame. */
 static __always_inline bool tls_note_socket_call(__s32 fd, __u64 inode, __u8 syscall, __u64 buf) {
-  if (!tls_enabled) return false;
+  if (!tls_enabled || tls_calls_live == 0) return false;
   return tls_note_socket_call_slow(fd, inode, syscall, buf) != 0;
 }
 
@@ -129,7 +140,7 @@ static __noinline int tls_note_socket_call_slow(__s32 fd, __u64 inode, __u8 sysc
     struct tls_ssl_key key = {.tgid = id >> 32, .ssl = c->ssl};
     struct tls_ssl_socket v = {.inode = inode, .fd = fd};
     bpf_map_update_elem(&tls_ssl_sockets, &key, &v, BPF_ANY);
-    bpf_map_delete_elem(&tls_calls, &id);
+    tls_call_forget(&id);
     tls_mark_socket(inode);
     count_stat(SONDE_STAT_TLS_CIPHERTEXT);
     return true;
@@ -161,7 +172,7 @@ static __noinline int tls_note_blocked_call_slow(__s32 fd) {
 }
 
 static __always_inline void tls_note_blocked_call(__s32 fd) {
-  if (tls_enabled) tls_note_blocked_call_slow(fd);
+  if (tls_enabled && tls_calls_live != 0) tls_note_blocked_call_slow(fd);
 }
 
 static __always_inline int tls_enter(__u64 ssl, __u64 buf, __u64 len_ptr, __u8 syscall) {
@@ -169,7 +180,14 @@ static __always_inline int tls_enter(__u64 ssl, __u64 buf, __u64 len_ptr, __u8 s
   if (!process_traced(id >> 32)) return 0;
   struct tls_call c = {.ssl = ssl, .buf = buf, .len_ptr = len_ptr, .fd = -1, .syscall = syscall};
   c.ts_enter_ns = bpf_ktime_get_ns();
-  if (bpf_map_update_elem(&tls_calls, &id, &c, BPF_ANY) != 0) count_stat(SONDE_STAT_TLS_STASH_FULL);
+  struct tls_call *existing = bpf_map_lookup_elem(&tls_calls, &id);
+  if (existing) { /* a pending record of this thread: replaced, already counted */
+    *existing = c;
+  } else if (bpf_map_update_elem(&tls_calls, &id, &c, BPF_NOEXIST) == 0) {
+    __sync_fetch_and_add(&tls_calls_live, 1);
+  } else {
+    count_stat(SONDE_STAT_TLS_STASH_FULL);
+  }
   return 0;
 }
 
@@ -210,7 +228,7 @@ static __always_inline int tls_exit(long ret) {
     if (bytes != 0) count_stat(SONDE_STAT_TLS_NO_SOCKET);
     return 0;
   }
-  bpf_map_delete_elem(&tls_calls, &id);
+  tls_call_forget(&id);
   if (bytes == 0) return 0;
 
   __u32 cpu = bpf_get_smp_processor_id();
