@@ -118,16 +118,15 @@ void Connection::TakeRecords(uint64_t now_ns, bool closing, std::vector<protocol
   scratch.clear();
   session_->TakeRecords(now_ns, closing, scratch);
   for (auto& r : scratch) {
-    ConnRecord& cr = out.emplace_back();
-    cr.conn = ctx_;
-    cr.conn.tid = r.request.thread_id != 0 ? r.request.thread_id : r.response.thread_id;
-    if (r.peer.family != 0) {
+    // Built from the moved record (no default-built record assigned over).
+    ConnRecord& cr = out.emplace_back(std::move(r), ctx_);
+    cr.conn.tid = cr.record.request.thread_id != 0 ? cr.record.request.thread_id : cr.record.response.thread_id;
+    if (cr.record.peer.family != 0) {
       // A datagram protocol's exchange: its own peer (an unconnected UDP socket has many).
-      cr.conn.tuple.family = r.peer.family;
-      cr.conn.tuple.dport = r.peer.port;
-      std::memcpy(cr.conn.tuple.daddr, r.peer.addr.data(), sizeof(cr.conn.tuple.daddr));
+      cr.conn.tuple.family = cr.record.peer.family;
+      cr.conn.tuple.dport = cr.record.peer.port;
+      std::memcpy(cr.conn.tuple.daddr, cr.record.peer.addr.data(), sizeof(cr.conn.tuple.daddr));
     }
-    cr.record = std::move(r);
   }
   const bool took = !scratch.empty();
   scratch.clear();
