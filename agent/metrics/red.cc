@@ -180,7 +180,39 @@ uint64_t HashField(uint64_t h, std::string_view s) {
   return Mix(h, tail ^ (static_cast<uint64_t>(s.size()) << 56));
 }
 
+// a == b; fields up to 16 bytes without a library call (two overlapping
+// loads of the widest word that fits).
+inline bool FieldEquals(std::string_view a, std::string_view b) {
+  const size_t n = a.size();
+  if (n != b.size()) return false;
+  const char* p = a.data();
+  const char* q = b.data();
+  const auto load8 = [](const char* x) {
+    uint64_t w;
+    std::memcpy(&w, x, 8);
+    return w;
+  };
+  const auto load4 = [](const char* x) {
+    uint32_t w;
+    std::memcpy(&w, x, 4);
+    return w;
+  };
+  if (n > 16) return std::memcmp(p, q, n) == 0;
+  if (n >= 8) return ((load8(p) ^ load8(q)) | (load8(p + n - 8) ^ load8(q + n - 8))) == 0;
+  if (n >= 4) return ((load4(p) ^ load4(q)) | (load4(p + n - 4) ^ load4(q + n - 4))) == 0;
+  for (size_t i = 0; i < n; ++i) {
+    if (p[i] != q[i]) return false;
+  }
+  return true;
+}
+
 }  // namespace
+
+bool RedKeyViewsEqual(const RedKeyView& a, const RedKeyView& b) {
+  return FieldEquals(a.route, b.route) && FieldEquals(a.status, b.status) && FieldEquals(a.method, b.method) &&
+         FieldEquals(a.service, b.service) && FieldEquals(a.kind, b.kind) && FieldEquals(a.protocol, b.protocol) &&
+         FieldEquals(a.scheme, b.scheme);
+}
 
 size_t HashRedKey(const RedKeyView& k) {
   uint64_t h = 0;

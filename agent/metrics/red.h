@@ -43,6 +43,9 @@ struct RedKeyView {
 // Counting every request hashes its key: a word-at-a-time multiply-mix over
 // the six fields (~5x fewer instructions than absl::HashOf of the tuple).
 size_t HashRedKey(const RedKeyView& k);
+// Field by field, short fields (all of them, usually) compared a word at a
+// time: seven memcmp calls were ~40 % of finding a request's series.
+bool RedKeyViewsEqual(const RedKeyView& a, const RedKeyView& b);
 struct RedKeyHash {
   using is_transparent = void;
   size_t operator()(const RedKeyView& k) const { return HashRedKey(k); }
@@ -57,7 +60,7 @@ struct RedKeyEq {
   }
   static RedKeyView View(const RedKeyView& k) { return k; }
   template <typename A, typename B>
-  bool operator()(const A& a, const B& b) const { return View(a).Tie() == View(b).Tie(); }
+  bool operator()(const A& a, const B& b) const { return RedKeyViewsEqual(View(a), View(b)); }
 };
 
 struct RedSeries {

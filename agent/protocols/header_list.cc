@@ -112,12 +112,14 @@ HeaderList& HeaderList::operator=(const HeaderList& other) {
   }
   used_ = other.used_;
   count_ = other.count_;
+  name_sizes_ = other.name_sizes_;
   return *this;
 }
 
 HeaderList::HeaderList(HeaderList&& other) noexcept
-    : data_(std::move(other.data_)), used_(other.used_), count_(other.count_) {
+    : data_(std::move(other.data_)), used_(other.used_), count_(other.count_), name_sizes_(other.name_sizes_) {
   other.used_ = other.count_ = 0;
+  other.name_sizes_ = 0;
 }
 
 HeaderList& HeaderList::operator=(HeaderList&& other) noexcept {
@@ -125,7 +127,9 @@ HeaderList& HeaderList::operator=(HeaderList&& other) noexcept {
   data_ = std::move(other.data_);
   used_ = other.used_;
   count_ = other.count_;
+  name_sizes_ = other.name_sizes_;
   other.used_ = other.count_ = 0;
+  other.name_sizes_ = 0;
   return *this;
 }
 
@@ -159,6 +163,7 @@ void HeaderList::Add(std::string_view name, std::string_view value, bool unknown
   e->value_offset = value_offset;
   e->value_size = static_cast<uint32_t>(value.size());
   e->unknown = unknown ? 1 : 0;
+  NoteNameSize(name.size());
 }
 
 void HeaderList::SetValue(size_t index, std::string_view value) {
@@ -180,6 +185,7 @@ void HeaderList::SetValue(size_t index, std::string_view value) {
 void HeaderList::Clear() {
   used_ = 0;
   count_ = 0;
+  name_sizes_ = 0;
 }
 
 const HeaderField HeaderList::operator[](size_t index) const {
@@ -190,6 +196,7 @@ const HeaderField HeaderList::operator[](size_t index) const {
 }
 
 std::optional<std::string_view> HeaderList::Find(std::string_view lowercase_name) const {
+  if (((name_sizes_ >> (lowercase_name.size() & 63)) & 1) == 0) return std::nullopt;
   const char* base = data_.get();
   for (size_t i = 0; i < count_; ++i) {
     const Entry* e = EntryAt(i);

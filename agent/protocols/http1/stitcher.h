@@ -53,7 +53,7 @@ struct Http1Message {
   }
 };
 // Reset() names every field: a new field in L7Message must be added there.
-static_assert(sizeof(L7Message) == 72, "update Http1Message::Reset() for the new L7Message field");
+static_assert(sizeof(L7Message) == 80, "update Http1Message::Reset() for the new L7Message field");
 
 // FIFO of messages waiting to be paired. A vector with a moving head, not a
 // std::deque: a message is larger than deque's 512-byte node, so a deque

@@ -135,6 +135,45 @@ TEST(HeaderList, CopiesAndMovesKeepViewsValid) {
   EXPECT_EQ(c.byte_size(), 0u);
 }
 
+// Find skips lists holding no name of the asked size: names of every size
+// (including 64 and more, which share a size bit) are still found after
+// copies, moves, Clear and block assignment.
+TEST(HeaderList, FindByNameSizeAfterEveryMutation) {
+  HeaderList h;
+  for (size_t n = 1; n <= 130; n += 7) h.Add(std::string(n, 'a'), std::to_string(n));
+  for (size_t n = 1; n <= 130; n += 7) {
+    EXPECT_EQ(h.Find(std::string(n, 'a')).value_or(""), std::to_string(n)) << n;
+    EXPECT_FALSE(h.Find(std::string(n, 'b')).has_value()) << n;
+  }
+  EXPECT_FALSE(h.Find(std::string(2, 'a')).has_value());
+  HeaderList copy;
+  copy = h;
+  EXPECT_EQ(copy.Find(std::string(71, 'a')).value_or(""), "71");
+  HeaderList moved(std::move(copy));
+  EXPECT_EQ(moved.Find(std::string(127, 'a')).value_or(""), "127");
+  EXPECT_FALSE(copy.Find(std::string(127, 'a')).has_value());  // NOLINT(bugprone-use-after-move): moved-from is empty
+  HeaderList assigned;
+  assigned = std::move(moved);
+  EXPECT_EQ(assigned.Find(std::string(8, 'a')).value_or(""), "8");
+  assigned.Clear();
+  EXPECT_FALSE(assigned.Find(std::string(8, 'a')).has_value());
+  assigned.Add("traceparent", "00-x");
+  EXPECT_EQ(assigned.Find("traceparent").value_or(""), "00-x");
+
+  const std::string block = "Host: a\r\nX-Request-Id: r1\r\n";
+  struct Field {
+    std::string_view name, value;
+  };
+  const std::string_view b = block;
+  const Field fields[] = {{b.substr(0, 4), b.substr(6, 1)}, {b.substr(9, 12), b.substr(23, 2)}};
+  HeaderList parsed;
+  parsed.Add("content-length", "1");
+  parsed.AssignParsedBlock(b, fields);
+  EXPECT_EQ(parsed.Find("x-request-id").value_or(""), "r1");
+  EXPECT_EQ(parsed.Find("host").value_or(""), "a");
+  EXPECT_FALSE(parsed.Find("content-length").has_value()) << "assignment replaced the earlier fields";
+}
+
 using header_list_detail::Buffer;
 
 TEST(HeaderListBuffer, SizeClassesAndReuseOnTheSameThread) {

@@ -162,6 +162,29 @@ TEST(Red, SeriesBoundedAndLabelsEscaped) {
   EXPECT_EQ(prometheus::EscapeLabelValue("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
 }
 
+// Keys that differ in one field, at each field length the equality treats
+// on its own (1-3, 4-7, 8-16 bytes, longer), are separate series; equal
+// keys built from other strings are one.
+TEST(Red, KeysDifferingInOneByteAreSeparateSeries) {
+  RedAggregator red;
+  const std::vector<std::string> routes = {"/ab",         "/abc",          "/abcdefg",
+                                           "/abcdefghijk", "/abcdefghijklmno", "/abcdefghijklmnopqrstuvwxyz"};
+  for (const std::string& route : routes) {
+    std::string other = route;
+    other[other.size() / 2] = '#';  // differs inside, not at either end
+    std::string last = route;
+    last.back() = '#';
+    for (int copy = 0; copy < 2; ++copy) {
+      red.OnSpan(MakeSpan(trace::SpanKind::kServer, 200, 10 * kSec, 1000, std::string(route)));
+      red.OnSpan(MakeSpan(trace::SpanKind::kServer, 200, 10 * kSec, 1000, other));
+      red.OnSpan(MakeSpan(trace::SpanKind::kServer, 200, 10 * kSec, 1000, last));
+    }
+  }
+  const auto totals = red.Totals();
+  ASSERT_EQ(totals.size(), routes.size() * 3);
+  for (const auto& [key, series] : totals) EXPECT_EQ(series.count, 2u) << key.route;
+}
+
 TEST(MetricsServer, ServesMetricsAndHealth) {
   RedAggregator red;
   red.OnSpan(MakeSpan(trace::SpanKind::kServer, 200, kSec, 1000));
