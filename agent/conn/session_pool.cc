@@ -11,10 +11,9 @@ std::unique_ptr<protocols::ProtocolSession> SessionPool::Take(const protocols::P
     std::unique_ptr<protocols::ProtocolSession> s = std::move(parked_[slot].back());
     parked_[slot].pop_back();
     low_water_[slot] = std::min(low_water_[slot], parked_[slot].size());
-    if (s->Renew(role, late_join)) {
-      ++renewed_;
-      return s;
-    }
+    s->Reassign(role, late_join);  // Park renewed it
+    ++renewed_;
+    return s;
   }
   return def.make_session(role, late_join);
 }

@@ -113,6 +113,11 @@ class ProtocolSession {
   // hands them to the next connection with bytes. False: not supported, the
   // session is destroyed instead.
   virtual bool Renew(Role /*role*/, bool /*late_join*/) { return false; }
+  // On a session renewed as Renew(kUnknown, false) and fed nothing since (a
+  // parked one): what Renew(role, late_join) would make of it, without
+  // resetting everything a second time (once per exchange on keep-alive
+  // connections).
+  virtual void Reassign(Role role, bool late_join) { Renew(role, late_join); }
 
   // Quiet, nothing in flight, but holding state later bytes depend on
   // (HTTP/2's HPACK tables): that state as a few bytes, from which the

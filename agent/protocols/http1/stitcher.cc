@@ -467,6 +467,16 @@ bool Http1Session::Renew(Role role, bool late_join) {
   return true;
 }
 
+void Http1Session::Reassign(Role role, bool late_join) {
+  role_ = role;
+  late_join_ = late_join;
+  if (!late_join) return;  // Renew(kUnknown, false) left both directions at a message head
+  for (DirState* st : {&egress_, &ingress_}) {
+    st->phase = Phase::kResync;
+    st->after_desync = true;
+  }
+}
+
 void Http1Session::ReleaseIdleMemory() {
   requests_.ReleaseIfEmpty();
   responses_.ReleaseIfEmpty();

@@ -99,6 +99,7 @@ class Http1Session final : public ProtocolSession {
   void ReleaseIdleMemory() override;
   bool Quiescent(Role* role) const override;
   bool Renew(Role role, bool late_join) override;
+  void Reassign(Role role, bool late_join) override;
 
   Role role() const { return role_; }
 

@@ -198,6 +198,33 @@ TEST(Http1Session, LateJoinSkipsToFirstMessage) {
   EXPECT_EQ(f.session().role(), Role::kServer);
 }
 
+// The pool's path: a session that served an exchange, renewed unassigned
+// (parked) and then reassigned, parses like a new one of that role --
+// late-joined (resync to the first message start) or in sync.
+TEST(Http1Session, RenewedThenReassignedParsesLikeANewSession) {
+  for (const bool late : {true, false}) {
+    Feeder f(Role::kClient);
+    f.Send(kOut, "GET /first HTTP/1.1\r\nHost: h\r\n\r\n", 10);
+    f.Send(kIn, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", 20);
+    ASSERT_EQ(f.Take().size(), 1u);
+    Role role = Role::kUnknown;
+    ASSERT_TRUE(f.session().Quiescent(&role));
+    ASSERT_TRUE(f.session().Renew(Role::kUnknown, /*late_join=*/false));
+    f.session().Reassign(Role::kServer, late);
+    EXPECT_EQ(f.session().role(), Role::kServer);
+    const std::string lead = late ? "tail of some body\r\n" : "";
+    f.Send(kIn, lead + "GET /second HTTP/1.1\r\n\r\n", 30);
+    f.Send(kOut, "HTTP/1.1 204 No Content\r\n\r\n", 40);
+    auto recs = f.Take();
+    ASSERT_EQ(recs.size(), 1u) << "late=" << late;
+    EXPECT_EQ(recs[0].path, "/second");
+    EXPECT_EQ(recs[0].status, 204);
+    EXPECT_EQ((recs[0].flags & kRecordLateJoin) != 0, late);
+    EXPECT_EQ(f.session().counters().parse_errors, 0u) << "late=" << late;
+    EXPECT_EQ(f.session().counters().records, 1u) << "counters restart at Renew";
+  }
+}
+
 TEST(Http1Session, AbsoluteFormTarget) {
   Feeder f(Role::kClient);
   f.Send(kOut, "GET http://proxy.example:8080/p/q?z HTTP/1.1\r\n\r\n", 10);
