@@ -296,8 +296,10 @@ fi
 # --- latency at a fixed rate ---------------------------------------------------------
 if [ "$do_latency" = 1 ]; then
   declare -A p50 p99
+  lat_modes="off export"
+  [ -n "$baseline" ] && lat_modes+=" export@base"  # the same host minutes for both binaries
   for r in $(seq 1 "$rounds"); do
-    for m in off export; do
+    for m in $lat_modes; do
       start_agent $m || continue
       out=$("$FIXED" 127.0.0.1 $PROXY "$rate" "$secs" 64)
       p50[$m]+="$(echo "$out" | awk '{for (i=1;i<NF;i++) if ($i=="p50_us") print $(i+1)}') "
@@ -309,8 +311,12 @@ if [ "$do_latency" = 1 ]; then
   echo "## Latency at a fixed $rate req/s (open loop, 64 connections; medians of $rounds)"
   echo "| mode | p50 µs | p99 µs |"
   echo "|---|---|---|"
-  for m in off export; do printf '| %s | %s | %s |\n' $m "$(med "${p50[$m]:-}")" "$(med "${p99[$m]:-}")"; done
-  printf '| **added** | %.1f | %.1f |\n' \
-    "$(awk -v a="$(med "${p50[export]:-}")" -v b="$(med "${p50[off]:-}")" 'BEGIN{print a-b}')" \
-    "$(awk -v a="$(med "${p99[export]:-}")" -v b="$(med "${p99[off]:-}")" 'BEGIN{print a-b}')"
+  for m in $lat_modes; do printf '| %s | %s | %s |\n' $m "$(med "${p50[$m]:-}")" "$(med "${p99[$m]:-}")"; done
+  for m in $lat_modes; do
+    [ "$m" = off ] && continue
+    printf '| **added** (%s) | %.1f | %.1f |\n' $m \
+      "$(awk -v a="$(med "${p50[$m]:-}")" -v b="$(med "${p50[off]:-}")" 'BEGIN{print a-b}')" \
+      "$(awk -v a="$(med "${p99[$m]:-}")" -v b="$(med "${p99[off]:-}")" 'BEGIN{print a-b}')"
+  done
+  echo "# runs p99:$(for m in $lat_modes; do printf ' %s: %s;' $m "${p99[$m]:-}"; done)"
 fi
