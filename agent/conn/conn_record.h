@@ -3,6 +3,7 @@
 // connection it was seen on.
 #include <cstdint>
 #include <string>
+#include <utility>
 
 #include "agent/protocols/protocol.h"
 #include "agent/protocols/record.h"
@@ -22,6 +23,11 @@ struct ConnContext {
 };
 
 struct ConnRecord {
+  ConnRecord() = default;
+  // Built in place from a session's record (a vector's emplace_back), not
+  // default-built and assigned over.
+  ConnRecord(protocols::L7Record&& r, const ConnContext& c) : record(std::move(r)), conn(c) {}
+
   protocols::L7Record record;
   ConnContext conn;
 };
