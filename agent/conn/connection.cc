@@ -118,7 +118,6 @@ void Connection::TakeRecords(uint64_t now_ns, bool closing, std::vector<protocol
   scratch.clear();
   session_->TakeRecords(now_ns, closing, scratch);
   for (auto& r : scratch) {
-    // Built from the moved record (no default-built record assigned over).
     ConnRecord& cr = out.emplace_back(std::move(r), ctx_);
     cr.conn.tid = cr.record.request.thread_id != 0 ? cr.record.request.thread_id : cr.record.response.thread_id;
     if (cr.record.peer.family != 0) {
