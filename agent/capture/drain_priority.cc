@@ -79,17 +79,17 @@ std::unique_ptr<DrainPriority> DrainPriority::Start(const DrainPriorityOptions& 
     }
     return nullptr;
   }
-  DrainPriorityOptions options = o;
-  if (options.background_idle && !CanRegainNice(options.catch_up_nice, /*from_idle=*/true)) {
-    spdlog::warn("the agent cannot leave SCHED_IDLE once behind: it stays SCHED_OTHER in the background "
-                 "(capture.background_idle)");
-    options.background_idle = false;
-  }
   if (!CanRegainNice(o.catch_up_nice)) {
     spdlog::warn("the agent cannot raise its priority back to nice {} after yielding (needs CAP_SYS_NICE): it "
                  "stays at its priority instead of running in the background (capture.background_nice)",
                  o.catch_up_nice);
     return nullptr;
+  }
+  DrainPriorityOptions options = o;
+  if (options.background_idle && !CanRegainNice(options.catch_up_nice, /*from_idle=*/true)) {
+    spdlog::warn("the agent cannot leave SCHED_IDLE once behind: it stays SCHED_OTHER in the background "
+                 "(capture.background_idle)");
+    options.background_idle = false;
   }
   auto p = std::make_unique<DrainPriority>(options, [](int nice) { return SetProcessNice(nice, 0); });
   std::promise<pid_t> watchdog_tid;
