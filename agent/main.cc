@@ -385,7 +385,10 @@ int RunAgent(const sonde::core::AgentConfig& config, const RunCommand& cmd,
   // live capture the periodic check of quiet connections against /proc.
   options.tracker.memory_ceiling_bytes = static_cast<uint64_t>(config.memory_limit_mb) << 20;
   sonde::conn::ProcSocketProbe socket_probe;
-  if (live != nullptr) options.tracker.socket_probe = &socket_probe;
+  if (live != nullptr) {
+    options.tracker.socket_probe = &socket_probe;
+    options.tracker.thread_names_proc_root = "/proc";
+  }
 
   // Service names, resolved once per process from /proc (not for recordings,
   // whose pids are not this host's processes).

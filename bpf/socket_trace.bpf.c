@@ -237,6 +237,23 @@ static __always_inline void fill_header(struct sonde_event_header *h, __u32 type
   bpf_get_current_comm(&h->comm, sizeof(h->comm));
 }
 
+/* A data event's header: the thread name only on the socket's first event
+ * (see sonde_event_header.comm). The scratch record is reused: clear it. */
+static __always_inline void fill_data_header(struct sonde_event_header *h, struct sonde_sock_state *st,
+                                             __u64 pid_tgid) {
+  if (!(st->flags & SONDE_SOCK_COMM_SENT)) {
+    fill_header(h, SONDE_EVENT_DATA, pid_tgid);
+    st->flags |= SONDE_SOCK_COMM_SENT;
+    return;
+  }
+  h->type = SONDE_EVENT_DATA;
+  h->ts_exit_ns = bpf_ktime_get_ns();
+  h->ts_enter_ns = h->ts_exit_ns;
+  h->pid = pid_tgid >> 32;
+  h->tid = (__u32)pid_tgid;
+  __builtin_memset(h->comm, 0, sizeof(h->comm));
+}
+
 /* This CPU's ring buffer; NULL only for a CPU user space did not know of
  * (hot-plugged after start): its events are counted as lost. */
 static __always_inline void *cpu_ring(void) {
@@ -534,7 +551,7 @@ static __always_inline int emit_data(__u8 syscall, __s32 fd, __u64 buf, __u64 co
   }
 
   __u64 pid_tgid = bpf_get_current_pid_tgid();
-  fill_header(&ev->hdr, SONDE_EVENT_DATA, pid_tgid);
+  fill_data_header(&ev->hdr, st, pid_tgid);
   ev->sock_id = inode;
   ev->fd = fd;
   ev->syscall = syscall;
@@ -637,7 +654,9 @@ static __always_inline int exit_connection(__u8 syscall, __s32 fd_arg, long ret)
   if (!sk) return 0;
   const bool opened = syscall != SONDE_SYS_CONNECT || ret == 0 || ret == -SONDE_EINPROGRESS;
   struct sonde_tuple tuple = {};
-  if (!wanted_socket(sk, inode, opened ? role : SONDE_ROLE_UNKNOWN, &tuple)) return 0;
+  struct sonde_sock_state *st = wanted_socket(sk, inode, opened ? role : SONDE_ROLE_UNKNOWN, &tuple);
+  if (!st) return 0;
+  st->flags |= SONDE_SOCK_COMM_SENT; /* the connection event names the thread */
   emit_conn(SONDE_EVENT_CONN_OPEN, sk, inode, &tuple, fd, (__s32)ret, role, syscall,
             bpf_get_current_pid_tgid());
   return 0;

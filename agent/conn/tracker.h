@@ -29,6 +29,7 @@
 #include "agent/conn/conn_record.h"
 #include "agent/conn/data_stream.h"
 #include "agent/conn/memory_ceiling.h"
+#include "agent/conn/thread_names.h"
 
 namespace sonde::conn {
 
@@ -69,6 +70,9 @@ struct TrackerOptions {
   uint64_t probe_after_ns = 10'000'000'000ull;
   size_t max_probes_per_sweep = 4096;
   SocketProbe* socket_probe = nullptr;  // not owned; null: no existence checks (recordings, packets)
+  // Where a connection whose first event carries no thread name looks it up
+  // (ThreadNames); empty: only names seen in events (recordings, packets).
+  std::string thread_names_proc_root;
   // Resident set size ceiling of the process (bytes, 0: none), checked every sweep.
   uint64_t memory_ceiling_bytes = 0;
   // As many sockets as the kernel keeps state for (sock_states): memory is
@@ -152,6 +156,7 @@ class ConnectionTracker {
   void ApplyShedLevel(ShedLevel level, uint64_t now_ns, std::vector<ConnRecord>& out);
 
   TrackerOptions options_;
+  ThreadNames thread_names_;                       // for connections first seen without a name
   std::vector<uint64_t> unclaimed_sockets_;
   std::unique_ptr<ConnShared> shared_;             // stream budget, session pool, retired counters
   ConnMap connections_;                            // by socket id (or pid+fd when unknown)

@@ -88,6 +88,8 @@ class SocketSim {
     (dir == SONDE_DIR_EGRESS ? egress_seq_ : ingress_seq_) += n;
   }
   void set_tid(uint32_t tid) { tid_ = tid; }
+  // "" sends events without a thread name (the capture names a socket once).
+  void set_comm(std::string comm) { comm_ = std::move(comm); }
 
  private:
   void Header(sonde_event_header* h, uint32_t type, size_t size, uint64_t enter,
