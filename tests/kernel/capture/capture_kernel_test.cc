@@ -41,7 +41,8 @@ struct CurlRun {
 // Everything the recording holds about one socket of one process.
 struct SocketView {
   uint32_t pid = 0;
-  std::string comm;
+  std::string comm;          // from the events that carry it (connection events, a socket's first data event)
+  int named_data_events = 0;  // data events carrying the thread name
   uint8_t role = 0;
   std::string local, remote;
   uint64_t egress_bytes = 0, ingress_bytes = 0;
@@ -91,7 +92,10 @@ std::map<std::pair<uint32_t, uint64_t>, SocketView> LoadRecording(const std::str
         auto& s = sockets[{d->hdr.pid, d->sock_id}];
         NoteOrder(s, d->hdr, false);
         s.pid = d->hdr.pid;
-        s.comm = d->hdr.comm;
+        if (d->hdr.comm[0] != '\0') {
+          s.comm = d->hdr.comm;
+          ++s.named_data_events;
+        }
         if (d->role) s.role = d->role;
         s.local = capture::FormatEndpoint(d->tuple.family, d->tuple.saddr, d->tuple.sport);
         s.remote = capture::FormatEndpoint(d->tuple.family, d->tuple.daddr, d->tuple.dport);
@@ -111,6 +115,7 @@ std::map<std::pair<uint32_t, uint64_t>, SocketView> LoadRecording(const std::str
       } else if (const auto* c = capture::AsConnEvent(ev)) {
         auto& s = sockets[{c->hdr.pid, c->sock_id}];
         if (c->role) s.role = c->role;
+        if (c->hdr.comm[0] != '\0') s.comm = c->hdr.comm;
         if (c->hdr.type == SONDE_EVENT_CONN_OPEN) ++s.opens;
         if (c->hdr.type != SONDE_EVENT_CONN_CLOSE || c->syscall == SONDE_SYS_CLOSE) {  // not a state change
           NoteOrder(s, c->hdr, c->hdr.type == SONDE_EVENT_CONN_CLOSE);
@@ -237,6 +242,9 @@ TEST_F(CaptureKernelTest, SeesBothSidesOfEveryCurlRequestToNginx) {
     EXPECT_NE(server->pid, static_cast<uint32_t>(run.pid));
     EXPECT_EQ(client->opens, 1);
     EXPECT_EQ(server->opens, 1);
+    // connect/accept named the thread: no data event repeats the name.
+    EXPECT_EQ(client->named_data_events, 0);
+    EXPECT_EQ(server->named_data_events, 0);
 
     // Byte counts equal what curl reports, on both sides.
     EXPECT_EQ(client->egress_bytes, run.request_bytes);
@@ -392,6 +400,40 @@ TEST_F(CaptureKernelTest, IovecAndMsghdrSyscallsOverIpv6) {
   ASSERT_FALSE(server->ingress_seq.empty());
   EXPECT_EQ(client->egress_seq.front().first, server->ingress_seq.front().first);
   EXPECT_EQ(server->egress_seq.front().first, client->ingress_seq.front().first);
+}
+
+// A connection older than the agent has no connect/accept to name its
+// thread: its first data event does, once, and no later one repeats it.
+TEST_F(CaptureKernelTest, SocketOlderThanTheAgentIsNamedByItsFirstDataEventOnly) {
+  testlib::TempDir dir("sonde-capture-name");
+  Ipv6Pair pair;  // connected before the agent starts
+  const std::string rec = dir.File("events.rec");
+  auto agent = Subprocess::Start({testlib::AgentBinary(), "capture", "--record", rec, "--pid",
+                                  std::to_string(getpid()), "--ready-file", dir.File("ready")},
+                                 dir.File("agent.out"), dir.File("agent.err"));
+  ASSERT_TRUE(testlib::WaitForFile(dir.File("ready"), std::chrono::seconds(30)));
+  const std::string req = "GET /old HTTP/1.1\r\n\r\n";
+  char buf[100];
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_EQ(write(pair.client, req.data(), req.size()), static_cast<ssize_t>(req.size()));
+    usleep(10000);
+    ASSERT_EQ(read(pair.server, buf, sizeof(buf)), static_cast<ssize_t>(req.size()));
+  }
+  usleep(200 * 1000);
+  ASSERT_EQ(agent.Stop(), 0);
+  const std::string listen_end = "[::1]:" + std::to_string(pair.port);
+  std::string self_comm = testlib::ReadFile("/proc/self/comm");
+  while (!self_comm.empty() && self_comm.back() == '\n') self_comm.pop_back();
+  int sockets_seen = 0;
+  for (const auto& [key, s] : LoadRecording(rec)) {
+    if (s.remote != listen_end && s.local != listen_end) continue;
+    ++sockets_seen;
+    SCOPED_TRACE(s.local + " -> " + s.remote);
+    EXPECT_EQ(s.opens, 0);
+    EXPECT_EQ(s.named_data_events, 1);
+    EXPECT_EQ(s.comm, self_comm);
+  }
+  EXPECT_EQ(sockets_seen, 2);
 }
 
 // The client closes before the answer; the server's write draws an RST that
