@@ -93,6 +93,7 @@ Connection* ConnectionTracker::Create(uint64_t key, const sonde_event_header& hd
   ctx.tid = hdr.tid;
   if (hdr.comm[0] != '\0') {
     ctx.comm.assign(hdr.comm, strnlen(hdr.comm, sizeof(hdr.comm)));
+    thread_names_.Learn(hdr.tid, hdr.comm, sizeof(hdr.comm));
   } else {
     ctx.comm = thread_names_.Name(hdr.pid, hdr.tid);  // data events name a socket once
   }
@@ -152,7 +153,6 @@ void ConnectionTracker::OnData(const sonde_data_event& ev, std::vector<ConnRecor
   }
   const auto& hdr = ev.hdr;
   latest_ns_ = std::max<uint64_t>(latest_ns_, hdr.ts_exit_ns);
-  if (hdr.comm[0] != '\0') thread_names_.Learn(hdr.tid, hdr.comm, sizeof(hdr.comm));
   const uint64_t key = KeyOf(ev.sock_id, hdr.pid, ev.fd);
   Connection* conn = Find(key);
   // The usual event: a known socket on the fd it was seen on. Then the fd
@@ -228,7 +228,6 @@ void ConnectionTracker::OnData(const sonde_data_event& ev, std::vector<ConnRecor
 void ConnectionTracker::OnConn(const sonde_conn_event& ev, std::vector<ConnRecord>& out) {
   const auto& hdr = ev.hdr;
   latest_ns_ = std::max<uint64_t>(latest_ns_, hdr.ts_exit_ns);
-  if (hdr.comm[0] != '\0') thread_names_.Learn(hdr.tid, hdr.comm, sizeof(hdr.comm));
   uint64_t key = KeyOf(ev.sock_id, hdr.pid, ev.fd);
   if (hdr.type == SONDE_EVENT_CONN_OPEN) {
     if (ev.syscall != SONDE_SYS_STATE_CHANGE && ev.retval < 0 && ev.retval != -115 /*EINPROGRESS*/) {
