@@ -106,6 +106,8 @@ class RowWriter {
 class RowReader {
  public:
   explicit RowReader(std::string_view data) : data_(data) {}
+  // It keeps a view: a temporary string would be gone before the first read.
+  explicit RowReader(std::string&&) = delete;
   bool AtEnd() const { return pos_ >= data_.size(); }
   bool U8(uint8_t* v) { return Fixed(v); }
   bool U16(uint16_t* v) { return Fixed(v); }

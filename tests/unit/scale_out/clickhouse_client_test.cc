@@ -100,10 +100,12 @@ TEST(RowBinary, TruncatedAndGarbageResultsNeverReadOutOfBounds) {
     EXPECT_FALSE(r.String(&s) && r.U64(&v)) << cut;
   }
   // A length far past the data, and a varint that never ends.
-  RowReader huge(std::string("\xff\xff\xff\xff\x0f" "abc", 8));
+  const std::string huge_length("\xff\xff\xff\xff\x0f" "abc", 8);
+  RowReader huge(huge_length);
   std::string_view view;
   EXPECT_FALSE(huge.String(&view));
-  RowReader endless(std::string(20, '\x80'));
+  const std::string endless_varint(20, '\x80');
+  RowReader endless(endless_varint);
   EXPECT_FALSE(endless.String(&view));
   std::mt19937 rng(7);
   for (int i = 0; i < 2000; ++i) {
