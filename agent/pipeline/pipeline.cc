@@ -130,6 +130,11 @@ void Agent::Process() {
 }
 
 void Agent::Route(trace::SpanPtr span) {
+  // RED counts a system span as soon as it is built: the linker and the
+  // joiner may hold it (an egress waits up to seconds for its ingress), and
+  // nothing they change is part of a RED key. Other spans are counted in
+  // Deliver.
+  red_->OnSpan(*span);
   joiner_.Observe(*span);  // a client span is findable before the linker holds it
   linker_.Add(std::move(span), emit_);
   if (!group_.empty()) joiner_.Add(group_, deliver_);
@@ -187,7 +192,9 @@ uint64_t Agent::EventNow() const {
 }
 
 void Agent::Deliver(trace::SpanGroup& group) {
-  for (const auto& span : group) red_->OnSpan(*span);
+  for (const auto& span : group) {
+    if (span->source != trace::SpanSource::kSystem) red_->OnSpan(*span);  // system spans: in Route
+  }
   // Recordings replay faster than real time: their budget follows event time.
   sampler_.Decide(group, EventNow(), keep_);
   for (size_t i = 0; i < group.size(); ++i) {
@@ -315,6 +322,7 @@ void Agent::Snapshot(const capture::SourceCounters* source) {
   snapshot_.linker = linker_.counters();
   snapshot_.joiner = joiner_.counters();
   snapshot_.join_held_groups = joiner_.held_groups();
+  snapshot_.linker_pending = linker_.pending();
   snapshot_.sampler = sampler_.counters();
   if (source != nullptr) snapshot_.source = *source;
   snapshot_.spans = spans_;
@@ -385,6 +393,13 @@ void Agent::AppendSelfMetrics(std::string& out) const {
   metrics::prometheus::AppendGauge(out, "sonde_agent_join_held_groups",
                                    "Server span groups waiting for their client span.",
                                    static_cast<double>(c.join_held_groups));
+  AppendCounter(out, "sonde_agent_link_unseen_ingress_egress_total",
+                "Egress spans held briefly: their process's last egress spans all timed out unlinked "
+                "(an ingress the agent does not see, e.g. TLS it does not decrypt).",
+                c.linker.unseen_ingress_egress);
+  metrics::prometheus::AppendGauge(out, "sonde_agent_link_pending_egress",
+                                   "Egress spans waiting in the gateway linker for their ingress span.",
+                                   static_cast<double>(c.linker_pending));
   AppendMetricHeader(out, "sonde_agent_spans_sampled_total", "counter", "Spans kept by the span budget, by reason.");
   for (size_t r = 0; r < static_cast<size_t>(trace::SampleReason::kCount); ++r) {
     AppendSample(out, "sonde_agent_spans_sampled_total",

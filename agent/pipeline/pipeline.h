@@ -75,6 +75,7 @@ struct AgentCounters {
   trace::LinkerCounters linker;
   trace::JoinerCounters joiner;
   uint64_t join_held_groups = 0;
+  uint64_t linker_pending = 0;  // egress spans waiting for their ingress
   trace::SamplerCounters sampler;
   capture::SourceCounters source;
   uint64_t spans = 0;

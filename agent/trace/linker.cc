@@ -49,7 +49,12 @@ void GatewayLinker::Add(SpanPtr owned, const Emit& emit) {
     std::string host(HostOnly(FindHeader(headers, "host").value_or(std::string_view())));
     std::string kong_id = HeaderOr(headers, "x-kong-request-id");
     std::string request_id = HeaderOr(headers, "x-request-id");
-    const uint64_t deadline = span.end_unix_ns + (proc.serves ? options_.hold_ns : options_.client_only_hold_ns);
+    uint64_t hold = proc.serves ? options_.hold_ns : options_.client_only_hold_ns;
+    if (proc.serves && proc.timeouts_since_link >= options_.unseen_ingress_after) {
+      hold = std::min(hold, options_.unseen_ingress_hold_ns);
+      ++counters_.unseen_ingress_egress;
+    }
+    const uint64_t deadline = span.end_unix_ns + hold;
     const uint64_t start = span.start_unix_ns, end = span.end_unix_ns;
     proc.egress.push_back(
         Pending{std::move(owned), std::move(host), std::move(kong_id), std::move(request_id), deadline, start, end});
@@ -149,6 +154,7 @@ void GatewayLinker::Add(SpanPtr owned, const Emit& emit) {
   for (size_t idx : matched) Link(span, queue[idx], reason);
   emit(std::move(owned));
   if (matched.empty()) return;
+  proc.timeouts_since_link = 0;  // its ingress is seen: egress spans wait the full hold again
   // Emit linked egress spans (in order), keep the rest waiting, in place.
   size_t m = 0, kept = 0;
   for (size_t i = 0; i < queue.size(); ++i) {
@@ -218,6 +224,7 @@ void GatewayLinker::Flush(uint64_t now_unix_ns, const Emit& emit) {
       Release(queue.front(), emit);
       queue.pop_front();
       --pending_count_;
+      if (it->second.serves && it->second.timeouts_since_link < UINT32_MAX) ++it->second.timeouts_since_link;
     }
     // A client-only process is forgotten once idle (pids are reused); kept
     // while active, so it stays known as a pure client.

@@ -30,6 +30,13 @@ struct LinkerOptions {
   // them cost memory and CPU for every request of a busy client (and kept
   // the server groups of the exchange joiner waiting with them).
   uint64_t pure_client_after_ns = 100'000'000;
+  // A serving process whose last `unseen_ingress_after` egress spans all
+  // waited out their hold unlinked has an ingress the agent does not see
+  // (TLS through a library it does not hook, --no-tls): its egress spans
+  // wait this long instead, until one links again. Holding each for seconds
+  // held every request of such a gateway (~500 MB at 30k req/s).
+  uint32_t unseen_ingress_after = 64;
+  uint64_t unseen_ingress_hold_ns = 250'000'000;
   size_t max_pending = 200'000;               // egress spans waiting, all processes
   uint64_t nesting_slack_ns = 0;              // clock tolerance for time nesting
   // Candidates for an ingress are the waiting egress spans that ended at
@@ -47,6 +54,7 @@ struct LinkerCounters {
   uint64_t links[kLinkReasonCount] = {};  // by LinkReason
   uint64_t unlinked_egress = 0;
   uint64_t pure_client_egress = 0;  // of those: from a process that never serves, not held
+  uint64_t unseen_ingress_egress = 0;  // held briefly: their process's ingress is not seen
   uint64_t ambiguous = 0;    // nesting candidates too alike to choose: left unlinked
   uint64_t evicted = 0;      // released early at max_pending
 };
@@ -77,6 +85,7 @@ class GatewayLinker {
   struct Process {
     std::deque<Pending> egress;
     bool serves = false;        // has produced server spans
+    uint32_t timeouts_since_link = 0;  // egress spans released by their deadline since the last link
     uint64_t first_seen_ns = 0;  // end of its first span (wall clock)
     uint64_t last_seen_ns = 0;   // end of its latest span: idle clients are forgotten
   };

@@ -113,6 +113,47 @@ TEST(Pipeline, RecordsSpansLinksAndRed) {
   EXPECT_GE(c.tracker.protocol.unpaired, 1u);
 }
 
+class HeldTestSink : public trace::SpanSink {
+ public:
+  void OnSpan(const trace::Span& span) override { kinds.push_back(span.kind); }
+  std::vector<trace::SpanKind> kinds;
+};
+
+uint64_t RedRequests(Agent& agent, std::string_view kind) {
+  uint64_t n = 0;
+  for (const auto& [key, series] : agent.red().Totals()) {
+    if (key.kind == kind) n += series.count;
+  }
+  return n;
+}
+
+// An egress whose ingress the agent cannot see (TLS it does not decrypt, a
+// dropped record) waits seconds in the linker for it; RED counts it at once.
+TEST(Pipeline, RedCountsSpansTheLinkerStillHolds) {
+  // Peers off the node: the exchange joiner holds nothing here.
+  SocketSim down(300, 300, "nginx", 100, 10, SONDE_ROLE_SERVER, Endpoints{"10.0.0.1", 8080, "10.0.0.2", 40000});
+  SocketSim up(300, 300, "nginx", 200, 20, SONDE_ROLE_CLIENT, Endpoints{"10.0.0.1", 50000, "10.9.9.9", 9000});
+  PipelineOptions o;
+  o.event_time = true;
+  o.clock_offset_ns = 1'700'000'000'000'000'000ull;
+  o.sampler.spans_per_second = 0;  // every span reaches the sink once released
+  Agent agent(o);
+  auto sink = std::make_shared<HeldTestSink>();
+  agent.AddSink(sink);
+  agent.OnEvent(down.Open(1'000));
+  agent.OnEvent(down.Read("GET /seen HTTP/1.1\r\nHost: gw\r\n\r\n", 2'000));  // the process serves
+  agent.OnEvent(down.Write("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", 3'000));
+  agent.OnEvent(up.Open(10'000));
+  agent.OnEvent(up.Write("GET /orphan HTTP/1.1\r\nHost: backend\r\n\r\n", 20'000));
+  agent.OnEvent(up.Read("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", 30'000));
+  ASSERT_EQ(sink->kinds.size(), 1u) << "the server span left; the egress waits for an ingress";
+  EXPECT_EQ(RedRequests(agent, "client"), 1u);
+  EXPECT_EQ(RedRequests(agent, "server"), 1u);
+  agent.Finish();
+  EXPECT_EQ(sink->kinds.size(), 2u);
+  EXPECT_EQ(RedRequests(agent, "client"), 1u) << "counted once, not again when released";
+}
+
 TEST(Pipeline, ServesSelfMetrics) {
   MemorySource source(GatewayEvents(5));
   PipelineOptions o;

@@ -275,6 +275,45 @@ TEST(GatewayLinker, EgressReleasedAfterHold) {
   EXPECT_EQ(linker.pending(), 0u);
 }
 
+// A gateway whose ingress the agent cannot see (TLS it does not decrypt):
+// once its egress spans keep timing out unlinked they are held briefly, until
+// one links again.
+TEST(GatewayLinker, EgressOfAnUnseenIngressIsHeldBrieflyUntilOneLinks) {
+  GatewayLinker linker(LinkerOptions{.hold_ns = 5000, .unseen_ingress_after = 4, .unseen_ingress_hold_ns = 100});
+  std::vector<Span> out;
+  auto emit = [&](SpanPtr&& sp) { out.push_back(std::move(*sp)); };
+  auto span = [](SpanKind kind, uint64_t start, uint64_t end, std::string_view request_id) {
+    auto s = std::make_unique<Span>();
+    s->kind = kind;
+    s->pid = 9;
+    s->start_unix_ns = start;
+    s->end_unix_ns = end;
+    s->request_headers.Add("x-request-id", request_id);
+    return s;
+  };
+  linker.Add(span(SpanKind::kServer, 0, 10, "a"), emit);  // pid 9 serves
+  uint64_t t = 100;
+  for (int i = 0; i < 4; ++i, t += 10) linker.Add(span(SpanKind::kClient, t, t + 5, "lost"), emit);
+  linker.Flush(t + 5000, emit);  // all four waited the full hold, unlinked
+  EXPECT_EQ(linker.pending(), 0u);
+  t += 5000;
+  linker.Add(span(SpanKind::kClient, t, t + 5, "unseen"), emit);
+  EXPECT_EQ(linker.counters().unseen_ingress_egress, 1u);
+  const size_t before = out.size();
+  linker.Flush(t + 5 + 100, emit);
+  EXPECT_EQ(out.size(), before + 1) << "released after the short hold";
+  // An egress that links (its ingress is seen after all) restores the full hold.
+  t += 1000;
+  linker.Add(span(SpanKind::kClient, t + 1, t + 5, "seen"), emit);
+  linker.Add(span(SpanKind::kServer, t, t + 10, "seen"), emit);
+  EXPECT_EQ(linker.counters().links[static_cast<size_t>(LinkReason::kRequestId)], 1u);
+  t += 100;
+  linker.Add(span(SpanKind::kClient, t, t + 5, "next"), emit);
+  linker.Flush(t + 5 + 100, emit);
+  EXPECT_EQ(linker.pending(), 1u) << "held the full hold again";
+  EXPECT_EQ(linker.counters().unseen_ingress_egress, 2u) << "`unseen` and `seen`, not `next`";
+}
+
 // A process that never serves (a load generator, curl) is a pure client once
 // it has been seen for pure_client_after_ns: its spans are not held, while a
 // serving process's egress still waits for its ingress.
