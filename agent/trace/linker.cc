@@ -50,7 +50,7 @@ void GatewayLinker::Add(SpanPtr owned, const Emit& emit) {
     std::string kong_id = HeaderOr(headers, "x-kong-request-id");
     std::string request_id = HeaderOr(headers, "x-request-id");
     uint64_t hold = proc.serves ? options_.hold_ns : options_.client_only_hold_ns;
-    if (proc.serves && proc.timeouts_since_link >= options_.unseen_ingress_after) {
+    if (proc.serves && !proc.ingress_seen) {
       hold = std::min(hold, options_.unseen_ingress_hold_ns);
       ++counters_.unseen_ingress_egress;
     }
@@ -154,7 +154,8 @@ void GatewayLinker::Add(SpanPtr owned, const Emit& emit) {
   for (size_t idx : matched) Link(span, queue[idx], reason);
   emit(std::move(owned));
   if (matched.empty()) return;
-  proc.timeouts_since_link = 0;  // its ingress is seen: egress spans wait the full hold again
+  proc.ingress_seen = true;  // egress spans wait the full hold (again)
+  proc.timeouts_since_link = 0;
   // Emit linked egress spans (in order), keep the rest waiting, in place.
   size_t m = 0, kept = 0;
   for (size_t i = 0; i < queue.size(); ++i) {
@@ -219,17 +220,25 @@ void GatewayLinker::Release(Pending& p, const Emit& emit) {
 
 void GatewayLinker::Flush(uint64_t now_unix_ns, const Emit& emit) {
   for (auto it = processes_.begin(); it != processes_.end();) {
-    auto& queue = it->second.egress;
-    while (!queue.empty() && queue.front().deadline_ns <= now_unix_ns) {
+    Process& proc = it->second;
+    auto& queue = proc.egress;
+    // Spans queued under the full hold leave by the short one once the
+    // process's ingress turns out unseen (the queue is in about end order).
+    auto expired = [&](const Pending& p) {
+      if (p.deadline_ns <= now_unix_ns) return true;
+      return proc.serves && !proc.ingress_seen && p.end_ns + options_.unseen_ingress_hold_ns <= now_unix_ns;
+    };
+    while (!queue.empty() && expired(queue.front())) {
       Release(queue.front(), emit);
       queue.pop_front();
       --pending_count_;
-      if (it->second.serves && it->second.timeouts_since_link < UINT32_MAX) ++it->second.timeouts_since_link;
+      if (!proc.serves) continue;
+      if (proc.timeouts_since_link < options_.unseen_ingress_after) ++proc.timeouts_since_link;
+      if (proc.timeouts_since_link >= options_.unseen_ingress_after) proc.ingress_seen = false;
     }
     // A client-only process is forgotten once idle (pids are reused); kept
     // while active, so it stays known as a pure client.
-    if (queue.empty() && !it->second.serves &&
-        it->second.last_seen_ns + options_.pure_client_after_ns * 10 <= now_unix_ns) {
+    if (queue.empty() && !proc.serves && proc.last_seen_ns + options_.pure_client_after_ns * 10 <= now_unix_ns) {
       it = processes_.erase(it);
     } else {
       ++it;

@@ -30,11 +30,13 @@ struct LinkerOptions {
   // them cost memory and CPU for every request of a busy client (and kept
   // the server groups of the exchange joiner waiting with them).
   uint64_t pure_client_after_ns = 100'000'000;
-  // A serving process whose last `unseen_ingress_after` egress spans all
-  // waited out their hold unlinked has an ingress the agent does not see
-  // (TLS through a library it does not hook, --no-tls): its egress spans
-  // wait this long instead, until one links again. Holding each for seconds
-  // held every request of such a gateway (~500 MB at 30k req/s).
+  // Egress spans of a serving process wait hold_ns only once one of them has
+  // linked: until then, and again after `unseen_ingress_after` of them in a
+  // row waited out their hold unlinked, the process's ingress is not seen
+  // (TLS through a library the agent does not hook, --no-tls, a proxy whose
+  // own server side is filtered out) and they wait unseen_ingress_hold_ns.
+  // Holding each for seconds held every request of such a gateway (~500 MB
+  // at 30k req/s), for nothing to link to.
   uint32_t unseen_ingress_after = 64;
   uint64_t unseen_ingress_hold_ns = 250'000'000;
   size_t max_pending = 200'000;               // egress spans waiting, all processes
@@ -85,6 +87,7 @@ class GatewayLinker {
   struct Process {
     std::deque<Pending> egress;
     bool serves = false;        // has produced server spans
+    bool ingress_seen = false;  // an egress linked, and fewer than unseen_ingress_after timed out since
     uint32_t timeouts_since_link = 0;  // egress spans released by their deadline since the last link
     uint64_t first_seen_ns = 0;  // end of its first span (wall clock)
     uint64_t last_seen_ns = 0;   // end of its latest span: idle clients are forgotten

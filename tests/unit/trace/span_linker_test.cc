@@ -276,12 +276,13 @@ TEST(GatewayLinker, EgressReleasedAfterHold) {
 }
 
 // A gateway whose ingress the agent cannot see (TLS it does not decrypt):
-// once its egress spans keep timing out unlinked they are held briefly, until
-// one links again.
-TEST(GatewayLinker, EgressOfAnUnseenIngressIsHeldBrieflyUntilOneLinks) {
-  GatewayLinker linker(LinkerOptions{.hold_ns = 5000, .unseen_ingress_after = 4, .unseen_ingress_hold_ns = 100});
-  std::vector<Span> out;
-  auto emit = [&](SpanPtr&& sp) { out.push_back(std::move(*sp)); };
+// its egress spans wait only briefly until one links; after that the full
+// hold, until enough of them in a row time out unlinked again -- then also
+// the ones already queued under the full hold leave.
+TEST(GatewayLinker, EgressIsHeldLongOnlyWhileItsProcessIngressIsSeen) {
+  GatewayLinker linker(LinkerOptions{.hold_ns = 5000, .unseen_ingress_after = 3, .unseen_ingress_hold_ns = 100});
+  std::vector<std::string> out;
+  auto emit = [&](SpanPtr&& sp) { out.push_back(std::string(FindHeader(sp->request_headers, "x-request-id").value_or(""))); };
   auto span = [](SpanKind kind, uint64_t start, uint64_t end, std::string_view request_id) {
     auto s = std::make_unique<Span>();
     s->kind = kind;
@@ -291,27 +292,32 @@ TEST(GatewayLinker, EgressOfAnUnseenIngressIsHeldBrieflyUntilOneLinks) {
     s->request_headers.Add("x-request-id", request_id);
     return s;
   };
-  linker.Add(span(SpanKind::kServer, 0, 10, "a"), emit);  // pid 9 serves
-  uint64_t t = 100;
-  for (int i = 0; i < 4; ++i, t += 10) linker.Add(span(SpanKind::kClient, t, t + 5, "lost"), emit);
-  linker.Flush(t + 5000, emit);  // all four waited the full hold, unlinked
-  EXPECT_EQ(linker.pending(), 0u);
-  t += 5000;
-  linker.Add(span(SpanKind::kClient, t, t + 5, "unseen"), emit);
+  linker.Add(span(SpanKind::kServer, 0, 10, "a"), emit);  // pid 9 serves; nothing linked yet
+  linker.Add(span(SpanKind::kClient, 100, 105, "unseen"), emit);
   EXPECT_EQ(linker.counters().unseen_ingress_egress, 1u);
-  const size_t before = out.size();
-  linker.Flush(t + 5 + 100, emit);
-  EXPECT_EQ(out.size(), before + 1) << "released after the short hold";
-  // An egress that links (its ingress is seen after all) restores the full hold.
-  t += 1000;
-  linker.Add(span(SpanKind::kClient, t + 1, t + 5, "seen"), emit);
-  linker.Add(span(SpanKind::kServer, t, t + 10, "seen"), emit);
+  linker.Flush(205, emit);
+  EXPECT_EQ(out.back(), "unseen") << "released after the short hold";
+
+  // One links: the ingress is seen, egress spans wait the full hold.
+  linker.Add(span(SpanKind::kClient, 1001, 1005, "seen"), emit);
+  linker.Add(span(SpanKind::kServer, 1000, 1010, "seen"), emit);
   EXPECT_EQ(linker.counters().links[static_cast<size_t>(LinkReason::kRequestId)], 1u);
-  t += 100;
-  linker.Add(span(SpanKind::kClient, t, t + 5, "next"), emit);
-  linker.Flush(t + 5 + 100, emit);
-  EXPECT_EQ(linker.pending(), 1u) << "held the full hold again";
-  EXPECT_EQ(linker.counters().unseen_ingress_egress, 2u) << "`unseen` and `seen`, not `next`";
+  uint64_t t = 2000;
+  for (const char* id : {"lost1", "lost2", "lost3"}) {
+    linker.Add(span(SpanKind::kClient, t, t + 5, id), emit);
+    t += 10;
+  }
+  linker.Add(span(SpanKind::kClient, 3000, 3005, "queued"), emit);
+  EXPECT_EQ(linker.counters().unseen_ingress_egress, 2u) << "`unseen` and `seen` (before its link)";
+  linker.Flush(2000 + 5 + 200, emit);
+  EXPECT_EQ(linker.pending(), 4u) << "the full hold";
+  // The three lost ones time out: the ingress is unseen again, and `queued`
+  // (deadline 8005 under the full hold) leaves by the short one.
+  linker.Flush(2025 + 5000, emit);
+  EXPECT_EQ(linker.pending(), 0u);
+  EXPECT_EQ(out.back(), "queued");
+  linker.Add(span(SpanKind::kClient, 9000, 9005, "short"), emit);
+  EXPECT_EQ(linker.counters().unseen_ingress_egress, 3u);
 }
 
 // A process that never serves (a load generator, curl) is a pure client once
