@@ -113,10 +113,10 @@ TEST(Pipeline, RecordsSpansLinksAndRed) {
   EXPECT_GE(c.tracker.protocol.unpaired, 1u);
 }
 
-class HeldTestSink : public trace::SpanSink {
+class CollectingSink : public trace::SpanSink {
  public:
-  void OnSpan(const trace::Span& span) override { kinds.push_back(span.kind); }
-  std::vector<trace::SpanKind> kinds;
+  void OnSpan(const trace::Span& span) override { spans.push_back(span); }
+  std::vector<trace::Span> spans;
 };
 
 uint64_t RedRequests(Agent& agent, std::string_view kind) {
@@ -138,7 +138,7 @@ TEST(Pipeline, RedCountsSpansTheLinkerStillHolds) {
   o.clock_offset_ns = 1'700'000'000'000'000'000ull;
   o.sampler.spans_per_second = 0;  // every span reaches the sink once released
   Agent agent(o);
-  auto sink = std::make_shared<HeldTestSink>();
+  auto sink = std::make_shared<CollectingSink>();
   agent.AddSink(sink);
   agent.OnEvent(down.Open(1'000));
   agent.OnEvent(down.Read("GET /seen HTTP/1.1\r\nHost: gw\r\n\r\n", 2'000));  // the process serves
@@ -146,11 +146,12 @@ TEST(Pipeline, RedCountsSpansTheLinkerStillHolds) {
   agent.OnEvent(up.Open(10'000));
   agent.OnEvent(up.Write("GET /orphan HTTP/1.1\r\nHost: backend\r\n\r\n", 20'000));
   agent.OnEvent(up.Read("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", 30'000));
-  ASSERT_EQ(sink->kinds.size(), 1u) << "the server span left; the egress waits for an ingress";
+  ASSERT_EQ(sink->spans.size(), 1u) << "the server span left; the egress waits for an ingress";
+  EXPECT_EQ(sink->spans[0].kind, trace::SpanKind::kServer);
   EXPECT_EQ(RedRequests(agent, "client"), 1u);
   EXPECT_EQ(RedRequests(agent, "server"), 1u);
   agent.Finish();
-  EXPECT_EQ(sink->kinds.size(), 2u);
+  EXPECT_EQ(sink->spans.size(), 2u);
   EXPECT_EQ(RedRequests(agent, "client"), 1u) << "counted once, not again when released";
 }
 
@@ -179,12 +180,6 @@ TEST(Pipeline, ServesSelfMetrics) {
 }
 
 // Collects what reaches the span sinks (after the span budget).
-class CollectingSink : public trace::SpanSink {
- public:
-  void OnSpan(const trace::Span& span) override { spans.push_back(span); }
-  std::vector<trace::Span> spans;
-};
-
 // A gateway at 2,000 requests/s of event time for 5 s against a budget of 100
 // spans/s: RED counts every request, the sinks get about the budget, every
 // kept ingress comes with its linked egress (decision per trace), every error
