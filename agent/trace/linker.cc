@@ -75,6 +75,12 @@ void GatewayLinker::Add(SpanPtr owned, const Emit& emit) {
   Process& proc = processes_[span.pid];
   proc.serves = true;
   if (proc.first_seen_ns == 0) proc.first_seen_ns = span.end_unix_ns;
+  if (proc.timeouts_since_link >= options_.unseen_ingress_after &&
+      ++proc.scans_skipped % std::max<uint32_t>(options_.unseen_ingress_scan_every, 1) != 0) {
+    ++counters_.unseen_ingress_unscanned;
+    emit(std::move(owned));
+    return;
+  }
   auto& queue = proc.egress;
   // Reused across calls: an ingress span is linked on every request.
   std::vector<size_t>& matched = matched_;

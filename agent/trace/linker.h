@@ -39,6 +39,12 @@ struct LinkerOptions {
   // at 30k req/s), for nothing to link to.
   uint32_t unseen_ingress_after = 64;
   uint64_t unseen_ingress_hold_ns = 250'000'000;
+  // Meanwhile only one of this many of its server spans is compared with the
+  // waiting egress spans (enough to notice when links come back): an
+  // undecrypted HTTPS gateway whose backend serves from the same process
+  // spent half of the agent's CPU comparing backend spans with 250 ms of
+  // egress spans that could never nest in them.
+  uint32_t unseen_ingress_scan_every = 16;
   size_t max_pending = 200'000;               // egress spans waiting, all processes
   uint64_t nesting_slack_ns = 0;              // clock tolerance for time nesting
   // Candidates for an ingress are the waiting egress spans that ended at
@@ -57,6 +63,7 @@ struct LinkerCounters {
   uint64_t unlinked_egress = 0;
   uint64_t pure_client_egress = 0;  // of those: from a process that never serves, not held
   uint64_t unseen_ingress_egress = 0;  // held briefly: their process's ingress is not seen
+  uint64_t unseen_ingress_unscanned = 0;  // server spans of such a process not compared (sampled)
   uint64_t ambiguous = 0;    // nesting candidates too alike to choose: left unlinked
   uint64_t evicted = 0;      // released early at max_pending
 };
@@ -89,6 +96,7 @@ class GatewayLinker {
     bool serves = false;        // has produced server spans
     bool ingress_seen = false;  // an egress linked, and fewer than unseen_ingress_after timed out since
     uint32_t timeouts_since_link = 0;  // egress spans released by their deadline since the last link
+    uint32_t scans_skipped = 0;        // ingress spans not compared while the ingress is unseen
     uint64_t first_seen_ns = 0;  // end of its first span (wall clock)
     uint64_t last_seen_ns = 0;   // end of its latest span: idle clients are forgotten
   };

@@ -320,6 +320,37 @@ TEST(GatewayLinker, EgressIsHeldLongOnlyWhileItsProcessIngressIsSeen) {
   EXPECT_EQ(linker.counters().unseen_ingress_egress, 3u);
 }
 
+// Once a process's egress spans keep timing out unlinked, only one of its
+// server spans in `unseen_ingress_scan_every` is compared with them -- enough
+// to find a link when its ingress becomes visible again.
+TEST(GatewayLinker, UnseenIngressProcessComparesOneServerSpanInN) {
+  GatewayLinker linker(LinkerOptions{
+      .hold_ns = 5000, .unseen_ingress_after = 2, .unseen_ingress_hold_ns = 100, .unseen_ingress_scan_every = 4});
+  std::vector<Span> out;
+  auto emit = [&](SpanPtr&& sp) { out.push_back(std::move(*sp)); };
+  auto span = [](SpanKind kind, uint64_t start, uint64_t end, std::string_view request_id) {
+    auto s = std::make_unique<Span>();
+    s->kind = kind;
+    s->pid = 11;
+    s->start_unix_ns = start;
+    s->end_unix_ns = end;
+    s->request_headers.Add("x-request-id", request_id);
+    return s;
+  };
+  linker.Add(span(SpanKind::kServer, 0, 10, "a"), emit);
+  linker.Add(span(SpanKind::kClient, 20, 25, "lost1"), emit);
+  linker.Add(span(SpanKind::kClient, 30, 35, "lost2"), emit);
+  linker.Flush(1000, emit);  // two timeouts: the ingress is unseen
+  linker.Add(span(SpanKind::kClient, 2001, 2005, "back"), emit);
+  for (int i = 0; i < 3; ++i) linker.Add(span(SpanKind::kServer, 2000, 2010, "back"), emit);
+  EXPECT_EQ(linker.counters().unseen_ingress_unscanned, 3u);
+  EXPECT_EQ(linker.counters().links[static_cast<size_t>(LinkReason::kRequestId)], 0u);
+  linker.Add(span(SpanKind::kServer, 2000, 2010, "back"), emit);  // the fourth is compared
+  EXPECT_EQ(linker.counters().links[static_cast<size_t>(LinkReason::kRequestId)], 1u);
+  linker.Add(span(SpanKind::kServer, 3000, 3010, "more"), emit);  // linked again: every one compared
+  EXPECT_EQ(linker.counters().unseen_ingress_unscanned, 3u);
+}
+
 // A process that never serves (a load generator, curl) is a pure client once
 // it has been seen for pure_client_after_ns: its spans are not held, while a
 // serving process's egress still waits for its ingress.
