@@ -394,8 +394,8 @@ void Agent::AppendSelfMetrics(std::string& out) const {
                                    "Server span groups waiting for their client span.",
                                    static_cast<double>(c.join_held_groups));
   AppendCounter(out, "sonde_agent_link_unseen_ingress_egress_total",
-                "Egress spans held briefly: their process's last egress spans all timed out unlinked "
-                "(an ingress the agent does not see, e.g. TLS it does not decrypt).",
+                "Egress spans held briefly because their process's ingress is not seen: none of its egress "
+                "spans has linked yet, or the last ones all timed out unlinked (e.g. TLS the agent does not decrypt).",
                 c.linker.unseen_ingress_egress);
   metrics::prometheus::AppendGauge(out, "sonde_agent_link_pending_egress",
                                    "Egress spans waiting in the gateway linker for their ingress span.",
