@@ -182,6 +182,15 @@ void ConnectionTracker::OnData(const sonde_data_event& ev, std::vector<ConnRecor
   }
   const auto role = static_cast<Role>(ev.role <= SONDE_ROLE_SERVER ? ev.role : 0);
   if (conn == nullptr) {
+    if (!given_up_.empty() && ev.sock_id != 0) {
+      if (auto g = given_up_.find(ev.sock_id); g != given_up_.end()) {
+        if (!(ev.flags & SONDE_DATA_TLS)) {
+          ++closed_.given_up_late_events;
+          return;
+        }
+        given_up_.erase(g);  // TLS plaintext: the uprobes took over the ciphertext given up
+      }
+    }
     conn = Create(key, hdr, ev.tuple, ev.fd, role, /*late_join=*/role == Role::kUnknown);
     if (conn == nullptr) return;
   }
@@ -221,6 +230,8 @@ void ConnectionTracker::OnData(const sonde_data_event& ev, std::vector<ConnRecor
     // Not a protocol we reconstruct (or TLS ciphertext): let the kernel stop
     // copying it and free its state now instead of at the idle timeout.
     unclaimed_sockets_.push_back(ev.sock_id);
+    if (given_up_.size() >= options_.max_connections) given_up_.clear();  // bounded; at worst tracked anew
+    given_up_[ev.sock_id] = hdr.ts_exit_ns;
     Release(connections_.find(key), ReleaseReason::kUnclaimed, out);
   }
 }
@@ -310,6 +321,7 @@ void ConnectionTracker::Tick(uint64_t now_ns, std::vector<ConnRecord>& out) {
 }
 
 void ConnectionTracker::Sweep(uint64_t now_ns, std::vector<ConnRecord>& out) {
+  absl::erase_if(given_up_, [&](const auto& kv) { return kv.second + options_.given_up_memory_ns < now_ns; });
   // Connections gone quiet give back their buffers and leave the active list.
   size_t keep = 0;
   for (uint64_t key : active_) {

@@ -81,6 +81,12 @@ struct TrackerOptions {
   size_t max_memory_bytes = 64u << 20;  // all streams' buffered bytes
   DataStream::Options stream;
   size_t max_infer_bytes = 4096;  // bytes to look at before giving up on inference
+  // A socket given up (no protocol) is ignored by the kernel from then on,
+  // but its events already in the ring buffers still arrive: for this long
+  // they are dropped (counted) instead of tracking the socket anew -- such a
+  // connection got no close event (the kernel reports none for ignored
+  // sockets) and lingered until the existence checks.
+  uint64_t given_up_memory_ns = 2'000'000'000ull;
   uint32_t max_infer_calls = 8;   // calls to look at before giving up
 };
 
@@ -96,6 +102,7 @@ struct TrackerCounters {
   uint64_t connections_rejected = 0;   // over max_connections
   uint64_t released[kReleaseReasonCount] = {};
   uint64_t unknown_protocol = 0;       // connections no protocol claimed
+  uint64_t given_up_late_events = 0;   // events of a socket given up, still in flight: dropped
   uint64_t memory_drops = 0;           // chunks/buffers dropped at the total bound
   uint64_t overflow_drops = 0;         // buffers dropped at the per-stream bound
   uint64_t memory_ceiling_sheds = 0;   // checks that found the process above the ceiling
@@ -161,6 +168,7 @@ class ConnectionTracker {
   std::unique_ptr<ConnShared> shared_;             // stream budget, session pool, retired counters
   ConnMap connections_;                            // by socket id (or pid+fd when unknown)
   absl::flat_hash_map<uint64_t, uint64_t> by_fd_;  // (pid << 32 | fd) -> key
+  absl::flat_hash_map<uint64_t, uint64_t> given_up_;  // socket id -> when it was given up
   std::vector<uint64_t> active_;                   // keys with events since they were last quiet
   std::vector<uint64_t> close_pending_;            // keys waiting out state_close_grace_ns
   std::vector<uint64_t> reordering_;               // keys with chunks waiting for a hole (ticked)

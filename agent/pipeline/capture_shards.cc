@@ -54,6 +54,7 @@ void AddTrackerCounters(conn::TrackerCounters& to, const conn::TrackerCounters& 
   to.connections_rejected += from.connections_rejected;
   for (size_t r = 0; r < conn::kReleaseReasonCount; ++r) to.released[r] += from.released[r];
   to.unknown_protocol += from.unknown_protocol;
+  to.given_up_late_events += from.given_up_late_events;
   to.memory_drops += from.memory_drops;
   to.overflow_drops += from.overflow_drops;
   to.memory_ceiling_sheds += from.memory_ceiling_sheds;

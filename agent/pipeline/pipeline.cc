@@ -361,6 +361,10 @@ void Agent::AppendSelfMetrics(std::string& out) const {
   AppendCounter(out, "sonde_agent_connections_opened_total", "Connections tracked.", c.tracker.connections_opened);
   AppendCounter(out, "sonde_agent_unknown_protocol_connections_total", "Connections no protocol claimed.",
                 c.tracker.unknown_protocol);
+  AppendCounter(out, "sonde_agent_given_up_socket_late_events_total",
+                "Events of sockets no protocol claimed that were already on their way when the kernel was told "
+                "to ignore them (dropped).",
+                c.tracker.given_up_late_events);
   AppendMetricHeader(out, "sonde_agent_connections_released_total", "counter",
                      "Tracked connections let go, by reason (agent/conn/tracker.h).");
   for (size_t r = 0; r < conn::kReleaseReasonCount; ++r) {

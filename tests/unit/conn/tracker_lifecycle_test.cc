@@ -82,6 +82,46 @@ TEST(TrackerLifecycle, EveryReleaseHasItsReason) {
 
 // Monotonic time is large (time since boot): a connection opened and not
 // yet used must not look idle since time 0.
+// A socket given up (no protocol: here TLS ciphertext) is ignored by the
+// kernel from then on; its events already in flight are dropped and counted,
+// not tracked as a new connection that no close event would end.
+TEST(TrackerLifecycle, LateEventsOfAGivenUpSocketAreDroppedForAWhile) {
+  TrackerOptions o;
+  o.given_up_memory_ns = 2 * kSec;
+  ConnectionTracker t(o);
+  std::vector<ConnRecord> out;
+  SocketSim tls = Server(5, 13);
+  const std::string record("\x16\x03\x01\x02\x00garbage", 12);
+  for (int i = 0; i < 8; ++i) t.OnEvent(tls.Read(record, kSec + i), out);
+  EXPECT_EQ(Released(t, ReleaseReason::kUnclaimed), 1u);
+  ASSERT_EQ(t.unclaimed_sockets().size(), 1u);
+  t.OnEvent(tls.Read(record, kSec + 100), out);  // still in a ring buffer when the kernel was told
+  t.OnEvent(tls.Write(record, kSec + 200), out);
+  EXPECT_EQ(t.open_connections(), 0u);
+  EXPECT_EQ(t.counters().given_up_late_events, 2u);
+  t.Tick(kSec + 500'000'000, out);
+  t.Tick(4 * kSec, out);  // the sweep forgets it after given_up_memory_ns
+  t.OnEvent(tls.Read(record, 4 * kSec + 1), out);
+  EXPECT_EQ(t.open_connections(), 1u) << "an event after that is tracked again";
+  EXPECT_EQ(t.counters().given_up_late_events, 2u);
+}
+
+// The ciphertext of a TLS handshake can be given up before the first SSL
+// call; the plaintext the uprobes then report for that socket is tracked.
+TEST(TrackerLifecycle, PlaintextOfAGivenUpCiphertextSocketIsTracked) {
+  ConnectionTracker t;
+  std::vector<ConnRecord> out;
+  SocketSim tls = Server(6, 14);
+  const std::string record("\x16\x03\x01\x02\x00garbage", 12);
+  for (int i = 0; i < 8; ++i) t.OnEvent(tls.Read(record, kSec + i), out);
+  ASSERT_EQ(Released(t, ReleaseReason::kUnclaimed), 1u);
+  auto plain = tls.Read("GET /secure HTTP/1.1\r\nHost: a\r\n\r\n", kSec + 100);
+  reinterpret_cast<sonde_data_event*>(plain.data())->flags |= SONDE_DATA_TLS;
+  t.OnEvent(plain, out);
+  EXPECT_EQ(t.open_connections(), 1u);
+  EXPECT_EQ(t.counters().given_up_late_events, 0u);
+}
+
 TEST(TrackerLifecycle, OpenedConnectionWithoutBytesIsNotIdle) {
   TrackerOptions o;
   o.idle_timeout_ns = 60 * kSec;
