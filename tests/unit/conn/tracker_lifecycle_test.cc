@@ -82,6 +82,13 @@ TEST(TrackerLifecycle, EveryReleaseHasItsReason) {
 
 // Monotonic time is large (time since boot): a connection opened and not
 // yet used must not look idle since time 0.
+// TLS records on `tls` until the tracker gives the socket up (max_infer_calls).
+const std::string kCiphertext("\x16\x03\x01\x02\x00garbage", 12);
+void GiveUp(ConnectionTracker& t, SocketSim& tls, std::vector<ConnRecord>& out) {
+  for (int i = 0; i < 8; ++i) t.OnEvent(tls.Read(kCiphertext, kSec + i), out);
+  ASSERT_EQ(Released(t, ReleaseReason::kUnclaimed), 1u);
+}
+
 // A socket given up (no protocol: here TLS ciphertext) is ignored by the
 // kernel from then on; its events already in flight are dropped and counted,
 // not tracked as a new connection that no close event would end.
@@ -91,9 +98,8 @@ TEST(TrackerLifecycle, LateEventsOfAGivenUpSocketAreDroppedForAWhile) {
   ConnectionTracker t(o);
   std::vector<ConnRecord> out;
   SocketSim tls = Server(5, 13);
-  const std::string record("\x16\x03\x01\x02\x00garbage", 12);
-  for (int i = 0; i < 8; ++i) t.OnEvent(tls.Read(record, kSec + i), out);
-  EXPECT_EQ(Released(t, ReleaseReason::kUnclaimed), 1u);
+  GiveUp(t, tls, out);
+  const std::string& record = kCiphertext;
   ASSERT_EQ(t.unclaimed_sockets().size(), 1u);
   t.OnEvent(tls.Read(record, kSec + 100), out);  // still in a ring buffer when the kernel was told
   t.OnEvent(tls.Write(record, kSec + 200), out);
@@ -112,9 +118,7 @@ TEST(TrackerLifecycle, PlaintextOfAGivenUpCiphertextSocketIsTracked) {
   ConnectionTracker t;
   std::vector<ConnRecord> out;
   SocketSim tls = Server(6, 14);
-  const std::string record("\x16\x03\x01\x02\x00garbage", 12);
-  for (int i = 0; i < 8; ++i) t.OnEvent(tls.Read(record, kSec + i), out);
-  ASSERT_EQ(Released(t, ReleaseReason::kUnclaimed), 1u);
+  GiveUp(t, tls, out);
   auto plain = tls.Read("GET /secure HTTP/1.1\r\nHost: a\r\n\r\n", kSec + 100);
   reinterpret_cast<sonde_data_event*>(plain.data())->flags |= SONDE_DATA_TLS;
   t.OnEvent(plain, out);

@@ -275,6 +275,17 @@ TEST(GatewayLinker, EgressReleasedAfterHold) {
   EXPECT_EQ(linker.pending(), 0u);
 }
 
+// A span of process `pid` carrying an x-request-id (the linker's exact evidence).
+SpanPtr RequestIdSpan(uint32_t pid, SpanKind kind, uint64_t start, uint64_t end, std::string_view request_id) {
+  auto s = std::make_unique<Span>();
+  s->kind = kind;
+  s->pid = pid;
+  s->start_unix_ns = start;
+  s->end_unix_ns = end;
+  s->request_headers.Add("x-request-id", request_id);
+  return s;
+}
+
 // A gateway whose ingress the agent cannot see (TLS it does not decrypt):
 // its egress spans wait only briefly until one links; after that the full
 // hold, until enough of them in a row time out unlinked again -- then also
@@ -283,14 +294,8 @@ TEST(GatewayLinker, EgressIsHeldLongOnlyWhileItsProcessIngressIsSeen) {
   GatewayLinker linker(LinkerOptions{.hold_ns = 5000, .unseen_ingress_after = 3, .unseen_ingress_hold_ns = 100});
   std::vector<std::string> out;
   auto emit = [&](SpanPtr&& sp) { out.push_back(std::string(FindHeader(sp->request_headers, "x-request-id").value_or(""))); };
-  auto span = [](SpanKind kind, uint64_t start, uint64_t end, std::string_view request_id) {
-    auto s = std::make_unique<Span>();
-    s->kind = kind;
-    s->pid = 9;
-    s->start_unix_ns = start;
-    s->end_unix_ns = end;
-    s->request_headers.Add("x-request-id", request_id);
-    return s;
+  auto span = [](SpanKind kind, uint64_t start, uint64_t end, std::string_view id) {
+    return RequestIdSpan(9, kind, start, end, id);
   };
   linker.Add(span(SpanKind::kServer, 0, 10, "a"), emit);  // pid 9 serves; nothing linked yet
   linker.Add(span(SpanKind::kClient, 100, 105, "unseen"), emit);
@@ -328,14 +333,8 @@ TEST(GatewayLinker, UnseenIngressProcessComparesOneServerSpanInN) {
       .hold_ns = 5000, .unseen_ingress_after = 2, .unseen_ingress_hold_ns = 100, .unseen_ingress_scan_every = 4});
   std::vector<Span> out;
   auto emit = [&](SpanPtr&& sp) { out.push_back(std::move(*sp)); };
-  auto span = [](SpanKind kind, uint64_t start, uint64_t end, std::string_view request_id) {
-    auto s = std::make_unique<Span>();
-    s->kind = kind;
-    s->pid = 11;
-    s->start_unix_ns = start;
-    s->end_unix_ns = end;
-    s->request_headers.Add("x-request-id", request_id);
-    return s;
+  auto span = [](SpanKind kind, uint64_t start, uint64_t end, std::string_view id) {
+    return RequestIdSpan(11, kind, start, end, id);
   };
   linker.Add(span(SpanKind::kServer, 0, 10, "a"), emit);
   linker.Add(span(SpanKind::kClient, 20, 25, "lost1"), emit);
