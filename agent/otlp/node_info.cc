@@ -11,16 +11,10 @@
 #include <sstream>
 
 #include "agent/capture/tuple_format.h"
+#include "agent/core/text_file.h"
 
 namespace sonde::otlp {
 namespace {
-
-std::string ReadFirstLine(const char* path) {
-  std::ifstream in(path);
-  std::string line;
-  std::getline(in, line);
-  return line;
-}
 
 // Interface name of the IPv4 default route (/proc/net/route destination 0).
 std::string DefaultRouteInterface() {
@@ -80,7 +74,7 @@ NodeInfo ReadNodeInfo() {
   NodeInfo info;
   char name[256] = {};
   if (gethostname(name, sizeof name - 1) == 0) info.host_name = name;
-  info.host_id = ReadFirstLine("/etc/machine-id");
+  info.host_id = core::ReadFirstLine("/etc/machine-id");
   for (const char* var : {"SONDE_NODE_NAME", "K8S_NODE_NAME", "NODE_NAME"}) {
     if (const char* v = std::getenv(var); v != nullptr && *v != '\0') {
       info.k8s_node_name = v;
