@@ -50,7 +50,7 @@ void GatewayLinker::Add(SpanPtr owned, const Emit& emit) {
     std::string kong_id = HeaderOr(headers, "x-kong-request-id");
     std::string request_id = HeaderOr(headers, "x-request-id");
     uint64_t hold = proc.serves ? options_.hold_ns : options_.client_only_hold_ns;
-    if (proc.serves && !proc.ingress_seen) {
+    if (proc.serves && !IngressSeen(proc)) {
       hold = std::min(hold, options_.unseen_ingress_hold_ns);
       ++counters_.unseen_ingress_egress;
     }
@@ -75,7 +75,7 @@ void GatewayLinker::Add(SpanPtr owned, const Emit& emit) {
   Process& proc = processes_[span.pid];
   proc.serves = true;
   if (proc.first_seen_ns == 0) proc.first_seen_ns = span.end_unix_ns;
-  if (proc.timeouts_since_link >= options_.unseen_ingress_after &&
+  if (IngressLost(proc) &&
       ++proc.scans_skipped % std::max<uint32_t>(options_.unseen_ingress_scan_every, 1) != 0) {
     ++counters_.unseen_ingress_unscanned;
     emit(std::move(owned));
@@ -160,7 +160,7 @@ void GatewayLinker::Add(SpanPtr owned, const Emit& emit) {
   for (size_t idx : matched) Link(span, queue[idx], reason);
   emit(std::move(owned));
   if (matched.empty()) return;
-  proc.ingress_seen = true;  // egress spans wait the full hold (again)
+  proc.linked = true;  // egress spans wait the full hold (again)
   proc.timeouts_since_link = 0;
   // Emit linked egress spans (in order), keep the rest waiting, in place.
   size_t m = 0, kept = 0;
@@ -232,15 +232,13 @@ void GatewayLinker::Flush(uint64_t now_unix_ns, const Emit& emit) {
     // process's ingress turns out unseen (the queue is in about end order).
     auto expired = [&](const Pending& p) {
       if (p.deadline_ns <= now_unix_ns) return true;
-      return proc.serves && !proc.ingress_seen && p.end_ns + options_.unseen_ingress_hold_ns <= now_unix_ns;
+      return proc.serves && !IngressSeen(proc) && p.end_ns + options_.unseen_ingress_hold_ns <= now_unix_ns;
     };
     while (!queue.empty() && expired(queue.front())) {
       Release(queue.front(), emit);
       queue.pop_front();
       --pending_count_;
-      if (!proc.serves) continue;
-      if (proc.timeouts_since_link < options_.unseen_ingress_after) ++proc.timeouts_since_link;
-      if (proc.timeouts_since_link >= options_.unseen_ingress_after) proc.ingress_seen = false;
+      if (proc.serves && !IngressLost(proc)) ++proc.timeouts_since_link;
     }
     // A client-only process is forgotten once idle (pids are reused); kept
     // while active, so it stays known as a pure client.

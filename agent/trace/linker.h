@@ -94,7 +94,7 @@ class GatewayLinker {
   struct Process {
     std::deque<Pending> egress;
     bool serves = false;        // has produced server spans
-    bool ingress_seen = false;  // an egress linked, and fewer than unseen_ingress_after timed out since
+    bool linked = false;               // one of its egress spans has linked
     uint32_t timeouts_since_link = 0;  // egress spans released by their deadline since the last link
     uint32_t scans_skipped = 0;        // ingress spans not compared while the ingress is unseen
     uint64_t first_seen_ns = 0;  // end of its first span (wall clock)
@@ -102,6 +102,10 @@ class GatewayLinker {
   };
   void Link(Span& ingress, Pending& egress, LinkReason reason);
   // Indexes (ascending) of `queue` entries that can belong to an ingress starting at `start_ns`.
+  // Its last unseen_ingress_after egress spans all timed out unlinked.
+  bool IngressLost(const Process& p) const { return p.timeouts_since_link >= options_.unseen_ingress_after; }
+  // Its egress spans wait the full hold: one has linked and the ingress is not lost since.
+  bool IngressSeen(const Process& p) const { return p.linked && !IngressLost(p); }
   void Candidates(const std::deque<Pending>& queue, uint64_t start_ns);
   void Release(Pending& p, const Emit& emit);
 
