@@ -101,11 +101,11 @@ class GatewayLinker {
     uint64_t last_seen_ns = 0;   // end of its latest span: idle clients are forgotten
   };
   void Link(Span& ingress, Pending& egress, LinkReason reason);
-  // Indexes (ascending) of `queue` entries that can belong to an ingress starting at `start_ns`.
   // Its last unseen_ingress_after egress spans all timed out unlinked.
   bool IngressLost(const Process& p) const { return p.timeouts_since_link >= options_.unseen_ingress_after; }
   // Its egress spans wait the full hold: one has linked and the ingress is not lost since.
   bool IngressSeen(const Process& p) const { return p.linked && !IngressLost(p); }
+  // Indexes (ascending) of `queue` entries that can belong to an ingress starting at `start_ns`.
   void Candidates(const std::deque<Pending>& queue, uint64_t start_ns);
   void Release(Pending& p, const Emit& emit);
 
